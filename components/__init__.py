@@ -1,0 +1,1 @@
+"""One ComponentResource per layer. Components take plain, typed arguments and never read config."""

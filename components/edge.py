@@ -1,0 +1,245 @@
+"""The edge layer: one Cloudflare zone's TLS, WAF, rate limits, cache rules and platform hosts.
+
+Requirements S1 (TLS), S2 (WAF), S3 (least-privilege tokens), L5 and C5 (edge cache), D3 (DNS).
+Each stack owns its own zone, because zone settings and phase entry-point rulesets are zone-wide:
+a zone has exactly one ruleset per phase, so every rule of a phase lives in one resource here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from stacks.profile import EdgeProfile
+
+# Cloudflare's managed rulesets (ids are fixed account-wide constants).
+MANAGED_RULESET_ID = "efb7b8c949ac4650a09736fc376e9aee"
+OWASP_RULESET_ID = "4814384a9e5d4991b9815dcfc25d2f1f"
+# The OWASP ruleset's last rule, "949110: Inbound Anomaly Score Exceeded": it carries the threshold.
+OWASP_SCORE_RULE_ID = "6179ae15870a4bb7b2d480d4843b323c"
+
+# API token permission groups the platform may grant, by the name Cloudflare shows.
+PERMISSION_GROUPS = {
+    "Cache Purge": "e17beae8b8cb423a99b1730f21238bed",
+    "Zone Read": "c8fed203ed3043cba015a93ad1616f1f",
+}
+
+VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
+
+
+@dataclass(frozen=True)
+class RateLimitOverride:
+    """A per-tenant storefront limit: requests per minute per client IP on these hosts."""
+
+    hosts: tuple[str, ...]
+    requests_per_minute: int
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    zone_id: str
+    zone_name: str
+    tokens_expire_on: str
+    """Every token declared here expires at midnight UTC of this date."""
+    settings: EdgeProfile
+    api_origin: pulumi.Input[str] | None = None
+    """The engine's service hostname. Left out, no `api.<zone>` record is declared."""
+    custom_domains_enabled: bool = False
+    """Declare the Cloudflare for SaaS fallback origin (needed once any tenant has its own domain)."""
+    rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
+    waf_log_only_hosts: Sequence[str] = ()
+    """Hosts whose OWASP matches are only logged (a tenant migrating); the managed ruleset still runs."""
+
+
+def _host_set(hosts: Sequence[str]) -> str:
+    return "{" + " ".join(json.dumps(h) for h in sorted(hosts)) + "}"
+
+
+class Edge(pulumi.ComponentResource):
+    fallback_origin: cloudflare.CustomHostnameFallbackOrigin | None
+    api_hostname: str
+    saas_cname_target: str
+    catalog_purge_token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:edge:Edge", name, None, opts)
+        self._name = name
+        self._args = args
+        self.api_hostname = f"api.{args.zone_name}"
+        self.saas_cname_target = f"customers.{args.zone_name}"
+        child = pulumi.ResourceOptions(parent=self)
+
+        self._zone_settings(child)
+        self._waf(child)
+        self._rate_limits(child)
+        self._cache_rules(child)
+        self._https_redirect(child)
+        self._platform_hosts(child)
+        self.catalog_purge_token = self._purge_token(child)
+
+        self.register_outputs({"api_hostname": self.api_hostname,
+                               "saas_cname_target": self.saas_cname_target})
+
+    def _zone_settings(self, child: pulumi.ResourceOptions) -> None:
+        s = self._args.settings
+        settings: dict[str, object] = {
+            "ssl": "strict",
+            "min_tls_version": "1.2",
+            "tls_1_3": "on",
+            # Zone-wide "Always Use HTTPS" cannot spare ACME challenges, which Vercel needs over plain
+            # HTTP behind a proxy; the redirect rule in `_https_redirect` does it with that exception.
+            "always_use_https": "off",
+            "automatic_https_rewrites": "on",
+            "security_header": {
+                "strict_transport_security": {
+                    "enabled": True,
+                    "max_age": s.hsts_max_age_seconds,
+                    "include_subdomains": s.hsts_preload,
+                    "preload": s.hsts_preload,
+                    "nosniff": True,
+                }
+            },
+        }
+        for setting_id, value in settings.items():
+            cloudflare.ZoneSetting(f"{self._name}-{setting_id.replace('_', '-')}", zone_id=self._args.zone_id,
+                                   setting_id=setting_id, value=value, opts=child)
+
+    def _waf(self, child: pulumi.ResourceOptions) -> None:
+        s = self._args.settings
+        log_hosts = list(self._args.waf_log_only_hosts)
+        # Paranoia level N: the rules tagged with the levels above N are switched off.
+        paranoia_off: list[cloudflare.RulesetRuleActionParametersOverridesCategoryArgsDict] = [
+            {"category": f"paranoia-level-{level}", "enabled": False}
+            for level in range(s.owasp_paranoia_level + 1, 5)
+        ]
+
+        def owasp(action: str, expression: str, description: str) -> cloudflare.RulesetRuleArgsDict:
+            return {
+                "action": "execute",
+                "expression": expression,
+                "description": description,
+                "action_parameters": {
+                    "id": OWASP_RULESET_ID,
+                    "overrides": {
+                        "categories": paranoia_off,
+                        "rules": [{"id": OWASP_SCORE_RULE_ID, "action": action,
+                                   "score_threshold": s.owasp_score_threshold}],
+                    },
+                },
+            }
+
+        rules: list[cloudflare.RulesetRuleArgsDict] = [
+            {"action": "execute", "expression": "true", "description": "Cloudflare Managed Ruleset",
+             "action_parameters": {"id": MANAGED_RULESET_ID}},
+            owasp(s.waf_action, f"not http.host in {_host_set(log_hosts)}" if log_hosts else "true",
+                  "Cloudflare OWASP Core Ruleset"),
+        ]
+        if log_hosts:
+            rules.append(owasp("log", f"http.host in {_host_set(log_hosts)}",
+                               "Cloudflare OWASP Core Ruleset, log only (tenants migrating)"))
+        cloudflare.Ruleset(f"{self._name}-waf", zone_id=self._args.zone_id, kind="zone",
+                           phase="http_request_firewall_managed", name="platform WAF",
+                           rules=rules, opts=child)
+
+    def _rate_limits(self, child: pulumi.ResourceOptions) -> None:
+        s = self._args.settings
+
+        def limit(expression: str, per_minute: int, description: str) -> cloudflare.RulesetRuleArgsDict:
+            return {
+                "action": "block",
+                "expression": expression,
+                "description": description,
+                "ratelimit": {"characteristics": ["cf.colo.id", "ip.src"], "period": 60,
+                              "requests_per_period": per_minute, "mitigation_timeout": 60},
+            }
+
+        overridden = [h for o in self._args.rate_limit_overrides for h in o.hosts]
+        rules = [limit(f"http.host eq {json.dumps(self.api_hostname)}", s.api_rate_limit_per_minute,
+                       "API: requests per minute per client IP")]
+        rules += [limit(f"http.host in {_host_set(o.hosts)}", o.requests_per_minute,
+                        f"storefront override: {o.hosts[0]}") for o in self._args.rate_limit_overrides]
+        storefront = f"http.host ne {json.dumps(self.api_hostname)}"
+        if overridden:
+            storefront += f" and not http.host in {_host_set(overridden)}"
+        rules.append(limit(storefront, s.storefront_rate_limit_per_minute, "storefronts"))
+        cloudflare.Ruleset(f"{self._name}-rate-limits", zone_id=self._args.zone_id, kind="zone",
+                           phase="http_ratelimit", name="platform rate limits", rules=rules, opts=child)
+
+    def _cache_rules(self, child: pulumi.ResourceOptions) -> None:
+        api = json.dumps(self.api_hostname)
+        catalog = f'http.host eq {api} and http.request.method eq "GET" and ' \
+                  'starts_with(http.request.uri.path, "/v1/catalog")'
+        rules: list[cloudflare.RulesetRuleArgsDict] = [
+            {"action": "set_cache_settings", "description": "never cache Vercel's own paths",
+             "expression": 'starts_with(http.request.uri.path, "/.well-known/vercel/")',
+             "action_parameters": {"cache": False}},
+            {"action": "set_cache_settings", "description": "API calls bypass the cache",
+             "expression": f'http.host eq {api} and not starts_with(http.request.uri.path, "/v1/catalog")',
+             "action_parameters": {"cache": False}},
+            {"action": "set_cache_settings",
+             "description": "catalog JSON at the edge for 24 h (C5), keyed by the tenant's key",
+             "expression": catalog,
+             "action_parameters": {
+                 "cache": True,
+                 "edge_ttl": {"mode": "override_origin",
+                              "default": self._args.settings.catalog_edge_ttl_seconds},
+                 "browser_ttl": {"mode": "respect_origin"},
+                 # The catalog is per tenant and the tenant is named by its key: the key is part of
+                 # the cache key, so one tenant's catalog is never served to another.
+                 "cache_key": {"custom_key": {"header": {"includes": ["authorization"]}}},
+             }},
+        ]
+        cloudflare.Ruleset(f"{self._name}-cache", zone_id=self._args.zone_id, kind="zone",
+                           phase="http_request_cache_settings", name="platform cache rules",
+                           rules=rules, opts=child)
+
+    def _https_redirect(self, child: pulumi.ResourceOptions) -> None:
+        rule: cloudflare.RulesetRuleArgsDict = {
+            "action": "redirect",
+            "description": "always use HTTPS, except ACME HTTP-01 challenges (Vercel certificates)",
+            "expression": 'not ssl and not starts_with(http.request.uri.path, "/.well-known/acme-challenge/")',
+            "action_parameters": {"from_value": {
+                "status_code": 301,
+                "preserve_query_string": True,
+                "target_url": {"expression": 'concat("https://", http.host, http.request.uri.path)'},
+            }},
+        }
+        cloudflare.Ruleset(f"{self._name}-https-redirect", zone_id=self._args.zone_id, kind="zone",
+                           phase="http_request_dynamic_redirect", name="platform HTTPS redirect",
+                           rules=[rule], opts=child)
+
+    def _platform_hosts(self, child: pulumi.ResourceOptions) -> None:
+        # Proxied: the WAF and rate limits only see traffic that goes through Cloudflare (S2).
+        if self._args.api_origin is not None:
+            cloudflare.DnsRecord(f"{self._name}-api", zone_id=self._args.zone_id, name=self.api_hostname,
+                                 type="CNAME", content=self._args.api_origin, proxied=True, ttl=1,
+                                 comment="Commission Engine API", opts=child)
+        self.fallback_origin = None
+        if self._args.custom_domains_enabled:
+            record = cloudflare.DnsRecord(
+                f"{self._name}-saas-fallback", zone_id=self._args.zone_id, name=self.saas_cname_target,
+                type="CNAME", content=VERCEL_CNAME_TARGET, proxied=True, ttl=1,
+                comment="Cloudflare for SaaS fallback origin: tenants' own domains CNAME here", opts=child)
+            self.fallback_origin = cloudflare.CustomHostnameFallbackOrigin(
+                f"{self._name}-saas-fallback-origin", zone_id=self._args.zone_id,
+                origin=self.saas_cname_target, opts=pulumi.ResourceOptions(parent=self, depends_on=[record]))
+
+    def _purge_token(self, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """A token the engine uses to purge the catalog from the edge: this zone, Cache Purge only."""
+        groups = self._args.settings.token_permissions
+        token = cloudflare.ApiToken(
+            f"{self._name}-catalog-purge-token",
+            name=f"platform catalog purge ({self._args.zone_name})",
+            policies=[{
+                "effect": "allow",
+                "permission_groups": [{"id": PERMISSION_GROUPS[g]} for g in groups],
+                "resources": json.dumps({f"com.cloudflare.api.account.zone.{self._args.zone_id}": "*"}),
+            }],
+            expires_on=f"{self._args.tokens_expire_on}T00:00:00Z",
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["value"]),
+        )
+        return pulumi.Output.secret(token.value)

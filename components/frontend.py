@@ -1,0 +1,80 @@
+"""The front-end layer: the storefront's Vercel project (L1, D1, C4).
+
+Commits to the production branch deploy automatically through Vercel's git integration (D1); the
+project's environment variables carry what differs per environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+import pulumiverse_vercel as vercel
+
+from stacks.profile import FrontendProfile
+
+
+@dataclass(frozen=True)
+class StorefrontArgs:
+    project_name: str
+    repository: str
+    """`owner/name` on GitHub."""
+    production_branch: str
+    function_region: str
+    """Vercel region for server-side rendering and route handlers: near the engine and its data."""
+    api_url: str
+    settings: FrontendProfile
+    root_directory: str | None = None
+    """Left out, the repository root."""
+    team_id: str | None = None
+    """Left out, the provider's default team (`vercel:team`)."""
+
+
+class Storefront(pulumi.ComponentResource):
+    project_id: pulumi.Output[str]
+    revalidate_token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: StorefrontArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:frontend:Storefront", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        project = vercel.Project(
+            f"{name}-project",
+            name=args.project_name,
+            framework="nextjs",
+            team_id=args.team_id,
+            git_repository={"type": "github", "repo": args.repository,
+                            "production_branch": args.production_branch},
+            root_directory=args.root_directory,
+            serverless_function_region=args.function_region,
+            preview_deployments_disabled=not args.settings.preview_deployments,
+            # Previews need a Vercel login; production is public.
+            vercel_authentication={"deployment_type": "standard_protection"},
+            automatically_expose_system_environment_variables=True,
+            opts=child,
+        )
+        self.project_id = project.id
+
+        # Shared by the engine and the storefront: authorises on-demand ISR revalidation calls.
+        token = random.RandomPassword(f"{name}-revalidate-token", length=48, special=False, opts=child)
+        self.revalidate_token = pulumi.Output.secret(token.result)
+
+        variables: list[tuple[str, pulumi.Input[str], bool]] = [
+            ("NEXT_PUBLIC_API_URL", args.api_url, False),
+            ("CATALOG_REVALIDATE_SECONDS", str(args.settings.isr_revalidate_seconds), False),
+            ("REVALIDATE_TOKEN", self.revalidate_token, True),
+        ]
+        for key, value, sensitive in variables:
+            vercel.ProjectEnvironmentVariable(
+                f"{name}-env-{key.lower().replace('_', '-')}",
+                project_id=project.id,
+                team_id=args.team_id,
+                key=key,
+                value=value,
+                targets=["production", "preview"],
+                sensitive=sensitive,
+                opts=child,
+            )
+
+        self.register_outputs({"project_id": self.project_id})

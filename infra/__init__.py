@@ -1,0 +1,1 @@
+"""The platform's Pulumi program: stack config -> validated model -> layer components."""

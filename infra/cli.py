@@ -1,0 +1,61 @@
+"""`python -m infra plan`: the offline plan of a stack. Exit codes: 0 clean, 2 invalid config or usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from infra.config import ConfigError
+from infra.plan import diff_plans, render_tree, run_plan
+from infra.stackfile import read_stack_file
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+EXIT_OK, EXIT_POLICY, EXIT_INVALID = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="run the program under the mock engine and list its resources")
+    plan.add_argument("--stack", required=True, help="stack name: integration, staging, prod, ...")
+    plan.add_argument("--config-file", type=Path,
+                      help="a stack file to use instead of Pulumi.<stack>.yaml (as in the Pulumi CLI)")
+    plan.add_argument("--json", action="store_true", help="print the plan as a stable JSON document")
+    plan.add_argument("--diff-against", type=Path, metavar="PLAN.json",
+                      help="print what changes against an earlier `--json` plan")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.stack):
+        print(f"error: --stack {args.stack!r} is not a stack name; expected letters, digits, '.', '_', '-'",
+              file=sys.stderr)
+        return EXIT_INVALID
+    config_file: Path = args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
+    before = None
+    if args.diff_against is not None:
+        try:
+            before = json.loads(args.diff_against.read_text(encoding="utf-8"))
+            before["resources"]  # noqa: B018 (shape check)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: --diff-against {args.diff_against}: not a plan written by `plan --json` ({exc})",
+                  file=sys.stderr)
+            return EXIT_INVALID
+    try:
+        plan = run_plan(read_stack_file(config_file), args.stack)
+    except ConfigError as err:
+        print(f"error: invalid stack config, nothing was declared:\n{err}", file=sys.stderr)
+        return EXIT_INVALID
+
+    if args.json:
+        sys.stdout.write(plan.dumps())
+    else:
+        sys.stdout.write(render_tree(plan))
+    if before is not None:
+        out = sys.stderr if args.json else sys.stdout
+        out.write(diff_plans(before, plan.to_json()).render())
+    return EXIT_OK

@@ -1,0 +1,376 @@
+"""Load a stack's config into the frozen model, or fail with every problem at once.
+
+Config reaches a Pulumi program as strings (`PULUMI_CONFIG`; structured values JSON-encoded), with
+the secret keys listed apart. `RawConfig` is that view; the real program builds it from the Pulumi
+runtime, the offline `plan` from the stack file, so both go through the same validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import pulumi.runtime.config as runtime_config
+from pydantic import BaseModel, ValidationError
+
+from infra import model as m
+from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
+from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
+from stacks.profile import SERVICE_NAMES, ServiceName, ServiceProfile
+from stacks.registry import PROFILES
+
+NAMESPACE = "platform"
+# What `plan` puts in place of a secret it cannot decrypt: format checks skip it.
+UNDECRYPTED = "[secret]"
+
+
+@dataclass(frozen=True)
+class RawConfig:
+    file: str
+    values: Mapping[str, str]
+    secret_keys: frozenset[str]
+
+    @classmethod
+    def from_pulumi_runtime(cls) -> RawConfig:
+        """The config the Pulumi engine handed to this program run."""
+        values: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+        secret = frozenset(k for k in values if pulumi.runtime.is_config_secret(k))
+        secret |= frozenset(runtime_config.get_config_secret_keys_env())
+        return cls(file=f"Pulumi.{pulumi.get_stack()}.yaml", values=values, secret_keys=secret)
+
+
+class ConfigError(Exception):
+    """One or more mistakes in a stack file. `str()` is the message a user sees: one per line."""
+
+    def __init__(self, file: str, problems: Iterable[str]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{file}: {p}" for p in self.problems))
+
+
+def load_model(raw: RawConfig) -> m.StackModel:
+    top = {k.split(":", 1)[1]: v for k, v in raw.values.items() if k.startswith(f"{NAMESPACE}:")}
+    secret_names = {k.split(":", 1)[1] for k in raw.secret_keys if k.startswith(f"{NAMESPACE}:")}
+    problems: list[str] = []
+
+    version = _decode(top.get("version", ""), structured=True)
+    if version not in SPEC_VERSIONS:
+        shown = "is required but missing" if "version" not in top else f"{_show(version)} is not supported"
+        raise ConfigError(raw.file, [f"{NAMESPACE}:version: {shown}; expected one of "
+                                     f"{', '.join(map(str, SPEC_VERSIONS))}"])
+
+    fields = raw_fields(StackSpecV1)
+    secret_aliases = {fields_alias(f) for f in SECRET_FIELDS}
+    for alias in sorted(secret_aliases & top.keys() - secret_names):
+        problems.append(f"{NAMESPACE}:{alias}: is in plain text but must be a secret; expected it set "
+                        f"with `pulumi config set --secret {NAMESPACE}:{alias} <value>`")
+    decoded = {k: _decode(v, structured=_is_structured(fields.get(k))) for k, v in top.items()}
+
+    try:
+        spec = StackSpecV1.model_validate(decoded)
+    except ValidationError as exc:
+        problems += [_describe(err, secret_aliases) for err in exc.errors()]
+        raise ConfigError(raw.file, problems) from None
+
+    problems += _cross_check(spec)
+    if problems:
+        raise ConfigError(raw.file, problems)
+    return _to_model(raw.file, spec)
+
+
+def fields_alias(field: str) -> str:
+    info = StackSpecV1.model_fields[field]
+    return info.alias or field
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding and describing
+
+
+def _is_structured(info: Any) -> bool:
+    """Whether the field holds anything but a plain string (so arrives JSON-encoded)."""
+    if info is None:
+        return True
+    args = set(typing.get_args(info.annotation)) or {info.annotation}
+    return not args <= {str, type(None)}
+
+
+def _decode(value: str, *, structured: bool) -> Any:
+    if not structured:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    out = NAMESPACE
+    for i, part in enumerate(loc):
+        out += f"[{part}]" if isinstance(part, int) else (f":{part}" if i == 0 else f".{part}")
+    return out
+
+
+def _describe(err: Any, secret_aliases: set[str]) -> str:
+    loc: tuple[int | str, ...] = tuple(err["loc"])
+    path = _path(loc)
+    kind: str = err["type"]
+    if kind == "missing":
+        return f"{path}: is required but missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"{path}: is not a known key{did_you_mean}; expected one of: {', '.join(allowed)}"
+    value = "[secret]" if loc and loc[0] in secret_aliases else _show(err["input"])
+    message: str = err["msg"]
+    if err.get("ctx", {}).get("expected") is not None and kind == "literal_error":
+        return f"{path}: {value} is not allowed; expected {err['ctx']['expected']}"
+    if message.startswith("Input should be "):
+        return f"{path}: {value} is invalid; expected {message.removeprefix('Input should be ')}"
+    if message.startswith("String should "):
+        return f"{path}: {value} is invalid; expected a string that should {message.removeprefix('String should ')}"
+    if message.startswith("List should "):
+        return f"{path}: {value} is invalid; expected a list that should {message.removeprefix('List should ')}"
+    return f"{path}: {value} {message}"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    cls: type[BaseModel] | None = StackSpecV1
+    for part in loc:
+        if cls is None or isinstance(part, int):
+            continue
+        info = raw_fields(cls).get(part)
+        cls = _model_in(info.annotation) if info is not None else None
+    return sorted(raw_fields(cls)) if cls is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias) \
+            and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules that span keys
+
+
+def _cross_check(spec: StackSpecV1) -> list[str]:
+    problems: list[str] = []
+    problems += _check_tenants(spec)
+    problems += _check_dates(spec)
+    services, service_problems = _merge_services(spec)
+    problems += service_problems
+    problems += _check_required_sections(spec, services)
+    return problems
+
+
+def _check_tenants(spec: StackSpecV1) -> list[str]:
+    problems: list[str] = []
+    zone = spec.zone.name
+    slugs: dict[str, int] = {}
+    domains: dict[str, str] = {}
+    for i, tenant in enumerate(spec.tenants):
+        where = f"{NAMESPACE}:tenants[{i}]"
+        if tenant.slug in slugs:
+            problems.append(f"{where}.slug: {_show(tenant.slug)} is already used by "
+                            f"{NAMESPACE}:tenants[{slugs[tenant.slug]}]; expected a unique slug")
+        slugs.setdefault(tenant.slug, i)
+        for j, domain in enumerate(tenant.domains):
+            if domain == zone or domain.endswith(f".{zone}"):
+                problems.append(f"{where}.domains[{j}]: {_show(domain)} is inside the platform's zone "
+                                f"{zone}; expected a domain the tenant owns (its platform hostname "
+                                f"{tenant.slug}.{zone} is created automatically)")
+            elif domain in domains:
+                problems.append(f"{where}.domains[{j}]: {_show(domain)} is already used by "
+                                f"{domains[domain]}; expected each domain in one tenant only")
+            domains.setdefault(domain, f"{NAMESPACE}:tenants[{i}].domains[{j}]")
+    return problems
+
+
+def _check_dates(spec: StackSpecV1) -> list[str]:
+    try:
+        dt.date.fromisoformat(spec.zone.tokens_expire_on)
+    except ValueError:
+        return [f"{NAMESPACE}:zone.tokensExpireOn: {_show(spec.zone.tokens_expire_on)} is not a calendar "
+                "date; expected YYYY-MM-DD"]
+    return []
+
+
+_SERVICE_FIELDS = ("backend", "cpu_millis", "memory_mib", "peak_cpu_millis", "peak_memory_mib",
+                   "min_instances", "max_instances")
+
+
+def _merge_services(spec: StackSpecV1) -> tuple[dict[ServiceName, ServiceProfile], list[str]]:
+    profile = PROFILES[spec.environment]
+    merged: dict[ServiceName, ServiceProfile] = {}
+    problems: list[str] = []
+    for name in SERVICE_NAMES:
+        override = getattr(spec.services, name, None) if spec.services else None
+        given = {f: getattr(override, f) for f in _SERVICE_FIELDS if override and getattr(override, f) is not None}
+        svc = dataclasses.replace(profile.services[name], **given)
+        merged[name] = svc
+
+        def where(field: str, svc_name: str = name, overridden: Mapping[str, Any] = given) -> str:
+            if field in overridden:
+                return f"{NAMESPACE}:services.{svc_name}.{_camel(field)}"
+            return f"{NAMESPACE}:services.{svc_name}.{_camel(field)} (from profile {spec.environment!r})"
+
+        problems += _check_service(name, svc, where)
+    return merged, problems
+
+
+def _check_service(name: ServiceName, svc: ServiceProfile, where: typing.Callable[[str], str]) -> list[str]:
+    limits = LIMITS[svc.backend]
+    problems: list[str] = []
+    if name in NEEDS_VOLUME and not limits.volumes:
+        problems.append(f"{where('backend')}: {_show(svc.backend)} cannot run {name}: it keeps its data "
+                        f"on a volume and {limits.why_no_volumes}; expected \"docker\" or \"railway\"")
+    if name == "redis" and svc.backend == "cloudrun":
+        problems.append(f"{where('backend')}: \"cloudrun\" cannot run redis: a cache there would be "
+                        "Memorystore behind a VPC connector, which the platform does not declare; "
+                        "expected \"docker\" or \"railway\"")
+    for field in ("cpu_millis", "peak_cpu_millis"):
+        value = getattr(svc, field)
+        low, high = limits.cpu_millis_range
+        if limits.cpu_millis_allowed is not None and value not in limits.cpu_millis_allowed:
+            allowed = ", ".join(map(str, limits.cpu_millis_allowed))
+            problems.append(f"{where(field)}: {value} is not a CPU size {svc.backend} accepts; "
+                            f"expected one of {allowed}")
+        elif not low <= value <= high:
+            problems.append(f"{where(field)}: {value} is outside what {svc.backend} allows; "
+                            f"expected {low} to {high}")
+    for field in ("memory_mib", "peak_memory_mib"):
+        value = getattr(svc, field)
+        low, high = limits.memory_mib_range
+        if not low <= value <= high:
+            problems.append(f"{where(field)}: {value} is outside what {svc.backend} allows; "
+                            f"expected {low} to {high}")
+    if svc.backend == "cloudrun":
+        for mem_field, cpu_field in (("memory_mib", "cpu_millis"), ("peak_memory_mib", "peak_cpu_millis")):
+            needed = cloudrun_min_cpu_for_memory(getattr(svc, mem_field))
+            if getattr(svc, cpu_field) < needed:
+                problems.append(f"{where(mem_field)}: {getattr(svc, mem_field)} needs at least "
+                                f"{needed} CPU millis on Cloud Run; expected {_camel(cpu_field)} >= {needed}")
+    if svc.peak_cpu_millis < svc.cpu_millis or svc.peak_memory_mib < svc.memory_mib:
+        problems.append(f"{where('peak_cpu_millis')}: the peak size {svc.peak_cpu_millis}m/"
+                        f"{svc.peak_memory_mib}Mi is below the steady size {svc.cpu_millis}m/"
+                        f"{svc.memory_mib}Mi; expected peak >= steady")
+    if svc.min_instances > svc.max_instances:
+        problems.append(f"{where('min_instances')}: {svc.min_instances} is above maxInstances "
+                        f"{svc.max_instances}; expected minInstances <= maxInstances")
+    elif not limits.autoscaling and svc.min_instances != svc.max_instances:
+        problems.append(f"{where('max_instances')}: {svc.max_instances} differs from minInstances "
+                        f"{svc.min_instances}, but {svc.backend} has no replica autoscaling; expected "
+                        "a fixed count (minInstances equal to maxInstances)")
+    if svc.max_instances > limits.max_instances_limit:
+        problems.append(f"{where('max_instances')}: {svc.max_instances} is more than {svc.backend} "
+                        f"runs; expected at most {limits.max_instances_limit}")
+    elif name in NEEDS_VOLUME and svc.max_instances != 1:
+        problems.append(f"{where('max_instances')}: {svc.max_instances} replicas of {name}, but a service "
+                        "with a volume runs exactly one replica; expected 1")
+    return problems
+
+
+def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> list[str]:
+    backends = {svc.backend for svc in services.values()}
+    needs: list[tuple[bool, str, str]] = [
+        ("cloudrun" in backends and spec.gcp is None, "gcp", "a service runs on Cloud Run"),
+        ("railway" in backends and spec.railway is None, "railway", "a service runs on Railway"),
+        ("railway" in backends and spec.railway_token is None, "railwayToken", "a service runs on Railway"),
+        (services["engine"].backend != "docker" and spec.registry is None, "registry",
+         "the engine image is pushed to a registry"),
+        (services["engine"].backend != "docker" and spec.registry_password is None, "registryPassword",
+         "the engine image is pushed to a registry"),
+        (services["pocketbase"].backend != "docker" and spec.backups is None, "backups",
+         "PocketBase backs up daily to S3-compatible storage (C7)"),
+        (services["pocketbase"].backend != "docker" and spec.backup_secret_access_key is None,
+         "backupSecretAccessKey", "PocketBase backs up daily to S3-compatible storage (C7)"),
+        (spec.slack_webhook_url is None, "slackWebhookUrl", "alerts go to Slack (L7)"),
+    ]
+    problems = [f"{NAMESPACE}:{key}: is required because {why}" for missing, key, why in needs if missing]
+    dr = PROFILES[spec.environment].disaster_recovery
+    if dr.failover_region_enabled and services["engine"].backend == "cloudrun" and spec.gcp is not None:
+        if spec.gcp.failover_region is None:
+            problems.append(f"{NAMESPACE}:gcp.failoverRegion: is required because profile "
+                            f"{spec.environment!r} runs a failover region (C8)")
+        elif spec.gcp.failover_region == spec.gcp.region:
+            problems.append(f"{NAMESPACE}:gcp.failoverRegion: {_show(spec.gcp.failover_region)} is the "
+                            "primary region; expected a different region")
+    url = spec.slack_webhook_url
+    if url is not None and url != UNDECRYPTED and not url.startswith("https://hooks.slack.com/"):
+        problems.append(f"{NAMESPACE}:slackWebhookUrl: [secret] is not a Slack webhook URL; expected "
+                        "https://hooks.slack.com/services/...")
+    return problems
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping
+
+
+def _secret(key: str, value: str | None) -> m.Secret:
+    assert value is not None  # required keys were checked above
+    return m.Secret(f"{NAMESPACE}:{key}", value)
+
+
+def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
+    zone = m.Zone(spec.zone.name, spec.zone.zone_id, spec.zone.account_id, spec.zone.tokens_expire_on)
+    services, _ = _merge_services(spec)
+    f = spec.frontend
+    return m.StackModel(
+        stack_file=file,
+        environment=spec.environment,
+        profile=PROFILES[spec.environment],
+        zone=zone,
+        frontend=m.Frontend(f.project_name, f.repository, f.production_branch, f.root_directory,
+                            f.team_id, f.function_region),
+        tenants=tuple(
+            m.Tenant(
+                slug=t.slug,
+                name=t.name,
+                currency=t.currency,
+                platform_hostname=f"{t.slug}.{zone.name}",
+                custom_domains=tuple(t.domains),
+                rate_limit_per_minute=t.rate_limit_per_minute,
+                waf_log_only=t.waf_mode == "log",
+            )
+            for t in spec.tenants
+        ),
+        services=services,
+        alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url)),
+        gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region) if spec.gcp else None,
+        railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,
+                           _secret("railwayToken", spec.railway_token))
+                 if spec.railway and spec.railway_token is not None else None),
+        registry=(m.Registry(spec.registry.server, spec.registry.repository, spec.registry.username,
+                             _secret("registryPassword", spec.registry_password))
+                  if spec.registry and spec.registry_password is not None else None),
+        backups=(m.Backups(spec.backups.bucket, spec.backups.endpoint, spec.backups.region,
+                           spec.backups.access_key_id,
+                           _secret("backupSecretAccessKey", spec.backup_secret_access_key))
+                 if spec.backups and spec.backup_secret_access_key is not None else None),
+    )

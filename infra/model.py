@@ -1,0 +1,127 @@
+"""The internal model of one stack: validated, merged with its environment profile, frozen.
+
+Components receive pieces of this model as plain arguments; nothing below `infra` reads config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from stacks.profile import Profile, ServiceName, ServiceProfile
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret config value. Its repr never shows the value; `output()` keeps it a Pulumi secret."""
+
+    key: str
+    value: str
+
+    def __repr__(self) -> str:
+        return f"Secret({self.key!r}, '[secret]')"
+
+    __str__ = __repr__
+
+    def output(self) -> pulumi.Output[str]:
+        return pulumi.Output.secret(self.value)
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    zone_id: str
+    account_id: str
+    tokens_expire_on: str
+
+    @property
+    def api_hostname(self) -> str:
+        return f"api.{self.name}"
+
+    @property
+    def saas_fallback_hostname(self) -> str:
+        """Where tenants' own domains point (CNAME target) under Cloudflare for SaaS."""
+        return f"customers.{self.name}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One entry of `platform:tenants`. The slug names every resource of the tenant: renaming it
+    replaces them."""
+
+    slug: str
+    name: str
+    currency: str
+    platform_hostname: str
+    custom_domains: tuple[str, ...]
+    rate_limit_per_minute: int | None
+    waf_log_only: bool
+
+    @property
+    def hostnames(self) -> tuple[str, ...]:
+        return (self.platform_hostname, *self.custom_domains)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    project_name: str
+    repository: str
+    production_branch: str
+    root_directory: str | None
+    team_id: str | None
+    function_region: str
+
+
+@dataclass(frozen=True)
+class Gcp:
+    project: str
+    region: str
+    failover_region: str | None
+
+
+@dataclass(frozen=True)
+class Railway:
+    project_id: str
+    environment_id: str
+    region: str
+    token: Secret
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    repository: str
+    username: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class Backups:
+    bucket: str
+    endpoint: str
+    region: str
+    access_key_id: str
+    secret_access_key: Secret
+
+
+@dataclass(frozen=True)
+class Alerts:
+    emails: tuple[str, ...]
+    slack_webhook_url: Secret
+
+
+@dataclass(frozen=True)
+class StackModel:
+    stack_file: str
+    environment: str
+    profile: Profile
+    zone: Zone
+    frontend: Frontend
+    tenants: tuple[Tenant, ...]
+    services: dict[ServiceName, ServiceProfile]
+    alerts: Alerts
+    gcp: Gcp | None
+    railway: Railway | None
+    registry: Registry | None
+    backups: Backups | None

@@ -1,0 +1,231 @@
+"""The offline plan: run the program under Pulumi's mock engine and record what it would declare.
+
+Pulumi has no offline `preview` (pulumi/pulumi#12289). This runs the real program against
+`pulumi.runtime.MockMonitor`, so every resource is registered exactly as the engine would see it,
+with its inputs; secrets arrive still marked secret and are masked, never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
+
+from infra import program
+from infra.config import RawConfig, load_model
+from infra.model import StackModel
+
+PROJECT = "platform"
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+PLAN_FORMAT = 1
+
+# Pulumi's wire format: a secret is {SIG_KEY: SECRET_SIG, "value": ...}; unknowns are this string.
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    config_file: str
+    resources: tuple[PlannedResource, ...]
+    outputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PLAN_FORMAT,
+            "project": PROJECT,
+            "stack": self.stack,
+            "configFile": self.config_file,
+            "resources": [
+                {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
+                 "inputs": r.inputs}
+                for r in sorted(self.resources, key=lambda r: r.urn)
+            ],
+            "outputs": self.outputs,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    def count_by_type(self) -> Counter[str]:
+        return Counter(r.type for r in self.resources if r.custom)
+
+
+def mask(value: Any) -> Any:
+    """Secrets become `[secret]`, unknowns `[unknown]`; everything else is kept, as plain JSON."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:  # pyright: ignore[reportUnknownMemberType]
+            return SECRET
+        return {str(k): mask(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(value, list | tuple):
+        return [mask(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    if value == _UNKNOWN_VALUE or isinstance(value, pulumi_mocks.MockResourceArgs):
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire has only doubles; the provider schemas say integer
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _fake(name: str, *, length: int = 32) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:length]
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Echo inputs back as outputs, plus the few computed outputs the program reads."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "cloudflare:index/customHostname:CustomHostname":
+            state["ownershipVerification"] = {"name": f"_cf-custom-hostname.{args.inputs['hostname']}",
+                                              "type": "txt", "value": _fake(args.name, length=36)}
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = _fake(args.name, length=int(args.inputs.get("length", 32)))
+        elif args.typ == "cloudflare:index/apiToken:ApiToken":
+            state["value"] = _fake(args.name, length=40)
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class PlanMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's parent, kind and raw inputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.planned: list[PlannedResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = mask(rpc.deserialize_properties(request.object, keep_unknowns=True))
+            self.planned.append(PlannedResource(
+                urn=response.urn, type=request.type, name=request.name,
+                parent=request.parent or None, custom=bool(request.custom), inputs=inputs,
+            ))
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            self.stack_outputs = mask(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+        return super().RegisterResourceOutputs(request)
+
+
+def run_plan(raw: RawConfig, stack: str,
+             declare: Callable[[StackModel], None] = program.declare) -> Plan:
+    """Validate the config (raising `ConfigError` before anything is declared), then run the program."""
+    model = load_model(raw)
+    monitor = PlanMonitor(PlanMocks())
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    # set_mocks registers a root stack of its own; the program's runs in a fresh one, as under the CLI.
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(dict(raw.values), sorted(raw.secret_keys))
+    _sync_await(run_in_stack(lambda: declare(model)))
+    return Plan(stack=stack, config_file=raw.file, resources=tuple(monitor.planned),
+                outputs=monitor.stack_outputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+_KEY_INPUTS = ("name", "hostname", "domain", "settingId", "key", "type", "content", "value", "phase",
+               "proxied", "sensitive", "framework", "expiresOn", "origin", "length")
+
+
+def _key_inputs(inputs: Mapping[str, Any]) -> str:
+    shown: list[str] = []
+    for key in _KEY_INPUTS:
+        if key in inputs and len(shown) < 5:
+            value = inputs[key]
+            text = json.dumps(value) if not isinstance(value, str) else value
+            if isinstance(value, dict | list):
+                text = f"{len(value)} entries"  # pyright: ignore[reportUnknownArgumentType]
+            shown.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
+    if "rules" in inputs and isinstance(inputs["rules"], list):
+        shown.append(f"rules={len(inputs['rules'])}")  # pyright: ignore[reportUnknownArgumentType]
+    return "  ".join(shown)
+
+
+def render_tree(plan: Plan) -> str:
+    children: dict[str | None, list[PlannedResource]] = defaultdict(list)
+    known = {r.urn for r in plan.resources}
+    for r in plan.resources:
+        children[r.parent if r.parent in known else None].append(r)
+    lines = [f"Plan for stack {plan.stack!r} ({plan.config_file}), project {PROJECT!r}:"]
+
+    def walk(parent: str | None, depth: int) -> None:
+        for r in sorted(children[parent], key=lambda r: (r.custom, r.type, r.name)):
+            details = _key_inputs(r.inputs) if r.custom else ""
+            lines.append(f"{'  ' * (depth + 1)}{'+' if r.custom else '■'} {r.type}  {r.name}"
+                         + (f"  {details}" if details else ""))
+            walk(r.urn, depth + 1)
+
+    walk(None, 0)
+    counts = plan.count_by_type()
+    summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+    lines.append(f"Resources: {sum(counts.values())} to declare ({summary})")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class PlanDiff:
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    changed: list[tuple[dict[str, Any], list[str]]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def render(self) -> str:
+        lines = ["Changes against the earlier plan:"]
+        lines += [f"  + {r['type']}  {r['name']}" for r in self.added]
+        lines += [f"  ~ {r['type']}  {r['name']}  ({', '.join(keys)})" for r, keys in self.changed]
+        lines += [f"  - {r['type']}  {r['name']}" for r in self.removed]
+        lines.append(f"Diff: {len(self.added)} to add, {len(self.changed)} to change, "
+                     f"{len(self.removed)} to remove")
+        return "\n".join(lines) + "\n"
+
+
+def diff_plans(before: Mapping[str, Any], after: Mapping[str, Any]) -> PlanDiff:
+    """Compare two `Plan.to_json()` documents by URN; a change lists the inputs that differ."""
+    old = {r["urn"]: r for r in before["resources"]}
+    new = {r["urn"]: r for r in after["resources"]}
+    changed: list[tuple[dict[str, Any], list[str]]] = []
+    for urn in sorted(old.keys() & new.keys()):
+        a, b = old[urn]["inputs"], new[urn]["inputs"]
+        keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if keys:
+            changed.append((new[urn], keys))
+    return PlanDiff(added=[new[u] for u in sorted(new.keys() - old.keys())],
+                    removed=[old[u] for u in sorted(old.keys() - new.keys())], changed=changed)

@@ -1,0 +1,179 @@
+"""Version 1 of the stack-file spec: what a user may write under `platform:` in `Pulumi.<stack>.yaml`.
+
+The spec is kept apart from the internal model (`infra.model`); `infra.config` maps one onto the
+other once. Every key is camelCase in the file (Pulumi's convention) and snake_case here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+SPEC_VERSIONS = (1,)
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
+_SLUG = re.compile(rf"^{_LABEL}$")
+_EMAIL = re.compile(r"^[^@\s]+@[a-z0-9.-]+\.[a-z]{2,}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# Slugs that would collide with the platform's own hosts in the zone.
+RESERVED_SLUGS = frozenset({"api", "www", "customers", "grafana", "status", "admin", "mail", "_acme"})
+
+# Vercel's function regions (https://vercel.com/docs/edge-network/regions).
+VERCEL_REGIONS = frozenset({
+    "arn1", "bom1", "cdg1", "cle1", "cpt1", "dub1", "fra1", "gru1", "hkg1", "hnd1", "iad1",
+    "icn1", "kix1", "lhr1", "pdx1", "sfo1", "sin1", "syd1",
+})
+
+
+def _pattern(regex: re.Pattern[str], kind: str, expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise PydanticCustomError("format", "is not a valid {kind}; expected {expected}",
+                                      {"kind": kind, "expected": expected})
+        return value
+
+    return AfterValidator(check)
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise PydanticCustomError(
+            "format", "is not a DNS label; expected 1-63 lowercase letters, digits or '-', "
+            "not starting or ending with '-'")
+    if value in RESERVED_SLUGS:
+        raise PydanticCustomError("reserved", "is reserved for the platform's own hosts; expected "
+                                  "a slug other than {reserved}",
+                                  {"reserved": ", ".join(sorted(RESERVED_SLUGS))})
+    return value
+
+
+def _region(value: str) -> str:
+    if value not in VERCEL_REGIONS:
+        raise PydanticCustomError("region", "is not a Vercel function region; expected one of {regions}",
+                                  {"regions": ", ".join(sorted(VERCEL_REGIONS))})
+    return value
+
+
+Hostname = Annotated[str, _pattern(_HOSTNAME, "hostname",
+                                   "lowercase DNS labels separated by dots, like shop.example.com")]
+Slug = Annotated[str, AfterValidator(_slug)]
+Email = Annotated[str, _pattern(_EMAIL, "e-mail address", "name@example.com")]
+Hex32 = Annotated[str, _pattern(_HEX32, "Cloudflare id", "32 lowercase hex digits")]
+Uuid = Annotated[str, _pattern(_UUID, "UUID", "a lowercase UUID like 4f6c0e5a-...")]
+IsoDate = Annotated[str, _pattern(_DATE, "date", "YYYY-MM-DD")]
+VercelRegion = Annotated[str, AfterValidator(_region)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, alias_generator=to_camel,
+                              validate_by_name=False, validate_by_alias=True)
+
+
+class ZoneSpec(_Spec):
+    """The Cloudflare zone this stack owns. Each stack has its own zone: zone settings are zone-wide."""
+
+    name: Hostname
+    zone_id: Hex32
+    account_id: Hex32
+    # Every API token the platform creates expires on this date; rotate by moving it forward.
+    tokens_expire_on: IsoDate
+
+
+class FrontendSpec(_Spec):
+    project_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+    production_branch: Annotated[str, Field(min_length=1, max_length=255)]
+    root_directory: str | None = None
+    team_id: Annotated[str, Field(pattern=r"^team_[A-Za-z0-9]+$")] | None = None
+    function_region: VercelRegion = "gru1"
+
+
+class TenantSpec(_Spec):
+    slug: Slug
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    domains: list[Hostname] = []
+    # Requests per minute per client IP on this tenant's storefront hosts; the profile's otherwise.
+    rate_limit_per_minute: Annotated[int, Field(ge=10, le=100_000)] | None = None
+    # `log` runs the OWASP ruleset in log-only mode on this tenant's hosts, e.g. while it migrates.
+    waf_mode: Literal["enforce", "log"] = "enforce"
+
+
+class ServiceOverrideSpec(_Spec):
+    backend: Literal["docker", "cloudrun", "railway"] | None = None
+    cpu_millis: Annotated[int, Field(ge=1)] | None = None
+    memory_mib: Annotated[int, Field(ge=1)] | None = None
+    peak_cpu_millis: Annotated[int, Field(ge=1)] | None = None
+    peak_memory_mib: Annotated[int, Field(ge=1)] | None = None
+    min_instances: Annotated[int, Field(ge=0)] | None = None
+    max_instances: Annotated[int, Field(ge=1)] | None = None
+
+
+class ServicesSpec(_Spec):
+    engine: ServiceOverrideSpec | None = None
+    pocketbase: ServiceOverrideSpec | None = None
+    redis: ServiceOverrideSpec | None = None
+
+
+class GcpSpec(_Spec):
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
+    failover_region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] | None = None
+
+
+class RailwaySpec(_Spec):
+    project_id: Uuid
+    environment_id: Uuid
+    region: Annotated[str, Field(min_length=1)]
+
+
+class RegistrySpec(_Spec):
+    server: Hostname
+    repository: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*$")]
+    username: Annotated[str, Field(min_length=1)]
+
+
+class BackupsSpec(_Spec):
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    endpoint: Annotated[str, Field(pattern=r"^https://")]
+    region: Annotated[str, Field(min_length=1)]
+    access_key_id: Annotated[str, Field(min_length=1)]
+
+
+class AlertsSpec(_Spec):
+    emails: Annotated[list[Email], Field(min_length=1)]
+
+
+class StackSpecV1(_Spec):
+    version: Literal[1]
+    environment: Literal["integration", "staging", "prod"]
+    zone: ZoneSpec
+    frontend: FrontendSpec
+    tenants: list[TenantSpec]
+    alerts: AlertsSpec
+    services: ServicesSpec | None = None
+    gcp: GcpSpec | None = None
+    railway: RailwaySpec | None = None
+    registry: RegistrySpec | None = None
+    backups: BackupsSpec | None = None
+    # Secrets: always `pulumi config set --secret`. Required ones depend on the backends in use.
+    slack_webhook_url: str | None = None
+    railway_token: str | None = None
+    registry_password: str | None = None
+    backup_secret_access_key: str | None = None
+
+
+SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key")
+
+
+def raw_fields(spec: type[BaseModel]) -> dict[str, Any]:
+    """The file's names (aliases) of a spec class's fields, mapped to their field info."""
+    return {info.alias or name: info for name, info in spec.model_fields.items()}

@@ -1,0 +1,40 @@
+"""prod: the engine on Cloud Run (1 warm -> 5), PocketBase and Redis on Railway, WAF blocking."""
+
+from stacks.profile import (
+    CanaryProfile,
+    DisasterRecoveryProfile,
+    EdgeProfile,
+    FrontendProfile,
+    Profile,
+    ServiceProfile,
+)
+
+PROFILE = Profile(
+    environment="prod",
+    services={
+        "engine": ServiceProfile("cloudrun", 1000, 1024, 1000, 1024, 1, 5),
+        "pocketbase": ServiceProfile("railway", 1000, 2048, 2000, 4096, 1, 1),
+        "redis": ServiceProfile("railway", 1000, 1024, 1000, 1024, 1, 1),
+    },
+    edge=EdgeProfile(
+        # Two years with preload: the value hstspreload.org requires.
+        hsts_max_age_seconds=63072000,
+        hsts_preload=True,
+        waf_action="block",
+        owasp_paranoia_level=2,
+        owasp_score_threshold=40,
+        api_rate_limit_per_minute=600,
+        storefront_rate_limit_per_minute=900,
+        catalog_edge_ttl_seconds=86400,
+        token_permissions=("Cache Purge",),
+    ),
+    frontend=FrontendProfile(isr_revalidate_seconds=600, preview_deployments=True),
+    canary=CanaryProfile(
+        enabled=True, traffic_steps_percent=(10, 50, 100), rollback_error_rate_percent=0.5,
+        rollback_p95_latency_ms=700,
+    ),
+    disaster_recovery=DisasterRecoveryProfile(
+        backup_cron="0 3 * * *", backup_retention_days=30, failover_region_enabled=True,
+        rto_minutes=60, log_retention_days=90,
+    ),
+)
