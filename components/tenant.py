@@ -74,8 +74,7 @@ class TenantSite(pulumi.ComponentResource):
             ownership = custom.ownership_verification
             self.dns_instructions += [
                 DnsInstruction(domain, "CNAME", args.saas_cname_target),
-                DnsInstruction(ownership.apply(lambda o: o.name or ""), "TXT",
-                               ownership.apply(lambda o: o.value or "")),
+                DnsInstruction(ownership.name, "TXT", ownership.value),
             ]
 
         self.register_outputs({"hostnames": self.hostnames})

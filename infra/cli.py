@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from infra.config import ConfigError
 from infra.plan import diff_plans, render_tree, run_plan
@@ -36,11 +37,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_INVALID
     config_file: Path = args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
-    before = None
+    before: dict[str, Any] | None = None
     if args.diff_against is not None:
         try:
-            before = json.loads(args.diff_against.read_text(encoding="utf-8"))
-            before["resources"]  # noqa: B018 (shape check)
+            document: Any = json.loads(args.diff_against.read_text(encoding="utf-8"))
+            if not isinstance(document, dict) or "resources" not in document:
+                raise ValueError("no `resources` list")
+            before = cast(dict[str, Any], document)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"error: --diff-against {args.diff_against}: not a plan written by `plan --json` ({exc})",
                   file=sys.stderr)

@@ -7,12 +7,13 @@ with its inputs; secrets arrive still marked secret and are masked, never printe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi.runtime
@@ -20,7 +21,6 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
 
 from infra import program
 from infra.config import RawConfig, load_model
@@ -100,12 +100,13 @@ class PlanMocks(pulumi.runtime.Mocks):
     """Echo inputs back as outputs, plus the few computed outputs the program reads."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        state = dict(args.inputs)
+        inputs = cast(dict[str, Any], args.inputs)  # pyright: ignore[reportUnknownMemberType]
+        state = dict(inputs)
         if args.typ == "cloudflare:index/customHostname:CustomHostname":
-            state["ownershipVerification"] = {"name": f"_cf-custom-hostname.{args.inputs['hostname']}",
+            state["ownershipVerification"] = {"name": f"_cf-custom-hostname.{inputs['hostname']}",
                                               "type": "txt", "value": _fake(args.name, length=36)}
         elif args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = _fake(args.name, length=int(args.inputs.get("length", 32)))
+            state["result"] = _fake(args.name, length=int(inputs.get("length", 32)))
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
         return f"{args.name}-id", state
@@ -121,10 +122,13 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
         self.stack_outputs: dict[str, Any] = {}
+        # The SDK gives each executor thread that answers an RPC an event loop; close them at the end.
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:  # gRPC method names
+        response = super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]
         if request.type != "pulumi:pulumi:Stack":
+            self.thread_loops.add(asyncio.get_event_loop())  # set by the SDK for this thread
             inputs = mask(rpc.deserialize_properties(request.object, keep_unknowns=True))
             self.planned.append(PlannedResource(
                 urn=response.urn, type=request.type, name=request.name,
@@ -132,10 +136,10 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
             ))
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         if "::pulumi:pulumi:Stack::" in request.urn:
             self.stack_outputs = mask(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # pyright: ignore[reportUnknownMemberType]
 
 
 def run_plan(raw: RawConfig, stack: str,
@@ -143,13 +147,25 @@ def run_plan(raw: RawConfig, stack: str,
     """Validate the config (raising `ConfigError` before anything is declared), then run the program."""
     model = load_model(raw)
     monitor = PlanMonitor(PlanMocks())
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
-    # set_mocks registers a root stack of its own; the program's runs in a fresh one, as under the CLI.
-    pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(dict(raw.values), sorted(raw.secret_keys))
-    _sync_await(run_in_stack(lambda: declare(model)))
+    # A loop of our own, set before the runtime is configured so every future it makes is bound to it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        # What a previous in-process run left behind (as `pulumi.runtime.test` clears it too).
+        pulumi_settings.SETTINGS.rpc_manager.clear()  # pyright: ignore
+        pulumi_settings.SETTINGS.outputs.clear()  # pyright: ignore
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+        # set_mocks registers a root stack of its own; the program's runs in a fresh one, as under the CLI.
+        pulumi_settings.ROOT.set(None)
+        pulumi.runtime.set_all_config(dict(raw.values), sorted(raw.secret_keys))
+        loop.run_until_complete(run_in_stack(lambda: declare(model)))
+    finally:
+        # The mock monitor answers from the loop's executor threads; end them with the loop.
+        loop.run_until_complete(loop.shutdown_default_executor())
+        for thread_loop in monitor.thread_loops - {loop}:
+            thread_loop.close()
+        loop.close()
+        asyncio.set_event_loop(None)
     return Plan(stack=stack, config_file=raw.file, resources=tuple(monitor.planned),
                 outputs=monitor.stack_outputs)
 

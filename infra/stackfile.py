@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -31,7 +31,8 @@ def read_stack_file(path: Path) -> RawConfig:
     if not isinstance(document, dict):
         raise ConfigError(name, [f"{json.dumps(document, default=str)[:60]} is not a stack file; "
                                  "expected a mapping with a `config:` key"])
-    unknown = sorted(str(k) for k in document if k not in STACK_FILE_KEYS)  # pyright: ignore[reportUnknownVariableType]
+    document = cast(dict[Any, Any], document)
+    unknown = sorted(str(k) for k in document if k not in STACK_FILE_KEYS)
     if unknown:
         raise ConfigError(name, [f"{k}: is not a stack file key; expected one of: "
                                  f"{', '.join(sorted(STACK_FILE_KEYS))}" for k in unknown])
@@ -55,7 +56,7 @@ def _unwrap_secure(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict) and set(value) == {"secure"}:  # pyright: ignore[reportUnknownArgumentType]
         return UNDECRYPTED, True
     if isinstance(value, dict):
-        pairs = [(k, _unwrap_secure(v)) for k, v in value.items()]  # pyright: ignore[reportUnknownVariableType]
+        pairs = [(str(k), _unwrap_secure(v)) for k, v in cast(dict[Any, Any], value).items()]
         return {k: v for k, (v, _) in pairs}, any(s for _, (_, s) in pairs)
     if isinstance(value, list):
         items = [_unwrap_secure(v) for v in value]  # pyright: ignore[reportUnknownVariableType]

@@ -1,0 +1,74 @@
+"""Onboarding a tenant is one entry in `platform:tenants`: the plan diff adds only that tenant's
+resources and touches only the shared resources that list tenants; removing the entry reverses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from infra.plan import PlanDiff, diff_plans
+from tests.conftest import plan_of, stack_document, write_stack
+
+NEW_TENANT: dict[str, Any] = {
+    "slug": "novaloja",
+    "name": "Nova Loja",
+    "currency": "BRL",
+    "domains": ["www.novaloja.com.br", "novaloja.com.br"],
+}
+
+
+def _onboard(tmp_path: Path, stack: str, tenant: dict[str, Any]) -> tuple[PlanDiff, PlanDiff]:
+    document = stack_document(stack)
+    before = plan_of(write_stack(tmp_path, document, "Pulumi.before.yaml"), stack).to_json()
+    document["config"]["platform:tenants"].append(tenant)
+    after = plan_of(write_stack(tmp_path, document, "Pulumi.after.yaml"), stack).to_json()
+    return diff_plans(before, after), diff_plans(after, before)
+
+
+def test_a_tenant_with_two_custom_domains_adds_exactly_its_records_hostnames_and_vercel_domains(
+    tmp_path: Path,
+) -> None:
+    onboard, offboard = _onboard(tmp_path, "staging", NEW_TENANT)
+
+    added = sorted((r["type"], r["name"]) for r in onboard.added)
+    assert added == [
+        ("cloudflare:index/customHostname:CustomHostname", "tenant-novaloja-custom-novaloja-com-br"),
+        ("cloudflare:index/customHostname:CustomHostname", "tenant-novaloja-custom-www-novaloja-com-br"),
+        ("cloudflare:index/dnsRecord:DnsRecord", "tenant-novaloja-subdomain"),
+        ("platform:tenant:TenantSite", "tenant-novaloja"),
+        ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-novaloja-acme-commerce-staging-dev"),
+        ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-novaloja-com-br"),
+        ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-www-novaloja-com-br"),
+    ]
+    assert onboard.changed == []
+    assert onboard.removed == []
+    # Removing the entry removes exactly what adding it added.
+    assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
+    assert offboard.added == [] and offboard.changed == []
+
+
+def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list_tenants(tmp_path: Path) -> None:
+    tenant = {**NEW_TENANT, "rateLimitPerMinute": 3000, "wafMode": "log"}
+
+    onboard, offboard = _onboard(tmp_path, "prod", tenant)
+
+    assert all("novaloja" in r["name"] for r in onboard.added)
+    assert onboard.removed == []
+    assert sorted((r["name"], keys) for r, keys in onboard.changed) == [
+        ("edge-rate-limits", ["rules"]),
+        ("edge-waf", ["rules"]),
+    ]
+    rate_limits = next(r for r, _ in onboard.changed if r["name"] == "edge-rate-limits")
+    override = [rule for rule in rate_limits["inputs"]["rules"]
+                if rule["description"] == "storefront override: novaloja.acme-commerce.com"]
+    assert [rule["ratelimit"]["requestsPerPeriod"] for rule in override] == [3000]
+    assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
+    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf"]
+
+
+def test_the_first_custom_domain_of_a_stack_also_declares_the_zone_fallback_origin(tmp_path: Path) -> None:
+    onboard, _ = _onboard(tmp_path, "integration", NEW_TENANT)
+
+    shared = sorted(r["name"] for r in onboard.added if "novaloja" not in r["name"])
+
+    assert shared == ["edge-saas-fallback", "edge-saas-fallback-origin"]
