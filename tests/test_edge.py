@@ -1,0 +1,152 @@
+"""The edge under the mock engine, per stack: strict TLS and the managed + OWASP WAF in front of every
+proxied hostname, the 24 h catalog cache (C5), Vercel's exceptions, and zone-scoped tokens (S3)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from components.edge import MANAGED_RULESET_ID, OWASP_RULESET_ID
+from infra.plan import Plan
+from tests.conftest import STACKS
+
+HOST_SET = re.compile(r'^(not )?http\.host in \{([^}]*)\}$')
+
+
+def _inputs(plan: Plan, type_suffix: str) -> list[dict[str, Any]]:
+    return [r.inputs for r in plan.resources if r.type.endswith(type_suffix)]
+
+
+def _ruleset(plan: Plan, phase: str) -> list[dict[str, Any]]:
+    [ruleset] = [i for i in _inputs(plan, ":Ruleset") if i["phase"] == phase]
+    return ruleset["rules"]
+
+
+def _matches_host(expression: str, host: str) -> bool:
+    """Evaluate the host conditions the edge writes: `true`, `http.host in {...}`, `not http.host in {...}`."""
+    if expression == "true":
+        return True
+    match = HOST_SET.match(expression)
+    assert match is not None, f"unexpected WAF expression {expression!r}"
+    hosts = set(re.findall(r'"([^"]*)"', match.group(2)))
+    return (host in hosts) != bool(match.group(1))
+
+
+def _proxied_hostnames(plan: Plan) -> set[tuple[str, str]]:
+    records = {(i["zoneId"], i["name"]) for i in _inputs(plan, ":DnsRecord") if i.get("proxied")}
+    custom = {(i["zoneId"], i["hostname"]) for i in _inputs(plan, ":CustomHostname")}
+    return records | custom
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_proxied_hostname_sits_in_a_zone_with_strict_tls_and_the_managed_and_owasp_waf(
+    stack: str, committed_plans: dict[str, Plan]
+) -> None:
+    plan = committed_plans[stack]
+    settings = {(i["zoneId"], i["settingId"]): i["value"] for i in _inputs(plan, ":ZoneSetting")}
+    waf = _ruleset(plan, "http_request_firewall_managed")
+    hostnames = _proxied_hostnames(plan)
+
+    assert hostnames, "a stack with no proxied hostname proves nothing"
+    for zone_id, host in hostnames:
+        assert settings[(zone_id, "ssl")] == "strict"
+        assert settings[(zone_id, "min_tls_version")] == "1.2"
+        assert settings[(zone_id, "tls_1_3")] == "on"
+        for ruleset_id in (MANAGED_RULESET_ID, OWASP_RULESET_ID):
+            covering = [r for r in waf if r["action"] == "execute" and r["actionParameters"]["id"] == ruleset_id
+                        and _matches_host(r["expression"], host)]
+            assert covering, f"{host} is not covered by ruleset {ruleset_id}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_catalog_is_cached_at_the_edge_for_24_hours_and_vercel_paths_never(
+    stack: str, committed_plans: dict[str, Plan]
+) -> None:
+    rules = _ruleset(committed_plans[stack], "http_request_cache_settings")
+
+    [catalog] = [r for r in rules if r["actionParameters"].get("cache") and "/v1/catalog" in r["expression"]]
+    assert catalog["actionParameters"]["edgeTtl"] == {"mode": "override_origin", "default": 86400}
+    assert catalog["actionParameters"]["cacheKey"]["customKey"]["header"]["includes"] == ["authorization"]
+    [vercel] = [r for r in rules if "/.well-known/vercel/" in r["expression"]]
+    assert vercel["actionParameters"] == {"cache": False}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_https_is_forced_everywhere_except_acme_challenges(stack: str, committed_plans: dict[str, Plan]) -> None:
+    [redirect] = _ruleset(committed_plans[stack], "http_request_dynamic_redirect")
+
+    assert redirect["expression"].startswith("not ssl and ")
+    assert 'not starts_with(http.request.uri.path, "/.well-known/acme-challenge/")' in redirect["expression"]
+    assert redirect["actionParameters"]["fromValue"]["statusCode"] == 301
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_token_reaches_beyond_one_zone_or_lives_forever(stack: str, committed_plans: dict[str, Plan]) -> None:
+    plan = committed_plans[stack]
+    [zone_id] = {i["zoneId"] for i in _inputs(plan, ":ZoneSetting")}
+    tokens = _inputs(plan, ":ApiToken")
+
+    assert tokens
+    for token in tokens:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T00:00:00Z", token["expiresOn"])
+        for policy in token["policies"]:
+            assert json.loads(policy["resources"]) == {f"com.cloudflare.api.account.zone.{zone_id}": "*"}
+            assert [g["id"] for g in policy["permissionGroups"]] == ["e17beae8b8cb423a99b1730f21238bed"]
+
+
+def test_prod_blocks_and_preloads_hsts_while_staging_logs(committed_plans: dict[str, Plan]) -> None:
+    def owasp_action(stack: str) -> str:
+        """The action of the OWASP rule that covers every host not in log-only mode."""
+        [rule] = [r for r in _ruleset(committed_plans[stack], "http_request_firewall_managed")
+                  if r["actionParameters"]["id"] == OWASP_RULESET_ID and not r["expression"].startswith("http.host")]
+        return rule["actionParameters"]["overrides"]["rules"][0]["action"]
+
+    def hsts(stack: str) -> dict[str, Any]:
+        [value] = [i["value"] for i in _inputs(committed_plans[stack], ":ZoneSetting")
+                   if i["settingId"] == "security_header"]
+        return value["strict_transport_security"]
+
+    assert owasp_action("prod") == "block"
+    assert owasp_action("staging") == "log"
+    assert hsts("prod")["max_age"] >= 31536000 and hsts("prod")["preload"] is True
+    assert hsts("staging")["max_age"] < 31536000 and hsts("staging")["preload"] is False
+
+
+def test_a_tenant_in_waf_log_mode_is_logged_only_by_owasp_and_still_under_the_managed_ruleset(
+    committed_plans: dict[str, Plan],
+) -> None:
+    waf = _ruleset(committed_plans["prod"], "http_request_firewall_managed")
+    host = "loja.cafedoce.com.br"  # cafedoce is `wafMode: log` in Pulumi.prod.yaml
+
+    owasp = [r for r in waf if r["actionParameters"]["id"] == OWASP_RULESET_ID and _matches_host(r["expression"], host)]
+    managed = [r for r in waf if r["actionParameters"]["id"] == MANAGED_RULESET_ID]
+
+    assert [r["actionParameters"]["overrides"]["rules"][0]["action"] for r in owasp] == ["log"]
+    assert managed and all(_matches_host(r["expression"], host) for r in managed)
+
+
+def test_owasp_paranoia_level_two_switches_off_levels_three_and_four(committed_plans: dict[str, Plan]) -> None:
+    [rule] = [r for r in _ruleset(committed_plans["prod"], "http_request_firewall_managed")
+              if r["actionParameters"]["id"] == OWASP_RULESET_ID and r["expression"].startswith("not ")]
+
+    categories = rule["actionParameters"]["overrides"]["categories"]
+
+    assert categories == [{"category": "paranoia-level-3", "enabled": False},
+                          {"category": "paranoia-level-4", "enabled": False}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_storefront_project_deploys_from_git_and_marks_its_secret_variable_sensitive(
+    stack: str, committed_plans: dict[str, Plan]
+) -> None:
+    plan = committed_plans[stack]
+    [project] = _inputs(plan, ":Project")
+    variables = {i["key"]: i for i in _inputs(plan, ":ProjectEnvironmentVariable")}
+
+    assert project["framework"] == "nextjs"
+    assert project["gitRepository"]["repo"] == "acme-commerce/storefront"
+    assert variables["REVALIDATE_TOKEN"]["sensitive"] is True
+    assert variables["NEXT_PUBLIC_API_URL"]["sensitive"] is False

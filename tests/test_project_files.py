@@ -1,0 +1,69 @@
+"""The files the Pulumi CLI and GitHub read, checked against the schemas those tools use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from tests.conftest import PROJECT_DIR
+
+SCHEMAS = PROJECT_DIR.parent / "shared" / "schemas"
+# The Python language host accepts only these runtime options (schemas/README.md).
+PYTHON_RUNTIME_OPTIONS = {"toolchain": {"pip", "poetry", "uv"}, "virtualenv": None, "typechecker": {"mypy", "pyright"}}
+
+
+def test_pulumi_yaml_is_a_valid_project_file() -> None:
+    schema = json.loads((SCHEMAS / "pulumi-project.json").read_text())
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+
+    jsonschema.validate(project, schema, cls=jsonschema.Draft202012Validator)
+
+    assert project["name"] == "platform"
+    assert project["main"] == "infra/"
+    assert (PROJECT_DIR / project["main"] / "__main__.py").is_file()
+
+
+def test_pulumi_yaml_uses_only_runtime_options_the_python_host_accepts() -> None:
+    runtime = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["runtime"]
+
+    assert runtime["name"] == "python"
+    for option, value in runtime["options"].items():
+        assert option in PYTHON_RUNTIME_OPTIONS, f"unknown Python runtime option {option!r}"
+        allowed = PYTHON_RUNTIME_OPTIONS[option]
+        assert allowed is None or value in allowed, f"{option}: {value!r} not in {allowed}"
+    assert set(runtime["options"]) == set(PYTHON_RUNTIME_OPTIONS)
+
+
+def test_every_stack_file_belongs_to_this_project_and_names_its_environment() -> None:
+    for path in PROJECT_DIR.glob("Pulumi.*.yaml"):
+        config = yaml.safe_load(path.read_text())["config"]
+        stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+        assert config["platform:environment"] == stack
+        assert all(":" in key for key in config), f"{path.name}: keys carry their namespace"
+
+
+def test_github_workflows_are_valid_against_the_vendored_schema() -> None:
+    workflows = sorted(str(p) for p in (PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
+    assert len(workflows) >= 2
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         *workflows],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme_head = (PROJECT_DIR / "README.md").read_text().splitlines()[:12]
+    ci = (PROJECT_DIR / ".ci" / "run").read_text()
+
+    assert any("python3 tools/dev.py test" in line for line in readme_head)
+    assert any("python3 tools/dev.py plan" in line for line in readme_head)
+    assert "python3 tools/dev.py test" in ci

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The developer entry point; needs only Python 3.11+ and sets up everything else itself.
+
+    python3 tools/dev.py plan STACK [--json] [--diff-against PLAN.json]   the offline plan of a stack
+    python3 tools/dev.py test                                          the whole test suite
+    python3 tools/dev.py setup                                         the virtual environment only
+
+The virtual environment is `.venv` (the one `Pulumi.yaml` names), reinstalled when pyproject.toml
+changes. System packages the tests need are installed with apt-get when run as root; otherwise the
+exact command is printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".platform-installed"
+
+# command the tests run -> Debian package that provides it
+SYSTEM_PACKAGES: dict[str, str] = {}
+
+
+def _run(*cmd: str | Path, **kwargs: object) -> None:
+    print(f"+ {' '.join(str(c) for c in cmd)}", flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, check=False, **kwargs)  # type: ignore[call-overload]
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 (this file runs on whatever python3 the machine has)
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        _run(sys.executable, "-m", "venv", VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+        STAMP.write_text(wanted)
+
+
+def system_packages() -> None:
+    missing = sorted({pkg for cmd, pkg in SYSTEM_PACKAGES.items() if shutil.which(cmd) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"the tests need Debian packages {', '.join(missing)}; install them with:\n"
+                 f"  sudo apt-get update && sudo apt-get install -y {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run("apt-get", "update", "-qq", env=env)
+    _run("apt-get", "install", "-y", "-qq", *missing, env=env)
+
+
+def test() -> None:
+    setup()
+    system_packages()
+    bin_dir = VENV / "bin"
+    _run(bin_dir / "ruff", "check", ".")
+    _run(bin_dir / "pyright")  # strict over infra, stacks, components, policies (pyproject.toml)
+    _run(PYTHON, "-m", "pytest")
+
+
+def plan(args: list[str]) -> None:
+    if not args or args[0].startswith("-"):
+        sys.exit("usage: python3 tools/dev.py plan STACK [--json] [--config-file FILE] [--diff-against PLAN.json]")
+    setup()
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "-m", "infra", "plan", "--stack", args[0], *args[1:]])
+
+
+def main() -> None:
+    command, *args = sys.argv[1:] or ["help"]
+    if command == "setup":
+        setup()
+    elif command == "test":
+        test()
+    elif command == "plan":
+        plan(args)
+    else:
+        print(__doc__)
+        sys.exit(0 if command in ("help", "-h", "--help") else 2)
+
+
+if __name__ == "__main__":
+    main()
