@@ -218,6 +218,15 @@ class Edge(pulumi.ComponentResource):
             cloudflare.DnsRecord(f"{self._name}-api", zone_id=self._args.zone_id, name=self.api_hostname,
                                  type="CNAME", content=self._args.api_origin, proxied=True, ttl=1,
                                  comment="Commission Engine API", opts=child)
+            # Cloud Run and Railway route by Host header: the origin must see its own host name.
+            route: cloudflare.RulesetRuleArgsDict = {
+                "action": "route",
+                "description": "API: Host header of the engine's origin",
+                "expression": f"http.host eq {json.dumps(self.api_hostname)}",
+                "action_parameters": {"host_header": self._args.api_origin},
+            }
+            cloudflare.Ruleset(f"{self._name}-origin", zone_id=self._args.zone_id, kind="zone",
+                               phase="http_request_origin", name="platform origin rules", rules=[route], opts=child)
         self.fallback_origin = None
         if self._args.custom_domains_enabled:
             record = cloudflare.DnsRecord(

@@ -217,7 +217,7 @@ def _check_dates(spec: StackSpecV1) -> list[str]:
 
 
 _SERVICE_FIELDS = ("backend", "cpu_millis", "memory_mib", "peak_cpu_millis", "peak_memory_mib",
-                   "min_instances", "max_instances")
+                   "min_instances", "max_instances", "public")
 
 
 def _merge_services(spec: StackSpecV1) -> tuple[dict[ServiceName, ServiceProfile], list[str]]:
@@ -236,6 +236,13 @@ def _merge_services(spec: StackSpecV1) -> tuple[dict[ServiceName, ServiceProfile
             return f"{NAMESPACE}:services.{svc_name}.{_camel(field)} (from profile {spec.environment!r})"
 
         problems += _check_service(name, svc, where)
+        if name == "pocketbase" and svc.backend != merged["engine"].backend and not svc.public:
+            # The engine cannot reach another backend's private network: it uses PocketBase's HTTPS domain.
+            merged[name] = dataclasses.replace(svc, public=True)
+        if name == "redis" and svc.backend != merged["engine"].backend:
+            problems.append(f"{where('backend')}: {_show(svc.backend)} is not the engine's backend "
+                            f"{_show(merged['engine'].backend)}; Redis is reachable only on its backend's private "
+                            "network, so expected the engine's backend")
     return merged, problems
 
 
@@ -245,10 +252,11 @@ def _check_service(name: ServiceName, svc: ServiceProfile, where: typing.Callabl
     if name in NEEDS_VOLUME and not limits.volumes:
         problems.append(f"{where('backend')}: {_show(svc.backend)} cannot run {name}: it keeps its data "
                         f"on a volume and {limits.why_no_volumes}; expected \"docker\" or \"railway\"")
-    if name == "redis" and svc.backend == "cloudrun":
-        problems.append(f"{where('backend')}: \"cloudrun\" cannot run redis: a cache there would be "
-                        "Memorystore behind a VPC connector, which the platform does not declare; "
-                        "expected \"docker\" or \"railway\"")
+    if name == "redis" and svc.public:
+        problems.append(f"{where('public')}: true, but Redis is never publicly reachable (L4); expected false")
+    if name == "redis" and svc.backend == "cloudrun" and svc.memory_mib % 1024:
+        problems.append(f"{where('memory_mib')}: {svc.memory_mib} is not whole GiB, and Redis on Cloud Run is "
+                        "Memorystore, sized in GiB; expected a multiple of 1024")
     for field in ("cpu_millis", "peak_cpu_millis"):
         value = getattr(svc, field)
         low, high = limits.cpu_millis_range

@@ -8,6 +8,7 @@ with its inputs; secrets arrive still marked secret and are masked, never printe
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -17,6 +18,7 @@ from typing import Any, cast
 
 import pulumi
 import pulumi.runtime
+from pulumi.output import Unknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
@@ -76,14 +78,19 @@ class Plan:
 
 
 def mask(value: Any) -> Any:
-    """Secrets become `[secret]`, unknowns `[unknown]`; everything else is kept, as plain JSON."""
+    """Secrets become `[secret:<digest>]`, unknowns `[unknown]`; the rest is kept, as plain JSON.
+
+    The digest lets a diff see that a secret changed. It never covers a real secret: a plan cannot
+    decrypt `secure:` config (that arrives as a placeholder) and generated secrets are mock values.
+    """
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:  # pyright: ignore[reportUnknownMemberType]
-            return SECRET
+            inner = json.dumps(mask(value.get("value")), sort_keys=True)  # pyright: ignore[reportUnknownMemberType]
+            return f"{SECRET[:-1]}:{hashlib.sha256(inner.encode()).hexdigest()[:8]}]"
         return {str(k): mask(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
     if isinstance(value, list | tuple):
         return [mask(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
-    if value == _UNKNOWN_VALUE or isinstance(value, pulumi_mocks.MockResourceArgs):
+    if value == _UNKNOWN_VALUE or isinstance(value, Unknown):
         return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire has only doubles; the provider schemas say integer
@@ -150,6 +157,11 @@ def run_plan(raw: RawConfig, stack: str,
     # A loop of our own, set before the runtime is configured so every future it makes is bound to it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # The SDK makes several futures and outputs per resource, and the cyclic collector rescans
+    # them all on every full pass: with it paused, a 1,000-tenant plan takes half the time, grows
+    # linearly, and peaks 7 % higher in memory (bench/README.md). A plan is a bounded batch run.
+    collector_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         # What a previous in-process run left behind (as `pulumi.runtime.test` clears it too).
         pulumi_settings.SETTINGS.rpc_manager.clear()  # pyright: ignore
@@ -166,6 +178,8 @@ def run_plan(raw: RawConfig, stack: str,
             thread_loop.close()
         loop.close()
         asyncio.set_event_loop(None)
+        if collector_was_enabled:
+            gc.enable()
     return Plan(stack=stack, config_file=raw.file, resources=tuple(monitor.planned),
                 outputs=monitor.stack_outputs)
 

@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_docker as docker
 
+from components.api import Engine, EngineArgs, TenantEntry
+from components.backends.cloudrun import CloudRunTarget
+from components.backends.railway import RailwayTarget
+from components.backends.targets import Targets
+from components.cache import Cache, CacheArgs
+from components.database import BackupTarget, Database, DatabaseArgs
 from components.edge import Edge, EdgeArgs, RateLimitOverride
 from components.frontend import Storefront, StorefrontArgs
+from components.images import Registry
 from components.tenant import TenantSite, TenantSiteArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
+
+
+def _targets(model: StackModel) -> Targets:
+    backends = {svc.backend for svc in model.services.values()}
+    network = None
+    if "docker" in backends:
+        network = docker.Network("platform-network", name=f"platform-{model.environment}",
+                                 opts=pulumi.ResourceOptions())
+    railway = (RailwayTarget(model.railway.project_id, model.railway.environment_id, model.railway.region)
+               if model.railway is not None else None)
+    return Targets(docker_network=network, railway=railway)
 
 
 def declare(model: StackModel) -> None:
     """Declare every resource of the stack described by `model`, and the stack's outputs."""
     zone = model.zone
     api_url = f"https://{zone.api_hostname}"
+    env = model.environment
+    targets = _targets(model)
+    registry = (Registry(model.registry.server, model.registry.repository, model.registry.username,
+                         model.registry.password.output()) if model.registry is not None else None)
 
     storefront = Storefront("storefront", StorefrontArgs(
         project_name=model.frontend.project_name,
@@ -27,11 +50,61 @@ def declare(model: StackModel) -> None:
         team_id=model.frontend.team_id,
     ))
 
+    cache = Cache("cache", CacheArgs(
+        environment=env, size=model.services["redis"], targets=targets,
+        gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
+    ))
+    if model.gcp is not None:
+        targets = Targets(targets.docker_network, CloudRunTarget(
+            project=model.gcp.project, region=model.gcp.region, environment=env,
+            deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
+        ), targets.railway)
+
+    dr = model.profile.disaster_recovery
+    database = Database("database", DatabaseArgs(
+        environment=env,
+        size=model.services["pocketbase"],
+        targets=targets,
+        superuser_email=f"platform-admin@{zone.name}",
+        backup_cron=dr.backup_cron,
+        backup_retention_days=dr.backup_retention_days,
+        registry=registry if model.services["pocketbase"].backend != "docker" else None,
+        backups=BackupTarget(model.backups.bucket, model.backups.endpoint, model.backups.region,
+                             model.backups.access_key_id, model.backups.secret_access_key.output())
+        if model.backups is not None else None,
+    ))
+    engine_size = model.services["engine"]
+    same_backend = model.services["pocketbase"].backend == engine_size.backend
+    pocketbase_url = database.endpoint.private_url if same_backend else database.endpoint.public_url
+    assert pocketbase_url is not None  # made public by the config model when the backends differ
+
+    edge_settings = model.profile.edge
+    extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token}
+    if cache.ca_certificate is not None:
+        extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
+    engine = Engine("engine", EngineArgs(
+        environment=env,
+        size=engine_size,
+        targets=targets,
+        tenants=[TenantEntry(t.slug, t.currency) for t in model.tenants],
+        pocketbase_url=pocketbase_url,
+        pocketbase_superuser_email=database.superuser_email,
+        pocketbase_superuser_password=database.superuser_password,
+        redis_url=cache.url,
+        registry=registry if engine_size.backend != "docker" else None,
+        extra_env={"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
+                   "STOREFRONT_REVALIDATE_URL": api_url.replace("api.", "", 1) + "/api/revalidate"},
+        extra_secret_env=extra_secret_env,
+    ))
+    api_origin = (engine.endpoint.public_url.apply(lambda u: u.split("://", 1)[-1].rstrip("/"))
+                  if engine.endpoint.public_url is not None and engine_size.backend != "docker" else None)
+
     edge = Edge("edge", EdgeArgs(
         zone_id=zone.zone_id,
         zone_name=zone.name,
         tokens_expire_on=zone.tokens_expire_on,
-        settings=model.profile.edge,
+        settings=edge_settings,
+        api_origin=api_origin,
         custom_domains_enabled=any(t.custom_domains for t in model.tenants),
         rate_limit_overrides=[RateLimitOverride(t.hostnames, t.rate_limit_per_minute)
                               for t in model.tenants if t.rate_limit_per_minute is not None],
@@ -39,6 +112,7 @@ def declare(model: StackModel) -> None:
     ))
 
     tenants: dict[str, object] = {}
+    tenant_keys: dict[str, object] = {}
     for tenant in model.tenants:
         site = TenantSite(f"tenant-{tenant.slug}", TenantSiteArgs(
             slug=tenant.slug,
@@ -55,12 +129,18 @@ def declare(model: StackModel) -> None:
             "dnsRecordsForTenant": [{"name": r.name, "type": r.type, "value": r.value}
                                     for r in site.dns_instructions],
         }
+        keys = engine.tenant_keys[tenant.slug]
+        tenant_keys[tenant.slug] = {"apiKey": keys.api_key, "adminKey": keys.admin_key}
 
-    pulumi.export("environment", model.environment)
+    pulumi.export("environment", env)
     pulumi.export("apiUrl", api_url)
+    pulumi.export("engineOrigin", engine.endpoint.public_url)
+    pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
+    pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
     pulumi.export("catalogPurgeToken", edge.catalog_purge_token)
     pulumi.export("revalidateToken", storefront.revalidate_token)
+    pulumi.export("pocketbaseSuperuserPassword", database.superuser_password)
 
 
 def run_under_pulumi() -> None:

@@ -115,6 +115,7 @@ class ServiceOverrideSpec(_Spec):
     peak_memory_mib: Annotated[int, Field(ge=1)] | None = None
     min_instances: Annotated[int, Field(ge=0)] | None = None
     max_instances: Annotated[int, Field(ge=1)] | None = None
+    public: bool | None = None
 
 
 class ServicesSpec(_Spec):

@@ -12,7 +12,7 @@ from stacks.profile import (
 PROFILE = Profile(
     environment="integration",
     services={
-        "engine": ServiceProfile("docker", 1000, 512, 1000, 512, 1, 1),
+        "engine": ServiceProfile("docker", 1000, 512, 1000, 512, 1, 1, public=True),
         "pocketbase": ServiceProfile("docker", 1000, 2048, 1000, 2048, 1, 1),
         "redis": ServiceProfile("docker", 1000, 1024, 1000, 1024, 1, 1),
     },

@@ -30,6 +30,8 @@ class ServiceProfile:
     peak_memory_mib: int
     min_instances: int
     max_instances: int
+    public: bool = False
+    """Reachable from the internet (the engine's API). Redis never is."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ PROFILE = Profile(
     environment="staging",
     services={
         # Railway has no autoscaling: a fixed two replicas keeps a warm spare during deploys.
-        "engine": ServiceProfile("railway", 1000, 1024, 2000, 2048, 2, 2),
+        "engine": ServiceProfile("railway", 1000, 1024, 2000, 2048, 2, 2, public=True),
         "pocketbase": ServiceProfile("railway", 1000, 2048, 2000, 4096, 1, 1),
         "redis": ServiceProfile("railway", 1000, 1024, 1000, 1024, 1, 1),
     },

@@ -1,5 +1,6 @@
 """Onboarding a tenant is one entry in `platform:tenants`: the plan diff adds only that tenant's
-resources and touches only the shared resources that list tenants; removing the entry reverses it."""
+resources and touches only the shared resources that list tenants (the engine's tenant registry, and
+the zone rulesets when the tenant has its own limits); removing the entry reverses it."""
 
 from __future__ import annotations
 
@@ -36,15 +37,19 @@ def test_a_tenant_with_two_custom_domains_adds_exactly_its_records_hostnames_and
         ("cloudflare:index/customHostname:CustomHostname", "tenant-novaloja-custom-www-novaloja-com-br"),
         ("cloudflare:index/dnsRecord:DnsRecord", "tenant-novaloja-subdomain"),
         ("platform:tenant:TenantSite", "tenant-novaloja"),
+        ("random:index/randomPassword:RandomPassword", "engine-key-novaloja-admin"),
+        ("random:index/randomPassword:RandomPassword", "engine-key-novaloja-api"),
         ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-novaloja-acme-commerce-staging-dev"),
         ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-novaloja-com-br"),
         ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-www-novaloja-com-br"),
     ]
-    assert onboard.changed == []
+    # The one shared resource that lists tenants: the engine service, through its tenant registry.
+    assert [(r["name"], keys) for r, keys in onboard.changed] == [("engine", ["variables"])]
     assert onboard.removed == []
     # Removing the entry removes exactly what adding it added.
     assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
-    assert offboard.added == [] and offboard.changed == []
+    assert offboard.added == []
+    assert [(r["name"], keys) for r, keys in offboard.changed] == [("engine", ["variables"])]
 
 
 def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list_tenants(tmp_path: Path) -> None:
@@ -57,18 +62,20 @@ def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list
     assert sorted((r["name"], keys) for r, keys in onboard.changed) == [
         ("edge-rate-limits", ["rules"]),
         ("edge-waf", ["rules"]),
+        ("engine-tenants-json-v", ["secretData"]),  # prod: the registry is a Secret Manager version
     ]
     rate_limits = next(r for r, _ in onboard.changed if r["name"] == "edge-rate-limits")
     override = [rule for rule in rate_limits["inputs"]["rules"]
                 if rule["description"] == "storefront override: novaloja.acme-commerce.com"]
     assert [rule["ratelimit"]["requestsPerPeriod"] for rule in override] == [3000]
     assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
-    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf"]
+    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf", "engine-tenants-json-v"]
 
 
 def test_the_first_custom_domain_of_a_stack_also_declares_the_zone_fallback_origin(tmp_path: Path) -> None:
     onboard, _ = _onboard(tmp_path, "integration", NEW_TENANT)
 
     shared = sorted(r["name"] for r in onboard.added if "novaloja" not in r["name"])
+
 
     assert shared == ["edge-saas-fallback", "edge-saas-fallback-origin"]

@@ -1,0 +1,117 @@
+"""The api layer: the Commission Engine image, built from `components/engine`, run as a container
+service that scales from 1 warm instance to 3-5 (L2, D2, C1), and its tenant registry.
+
+Each tenant gets an API key and an admin key (pulumi_random, kept in the state, exported as secret
+stack outputs). The engine receives only their SHA-256 hashes, in one JSON document listing every
+tenant: so one entry in `platform:tenants` onboards the tenant in the engine too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_random as random
+
+from components.backends.service import ContainerSpec, Endpoint
+from components.backends.targets import Targets, deploy
+from components.images import COMPONENTS_DIR, Registry, build_image
+from stacks.profile import ServiceProfile
+
+PORT = 8000
+
+
+@dataclass(frozen=True)
+class TenantEntry:
+    slug: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    environment: str
+    size: ServiceProfile
+    targets: Targets
+    tenants: Sequence[TenantEntry]
+    pocketbase_url: pulumi.Input[str]
+    pocketbase_superuser_email: str
+    pocketbase_superuser_password: pulumi.Input[str]
+    redis_url: pulumi.Input[str]
+    registry: Registry | None = None
+    """Left out (docker backend), the image is built on the Docker host and not pushed."""
+    extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+    extra_secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    api_key: pulumi.Output[str]
+    admin_key: pulumi.Output[str]
+
+
+def _sha256(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+def tenant_registry(tenants: Sequence[TenantEntry], api_keys: Sequence[str], admin_keys: Sequence[str]) -> str:
+    """The document the engine loads its tenants from: no key in it, only hashes."""
+    return json.dumps({"version": 1, "tenants": [
+        {"slug": t.slug, "currency": t.currency, "api_key_hashes": [_sha256(api)],
+         "admin_key_hashes": [_sha256(admin)]}
+        for t, api, admin in zip(tenants, api_keys, admin_keys, strict=True)
+    ]}, sort_keys=True)
+
+
+class Engine(pulumi.ComponentResource):
+    endpoint: Endpoint
+    image: pulumi.Output[str]
+    tenant_keys: dict[str, TenantKeys]
+
+    def __init__(self, name: str, args: EngineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:api:Engine", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.tenant_keys = {}
+        for tenant in args.tenants:
+            api = random.RandomPassword(f"{name}-key-{tenant.slug}-api", length=40, special=False, opts=child)
+            admin = random.RandomPassword(f"{name}-key-{tenant.slug}-admin", length=40, special=False, opts=child)
+            self.tenant_keys[tenant.slug] = TenantKeys(pulumi.Output.secret(api.result),
+                                                       pulumi.Output.secret(admin.result))
+        keys = list(self.tenant_keys.values())
+        registry_json = pulumi.Output.all(
+            pulumi.Output.all(*[k.api_key for k in keys]), pulumi.Output.all(*[k.admin_key for k in keys]),
+        ).apply(lambda pair: tenant_registry(args.tenants, pair[0], pair[1]))
+
+        self.image = build_image(f"{name}-image", COMPONENTS_DIR / "engine", "commission-engine", args.registry, self)
+        env: dict[str, pulumi.Input[str]] = {
+            "ENVIRONMENT": args.environment,
+            "POCKETBASE_URL": args.pocketbase_url,
+            "POCKETBASE_SUPERUSER_EMAIL": args.pocketbase_superuser_email,
+            "WEB_CONCURRENCY": str(args.workers),
+            "OTEL_SERVICE_NAME": "commission-engine",
+            **args.extra_env,
+        }
+        secret_env: dict[str, pulumi.Input[str]] = {
+            "POCKETBASE_SUPERUSER_PASSWORD": args.pocketbase_superuser_password,
+            "REDIS_URL": args.redis_url,
+            # Hashes only, yet secret: they would let anyone test guessed keys offline.
+            "TENANTS_JSON": pulumi.Output.secret(registry_json),
+            **args.extra_secret_env,
+        }
+        self.endpoint = deploy(name, ContainerSpec(
+            name="commission-engine",
+            image=self.image,
+            port=PORT,
+            size=args.size,
+            env=env,
+            secret_env=secret_env,
+            health_path="/healthz",
+            ready_path="/readyz",
+            healthcheck_command=["python", "-c",
+                                 f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
+        ), args.targets, self)
+        self.register_outputs({})

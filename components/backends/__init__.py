@@ -1,0 +1,1 @@
+"""Container backends: docker (one host), Cloud Run, Railway (dynamic provider)."""

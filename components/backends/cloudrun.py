@@ -1,0 +1,88 @@
+"""The cloudrun backend: a Cloud Run v2 service with its own service account and secrets (C1, S3).
+
+Least privilege: the service account holds no project role; it may read exactly its own secrets.
+Public invocation (`allUsers` as invoker) is granted only to a service marked public.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.backends.service import ContainerSpec, Endpoint
+
+
+@dataclass(frozen=True)
+class CloudRunTarget:
+    project: str
+    region: str
+    environment: str
+    deletion_protection: bool
+    vpc_network: pulumi.Input[str] | None = None
+    """Direct VPC egress into this network (to reach Memorystore). Left out, no VPC access."""
+    vpc_subnetwork: pulumi.Input[str] | None = None
+
+
+def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulumi.Resource) -> Endpoint:
+    child = pulumi.ResourceOptions(parent=parent)
+    account = gcp.serviceaccount.Account(
+        f"{name}-sa", project=target.project, account_id=f"{spec.name}-{target.environment}"[:30],
+        display_name=f"{spec.name} ({target.environment}) on Cloud Run", opts=child)
+
+    envs: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict] = [
+        {"name": key, "value": value} for key, value in sorted(spec.env.items())]
+    accessors: list[pulumi.Resource] = []
+    for key, value in sorted(spec.secret_env.items()):
+        slug = key.lower().replace("_", "-")
+        secret = gcp.secretmanager.Secret(
+            f"{name}-{slug}", project=target.project, secret_id=f"{spec.name}-{target.environment}-{slug}",
+            replication={"auto": {}}, opts=child)
+        gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
+                                        secret_data=pulumi.Output.secret(value), opts=child)
+        accessors.append(gcp.secretmanager.SecretIamMember(
+            f"{name}-{slug}-reader", project=target.project, secret_id=secret.secret_id,
+            role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
+        envs.append({"name": key, "value_source": {"secret_key_ref": {"secret": secret.secret_id,
+                                                                       "version": "latest"}}})
+
+    probe_path = spec.health_path or "/"
+    template: gcp.cloudrunv2.ServiceTemplateArgsDict = {
+        "service_account": account.email,
+        "scaling": {"min_instance_count": spec.size.min_instances, "max_instance_count": spec.size.max_instances},
+        "max_instance_request_concurrency": 80,
+        "containers": [{
+            "image": spec.image,
+            "ports": {"container_port": spec.port},
+            "envs": envs,
+            "resources": {
+                "limits": {"cpu": str(spec.size.cpu_millis // 1000), "memory": f"{spec.size.memory_mib}Mi"},
+                # Warm instances keep their CPU between requests (C1: one warm instance).
+                "cpu_idle": False,
+                "startup_cpu_boost": True,
+            },
+            "startup_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 3,
+                              "failure_threshold": 20, "timeout_seconds": 2},
+            "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
+                               "failure_threshold": 3, "timeout_seconds": 3},
+        }],
+    }
+    if target.vpc_network is not None:
+        template["vpc_access"] = {"egress": "PRIVATE_RANGES_ONLY", "network_interfaces": [
+            {"network": target.vpc_network, "subnetwork": target.vpc_subnetwork}]}
+    service = gcp.cloudrunv2.Service(
+        name,
+        project=target.project,
+        location=target.region,
+        name=spec.name,
+        ingress="INGRESS_TRAFFIC_ALL" if spec.size.public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        deletion_protection=target.deletion_protection,
+        template=template,
+        traffics=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=accessors),
+    )
+    if spec.size.public:
+        gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
+                                        name=service.name, role="roles/run.invoker", member="allUsers", opts=child)
+    return Endpoint(private_url=service.uri, public_url=service.uri if spec.size.public else None)

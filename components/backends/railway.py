@@ -1,0 +1,279 @@
+"""Railway services through Railway's public GraphQL API, as a Pulumi dynamic provider.
+
+There is no Railway provider on PyPI. Every document sent is in `DOCUMENTS` and validates against
+Railway's schema (`tests/test_railway_provider.py`). The token is a project token read from the
+stack config (`platform:railwayToken`) when the provider is configured: it is never a resource input,
+so it is never in the state, and no error message carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dynamic
+
+from components.backends.service import ContainerSpec, Endpoint
+
+API_URL = "https://backboard.railway.com/graphql/v2"
+TOKEN_KEY = "platform:railwayToken"
+
+DOCUMENTS: dict[str, str] = {
+    "serviceCreate": """
+mutation serviceCreate($input: ServiceCreateInput!) {
+  serviceCreate(input: $input) { id name }
+}""",
+    "serviceInstanceUpdate": """
+mutation serviceInstanceUpdate($serviceId: String!, $environmentId: String, $input: ServiceInstanceUpdateInput!) {
+  serviceInstanceUpdate(serviceId: $serviceId, environmentId: $environmentId, input: $input)
+}""",
+    "serviceInstanceLimitsUpdate": """
+mutation serviceInstanceLimitsUpdate($input: ServiceInstanceLimitsUpdateInput!) {
+  serviceInstanceLimitsUpdate(input: $input)
+}""",
+    "variableCollectionUpsert": """
+mutation variableCollectionUpsert($input: VariableCollectionUpsertInput!) {
+  variableCollectionUpsert(input: $input)
+}""",
+    "volumeCreate": """
+mutation volumeCreate($input: VolumeCreateInput!) {
+  volumeCreate(input: $input) { id name }
+}""",
+    "serviceDomainCreate": """
+mutation serviceDomainCreate($input: ServiceDomainCreateInput!) {
+  serviceDomainCreate(input: $input) { id domain }
+}""",
+    "serviceDomainDelete": """
+mutation serviceDomainDelete($id: String!) {
+  serviceDomainDelete(id: $id)
+}""",
+    "serviceInstanceRedeploy": """
+mutation serviceInstanceRedeploy($environmentId: String!, $serviceId: String!) {
+  serviceInstanceRedeploy(environmentId: $environmentId, serviceId: $serviceId)
+}""",
+    "serviceDelete": """
+mutation serviceDelete($id: String!, $environmentId: String) {
+  serviceDelete(id: $id, environmentId: $environmentId)
+}""",
+    "service": """
+query service($id: String!) {
+  service(id: $id) { id name projectId }
+}""",
+}
+
+# Inputs whose change needs a new service rather than an update.
+REPLACE_ON = ("project_id", "environment_id", "name", "volume_mount_path")
+
+
+class RailwayError(Exception):
+    """A Railway API failure, worded for the person running `pulumi up`. Never carries the token."""
+
+
+class RailwayClient:
+    def __init__(self, token: str, url: str = API_URL, *, attempts: int = 4, backoff_s: float = 1.0,
+                 timeout_s: float = 30.0) -> None:
+        self._token = token
+        self._url = url
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._timeout_s = timeout_s
+
+    def execute(self, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps({"query": DOCUMENTS[operation], "operationName": operation,
+                           "variables": variables}).encode()
+        request = urllib.request.Request(self._url, data=body, method="POST", headers={
+            "Content-Type": "application/json",
+            # A project token: scoped to one project and environment (least privilege, S3).
+            "Project-Access-Token": self._token,
+        })
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                    payload: dict[str, Any] = json.loads(response.read())
+            except urllib.error.HTTPError as err:
+                retryable = err.code == 429 or err.code >= 500
+                if retryable and attempt < self._attempts:
+                    delay = float(err.headers.get("Retry-After") or self._backoff_s * 2 ** (attempt - 1))
+                    time.sleep(min(delay, 30.0))
+                    continue
+                raise RailwayError(self._http_message(operation, err.code, attempt)) from None
+            except (urllib.error.URLError, TimeoutError) as err:
+                if attempt < self._attempts:
+                    time.sleep(self._backoff_s * 2 ** (attempt - 1))
+                    continue
+                raise RailwayError(f"Railway {operation}: cannot reach {self._url}: {err}") from None
+            errors = payload.get("errors")
+            if errors:
+                messages = "; ".join(str(e.get("message", e)) for e in errors)
+                raise RailwayError(f"Railway {operation} failed: {messages}".replace(self._token, "[token]"))
+            return payload.get("data") or {}
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _http_message(operation: str, status: int, attempts: int) -> str:
+        if status in (401, 403):
+            return (f"Railway {operation}: HTTP {status}: the token was refused; set a project token for this "
+                    f"project and environment with `pulumi config set --secret {TOKEN_KEY}`")
+        if status == 429:
+            return f"Railway {operation}: HTTP 429: rate limited, gave up after {attempts} attempts; retry later"
+        return f"Railway {operation}: HTTP {status} after {attempts} attempts"
+
+
+class RailwayServiceProvider(dynamic.ResourceProvider):
+    """Create, read, update and delete one Railway service with its instance settings, limits,
+    variables, optional volume and optional public domain."""
+
+    def __init__(self, url: str = API_URL, backoff_s: float = 1.0) -> None:
+        super().__init__()
+        self._url = url
+        self._backoff_s = backoff_s
+        self._client: RailwayClient | None = None
+
+    def configure(self, req: dynamic.ConfigureRequest) -> None:
+        token = req.config.get(TOKEN_KEY)
+        if token:
+            self._client = RailwayClient(str(token), self._url, backoff_s=self._backoff_s)
+
+    @property
+    def client(self) -> RailwayClient:
+        if self._client is None:
+            raise RailwayError(f"no Railway token: set it with `pulumi config set --secret {TOKEN_KEY}`")
+        return self._client
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        failures: list[dynamic.CheckFailure] = []
+        replicas = news.get("num_replicas", 1)
+        if not isinstance(replicas, int | float) or replicas < 1:
+            failures.append(dynamic.CheckFailure("num_replicas", f"{replicas!r}: expected a whole number >= 1"))
+        elif news.get("volume_mount_path") and replicas != 1:
+            failures.append(dynamic.CheckFailure(
+                "num_replicas", f"{replicas}: Railway runs a service with a volume as exactly one replica"))
+        return dynamic.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        keys = sorted(k for k in set(olds) | set(news)
+                      if not k.startswith("__") and k in news and olds.get(k) != news.get(k))
+        replaces = [k for k in keys if k in REPLACE_ON]
+        return dynamic.DiffResult(changes=bool(keys), replaces=replaces, delete_before_replace=bool(replaces))
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        created = self.client.execute("serviceCreate", {"input": {
+            "projectId": props["project_id"], "environmentId": props["environment_id"], "name": props["name"],
+            "source": {"image": props["image"]},
+        }})
+        service_id: str = created["serviceCreate"]["id"]
+        try:
+            outs = self._apply(service_id, {}, props)
+        except RailwayError:
+            # Create is transactional: a half-made service would be invisible to Pulumi.
+            self.client.execute("serviceDelete", {"id": service_id, "environmentId": props["environment_id"]})
+            raise
+        return dynamic.CreateResult(service_id, outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        found = self.client.execute("service", {"id": id_}).get("service")
+        if not found:
+            return dynamic.ReadResult("", {})
+        return dynamic.ReadResult(id_, {**props, "name": found["name"]})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(self._apply(id_, olds, news))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        self.client.execute("serviceDelete", {"id": id_, "environmentId": props["environment_id"]})
+
+    def _apply(self, service_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        """Bring the service to `news`, then redeploy. Returns the outputs kept in the state."""
+        env = news["environment_id"]
+        self.client.execute("serviceInstanceUpdate", {"serviceId": service_id, "environmentId": env, "input": {
+            "source": {"image": news["image"]},
+            "region": news["region"],
+            "numReplicas": int(news["num_replicas"]),
+            "healthcheckPath": news.get("healthcheck_path"),
+            "restartPolicyType": "ON_FAILURE",
+            "restartPolicyMaxRetries": 10,
+        }})
+        self.client.execute("serviceInstanceLimitsUpdate", {"input": {
+            "serviceId": service_id, "environmentId": env,
+            "vCPUs": float(news["vcpus"]), "memoryGB": float(news["memory_gb"]),
+        }})
+        self.client.execute("variableCollectionUpsert", {"input": {
+            "projectId": news["project_id"], "environmentId": env, "serviceId": service_id,
+            "variables": news.get("variables") or {}, "replace": True, "skipDeploys": True,
+        }})
+        volume_id = olds.get("volume_id")
+        if news.get("volume_mount_path") and not volume_id:
+            volume = self.client.execute("volumeCreate", {"input": {
+                "projectId": news["project_id"], "environmentId": env, "serviceId": service_id,
+                "mountPath": news["volume_mount_path"], "region": news["region"],
+            }})
+            volume_id = volume["volumeCreate"]["id"]
+        domain_id, domain = olds.get("domain_id"), olds.get("domain")
+        if news.get("public_port") and not domain_id:
+            created = self.client.execute("serviceDomainCreate", {"input": {
+                "serviceId": service_id, "environmentId": env, "targetPort": int(news["public_port"]),
+            }})
+            domain_id, domain = created["serviceDomainCreate"]["id"], created["serviceDomainCreate"]["domain"]
+        elif not news.get("public_port") and domain_id:
+            self.client.execute("serviceDomainDelete", {"id": domain_id})
+            domain_id = domain = None
+        self.client.execute("serviceInstanceRedeploy", {"environmentId": env, "serviceId": service_id})
+        return {**news, "service_id": service_id, "volume_id": volume_id, "domain_id": domain_id, "domain": domain,
+                "private_hostname": f"{news['name']}.railway.internal"}
+
+
+class RailwayService(dynamic.Resource, module="railway", name="Service"):
+    """A Railway service. Type token `pulumi-python:dynamic/railway:Service`."""
+
+    service_id: pulumi.Output[str]
+    domain: pulumi.Output[str | None]
+    private_hostname: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, pulumi.Input[Any]],
+                 opts: pulumi.ResourceOptions | None = None, provider: RailwayServiceProvider | None = None) -> None:
+        super().__init__(provider or RailwayServiceProvider(), name,
+                         {**props, "service_id": None, "volume_id": None, "domain_id": None, "domain": None,
+                          "private_hostname": None}, opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The backend: a ContainerSpec as a Railway service
+
+
+@dataclass(frozen=True)
+class RailwayTarget:
+    project_id: str
+    environment_id: str
+    region: str
+
+
+def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi.Resource) -> Endpoint:
+    variables: dict[str, pulumi.Input[str]] = {**spec.env, **spec.secret_env, "PORT": str(spec.port)}
+    service = RailwayService(
+        name,
+        {
+            "project_id": target.project_id,
+            "environment_id": target.environment_id,
+            "name": spec.name,
+            "image": spec.image,
+            "region": target.region,
+            # Railway has no autoscaling: the replica count is fixed (validated min == max).
+            "num_replicas": spec.size.max_instances,
+            # Railway bills usage under these caps, so the cap is the peak size (C2, C3).
+            "vcpus": spec.size.peak_cpu_millis / 1000,
+            "memory_gb": spec.size.peak_memory_mib / 1024,
+            "healthcheck_path": spec.ready_path or spec.health_path,
+            "variables": pulumi.Output.secret(pulumi.Output.all(**variables)),
+            "volume_mount_path": spec.volume_path,
+            "public_port": spec.port if spec.size.public else None,
+        },
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables"]),
+    )
+    public = service.domain.apply(lambda d: f"https://{d}") if spec.size.public else None
+    return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}.railway.internal:{spec.port}"),
+                    public_url=public)

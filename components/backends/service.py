@@ -1,0 +1,43 @@
+"""One container service, whatever the backend: what it runs, how big, and how it is checked.
+
+Each backend turns a `ContainerSpec` into its provider's resources and answers an `Endpoint`. The
+backend limits were checked when the stack config was loaded (`stacks/backends.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from stacks.profile import ServiceProfile
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    """The service's name on its backend and its host name on the private network."""
+    image: pulumi.Input[str]
+    port: int
+    size: ServiceProfile
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+    """Values that must stay secret: Secret Manager on Cloud Run, secret variables elsewhere."""
+    health_path: str | None = None
+    """HTTP path answering 200 while the process is alive (liveness, startup)."""
+    ready_path: str | None = None
+    """HTTP path answering 200 once dependencies are reachable (readiness). Left out, `health_path`."""
+    healthcheck_command: Sequence[str] = ()
+    """For the docker backend: the command Docker runs inside the container."""
+    volume_path: str | None = None
+    """Mount a persistent volume here. A service with a volume runs exactly one replica."""
+    command: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    private_url: pulumi.Output[str]
+    """How the other services on the same backend reach this one."""
+    public_url: pulumi.Output[str] | None
+    """HTTPS URL reachable from the internet, when the service is public."""

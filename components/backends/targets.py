@@ -1,0 +1,31 @@
+"""Where a stack's container services can run, and the one place that picks the backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.backends import cloudrun, railway
+from components.backends import docker as docker_backend
+from components.backends.service import ContainerSpec, Endpoint
+
+
+@dataclass(frozen=True)
+class Targets:
+    docker_network: docker.Network | None = None
+    cloudrun: cloudrun.CloudRunTarget | None = None
+    railway: railway.RailwayTarget | None = None
+
+
+def deploy(name: str, spec: ContainerSpec, targets: Targets, parent: pulumi.Resource) -> Endpoint:
+    backend = spec.size.backend
+    if backend == "docker" and targets.docker_network is not None:
+        return docker_backend.deploy(name, spec, targets.docker_network, parent)
+    if backend == "cloudrun" and targets.cloudrun is not None:
+        return cloudrun.deploy(name, spec, targets.cloudrun, parent)
+    if backend == "railway" and targets.railway is not None:
+        return railway.deploy(name, spec, targets.railway, parent)
+    # Config validation requires each backend's section wherever a service uses it.
+    raise ValueError(f"{spec.name}: no target for backend {backend!r}")

@@ -1,0 +1,100 @@
+"""The cache layer: Redis, private only, password-protected, evicting like a cache (L4, C3, C6).
+
+On docker and Railway it is a Redis container on the private network; on Cloud Run's side it is
+Memorystore, reached by the engine over Direct VPC egress with TLS and AUTH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+from components.backends.service import ContainerSpec
+from components.backends.targets import Targets, deploy
+from stacks.profile import ServiceProfile
+
+REDIS_IMAGE = "redis:7.4.1-alpine"
+EVICTION_POLICY = "allkeys-lru"
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    environment: str
+    size: ServiceProfile
+    targets: Targets
+    gcp_project: str | None = None
+    gcp_region: str | None = None
+
+
+def maxmemory_mib(memory_mib: int) -> int:
+    """Three quarters of the container's memory: room for fragmentation and the process itself."""
+    return memory_mib * 3 // 4
+
+
+class Cache(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    """`redis://` or `rediss://` URL with the password: a secret."""
+    ca_certificate: pulumi.Output[str] | None
+    vpc_network: pulumi.Output[str] | None
+    vpc_subnetwork: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:cache:Redis", name, None, opts)
+        self.ca_certificate = self.vpc_network = self.vpc_subnetwork = None
+        if args.size.backend == "cloudrun":
+            self._memorystore(name, args)
+        else:
+            self._container(name, args)
+        self.register_outputs({})
+
+    def _container(self, name: str, args: CacheArgs) -> None:
+        password = random.RandomPassword(f"{name}-password", length=40, special=False,
+                                         opts=pulumi.ResourceOptions(parent=self))
+        maxmemory = maxmemory_mib(args.size.memory_mib)
+        # A cache: nothing persisted, least recently used keys evicted at the limit.
+        server = (f'exec redis-server --requirepass "$REDIS_PASSWORD" --maxmemory {maxmemory}mb '
+                  f"--maxmemory-policy {EVICTION_POLICY} --save '' --appendonly no")
+        endpoint = deploy(name, ContainerSpec(
+            name="redis",
+            image=REDIS_IMAGE,
+            port=6379,
+            size=args.size,
+            secret_env={"REDIS_PASSWORD": password.result, "REDISCLI_AUTH": password.result},
+            command=["sh", "-c", server],
+            healthcheck_command=["redis-cli", "ping"],
+        ), args.targets, self)
+        host = endpoint.private_url.apply(lambda u: u.removeprefix("http://"))
+        self.url = pulumi.Output.secret(pulumi.Output.concat("redis://:", password.result, "@", host, "/0"))
+
+    def _memorystore(self, name: str, args: CacheArgs) -> None:
+        assert args.gcp_project is not None and args.gcp_region is not None  # required with cloudrun
+        child = pulumi.ResourceOptions(parent=self)
+        network = gcp.compute.Network(f"{name}-network", project=args.gcp_project,
+                                      name=f"platform-{args.environment}", auto_create_subnetworks=False, opts=child)
+        subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
+            name=f"platform-{args.environment}-run", ip_cidr_range="10.20.0.0/24", private_ip_google_access=True,
+            opts=child)
+        instance = gcp.redis.Instance(
+            name,
+            project=args.gcp_project,
+            region=args.gcp_region,
+            name=f"cache-{args.environment}",
+            tier="BASIC",
+            memory_size_gb=args.size.memory_mib // 1024,
+            redis_version="REDIS_7_2",
+            authorized_network=network.id,
+            connect_mode="DIRECT_PEERING",
+            auth_enabled=True,
+            transit_encryption_mode="SERVER_AUTHENTICATION",
+            redis_configs={"maxmemory-policy": EVICTION_POLICY},
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["auth_string"]),
+        )
+        self.url = pulumi.Output.secret(pulumi.Output.concat(
+            "rediss://:", instance.auth_string, "@", instance.host, ":", instance.port.apply(str), "/0"))
+        self.ca_certificate = instance.server_ca_certs.apply(lambda certs: certs[0].cert or "" if certs else "")
+        self.vpc_network = network.id
+        self.vpc_subnetwork = subnet.id

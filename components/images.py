@@ -1,0 +1,55 @@
+"""Container images built by the platform, tagged by the content of their build context.
+
+A content tag is immutable by construction: the same sources give the same tag, any change a new
+one, so a deploy never relies on a moving tag such as `latest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+COMPONENTS_DIR = Path(__file__).resolve().parent
+_SKIP = {"__pycache__", ".venv", ".pytest_cache", ".ruff_cache", "node_modules"}
+
+
+def content_tag(context: Path) -> str:
+    """The first 12 hex digits of a SHA-256 over the context's file names and bytes."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in context.rglob("*") if p.is_file() and not _SKIP & set(p.relative_to(context).parts))
+    for path in files:
+        digest.update(path.relative_to(context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    repository_prefix: str
+    """Everything between the server and the image name, e.g. `acme-commerce` on ghcr.io."""
+    username: str
+    password: pulumi.Input[str]
+
+
+def build_image(name: str, context: Path, image: str, registry: Registry | None,
+                parent: pulumi.Resource) -> pulumi.Output[str]:
+    """Build `context` for linux/amd64; push it when a registry is given (not on the docker backend)."""
+    tag = content_tag(context)
+    if registry is None:
+        image_name = f"{image}:{tag}"
+    else:
+        image_name = f"{registry.server}/{registry.repository_prefix}/{image}:{tag}"
+    built = docker.Image(
+        name,
+        image_name=image_name,
+        build={"context": str(context), "dockerfile": str(context / "Dockerfile"), "platform": "linux/amd64"},
+        registry={"server": registry.server, "username": registry.username, "password": registry.password}
+        if registry is not None else None,
+        skip_push=registry is None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return built.image_name
