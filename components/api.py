@@ -66,6 +66,36 @@ def tenant_registry(tenants: Sequence[TenantEntry], api_keys: Sequence[str], adm
     ]}, sort_keys=True)
 
 
+def engine_spec(args: EngineArgs, image: pulumi.Input[str], tenants_json: pulumi.Input[str]) -> ContainerSpec:
+    env: dict[str, pulumi.Input[str]] = {
+        "ENVIRONMENT": args.environment,
+        "POCKETBASE_URL": args.pocketbase_url,
+        "POCKETBASE_SUPERUSER_EMAIL": args.pocketbase_superuser_email,
+        "WEB_CONCURRENCY": str(args.workers),
+        "OTEL_SERVICE_NAME": "commission-engine",
+        **args.extra_env,
+    }
+    secret_env: dict[str, pulumi.Input[str]] = {
+        "POCKETBASE_SUPERUSER_PASSWORD": args.pocketbase_superuser_password,
+        "REDIS_URL": args.redis_url,
+        # Hashes only, yet secret: they would let anyone test guessed keys offline.
+        "TENANTS_JSON": tenants_json,
+        **args.extra_secret_env,
+    }
+    return ContainerSpec(
+        name="commission-engine",
+        image=image,
+        port=PORT,
+        size=args.size,
+        env=env,
+        secret_env=secret_env,
+        health_path="/healthz",
+        ready_path="/readyz",
+        healthcheck_command=["python", "-c",
+                             f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
+    )
+
+
 class Engine(pulumi.ComponentResource):
     endpoint: Endpoint
     image: pulumi.Output[str]
@@ -87,31 +117,6 @@ class Engine(pulumi.ComponentResource):
         ).apply(lambda pair: tenant_registry(args.tenants, pair[0], pair[1]))
 
         self.image = build_image(f"{name}-image", COMPONENTS_DIR / "engine", "commission-engine", args.registry, self)
-        env: dict[str, pulumi.Input[str]] = {
-            "ENVIRONMENT": args.environment,
-            "POCKETBASE_URL": args.pocketbase_url,
-            "POCKETBASE_SUPERUSER_EMAIL": args.pocketbase_superuser_email,
-            "WEB_CONCURRENCY": str(args.workers),
-            "OTEL_SERVICE_NAME": "commission-engine",
-            **args.extra_env,
-        }
-        secret_env: dict[str, pulumi.Input[str]] = {
-            "POCKETBASE_SUPERUSER_PASSWORD": args.pocketbase_superuser_password,
-            "REDIS_URL": args.redis_url,
-            # Hashes only, yet secret: they would let anyone test guessed keys offline.
-            "TENANTS_JSON": pulumi.Output.secret(registry_json),
-            **args.extra_secret_env,
-        }
-        self.endpoint = deploy(name, ContainerSpec(
-            name="commission-engine",
-            image=self.image,
-            port=PORT,
-            size=args.size,
-            env=env,
-            secret_env=secret_env,
-            health_path="/healthz",
-            ready_path="/readyz",
-            healthcheck_command=["python", "-c",
-                                 f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
-        ), args.targets, self)
+        spec = engine_spec(args, self.image, pulumi.Output.secret(registry_json))
+        self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})

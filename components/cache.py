@@ -34,6 +34,21 @@ def maxmemory_mib(memory_mib: int) -> int:
     return memory_mib * 3 // 4
 
 
+def redis_spec(size: ServiceProfile, password: pulumi.Input[str]) -> ContainerSpec:
+    """Redis as a container: password required, nothing persisted, LRU eviction at the limit."""
+    server = (f'exec redis-server --requirepass "$REDIS_PASSWORD" --maxmemory {maxmemory_mib(size.memory_mib)}mb '
+              f"--maxmemory-policy {EVICTION_POLICY} --save '' --appendonly no")
+    return ContainerSpec(
+        name="redis",
+        image=REDIS_IMAGE,
+        port=6379,
+        size=size,
+        secret_env={"REDIS_PASSWORD": password, "REDISCLI_AUTH": password},
+        command=["sh", "-c", server],
+        healthcheck_command=["redis-cli", "ping"],
+    )
+
+
 class Cache(pulumi.ComponentResource):
     url: pulumi.Output[str]
     """`redis://` or `rediss://` URL with the password: a secret."""
@@ -53,19 +68,7 @@ class Cache(pulumi.ComponentResource):
     def _container(self, name: str, args: CacheArgs) -> None:
         password = random.RandomPassword(f"{name}-password", length=40, special=False,
                                          opts=pulumi.ResourceOptions(parent=self))
-        maxmemory = maxmemory_mib(args.size.memory_mib)
-        # A cache: nothing persisted, least recently used keys evicted at the limit.
-        server = (f'exec redis-server --requirepass "$REDIS_PASSWORD" --maxmemory {maxmemory}mb '
-                  f"--maxmemory-policy {EVICTION_POLICY} --save '' --appendonly no")
-        endpoint = deploy(name, ContainerSpec(
-            name="redis",
-            image=REDIS_IMAGE,
-            port=6379,
-            size=args.size,
-            secret_env={"REDIS_PASSWORD": password.result, "REDISCLI_AUTH": password.result},
-            command=["sh", "-c", server],
-            healthcheck_command=["redis-cli", "ping"],
-        ), args.targets, self)
+        endpoint = deploy(name, redis_spec(args.size, password.result), args.targets, self)
         host = endpoint.private_url.apply(lambda u: u.removeprefix("http://"))
         self.url = pulumi.Output.secret(pulumi.Output.concat("redis://:", password.result, "@", host, "/0"))
 

@@ -44,6 +44,35 @@ class DatabaseArgs:
     """Left out, PocketBase keeps its daily backups on its own volume."""
 
 
+def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_password: pulumi.Input[str],
+                    encryption_key: pulumi.Input[str]) -> ContainerSpec:
+    env: dict[str, pulumi.Input[str]] = {
+        "PB_SUPERUSER_EMAIL": args.superuser_email,
+        "PB_BACKUP_CRON": args.backup_cron,
+        "PB_BACKUP_MAX_KEEP": str(args.backup_retention_days),
+    }
+    secret_env: dict[str, pulumi.Input[str]] = {
+        "PB_SUPERUSER_PASSWORD": superuser_password,
+        # Encrypts the settings (S3 keys among them) inside the database.
+        "PB_ENCRYPTION_KEY": encryption_key,
+    }
+    if args.backups is not None:
+        env |= {"PB_BACKUP_S3_BUCKET": args.backups.bucket, "PB_BACKUP_S3_ENDPOINT": args.backups.endpoint,
+                "PB_BACKUP_S3_REGION": args.backups.region, "PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id}
+        secret_env["PB_BACKUP_S3_SECRET"] = args.backups.secret_access_key
+    return ContainerSpec(
+        name="pocketbase",
+        image=image,
+        port=PORT,
+        size=args.size,
+        env=env,
+        secret_env=secret_env,
+        health_path="/api/health",
+        healthcheck_command=["wget", "-q", "--spider", f"http://127.0.0.1:{PORT}/api/health"],
+        volume_path=DATA_DIR,
+    )
+
+
 class Database(pulumi.ComponentResource):
     endpoint: Endpoint
     superuser_email: str
@@ -58,31 +87,7 @@ class Database(pulumi.ComponentResource):
         self.superuser_email = args.superuser_email
         self.superuser_password = pulumi.Output.secret(password.result)
 
-        env: dict[str, pulumi.Input[str]] = {
-            "PB_SUPERUSER_EMAIL": args.superuser_email,
-            "PB_BACKUP_CRON": args.backup_cron,
-            "PB_BACKUP_MAX_KEEP": str(args.backup_retention_days),
-        }
-        secret_env: dict[str, pulumi.Input[str]] = {
-            "PB_SUPERUSER_PASSWORD": password.result,
-            # Encrypts the settings (S3 keys among them) inside the database.
-            "PB_ENCRYPTION_KEY": encryption_key.result,
-        }
-        if args.backups is not None:
-            env |= {"PB_BACKUP_S3_BUCKET": args.backups.bucket, "PB_BACKUP_S3_ENDPOINT": args.backups.endpoint,
-                    "PB_BACKUP_S3_REGION": args.backups.region, "PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id}
-            secret_env["PB_BACKUP_S3_SECRET"] = args.backups.secret_access_key
-
         image = build_image(f"{name}-image", COMPONENTS_DIR / "pocketbase", "pocketbase", args.registry, self)
-        self.endpoint = deploy(name, ContainerSpec(
-            name="pocketbase",
-            image=image,
-            port=PORT,
-            size=args.size,
-            env=env,
-            secret_env=secret_env,
-            health_path="/api/health",
-            healthcheck_command=["wget", "-q", "--spider", f"http://127.0.0.1:{PORT}/api/health"],
-            volume_path=DATA_DIR,
-        ), args.targets, self)
+        spec = pocketbase_spec(args, image, password.result, encryption_key.result)
+        self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})

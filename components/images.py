@@ -14,6 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 COMPONENTS_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = COMPONENTS_DIR.parent
 _SKIP = {"__pycache__", ".venv", ".pytest_cache", ".ruff_cache", "node_modules"}
 
 
@@ -46,7 +47,9 @@ def build_image(name: str, context: Path, image: str, registry: Registry | None,
     built = docker.Image(
         name,
         image_name=image_name,
-        build={"context": str(context), "dockerfile": str(context / "Dockerfile"), "platform": "linux/amd64"},
+        # Relative to the project directory, where Pulumi runs the program: plans stay machine-independent.
+        build={"context": context.relative_to(PROJECT_DIR).as_posix(),
+               "dockerfile": (context / "Dockerfile").relative_to(PROJECT_DIR).as_posix(), "platform": "linux/amd64"},
         registry={"server": registry.server, "username": registry.username, "password": registry.password}
         if registry is not None else None,
         skip_push=registry is None,

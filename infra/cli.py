@@ -1,4 +1,6 @@
-"""`python -m infra plan`: the offline plan of a stack. Exit codes: 0 clean, 2 invalid config or usage."""
+"""`python -m infra plan` (the offline plan of a stack) and `python -m infra compose` (docker-compose.yml).
+
+Exit codes: 0 clean, 2 invalid config or usage."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from infra.compose import render_compose
 from infra.config import ConfigError
 from infra.plan import diff_plans, render_tree, run_plan
 from infra.stackfile import read_stack_file
@@ -27,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as a stable JSON document")
     plan.add_argument("--diff-against", type=Path, metavar="PLAN.json",
                       help="print what changes against an earlier `--json` plan")
+    compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
+    compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
     return parser
 
 
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --stack {args.stack!r} is not a stack name; expected letters, digits, '.', '_', '-'",
               file=sys.stderr)
         return EXIT_INVALID
+    if args.command == "compose":
+        return _compose(args.stack)
     config_file: Path = args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
     before: dict[str, Any] | None = None
     if args.diff_against is not None:
@@ -61,4 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     if before is not None:
         out = sys.stderr if args.json else sys.stdout
         out.write(diff_plans(before, plan.to_json()).render())
+    return EXIT_OK
+
+
+def _compose(stack: str) -> int:
+    try:
+        plan = run_plan(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"), stack)
+    except ConfigError as err:
+        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        return EXIT_INVALID
+    if not any(r.type == "docker:index/container:Container" for r in plan.resources):
+        print(f"error: stack {stack!r} runs no service on the docker backend", file=sys.stderr)
+        return EXIT_INVALID
+    sys.stdout.write(render_compose(plan))
     return EXIT_OK

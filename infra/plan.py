@@ -134,6 +134,15 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # gRPC method names
         response = super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]
+        secret_outputs = list(request.additionalSecretOutputs)
+        if secret_outputs:
+            # The engine marks these outputs secret (RandomPassword.result, ApiToken.value, ...);
+            # the SDK's mock monitor does not, so a plan would otherwise pass them on in clear.
+            state = rpc.deserialize_properties(response.object, keep_unknowns=True)
+            for key in secret_outputs:
+                if key in state:
+                    state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
+            response.object.CopyFrom(_serialize(state))
         if request.type != "pulumi:pulumi:Stack":
             self.thread_loops.add(asyncio.get_event_loop())  # set by the SDK for this thread
             inputs = mask(rpc.deserialize_properties(request.object, keep_unknowns=True))
@@ -147,6 +156,15 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
         if "::pulumi:pulumi:Stack::" in request.urn:
             self.stack_outputs = mask(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
         return super().RegisterResourceOutputs(request)  # pyright: ignore[reportUnknownMemberType]
+
+
+def _serialize(state: dict[str, Any]) -> Any:
+    """Serialize outside the running loop: the monitor answers from an executor thread."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(state, {}))
+    finally:
+        loop.close()
 
 
 def run_plan(raw: RawConfig, stack: str,

@@ -92,8 +92,7 @@ def declare(model: StackModel) -> None:
         pocketbase_superuser_password=database.superuser_password,
         redis_url=cache.url,
         registry=registry if engine_size.backend != "docker" else None,
-        extra_env={"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
-                   "STOREFRONT_REVALIDATE_URL": api_url.replace("api.", "", 1) + "/api/revalidate"},
+        extra_env={"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)},
         extra_secret_env=extra_secret_env,
     ))
     api_origin = (engine.endpoint.public_url.apply(lambda u: u.split("://", 1)[-1].rstrip("/"))

@@ -1,0 +1,149 @@
+"""The Railway dynamic provider against a schema-backed stand-in of Railway's API: every document is
+valid against the schema, create -> update -> delete works, and failures surface as clear messages
+that never carry the token."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from graphql import parse, validate
+from pulumi.dynamic import ConfigureRequest
+from pulumi.dynamic.config import Config
+
+from components.backends.railway import DOCUMENTS, TOKEN_KEY, RailwayError, RailwayServiceProvider
+from tests.railway_server import SCHEMA, FakeRailway
+
+TOKEN = "rw_project_token_0123456789abcdef"
+
+PROPS: dict[str, Any] = {
+    "project_id": "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+    "environment_id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    "name": "pocketbase",
+    "image": "ghcr.io/acme-commerce/pocketbase:1a2b3c4d5e6f",
+    "region": "us-east4-eqdc4a",
+    "num_replicas": 1,
+    "vcpus": 2.0,
+    "memory_gb": 4.0,
+    "healthcheck_path": "/api/health",
+    "variables": {"PB_SUPERUSER_PASSWORD": "generated-secret-value"},
+    "volume_mount_path": "/pb/pb_data",
+    "public_port": None,
+}
+
+
+@pytest.fixture
+def railway() -> Iterator[FakeRailway]:
+    with FakeRailway(TOKEN) as fake:
+        yield fake
+
+
+def _provider(fake: FakeRailway, token: str = TOKEN) -> RailwayServiceProvider:
+    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0)
+    provider.configure(ConfigureRequest(Config({TOKEN_KEY: token}, "platform")))
+    return provider
+
+
+@pytest.mark.parametrize("operation", sorted(DOCUMENTS))
+def test_every_document_the_provider_sends_validates_against_railways_schema(operation: str) -> None:
+    assert validate(SCHEMA, parse(DOCUMENTS[operation])) == []
+
+
+def test_a_service_is_created_updated_and_deleted(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+
+    created = provider.create(dict(PROPS))
+    service = railway.state.services[created.id]
+    assert service["instance"]["numReplicas"] == 1
+    assert service["instance"]["source"] == {"image": PROPS["image"]}
+    assert service["limits"] == {"vCPUs": 2.0, "memoryGB": 4.0}
+    assert service["variables"] == PROPS["variables"]
+    assert [v["mountPath"] for v in railway.state.volumes.values()] == ["/pb/pb_data"]
+    assert railway.state.domains == {}
+    assert created.outs is not None and created.outs["private_hostname"] == "pocketbase.railway.internal"
+
+    news = {**PROPS, "image": "ghcr.io/acme-commerce/pocketbase:ffffffffffff", "public_port": 8090,
+            "variables": {"PB_SUPERUSER_PASSWORD": "rotated"}}
+    diff = provider.diff(created.id, created.outs, news)
+    assert diff.changes and not diff.replaces
+    updated = provider.update(created.id, created.outs, news)
+    assert railway.state.services[created.id]["instance"]["source"] == {"image": news["image"]}
+    assert railway.state.services[created.id]["variables"] == {"PB_SUPERUSER_PASSWORD": "rotated"}
+    assert len(railway.state.volumes) == 1, "an update never makes a second volume"
+    assert updated.outs is not None and updated.outs["domain"] == "pocketbase-production.up.railway.app"
+    assert railway.state.redeploys == [created.id, created.id]
+
+    provider.delete(created.id, updated.outs)
+    assert railway.state.services == {} and railway.state.volumes == {} and railway.state.domains == {}
+
+
+def test_moving_the_volume_or_renaming_replaces_the_service(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+
+    diff = provider.diff("svc", dict(PROPS), {**PROPS, "volume_mount_path": "/data"})
+
+    assert diff.replaces == ["volume_mount_path"]
+    assert diff.delete_before_replace
+
+
+def test_check_refuses_replicas_on_a_service_with_a_volume(railway: FakeRailway) -> None:
+    result = _provider(railway).check({}, {**PROPS, "num_replicas": 2})
+
+    assert [(f.property, f.reason) for f in result.failures] == [
+        ("num_replicas", "2: Railway runs a service with a volume as exactly one replica")]
+
+
+def test_a_refused_token_says_how_to_fix_it_without_showing_the_token(railway: FakeRailway) -> None:
+    wrong = "rw_wrong_token_fedcba9876543210"
+
+    with pytest.raises(RailwayError) as caught:
+        _provider(railway, token=wrong).create(dict(PROPS))
+
+    message = str(caught.value)
+    assert "HTTP 401" in message and f"pulumi config set --secret {TOKEN_KEY}" in message
+    assert wrong not in message and TOKEN not in message
+    assert railway.state.services == {}
+
+
+def test_rate_limits_and_server_errors_are_retried(railway: FakeRailway) -> None:
+    railway.http_failures.extend([429, 502])
+
+    created = _provider(railway).create(dict(PROPS))
+
+    assert created.id in railway.state.services
+
+
+def test_a_rate_limit_that_persists_fails_with_a_clear_message(railway: FakeRailway) -> None:
+    railway.http_failures.extend([429] * 4)
+
+    with pytest.raises(RailwayError, match="HTTP 429: rate limited, gave up after 4 attempts"):
+        _provider(railway).create(dict(PROPS))
+
+
+def test_a_graphql_error_mid_create_leaves_nothing_behind(railway: FakeRailway) -> None:
+    railway.fail_operations["volumeCreate"] = "Volume limit reached for this project"
+
+    with pytest.raises(RailwayError, match="Railway volumeCreate failed: Volume limit reached"):
+        _provider(railway).create(dict(PROPS))
+
+    assert railway.state.services == {}, "create is transactional"
+    assert railway.state.operations[-1] == "serviceDelete"
+
+
+def test_the_token_travels_only_in_its_header_never_in_a_request_body_or_the_outputs(railway: FakeRailway) -> None:
+    created = _provider(railway).create(dict(PROPS))
+
+    assert all(TOKEN not in json.dumps(body) for body in railway.requests_seen)
+    assert all(headers.get("Project-Access-Token") == TOKEN for headers in railway.headers_seen)
+    assert "Authorization" not in railway.headers_seen[0]
+    assert TOKEN not in json.dumps(created.outs)
+
+
+def test_without_a_token_the_provider_says_which_config_key_is_missing() -> None:
+    provider = RailwayServiceProvider(url="http://127.0.0.1:9/unused")
+    provider.configure(ConfigureRequest(Config({}, "platform")))
+
+    with pytest.raises(RailwayError, match=f"pulumi config set --secret {TOKEN_KEY}"):
+        provider.create(dict(PROPS))
