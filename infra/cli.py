@@ -1,6 +1,6 @@
 """`python -m infra plan` (the offline plan of a stack) and `python -m infra compose` (docker-compose.yml).
 
-Exit codes: 0 clean, 2 invalid config or usage."""
+Exit codes: 0 clean, 1 a mandatory policy violation (or the pack failed), 2 invalid config or usage."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from infra.compose import render_compose
-from infra.config import ConfigError
+from infra.analyzer import PolicyPackError, run_policies
+from infra.config import ConfigError, load_model
+from infra.policy_report import policy_json, render_policy, waivers_by_rule
 from infra.plan import diff_plans, render_tree, run_plan
 from infra.stackfile import read_stack_file
 
@@ -56,19 +58,28 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return EXIT_INVALID
     try:
-        plan = run_plan(read_stack_file(config_file), args.stack)
+        raw = read_stack_file(config_file)
+        model = load_model(raw)
+        plan = run_plan(raw, args.stack)
     except ConfigError as err:
         print(f"error: invalid stack config, nothing was declared:\n{err}", file=sys.stderr)
         return EXIT_INVALID
+    try:
+        report = run_policies(plan.analyzer_inputs(), waivers_by_rule(model.waivers))
+    except PolicyPackError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_POLICY
 
     if args.json:
-        sys.stdout.write(plan.dumps())
+        document = plan.to_json() | {"policy": policy_json(report, model.waivers)}
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write(render_tree(plan))
+        sys.stdout.write(render_policy(report, model.waivers))
     if before is not None:
         out = sys.stderr if args.json else sys.stdout
         out.write(diff_plans(before, plan.to_json()).render())
-    return EXIT_OK
+    return EXIT_POLICY if report.mandatory else EXIT_OK
 
 
 def _compose(stack: str) -> int:

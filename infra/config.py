@@ -181,6 +181,24 @@ def _cross_check(spec: StackSpecV1) -> list[str]:
     services, service_problems = _merge_services(spec)
     problems += service_problems
     problems += _check_required_sections(spec, services)
+    problems += _check_waivers(spec)
+    return problems
+
+
+def _check_waivers(spec: StackSpecV1) -> list[str]:
+    from policies.pack import RULES  # the pack's table is the list of rules a waiver may name
+
+    known = {rule.id for rule in RULES}
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for i, waiver in enumerate(spec.waivers):
+        if waiver.rule not in known:
+            problems.append(f"{NAMESPACE}:waivers[{i}].rule: {_show(waiver.rule)} is not a rule of the policy pack; "
+                            f"expected one of {', '.join(sorted(known))}")
+        if (waiver.rule, waiver.resource) in seen:
+            problems.append(f"{NAMESPACE}:waivers[{i}]: {waiver.rule} is already waived for {waiver.resource!r}; "
+                            "expected one waiver per rule and resource")
+        seen.add((waiver.rule, waiver.resource))
     return problems
 
 
@@ -370,7 +388,8 @@ def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
         ),
         services=services,
         alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url)),
-        gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region) if spec.gcp else None,
+        gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days)
+        if spec.gcp else None,
         railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,
                            _secret("railwayToken", spec.railway_token))
                  if spec.railway and spec.railway_token is not None else None),
@@ -381,4 +400,6 @@ def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
                            spec.backups.access_key_id,
                            _secret("backupSecretAccessKey", spec.backup_secret_access_key))
                  if spec.backups and spec.backup_secret_access_key is not None else None),
+        engine_image=spec.engine_image,
+        waivers=tuple(m.Waiver(w.rule, w.resource, w.reason) for w in spec.waivers),
     )

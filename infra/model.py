@@ -78,6 +78,14 @@ class Gcp:
     project: str
     region: str
     failover_region: str | None
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class Waiver:
+    rule: str
+    resource: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -125,3 +133,5 @@ class StackModel:
     railway: Railway | None
     registry: Registry | None
     backups: Backups | None
+    engine_image: str | None
+    waivers: tuple[Waiver, ...]

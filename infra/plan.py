@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
@@ -25,6 +25,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
 
 from infra import program
+from infra.analyzer import AnalyzerInput
 from infra.config import RawConfig, load_model
 from infra.model import StackModel
 
@@ -47,6 +48,9 @@ class PlannedResource:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    """Secrets masked: what `plan` prints and diffs."""
+    wire_inputs: dict[str, Any] = field(default_factory=dict[str, Any], repr=False, compare=False)
+    """As the engine hands them to a policy pack: secrets marked (holding plan-time stand-ins)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class Plan:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    def analyzer_inputs(self) -> list[AnalyzerInput]:
+        """The custom resources as the engine would hand them to a policy pack."""
+        return [AnalyzerInput(r.urn, r.type, r.name, r.wire_inputs, r.parent) for r in self.resources if r.custom]
 
     def count_by_type(self) -> Counter[str]:
         return Counter(r.type for r in self.resources if r.custom)
@@ -99,6 +107,21 @@ def mask(value: Any) -> Any:
     return str(value)
 
 
+def wire(value: Any) -> Any:
+    """JSON-able wire form: secrets stay {sig: secret, value}, unknowns become the engine's sentinel."""
+    if isinstance(value, dict):
+        return {str(k): wire(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(value, list | tuple):
+        return [wire(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, Unknown):
+        return _UNKNOWN_VALUE
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
 def _fake(name: str, *, length: int = 32) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:length]
 
@@ -116,6 +139,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["result"] = _fake(args.name, length=int(inputs.get("length", 32)))
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
+        elif args.typ == "gcp:serviceaccount/account:Account":
+            # The address GCP gives an account, so rules can tell it from the default compute one.
+            state["email"] = f"{inputs['accountId']}@{inputs.get('project')}.iam.gserviceaccount.com"
+            state["member"] = f"serviceAccount:{state['email']}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -145,10 +172,11 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
             response.object.CopyFrom(_serialize(state))
         if request.type != "pulumi:pulumi:Stack":
             self.thread_loops.add(asyncio.get_event_loop())  # set by the SDK for this thread
-            inputs = mask(rpc.deserialize_properties(request.object, keep_unknowns=True))
+            raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
             self.planned.append(PlannedResource(
                 urn=response.urn, type=request.type, name=request.name,
-                parent=request.parent or None, custom=bool(request.custom), inputs=inputs,
+                parent=request.parent or None, custom=bool(request.custom), inputs=mask(raw),
+                wire_inputs=wire(raw),
             ))
         return response
 

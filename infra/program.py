@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_gcp as gcp
 
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget
@@ -55,6 +56,9 @@ def declare(model: StackModel) -> None:
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
     ))
     if model.gcp is not None:
+        # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
+        gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
+                                        bucket_id="_Default", retention_days=model.gcp.log_retention_days)
         targets = Targets(targets.docker_network, CloudRunTarget(
             project=model.gcp.project, region=model.gcp.region, environment=env,
             deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,

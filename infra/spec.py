@@ -128,6 +128,16 @@ class GcpSpec(_Spec):
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
     region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
     failover_region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] | None = None
+    # Days Cloud Logging keeps the project's logs (the `_Default` bucket). S5 asks at least 90.
+    log_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+
+
+class WaiverSpec(_Spec):
+    """One policy rule waived for one resource, with the reason `plan` shows."""
+
+    rule: Annotated[str, Field(pattern=r"^PLAT-[A-Z]+-[0-9]{3}$")]
+    resource: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=20)]
 
 
 class RailwaySpec(_Spec):
@@ -165,6 +175,9 @@ class StackSpecV1(_Spec):
     railway: RailwaySpec | None = None
     registry: RegistrySpec | None = None
     backups: BackupsSpec | None = None
+    # A prebuilt engine image (`registry/name:tag` or `@sha256:...`) to deploy instead of building it.
+    engine_image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")] | None = None
+    waivers: list[WaiverSpec] = []
     # Secrets: always `pulumi config set --secret`. Required ones depend on the backends in use.
     slack_webhook_url: str | None = None
     railway_token: str | None = None

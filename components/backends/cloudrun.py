@@ -78,6 +78,8 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         name=spec.name,
         ingress="INGRESS_TRAFFIC_ALL" if spec.size.public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
         deletion_protection=target.deletion_protection,
+        # PLAT-IAM-004 lets allUsers invoke only services labelled public.
+        labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment},
         template=template,
         traffics=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=accessors),

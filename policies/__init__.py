@@ -1,0 +1,1 @@
+"""The platform's policy pack: least-privilege IAM and the architecture document's security rules."""
