@@ -45,6 +45,8 @@ class EngineArgs:
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
     extra_secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
     workers: int = 2
+    prebuilt_image: str | None = None
+    """An image CI already built and pushed (D2). Left out, the image is built from `components/engine`."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class Engine(pulumi.ComponentResource):
             pulumi.Output.all(*[k.api_key for k in keys]), pulumi.Output.all(*[k.admin_key for k in keys]),
         ).apply(lambda pair: tenant_registry(args.tenants, pair[0], pair[1]))
 
-        self.image = build_image(f"{name}-image", COMPONENTS_DIR / "engine", "commission-engine", args.registry, self)
+        self.image = (pulumi.Output.from_input(args.prebuilt_image) if args.prebuilt_image is not None else
+                      build_image(f"{name}-image", COMPONENTS_DIR / "engine", "commission-engine", args.registry, self))
         spec = engine_spec(args, self.image, pulumi.Output.secret(registry_json))
         self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})

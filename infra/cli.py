@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from infra.compose import render_compose
 from infra.analyzer import PolicyPackError, run_policies
+from infra.compose import render_compose
 from infra.config import ConfigError, load_model
-from infra.policy_report import policy_json, render_policy, waivers_by_rule
 from infra.plan import diff_plans, render_tree, run_plan
+from infra.policy_report import policy_json, render_policy, waivers_by_rule
 from infra.stackfile import read_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

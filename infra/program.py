@@ -96,6 +96,7 @@ def declare(model: StackModel) -> None:
         pocketbase_superuser_password=database.superuser_password,
         redis_url=cache.url,
         registry=registry if engine_size.backend != "docker" else None,
+        prebuilt_image=model.engine_image,
         extra_env={"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)},
         extra_secret_env=extra_secret_env,
     ))

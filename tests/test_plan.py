@@ -15,7 +15,8 @@ from infra.plan import Plan, diff_plans
 from infra.stackfile import read_stack_file
 from tests.conftest import PROJECT_DIR, STACKS, CliResult
 
-LAYERS = ("platform:edge:Edge", "platform:frontend:Storefront", "platform:tenant:TenantSite")
+LAYERS = ("platform:edge:Edge", "platform:frontend:Storefront", "platform:tenant:TenantSite",
+          "platform:api:Engine", "platform:database:PocketBase", "platform:cache:Redis")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -27,7 +28,9 @@ def test_plan_exits_0_for_each_committed_stack_and_lists_every_layer(
     assert result.code == 0, result.err
     for layer in LAYERS:
         assert layer in result.out
-    assert result.out.splitlines()[-1].startswith("Resources: ")
+    lines = result.out.splitlines()
+    assert any(line.startswith("Resources: ") for line in lines)
+    assert any(line.startswith("Policies: platform-policies") and "(0 mandatory)" in line for line in lines)
 
 
 @pytest.mark.parametrize("stack", STACKS)

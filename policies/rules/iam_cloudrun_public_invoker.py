@@ -8,7 +8,8 @@ from typing import Any
 from policies.rule import CLOUD_RUN, Resource
 
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
-INVOKER_GRANTS = ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "gcp:cloudrunv2/serviceIamBinding:ServiceIamBinding")
+INVOKER_GRANTS = ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+                  "gcp:cloudrunv2/serviceIamBinding:ServiceIamBinding")
 
 
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -13,8 +13,8 @@ BUCKET = "gcp:logging/projectBucketConfig:ProjectBucketConfig"
 def check_cloud_logging(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, str]]:
     days = int(config["min_days"])
     buckets = [r for r in resources if r.type == BUCKET]
-    violations = [(b.urn, f"keeps logs {b.props.get('retentionDays')} days; expected at least {days}")
-                  for b in buckets if int(b.props.get("retentionDays") or 30) < days]
+    kept = {b.urn: int(b.props.get("retentionDays") or 30) for b in buckets}
+    violations = [(urn, f"keeps logs {d} days; expected at least {days}") for urn, d in kept.items() if d < days]
     defaults = [b for b in buckets if b.props.get("bucketId") == "_Default"]
     for service in (r for r in resources if r.type == CLOUD_RUN):
         if not defaults:
@@ -27,5 +27,6 @@ def check_railway_sink(resources: Sequence[Resource], config: Mapping[str, Any])
     sinks = [r for r in resources if r.type in config["sink_types"]]
     if sinks:
         return []
-    return [(r.urn, f"Railway keeps logs 21 days at most; expected them shipped to a sink kept {int(config['min_days'])} days")
+    days = int(config["min_days"])
+    return [(r.urn, f"Railway keeps logs 21 days at most; expected them shipped to a sink kept {days} days")
             for r in resources if r.type == RAILWAY]

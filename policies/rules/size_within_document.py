@@ -11,7 +11,8 @@ from policies.rule import MEMORYSTORE, NotApplicable, Resource, Verdict, service
 
 def _within(resource: Resource, service: str, config: Mapping[str, Any]) -> Verdict:
     size = size_of(resource)
-    if size is None or (service_name(resource) != service and not (service == "redis" and resource.type == MEMORYSTORE)):
+    is_service = service_name(resource) == service or (service == "redis" and resource.type == MEMORYSTORE)
+    if size is None or not is_service:
         return NotApplicable(f"not the {service} service")
     cpu, memory_gib = size
     problems: list[str] = []

@@ -30,7 +30,8 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tupl
             waf.setdefault(r.props.get("zoneId"), []).extend(r.props.get("rules", []))
     hosts = [(r, r.props.get("name")) for r in resources
              if r.type == "cloudflare:index/dnsRecord:DnsRecord" and r.props.get("proxied")]
-    hosts += [(r, r.props.get("hostname")) for r in resources if r.type == "cloudflare:index/customHostname:CustomHostname"]
+    hosts += [(r, r.props.get("hostname")) for r in resources
+              if r.type == "cloudflare:index/customHostname:CustomHostname"]
     violations: list[tuple[str, str]] = []
     for resource, host in hosts:
         rules = waf.get(resource.props.get("zoneId"), [])

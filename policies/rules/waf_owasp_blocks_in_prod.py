@@ -11,7 +11,8 @@ OWASP = "4814384a9e5d4991b9815dcfc25d2f1f"
 
 
 def check(resource: Resource, config: Mapping[str, Any]) -> Verdict:
-    if resource.type != "cloudflare:index/ruleset:Ruleset" or resource.props.get("phase") != "http_request_firewall_managed":
+    phase = resource.props.get("phase")
+    if resource.type != "cloudflare:index/ruleset:Ruleset" or phase != "http_request_firewall_managed":
         return NotApplicable("not a WAF ruleset")
     if resource.stack not in config["production_stacks"]:
         return NotApplicable(f"stack {resource.stack!r} is not production")
