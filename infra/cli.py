@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as a stable JSON document")
     plan.add_argument("--diff-against", type=Path, metavar="PLAN.json",
                       help="print what changes against an earlier `--json` plan")
+    policy = commands.add_parser("policy-config", help="print the stack's waivers as a --policy-pack-config file")
+    policy.add_argument("--stack", required=True)
     compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
     return parser
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command == "compose":
         return _compose(args.stack)
+    if args.command == "policy-config":
+        return _policy_config(args.stack)
     config_file: Path = args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
     before: dict[str, Any] | None = None
     if args.diff_against is not None:
@@ -92,4 +96,16 @@ def _compose(stack: str) -> int:
         print(f"error: stack {stack!r} runs no service on the docker backend", file=sys.stderr)
         return EXIT_INVALID
     sys.stdout.write(render_compose(plan))
+    return EXIT_OK
+
+
+def _policy_config(stack: str) -> int:
+    """`pulumi preview --policy-pack policies --policy-pack-config <this>` applies the same waivers."""
+    try:
+        model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"))
+    except ConfigError as err:
+        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        return EXIT_INVALID
+    config = {rule: {"waivers": by_resource} for rule, by_resource in waivers_by_rule(model.waivers).items()}
+    sys.stdout.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return EXIT_OK
