@@ -6,6 +6,7 @@ one, so a deploy never relies on a moving tag such as `latest`.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,19 @@ PROJECT_DIR = COMPONENTS_DIR.parent
 _SKIP = {"__pycache__", ".venv", ".pytest_cache", ".ruff_cache", "node_modules"}
 
 
+def _ignored(context: Path) -> set[str]:
+    """Names `.dockerignore` leaves out of the build context (plain names; patterns count as names)."""
+    path = context / ".dockerignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {line.strip().removeprefix("**/").rstrip("/") for line in lines if line.strip() and not line.startswith("#")}
+
+
 def content_tag(context: Path) -> str:
-    """The first 12 hex digits of a SHA-256 over the context's file names and bytes."""
+    """The first 12 hex digits of a SHA-256 over the names and bytes of what the image is built from."""
     digest = hashlib.sha256()
-    files = sorted(p for p in context.rglob("*") if p.is_file() and not _SKIP & set(p.relative_to(context).parts))
+    skip = _SKIP | _ignored(context)
+    files = sorted(p for p in context.rglob("*") if p.is_file() and not any(
+        fnmatch.fnmatch(part, pattern) for part in p.relative_to(context).parts for pattern in skip))
     for path in files:
         digest.update(path.relative_to(context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

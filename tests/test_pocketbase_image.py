@@ -118,10 +118,11 @@ def test_a_missing_superuser_password_stops_the_container_with_a_message(pocketb
     assert "PB_SUPERUSER_PASSWORD is required" in proc.stderr
 
 
-def test_the_dockerfile_passes_hadolint() -> None:
+@pytest.mark.parametrize("image", ["pocketbase", "engine"])
+def test_the_dockerfiles_pass_hadolint(image: str) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
 
-    proc = subprocess.run([str(hadolint), str(IMAGE_DIR / "Dockerfile")], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run([str(hadolint), str(PROJECT_DIR / "components" / image / "Dockerfile")],
+                          capture_output=True, text=True, timeout=60, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -25,7 +25,7 @@ PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".platform-installed"
 
 # command the tests run -> Debian package that provides it
-SYSTEM_PACKAGES: dict[str, str] = {}
+SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server"}
 
 
 def _run(*cmd: str | Path, **kwargs: object) -> None:
@@ -40,10 +40,12 @@ def setup() -> None:
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         _run(sys.executable, "-m", "venv", VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    manifests = [ROOT / "pyproject.toml", ROOT / "components" / "engine" / "pyproject.toml"]
+    wanted = hashlib.sha256(b"".join(p.read_bytes() for p in manifests)).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != wanted:
         _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-        _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+        # The platform and the engine it deploys share the environment: the tests run both.
+        _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]", "-e", "components/engine[dev]")
         STAMP.write_text(wanted)
 
 

@@ -1,0 +1,1 @@
+"""The Commission Engine: orders and affiliate commissions per tenant."""

@@ -1,0 +1,55 @@
+"""`python -m engine serve|migrate|dev`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (workers from WEB_CONCURRENCY)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a container's server)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    commands.add_parser("migrate", help="create or update the PocketBase collections (idempotent)")
+    dev = commands.add_parser("dev", help="PocketBase, Redis and the engine on free ports, one demo tenant")
+    dev.add_argument("--data", help="keep the data in this directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        import uvicorn
+
+        from engine.settings import Settings
+
+        settings = Settings()  # pyright: ignore[reportCallIssue]
+        uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=settings.web_concurrency, access_log=False, log_level="warning")
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate())
+    from engine.dev import run_dev
+
+    return run_dev(args.data)
+
+
+async def _migrate() -> int:
+    from engine.adapters.pocketbase import PocketBase
+    from engine.migrate import migrate
+    from engine.settings import Settings
+
+    settings = Settings()  # pyright: ignore[reportCallIssue]
+    pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
+                            settings.pocketbase_superuser_password)
+    try:
+        for line in await migrate(pocketbase):
+            print(line, file=sys.stderr)
+    finally:
+        await pocketbase.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Redis as a cache that may fail: every error is counted and the caller falls back to PocketBase.
+
+After an error Redis is skipped for a few seconds, so a dead Redis costs one timeout, not one per
+request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from engine import metrics
+
+
+class Cache:
+    def __init__(self, url: str, timeout_s: float = 0.25, ca_cert: str | None = None, pause_s: float = 2.0) -> None:
+        options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+                                   "decode_responses": True, "max_connections": 64}
+        if ca_cert and url.startswith("rediss://"):
+            options["ssl_ca_data"] = ca_cert
+        self._redis: redis.Redis = redis.Redis.from_url(url, **options)
+        self._pause_s = pause_s
+        self._paused_until = 0.0
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._paused_until
+
+    def _failed(self, cache: str) -> None:
+        metrics.CACHE_REQUESTS.labels(cache, "error").inc()
+        self._paused_until = time.monotonic() + self._pause_s
+
+    async def healthy(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
+
+    async def get(self, cache: str, key: str) -> str | None:
+        if not self._available():
+            metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
+            return None
+        try:
+            value: str | None = await self._redis.get(key)
+        except RedisError:
+            self._failed(cache)
+            return None
+        metrics.CACHE_REQUESTS.labels(cache, "hit" if value is not None else "miss").inc()
+        return value
+
+    async def set(self, cache: str, key: str, value: str, ttl_s: int) -> None:
+        if not self._available():
+            return
+        try:
+            await self._redis.set(key, value, ex=ttl_s)
+        except RedisError:
+            self._failed(cache)
+
+    async def incr(self, cache: str, key: str) -> None:
+        """Bump a generation counter. If Redis is down the keys it versions expire by their TTL."""
+        try:
+            await self._redis.incr(key)
+        except RedisError:
+            self._failed(cache)
+
+    async def get_int(self, cache: str, key: str) -> int | None:
+        value = await self.get(cache, key)
+        return int(value) if value is not None else None

