@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from engine.dev import LocalStack, local_stack
 from engine.registry import key_hash
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from engine.domain.model import (
     CommissionRules,
     CommissionStatus,
@@ -82,7 +81,7 @@ def test_a_bad_line_is_refused_naming_the_line_and_the_field(line: LineRequest, 
 
 
 def test_a_rate_outside_0_to_10000_bps_is_refused() -> None:
-    with pytest.raises(DomainError, match="category_rates_bps.food"):
+    with pytest.raises(DomainError, match=r"category_rates_bps\.food"):
         CommissionRules(category_rates_bps={"food": 10001})
 
 

@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API (workers from WEB_CONCURRENCY)")
-    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a container's server)
+    serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     commands.add_parser("migrate", help="create or update the PocketBase collections (idempotent)")
     dev = commands.add_parser("dev", help="PocketBase, Redis and the engine on free ports, one demo tenant")
