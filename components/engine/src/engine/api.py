@@ -1,7 +1,4 @@
-"""The HTTP API, versioned under /v1. Errors are RFC 9457 problem details.
-
-No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at run time,
-and they name aliases local to `create_app`."""
+"""The HTTP API, versioned under /v1. Errors are RFC 9457 problem details."""
 
 
 
@@ -9,7 +6,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -100,11 +97,43 @@ class Metrics:
             metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
 
 
+class _Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    registry: TenantRegistry = request.app.state.registry
+    key = (authorization or "").removeprefix("Bearer ").strip()
+    found = registry.authenticate(key) if key else None
+    if found is None:
+        raise _Problem(401, "Unauthorized", "a valid tenant API key is required as `Authorization: Bearer <key>`")
+    request.scope.setdefault("state", {})["tenant"] = found.tenant.slug  # the metrics label
+    return found
+
+
+def _admin(who: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if not who.admin:
+        raise _Problem(403, "Forbidden", "this needs the tenant's admin key")
+    return who
+
+
+Who = Annotated[Principal, Depends(_principal)]
+Admin = Annotated[Principal, Depends(_admin)]
+Eng = Annotated[Engine, Depends(_engine)]
+
+
 def create_app(settings: Settings) -> FastAPI:
     registry = TenantRegistry.from_json(settings.tenants_json)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
                                 settings.pocketbase_superuser_password, settings.pocketbase_timeout_seconds)
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
@@ -114,27 +143,8 @@ def create_app(settings: Settings) -> FastAPI:
         await cache.close()
 
     app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(Metrics)  # type: ignore[arg-type]
-
-    def engine(request: Request) -> Engine:
-        return request.app.state.engine
-
-    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-        key = (authorization or "").removeprefix("Bearer ").strip()
-        found = registry.authenticate(key) if key else None
-        if found is None:
-            raise _Problem(401, "Unauthorized", "a valid tenant API key is required as `Authorization: Bearer <key>`")
-        request.scope.setdefault("state", {})["tenant"] = found.tenant.slug
-        return found
-
-    def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not who.admin:
-            raise _Problem(403, "Forbidden", "this needs the tenant's admin key")
-        return who
-
-    Who = Annotated[Principal, Depends(principal)]
-    Admin = Annotated[Principal, Depends(admin)]
-    Eng = Annotated[Engine, Depends(engine)]
+    app.state.registry = registry
+    app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -242,12 +252,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     _tracing(app, settings)
     return app
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,7 +106,7 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1) -> Iterator[LocalStack]:
+def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1) -> Generator[LocalStack, None, None]:
     stack = LocalStack(data, tenants, workers)
     try:
         yield stack.start()
@@ -125,7 +125,7 @@ def run_dev(data_dir: str | None) -> int:
     temporary = tempfile.TemporaryDirectory(prefix="engine-dev-") if data_dir is None else None
     data = Path(data_dir or (temporary.name if temporary else "."))
     stop = asyncio.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
         with local_stack(data, [tenant]) as stack:
             print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key}),

@@ -21,7 +21,7 @@ class Cache:
                                    "decode_responses": True, "max_connections": 64}
         if ca_cert and url.startswith("rediss://"):
             options["ssl_ca_data"] = ca_cert
-        self._redis: redis.Redis = redis.Redis.from_url(url, **options)
+        self._redis: redis.Redis = redis.Redis.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
         self._pause_s = pause_s
         self._paused_until = 0.0
 
@@ -37,7 +37,7 @@ class Cache:
 
     async def healthy(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            return bool(await self._redis.ping())  # pyright: ignore[reportUnknownMemberType]
         except RedisError:
             return False
 
@@ -46,12 +46,12 @@ class Cache:
             metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
             return None
         try:
-            value: str | None = await self._redis.get(key)
+            value = await self._redis.get(key)  # decode_responses=True: a str
         except RedisError:
             self._failed(cache)
             return None
         metrics.CACHE_REQUESTS.labels(cache, "hit" if value is not None else "miss").inc()
-        return value
+        return value if value is None or isinstance(value, str) else value.decode()
 
     async def set(self, cache: str, key: str, value: str, ttl_s: int) -> None:
         if not self._available():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -105,9 +105,11 @@ class PocketBase:
     @staticmethod
     def _written(response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 400:
-            data = response.json().get("data", {})
-            if any(isinstance(v, dict) and v.get("code") == "validation_not_unique" for v in data.values()):
-                raise NotUnique(str(data))
+            data: Any = response.json().get("data", {})
+            problems = cast(dict[str, Any], data) if isinstance(data, dict) else {}
+            if any(isinstance(v, dict) and cast(dict[str, Any], v).get("code") == "validation_not_unique"
+                   for v in problems.values()):
+                raise NotUnique(str(problems))
             raise PocketBaseError(f"PocketBase refused the write: {data}")
         if response.status_code not in (200, 201):
             raise PocketBaseError(f"PocketBase write: HTTP {response.status_code}")
