@@ -2,7 +2,6 @@
 
 
 
-import hashlib
 import os
 import re
 import time
@@ -103,12 +102,13 @@ class _Problem(Exception):
         self.status, self.title, self.detail = status, title, detail
 
 
-def _engine(request: Request) -> Engine:
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     registry: TenantRegistry = request.app.state.registry
     key = (authorization or "").removeprefix("Bearer ").strip()
     found = registry.authenticate(key) if key else None
@@ -118,7 +118,7 @@ def _principal(request: Request, authorization: Annotated[str | None, Header()] 
     return found
 
 
-def _admin(who: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _admin(who: Annotated[Principal, Depends(_principal)]) -> Principal:
     if not who.admin:
         raise _Problem(403, "Forbidden", "this needs the tenant's admin key")
     return who
@@ -196,8 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/catalog")
     async def catalog(who: Who, eng: Eng, if_none_match: Annotated[str | None, Header()] = None) -> Response:
-        body = await eng.catalog(who.tenant)
-        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+        body, etag = await eng.catalog_with_etag(who.tenant)
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.catalog_browser_seconds}, "
                                                   f"s-maxage={settings.catalog_cache_seconds}",
                    "Vary": "Authorization"}
@@ -231,7 +230,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def commissions(affiliate_id: Annotated[str, Field(pattern=ID)], month: str, who: Who, eng: Eng) -> Any:
         if not MONTH.match(month):
             raise _Problem(422, "Invalid request", f"month: {month!r}; expected YYYY-MM")
-        return await eng.summary(who.tenant, affiliate_id, month)
+        return Response(await eng.summary(who.tenant, affiliate_id, month), media_type="application/json")
 
     @app.put("/v1/products/{sku}")
     async def put_product(sku: Annotated[str, Field(pattern=ID)], body: ProductIn, who: Admin, eng: Eng) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -19,6 +21,7 @@ from engine.domain.model import (
     COMMISSION_FOR,
     CommissionRules,
     CommissionStatus,
+    DomainError,
     LineRequest,
     MonthlySummary,
     OrderStatus,
@@ -28,6 +31,8 @@ from engine.domain.model import (
     summarize,
 )
 from engine.registry import Tenant
+
+CATALOG_MEMORY_S = 1.0
 
 
 class NotFound(Exception):
@@ -48,65 +53,116 @@ class Engine:
     def __init__(self, pocketbase: PocketBase, cache: Cache, summary_ttl_s: int, catalog_ttl_s: int) -> None:
         self.pb = pocketbase
         self.cache = cache
+        self._catalogs: dict[str, tuple[float, str, str]] = {}
         self.summary_ttl_s = summary_ttl_s
         self.catalog_ttl_s = catalog_ttl_s
 
-    # -- catalog and rules ------------------------------------------------------------------------
+    # -- cached documents ----------------------------------------------------------------------
+    #
+    # A document (a tenant's catalog, rules or affiliates; an affiliate's monthly summary) is cached
+    # as "<generation>\n<json>", and every write bumps the generation after it lands. A reader gets
+    # the generation and the document in one MGET and trusts the document only if they match: so it
+    # never sees a document older than a write that finished before it read.
 
-    async def catalog(self, tenant: Tenant) -> str:
-        """The tenant's active products as JSON (served with an ETag); cached until a product changes."""
-        generation = await self.cache.get_int("catalog_generation", f"catalog-gen:{tenant.slug}") or 0
-        key = f"catalog:{tenant.slug}:g{generation}"
-        cached = await self.cache.get("catalog", key)
-        if cached is not None:
-            return cached
-        records = await self.pb.list("catalog", "products", f"tenant={quote(tenant.slug)} && active=true",
-                                     fields="sku,name,category,price_cents", sort="sku")
-        body = json.dumps({"currency": tenant.currency, "products": [
-            {k: r[k] for k in ("sku", "name", "category", "price_cents")} for r in records]}, separators=(",", ":"))
-        await self.cache.set("catalog", key, body, self.catalog_ttl_s)
+    async def _cached(self, kind: str, generation_key: str, key: str, ttl_s: int,
+                      load: Callable[[], Awaitable[str]]) -> str:
+        generation, stored = await self.cache.mget(kind, [generation_key, key])
+        generation = generation or "0"
+        if stored is not None:
+            stored_generation, _, body = stored.partition("\n")
+            if stored_generation == generation:
+                metrics.CACHE_REQUESTS.labels(kind, "hit").inc()
+                return body
+        metrics.CACHE_REQUESTS.labels(kind, "miss").inc()
+        body = await load()
+        await self.cache.set(kind, key, f"{generation}\n{body}", ttl_s)
         return body
 
-    async def _products(self, tenant: Tenant, skus: set[str]) -> dict[str, Product]:
-        clause = " || ".join(f"sku={quote(s)}" for s in sorted(skus))
-        records = await self.pb.list("products", "products", f"tenant={quote(tenant.slug)} && ({clause})")
-        return {r["sku"]: Product(r["sku"], r["name"], r.get("category") or "", int(r["price_cents"]),
-                                  bool(r["active"])) for r in records}
+    async def _bump(self, kind: str, generation_key: str) -> None:
+        await self.cache.incr(kind, generation_key)
+
+    # -- catalog, rules, affiliates ----------------------------------------------------------
+
+    async def catalog_with_etag(self, tenant: Tenant) -> tuple[str, str]:
+        """The catalog and its ETag, from this process's memory for up to `CATALOG_MEMORY_S`.
+
+        The edge keeps the catalog a day (C5) and a product change purges it there, so a second of
+        staleness in one process is invisible; it spares Redis the most frequent read there is.
+        """
+        now = time.monotonic()
+        remembered = self._catalogs.get(tenant.slug)
+        if remembered is not None and now - remembered[0] < CATALOG_MEMORY_S:
+            metrics.CACHE_REQUESTS.labels("catalog_memory", "hit").inc()
+            return remembered[1], remembered[2]
+        body = await self.catalog(tenant)
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+        self._catalogs[tenant.slug] = (now, body, etag)
+        return body, etag
+
+    async def catalog(self, tenant: Tenant) -> str:
+        """The tenant's active products as JSON; cached in Redis until a product changes."""
+        async def load() -> str:
+            records = await self.pb.list("catalog", "products", f"tenant={quote(tenant.slug)} && active=true",
+                                         fields="sku,name,category,price_cents", sort="sku")
+            return json.dumps({"currency": tenant.currency, "products": [
+                {k: r[k] for k in ("sku", "name", "category", "price_cents")} for r in records]},
+                separators=(",", ":"))
+
+        return await self._cached("catalog", f"catalog-gen:{tenant.slug}", f"catalog:{tenant.slug}",
+                                  self.catalog_ttl_s, load)
+
+    async def _active_products(self, tenant: Tenant) -> dict[str, Product]:
+        """Priced from the catalog document: the catalog price at order time."""
+        catalog = json.loads(await self.catalog(tenant))
+        return {p["sku"]: Product(p["sku"], p["name"], p["category"] or "", int(p["price_cents"]))
+                for p in catalog["products"]}
 
     async def rules(self, tenant: Tenant) -> CommissionRules:
-        record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
+        async def load() -> str:
+            record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
+            rules = CommissionRules() if record is None else CommissionRules(
+                int(record.get("default_rate_bps") or 0), record.get("category_rates_bps") or {},
+                record.get("product_rates_bps") or {}, record.get("order_cap_cents") or None)
+            return json.dumps(asdict(rules))
+
+        document = await self._cached("rules", f"rules-gen:{tenant.slug}", f"rules:{tenant.slug}",
+                                      self.catalog_ttl_s, load)
+        return CommissionRules(**json.loads(document))
+
+    async def _affiliates(self, tenant: Tenant) -> set[str]:
+        async def load() -> str:
+            records = await self.pb.list("affiliates", "affiliates", f"tenant={quote(tenant.slug)}",
+                                         fields="affiliate_id")
+            return json.dumps(sorted(r["affiliate_id"] for r in records))
+
+        return set(json.loads(await self._cached("affiliates", f"affiliates-gen:{tenant.slug}",
+                                                 f"affiliates:{tenant.slug}", self.catalog_ttl_s, load)))
+
+    async def _upsert(self, operation: str, collection: str, filter_: str, body: dict[str, Any]) -> None:
+        record = await self.pb.first(operation, collection, filter_)
         if record is None:
-            return CommissionRules()
-        return CommissionRules(int(record.get("default_rate_bps") or 0), record.get("category_rates_bps") or {},
-                               record.get("product_rates_bps") or {}, record.get("order_cap_cents") or None)
+            await self.pb.create(operation, collection, body)
+        else:
+            await self.pb.update(operation, collection, record["id"], body)
 
     async def put_rules(self, tenant: Tenant, rules: CommissionRules) -> CommissionRules:
-        body = {"tenant": tenant.slug, **asdict(rules)}
-        record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
-        if record is None:
-            await self.pb.create("rules", "commission_rules", body)
-        else:
-            await self.pb.update("rules", "commission_rules", record["id"], body)
+        await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
+                           {"tenant": tenant.slug, **asdict(rules)})
+        await self._bump("rules", f"rules-gen:{tenant.slug}")
         return rules
 
     async def put_product(self, tenant: Tenant, product: Product) -> Product:
-        body = {"tenant": tenant.slug, **asdict(product)}
-        record = await self.pb.first("products", "products", f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}")
-        if record is None:
-            await self.pb.create("products", "products", body)
-        else:
-            await self.pb.update("products", "products", record["id"], body)
-        await self.cache.incr("catalog_generation", f"catalog-gen:{tenant.slug}")
+        await self._upsert("products", "products", f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
+                           {"tenant": tenant.slug, **asdict(product)})
+        await self._bump("catalog", f"catalog-gen:{tenant.slug}")
+        self._catalogs.pop(tenant.slug, None)  # other processes forget theirs within CATALOG_MEMORY_S
         return product
 
     async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str) -> dict[str, str]:
-        body = {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name}
-        record = await self.pb.first("affiliates", "affiliates",
-                                     f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}")
-        if record is None:
-            await self.pb.create("affiliates", "affiliates", body)
-        else:
-            await self.pb.update("affiliates", "affiliates", record["id"], body)
+        await self._upsert("affiliates", "affiliates",
+                           f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
+                           {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
+        await self._bump("affiliates", f"affiliates-gen:{tenant.slug}")
         return {"affiliate_id": affiliate_id, "name": name}
 
     # -- orders -------------------------------------------------------------------------------
@@ -117,17 +173,9 @@ class Engine:
         request_hash = hashlib.sha256(json.dumps(
             {"affiliate_id": affiliate_id, "lines": [asdict(line) for line in lines]}, sort_keys=True).encode()
         ).hexdigest()
-        existing = await self._by_idempotency_key(tenant, idempotency_key)
-        if existing is not None:
-            return self._replay(existing, request_hash), False
-        if affiliate_id is not None and await self.pb.first(
-                "affiliates", "affiliates",
-                f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}") is None:
-            from engine.domain.model import DomainError
-
+        if affiliate_id is not None and affiliate_id not in await self._affiliates(tenant):
             raise DomainError("affiliate_id", f"{affiliate_id!r} is not an affiliate of this tenant")
-        priced = price_order(affiliate_id, lines, await self._products(tenant, {line.sku for line in lines}),
-                             await self.rules(tenant))
+        priced = price_order(affiliate_id, lines, await self._active_products(tenant), await self.rules(tenant))
         now = dt.datetime.now(dt.UTC)
         body = {
             "tenant": tenant.slug, "idempotency_key": idempotency_key, "request_hash": request_hash,
@@ -139,7 +187,8 @@ class Engine:
         try:
             record = await self.pb.create("create_order", "orders", body)
         except NotUnique:
-            # Two requests with the same key raced; the other one won.
+            # The key was used before (a retry, or a race that another request won): the unique index
+            # on (tenant, idempotency_key) decides, and the first order is the answer.
             winner = await self._by_idempotency_key(tenant, idempotency_key)
             if winner is None:
                 raise
@@ -177,20 +226,17 @@ class Engine:
     async def _invalidate_summary(self, tenant: Tenant, affiliate_id: str | None) -> None:
         """After the write: the next read for this affiliate misses the cache and sees the write."""
         if affiliate_id:
-            await self.cache.incr("summary_generation", f"summary-gen:{tenant.slug}:{affiliate_id}")
+            await self._bump("summary", f"summary-gen:{tenant.slug}:{affiliate_id}")
 
-    async def summary(self, tenant: Tenant, affiliate_id: str, month: str) -> dict[str, Any]:
-        generation = await self.cache.get_int("summary_generation", f"summary-gen:{tenant.slug}:{affiliate_id}") or 0
-        key = f"summary:{tenant.slug}:{affiliate_id}:{month}:g{generation}"
-        cached = await self.cache.get("summary", key)
-        if cached is not None:
-            return json.loads(cached)
-        records = await self.pb.list(
-            "summary", "orders",
-            f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)} && created_month={quote(month)}",
-            fields="commission_status,commission_cents")
-        result: MonthlySummary = summarize(affiliate_id, month, [
-            (CommissionStatus(r["commission_status"]), int(r["commission_cents"])) for r in records])
-        body = asdict(result) | {"currency": tenant.currency}
-        await self.cache.set("summary", key, json.dumps(body), self.summary_ttl_s)
-        return body
+    async def summary(self, tenant: Tenant, affiliate_id: str, month: str) -> str:
+        async def load() -> str:
+            records = await self.pb.list(
+                "summary", "orders",
+                f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)} && created_month={quote(month)}",
+                fields="commission_status,commission_cents")
+            result: MonthlySummary = summarize(affiliate_id, month, [
+                (CommissionStatus(r["commission_status"]), int(r["commission_cents"])) for r in records])
+            return json.dumps(asdict(result) | {"currency": tenant.currency}, separators=(",", ":"))
+
+        return await self._cached("summary", f"summary-gen:{tenant.slug}:{affiliate_id}",
+                                  f"summary:{tenant.slug}:{affiliate_id}:{month}", self.summary_ttl_s, load)

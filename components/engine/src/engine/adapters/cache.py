@@ -61,6 +61,18 @@ class Cache:
         except RedisError:
             self._failed(cache)
 
+    async def mget(self, cache: str, keys: list[str]) -> list[str | None]:
+        """Several keys in one round trip; all None when Redis is unavailable."""
+        if not self._available():
+            metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
+            return [None] * len(keys)
+        try:
+            values = await self._redis.mget(keys)
+        except RedisError:
+            self._failed(cache)
+            return [None] * len(keys)
+        return [v if v is None or isinstance(v, str) else v.decode() for v in values]
+
     async def incr(self, cache: str, key: str) -> None:
         """Bump a generation counter. If Redis is down the keys it versions expire by their TTL."""
         try:
