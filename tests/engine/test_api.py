@@ -217,3 +217,30 @@ def test_with_pocketbase_restarted_writes_fail_cleanly_and_no_order_is_lost(own_
     assert retried.status_code == 201, "the failed write left nothing behind under its key"
     summary = client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=tenant.headers()).json()
     assert summary["order_count"] == 6
+
+
+def test_migrate_is_idempotent(engine: Running) -> None:
+    import subprocess
+    import sys
+
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "engine", "migrate"], env=engine.stack.env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "updated orders" in proc.stderr
+
+
+def test_the_platform_tenant_registry_is_what_the_engine_reads() -> None:
+    from components.api import TenantEntry, tenant_registry
+    from engine.registry import TenantRegistry
+
+    document = tenant_registry([TenantEntry("acme", "BRL"), TenantEntry("bravo", "USD")], ["k-acme", "k-bravo"],
+                               ["a-acme", "a-bravo"])
+    registry = TenantRegistry.from_json(document)
+
+    api = registry.authenticate("k-bravo")
+    admin = registry.authenticate("a-acme")
+    assert api is not None and (api.tenant.slug, api.tenant.currency, api.admin) == ("bravo", "USD", False)
+    assert admin is not None and (admin.tenant.slug, admin.admin) == ("acme", True)
+    assert registry.authenticate("k-unknown") is None
+    assert "k-acme" not in document, "the platform hands the engine hashes only"

@@ -1,0 +1,65 @@
+"""`python -m engine dev` in one command, and OpenTelemetry traces over OTLP when configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from engine.dev import demo_tenant, local_stack
+
+
+def test_engine_dev_prints_one_json_line_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "engine", "dev", "--data", str(tmp_path)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())
+        assert set(first) == {"url", "tenant", "api_key", "admin_key"}
+        headers = {"Authorization": f"Bearer {first['admin_key']}"}
+        assert httpx.put(f"{first['url']}/v1/products/TEA", headers=headers,
+                         json={"name": "Tea", "price_cents": 900}).status_code == 200
+        assert httpx.get(f"{first['url']}/v1/catalog", headers={"Authorization": f"Bearer {first['api_key']}"}
+                         ).json()["products"][0]["sku"] == "TEA"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert (tmp_path / "pb" / "data.db").exists(), "--data keeps the data"
+
+
+def test_traces_are_exported_over_otlp_when_an_endpoint_is_configured(tmp_path: Path) -> None:
+    received: list[str] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            return
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tenant, api_key, _ = demo_tenant()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
+    try:
+        with local_stack(tmp_path, [tenant]) as stack:
+            httpx.get(f"{stack.url}/v1/catalog", headers={"Authorization": f"Bearer {api_key}"})
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], os.environ["OTEL_BSP_SCHEDULE_DELAY"]
+        server.shutdown()
+    assert "/v1/traces" in received
