@@ -231,8 +231,9 @@ def test_migrate_is_idempotent(engine: Running) -> None:
 
 
 def test_the_platform_tenant_registry_is_what_the_engine_reads() -> None:
-    from components.api import TenantEntry, tenant_registry
     from engine.registry import TenantRegistry
+
+    from components.api import TenantEntry, tenant_registry
 
     document = tenant_registry([TenantEntry("acme", "BRL"), TenantEntry("bravo", "USD")], ["k-acme", "k-bravo"],
                                ["a-acme", "a-bravo"])

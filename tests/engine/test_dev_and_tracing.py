@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-
 from engine.dev import demo_tenant, local_stack
 
 
@@ -42,7 +41,7 @@ def test_traces_are_exported_over_otlp_when_an_endpoint_is_configured(tmp_path: 
         def log_message(self, *_: object) -> None:
             return
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             received.append(self.path)
             self.send_response(200)
