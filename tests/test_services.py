@@ -56,7 +56,8 @@ def test_each_service_runs_on_the_profile_backend_with_the_profile_size_and_repl
     else:
         assert type_ == "gcp:cloudrunv2/service:Service"
         template = inputs["template"]
-        assert template["scaling"] == {"minInstanceCount": want.min_instances, "maxInstanceCount": want.max_instances}
+        assert template["scaling"] == {"minInstanceCount": want.min_instances, "maxInstanceCount": want.max_instances,
+                                       "cpuUtilization": 0.6, "concurrencyUtilization": 0.7}
         limits = template["containers"][0]["resources"]["limits"]
         assert limits == {"cpu": str(want.cpu_millis // 1000), "memory": f"{want.memory_mib}Mi"}
 
@@ -65,7 +66,9 @@ def test_prod_engine_runs_on_cloud_run_with_one_warm_instance_scaling_to_five(co
     type_, inputs = _deployed(committed_plans["prod"], "engine")
 
     assert type_ == "gcp:cloudrunv2/service:Service"
-    assert inputs["template"]["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 5}
+    assert inputs["template"]["scaling"]["minInstanceCount"] == 1
+    assert inputs["template"]["scaling"]["maxInstanceCount"] == 5
+    assert inputs["template"]["maxInstanceRequestConcurrency"] == 80
     assert inputs["template"]["containers"][0]["resources"]["cpuIdle"] is False
     assert inputs["deletionProtection"] is True
     probes = inputs["template"]["containers"][0]

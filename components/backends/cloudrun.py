@@ -14,6 +14,11 @@ import pulumi_gcp as gcp
 from components.backends.service import ContainerSpec, Endpoint
 
 
+CPU_TARGET = 0.6
+CONCURRENCY_TARGET = 0.7
+MAX_CONCURRENCY = 80
+
+
 @dataclass(frozen=True)
 class CloudRunTarget:
     project: str
@@ -50,8 +55,10 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
     probe_path = spec.health_path or "/"
     template: gcp.cloudrunv2.ServiceTemplateArgsDict = {
         "service_account": account.email,
-        "scaling": {"min_instance_count": spec.size.min_instances, "max_instance_count": spec.size.max_instances},
-        "max_instance_request_concurrency": 80,
+        # Scale out at 60 % CPU, well before the 85 % alert (M3), or at 70 % of the concurrency limit.
+        "scaling": {"min_instance_count": spec.size.min_instances, "max_instance_count": spec.size.max_instances,
+                    "cpu_utilization": CPU_TARGET, "concurrency_utilization": CONCURRENCY_TARGET},
+        "max_instance_request_concurrency": MAX_CONCURRENCY,
         "containers": [{
             "image": spec.image,
             "ports": {"container_port": spec.port},
