@@ -17,8 +17,10 @@ from engine import metrics
 
 class Cache:
     def __init__(self, url: str, timeout_s: float = 0.25, ca_cert: str | None = None, pause_s: float = 2.0) -> None:
+        # One connection per process, shared by every request: commands are tiny and Redis answers in
+        # microseconds, so a pool's per-command bookkeeping would cost more than the wait.
         options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
-                                   "decode_responses": True, "max_connections": 64}
+                                   "decode_responses": True, "single_connection_client": True}
         if ca_cert and url.startswith("rediss://"):
             options["ssl_ca_data"] = ca_cert
         self._redis: redis.Redis = redis.Redis.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
