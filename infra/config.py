@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from infra import model as m
 from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
+from policies.pack import RULES
 from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
 from stacks.profile import SERVICE_NAMES, ServiceName, ServiceProfile
 from stacks.registry import PROFILES
@@ -186,9 +187,7 @@ def _cross_check(spec: StackSpecV1) -> list[str]:
 
 
 def _check_waivers(spec: StackSpecV1) -> list[str]:
-    from policies.pack import RULES  # the pack's table is the list of rules a waiver may name
-
-    known = {rule.id for rule in RULES}
+    known = {rule.id for rule in RULES}  # the pack's table is the list of rules a waiver may name
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
     for i, waiver in enumerate(spec.waivers):

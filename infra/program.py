@@ -24,8 +24,7 @@ def _targets(model: StackModel) -> Targets:
     backends = {svc.backend for svc in model.services.values()}
     network = None
     if "docker" in backends:
-        network = docker.Network("platform-network", name=f"platform-{model.environment}",
-                                 opts=pulumi.ResourceOptions())
+        network = docker.Network("platform-network", name=f"platform-{model.environment}")
     railway = (RailwayTarget(model.railway.project_id, model.railway.environment_id, model.railway.region)
                if model.railway is not None else None)
     return Targets(docker_network=network, railway=railway)

@@ -17,7 +17,7 @@ def test_the_committed_compose_file_is_what_the_docker_backend_declares(run_cli:
 
     assert result.code == 0, result.err
     committed = (PROJECT_DIR / "docker-compose.yml").read_text()
-    assert result.out == committed, "regenerate with: .venv/bin/python -m infra compose > docker-compose.yml"
+    assert result.out == committed, "regenerate with: python3 tools/dev.py generate"
 
 
 def test_the_compose_file_is_valid_against_the_compose_spec() -> None:

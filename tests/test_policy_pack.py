@@ -210,5 +210,5 @@ def test_policies_md_is_generated_from_the_pack_table() -> None:
 
     committed = (Path(__file__).resolve().parent.parent / "policies" / "POLICIES.md").read_text()
 
-    assert committed == render(), "regenerate with: .venv/bin/python -m policies.doc > policies/POLICIES.md"
+    assert committed == render(), "regenerate with: python3 tools/dev.py generate"
     assert all(f"| {rule.id} |" in committed for rule in RULES)

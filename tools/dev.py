@@ -4,6 +4,7 @@
     python3 tools/dev.py plan STACK [--json] [--diff-against PLAN.json]   the offline plan of a stack
     python3 tools/dev.py test                                          the whole test suite
     python3 tools/dev.py setup                                         the virtual environment only
+    python3 tools/dev.py generate                                      regenerate the generated files
 
 The virtual environment is `.venv` (the one `Pulumi.yaml` names), reinstalled when pyproject.toml
 changes. System packages the tests need are installed with apt-get when run as root; otherwise the
@@ -70,6 +71,21 @@ def test() -> None:
     _run(PYTHON, "-m", "pytest")
 
 
+# Generated files and the command that writes each; tests fail when one drifts.
+GENERATED = {
+    "docker-compose.yml": ["-m", "infra", "compose"],
+    "policies/POLICIES.md": ["-m", "policies.doc"],
+}
+
+
+def generate() -> None:
+    setup()
+    for target, args in GENERATED.items():
+        print(f"+ {target}", flush=True)
+        output = subprocess.run([str(PYTHON), *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        (ROOT / target).write_text(output)
+
+
 def plan(args: list[str]) -> None:
     if not args or args[0].startswith("-"):
         sys.exit("usage: python3 tools/dev.py plan STACK [--json] [--config-file FILE] [--diff-against PLAN.json]")
@@ -86,6 +102,8 @@ def main() -> None:
         test()
     elif command == "plan":
         plan(args)
+    elif command == "generate":
+        generate()
     else:
         print(__doc__)
         sys.exit(0 if command in ("help", "-h", "--help") else 2)

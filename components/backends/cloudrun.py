@@ -13,7 +13,6 @@ import pulumi_gcp as gcp
 
 from components.backends.service import ContainerSpec, Endpoint
 
-
 CPU_TARGET = 0.6
 CONCURRENCY_TARGET = 0.7
 MAX_CONCURRENCY = 80

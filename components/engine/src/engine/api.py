@@ -20,7 +20,7 @@ from engine.adapters.cache import Cache
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry
-from engine.services import Engine, IdempotencyConflict, NotFound
+from engine.services import Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -215,8 +215,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/orders/{order_id}")
     async def get_order(order_id: str, who: Who, eng: Eng) -> Any:
-        from engine.services import order_view
-
         return order_view(await eng.order(who.tenant, order_id))
 
     for action in ("pay", "cancel", "refund"):

@@ -3,7 +3,6 @@ directory (or --data), one demo tenant. Prints one JSON line first; Ctrl-C stops
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -13,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Generator
@@ -124,7 +124,7 @@ def run_dev(data_dir: str | None) -> int:
     tenant, api_key, admin_key = demo_tenant()
     temporary = tempfile.TemporaryDirectory(prefix="engine-dev-") if data_dir is None else None
     data = Path(data_dir or (temporary.name if temporary else "."))
-    stop = asyncio.Event()
+    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
         with local_stack(data, [tenant]) as stack:

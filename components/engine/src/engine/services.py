@@ -44,9 +44,10 @@ class IdempotencyConflict(Exception):
 
 
 def order_view(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: record.get(key) for key in ("id", "affiliate_id", "status", "commission_status", "currency",
-                                             "total_cents", "commission_cents", "lines", "created")} | {
-        "affiliate_id": record.get("affiliate_id") or None}
+    """An order as the API shows it (PocketBase stores a missing affiliate as "")."""
+    view = {key: record.get(key) for key in ("id", "status", "commission_status", "currency", "total_cents",
+                                             "commission_cents", "lines", "created")}
+    return view | {"affiliate_id": record.get("affiliate_id") or None}
 
 
 class Engine:
