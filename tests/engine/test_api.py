@@ -245,3 +245,48 @@ def test_the_platform_tenant_registry_is_what_the_engine_reads() -> None:
     assert admin is not None and (admin.tenant.slug, admin.admin) == ("acme", True)
     assert registry.authenticate("k-unknown") is None
     assert "k-acme" not in document, "the platform hands the engine hashes only"
+
+
+def _beacon(ready: Running, body: object, ip: str = "203.0.113.7") -> httpx.Response:
+    import json as json_
+
+    # As navigator.sendBeacon sends it: text/plain, no key, from the storefront's browser.
+    return ready.client.post("/v1/vitals", content=json_.dumps(body),
+                             headers={"Content-Type": "text/plain", "CF-Connecting-IP": ip})
+
+
+def test_a_web_vitals_beacon_is_recorded_per_tenant_and_route(ready: Running) -> None:
+    series = 'web_vitals_lcp_seconds_count{route="/produto/[slug]",tenant="acme"}'
+    before = _metric(ready, series)
+
+    response = _beacon(ready, {"tenant": "acme", "route": "/produto/[slug]", "metrics": [
+        {"name": "LCP", "value": 2800}, {"name": "INP", "value": 180}, {"name": "CLS", "value": 0.07},
+        {"name": "TTFB", "value": 320}]})
+
+    assert response.status_code == 204
+    assert _metric(ready, series) == before + 1
+    assert _metric(ready, 'web_vitals_lcp_seconds_bucket{le="3.0",route="/produto/[slug]",tenant="acme"}') >= 1
+    assert _metric(ready, 'web_vitals_cls_bucket{le="0.1",route="/produto/[slug]",tenant="acme"}') >= 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"tenant": "nobody", "route": "/", "metrics": [{"name": "LCP", "value": 1}]}, "tenant"),
+    ({"tenant": "acme", "route": "https://shop.example.com/p/123?x=1", "metrics": [{"name": "LCP", "value": 1}]},
+     "route"),
+    ({"tenant": "acme", "route": "/", "metrics": [{"name": "FID", "value": 1}]}, "metrics[0].name"),
+    ({"tenant": "acme", "route": "/", "metrics": [{"name": "CLS", "value": 42}]}, "metrics[0].value"),
+])
+def test_a_bad_beacon_is_refused_naming_the_field(ready: Running, body: object, field: str) -> None:
+    response = _beacon(ready, body, ip="198.51.100.9")
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_a_client_sending_too_many_beacons_is_told_to_slow_down(ready: Running) -> None:
+    beacon = {"tenant": "acme", "route": "/", "metrics": [{"name": "TTFB", "value": 100}]}
+
+    codes = [_beacon(ready, beacon, ip="192.0.2.44").status_code for _ in range(125)]
+
+    assert codes[:120] == [204] * 120
+    assert codes[120:] == [429] * 5

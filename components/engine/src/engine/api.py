@@ -2,12 +2,13 @@
 
 
 
+import json
 import os
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from engine.domain.model import CommissionRules, DomainError, LineRequest, Produ
 from engine.registry import Principal, TenantRegistry
 from engine.services import Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
+from engine.vitals import BeaconError, Recorder, validate
 
 ID = r"^[A-Za-z0-9_-]{1,64}$"
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -144,6 +146,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.registry = registry
+    recorder = Recorder()
+    tenant_slugs = {t.slug for t in registry.tenants}
     app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]
 
     @app.exception_handler(_Problem)
@@ -193,6 +197,27 @@ def create_app(settings: Settings) -> FastAPI:
             registry_ = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry_)
         return Response(generate_latest(registry_) if registry_ else generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/vitals", status_code=204)
+    async def vitals(request: Request) -> Response:
+        """Web-vitals beacons from storefronts; no key (browsers send them), so all is validated."""
+        client = request.headers.get("cf-connecting-ip") or (request.client.host if request.client else "-")
+        if not recorder.allow(client):
+            raise _Problem(429, "Too many beacons", "this client sent too many beacons this minute")
+        try:
+            body: Any = json.loads(await request.body())
+        except ValueError:
+            raise _Problem(422, "Invalid request", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _Problem(422, "Invalid request", "expected a JSON object {tenant, route, metrics}")
+        beacon = cast(dict[str, Any], body)
+        try:
+            tenant, route, measurements = validate(beacon.get("tenant"), beacon.get("route"), beacon.get("metrics"),
+                                                   tenant_slugs)
+        except BeaconError as err:
+            return problem(422, "Invalid request", str(err), errors=[{"field": err.field, "message": err.message}])
+        recorder.record(tenant, route, measurements)
+        return Response(status_code=204)
 
     @app.get("/v1/catalog")
     async def catalog(who: Who, eng: Eng, if_none_match: Annotated[str | None, Header()] = None) -> Response:
