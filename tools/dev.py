@@ -26,7 +26,7 @@ PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".platform-installed"
 
 # command the tests run -> Debian package that provides it
-SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server"}
+SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server", "promtool": "prometheus"}
 
 
 def _run(*cmd: str | Path, **kwargs: object) -> None:
@@ -75,6 +75,8 @@ def test() -> None:
 GENERATED = {
     "docker-compose.yml": ["-m", "infra", "compose"],
     "policies/POLICIES.md": ["-m", "policies.doc"],
+    "components/observability/generated/prometheus-rules.yml": ["-m", "components.observability", "rules"],
+    "components/observability/generated/prometheus-rules.test.yml": ["-m", "components.observability", "rule-tests"],
 }
 
 

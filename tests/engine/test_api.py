@@ -290,3 +290,27 @@ def test_a_client_sending_too_many_beacons_is_told_to_slow_down(ready: Running) 
 
     assert codes[:120] == [204] * 120
     assert codes[120:] == [429] * 5
+
+
+def test_every_metric_the_alert_rules_use_is_exported_by_the_engine_or_a_named_exporter(ready: Running) -> None:
+    import re
+
+    from components.observability.spec import load
+
+    spec = load()
+    exported = {line.split()[2] for line in ready.client.get("/metrics").text.splitlines()
+                if line.startswith("# TYPE ")}
+    exported |= {name for names in spec.exporters.values() for name in names}
+    expressions = [a.expr for a in spec.alerts] + [s.errors + s.total for s in spec.slos]
+    used: set[str] = set()
+    for expr in expressions:
+        without_labels = re.sub(r"\{[^}]*\}", "", re.sub(r"\[[^\]]*\]", "", expr))
+        used |= {m for m in re.findall(r"[a-z_][a-z0-9_]*", without_labels) if m.endswith(
+            ("_total", "_bucket", "_count", "_seconds", "_bytes", "_quota", "_period", "_flight", "_cls"))}
+
+    def family(name: str) -> str:
+        return re.sub(r"_(bucket|count|sum)$", "", name) if name not in exported else name
+
+    missing = sorted(name for name in used if family(name) not in exported and name not in exported)
+    assert missing == []
+    assert len(used) >= 12

@@ -13,6 +13,10 @@ HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served", 
 POCKETBASE_LATENCY = Histogram("pocketbase_request_duration_seconds", "PocketBase call latency", ["operation"],
                                buckets=LATENCY_BUCKETS)
 POCKETBASE_ERRORS = Counter("pocketbase_errors_total", "PocketBase calls that failed", ["operation"])
+POCKETBASE_LOCKS = Counter("pocketbase_lock_errors_total", "PocketBase calls refused because SQLite was locked (B1)",
+                           ["operation"])
+POCKETBASE_IN_FLIGHT = Gauge("pocketbase_requests_in_flight", "PocketBase calls under way (B2)",
+                             multiprocess_mode="livesum")
 CACHE_REQUESTS = Counter("cache_requests_total", "Cache lookups by result (hit, miss, error, skipped)",
                          ["cache", "result"])
 ORDERS = Counter("orders_total", "Orders created", ["tenant"])

@@ -42,6 +42,7 @@ class PocketBase:
 
     async def request(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         start = time.perf_counter()
+        metrics.POCKETBASE_IN_FLIGHT.inc()
         try:
             if self._token is None:
                 await self._authenticate()
@@ -54,7 +55,10 @@ class PocketBase:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: {type(err).__name__}") from err
         finally:
+            metrics.POCKETBASE_IN_FLIGHT.dec()
             metrics.POCKETBASE_LATENCY.labels(operation).observe(time.perf_counter() - start)
+        if response.status_code >= 400 and "database is locked" in response.text:
+            metrics.POCKETBASE_LOCKS.labels(operation).inc()
         if response.status_code >= 500:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")

@@ -1,0 +1,119 @@
+"""Prometheus recording and alerting rules, and their promtool tests, generated from the spec.
+
+Every alert compares a recorded SLI, `sli:<name>`, with its threshold. The tests feed that series
+directly: one test where the alert fires exactly when the threshold has been crossed for the stated
+duration (pending one minute before), one where the SLI stays just under the threshold and nothing
+fires. Burn-rate alerts follow the SRE workbook's multiwindow, multi-burn-rate table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from components.observability.spec import AlertSpec, ObservabilitySpec, SloSpec, minutes
+
+# (severity, long window, short window, burn rate): page 2 % of the monthly budget in 1 h, 5 % in
+# 6 h; ticket 10 % in 3 days (1d/2h at 3x and 3d/6h at 1x).
+BURN_RATES = (("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0), ("ticket", "1d", "2h", 3.0),
+              ("ticket", "3d", "6h", 1.0))
+RULES_FILE = "prometheus-rules.yml"
+WINDOW = "{window}"
+
+
+def _alert_rule(alert: AlertSpec) -> dict[str, Any]:
+    return {
+        "alert": alert.name,
+        "expr": f"sli:{alert.sli} > {alert.above:g}",
+        "for": alert.for_,
+        "labels": {"severity": alert.severity, "requirement": alert.requirement, **alert.labels},
+        "annotations": {"summary": f"{alert.name}: sli:{alert.sli} above {alert.above:g} for {alert.for_}",
+                        "runbook": alert.runbook},
+    }
+
+
+def _ratio(slo: SloSpec, window: str) -> str:
+    return f"sli:{slo.name}_error_ratio:rate{window}"
+
+
+def _burn_rules(slo: SloSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    windows = sorted({w for _, long, short, _ in BURN_RATES for w in (long, short)}, key=minutes)
+    recording = [{"record": _ratio(slo, w),
+                  "expr": f"({slo.errors.replace(WINDOW, w)}) / ({slo.total.replace(WINDOW, w)})"} for w in windows]
+    budget = 1 - slo.objective_percent / 100
+    alerts: list[dict[str, Any]] = []
+    for severity, long, short, rate in BURN_RATES:
+        threshold = f"{rate:g} * {budget:g}"
+        alerts.append({
+            "alert": f"{slo.name.title()}ErrorBudgetBurn{long}",
+            "expr": f"({_ratio(slo, long)} > ({threshold})) and ({_ratio(slo, short)} > ({threshold}))",
+            "labels": {"severity": severity, "requirement": "U5", "slo": slo.name},
+            "annotations": {"summary": f"{slo.name} SLO burns its error budget {rate:g}x too fast over {long} "
+                                       f"(confirmed over {short})",
+                            "runbook": f"The {slo.name} SLO ({slo.objective_percent:g} %) spends its budget "
+                                       f"{rate:g} times faster than it can afford. Find what changed; roll back."},
+        })
+    return recording, alerts
+
+
+def rule_groups(spec: ObservabilitySpec) -> dict[str, Any]:
+    slis = [{"record": f"sli:{a.sli}", "expr": a.expr} for a in spec.alerts]
+    alerts = [_alert_rule(a) for a in spec.alerts]
+    burn_recording: list[dict[str, Any]] = []
+    burn_alerts: list[dict[str, Any]] = []
+    for slo in spec.slos:
+        recording, alerting = _burn_rules(slo)
+        burn_recording += recording
+        burn_alerts += alerting
+    return {"groups": [
+        {"name": "platform-slis", "interval": "1m", "rules": slis},
+        {"name": "platform-alerts", "interval": "1m", "rules": alerts},
+        {"name": "platform-slo-burn-recording", "interval": "1m", "rules": burn_recording},
+        {"name": "platform-slo-burn-alerts", "interval": "1m", "rules": burn_alerts},
+    ]}
+
+
+def _expected(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+
+
+def rule_tests(spec: ObservabilitySpec) -> dict[str, Any]:
+    tests: list[dict[str, Any]] = []
+    for alert in spec.alerts:
+        rule = _alert_rule(alert)
+        hold = minutes(alert.for_)
+        steps = hold + 10
+        over, under = alert.above * 1.05 + 1e-9, alert.above * 0.95
+        series = f"sli:{alert.sli}"
+        at_threshold = [{"eval_time": f"{hold}m", "alertname": alert.name, "exp_alerts": _expected(rule)}]
+        if hold > 0:
+            at_threshold.insert(0, {"eval_time": f"{hold - 1}m", "alertname": alert.name, "exp_alerts": []})
+        tests.append({"name": f"{alert.name} fires once above {alert.above:g} for {alert.for_}", "interval": "1m",
+                      "input_series": [{"series": series, "values": f"{over:g}x{steps}"}],
+                      "alert_rule_test": at_threshold})
+        tests.append({"name": f"{alert.name} stays silent just under {alert.above:g}", "interval": "1m",
+                      "input_series": [{"series": series, "values": f"{under:g}x{steps}"}],
+                      "alert_rule_test": [{"eval_time": f"{steps}m", "alertname": alert.name, "exp_alerts": []}]})
+    for slo in spec.slos:
+        _, alerting = _burn_rules(slo)
+        budget = 1 - slo.objective_percent / 100
+        for (_, long, short, rate), rule in zip(BURN_RATES, alerting, strict=True):
+            burning = f"{rate * budget * 1.1:g}x30"
+            calm = f"{rate * budget * 0.9:g}x30"
+            tests.append({"name": f"{rule['alert']} fires when both windows burn over {rate:g}x", "interval": "1m",
+                          "input_series": [{"series": _ratio(slo, long), "values": burning},
+                                           {"series": _ratio(slo, short), "values": burning}],
+                          "alert_rule_test": [{"eval_time": "5m", "alertname": rule["alert"],
+                                               "exp_alerts": _expected(rule)}]})
+            tests.append({"name": f"{rule['alert']} stays silent when only the long window burns", "interval": "1m",
+                          "input_series": [{"series": _ratio(slo, long), "values": burning},
+                                           {"series": _ratio(slo, short), "values": calm}],
+                          "alert_rule_test": [{"eval_time": "5m", "alertname": rule["alert"], "exp_alerts": []}]})
+    return {"rule_files": [RULES_FILE], "evaluation_interval": "1m", "tests": tests}
+
+
+def dump(document: dict[str, Any]) -> str:
+    header = "# Generated from components/observability/slos.yaml by `python3 tools/dev.py generate`: do not edit.\n"
+    body: str = yaml.safe_dump(document, sort_keys=False, width=120)  # pyright: ignore[reportUnknownMemberType]
+    return header + body

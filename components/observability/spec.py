@@ -1,0 +1,62 @@
+"""Version 1 of the SLO and alert spec (`slos.yaml`), validated like the stack config."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+SPEC_FILE = Path(__file__).resolve().parent / "slos.yaml"
+DURATION = re.compile(r"^(\d+)(m|h|d)$")
+NAME = r"^[A-Za-z][A-Za-z0-9]+$"
+SLI = r"^[a-z][a-z0-9_]+$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SloSpec(_Spec):
+    name: Annotated[str, Field(pattern=SLI)]
+    requirement: str
+    objective_percent: Annotated[float, Field(gt=0, lt=100)]
+    errors: Annotated[str, Field(min_length=1)]
+    """PromQL of the bad events per second over `{window}`."""
+    total: Annotated[str, Field(min_length=1)]
+
+
+class AlertSpec(_Spec):
+    name: Annotated[str, Field(pattern=NAME)]
+    requirement: str
+    sli: Annotated[str, Field(pattern=SLI)]
+    expr: Annotated[str, Field(min_length=1)]
+    above: float
+    for_: Annotated[str, Field(alias="for", pattern=DURATION.pattern)]
+    severity: Literal["page", "ticket", "info"]
+    labels: dict[str, str] = {}
+    runbook: Annotated[str, Field(min_length=20)]
+
+
+class ObservabilitySpec(_Spec):
+    version: Literal[1]
+    exporters: dict[str, list[str]]
+    slos: list[SloSpec]
+    alerts: list[AlertSpec]
+
+
+def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
+    spec = ObservabilitySpec.model_validate(yaml.safe_load(path.read_text()), by_alias=True)
+    names = [a.name for a in spec.alerts] + [s.name for s in spec.slos]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"{path.name}: names used twice: {sorted(duplicates)}")
+    return spec
+
+
+def minutes(duration: str) -> int:
+    match = DURATION.match(duration)
+    assert match is not None
+    return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
