@@ -386,7 +386,8 @@ def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
             for t in spec.tenants
         ),
         services=services,
-        alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url)),
+        alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url),
+                        spec.alerts.prometheus_datasource_uid),
         gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days)
         if spec.gcp else None,
         railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,

@@ -117,6 +117,7 @@ class Backups:
 class Alerts:
     emails: tuple[str, ...]
     slack_webhook_url: Secret
+    prometheus_datasource_uid: str
 
 
 @dataclass(frozen=True)

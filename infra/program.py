@@ -15,6 +15,8 @@ from components.database import BackupTarget, Database, DatabaseArgs
 from components.edge import Edge, EdgeArgs, RateLimitOverride
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
+from components.observability import spec as observability_spec
+from components.observability.grafana import Alerting, AlertingArgs
 from components.tenant import TenantSite, TenantSiteArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
@@ -134,6 +136,14 @@ def declare(model: StackModel) -> None:
         }
         keys = engine.tenant_keys[tenant.slug]
         tenant_keys[tenant.slug] = {"apiKey": keys.api_key, "adminKey": keys.admin_key}
+
+    Alerting("alerting", AlertingArgs(
+        environment=env,
+        spec=observability_spec.load(),
+        prometheus_datasource_uid=model.alerts.prometheus_datasource_uid,
+        emails=model.alerts.emails,
+        slack_webhook_url=model.alerts.slack_webhook_url.output(),
+    ))
 
     pulumi.export("environment", env)
     pulumi.export("apiUrl", api_url)

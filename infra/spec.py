@@ -161,6 +161,8 @@ class BackupsSpec(_Spec):
 
 class AlertsSpec(_Spec):
     emails: Annotated[list[Email], Field(min_length=1)]
+    # The Grafana (named by the provider's `grafana:url`) and its Prometheus data source's uid.
+    prometheus_datasource_uid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 
 class StackSpecV1(_Spec):

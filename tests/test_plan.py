@@ -16,7 +16,8 @@ from infra.stackfile import read_stack_file
 from tests.conftest import PROJECT_DIR, STACKS, CliResult
 
 LAYERS = ("platform:edge:Edge", "platform:frontend:Storefront", "platform:tenant:TenantSite",
-          "platform:api:Engine", "platform:database:PocketBase", "platform:cache:Redis")
+          "platform:api:Engine", "platform:database:PocketBase", "platform:cache:Redis",
+          "platform:observability:Alerting")
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -8,6 +8,7 @@ fires. Burn-rate alerts follow the SRE workbook's multiwindow, multi-burn-rate t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -72,6 +73,38 @@ def rule_groups(spec: ObservabilitySpec) -> dict[str, Any]:
         {"name": "platform-slo-burn-recording", "interval": "1m", "rules": burn_recording},
         {"name": "platform-slo-burn-alerts", "interval": "1m", "rules": burn_alerts},
     ]}
+
+
+@dataclass(frozen=True)
+class ExpandedAlert:
+    """An alert as a single query and a threshold, for a Grafana that lacks the recording rules."""
+
+    name: str
+    query: str
+    above: float
+    for_: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+def expanded_alerts(spec: ObservabilitySpec) -> list[ExpandedAlert]:
+    """Every alerting rule of `rule_groups`, its recorded series replaced by their expressions."""
+    groups = rule_groups(spec)["groups"]
+    recorded = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    expanded: list[ExpandedAlert] = []
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        expr = rule["expr"]
+        for name in sorted(recorded, key=len, reverse=True):
+            expr = expr.replace(name, f"({recorded[name]})")
+        if rule["alert"] in {a.name for a in spec.alerts}:
+            query, threshold = expr.rsplit(" > ", 1)
+            above = float(threshold)
+        else:
+            # A burn-rate alert is `(long > t) and (short > t)`: it has a value only while both burn.
+            query, above = expr, 0.0
+        expanded.append(ExpandedAlert(rule["alert"], query, above, rule.get("for", "0m"), rule["labels"],
+                                      rule["annotations"]))
+    return expanded
 
 
 def _expected(rule: dict[str, Any]) -> list[dict[str, Any]]:

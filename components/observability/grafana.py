@@ -1,0 +1,90 @@
+"""Grafana alerting for one stack (L7): a folder, Slack and e-mail contact points, the notification
+policy, and rule groups carrying the same PromQL as the generated Prometheus rules.
+
+Grafana's Prometheus may not hold the platform's recording rules (a hosted Grafana reads whatever
+is remote-written to it), so each Grafana rule queries the SLI's full expression (`A`) and compares
+it with the threshold (`B`); `tests/test_observability_grafana.py` checks both against the
+Prometheus rule of the same spec entry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumiverse_grafana as grafana
+
+from components.observability.rules import expanded_alerts
+from components.observability.spec import ObservabilitySpec, minutes
+
+
+@dataclass(frozen=True)
+class AlertingArgs:
+    environment: str
+    spec: ObservabilitySpec
+    prometheus_datasource_uid: str
+    emails: tuple[str, ...]
+    slack_webhook_url: pulumi.Input[str]
+
+
+def _query(datasource_uid: str, expr: str) -> str:
+    return json.dumps({"refId": "A", "expr": expr, "instant": True, "intervalMs": 60000, "maxDataPoints": 43200,
+                       "datasource": {"type": "prometheus", "uid": datasource_uid}}, sort_keys=True)
+
+
+def _threshold(above: float) -> str:
+    return json.dumps({"refId": "B", "type": "threshold", "expression": "A",
+                       "datasource": {"type": "__expr__", "uid": "__expr__"},
+                       "conditions": [{"evaluator": {"type": "gt", "params": [above]}}]}, sort_keys=True)
+
+
+class Alerting(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:observability:Alerting", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        env = args.environment
+        folder = grafana.oss.Folder(f"{name}-folder", title=f"Platform alerts ({env})", uid=f"platform-{env}",
+                                    opts=child)
+        slack = grafana.alerting.ContactPoint(
+            f"{name}-slack", name=f"platform-{env}-slack",
+            slacks=[{"url": args.slack_webhook_url, "title": "{{ .CommonLabels.alertname }}"}], opts=child)
+        email = grafana.alerting.ContactPoint(
+            f"{name}-email", name=f"platform-{env}-email",
+            emails=[{"addresses": list(args.emails), "single_email": True}], opts=child)
+        # Grafana has one notification policy tree per organisation: this resource owns all of it.
+        grafana.alerting.NotificationPolicy(
+            f"{name}-policy",
+            contact_point=email.name,
+            group_bies=["alertname", "environment"],
+            policies=[
+                {"matchers": [{"label": "severity", "match": "=", "value": "page"},
+                              {"label": "environment", "match": "=", "value": env}],
+                 "contact_point": slack.name, "continue_": True, "group_wait": "30s", "repeat_interval": "1h"},
+                {"matchers": [{"label": "severity", "match": "=~", "value": "page|ticket"}],
+                 "contact_point": email.name, "repeat_interval": "4h"},
+            ],
+            opts=child,
+        )
+        rules: list[grafana.alerting.RuleGroupRuleArgsDict] = []
+        for alert in expanded_alerts(args.spec):
+            rules.append({
+                "name": alert.name,
+                "condition": "B",
+                "for_": f"{minutes(alert.for_)}m",
+                "labels": {**alert.labels, "environment": env},
+                "annotations": alert.annotations,
+                "no_data_state": "OK",
+                "exec_err_state": "Error",
+                "datas": [
+                    {"ref_id": "A", "datasource_uid": args.prometheus_datasource_uid,
+                     "relative_time_range": {"from_": 600, "to": 0},
+                     "model": _query(args.prometheus_datasource_uid, alert.query)},
+                    {"ref_id": "B", "datasource_uid": "__expr__", "relative_time_range": {"from_": 0, "to": 0},
+                     "model": _threshold(alert.above)},
+                ],
+            })
+        grafana.alerting.RuleGroup(f"{name}-rules", name="platform-slos", folder_uid=folder.uid, interval_seconds=60,
+                                   rules=rules, opts=child)
+        self.register_outputs({})
+
