@@ -80,3 +80,31 @@ def test_a_mistake_in_the_spec_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="fro"):
         load(path)
+
+
+@pytest.mark.parametrize("name", ["overview", "routes", "tenants"])
+def test_the_dashboards_are_generated_and_every_query_parses(name: str, tmp_path: Path) -> None:
+    import json
+
+    from components.observability.dashboards import DASHBOARDS, exprs, render
+
+    assert (GENERATED / "dashboards" / f"{name}.json").read_text() == render(name), "python3 tools/dev.py generate"
+    queries = exprs(DASHBOARDS[name]())
+    assert queries
+    # promtool parses PromQL when it checks rules: every panel query as a recording rule.
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"panel:q{i}", "expr": q}
+                                                          for i, q in enumerate(queries)]}]}
+    (tmp_path / "dashboard.yml").write_text(json.dumps(rules))
+    result = _promtool("check", "rules", "dashboard.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_overview_covers_red_saturation_cache_database_and_web_vitals() -> None:
+    from components.observability.dashboards import exprs, overview
+
+    text = " ".join(exprs(overview()))
+
+    for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "container_cpu_usage_seconds_total",
+                   "container_memory_working_set_bytes", "cache_requests_total", "pocketbase_request_duration_seconds",
+                   "pocketbase_lock_errors_total", "web_vitals_lcp_seconds_bucket", "sli:availability_error_ratio"):
+        assert metric in text

@@ -77,6 +77,8 @@ GENERATED = {
     "policies/POLICIES.md": ["-m", "policies.doc"],
     "components/observability/generated/prometheus-rules.yml": ["-m", "components.observability", "rules"],
     "components/observability/generated/prometheus-rules.test.yml": ["-m", "components.observability", "rule-tests"],
+    **{f"components/observability/generated/dashboards/{name}.json":
+       ["-m", "components.observability", "dashboard", name] for name in ("overview", "routes", "tenants")},
 }
 
 
@@ -85,6 +87,7 @@ def generate() -> None:
     for target, args in GENERATED.items():
         print(f"+ {target}", flush=True)
         output = subprocess.run([str(PYTHON), *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        (ROOT / target).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / target).write_text(output)
 
 

@@ -1,5 +1,5 @@
-"""Grafana alerting for one stack (L7): a folder, Slack and e-mail contact points, the notification
-policy, and rule groups carrying the same PromQL as the generated Prometheus rules.
+"""Grafana for one stack (L6, L7): a folder, Slack and e-mail contact points, the notification
+policy, rule groups carrying the same PromQL as the generated Prometheus rules, and the dashboards.
 
 Grafana's Prometheus may not hold the platform's recording rules (a hosted Grafana reads whatever
 is remote-written to it), so each Grafana rule queries the SLI's full expression (`A`) and compares
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_grafana as grafana
 
+from components.observability.dashboards import DASHBOARDS, render
 from components.observability.rules import expanded_alerts
 from components.observability.spec import ObservabilitySpec, minutes
 
@@ -86,5 +87,8 @@ class Alerting(pulumi.ComponentResource):
             })
         grafana.alerting.RuleGroup(f"{name}-rules", name="platform-slos", folder_uid=folder.uid, interval_seconds=60,
                                    rules=rules, opts=child)
+        for dashboard in DASHBOARDS:
+            grafana.oss.Dashboard(f"{name}-dashboard-{dashboard}", folder=folder.uid, overwrite=True,
+                                  config_json=render(dashboard), opts=child)
         self.register_outputs({})
 

@@ -301,7 +301,10 @@ def test_every_metric_the_alert_rules_use_is_exported_by_the_engine_or_a_named_e
     exported = {line.split()[2] for line in ready.client.get("/metrics").text.splitlines()
                 if line.startswith("# TYPE ")}
     exported |= {name for names in spec.exporters.values() for name in names}
+    from components.observability.dashboards import DASHBOARDS, exprs
+
     expressions = [a.expr for a in spec.alerts] + [s.errors + s.total for s in spec.slos]
+    expressions += [e for build in DASHBOARDS.values() for e in exprs(build())]
     used: set[str] = set()
     for expr in expressions:
         without_labels = re.sub(r"\{[^}]*\}", "", re.sub(r"\[[^\]]*\]", "", expr))
