@@ -33,6 +33,7 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
     [network] = _by_type(plan, "docker:index/network:Network")
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
+    configs: dict[str, Any] = {}
     secrets: set[str] = set()
     for container in sorted(_by_type(plan, "docker:index/container:Container"), key=lambda c: c["name"]):
         labels = {label["label"]: label["value"] for label in container.get("labels", [])}
@@ -54,6 +55,14 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
         if container.get("volumes"):
             service["volumes"] = [f"{v['volumeName']}:{v['containerPath']}" for v in container["volumes"]]
             volumes.update({v["volumeName"]: {"name": v["volumeName"]} for v in container["volumes"]})
+        if container.get("uploads"):
+            # Compose's `content` configs are interpolated: `$$` keeps a file's `$` literal.
+            mounts: list[dict[str, str]] = []
+            for upload in container["uploads"]:
+                config_name = f"{container['name']}-{upload['file'].rsplit('/', 1)[-1]}"
+                configs[config_name] = {"content": upload["content"].replace("$", "$$")}
+                mounts.append({"source": config_name, "target": upload["file"]})
+            service["configs"] = mounts
         if container.get("healthcheck"):
             check = container["healthcheck"]
             service["healthcheck"] = {"test": check["tests"], "interval": check["interval"],
@@ -68,7 +77,7 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
         }
         services[container["name"]] = service
     document = {"name": f"platform-{plan.stack}", "services": services,
-                "networks": {"platform": {"name": network["name"]}}, "volumes": volumes}
+                "networks": {"platform": {"name": network["name"]}}, "volumes": volumes, "configs": configs}
     return document, sorted(secrets)
 
 

@@ -17,9 +17,11 @@ from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import spec as observability_spec
 from components.observability.grafana import Alerting, AlertingArgs
+from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.tenant import TenantSite, TenantSiteArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
+from stacks.profile import ServiceProfile
 
 
 def _targets(model: StackModel) -> Targets:
@@ -84,6 +86,13 @@ def declare(model: StackModel) -> None:
     assert pocketbase_url is not None  # made public by the config model when the backends differ
 
     edge_settings = model.profile.edge
+    extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)}
+    if engine_size.backend == "docker":
+        # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6).
+        observability = SelfHostedObservability("observability", SelfHostedArgs(
+            spec=observability_spec.load(), targets=targets, engine_target="commission-engine:8000",
+            size=ServiceProfile("docker", 500, 512, 500, 512, 1, 1)))
+        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = observability.otlp_endpoint
     extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
@@ -98,7 +107,7 @@ def declare(model: StackModel) -> None:
         redis_url=cache.url,
         registry=registry if engine_size.backend != "docker" else None,
         prebuilt_image=model.engine_image,
-        extra_env={"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)},
+        extra_env=extra_env,
         extra_secret_env=extra_secret_env,
     ))
     api_origin = (engine.endpoint.public_url.apply(lambda u: u.split("://", 1)[-1].rstrip("/"))

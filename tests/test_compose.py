@@ -28,11 +28,11 @@ def test_the_compose_file_is_valid_against_the_compose_spec() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_compose_publishes_only_the_engine_and_references_secrets_without_values() -> None:
+def test_compose_publishes_only_the_engine_and_grafana_and_references_secrets_without_values() -> None:
     text = (PROJECT_DIR / "docker-compose.yml").read_text()
     services = yaml.safe_load(text)["services"]
 
-    assert {name for name, s in services.items() if s.get("ports")} == {"commission-engine"}
+    assert {name for name, s in services.items() if s.get("ports")} == {"commission-engine", "grafana"}
     assert services["redis"]["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
     assert services["pocketbase"]["volumes"] == ["pocketbase-data:/pb/pb_data"]
     assert "$$REDIS_PASSWORD" in services["redis"]["command"][-1], "the container's shell expands it, not compose"

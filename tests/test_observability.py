@@ -108,3 +108,53 @@ def test_the_overview_covers_red_saturation_cache_database_and_web_vitals() -> N
                    "container_memory_working_set_bytes", "cache_requests_total", "pocketbase_request_duration_seconds",
                    "pocketbase_lock_errors_total", "web_vitals_lcp_seconds_bucket", "sli:availability_error_ratio"):
         assert metric in text
+
+
+def test_the_self_hosted_prometheus_config_is_valid_with_the_generated_rules(tmp_path: Path) -> None:
+    from components.observability.selfhosted import prometheus_config
+
+    (tmp_path / "prometheus.yml").write_text(prometheus_config("commission-engine:8000"))
+    (tmp_path / "rules.yml").write_text((GENERATED / "prometheus-rules.yml").read_text())
+
+    result = _promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 52 rules found" in result.stdout
+
+
+def test_the_docker_backend_runs_collector_prometheus_and_grafana_wired_together(committed_plans: dict[str, object]) -> None:
+    import json
+
+    from infra.plan import Plan
+
+    plan = committed_plans["integration"]
+    assert isinstance(plan, Plan)
+    containers = {r.inputs["name"]: r.wire_inputs for r in plan.resources if r.type == "docker:index/container:Container"}
+    assert {"otel-collector", "prometheus", "grafana"} <= set(containers)
+
+    def files(name: str) -> dict[str, str]:
+        return {u["file"]: u["content"] for u in containers[name].get("uploads", [])}
+
+    labels = {lab["label"]: lab["value"] for lab in containers["commission-engine"]["labels"]}
+    assert json.loads(labels["platform.env"])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    collector = yaml.safe_load(files("otel-collector")["/etc/otelcol-contrib/config.yaml"])
+    assert set(collector["service"]["pipelines"]) == {"metrics", "traces"}
+    assert files("prometheus")["/etc/prometheus/rules.yml"] == (GENERATED / "prometheus-rules.yml").read_text()
+    scrape = yaml.safe_load(files("prometheus")["/etc/prometheus/prometheus.yml"])["scrape_configs"]
+    assert {"targets": ["commission-engine:8000"]} in scrape[0]["static_configs"]
+    grafana = files("grafana")
+    assert "uid: prometheus" in grafana["/etc/grafana/provisioning/datasources/prometheus.yml"]
+    assert {f"/var/lib/grafana/dashboards/{n}.json" for n in ("overview", "routes", "tenants")} <= set(grafana)
+
+
+def test_cloud_stacks_use_the_grafana_named_in_config_and_run_no_self_hosted_stack(
+    committed_plans: dict[str, object],
+) -> None:
+    from infra.plan import Plan
+
+    for stack in ("staging", "prod"):
+        plan = committed_plans[stack]
+        assert isinstance(plan, Plan)
+        assert not [r for r in plan.resources if r.type == "platform:observability:SelfHosted"]
+        [group] = [r for r in plan.resources if r.type.endswith("ruleGroup:RuleGroup")]
+        assert '"uid": "grafanacloud-prom"' in group.inputs["rules"][0]["datas"][0]["model"]

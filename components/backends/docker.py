@@ -73,6 +73,7 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
         cpu_quota=settings.cpu_quota,
         log_driver="json-file",
         log_opts=LOG_OPTIONS,
+        uploads=[{"file": path, "content": content} for path, content in sorted(spec.files.items())],
         labels=[
             {"label": ENV_LABEL, "value": pulumi.Output.all(**spec.env).apply(
                 lambda env: json.dumps(env, sort_keys=True)) if spec.env else "{}"},

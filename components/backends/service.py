@@ -33,6 +33,8 @@ class ContainerSpec:
     volume_path: str | None = None
     """Mount a persistent volume here. A service with a volume runs exactly one replica."""
     command: Sequence[str] = ()
+    files: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Configuration files (container path -> content). The docker backend only."""
 
 
 @dataclass(frozen=True)

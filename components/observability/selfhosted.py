@@ -1,0 +1,109 @@
+"""The self-hosted observability stack of the docker backend (L6, A1): an OpenTelemetry Collector
+receiving OTLP, Prometheus scraping the engine and the collector with the generated rules loaded,
+and Grafana with its data source and the dashboards provisioned. Every file is generated here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+import yaml
+
+from components.backends.service import ContainerSpec, Endpoint
+from components.backends.targets import Targets, deploy
+from components.observability.dashboards import DASHBOARDS, render
+from components.observability.rules import dump, rule_groups
+from components.observability.spec import ObservabilitySpec
+from stacks.profile import ServiceProfile
+
+COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.116.1"
+PROMETHEUS_IMAGE = "prom/prometheus:v2.55.1"
+GRAFANA_IMAGE = "grafana/grafana:11.3.1"
+DATASOURCE_UID = "prometheus"
+OTLP_HTTP_PORT = 4318
+
+
+def _yaml(document: object) -> str:
+    text: str = yaml.safe_dump(document, sort_keys=False)  # pyright: ignore[reportUnknownMemberType]
+    return text
+
+
+def collector_config() -> str:
+    return _yaml({
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"},
+                                             "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"}}}},
+        "processors": {"batch": {}},
+        "exporters": {"prometheus": {"endpoint": "0.0.0.0:8889"}, "debug": {"verbosity": "basic"}},
+        "service": {"pipelines": {
+            "metrics": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["prometheus"]},
+            "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["debug"]},
+        }},
+    })
+
+
+def prometheus_config(engine_target: str) -> str:
+    return _yaml({
+        "global": {"scrape_interval": "15s", "evaluation_interval": "1m"},
+        "rule_files": ["rules.yml"],
+        "scrape_configs": [
+            {"job_name": "commission-engine", "static_configs": [{"targets": [engine_target]}]},
+            {"job_name": "otel-collector", "static_configs": [{"targets": ["otel-collector:8889"]}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
+        ],
+    })
+
+
+def grafana_files() -> dict[str, str]:
+    files = {
+        "/etc/grafana/provisioning/datasources/prometheus.yml": _yaml({"apiVersion": 1, "datasources": [{
+            "name": "Prometheus", "type": "prometheus", "uid": DATASOURCE_UID, "access": "proxy",
+            "url": "http://prometheus:9090", "isDefault": True}]}),
+        "/etc/grafana/provisioning/dashboards/platform.yml": _yaml({"apiVersion": 1, "providers": [{
+            "name": "platform", "folder": "Platform", "type": "file", "disableDeletion": True,
+            "options": {"path": "/var/lib/grafana/dashboards"}}]}),
+    }
+    for name in DASHBOARDS:
+        files[f"/var/lib/grafana/dashboards/{name}.json"] = render(name)
+    return files
+
+
+@dataclass(frozen=True)
+class SelfHostedArgs:
+    spec: ObservabilitySpec
+    targets: Targets
+    engine_target: str
+    """host:port Prometheus scrapes for the engine's /metrics."""
+    size: ServiceProfile
+
+
+class SelfHostedObservability(pulumi.ComponentResource):
+    otlp_endpoint: str
+    grafana: Endpoint
+
+    def __init__(self, name: str, args: SelfHostedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:observability:SelfHosted", name, None, opts)
+        admin = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False,
+                                      opts=pulumi.ResourceOptions(parent=self))
+        deploy(f"{name}-collector", ContainerSpec(
+            name="otel-collector", image=COLLECTOR_IMAGE, port=OTLP_HTTP_PORT, size=args.size,
+            command=["--config=/etc/otelcol-contrib/config.yaml"],
+            files={"/etc/otelcol-contrib/config.yaml": collector_config()}), args.targets, self)
+        deploy(f"{name}-prometheus", ContainerSpec(
+            name="prometheus", image=PROMETHEUS_IMAGE, port=9090, size=args.size,
+            command=["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=30d"],
+            healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:9090/-/ready"],
+            files={"/etc/prometheus/prometheus.yml": prometheus_config(args.engine_target),
+                   "/etc/prometheus/rules.yml": dump(rule_groups(args.spec))}), args.targets, self)
+        public = dataclasses.replace(args.size, public=True)
+        self.grafana = deploy(f"{name}-grafana", ContainerSpec(
+            name="grafana", image=GRAFANA_IMAGE, port=3000, size=public,
+            env={"GF_AUTH_ANONYMOUS_ENABLED": "false", "GF_USERS_ALLOW_SIGN_UP": "false"},
+            secret_env={"GF_SECURITY_ADMIN_PASSWORD": admin.result},
+            healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health"],
+            files=grafana_files()), args.targets, self)
+        self.otlp_endpoint = f"http://otel-collector:{OTLP_HTTP_PORT}"
+        self.register_outputs({})
+
