@@ -22,6 +22,7 @@ import pulumi.runtime
 import pulumi.runtime.config as runtime_config
 from pydantic import BaseModel, ValidationError
 
+from components.observability import spec as observability_spec
 from infra import model as m
 from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
 from policies.pack import RULES
@@ -156,7 +157,8 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
         if cls is None or isinstance(part, int):
             continue
         info = raw_fields(cls).get(part)
-        cls = _model_in(info.annotation) if info is not None else None
+        if info is not None:  # otherwise `part` is a key of a mapping of `cls` values
+            cls = _model_in(info.annotation)
     return sorted(raw_fields(cls)) if cls is not None else []
 
 
@@ -183,6 +185,22 @@ def _cross_check(spec: StackSpecV1) -> list[str]:
     problems += service_problems
     problems += _check_required_sections(spec, services)
     problems += _check_waivers(spec)
+    problems += _check_alert_overrides(spec)
+    return problems
+
+
+def _check_alert_overrides(spec: StackSpecV1) -> list[str]:
+    known = {alert.name: alert for alert in observability_spec.load().alerts}
+    problems: list[str] = []
+    for name, override in spec.alerts.overrides.items():
+        where = f"{NAMESPACE}:alerts.overrides.{name}"
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(f"{where}: is not an alert of components/observability/slos.yaml{did_you_mean}; "
+                            f"expected one of: {', '.join(sorted(known))}")
+        elif override.above is not None and override.above <= 0:
+            problems.append(f"{where}.above: {_show(override.above)} is not a threshold; expected a positive number")
     return problems
 
 
@@ -387,7 +405,8 @@ def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
         ),
         services=services,
         alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url),
-                        spec.alerts.prometheus_datasource_uid),
+                        spec.alerts.prometheus_datasource_uid,
+                        tuple((name, o.above, o.for_) for name, o in sorted(spec.alerts.overrides.items()))),
         gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days)
         if spec.gcp else None,
         railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,

@@ -118,6 +118,8 @@ class Alerts:
     emails: tuple[str, ...]
     slack_webhook_url: Secret
     prometheus_datasource_uid: str
+    overrides: tuple[tuple[str, float | None, str | None], ...] = ()
+    """(alert, threshold, duration) this stack sets instead of the spec's."""
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,12 @@ def declare(model: StackModel) -> None:
     assert pocketbase_url is not None  # made public by the config model when the backends differ
 
     edge_settings = model.profile.edge
+    slo_spec = observability_spec.with_overrides(observability_spec.load(), model.alerts.overrides)
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)}
     if engine_size.backend == "docker":
         # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6).
         observability = SelfHostedObservability("observability", SelfHostedArgs(
-            spec=observability_spec.load(), targets=targets, engine_target="commission-engine:8000",
+            spec=slo_spec, targets=targets, engine_target="commission-engine:8000",
             size=ServiceProfile("docker", 500, 512, 500, 512, 1, 1)))
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = observability.otlp_endpoint
     extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token}
@@ -148,7 +149,7 @@ def declare(model: StackModel) -> None:
 
     Alerting("alerting", AlertingArgs(
         environment=env,
-        spec=observability_spec.load(),
+        spec=slo_spec,
         prometheus_datasource_uid=model.alerts.prometheus_datasource_uid,
         emails=model.alerts.emails,
         slack_webhook_url=model.alerts.slack_webhook_url.output(),

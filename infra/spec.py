@@ -159,8 +159,15 @@ class BackupsSpec(_Spec):
     access_key_id: Annotated[str, Field(min_length=1)]
 
 
+class AlertOverrideSpec(_Spec):
+    above: float | int | None = None
+    for_: Annotated[str | None, Field(alias="for", pattern=r"^\d+[mhd]$")] = None
+
+
 class AlertsSpec(_Spec):
     emails: Annotated[list[Email], Field(min_length=1)]
+    # Per alert of components/observability/slos.yaml: this stack's threshold or duration.
+    overrides: dict[str, AlertOverrideSpec] = {}
     # The Grafana (named by the provider's `grafana:url`) and its Prometheus data source's uid.
     prometheus_datasource_uid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 

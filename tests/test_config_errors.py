@@ -87,6 +87,8 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
      "expected a string that should have at least 20 characters"),
     ("waiver naming no rule of the pack", "prod", _set("platform:waivers.0.rule", "PLAT-WAF-999"),
      "platform:waivers[0].rule", "is not a rule of the policy pack"),
+    ("alert override naming no alert", "staging", _set("platform:alerts.overrides", {"ApiLatencyP95Hi": {"above": 1}}),
+     "platform:alerts.overrides.ApiLatencyP95Hi", "did you mean 'ApiLatencyP95High'?"),
     ("memory above the backend's range", "staging", _services("redis", memoryMib=65536),
      "platform:services.redis.memoryMib", "65536 is outside what railway allows"),
     ("secret in plain text", "staging", _set("platform:railwayToken", "rw_live_0123456789abcdef"),

@@ -5,13 +5,14 @@ generated from the same spec entry."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from components.observability.rules import rule_groups
 from components.observability.spec import load, minutes
 from infra.plan import Plan
-from tests.conftest import STACKS
+from tests.conftest import STACKS, plan_of, stack_document, write_stack
 
 
 def _inputs(plan: Plan, suffix: str) -> list[dict[str, object]]:
@@ -64,3 +65,19 @@ def test_every_grafana_rule_has_the_promql_threshold_and_duration_of_its_prometh
             assert f"{query} > {threshold:g}" == _expand(source["expr"], recorded)
         assert minutes(rule["for"]) == minutes(source.get("for", "0m"))
         assert rule["labels"]["environment"] == stack and rule["labels"]["severity"] == source["labels"]["severity"]
+
+
+def test_a_stack_overrides_a_threshold_for_its_grafana_and_its_self_hosted_prometheus(tmp_path: Path) -> None:
+    document = stack_document("integration")
+    document["config"]["platform:alerts"]["overrides"] = {"ApiLatencyP95High": {"above": 0.9, "for": "10m"}}
+    plan = plan_of(write_stack(tmp_path, document), "integration")
+
+    [group] = _inputs(plan, "alerting/ruleGroup:RuleGroup")
+    rules = group["rules"]
+    assert isinstance(rules, list)
+    [rule] = [r for r in rules if r["name"] == "ApiLatencyP95High"]
+    assert json.loads(rule["datas"][1]["model"])["conditions"][0]["evaluator"]["params"] == [0.9]
+    assert rule["for"] == "10m"
+    [prometheus] = [r for r in plan.resources if r.inputs.get("name") == "prometheus"]
+    rules_file = {u["file"]: u["content"] for u in prometheus.wire_inputs["uploads"]}["/etc/prometheus/rules.yml"]
+    assert "sli:api_latency_p95_seconds > 0.9" in rules_file and "for: 10m" in rules_file

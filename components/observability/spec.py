@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -45,6 +46,16 @@ class ObservabilitySpec(_Spec):
     exporters: dict[str, list[str]]
     slos: list[SloSpec]
     alerts: list[AlertSpec]
+
+
+def with_overrides(spec: ObservabilitySpec,
+                   overrides: Iterable[tuple[str, float | None, str | None]]) -> ObservabilitySpec:
+    """The spec with a stack's thresholds and durations (validated with the stack config)."""
+    by_name = {name: (above, for_) for name, above, for_ in overrides}
+    alerts = [alert.model_copy(update={k: v for k, v in (("above", by_name[alert.name][0]),
+                                                           ("for_", by_name[alert.name][1])) if v is not None})
+              if alert.name in by_name else alert for alert in spec.alerts]
+    return spec.model_copy(update={"alerts": alerts})
 
 
 def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
