@@ -53,8 +53,10 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
         if container.get("ports"):
             service["ports"] = [f"{p['external']}:{p['internal']}" for p in container["ports"]]
         if container.get("volumes"):
-            service["volumes"] = [f"{v['volumeName']}:{v['containerPath']}" for v in container["volumes"]]
-            volumes.update({v["volumeName"]: {"name": v["volumeName"]} for v in container["volumes"]})
+            named = [v for v in container["volumes"] if "volumeName" in v]
+            service["volumes"] = [f"{v['volumeName']}:{v['containerPath']}" for v in named] + [
+                f"{v['hostPath']}:{v['containerPath']}:ro" for v in container["volumes"] if "hostPath" in v]
+            volumes.update({v["volumeName"]: {"name": v["volumeName"]} for v in named})
         if container.get("uploads"):
             # Compose's `content` configs are interpolated: `$$` keeps a file's `$` literal.
             mounts: list[dict[str, str]] = []

@@ -130,7 +130,7 @@ def test_the_docker_backend_runs_collector_prometheus_and_grafana_wired_together
     plan = committed_plans["integration"]
     assert isinstance(plan, Plan)
     containers = {r.inputs["name"]: r.wire_inputs for r in plan.resources if r.type == "docker:index/container:Container"}
-    assert {"otel-collector", "prometheus", "grafana"} <= set(containers)
+    assert {"otel-collector", "prometheus", "grafana", "cadvisor"} <= set(containers)
 
     def files(name: str) -> dict[str, str]:
         return {u["file"]: u["content"] for u in containers[name].get("uploads", [])}
@@ -142,6 +142,7 @@ def test_the_docker_backend_runs_collector_prometheus_and_grafana_wired_together
     assert files("prometheus")["/etc/prometheus/rules.yml"] == (GENERATED / "prometheus-rules.yml").read_text()
     scrape = yaml.safe_load(files("prometheus")["/etc/prometheus/prometheus.yml"])["scrape_configs"]
     assert {"targets": ["commission-engine:8000"]} in scrape[0]["static_configs"]
+    assert {"job_name": "cadvisor", "static_configs": [{"targets": ["cadvisor:8080"]}]} in scrape
     grafana = files("grafana")
     assert "uid: prometheus" in grafana["/etc/grafana/provisioning/datasources/prometheus.yml"]
     assert {f"/var/lib/grafana/dashboards/{n}.json" for n in ("overview", "routes", "tenants")} <= set(grafana)

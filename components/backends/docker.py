@@ -51,6 +51,8 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
     if spec.volume_path is not None and settings.volume_name is not None:
         volume = docker.Volume(f"{name}-data", name=settings.volume_name, opts=child)
         mounts.append({"volume_name": volume.name, "container_path": spec.volume_path})
+    for host, path in sorted(spec.host_mounts.items()):
+        mounts.append({"host_path": host, "container_path": path, "read_only": True})
     env = {**spec.env, **spec.secret_env}
     envs = [pulumi.Output.concat(key, "=", value) for key, value in sorted(env.items())]
     healthcheck: docker.ContainerHealthcheckArgsDict | None = None

@@ -35,6 +35,8 @@ class ContainerSpec:
     command: Sequence[str] = ()
     files: Mapping[str, str] = field(default_factory=dict[str, str])
     """Configuration files (container path -> content). The docker backend only."""
+    host_mounts: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Host paths mounted read-only (host path -> container path). The docker backend only."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The self-hosted observability stack of the docker backend (L6, A1): an OpenTelemetry Collector
-receiving OTLP, Prometheus scraping the engine and the collector with the generated rules loaded,
-and Grafana with its data source and the dashboards provisioned. Every file is generated here.
+receiving OTLP, cAdvisor for container CPU and memory, Prometheus scraping the engine, the collector
+and cAdvisor with the generated rules loaded, and Grafana with its data source and the dashboards
+provisioned. Every file is generated here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stacks.profile import ServiceProfile
 COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.116.1"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.55.1"
 GRAFANA_IMAGE = "grafana/grafana:11.3.1"
+CADVISOR_IMAGE = "gcr.io/cadvisor/cadvisor:v0.49.1"
 DATASOURCE_UID = "prometheus"
 OTLP_HTTP_PORT = 4318
 
@@ -51,6 +53,8 @@ def prometheus_config(engine_target: str) -> str:
         "scrape_configs": [
             {"job_name": "commission-engine", "static_configs": [{"targets": [engine_target]}]},
             {"job_name": "otel-collector", "static_configs": [{"targets": ["otel-collector:8889"]}]},
+            # Container CPU and memory against their limits (M3, M4).
+            {"job_name": "cadvisor", "static_configs": [{"targets": ["cadvisor:8080"]}]},
             {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
         ],
     })
@@ -91,6 +95,11 @@ class SelfHostedObservability(pulumi.ComponentResource):
             name="otel-collector", image=COLLECTOR_IMAGE, port=OTLP_HTTP_PORT, size=args.size,
             command=["--config=/etc/otelcol-contrib/config.yaml"],
             files={"/etc/otelcol-contrib/config.yaml": collector_config()}), args.targets, self)
+        deploy(f"{name}-cadvisor", ContainerSpec(
+            name="cadvisor", image=CADVISOR_IMAGE, port=8080, size=args.size,
+            command=["--docker_only=true", "--housekeeping_interval=15s"],
+            host_mounts={"/": "/rootfs", "/var/run": "/var/run", "/sys": "/sys", "/var/lib/docker": "/var/lib/docker"}),
+            args.targets, self)
         deploy(f"{name}-prometheus", ContainerSpec(
             name="prometheus", image=PROMETHEUS_IMAGE, port=9090, size=args.size,
             command=["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=30d"],
