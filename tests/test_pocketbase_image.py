@@ -25,7 +25,7 @@ POCKETBASE = Path(sys.executable).parent / "pocketbase"
 S3_SECRET = "s3-secret-access-key-value"
 ENV = {
     "PB_SUPERUSER_EMAIL": "platform-admin@example.com",
-    "PB_SUPERUSER_PASSWORD": "a-long-generated-password",
+    "PB_SUPERUSER_PASSWORD": "fake-password-for-the-test",
     "PB_ENCRYPTION_KEY": "0123456789abcdef0123456789abcdef",
     "PB_BACKUP_CRON": "0 3 * * *",
     "PB_BACKUP_MAX_KEEP": "30",
