@@ -22,7 +22,7 @@ from tests.conftest import PROJECT_DIR
 
 IMAGE_DIR = PROJECT_DIR / "components" / "pocketbase"
 POCKETBASE = Path(sys.executable).parent / "pocketbase"
-S3_SECRET = "s3-secret-access-key-value"
+S3_SECRET = "fake-s3-secret-for-the-test"
 ENV = {
     "PB_SUPERUSER_EMAIL": "platform-admin@example.com",
     "PB_SUPERUSER_PASSWORD": "fake-password-for-the-test",

@@ -16,7 +16,7 @@ from pulumi.dynamic.config import Config
 from components.backends.railway import DOCUMENTS, TOKEN_KEY, RailwayError, RailwayServiceProvider
 from tests.railway_server import SCHEMA, FakeRailway
 
-TOKEN = "rw_project_token_0123456789abcdef"
+TOKEN = "fake-railway-token-for-the-test"
 
 PROPS: dict[str, Any] = {
     "project_id": "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
@@ -28,7 +28,7 @@ PROPS: dict[str, Any] = {
     "vcpus": 2.0,
     "memory_gb": 4.0,
     "healthcheck_path": "/api/health",
-    "variables": {"PB_SUPERUSER_PASSWORD": "generated-secret-value"},
+    "variables": {"PB_SUPERUSER_PASSWORD": "fake-generated-value"},
     "volume_mount_path": "/pb/pb_data",
     "public_port": None,
 }
