@@ -26,6 +26,7 @@ from pulumi_policy import (
 
 from policies.rule import NotApplicable, Resource, Rule
 from policies.rules import (
+    data_no_plaintext_secret_env,
     data_pocketbase_backups,
     data_pocketbase_private,
     data_pocketbase_single_volume,
@@ -96,6 +97,9 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-DATA-003", "Redis is private and password-protected",
          "Sessions and commission results must not be readable from the internet.", "L4, S3", "critical",
          "mandatory", resource_check=data_redis_private.check),
+    Rule("PLAT-DATA-005", "Cloud Run credentials come from Secret Manager, never literal values",
+         "A literal environment value is readable by anyone who may view the service.", "S3", "high",
+         "mandatory", resource_check=data_no_plaintext_secret_env.check),
     Rule("PLAT-DATA-004", "PocketBase is public only when the engine must reach it so",
          "Its admin UI is an attack surface; expose it only when no private path exists.", "S3", "high",
          "mandatory", stack_check=data_pocketbase_private.check),

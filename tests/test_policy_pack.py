@@ -90,6 +90,14 @@ RESOURCE_CASES: dict[str, tuple[AnalyzerInput, AnalyzerInput, str]] = {
     "PLAT-DATA-003": (_resource(RAILWAY, "cache", _railway("redis", variables={"REDIS_PASSWORD": "x"})),
                       _resource(RAILWAY, "cache", _railway("redis", variables={"REDIS_PASSWORD": "x"}, public_port=6379)),
                       "Redis is reachable from the internet"),
+    "PLAT-DATA-005": (_resource(CLOUD_RUN, "engine", _cloud_run(containers=[{
+                          "image": "ghcr.io/acme/commission-engine:1a2b3c4d5e6f",
+                          "envs": [{"name": "REDIS_URL", "valueSource": {"secretKeyRef": {"secret": "s"}}},
+                                   {"name": "ENVIRONMENT", "value": "prod"}]}])),
+                      _resource(CLOUD_RUN, "engine", _cloud_run(containers=[{
+                          "image": "ghcr.io/acme/commission-engine:1a2b3c4d5e6f",
+                          "envs": [{"name": "POCKETBASE_SUPERUSER_PASSWORD", "value": "fake-literal"}]}])),
+                      "POCKETBASE_SUPERUSER_PASSWORD is a literal value"),
     "PLAT-SCALE-001": (_resource(CLOUD_RUN, "engine", _cloud_run()),
                        _resource(CLOUD_RUN, "engine", _cloud_run(scaling={"minInstanceCount": 0, "maxInstanceCount": 5})),
                        "scales to 0 instances when idle"),
