@@ -39,6 +39,20 @@ def wait_http(url: str, timeout_s: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
+def wait_tcp(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Until the child accepts connections on `port`; fails at once if the child exits (port taken)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"a service exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout_s:.0f} s")
+
+
 def pocketbase_binary() -> str:
     found = shutil.which("pocketbase") or str(Path(sys.executable).parent / "pocketbase")
     if not Path(found).exists():
@@ -65,7 +79,22 @@ class LocalStack:
             (data / "metrics").mkdir(parents=True, exist_ok=True)
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
 
-    def start(self) -> LocalStack:
+    def start(self, attempts: int = 3) -> LocalStack:
+        """Start all three; a port taken between choosing and binding it means a retry on fresh ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start()
+            except RuntimeError:
+                self.close()
+                if attempt == attempts:
+                    raise
+                self.pb_port, self.redis_port, self.engine_port = free_port(), free_port(), free_port()
+                self.url = f"http://127.0.0.1:{self.engine_port}"
+                self.env["POCKETBASE_URL"] = f"http://127.0.0.1:{self.pb_port}"
+                self.env["REDIS_URL"] = f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
+        raise AssertionError("unreachable")
+
+    def _start(self) -> LocalStack:
         pb = pocketbase_binary()
         (self.data / "pb").mkdir(parents=True, exist_ok=True)
         subprocess.run([pb, "superuser", "upsert", self.email, self.password, f"--dir={self.data / 'pb'}"],
@@ -76,6 +105,7 @@ class LocalStack:
         self.processes["engine"] = subprocess.Popen(
             [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
             env=self.env)
+        wait_tcp(self.engine_port, self.processes["engine"])
         wait_http(f"{self.url}/healthz")
         return self
 
@@ -83,6 +113,7 @@ class LocalStack:
         self.processes["pocketbase"] = subprocess.Popen(
             [pocketbase_binary(), "serve", f"--http=127.0.0.1:{self.pb_port}", f"--dir={self.data / 'pb'}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.pb_port, self.processes["pocketbase"])
         wait_http(f"http://127.0.0.1:{self.pb_port}/api/health")
 
     def start_redis(self) -> None:
@@ -90,6 +121,7 @@ class LocalStack:
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--requirepass",
              self.redis_password, "--save", "", "--appendonly", "no", "--maxmemory", "256mb",
              "--maxmemory-policy", "allkeys-lru"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_tcp(self.redis_port, self.processes["redis"])
 
     def stop(self, name: str) -> None:
         process = self.processes.pop(name, None)
