@@ -55,6 +55,8 @@ class TenantKeys:
     admin_key: pulumi.Output[str]
 
 
+# The engine's `registry.key_hash`, which the Pulumi program cannot import (the engine is another
+# image); tests/engine/test_api.py::test_the_platform_tenant_registry_is_what_the_engine_reads checks both agree.
 def _sha256(value: str) -> str:
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 

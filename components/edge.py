@@ -31,6 +31,16 @@ PERMISSION_GROUPS = {
 VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
 
 
+def api_hostname(zone_name: str) -> str:
+    """The engine's public host in the stack's zone."""
+    return f"api.{zone_name}"
+
+
+def saas_cname_target(zone_name: str) -> str:
+    """Where tenants' own domains CNAME to: the Cloudflare for SaaS fallback origin."""
+    return f"customers.{zone_name}"
+
+
 @dataclass(frozen=True)
 class RateLimitOverride:
     """A per-tenant storefront limit: requests per minute per client IP on these hosts."""
@@ -69,8 +79,8 @@ class Edge(pulumi.ComponentResource):
         super().__init__("platform:edge:Edge", name, None, opts)
         self._name = name
         self._args = args
-        self.api_hostname = f"api.{args.zone_name}"
-        self.saas_cname_target = f"customers.{args.zone_name}"
+        self.api_hostname = api_hostname(args.zone_name)
+        self.saas_cname_target = saas_cname_target(args.zone_name)
         child = pulumi.ResourceOptions(parent=self)
 
         self._zone_settings(child)
@@ -79,7 +89,7 @@ class Edge(pulumi.ComponentResource):
         self._cache_rules(child)
         self._https_redirect(child)
         self._platform_hosts(child)
-        self.catalog_purge_token = self._purge_token(child)
+        self.catalog_purge_token = self._purge_token()
 
         self.register_outputs({"api_hostname": self.api_hostname,
                                "saas_cname_target": self.saas_cname_target})
@@ -237,7 +247,7 @@ class Edge(pulumi.ComponentResource):
                 f"{self._name}-saas-fallback-origin", zone_id=self._args.zone_id,
                 origin=self.saas_cname_target, opts=pulumi.ResourceOptions(parent=self, depends_on=[record]))
 
-    def _purge_token(self, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _purge_token(self) -> pulumi.Output[str]:
         """A token the engine uses to purge the catalog from the edge: this zone, Cache Purge only."""
         groups = self._args.settings.token_permissions
         token = cloudflare.ApiToken(

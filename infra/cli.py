@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from infra.analyzer import PolicyPackError, run_policies
 from infra.compose import render_compose
-from infra.config import ConfigError, load_model
-from infra.plan import diff_plans, render_tree, run_plan
+from infra.config import ConfigError, RawConfig, load_model
+from infra.model import StackModel
+from infra.plan import diff_plans, render_tree, run_program
 from infra.policy_report import policy_json, render_policy, waivers_by_rule
 from infra.stackfile import read_stack_file
 
@@ -61,13 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --diff-against {args.diff_against}: not a plan written by `plan --json` ({exc})",
                   file=sys.stderr)
             return EXIT_INVALID
-    try:
-        raw = read_stack_file(config_file)
-        model = load_model(raw)
-        plan = run_plan(raw, args.stack)
-    except ConfigError as err:
-        print(f"error: invalid stack config, nothing was declared:\n{err}", file=sys.stderr)
+    loaded = _load(config_file)
+    if loaded is None:
         return EXIT_INVALID
+    raw, model = loaded
+    plan = run_program(model, raw, args.stack)
     try:
         report = run_policies(plan.analyzer_inputs(), waivers_by_rule(model.waivers))
     except PolicyPackError as err:
@@ -86,12 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_POLICY if report.mandatory else EXIT_OK
 
 
-def _compose(stack: str) -> int:
+def _load(config_file: Path) -> tuple[RawConfig, StackModel] | None:
+    """The stack file and its model; on a mistake, every problem on stderr and None."""
     try:
-        plan = run_plan(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"), stack)
+        raw = read_stack_file(config_file)
+        return raw, load_model(raw)
     except ConfigError as err:
-        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        print(f"error: invalid stack config, nothing was declared:\n{err}", file=sys.stderr)
+        return None
+
+
+def _compose(stack: str) -> int:
+    loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml")
+    if loaded is None:
         return EXIT_INVALID
+    plan = run_program(loaded[1], loaded[0], stack)
     if not any(r.type == "docker:index/container:Container" for r in plan.resources):
         print(f"error: stack {stack!r} runs no service on the docker backend", file=sys.stderr)
         return EXIT_INVALID
@@ -101,11 +109,10 @@ def _compose(stack: str) -> int:
 
 def _policy_config(stack: str) -> int:
     """`pulumi preview --policy-pack policies --policy-pack-config <this>` applies the same waivers."""
-    try:
-        model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"))
-    except ConfigError as err:
-        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+    loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml")
+    if loaded is None:
         return EXIT_INVALID
-    config = {rule: {"waivers": by_resource} for rule, by_resource in waivers_by_rule(model.waivers).items()}
+    by_rule = waivers_by_rule(loaded[1].waivers)
+    config = {rule: {"waivers": by_resource} for rule, by_resource in by_rule.items()}
     sys.stdout.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return EXIT_OK

@@ -83,10 +83,11 @@ def load_model(raw: RawConfig) -> m.StackModel:
         problems += [_describe(err, secret_aliases) for err in exc.errors()]
         raise ConfigError(raw.file, problems) from None
 
-    problems += _cross_check(spec)
+    services, service_problems = _merge_services(spec)
+    problems += service_problems + _cross_check(spec, services)
     if problems:
         raise ConfigError(raw.file, problems)
-    return _to_model(raw.file, spec)
+    return _to_model(spec, services)
 
 
 def fields_alias(field: str) -> str:
@@ -177,12 +178,10 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # Rules that span keys
 
 
-def _cross_check(spec: StackSpecV1) -> list[str]:
+def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> list[str]:
     problems: list[str] = []
     problems += _check_tenants(spec)
     problems += _check_dates(spec)
-    services, service_problems = _merge_services(spec)
-    problems += service_problems
     problems += _check_required_sections(spec, services)
     problems += _check_waivers(spec)
     problems += _check_alert_overrides(spec)
@@ -380,12 +379,10 @@ def _secret(key: str, value: str | None) -> m.Secret:
     return m.Secret(f"{NAMESPACE}:{key}", value)
 
 
-def _to_model(file: str, spec: StackSpecV1) -> m.StackModel:
+def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) -> m.StackModel:
     zone = m.Zone(spec.zone.name, spec.zone.zone_id, spec.zone.account_id, spec.zone.tokens_expire_on)
-    services, _ = _merge_services(spec)
     f = spec.frontend
     return m.StackModel(
-        stack_file=file,
         environment=spec.environment,
         profile=PROFILES[spec.environment],
         zone=zone,

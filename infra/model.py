@@ -35,15 +35,6 @@ class Zone:
     account_id: str
     tokens_expire_on: str
 
-    @property
-    def api_hostname(self) -> str:
-        return f"api.{self.name}"
-
-    @property
-    def saas_fallback_hostname(self) -> str:
-        """Where tenants' own domains point (CNAME target) under Cloudflare for SaaS."""
-        return f"customers.{self.name}"
-
 
 @dataclass(frozen=True)
 class Tenant:
@@ -124,7 +115,6 @@ class Alerts:
 
 @dataclass(frozen=True)
 class StackModel:
-    stack_file: str
     environment: str
     profile: Profile
     zone: Zone

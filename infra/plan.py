@@ -187,18 +187,19 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
 
 
 def _serialize(state: dict[str, Any]) -> Any:
-    """Serialize outside the running loop: the monitor answers from an executor thread."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(rpc.serialize_properties(state, {}))
-    finally:
-        loop.close()
+    """On the executor thread's loop (the SDK gave it one; it is not running): the monitor answers there."""
+    return asyncio.get_event_loop().run_until_complete(rpc.serialize_properties(state, {}))
 
 
 def run_plan(raw: RawConfig, stack: str,
              declare: Callable[[StackModel], None] = program.declare) -> Plan:
     """Validate the config (raising `ConfigError` before anything is declared), then run the program."""
-    model = load_model(raw)
+    return run_program(load_model(raw), raw, stack, declare)
+
+
+def run_program(model: StackModel, raw: RawConfig, stack: str,
+                declare: Callable[[StackModel], None] = program.declare) -> Plan:
+    """Run the program for an already validated model under the mock engine."""
     monitor = PlanMonitor(PlanMocks())
     # A loop of our own, set before the runtime is configured so every future it makes is bound to it.
     loop = asyncio.new_event_loop()
@@ -278,10 +279,6 @@ class PlanDiff:
     added: list[dict[str, Any]]
     removed: list[dict[str, Any]]
     changed: list[tuple[dict[str, Any], list[str]]]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed)
 
     def render(self) -> str:
         lines = ["Changes against the earlier plan:"]

@@ -12,7 +12,7 @@ from components.backends.railway import RailwayTarget
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
 from components.database import BackupTarget, Database, DatabaseArgs
-from components.edge import Edge, EdgeArgs, RateLimitOverride
+from components.edge import Edge, EdgeArgs, RateLimitOverride, api_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import spec as observability_spec
@@ -37,7 +37,7 @@ def _targets(model: StackModel) -> Targets:
 def declare(model: StackModel) -> None:
     """Declare every resource of the stack described by `model`, and the stack's outputs."""
     zone = model.zone
-    api_url = f"https://{zone.api_hostname}"
+    api_url = f"https://{api_hostname(zone.name)}"
     env = model.environment
     targets = _targets(model)
     registry = (Registry(model.registry.server, model.registry.repository, model.registry.username,

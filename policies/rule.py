@@ -7,6 +7,7 @@ of what is wrong (empty: compliant). A stack rule returns `(urn, message)` pairs
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -89,8 +90,6 @@ def service_env(resource: Resource) -> dict[str, Any] | None:
         return {str(k): v for k, v in cast(Mapping[Any, Any], variables).items()} \
             if isinstance(variables, Mapping) else None
     if resource.type == DOCKER:
-        import json
-
         labels = {label.get("label"): label.get("value") for label in resource.props.get("labels", [])}
         return json.loads(labels["platform.env"]) if "platform.env" in labels else None
     if resource.type == CLOUD_RUN:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 Backend = Literal["docker", "cloudrun", "railway"]
-BACKENDS: tuple[Backend, ...] = ("docker", "cloudrun", "railway")
 
 ServiceName = Literal["engine", "pocketbase", "redis"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("engine", "pocketbase", "redis")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,7 +59,9 @@ def with_overrides(spec: ObservabilitySpec,
     return spec.model_copy(update={"alerts": alerts})
 
 
+@functools.cache
 def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
+    """The validated spec; read once per file and process (the result is frozen)."""
     spec = ObservabilitySpec.model_validate(yaml.safe_load(path.read_text()), by_alias=True)
     names = [a.name for a in spec.alerts] + [s.name for s in spec.slos]
     duplicates = {n for n in names if names.count(n) > 1}

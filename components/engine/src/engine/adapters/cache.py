@@ -43,18 +43,6 @@ class Cache:
         except RedisError:
             return False
 
-    async def get(self, cache: str, key: str) -> str | None:
-        if not self._available():
-            metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
-            return None
-        try:
-            value = await self._redis.get(key)  # decode_responses=True: a str
-        except RedisError:
-            self._failed(cache)
-            return None
-        metrics.CACHE_REQUESTS.labels(cache, "hit" if value is not None else "miss").inc()
-        return value if value is None or isinstance(value, str) else value.decode()
-
     async def set(self, cache: str, key: str, value: str, ttl_s: int) -> None:
         if not self._available():
             return
@@ -82,6 +70,3 @@ class Cache:
         except RedisError:
             self._failed(cache)
 
-    async def get_int(self, cache: str, key: str) -> int | None:
-        value = await self.get(cache, key)
-        return int(value) if value is not None else None
