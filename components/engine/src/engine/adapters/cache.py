@@ -7,23 +7,14 @@ request.
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from engine import metrics
+from engine.adapters.resp import Redis, RedisError
 
 
 class Cache:
     def __init__(self, url: str, timeout_s: float = 0.25, ca_cert: str | None = None, pause_s: float = 2.0) -> None:
-        # One connection per process, shared by every request: commands are tiny and Redis answers in
-        # microseconds, so a pool's per-command bookkeeping would cost more than the wait.
-        options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
-                                   "decode_responses": True, "single_connection_client": True}
-        if ca_cert and url.startswith("rediss://"):
-            options["ssl_ca_data"] = ca_cert
-        self._redis: redis.Redis = redis.Redis.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
+        self._redis = Redis(url, timeout_s, ca_cert if url.startswith("rediss://") else None)
         self._pause_s = pause_s
         self._paused_until = 0.0
 
@@ -39,7 +30,7 @@ class Cache:
 
     async def healthy(self) -> bool:
         try:
-            return bool(await self._redis.ping())  # pyright: ignore[reportUnknownMemberType]
+            return await self._redis.execute("PING") == "PONG"
         except RedisError:
             return False
 
@@ -47,7 +38,7 @@ class Cache:
         if not self._available():
             return
         try:
-            await self._redis.set(key, value, ex=ttl_s)
+            await self._redis.execute("SET", key, value, "EX", str(ttl_s))
         except RedisError:
             self._failed(cache)
 
@@ -57,16 +48,15 @@ class Cache:
             metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
             return [None] * len(keys)
         try:
-            values = await self._redis.mget(keys)
+            values: list[str | None] = await self._redis.execute("MGET", *keys)
         except RedisError:
             self._failed(cache)
             return [None] * len(keys)
-        return [v if v is None or isinstance(v, str) else v.decode() for v in values]
+        return values
 
     async def incr(self, cache: str, key: str) -> None:
         """Bump a generation counter. If Redis is down the keys it versions expire by their TTL."""
         try:
-            await self._redis.incr(key)
+            await self._redis.execute("INCR", key)
         except RedisError:
             self._failed(cache)
-
