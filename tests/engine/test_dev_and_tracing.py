@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 from engine.dev import demo_tenant, local_stack
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 
 def test_engine_dev_prints_one_json_line_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -34,16 +36,19 @@ def test_engine_dev_prints_one_json_line_and_stops_cleanly_on_ctrl_c(tmp_path: P
     assert (tmp_path / "pb" / "data.db").exists(), "--data keeps the data"
 
 
-def test_traces_are_exported_over_otlp_when_an_endpoint_is_configured(tmp_path: Path) -> None:
-    received: list[str] = []
+def test_each_request_is_one_server_span_exported_over_otlp_when_an_endpoint_is_configured(tmp_path: Path) -> None:
+    spans: list[tuple[str, int, dict[str, str]]] = []
 
     class Collector(BaseHTTPRequestHandler):
         def log_message(self, *_: object) -> None:
             return
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(self.path)
+            request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/v1/traces":
+                spans.extend((span.name, span.kind, {a.key: a.value.string_value for a in span.attributes})
+                             for resource in request.resource_spans for scope in resource.scope_spans
+                             for span in scope.spans)
             self.send_response(200)
             self.end_headers()
 
@@ -54,11 +59,15 @@ def test_traces_are_exported_over_otlp_when_an_endpoint_is_configured(tmp_path: 
     os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     try:
         with local_stack(tmp_path, [tenant]) as stack:
+            httpx.get(f"{stack.url}/healthz")
             httpx.get(f"{stack.url}/v1/catalog", headers={"Authorization": f"Bearer {api_key}"})
             deadline = time.monotonic() + 10
-            while not received and time.monotonic() < deadline:
+            while not any(kind == Span.SPAN_KIND_SERVER for _, kind, _ in spans) and time.monotonic() < deadline:
                 time.sleep(0.1)
+            time.sleep(0.5)  # a second exporter would have flushed by now too
     finally:
         del os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"], os.environ["OTEL_BSP_SCHEDULE_DELAY"]
         server.shutdown()
-    assert "/v1/traces" in received
+    server_spans = [(name, attributes) for name, kind, attributes in spans if kind == Span.SPAN_KIND_SERVER]
+    assert [name for name, _ in server_spans] == ["GET /v1/catalog"], "one span per request; probes not traced"
+    assert server_spans[0][1]["http.route"] == "/v1/catalog"
