@@ -3,6 +3,8 @@ isolation, the summary cache, the catalog, metrics, and what happens when Redis 
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 import time
 import uuid
@@ -132,6 +134,30 @@ def test_a_reader_never_sees_a_summary_older_than_its_last_write(ready: Running)
     assert (after_pay["pending_cents"], after_pay["approved_cents"]) == (0, 450)
     client.post(f"/v1/orders/{order['id']}/refund", headers=tenant.headers())
     assert summary()["reversed_cents"] == 450
+
+
+def test_a_generation_key_evicted_by_redis_never_revives_a_stale_summary(ready: Running) -> None:
+    """Redis may evict a generation key (allkeys-lru) and keep the document it versions; a later
+    write must still make that document unusable, so generations are never reused."""
+    from engine.adapters.resp import Redis
+
+    client, tenant = ready.client, ready.a
+    client.put("/v1/affiliates/caio", headers=tenant.headers(admin=True), json={"name": "Caio"})
+
+    def summary() -> dict[str, Any]:
+        return client.get(f"/v1/affiliates/caio/commissions?month={MONTH}", headers=tenant.headers()).json()
+
+    async def evict_generation() -> None:
+        redis = Redis(ready.stack.env["REDIS_URL"], timeout_s=2)
+        await redis.execute("DEL", f"summary-gen:{tenant.slug}:caio")
+        await redis.aclose()
+
+    for expected in (1, 2, 3):
+        summary()
+        summary()  # cached now
+        asyncio.run(evict_generation())
+        _order(client, tenant, [{"sku": "MUG", "quantity": 1}], affiliate="caio")
+        assert summary()["order_count"] == expected
 
 
 def test_a_repeated_summary_read_is_served_from_the_cache(ready: Running) -> None:

@@ -61,26 +61,30 @@ class Engine:
     # -- cached documents ----------------------------------------------------------------------
     #
     # A document (a tenant's catalog, rules or affiliates; an affiliate's monthly summary) is cached
-    # as "<generation>\n<json>", and every write bumps the generation after it lands. A reader gets
-    # the generation and the document in one MGET and trusts the document only if they match: so it
-    # never sees a document older than a write that finished before it read.
+    # as "<generation>\n<json>", and every write sets a new, never used generation after it lands. A
+    # reader gets the generation and the document in one MGET and trusts the document only if they
+    # match; on a miss it tags what it loads with the generation it read *before* loading. So it never
+    # sees a document older than a write that finished before it read. With no generation yet (or
+    # one Redis evicted) it starts one first, since an absent generation cannot tag anything safely.
 
     async def _cached(self, kind: str, generation_key: str, key: str, ttl_s: int,
                       load: Callable[[], Awaitable[str]]) -> str:
         generation, stored = await self.cache.mget(kind, [generation_key, key])
-        generation = generation or "0"
-        if stored is not None:
+        if generation is not None and stored is not None:
             stored_generation, _, body = stored.partition("\n")
             if stored_generation == generation:
                 metrics.CACHE_REQUESTS.labels(kind, "hit").inc()
                 return body
         metrics.CACHE_REQUESTS.labels(kind, "miss").inc()
+        if generation is None:
+            generation = await self.cache.current_generation(kind, generation_key)
         body = await load()
-        await self.cache.set(kind, key, f"{generation}\n{body}", ttl_s)
+        if generation is not None:
+            await self.cache.set(kind, key, f"{generation}\n{body}", ttl_s)
         return body
 
     async def _bump(self, kind: str, generation_key: str) -> None:
-        await self.cache.incr(kind, generation_key)
+        await self.cache.new_generation(kind, generation_key)
 
     # -- catalog, rules, affiliates ----------------------------------------------------------
 

@@ -6,6 +6,7 @@ request.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from engine import metrics
@@ -54,9 +55,25 @@ class Cache:
             return [None] * len(keys)
         return values
 
-    async def incr(self, cache: str, key: str) -> None:
-        """Bump a generation counter. If Redis is down the keys it versions expire by their TTL."""
+    async def new_generation(self, cache: str, key: str) -> None:
+        """After a write: a generation never used before, so no cached copy matches it.
+
+        Not a counter: if Redis evicted or lost the key, a counter would start again at 1 and make a
+        copy cached under an old 1 current again. If Redis is down, the copies expire by their TTL.
+        """
         try:
-            await self._redis.execute("INCR", key)
+            await self._redis.execute("SET", key, secrets.token_hex(8))
         except RedisError:
             self._failed(cache)
+
+    async def current_generation(self, cache: str, key: str) -> str | None:
+        """The key's generation, starting one if there is none (`SET NX GET`, Redis >= 7); None if Redis is down."""
+        if not self._available():
+            return None
+        token = secrets.token_hex(8)
+        try:
+            existing: str | None = await self._redis.execute("SET", key, token, "NX", "GET")
+        except RedisError:
+            self._failed(cache)
+            return None
+        return token if existing is None else existing
