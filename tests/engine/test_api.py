@@ -4,7 +4,6 @@ isolation, the summary cache, the catalog, metrics, and what happens when Redis 
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 import time
 import uuid
