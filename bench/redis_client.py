@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[1, 4, 16], help="concurrent tasks")
     args = parser.parse_args()
 
-    port, password = free_port(), secrets.token_urlsafe(16)
+    port, password = free_port(), secrets.token_hex(16)
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password,
                                "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:

@@ -46,7 +46,7 @@ def _spawn(port: int, password: str, extra: tuple[str, ...] = (), tcp_port: int 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    port, password = free_port(), secrets.token_urlsafe(16)
+    port, password = free_port(), secrets.token_hex(16)
     running = Server(port, password, _spawn(port, password))
     yield running
     running.process.terminate()
@@ -191,7 +191,7 @@ def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tmp_path: Path)
     certificate = ca.issue_cert("127.0.0.1", "localhost")
     certificate.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    port, password = free_port(), secrets.token_urlsafe(16)
+    port, password = free_port(), secrets.token_hex(16)
     process = _spawn(port, password, ("--tls-port", str(port), "--tls-cert-file", str(tmp_path / "server.pem"),
                                       "--tls-key-file", str(tmp_path / "server.pem"), "--tls-ca-cert-file",
                                       str(tmp_path / "ca.pem"), "--tls-auth-clients", "no"), tcp_port=0)

@@ -68,8 +68,10 @@ class LocalStack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.pb_port, self.redis_port, self.engine_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.engine_port}"
-        self.email, self.password = "dev@engine.local", secrets.token_urlsafe(24)
-        self.redis_password = secrets.token_urlsafe(24)
+        # Hex, not urlsafe: `pocketbase superuser upsert` reads a password starting with "-" as a flag, and one
+        # local stack in 64 failed to start.
+        self.email, self.password = "dev@engine.local", secrets.token_hex(24)
+        self.redis_password = secrets.token_hex(24)
         self.env = {**os.environ, "POCKETBASE_URL": f"http://127.0.0.1:{self.pb_port}",
                     "POCKETBASE_SUPERUSER_EMAIL": self.email, "POCKETBASE_SUPERUSER_PASSWORD": self.password,
                     "REDIS_URL": f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0",
