@@ -149,6 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     def eng() -> Engine:
         engine: Engine = app.state.engine  # set by the lifespan
         return engine
+
     recorder = Recorder()
     tenant_slugs = {t.slug for t in registry.tenants}
     app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]

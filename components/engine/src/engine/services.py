@@ -83,9 +83,6 @@ class Engine:
             await self.cache.set(kind, key, f"{generation}\n{body}", ttl_s)
         return body
 
-    async def _bump(self, kind: str, generation_key: str) -> None:
-        await self.cache.new_generation(kind, generation_key)
-
     # -- catalog, rules, affiliates ----------------------------------------------------------
 
     async def catalog_with_etag(self, tenant: Tenant) -> tuple[str, str]:
@@ -153,13 +150,13 @@ class Engine:
     async def put_rules(self, tenant: Tenant, rules: CommissionRules) -> CommissionRules:
         await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
                            {"tenant": tenant.slug, **asdict(rules)})
-        await self._bump("rules", f"rules-gen:{tenant.slug}")
+        await self.cache.new_generation("rules", f"rules-gen:{tenant.slug}")
         return rules
 
     async def put_product(self, tenant: Tenant, product: Product) -> Product:
         await self._upsert("products", "products", f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
                            {"tenant": tenant.slug, **asdict(product)})
-        await self._bump("catalog", f"catalog-gen:{tenant.slug}")
+        await self.cache.new_generation("catalog", f"catalog-gen:{tenant.slug}")
         self._catalogs.pop(tenant.slug, None)  # other processes forget theirs within CATALOG_MEMORY_S
         return product
 
@@ -167,7 +164,7 @@ class Engine:
         await self._upsert("affiliates", "affiliates",
                            f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
                            {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
-        await self._bump("affiliates", f"affiliates-gen:{tenant.slug}")
+        await self.cache.new_generation("affiliates", f"affiliates-gen:{tenant.slug}")
         return {"affiliate_id": affiliate_id, "name": name}
 
     # -- orders -------------------------------------------------------------------------------
@@ -231,7 +228,7 @@ class Engine:
     async def _invalidate_summary(self, tenant: Tenant, affiliate_id: str | None) -> None:
         """After the write: the next read for this affiliate misses the cache and sees the write."""
         if affiliate_id:
-            await self._bump("summary", f"summary-gen:{tenant.slug}:{affiliate_id}")
+            await self.cache.new_generation("summary", f"summary-gen:{tenant.slug}:{affiliate_id}")
 
     async def summary(self, tenant: Tenant, affiliate_id: str, month: str) -> str:
         async def load() -> str:
