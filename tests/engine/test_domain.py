@@ -100,8 +100,16 @@ def test_only_the_three_legal_transitions_are_allowed(action: str, status: Order
 
 
 def test_a_monthly_summary_adds_each_commission_status_and_counts_orders() -> None:
-    summary = summarize("aff", "2026-11", [(CommissionStatus.PENDING, 100), (CommissionStatus.APPROVED, 250),
-                                           (CommissionStatus.APPROVED, 50), (CommissionStatus.REVERSED, 7)])
+    summary = summarize("aff", "2026-11", [(CommissionStatus.PENDING, 100, 1), (CommissionStatus.APPROVED, 250, 1),
+                                           (CommissionStatus.APPROVED, 50, 1), (CommissionStatus.REVERSED, 7, 1)])
 
     assert (summary.pending_cents, summary.approved_cents, summary.reversed_cents, summary.order_count) == (
         100, 300, 7, 4)
+
+
+def test_a_monthly_summary_from_totals_per_status_counts_every_order() -> None:
+    """What PocketBase's commission_totals view returns: one row per status with its sum and count."""
+    summary = summarize("aff", "2026-11", [(CommissionStatus.APPROVED, 300, 2), (CommissionStatus.REVERSED, 7, 5)])
+
+    assert (summary.pending_cents, summary.approved_cents, summary.reversed_cents, summary.order_count) == (
+        0, 300, 7, 7)

@@ -39,6 +39,13 @@ COLLECTIONS: list[dict[str, Any]] = [
                                   {"name": "updated", "type": "autodate", "onCreate": True, "onUpdate": True}],
      "indexes": ["CREATE UNIQUE INDEX idx_orders_tenant_idem ON orders (tenant, idempotency_key)",
                  "CREATE INDEX idx_orders_summary ON orders (tenant, affiliate_id, created_month)"]},
+    # An affiliate's monthly totals per commission status, summed by SQLite over idx_orders_summary.
+    {"name": "commission_totals", "type": "view", "viewQuery": (
+        "SELECT (tenant || '/' || affiliate_id || '/' || created_month || '/' || commission_status) AS id, "
+        "tenant, affiliate_id, created_month, commission_status, "
+        "CAST(SUM(commission_cents) AS INT) AS cents, CAST(COUNT(*) AS INT) AS orders "
+        "FROM orders WHERE affiliate_id != '' "
+        "GROUP BY tenant, affiliate_id, created_month, commission_status")},
 ]
 
 
@@ -46,20 +53,21 @@ async def migrate(pocketbase: PocketBase) -> list[str]:
     """Create missing collections, update existing ones to this schema. Returns what it did."""
     done: list[str] = []
     for collection in COLLECTIONS:
-        body = {**collection, "type": "base", "listRule": None, "viewRule": None, "createRule": None,
-                "updateRule": None, "deleteRule": None}
+        body = {"type": "base", **collection, "listRule": None, "viewRule": None}
+        if body["type"] == "base":  # a view has no create, update or delete rules: it cannot be written
+            body |= {"createRule": None, "updateRule": None, "deleteRule": None}
         existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
         if existing.status_code == 404:
             response = await pocketbase.request("migrate", "POST", "/api/collections", json=body)
             done.append(f"created {collection['name']}")
         else:
             current = existing.json()
-            # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
-            ids = {f["name"]: f["id"] for f in current.get("fields", [])}
-            fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
-            fields += [f for f in current.get("fields", []) if f.get("system")]
-            response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}",
-                                                json={**body, "fields": fields})
+            if body["type"] == "base":
+                # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
+                ids = {f["name"]: f["id"] for f in current.get("fields", [])}
+                fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
+                body["fields"] = fields + [f for f in current.get("fields", []) if f.get("system")]
+            response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}", json=body)
             done.append(f"updated {collection['name']}")
         if response.status_code not in (200, 201):
             raise PocketBaseError(f"migrating {collection['name']}: HTTP {response.status_code}: {response.text}")

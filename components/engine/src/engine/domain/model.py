@@ -171,9 +171,10 @@ class MonthlySummary:
     order_count: int = 0
 
 
-def summarize(affiliate_id: str, month: str, orders: Sequence[tuple[CommissionStatus, int]]) -> MonthlySummary:
+def summarize(affiliate_id: str, month: str, groups: Sequence[tuple[CommissionStatus, int, int]]) -> MonthlySummary:
+    """The month's totals from (commission status, cents, orders) groups; one order is a group of one."""
     totals = {status: 0 for status in CommissionStatus}
-    for status, cents in orders:
+    for status, cents, _ in groups:
         totals[status] += cents
     return MonthlySummary(affiliate_id, month, totals[CommissionStatus.PENDING], totals[CommissionStatus.APPROVED],
-                          totals[CommissionStatus.REVERSED], len(orders))
+                          totals[CommissionStatus.REVERSED], sum(orders for _, _, orders in groups))
