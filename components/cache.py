@@ -6,6 +6,7 @@ Memorystore, reached by the engine over Direct VPC egress with TLS and AUTH.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,6 +19,12 @@ from stacks.profile import ServiceProfile
 
 REDIS_IMAGE = "redis:7.4.1-alpine"
 EVICTION_POLICY = "allkeys-lru"
+
+
+def ca_bundle(certs: Sequence[gcp.redis.outputs.InstanceServerCaCert]) -> str:
+    """Every CA of the instance, as one PEM bundle: Memorystore adds a new CA five years in and keeps
+    the old one valid for five more, so a client trusting only the first would break at rotation."""
+    return "".join(cert.cert.strip() + "\n" for cert in certs if cert.cert)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,6 @@ class Cache(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.secret(pulumi.Output.concat(
             "rediss://:", instance.auth_string, "@", instance.host, ":", instance.port.apply(str), "/0"))
-        self.ca_certificate = instance.server_ca_certs.apply(lambda certs: certs[0].cert or "" if certs else "")
+        self.ca_certificate = instance.server_ca_certs.apply(ca_bundle)
         self.vpc_network = network.id
         self.vpc_subnetwork = subnet.id

@@ -16,6 +16,9 @@ import pytest
 import trustme
 from engine.adapters.resp import Redis, RedisError, ReplyError
 from engine.dev import free_port, wait_tcp
+from pulumi_gcp.redis.outputs import InstanceServerCaCert
+
+from components.cache import ca_bundle
 
 
 @dataclass
@@ -185,24 +188,28 @@ def test_a_bad_url_names_the_setting_without_the_password() -> None:
     assert "hunter2" not in str(raised.value)
 
 
-def test_tls_with_the_servers_ca_works_and_without_it_is_refused(tmp_path: Path) -> None:
-    """The Memorystore path: `rediss://` and the instance's server CA (`platform` passes it as REDIS_CA_CERT)."""
-    ca = trustme.CA()
-    certificate = ca.issue_cert("127.0.0.1", "localhost")
+def test_tls_trusts_the_instances_own_cas_alone_whatever_name_the_certificate_gives(tmp_path: Path) -> None:
+    """The Memorystore path: `rediss://` to an IP, and the instance's CAs as the platform passes them
+    (REDIS_CA_CERT, from `components.cache.ca_bundle`). Memorystore's certificate names the instance
+    by IP in its CN only; the CAs are unique to the instance, and after a rotation there are two."""
+    old_ca, new_ca, stranger = trustme.CA(), trustme.CA(), trustme.CA()
+    certificate = new_ca.issue_cert("redis-instance.invalid", common_name="127.0.0.1")
     certificate.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    new_ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     port, password = free_port(), secrets.token_hex(16)
     process = _spawn(port, password, ("--tls-port", str(port), "--tls-cert-file", str(tmp_path / "server.pem"),
                                       "--tls-key-file", str(tmp_path / "server.pem"), "--tls-ca-cert-file",
                                       str(tmp_path / "ca.pem"), "--tls-auth-clients", "no"), tcp_port=0)
     url = f"rediss://:{password}@127.0.0.1:{port}/0"
+    bundle = ca_bundle([InstanceServerCaCert(cert=ca.cert_pem.bytes().decode()) for ca in (old_ca, new_ca)])
 
     async def scenario() -> None:
-        trusted = Redis(url, timeout_s=2, ca_cert=ca.cert_pem.bytes().decode())
+        trusted = Redis(url, timeout_s=2, ca_cert=bundle)
         assert await trusted.execute("PING") == "PONG"
         await trusted.aclose()
-        with pytest.raises(RedisError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
-            await Redis(url, timeout_s=2).execute("PING")
+        for ca_cert in (stranger.cert_pem.bytes().decode(), None):  # another CA; the system's CAs
+            with pytest.raises(RedisError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+                await Redis(url, timeout_s=2, ca_cert=ca_cert).execute("PING")
 
     try:
         asyncio.run(scenario())

@@ -124,6 +124,17 @@ class _Pipe(asyncio.Protocol):
             self._transport.abort()
 
 
+def _tls(ca_cert: str | None) -> ssl.SSLContext:
+    """With the server's own CA (Memorystore's is unique to the instance), trust that CA alone and do not
+    match the host name: Memorystore names the instance by IP in the certificate's CN, which Python's
+    check does not read. Without one, the system's CAs and the usual host name check."""
+    if not ca_cert:
+        return ssl.create_default_context()
+    context = ssl.create_default_context(cadata=ca_cert)  # given cadata, no system CA is loaded
+    context.check_hostname = False  # the chain is still verified: verify_mode stays CERT_REQUIRED
+    return context
+
+
 class Redis:
     """`await redis.execute("MGET", "a", "b")`: a client for `redis://` and `rediss://` URLs."""
 
@@ -140,7 +151,7 @@ class Redis:
         self._database = int(database or 0)
         self._ssl: ssl.SSLContext | None = None
         if parts.scheme == "rediss":
-            self._ssl = ssl.create_default_context(cadata=ca_cert) if ca_cert else ssl.create_default_context()
+            self._ssl = _tls(ca_cert)
         self._timeout_s = timeout_s
         self._pipe: _Pipe | None = None
         self._connecting = asyncio.Lock()
