@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from engine.dev import LocalStack, pocketbase_binary
 
 from tests.engine.conftest import Running, TenantKeys
 
@@ -245,14 +249,67 @@ def test_with_pocketbase_restarted_writes_fail_cleanly_and_no_order_is_lost(own_
 
 
 def test_migrate_is_idempotent(engine: Running) -> None:
-    import subprocess
-    import sys
-
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-m", "engine", "migrate"], env=engine.stack.env, capture_output=True,
                               text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
         assert "updated orders" in proc.stderr
+
+
+def test_instances_starting_together_on_an_empty_pocketbase_all_migrate_it(tmp_path: Path) -> None:
+    """Every engine instance migrates as it starts (Cloud Run may start five at once)."""
+    from engine.adapters.pocketbase import PocketBase
+    from engine.migrate import COLLECTIONS, migrate
+
+    stack = LocalStack(tmp_path, [])
+    subprocess.run([pocketbase_binary(), "superuser", "upsert", stack.email, stack.password,
+                    f"--dir={tmp_path / 'pb'}"], check=True, capture_output=True)
+    stack.start_pocketbase()
+
+    async def three_at_once() -> list[str]:
+        clients = [PocketBase(stack.env["POCKETBASE_URL"], stack.email, stack.password) for _ in range(3)]
+        try:
+            await asyncio.gather(*(migrate(client) for client in clients))
+            listed = await clients[0].request("test", "GET", "/api/collections", params={"perPage": 200})
+            return [c["name"] for c in listed.json()["items"]]
+        finally:
+            for client in clients:
+                await client.close()
+
+    try:
+        names = asyncio.run(three_at_once())
+    finally:
+        stack.close()
+    assert sorted(n for n in names if n in {c["name"] for c in COLLECTIONS}) == sorted(c["name"] for c in COLLECTIONS)
+
+
+def test_serve_waits_for_pocketbase_and_migrates_it_before_listening(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, [])
+    subprocess.run([pocketbase_binary(), "superuser", "upsert", stack.email, stack.password,
+                    f"--dir={tmp_path / 'pb'}"], check=True, capture_output=True)
+    engine = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
+                               str(stack.engine_port)], env=stack.env, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # the engine is up before PocketBase, as on a first deployment
+        assert engine.poll() is None, "it waits instead of exiting"
+        stack.start_pocketbase()
+        stack.start_redis()
+        ready, deadline = False, time.monotonic() + 30
+        while not ready and time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{stack.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ready, "the engine serves once PocketBase is up"
+        with httpx.Client(base_url=stack.env["POCKETBASE_URL"]) as pb:
+            token = pb.post("/api/collections/_superusers/auth-with-password",
+                            json={"identity": stack.email, "password": stack.password}).json()["token"]
+            assert pb.get("/api/collections/orders", headers={"Authorization": token}).status_code == 200
+    finally:
+        engine.terminate()
+        engine.wait(timeout=10)
+        stack.close()
+    assert engine.stderr is not None and "created orders" in engine.stderr.read()
 
 
 def test_the_platform_tenant_registry_is_what_the_engine_reads() -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.settings import Settings
 
         settings = Settings()  # pyright: ignore[reportCallIssue]
+        # The collections come first: a new deployment starts against an empty PocketBase, which may
+        # itself still be starting.
+        if (code := asyncio.run(_migrate(wait_s=settings.pocketbase_start_wait_seconds))) != 0:
+            return code
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=settings.web_concurrency, access_log=False, log_level="warning")
         return 0
@@ -35,20 +40,30 @@ def main(argv: list[str] | None = None) -> int:
     return run_dev(args.data)
 
 
-async def _migrate() -> int:
-    from engine.adapters.pocketbase import PocketBase
+async def _migrate(wait_s: float = 0.0) -> int:
+    """Migrate, retrying for up to `wait_s` while PocketBase is unreachable or another instance migrates."""
+    from engine.adapters.pocketbase import PocketBase, PocketBaseError
     from engine.migrate import migrate
     from engine.settings import Settings
 
     settings = Settings()  # pyright: ignore[reportCallIssue]
     pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
                             settings.pocketbase_superuser_password)
+    deadline = time.monotonic() + wait_s
     try:
-        for line in await migrate(pocketbase):
-            print(line, file=sys.stderr)
+        while True:
+            try:
+                for line in await migrate(pocketbase):
+                    print(line, file=sys.stderr)
+                return 0
+            except PocketBaseError as err:
+                if time.monotonic() >= deadline:
+                    print(f"migrate: {err}; PocketBase at {settings.pocketbase_url} (POCKETBASE_URL) did not accept "
+                          f"the migration within {wait_s:.0f} s", file=sys.stderr)
+                    return 1
+                await asyncio.sleep(1.0)
     finally:
         await pocketbase.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -103,7 +103,6 @@ class LocalStack:
                        check=True, capture_output=True)
         self.start_pocketbase()
         self.start_redis()
-        subprocess.run([sys.executable, "-m", "engine", "migrate"], env=self.env, check=True, capture_output=True)
         self.processes["engine"] = subprocess.Popen(
             [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
             env=self.env)

@@ -59,16 +59,21 @@ async def migrate(pocketbase: PocketBase) -> list[str]:
         existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
         if existing.status_code == 404:
             response = await pocketbase.request("migrate", "POST", "/api/collections", json=body)
-            done.append(f"created {collection['name']}")
-        else:
-            current = existing.json()
-            if body["type"] == "base":
-                # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
-                ids = {f["name"]: f["id"] for f in current.get("fields", [])}
-                fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
-                body["fields"] = fields + [f for f in current.get("fields", []) if f.get("system")]
-            response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}", json=body)
-            done.append(f"updated {collection['name']}")
-        if response.status_code not in (200, 201):
-            raise PocketBaseError(f"migrating {collection['name']}: HTTP {response.status_code}: {response.text}")
+            if response.status_code in (200, 201):
+                done.append(f"created {collection['name']}")
+                continue
+            # Every instance migrates as it starts: another one may have created it just now.
+            existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
+            if existing.status_code == 404:
+                raise PocketBaseError(f"creating {collection['name']}: HTTP {response.status_code}: {response.text}")
+        current = existing.json()
+        if body["type"] == "base":
+            # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
+            ids = {f["name"]: f["id"] for f in current.get("fields", [])}
+            fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
+            body["fields"] = fields + [f for f in current.get("fields", []) if f.get("system")]
+        response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}", json=body)
+        if response.status_code != 200:
+            raise PocketBaseError(f"updating {collection['name']}: HTTP {response.status_code}: {response.text}")
+        done.append(f"updated {collection['name']}")
     return done

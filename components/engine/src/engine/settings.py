@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     catalog_browser_seconds: int = 60
     redis_timeout_seconds: float = 0.25
     pocketbase_timeout_seconds: float = 5.0
+    pocketbase_start_wait_seconds: float = 45.0
+    """How long `serve` retries the migration while PocketBase starts (Cloud Run's startup probe allows 60 s)."""
     web_concurrency: int = 1
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "commission-engine"
