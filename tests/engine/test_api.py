@@ -312,6 +312,29 @@ def test_serve_waits_for_pocketbase_and_migrates_it_before_listening(tmp_path: P
     assert engine.stderr is not None and "created orders" in engine.stderr.read()
 
 
+def test_with_two_workers_metrics_are_summed_and_a_previous_servers_are_gone(tmp_path: Path) -> None:
+    from engine.dev import local_stack
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from tests.engine.conftest import make_tenant
+
+    entry, tenant = make_tenant("acme")
+    (tmp_path / "metrics").mkdir()
+    stale = MmapedDict(str(tmp_path / "metrics" / "counter_4242.db"))  # as a server before a restart left it
+    stale.write_value(mmap_key("http_requests_total", "http_requests_total", ["route", "method", "status", "tenant"],
+                               ["/v1/catalog", "GET", "200", "ghost"], "HTTP requests served"), 1000.0, 0.0)
+    stale.close()
+    with local_stack(tmp_path, [entry], workers=2) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
+        for _ in range(20):
+            client.get("/v1/catalog", headers=tenant.headers())
+        text = client.get("/metrics").text
+
+    assert 'tenant="ghost"' not in text
+    served = sum(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith('http_requests_total{') and 'tenant="acme"' in line)
+    assert served == 20, "both workers' counts, summed"
+
+
 def test_the_platform_tenant_registry_is_what_the_engine_reads() -> None:
     from engine.registry import TenantRegistry
 

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         # itself still be starting.
         if (code := asyncio.run(_migrate(wait_s=settings.pocketbase_start_wait_seconds))) != 0:
             return code
+        _clear_worker_metrics()
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=settings.web_concurrency, access_log=False, log_level="warning")
         return 0
@@ -64,6 +65,17 @@ async def _migrate(wait_s: float = 0.0) -> int:
                 await asyncio.sleep(1.0)
     finally:
         await pocketbase.close()
+
+
+def _clear_worker_metrics() -> None:
+    """prometheus-client's multiprocess files must not outlive the server that wrote them: after a
+    container restart they would add the dead workers' counts and in-flight gauges to the new ones."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
 
 
 if __name__ == "__main__":
