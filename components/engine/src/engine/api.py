@@ -140,7 +140,7 @@ def create_app(settings: Settings) -> FastAPI:
         await pocketbase.close()
         await cache.close()
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # this worker's in-flight gauges leave the sums
-            multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())  # pyright: ignore[reportUnknownMemberType]
 
     # FastAPI's own OpenTelemetry hooks stay off: traces come from `_tracing` when OTLP is configured (one server
     # span per request, tested), metrics from the Metrics middleware; off, they cost no lookup per request.
