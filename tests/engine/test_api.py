@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from engine.dev import LocalStack, pocketbase_binary
+from engine.dev import LocalStack
 
 from tests.engine.conftest import Running, TenantKeys
 
@@ -262,8 +262,6 @@ def test_instances_starting_together_on_an_empty_pocketbase_all_migrate_it(tmp_p
     from engine.migrate import COLLECTIONS, migrate
 
     stack = LocalStack(tmp_path, [])
-    subprocess.run([pocketbase_binary(), "superuser", "upsert", stack.email, stack.password,
-                    f"--dir={tmp_path / 'pb'}"], check=True, capture_output=True)
     stack.start_pocketbase()
 
     async def three_at_once() -> list[str]:
@@ -285,8 +283,6 @@ def test_instances_starting_together_on_an_empty_pocketbase_all_migrate_it(tmp_p
 
 def test_serve_waits_for_pocketbase_and_migrates_it_before_listening(tmp_path: Path) -> None:
     stack = LocalStack(tmp_path, [])
-    subprocess.run([pocketbase_binary(), "superuser", "upsert", stack.email, stack.password,
-                    f"--dir={tmp_path / 'pb'}"], check=True, capture_output=True)
     engine = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
                                str(stack.engine_port)], env=stack.env, stderr=subprocess.PIPE, text=True)
     try:

@@ -97,10 +97,6 @@ class LocalStack:
         raise AssertionError("unreachable")
 
     def _start(self) -> LocalStack:
-        pb = pocketbase_binary()
-        (self.data / "pb").mkdir(parents=True, exist_ok=True)
-        subprocess.run([pb, "superuser", "upsert", self.email, self.password, f"--dir={self.data / 'pb'}"],
-                       check=True, capture_output=True)
         self.start_pocketbase()
         self.start_redis()
         self.processes["engine"] = subprocess.Popen(
@@ -111,6 +107,10 @@ class LocalStack:
         return self
 
     def start_pocketbase(self) -> None:
+        """With its superuser (created, or updated on a restart), as the platform's image does."""
+        (self.data / "pb").mkdir(parents=True, exist_ok=True)
+        subprocess.run([pocketbase_binary(), "superuser", "upsert", self.email, self.password,
+                        f"--dir={self.data / 'pb'}"], check=True, capture_output=True)
         self.processes["pocketbase"] = subprocess.Popen(
             [pocketbase_binary(), "serve", f"--http=127.0.0.1:{self.pb_port}", f"--dir={self.data / 'pb'}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
