@@ -47,7 +47,10 @@ class PocketBase:
             if self._token is None:
                 await self._authenticate()
             response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
-            if response.status_code == 401:
+            # PocketBase ignores a token it no longer accepts (expired, or its superuser upserted again
+            # as the image does at every start) and answers as to a guest: 403 on these superuser-only
+            # collections, not 401. So both mean: authenticate again, once.
+            if response.status_code in (401, 403):
                 await self._authenticate()
                 response = await self._http.request(method, path, headers={"Authorization": self._token or ""},
                                                     **kwargs)
@@ -59,7 +62,7 @@ class PocketBase:
             metrics.POCKETBASE_LATENCY.labels(operation).observe(time.perf_counter() - start)
         if response.status_code >= 400 and "database is locked" in response.text:
             metrics.POCKETBASE_LOCKS.labels(operation).inc()
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code in (401, 403):
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
         return response
