@@ -7,6 +7,10 @@ import asyncio
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,26 +32,26 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()  # pyright: ignore[reportCallIssue]
         # The collections come first: a new deployment starts against an empty PocketBase, which may
         # itself still be starting.
-        if (code := asyncio.run(_migrate(wait_s=settings.pocketbase_start_wait_seconds))) != 0:
+        if (code := asyncio.run(_migrate(settings, wait_s=settings.pocketbase_start_wait_seconds))) != 0:
             return code
         _clear_worker_metrics()
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=settings.web_concurrency, access_log=False, log_level="warning")
         return 0
     if args.command == "migrate":
-        return asyncio.run(_migrate())
+        from engine.settings import Settings
+
+        return asyncio.run(_migrate(Settings()))  # pyright: ignore[reportCallIssue]
     from engine.dev import run_dev
 
     return run_dev(args.data)
 
 
-async def _migrate(wait_s: float = 0.0) -> int:
+async def _migrate(settings: Settings, wait_s: float = 0.0) -> int:
     """Migrate, retrying for up to `wait_s` while PocketBase is unreachable or another instance migrates."""
     from engine.adapters.pocketbase import PocketBase, PocketBaseError
     from engine.migrate import migrate
-    from engine.settings import Settings
 
-    settings = Settings()  # pyright: ignore[reportCallIssue]
     pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
                             settings.pocketbase_superuser_password)
     deadline = time.monotonic() + wait_s
@@ -59,8 +63,8 @@ async def _migrate(wait_s: float = 0.0) -> int:
                 return 0
             except PocketBaseError as err:
                 if time.monotonic() >= deadline:
-                    print(f"migrate: {err}; PocketBase at {settings.pocketbase_url} (POCKETBASE_URL) did not accept "
-                          f"the migration within {wait_s:.0f} s", file=sys.stderr)
+                    waited = f", still failing after {wait_s:.0f} s" if wait_s else ""
+                    print(f"migrate: {err} (POCKETBASE_URL={settings.pocketbase_url}{waited})", file=sys.stderr)
                     return 1
                 await asyncio.sleep(1.0)
     finally:
