@@ -29,21 +29,21 @@ MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 STATUSES = ("pending", "approved", "reversed")
 
 
-def add_orders(stack: LocalStack, tenant: str, count: int) -> None:
+async def add_orders(stack: LocalStack, tenant: str, count: int) -> None:
     """Orders straight into PocketBase through its batch API: seeding 10,000 through the engine takes minutes."""
-    with httpx.Client(base_url=stack.env["POCKETBASE_URL"], timeout=60) as pb:
-        token = pb.post("/api/collections/_superusers/auth-with-password",
-                        json={"identity": stack.email, "password": stack.password}).json()["token"]
-        headers = {"Authorization": token}
-        pb.patch("/api/settings", headers=headers, json={"batch": {"enabled": True, "maxRequests": 500}}
-                 ).raise_for_status()
+    pocketbase = PocketBase(stack.env["POCKETBASE_URL"], stack.email, stack.password, timeout_s=60)
+    try:
+        (await pocketbase.request("bench", "PATCH", "/api/settings",
+                                  json={"batch": {"enabled": True, "maxRequests": 500}})).raise_for_status()
         for start in range(0, count, 500):
             requests = [{"method": "POST", "url": "/api/collections/orders/records", "body": {
                 "tenant": tenant, "idempotency_key": uuid.uuid4().hex, "request_hash": "bench", "affiliate_id": "aff",
                 "status": "created", "commission_status": STATUSES[i % 3], "currency": "BRL", "created_month": MONTH,
                 "total_cents": 1000, "commission_cents": 50, "lines": []}}
                 for i in range(start, min(count, start + 500))]
-            pb.post("/api/batch", headers=headers, json={"requests": requests}).raise_for_status()
+            (await pocketbase.request("bench", "POST", "/api/batch", json={"requests": requests})).raise_for_status()
+    finally:
+        await pocketbase.close()
 
 
 async def median_ms(call: Callable[[], Awaitable[object]], repeat: int) -> float:
@@ -102,7 +102,7 @@ def main() -> None:
             admin.put("/v1/affiliates/aff", json={"name": "Affiliate"}).raise_for_status()
         present = 0
         for size in sorted(args.sizes):
-            add_orders(stack, str(tenant["slug"]), size - present)
+            asyncio.run(add_orders(stack, str(tenant["slug"]), size - present))
             present = size
             listed, viewed, engine = asyncio.run(measure(stack, str(tenant["slug"]), api_key, args.repeat))
             present += args.repeat  # the engine misses wrote orders too
