@@ -18,7 +18,7 @@ from typing import Any
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "railway-public-api.graphql"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "railway-public-api.graphql"
 # Railway's published schema breaks one rule graphql-core 3.3 enforces on schemas (`Team.id` is
 # deprecated while the `Node.id` it implements is not); documents are still fully validated against it.
 SCHEMA = build_schema(SCHEMA_FILE.read_text(), assume_valid=True)

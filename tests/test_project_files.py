@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from tests.conftest import PROJECT_DIR
 
-SCHEMAS = PROJECT_DIR.parent / "shared" / "schemas"
+SCHEMAS = PROJECT_DIR / "tests" / "schemas"
 # The Python language host accepts only these runtime options (schemas/README.md).
 PYTHON_RUNTIME_OPTIONS = {"toolchain": {"pip", "poetry", "uv"}, "virtualenv": None, "typechecker": {"mypy", "pyright"}}
 
@@ -67,3 +68,19 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert any("python3 tools/dev.py test" in line for line in readme_head)
     assert any("python3 tools/dev.py plan" in line for line in readme_head)
     assert "python3 tools/dev.py test" in ci
+
+
+def test_nothing_in_the_repository_reads_or_points_outside_it() -> None:
+    """A clone of this repository alone must work: no file may reach into a sibling folder (such as
+    the `../shared` this project was designed from) or climb above the project directory."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True).stdout
+    outside = re.compile(r"\.\./shared|/ \"shared\" /|PROJECT_DIR\.parent|parent\.parent\.parent")
+    offenders = []
+    for name in filter(None, tracked.decode().split("\0")):
+        path = PROJECT_DIR / name
+        if name == "tests/test_project_files.py" or not path.is_file() or path.suffix in (".png", ".ico"):
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if outside.search(line):
+                offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []
