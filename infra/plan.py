@@ -51,6 +51,8 @@ class PlannedResource:
     """Secrets masked: what `plan` prints and diffs."""
     wire_inputs: dict[str, Any] = field(default_factory=dict[str, Any], repr=False, compare=False)
     """As the engine hands them to a policy pack: secrets marked (holding plan-time stand-ins)."""
+    dependencies: frozenset[str] = field(default=frozenset[str](), repr=False, compare=False)
+    """URNs the engine creates before this resource: `depends_on` and every input's resource."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
             self.planned.append(PlannedResource(
                 urn=response.urn, type=request.type, name=request.name,
                 parent=request.parent or None, custom=bool(request.custom), inputs=mask(raw),
-                wire_inputs=wire(raw),
+                wire_inputs=wire(raw), dependencies=frozenset(request.dependencies),
             ))
         return response
 

@@ -10,12 +10,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from components.backends.service import ContainerSpec, Endpoint
 
 CPU_TARGET = 0.6
 CONCURRENCY_TARGET = 0.7
 MAX_CONCURRENCY = 80
+# IAM grants propagate in "typically 2 minutes, potentially 7 minutes or longer"
+# (https://cloud.google.com/iam/docs/access-change-propagation). A revision whose service account
+# cannot read its secrets yet fails to start, so the first one waits this long after the grants.
+IAM_PROPAGATION = "120s"
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,29 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
     envs: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict] = [
         {"name": key, "value": value} for key, value in sorted(spec.env.items())]
     accessors: list[pulumi.Resource] = []
+    versions: list[pulumi.Resource] = []
     for key, value in sorted(spec.secret_env.items()):
         slug = key.lower().replace("_", "-")
         secret = gcp.secretmanager.Secret(
             f"{name}-{slug}", project=target.project, secret_id=f"{spec.name}-{target.environment}-{slug}",
             replication={"auto": {}}, opts=child)
-        gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
-                                        secret_data=pulumi.Output.secret(value), opts=child)
+        version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
+                                                  secret_data=pulumi.Output.secret(value), opts=child)
+        versions.append(version)
         accessors.append(gcp.secretmanager.SecretIamMember(
             f"{name}-{slug}-reader", project=target.project, secret_id=secret.secret_id,
             role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
+        # By number, not `latest`: reading a version just added by its number is strongly consistent
+        # (https://cloud.google.com/secret-manager/docs/reference/consistency), and a rotated secret
+        # rolls a new revision instead of reaching instances only when they restart.
         envs.append({"name": key, "value_source": {"secret_key_ref": {"secret": secret.secret_id,
-                                                                       "version": "latest"}}})
+                                                                       "version": version.version}}})
+    # Google's own sample has the service depend on the versions and the grants
+    # (cloudrunv2_job_secret: depends_on = [secret-version-data, secret-access]); the sleep runs on
+    # the first create only, and again if the account (so every grant) is replaced.
+    settled = time.Sleep(f"{name}-iam-propagation", create_duration=IAM_PROPAGATION,
+                         triggers={"member": account.member},
+                         opts=pulumi.ResourceOptions(parent=parent, depends_on=accessors)) if accessors else None
 
     probe_path = spec.health_path or "/"
     template: gcp.cloudrunv2.ServiceTemplateArgsDict = {
@@ -88,7 +104,8 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment},
         template=template,
         traffics=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=accessors),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*versions, *accessors,
+                                                               *([settled] if settled else [])]),
     )
     if spec.size.public:
         gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
