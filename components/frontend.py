@@ -47,7 +47,8 @@ class Storefront(pulumi.ComponentResource):
             git_repository={"type": "github", "repo": args.repository,
                             "production_branch": args.production_branch},
             root_directory=args.root_directory,
-            serverless_function_region=args.function_region,
+            # `serverless_function_region` is deprecated for this (pulumiverse-vercel 5.x, Project docs).
+            resource_config={"function_default_regions": [args.function_region]},
             preview_deployments_disabled=not args.settings.preview_deployments,
             # Previews need a Vercel login; production is public.
             vercel_authentication={"deployment_type": "standard_protection"},
