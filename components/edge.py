@@ -256,7 +256,9 @@ class Edge(pulumi.ComponentResource):
             policies=[{
                 "effect": "allow",
                 "permission_groups": [{"id": PERMISSION_GROUPS[g]} for g in groups],
-                "resources": json.dumps({f"com.cloudflare.api.account.zone.{self._args.zone_id}": "*"}),
+                # Compact, as the API returns it: the provider compares the two as strings.
+                "resources": json.dumps({f"com.cloudflare.api.account.zone.{self._args.zone_id}": "*"},
+                                        separators=(",", ":"), sort_keys=True),
             }],
             expires_on=f"{self._args.tokens_expire_on}T00:00:00Z",
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["value"]),

@@ -150,3 +150,15 @@ def test_the_storefront_project_deploys_from_git_and_marks_its_secret_variable_s
     assert project["gitRepository"]["repo"] == "acme-commerce/storefront"
     assert variables["REVALIDATE_TOKEN"]["sensitive"] is True
     assert variables["NEXT_PUBLIC_API_URL"]["sensitive"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_token_policies_are_declared_in_the_form_the_api_returns_them(
+        stack: str, committed_plans: dict[str, Plan]) -> None:
+    """The provider compares `policies[].resources` with what Cloudflare returns, as a string
+    (terraform-provider-cloudflare, internal/services/api_token): anything but the API's compact JSON
+    with its keys in order shows an update on every preview."""
+    for token in _inputs(committed_plans[stack], ":ApiToken"):
+        for policy in token["policies"]:
+            declared = policy["resources"]
+            assert declared == json.dumps(json.loads(declared), separators=(",", ":"), sort_keys=True)
