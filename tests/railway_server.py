@@ -1,6 +1,26 @@
 """A stand-in for Railway's API on loopback: it executes each request against Railway's published
 schema with graphql-core (so a malformed document fails as it would there) and keeps state.
 
+It behaves as Railway does where the provider depends on it, each rule with its source:
+
+- A deployment is a snapshot of the service at the moment it is made: image, variables, start
+  command and replica placement. Railway makes one when `serviceCreate` is given a source ("once you
+  create a service and choose a source, Railway will ... deploy it", railwayapp/docs#727), on
+  `serviceInstanceDeployV2`, and on `serviceInstanceRedeploy`, which re-runs the image of the live
+  deployment whatever source was set since (Crossbill-App/crossbill-web#497). `serviceInstanceUpdate`
+  changes settings and deploys nothing (rusty-auth/rustyauth#32).
+- Placement is `multiRegionConfig` ({"<region>": {"numReplicas": N}}, a region set to null is
+  removed: alchemy-run/alchemy packages/alchemy/src/Railway/ServiceRegion.ts). The legacy `region`
+  and `numReplicas` of `serviceInstanceUpdate` are kept but change nothing (alchemy-run/alchemy#1748,
+  terraform-community-providers/terraform-provider-railway#35). Nothing placed: one replica in the
+  workspace's default region.
+- A start command replaces the image's ENTRYPOINT in exec form: words as a shell splits them, no
+  variable expansion (docs.railway.com/deployments/start-command).
+- An image on a private registry is pulled only with that registry's credentials, and credentials a
+  registry refuses fail the pull (docs.railway.com/builds/private-registries): the deployment FAILED.
+- A service that does not exist is the GraphQL error "Service not found" (the message
+  terraform-community-providers/terraform-provider-railway#93 matches).
+
 Failures can be queued: an HTTP status (401, 429, 500) for the next requests, or a GraphQL error
 for one operation.
 """
@@ -8,6 +28,7 @@ for one operation.
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import uuid
 from collections import deque
@@ -23,52 +44,139 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "railway-public-api.
 # deprecated while the `Node.id` it implements is not); documents are still fully validated against it.
 SCHEMA = build_schema(SCHEMA_FILE.read_text(), assume_valid=True)
 
+# Where a new service's replicas run until `multiRegionConfig` says otherwise (railwayapp/railway-ts-sdk#43).
+DEFAULT_REGION = "us-west2"
+
+
+def image_server(image: str) -> str:
+    """The registry an image reference names: its first part when that looks like a host, else Docker Hub."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+@dataclass
+class Deployment:
+    id: str
+    service_id: str
+    image: str
+    variables: dict[str, str]
+    start_command: list[str] | None
+    """The process as Railway starts it; None runs the image's own ENTRYPOINT and CMD."""
+    replicas: dict[str, int]
+    status: str
+    reason: str = ""
+    polls: int = 0
+
 
 @dataclass
 class RailwayState:
     services: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     domains: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
-    redeploys: list[str] = field(default_factory=list[str])
+    deployments: dict[str, Deployment] = field(default_factory=dict[str, Deployment])
     operations: list[str] = field(default_factory=list[str])
+
+    def deployments_of(self, service_id: str) -> list[Deployment]:
+        return [d for d in self.deployments.values() if d.service_id == service_id]
+
+
+@dataclass
+class RailwayConfig:
+    registries: dict[str, tuple[str, str]] = field(default_factory=dict[str, tuple[str, str]])
+    """Private registries (server -> the one username and password they accept)."""
+    deploy_polls: int = 1
+    """How many times a deployment reads as DEPLOYING before it ends."""
 
 
 class Resolvers:
     """Root resolvers: graphql-core calls `root.<field>(info, **arguments)`."""
 
-    def __init__(self, state: RailwayState, fail_operations: dict[str, str]) -> None:
+    def __init__(self, state: RailwayState, fail_operations: dict[str, str], config: RailwayConfig) -> None:
         self.state = state
         self.fail_operations = fail_operations
+        self.config = config
 
     def _maybe_fail(self, operation: str) -> None:
         message = self.fail_operations.pop(operation, None)
         if message is not None:
             raise GraphQLError(message)
 
+    def _service(self, service_id: str) -> dict[str, Any]:
+        if service_id not in self.state.services:
+            raise GraphQLError("Service not found")
+        return self.state.services[service_id]
+
+    def _deploy(self, service: dict[str, Any], image: str | None = None) -> Deployment:
+        """A deployment of the service as it is now (of `image`, for a redeploy)."""
+        image = image or (service["source"] or {}).get("image")
+        if not image:
+            raise GraphQLError("Service has no source to deploy")
+        placement = {region: int(cfg["numReplicas"]) for region, cfg in service["multiRegionConfig"].items()
+                     if cfg and cfg.get("numReplicas")}
+        command = service["instance"].get("startCommand")
+        status, reason = self._pull(image, service["registryCredentials"])
+        deployment = Deployment(id=str(uuid.uuid4()), service_id=service["id"], image=image,
+                                variables=dict(service["variables"]),
+                                start_command=shlex.split(command) if command else None,
+                                replicas=placement or {DEFAULT_REGION: 1}, status=status, reason=reason)
+        self.state.deployments[deployment.id] = deployment
+        return deployment
+
+    def _pull(self, image: str, credentials: dict[str, str] | None) -> tuple[str, str]:
+        server = image_server(image)
+        account = self.config.registries.get(server)
+        if credentials is not None:
+            if account is None or (credentials["username"], credentials["password"]) != account:
+                return "FAILED", f"{server} refused the registry credentials"
+        elif account is not None:
+            return "FAILED", f"{image} is private and the service has no registry credentials"
+        return "SUCCESS", ""
+
     def serviceCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._maybe_fail("serviceCreate")
         service_id = str(uuid.uuid4())
-        self.state.services[service_id] = {"id": service_id, "name": input["name"], "projectId": input["projectId"],
-                                           "source": input.get("source"), "instance": {}, "limits": {},
-                                           "variables": {}}
-        return self.state.services[service_id]
+        service: dict[str, Any] = {
+            "id": service_id, "name": input["name"], "projectId": input["projectId"], "deletedAt": None,
+            "source": input.get("source"), "instance": {}, "limits": {}, "multiRegionConfig": {},
+            "variables": dict(input.get("variables") or {}), "registryCredentials": input.get("registryCredentials"),
+        }
+        self.state.services[service_id] = service
+        if (input.get("source") or {}).get("image"):
+            self._deploy(service)
+        return service
 
     def serviceInstanceUpdate(self, _info: Any, serviceId: str, input: dict[str, Any],
                               environmentId: str | None = None) -> bool:
         self._maybe_fail("serviceInstanceUpdate")
-        self.state.services[serviceId]["instance"] = input
+        service = self._service(serviceId)
+        # Every field sent is kept, the legacy `region` and `numReplicas` included; only
+        # `multiRegionConfig` places replicas.
+        service["instance"] = {**service["instance"], **input}
+        if "source" in input:
+            service["source"] = input["source"]
+        if input.get("registryCredentials") is not None:
+            service["registryCredentials"] = input["registryCredentials"]
+        for region, cfg in (input.get("multiRegionConfig") or {}).items():
+            if cfg is None:
+                service["multiRegionConfig"].pop(region, None)
+            else:
+                service["multiRegionConfig"][region] = cfg
         return True
 
     def serviceInstanceLimitsUpdate(self, _info: Any, input: dict[str, Any]) -> bool:
         self._maybe_fail("serviceInstanceLimitsUpdate")
-        self.state.services[input["serviceId"]]["limits"] = {"vCPUs": input["vCPUs"], "memoryGB": input["memoryGB"]}
+        self._service(input["serviceId"])["limits"] = {"vCPUs": input["vCPUs"], "memoryGB": input["memoryGB"]}
         return True
 
     def variableCollectionUpsert(self, _info: Any, input: dict[str, Any]) -> bool:
         self._maybe_fail("variableCollectionUpsert")
-        service = self.state.services[input["serviceId"]]
+        service = self._service(input["serviceId"])
         service["variables"] = dict(input["variables"]) if input.get("replace") else {
             **service["variables"], **input["variables"]}
+        if not input.get("skipDeploys") and self.state.deployments_of(service["id"]):
+            self._deploy(service)
         return True
 
     def volumeCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +188,7 @@ class Resolvers:
     def serviceDomainCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         self._maybe_fail("serviceDomainCreate")
         domain_id = str(uuid.uuid4())
-        name = self.state.services[input["serviceId"]]["name"]
+        name = self._service(input["serviceId"])["name"]
         self.state.domains[domain_id] = {"id": domain_id, "domain": f"{name}-production.up.railway.app", **input}
         return self.state.domains[domain_id]
 
@@ -88,10 +196,27 @@ class Resolvers:
         self._maybe_fail("serviceDomainDelete")
         return self.state.domains.pop(id, None) is not None
 
+    def serviceInstanceDeployV2(self, _info: Any, environmentId: str, serviceId: str,
+                                commitSha: str | None = None) -> str:
+        self._maybe_fail("serviceInstanceDeployV2")
+        return self._deploy(self._service(serviceId)).id
+
     def serviceInstanceRedeploy(self, _info: Any, environmentId: str, serviceId: str) -> bool:
         self._maybe_fail("serviceInstanceRedeploy")
-        self.state.redeploys.append(serviceId)
+        service = self._service(serviceId)
+        live = [d for d in self.state.deployments_of(serviceId) if d.status == "SUCCESS"]
+        if not live:
+            raise GraphQLError("No deployment found for service")
+        self._deploy(service, image=live[-1].image)
         return True
+
+    def deployment(self, _info: Any, id: str) -> dict[str, Any]:
+        deployment = self.state.deployments.get(id)
+        if deployment is None:
+            raise GraphQLError("Deployment not found")
+        deployment.polls += 1
+        status = deployment.status if deployment.polls > self.config.deploy_polls else "DEPLOYING"
+        return {"id": deployment.id, "status": status}
 
     def serviceDelete(self, _info: Any, id: str, environmentId: str | None = None) -> bool:
         self._maybe_fail("serviceDelete")
@@ -102,16 +227,15 @@ class Resolvers:
             del self.state.domains[domain_id]
         return True
 
-    def service(self, _info: Any, id: str) -> dict[str, Any] | None:
-        if id not in self.state.services:
-            raise GraphQLError("Service not found")
-        return self.state.services[id]
+    def service(self, _info: Any, id: str) -> dict[str, Any]:
+        return self._service(id)
 
 
 class FakeRailway:
     def __init__(self, token: str) -> None:
         self.token = token
         self.state = RailwayState()
+        self.config = RailwayConfig()
         self.http_failures: deque[int] = deque()
         self.fail_operations: dict[str, str] = {}
         self.requests_seen: list[dict[str, Any]] = []
@@ -147,7 +271,8 @@ class FakeRailway:
                     self._send(401, {"errors": [{"message": "Not Authorized"}]})
                     return
                 fake.state.operations.append(body.get("operationName") or "")
-                result = graphql_sync(SCHEMA, body["query"], root_value=Resolvers(fake.state, fake.fail_operations),
+                root = Resolvers(fake.state, fake.fail_operations, fake.config)
+                result = graphql_sync(SCHEMA, body["query"], root_value=root,
                                       variable_values=body.get("variables"), operation_name=body.get("operationName"))
                 payload: dict[str, Any] = {"data": result.data}
                 if result.errors:

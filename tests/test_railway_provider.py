@@ -1,6 +1,7 @@
 """The Railway dynamic provider against a schema-backed stand-in of Railway's API: every document is
-valid against the schema, create -> update -> delete works, and failures surface as clear messages
-that never carry the token."""
+valid against the schema, create -> update -> delete works, each deployment runs what the inputs say
+(image, variables, start command, replicas, registry credentials), and failures surface as clear
+messages that never carry the token."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from components.backends.railway import DOCUMENTS, TOKEN_KEY, RailwayError, Rail
 from tests.railway_server import SCHEMA, FakeRailway
 
 TOKEN = "fake-railway-token-for-the-test"
+REGISTRY = ("acme-commerce-ci", "fake-registry-password-for-the-test")
 
 PROPS: dict[str, Any] = {
     "project_id": "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
@@ -41,7 +43,7 @@ def railway() -> Iterator[FakeRailway]:
 
 
 def _provider(fake: FakeRailway, token: str = TOKEN) -> RailwayServiceProvider:
-    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0)
+    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0)
     provider.configure(ConfigureRequest(Config({TOKEN_KEY: token}, "platform")))
     return provider
 
@@ -56,7 +58,6 @@ def test_a_service_is_created_updated_and_deleted(railway: FakeRailway) -> None:
 
     created = provider.create(dict(PROPS))
     service = railway.state.services[created.id]
-    assert service["instance"]["numReplicas"] == 1
     assert service["instance"]["source"] == {"image": PROPS["image"]}
     assert service["limits"] == {"vCPUs": 2.0, "memoryGB": 4.0}
     assert service["variables"] == PROPS["variables"]
@@ -73,10 +74,100 @@ def test_a_service_is_created_updated_and_deleted(railway: FakeRailway) -> None:
     assert railway.state.services[created.id]["variables"] == {"PB_SUPERUSER_PASSWORD": "rotated"}
     assert len(railway.state.volumes) == 1, "an update never makes a second volume"
     assert updated.outs is not None and updated.outs["domain"] == "pocketbase-production.up.railway.app"
-    assert railway.state.redeploys == [created.id, created.id]
+    assert [(d.image, d.status) for d in railway.state.deployments_of(created.id)] == [
+        (PROPS["image"], "SUCCESS"), (news["image"], "SUCCESS")], "one deployment per create or update"
 
     provider.delete(created.id, updated.outs)
     assert railway.state.services == {} and railway.state.volumes == {} and railway.state.domains == {}
+
+
+def test_replicas_are_placed_in_the_region_through_multi_region_config(railway: FakeRailway) -> None:
+    # staging's engine: two replicas, no volume (stacks/staging.py).
+    engine = {**PROPS, "name": "commission-engine", "num_replicas": 2, "volume_mount_path": None}
+
+    created = _provider(railway).create(engine)
+
+    deployments = railway.state.deployments_of(created.id)
+    assert [d.replicas for d in deployments] == [{"us-east4-eqdc4a": 2}]
+
+
+def test_moving_the_region_leaves_no_replica_in_the_old_one(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    engine = {**PROPS, "name": "commission-engine", "num_replicas": 2, "volume_mount_path": None}
+    created = provider.create(engine)
+    assert created.outs is not None
+
+    provider.update(created.id, created.outs, {**engine, "region": "europe-west4-drams3a"})
+
+    assert railway.state.deployments_of(created.id)[-1].replicas == {"europe-west4-drams3a": 2}
+
+
+def test_the_first_deployment_already_runs_with_the_variables_and_settings(railway: FakeRailway) -> None:
+    created = _provider(railway).create({**PROPS, "start_command": "/pb/entrypoint.sh"})
+
+    deployments = railway.state.deployments_of(created.id)
+    assert len(deployments) == 1, "a deployment without the variables would crash-loop (the image requires them)"
+    first = deployments[0]
+    assert (first.image, first.status) == (PROPS["image"], "SUCCESS")
+    assert first.variables == PROPS["variables"]
+    assert first.start_command == ["/pb/entrypoint.sh"]
+    assert first.replicas == {"us-east4-eqdc4a": 1}
+
+
+def test_an_update_deploys_the_new_image(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+    news = {**PROPS, "image": "ghcr.io/acme-commerce/pocketbase:ffffffffffff"}
+
+    provider.update(created.id, created.outs, news)
+
+    latest = railway.state.deployments_of(created.id)[-1]
+    assert (latest.image, latest.status) == (news["image"], "SUCCESS")
+
+
+def test_a_private_image_is_pulled_with_the_registry_credentials(railway: FakeRailway) -> None:
+    railway.config.registries["ghcr.io"] = REGISTRY
+    credentials = {"username": REGISTRY[0], "password": REGISTRY[1]}
+
+    created = _provider(railway).create({**PROPS, "registry_credentials": credentials})
+
+    assert [d.status for d in railway.state.deployments_of(created.id)] == ["SUCCESS"]
+    assert created.outs is not None and created.outs["registry_credentials"] == credentials
+
+
+def test_a_failed_deployment_fails_the_create_and_leaves_nothing_behind(railway: FakeRailway) -> None:
+    railway.config.registries["ghcr.io"] = REGISTRY
+
+    with pytest.raises(RailwayError) as caught:
+        _provider(railway).create(dict(PROPS))
+
+    assert "deployment" in str(caught.value) and "FAILED" in str(caught.value)
+    assert PROPS["image"] in str(caught.value)
+    assert railway.state.services == {}, "create is transactional"
+
+
+def test_a_failed_deployment_fails_the_update(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+    railway.config.registries["ghcr.io"] = REGISTRY
+
+    with pytest.raises(RailwayError, match="FAILED"):
+        provider.update(created.id, created.outs, {**PROPS, "image": "ghcr.io/acme-commerce/pocketbase:ffffffffffff"})
+
+    assert created.id in railway.state.services, "Railway keeps the last good deployment running"
+
+
+def test_refresh_of_a_service_deleted_outside_pulumi_reports_it_gone(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+    railway.state.services.clear()  # deleted in Railway's dashboard
+
+    result = provider.read(created.id, created.outs)
+
+    assert result.id == ""
 
 
 def test_moving_the_volume_or_renaming_replaces_the_service(railway: FakeRailway) -> None:

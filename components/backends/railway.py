@@ -4,14 +4,24 @@ There is no Railway provider on PyPI. Every document sent is in `DOCUMENTS` and 
 Railway's schema (`tests/test_railway_provider.py`). The token is a project token read from the
 stack config (`platform:railwayToken`) when the provider is configured: it is never a resource input,
 so it is never in the state, and no error message carries it.
+
+A deployment is a snapshot of the service when it is made, so every setting is in place before the
+one deployment a create or an update makes (`serviceInstanceDeployV2`), and the provider waits for it:
+a deployment that fails fails `pulumi up`. The service is created without a source, because a source
+given to `serviceCreate` deploys at once, before the variables, the start command, the placement and
+the volume exist (railwayapp/docs#727: "once you create a service and choose a source, Railway will
+... deploy it"); terraform-community-providers/terraform-provider-railway creates its services so too.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +29,7 @@ import pulumi
 import pulumi.dynamic as dynamic
 
 from components.backends.service import ContainerSpec, Endpoint
+from components.images import Registry
 
 API_URL = "https://backboard.railway.com/graphql/v2"
 TOKEN_KEY = "platform:railwayToken"
@@ -52,9 +63,16 @@ mutation serviceDomainCreate($input: ServiceDomainCreateInput!) {
 mutation serviceDomainDelete($id: String!) {
   serviceDomainDelete(id: $id)
 }""",
-    "serviceInstanceRedeploy": """
-mutation serviceInstanceRedeploy($environmentId: String!, $serviceId: String!) {
-  serviceInstanceRedeploy(environmentId: $environmentId, serviceId: $serviceId)
+    # Not `serviceInstanceRedeploy`: it re-runs the image of the live deployment whatever source was set
+    # since (Crossbill-App/crossbill-web#497). This one deploys the service as it is now, as the
+    # Railway CLI does (railwayapp crate, src/gql/mutations/strings/ServiceInstanceDeploy.graphql).
+    "serviceInstanceDeployV2": """
+mutation serviceInstanceDeployV2($environmentId: String!, $serviceId: String!) {
+  serviceInstanceDeployV2(environmentId: $environmentId, serviceId: $serviceId)
+}""",
+    "deployment": """
+query deployment($id: String!) {
+  deployment(id: $id) { id status }
 }""",
     "serviceDelete": """
 mutation serviceDelete($id: String!, $environmentId: String) {
@@ -62,16 +80,24 @@ mutation serviceDelete($id: String!, $environmentId: String) {
 }""",
     "service": """
 query service($id: String!) {
-  service(id: $id) { id name projectId }
+  service(id: $id) { id name projectId deletedAt }
 }""",
 }
 
 # Inputs whose change needs a new service rather than an update.
 REPLACE_ON = ("project_id", "environment_id", "name", "volume_mount_path")
+# Deployment statuses (the schema's DeploymentStatus) that end the wait.
+DEPLOYED = ("SUCCESS", "SLEEPING")
+NOT_DEPLOYED = ("FAILED", "CRASHED", "REMOVED", "SKIPPED")
 
 
 class RailwayError(Exception):
     """A Railway API failure, worded for the person running `pulumi up`. Never carries the token."""
+
+
+class RailwayNotFound(RailwayError):
+    """Railway answered that the object does not exist ("Service not found": the message
+    terraform-community-providers/terraform-provider-railway#93 treats as deleted)."""
 
 
 class RailwayClient:
@@ -109,8 +135,9 @@ class RailwayClient:
                 raise RailwayError(f"Railway {operation}: cannot reach {self._url}: {err}") from None
             errors = payload.get("errors")
             if errors:
-                messages = "; ".join(str(e.get("message", e)) for e in errors)
-                raise RailwayError(f"Railway {operation} failed: {messages}".replace(self._token, "[token]"))
+                messages = [str(e.get("message", e)) for e in errors]
+                error = RailwayNotFound if all(re.search(r"\bnot found\b", m, re.I) for m in messages) else RailwayError
+                raise error(f"Railway {operation} failed: {'; '.join(messages)}".replace(self._token, "[token]"))
             return payload.get("data") or {}
         raise AssertionError("unreachable")
 
@@ -126,12 +153,16 @@ class RailwayClient:
 
 class RailwayServiceProvider(dynamic.ResourceProvider):
     """Create, read, update and delete one Railway service with its instance settings, limits,
-    variables, optional volume and optional public domain."""
+    variables, optional volume and optional public domain, and deploy it."""
 
-    def __init__(self, url: str = API_URL, backoff_s: float = 1.0) -> None:
+    def __init__(self, url: str = API_URL, backoff_s: float = 1.0, poll_s: float = 5.0,
+                 deploy_timeout_s: float = 900.0) -> None:
         super().__init__()
         self._url = url
         self._backoff_s = backoff_s
+        self._poll_s = poll_s
+        # Railway's healthcheck alone may take 300 s (docs.railway.com/deployments/healthchecks).
+        self._deploy_timeout_s = deploy_timeout_s
         self._client: RailwayClient | None = None
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
@@ -162,9 +193,9 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         return dynamic.DiffResult(changes=bool(keys), replaces=replaces, delete_before_replace=bool(replaces))
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        # No source: a source here would deploy before anything else is set (module docstring).
         created = self.client.execute("serviceCreate", {"input": {
             "projectId": props["project_id"], "environmentId": props["environment_id"], "name": props["name"],
-            "source": {"image": props["image"]},
         }})
         service_id: str = created["serviceCreate"]["id"]
         try:
@@ -176,8 +207,12 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(service_id, outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        found = self.client.execute("service", {"id": id_}).get("service")
-        if not found:
+        try:
+            found = self.client.execute("service", {"id": id_}).get("service")
+        except RailwayNotFound:
+            found = None
+        if not found or found.get("deletedAt"):
+            # Gone from Railway: an empty id tells `pulumi refresh` to drop it from the state.
             return dynamic.ReadResult("", {})
         return dynamic.ReadResult(id_, {**props, "name": found["name"]})
 
@@ -188,16 +223,8 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         self.client.execute("serviceDelete", {"id": id_, "environmentId": props["environment_id"]})
 
     def _apply(self, service_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        """Bring the service to `news`, then redeploy. Returns the outputs kept in the state."""
+        """Bring the service to `news`, then deploy it once. Returns the outputs kept in the state."""
         env = news["environment_id"]
-        self.client.execute("serviceInstanceUpdate", {"serviceId": service_id, "environmentId": env, "input": {
-            "source": {"image": news["image"]},
-            "region": news["region"],
-            "numReplicas": int(news["num_replicas"]),
-            "healthcheckPath": news.get("healthcheck_path"),
-            "restartPolicyType": "ON_FAILURE",
-            "restartPolicyMaxRetries": 10,
-        }})
         self.client.execute("serviceInstanceLimitsUpdate", {"input": {
             "serviceId": service_id, "environmentId": env,
             "vCPUs": float(news["vcpus"]), "memoryGB": float(news["memory_gb"]),
@@ -222,9 +249,76 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         elif not news.get("public_port") and domain_id:
             self.client.execute("serviceDomainDelete", {"id": domain_id})
             domain_id = domain = None
-        self.client.execute("serviceInstanceRedeploy", {"environmentId": env, "serviceId": service_id})
+        instance: dict[str, Any] = {
+            "source": {"image": news["image"]},
+            "multiRegionConfig": placement(olds.get("region"), news["region"], int(news["num_replicas"])),
+            "startCommand": news.get("start_command"),
+            "healthcheckPath": news.get("healthcheck_path"),
+            "restartPolicyType": "ON_FAILURE",
+            "restartPolicyMaxRetries": 10,
+        }
+        credentials = news.get("registry_credentials")
+        if credentials:
+            instance["registryCredentials"] = {"username": credentials["username"],
+                                               "password": credentials["password"]}
+        self.client.execute("serviceInstanceUpdate", {"serviceId": service_id, "environmentId": env,
+                                                      "input": instance})
+        deployed = self.client.execute("serviceInstanceDeployV2", {"environmentId": env, "serviceId": service_id})
+        deployment_id: str = deployed["serviceInstanceDeployV2"]
+        self._wait_for(deployment_id, news)
         return {**news, "service_id": service_id, "volume_id": volume_id, "domain_id": domain_id, "domain": domain,
-                "private_hostname": f"{news['name']}.railway.internal"}
+                "deployment_id": deployment_id, "private_hostname": f"{news['name']}.railway.internal"}
+
+    def _wait_for(self, deployment_id: str, news: dict[str, Any]) -> None:
+        """Until the deployment runs; a deployment that does not is an error naming what it ran."""
+        deadline = time.monotonic() + self._deploy_timeout_s
+        while True:
+            status = self.client.execute("deployment", {"id": deployment_id})["deployment"]["status"]
+            if status in DEPLOYED:
+                return
+            if status in NOT_DEPLOYED:
+                raise RailwayError(f"Railway deployment {deployment_id} of {news['name']} ({news['image']}) ended "
+                                   f"{status}: its build and deploy logs are on the deployment in Railway")
+            if time.monotonic() >= deadline:
+                raise RailwayError(f"Railway deployment {deployment_id} of {news['name']} ({news['image']}) is still "
+                                   f"{status} after {self._deploy_timeout_s:.0f} s")
+            time.sleep(self._poll_s)
+
+
+def placement(old_region: str | None, region: str, replicas: int) -> dict[str, Any]:
+    """`multiRegionConfig`: the replicas in `region`, and none left where they were.
+
+    Railway places replicas by this map alone: `region` and `numReplicas` on `serviceInstanceUpdate`
+    are legacy fields it ignores (alchemy-run/alchemy#1748; terraform-community-providers/
+    terraform-provider-railway#35 and #79). A region set to null is removed from the map
+    (alchemy-run/alchemy packages/alchemy/src/Railway/ServiceRegion.ts).
+    """
+    config: dict[str, Any] = {region: {"numReplicas": replicas}}
+    if old_region and old_region != region:
+        config[old_region] = None
+    return config
+
+
+def start_command(argv: Sequence[str]) -> str:
+    """A container command as Railway's start command. Railway runs it in exec form in place of the
+    image's ENTRYPOINT, splitting words as a shell does but expanding nothing
+    (docs.railway.com/deployments/start-command), so each word is quoted and nothing else: a word
+    with a single quote in it is double-quoted, escaping only `"` and `\\`."""
+    words: list[str] = []
+    for word in argv:
+        if "'" not in word:
+            words.append(shlex.quote(word))
+        else:
+            words.append('"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ".join(words)
+
+
+def image_server(image: str) -> str:
+    """The registry an image reference names: its first part when that looks like a host, else Docker Hub."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
 
 
 class RailwayService(dynamic.Resource, module="railway", name="Service"):
@@ -238,7 +332,7 @@ class RailwayService(dynamic.Resource, module="railway", name="Service"):
                  opts: pulumi.ResourceOptions | None = None, provider: RailwayServiceProvider | None = None) -> None:
         super().__init__(provider or RailwayServiceProvider(), name,
                          {**props, "service_id": None, "volume_id": None, "domain_id": None, "domain": None,
-                          "private_hostname": None}, opts)
+                          "deployment_id": None, "private_hostname": None}, opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +344,20 @@ class RailwayTarget:
     project_id: str
     environment_id: str
     region: str
+    registry: Registry | None = None
+    """The private registry the platform's images are pushed to: Railway pulls them with its
+    credentials (docs.railway.com/builds/private-registries; a Pro plan feature)."""
+
+
+def registry_credentials(image: pulumi.Input[str], registry: Registry | None) -> pulumi.Output[Any] | None:
+    """The registry's username and password, a secret, for an image on its server; None for any other
+    image (credentials a registry does not know fail the pull)."""
+    if registry is None or (isinstance(image, str) and image_server(image) != registry.server):
+        return None
+    credentials = pulumi.Output.all(pulumi.Output.from_input(image), registry.password).apply(
+        lambda args: {"username": registry.username, "password": args[1]}
+        if image_server(args[0]) == registry.server else None)
+    return pulumi.Output.secret(credentials)
 
 
 def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi.Resource) -> Endpoint:
@@ -268,11 +376,13 @@ def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi
             "vcpus": spec.size.peak_cpu_millis / 1000,
             "memory_gb": spec.size.peak_memory_mib / 1024,
             "healthcheck_path": spec.ready_path or spec.health_path,
+            "start_command": start_command(spec.command) if spec.command else None,
             "variables": pulumi.Output.secret(pulumi.Output.all(**variables)),
+            "registry_credentials": registry_credentials(spec.image, target.registry),
             "volume_mount_path": spec.volume_path,
             "public_port": spec.port if spec.size.public else None,
         },
-        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables"]),
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables", "registry_credentials"]),
     )
     public = service.domain.apply(lambda d: f"https://{d}") if spec.size.public else None
     return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}.railway.internal:{spec.port}"),

@@ -1,0 +1,144 @@
+"""Staging's Railway services, as the program declares them, deployed by the provider to the stand-in
+of Railway's API (tests/railway_server.py): each deployment runs what the stack says it runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pulumi.dynamic import ConfigureRequest
+from pulumi.dynamic.config import Config
+
+from components.backends.railway import TOKEN_KEY, RailwayServiceProvider, start_command
+from components.backends.targets import Targets
+from components.cache import redis_spec
+from components.images import Registry
+from infra import program
+from infra.config import load_model
+from infra.model import StackModel
+from infra.plan import Plan, run_plan
+from infra.stackfile import read_stack_file
+from tests.conftest import PROJECT_DIR
+from tests.railway_server import Deployment, FakeRailway
+
+TOKEN = "fake-railway-token-for-the-test"
+RAILWAY_SERVICE = "pulumi-python:dynamic/railway:Service"
+# Pulumi's wire format for a secret (infra/plan.py).
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+STACK_FILE = PROJECT_DIR / "Pulumi.staging.yaml"
+
+
+def _model() -> StackModel:
+    return load_model(read_stack_file(STACK_FILE))
+
+
+@pytest.fixture(scope="module")
+def plan() -> Iterator[Plan]:
+    """The staging plan, with the registry handed to the Railway target as infra/program.py hands it."""
+    original = program._targets  # pyright: ignore[reportPrivateUsage]
+
+    def targets(model: StackModel) -> Targets:
+        found = original(model)
+        if found.railway is None or found.railway.registry is not None or model.registry is None:
+            return found
+        registry = Registry(model.registry.server, model.registry.repository, model.registry.username,
+                            model.registry.password.output())
+        return dataclasses.replace(found, railway=dataclasses.replace(found.railway, registry=registry))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(program, "_targets", targets)
+        yield run_plan(read_stack_file(STACK_FILE), "staging")
+
+
+def _plain(value: Any) -> Any:
+    """A wire value as the provider receives it: secrets unwrapped."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:  # pyright: ignore[reportUnknownMemberType]
+            return _plain(value["value"])
+        return {str(k): _plain(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+def _railway_inputs(plan: Plan, *, masked: bool = False) -> dict[str, dict[str, Any]]:
+    """Each Railway service's inputs by service name."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in plan.resources:
+        if r.type == RAILWAY_SERVICE:
+            inputs = r.inputs if masked else _plain(r.wire_inputs)
+            found[inputs["name"]] = {k: v for k, v in inputs.items() if not k.startswith("__")}
+    return found
+
+
+@pytest.fixture(scope="module")
+def deployed(plan: Plan) -> Iterator[tuple[FakeRailway, dict[str, list[Deployment]]]]:
+    """Every staging Railway service created through the provider; GHCR private, as staging's is."""
+    model = _model()
+    assert model.registry is not None
+    with FakeRailway(TOKEN) as fake:
+        fake.config.registries[model.registry.server] = (model.registry.username, model.registry.password.value)
+        provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0)
+        provider.configure(ConfigureRequest(Config({TOKEN_KEY: TOKEN}, "platform")))
+        deployments: dict[str, list[Deployment]] = {}
+        for name, props in _railway_inputs(plan).items():
+            created = provider.create(props)
+            deployments[name] = fake.state.deployments_of(created.id)
+        yield fake, deployments
+
+
+def test_staging_runs_its_three_services_on_railway(plan: Plan) -> None:
+    assert sorted(_railway_inputs(plan)) == ["commission-engine", "pocketbase", "redis"]
+
+
+def test_each_service_is_deployed_once_with_its_image_and_its_variables(
+    plan: Plan, deployed: tuple[FakeRailway, dict[str, list[Deployment]]]
+) -> None:
+    inputs = _railway_inputs(plan)
+    _, deployments = deployed
+
+    for name, props in inputs.items():
+        assert [(d.image, d.status) for d in deployments[name]] == [(props["image"], "SUCCESS")], name
+        assert deployments[name][0].variables == props["variables"], name
+
+
+def test_the_engine_runs_two_replicas_in_the_stack_region(
+    deployed: tuple[FakeRailway, dict[str, list[Deployment]]]
+) -> None:
+    _, deployments = deployed
+
+    assert deployments["commission-engine"][-1].replicas == {"us-east4-eqdc4a": 2}
+    assert deployments["pocketbase"][-1].replicas == {"us-east4-eqdc4a": 1}
+
+
+def test_redis_starts_with_its_password_and_its_memory_limit(
+    deployed: tuple[FakeRailway, dict[str, list[Deployment]]]
+) -> None:
+    _, deployments = deployed
+    want = list(redis_spec(_model().services["redis"], "unused").command)
+
+    started = deployments["redis"][-1].start_command
+
+    assert started == want
+    assert started is not None and '--requirepass "$REDIS_PASSWORD"' in started[-1] and "--maxmemory " in started[-1]
+
+
+def test_only_images_on_the_private_registry_carry_its_credentials_and_they_stay_secret(plan: Plan) -> None:
+    masked = _railway_inputs(plan, masked=True)
+
+    assert str(masked["pocketbase"]["registry_credentials"]).startswith("[secret:")
+    assert str(masked["commission-engine"]["registry_credentials"]).startswith("[secret:")
+    assert "registry_credentials" not in masked["redis"], "Docker Hub is not the registry the credentials are for"
+
+
+@pytest.mark.parametrize("argv", [
+    ["sh", "-c", "exec redis-server --requirepass \"$REDIS_PASSWORD\" --save '' --appendonly no"],
+    ["/pb/entrypoint.sh"],
+    ["python", "-m", "engine", "serve"],
+    ["echo", "it's", 'say "hi"', "back\\slash", "", "tab\there"],
+])
+def test_a_start_command_is_the_container_command_split_back_as_railway_splits_it(argv: list[str]) -> None:
+    assert shlex.split(start_command(argv)) == argv
