@@ -1,16 +1,20 @@
 """The PocketBase image's entrypoint and migration, run with the real PocketBase binary: the
-superuser is created from the environment, backups are configured daily with S3 storage (C7), and
-the settings holding the S3 secret are encrypted at rest (S4). The Dockerfile passes hadolint."""
+superuser is created from the environment, backups are configured daily with S3 storage (C7), the
+settings holding the S3 secret are encrypted at rest (S4), and a volume mounted root-owned (as
+Railway mounts them, and as Docker makes a new named volume) is served by the unprivileged user.
+The Dockerfile passes hadolint."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +26,7 @@ from tests.conftest import PROJECT_DIR
 
 IMAGE_DIR = PROJECT_DIR / "components" / "pocketbase"
 POCKETBASE = Path(sys.executable).parent / "pocketbase"
+UNPRIVILEGED = 10001  # the image's pocketbase user and group
 S3_SECRET = "fake-s3-secret-for-the-test"
 ENV = {
     "PB_SUPERUSER_EMAIL": "platform-admin@example.com",
@@ -51,30 +56,56 @@ def _request(url: str, body: dict[str, str] | None = None, token: str | None = N
         return json.loads(response.read())
 
 
+def _image_user() -> list[str]:
+    """`setpriv` arguments that start a process as the Dockerfile's last USER; none when it runs as root."""
+    final_stage = (IMAGE_DIR / "Dockerfile").read_text().split("\nFROM ")[-1]
+    users = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", final_stage, flags=re.MULTILINE)
+    if not users or users[-1][0] == "0":
+        return []
+    uid, gid = users[-1][0], users[-1][1] or users[-1][0]
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+
+
+def _start(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """The entrypoint, started as the image starts it; its URL once PocketBase answers."""
+    port = _free_port()
+    process = subprocess.Popen([*_image_user(), "sh", str(IMAGE_DIR / "entrypoint.sh")],
+                               env={**os.environ, **env, "PB_HOME": str(home), "PB_HTTP": f"127.0.0.1:{port}"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            _request(f"{url}/api/health")
+            return process, url
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    process.kill()
+    output = process.stdout.read().decode() if process.stdout else ""
+    pytest.fail(f"PocketBase did not start: {output}")
+
+
 @pytest.fixture
-def pocketbase_home(tmp_path: Path) -> Path:
-    """The image's /pb laid out in a temporary directory, with the real binary."""
-    (tmp_path / "pocketbase").symlink_to(POCKETBASE)
-    shutil.copytree(IMAGE_DIR / "pb_migrations", tmp_path / "pb_migrations")
-    return tmp_path
+def pocketbase_home() -> Iterator[Path]:
+    """The image's /pb laid out in a directory every user can reach (the entrypoint may drop to the
+    unprivileged user), with the real binary and a data directory root-owned, as Railway mounts it."""
+    assert os.geteuid() == 0, "the image starts as root: run these tests as root, as CI does"
+    home = Path(tempfile.mkdtemp(prefix="pocketbase-home-"))
+    try:
+        home.chmod(0o755)
+        (home / "pocketbase").symlink_to(POCKETBASE)
+        shutil.copytree(IMAGE_DIR / "pb_migrations", home / "pb_migrations")
+        (home / "pb_data").mkdir(mode=0o755)
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
 def running(pocketbase_home: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, **ENV, "PB_HOME": str(pocketbase_home), "PB_HTTP": f"127.0.0.1:{port}"}
-    process = subprocess.Popen(["sh", str(IMAGE_DIR / "entrypoint.sh")], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    process, url = _start(pocketbase_home, ENV)
     try:
-        for _ in range(100):
-            try:
-                _request(f"{url}/api/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"PocketBase did not start: {process.stdout.read() if process.stdout else ''}")
         yield url
     finally:
         process.terminate()
@@ -107,12 +138,27 @@ def test_the_settings_are_encrypted_at_rest(running: str, pocketbase_home: Path)
     assert "acme-commerce-prod-backups" not in stored
 
 
+def test_a_root_owned_volume_is_served_by_the_unprivileged_user(pocketbase_home: Path) -> None:
+    data = pocketbase_home / "pb_data"
+    assert data.stat().st_uid == 0, "mounted root-owned (docs.railway.com/volumes/reference, Caveats)"
+
+    process, _ = _start(pocketbase_home, ENV)
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", status, flags=re.MULTILINE)
+        assert uids is not None and {int(u) for u in uids.groups()} == {UNPRIVILEGED}, "PocketBase never runs as root"
+        assert {p.stat().st_uid for p in [data, *data.rglob("*")]} == {UNPRIVILEGED}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def test_a_missing_superuser_password_stops_the_container_with_a_message(pocketbase_home: Path) -> None:
     env = {**os.environ, **ENV, "PB_HOME": str(pocketbase_home)}
     del env["PB_SUPERUSER_PASSWORD"]
 
-    proc = subprocess.run(["sh", str(IMAGE_DIR / "entrypoint.sh")], env=env, capture_output=True, text=True,
-                          timeout=30, check=False)
+    proc = subprocess.run([*_image_user(), "sh", str(IMAGE_DIR / "entrypoint.sh")], env=env, capture_output=True,
+                          text=True, timeout=30, check=False)
 
     assert proc.returncode != 0
     assert "PB_SUPERUSER_PASSWORD is required" in proc.stderr

@@ -1,11 +1,21 @@
 #!/bin/sh
+# Started as root: make the data directory the unprivileged user's, then run as that user.
 # Create or update the superuser from the environment, then serve. The settings are encrypted in
 # the database with PB_ENCRYPTION_KEY; the migrations apply the backup settings (C7).
 set -eu
+home="${PB_HOME:-/pb}"
+if [ "$(id -u)" = 0 ]; then
+    # Railway mounts a volume root-owned ("Docker images that run as a non-root UID by default will
+    # have permissions issues", docs.railway.com/volumes/reference, Caveats), and Docker makes a new
+    # named volume root-owned where the image has no such directory. Only root can hand it over;
+    # PocketBase itself never runs as root.
+    mkdir -p "$home/pb_data"
+    chown -R 10001:10001 "$home/pb_data"
+    exec setpriv --reuid=10001 --regid=10001 --clear-groups --no-new-privs -- /bin/sh "$0" "$@"
+fi
 : "${PB_SUPERUSER_EMAIL:?PB_SUPERUSER_EMAIL is required}"
 : "${PB_SUPERUSER_PASSWORD:?PB_SUPERUSER_PASSWORD is required}"
 : "${PB_ENCRYPTION_KEY:?PB_ENCRYPTION_KEY is required}"
-home="${PB_HOME:-/pb}"
 flags="--dir=$home/pb_data --encryptionEnv=PB_ENCRYPTION_KEY"
 # shellcheck disable=SC2086 # $flags is two words on purpose
 "$home/pocketbase" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" $flags
