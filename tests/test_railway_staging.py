@@ -37,11 +37,12 @@ def _model() -> StackModel:
 
 @pytest.fixture(scope="module")
 def plan() -> Iterator[Plan]:
-    """The staging plan, with the registry handed to the Railway target as infra/program.py hands it."""
+    """The staging plan, the Railway target given the stack's registry as infra/program.py is to give
+    it (a no-op once it does)."""
     original = program._targets  # pyright: ignore[reportPrivateUsage]
 
-    def targets(model: StackModel) -> Targets:
-        found = original(model)
+    def targets(model: StackModel, *args: Any, **kwargs: Any) -> Targets:
+        found = original(model, *args, **kwargs)
         if found.railway is None or found.railway.registry is not None or model.registry is None:
             return found
         registry = Registry(model.registry.server, model.registry.repository, model.registry.username,
