@@ -147,6 +147,30 @@ def test_a_failed_deployment_fails_the_create_and_leaves_nothing_behind(railway:
     assert railway.state.services == {}, "create is transactional"
 
 
+def test_credentials_the_registry_refuses_fail_the_deployment_without_showing_the_password(
+    railway: FakeRailway,
+) -> None:
+    railway.config.registries["ghcr.io"] = REGISTRY
+    wrong = {"username": REGISTRY[0], "password": "rotated-elsewhere-0123456789"}
+
+    with pytest.raises(RailwayError, match="FAILED") as caught:
+        _provider(railway).create({**PROPS, "registry_credentials": wrong})
+
+    assert wrong["password"] not in str(caught.value) and TOKEN not in str(caught.value)
+    assert railway.state.services == {}
+
+
+def test_a_deployment_that_never_finishes_fails_the_create_after_the_timeout(railway: FakeRailway) -> None:
+    railway.config.deploy_polls = 1_000
+    provider = RailwayServiceProvider(url=railway.url, backoff_s=0.0, poll_s=0.0, deploy_timeout_s=0.0)
+    provider.configure(ConfigureRequest(Config({TOKEN_KEY: TOKEN}, "platform")))
+
+    with pytest.raises(RailwayError, match="is still DEPLOYING after 0 s"):
+        provider.create(dict(PROPS))
+
+    assert railway.state.services == {}, "create is transactional"
+
+
 def test_a_failed_deployment_fails_the_update(railway: FakeRailway) -> None:
     provider = _provider(railway)
     created = provider.create(dict(PROPS))
