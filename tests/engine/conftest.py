@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,10 +38,17 @@ class Running:
     b: TenantKeys
 
 
+def engine_env() -> dict[str, str]:
+    """The engine's processes import `engine` from ENGINE_UNDER_TEST_SRC when it is set: how a new test is
+    run against an older engine (e.g. the parent commit's `components/engine/src`, exported with git archive)."""
+    source = os.environ.get("ENGINE_UNDER_TEST_SRC")
+    return {"PYTHONPATH": source} if source else {}
+
+
 def _start(tmp: Path) -> Iterator[Running]:
     entry_a, a = make_tenant("acme")
     entry_b, b = make_tenant("bravo")
-    with local_stack(tmp, [entry_a, entry_b]) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
+    with local_stack(tmp, [entry_a, entry_b], env=engine_env()) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
         yield Running(stack, client, a, b)
 
 

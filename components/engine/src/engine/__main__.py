@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         if (code := asyncio.run(_migrate(settings, wait_s=settings.pocketbase_start_wait_seconds))) != 0:
             return code
         _clear_worker_metrics()
+        print(_purge_notice(settings), file=sys.stderr, flush=True)
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=settings.web_concurrency, access_log=False, log_level="warning")
         return 0
@@ -69,6 +70,15 @@ async def _migrate(settings: Settings, wait_s: float = 0.0) -> int:
                 await asyncio.sleep(1.0)
     finally:
         await pocketbase.close()
+
+
+def _purge_notice(settings: Settings) -> str:
+    """Once per server, at start: whether product writes purge the catalog from the edge (names only, no values)."""
+    if missing := settings.catalog_purge_missing:
+        return (f"catalog purge: off, {', '.join(missing)} unset; the edge keeps each catalog until its "
+                f"{settings.catalog_cache_seconds} s expire (normal in local and dev)")
+    return (f"catalog purge: on, {(settings.catalog_public_base_url or '').rstrip('/')}/v1/catalog/<tenant> "
+            f"in zone {settings.cloudflare_zone_id} through {settings.cloudflare_api_url}")
 
 
 def _clear_worker_metrics() -> None:

@@ -3,6 +3,7 @@
 
 
 import json
+import logging
 import os
 import re
 import time
@@ -18,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine import metrics
 from engine.adapters.cache import Cache
+from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry
-from engine.services import Engine, IdempotencyConflict, NotFound, order_view
+from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
 
@@ -127,16 +129,36 @@ Who = Annotated[Principal, Depends(_principal)]
 Admin = Annotated[Principal, Depends(_admin)]
 
 
+def _logging() -> None:
+    """The engine's own log lines (warnings of background work, such as a failed purge) on stderr."""
+    logger = logging.getLogger("engine")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def create_app(settings: Settings) -> FastAPI:
     registry = TenantRegistry.from_json(settings.tenants_json)
+    _logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
                                 settings.pocketbase_superuser_password, settings.pocketbase_timeout_seconds)
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
-        app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds)
+        purger = None
+        if not settings.catalog_purge_missing:
+            purger = CatalogPurger(settings.cloudflare_api_url, settings.cloudflare_zone_id or "",
+                                   settings.catalog_purge_token or "", settings.catalog_public_base_url or "",
+                                   delay_s=CATALOG_MEMORY_S + 1.0)
+        app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
+                                  purger)
         yield
+        if purger is not None:
+            await purger.close()
         await pocketbase.close()
         await cache.close()
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # this worker's in-flight gauges leave the sums
@@ -153,7 +175,8 @@ def create_app(settings: Settings) -> FastAPI:
         return engine
 
     recorder = Recorder()
-    tenant_slugs = {t.slug for t in registry.tenants}
+    tenants = {t.slug: t for t in registry.tenants}
+    tenant_slugs = set(tenants)
     app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]
 
     @app.exception_handler(_Problem)
@@ -225,15 +248,31 @@ def create_app(settings: Settings) -> FastAPI:
         recorder.record(tenant, route, measurements)
         return Response(status_code=204)
 
+    def catalog_headers(etag: str) -> dict[str, str]:
+        # A browser keeps it a minute, the edge a day (C5): a product write purges the edge's copy,
+        # and nothing can purge a browser's, so its max-age stays short.
+        return {"ETag": etag, "Cache-Control": f"public, max-age={settings.catalog_browser_seconds}, "
+                                               f"s-maxage={settings.catalog_cache_seconds}"}
+
     @app.get("/v1/catalog")
     async def catalog(who: Who, if_none_match: Annotated[str | None, Header()] = None) -> Response:
         body, etag = await eng().catalog_with_etag(who.tenant)
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.catalog_browser_seconds}, "
-                                                  f"s-maxage={settings.catalog_cache_seconds}",
-                   "Vary": "Authorization"}
-        if if_none_match == etag:
+        headers = catalog_headers(etag) | {"Vary": "Authorization"}
+        if _etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
+
+    @app.get("/v1/catalog/{tenant}")
+    async def public_catalog(tenant: str, request: Request) -> Response:
+        """The same document without a key, at one URL per tenant: what the edge caches, and purges."""
+        found = tenants.get(tenant)
+        if found is None:
+            raise _Problem(404, "Not found", "no tenant has this slug")
+        request.scope.setdefault("state", {})["tenant"] = found.slug  # the metrics label
+        body, etag = await eng().catalog_with_etag(found)
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=catalog_headers(etag))
+        return Response(body, media_type="application/json", headers=catalog_headers(etag))
 
     @app.post("/v1/orders", status_code=201)
     async def create_order(body: OrderIn, who: Who, response: Response,
@@ -280,6 +319,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     _tracing(app, settings)
     return app
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match by weak comparison (RFC 9110 13.1.2): a list, `*`, or a W/ tag (the edge may weaken it)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
 
 
 def _field(loc: tuple[Any, ...]) -> str:

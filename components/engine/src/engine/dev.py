@@ -63,8 +63,11 @@ def pocketbase_binary() -> str:
 class LocalStack:
     """PocketBase, Redis and the engine as child processes on free loopback ports."""
 
-    def __init__(self, data: Path, tenants: list[dict[str, object]], workers: int = 1) -> None:
+    def __init__(self, data: Path, tenants: list[dict[str, object]], workers: int = 1,
+                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.data = data
+        self.log = log
+        """Where the engine's stdout and stderr go (appended); inherited when None."""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.pb_port, self.redis_port, self.engine_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.engine_port}"
@@ -76,7 +79,7 @@ class LocalStack:
                     "POCKETBASE_SUPERUSER_EMAIL": self.email, "POCKETBASE_SUPERUSER_PASSWORD": self.password,
                     "REDIS_URL": f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0",
                     "TENANTS_JSON": json.dumps({"version": 1, "tenants": tenants}),
-                    "WEB_CONCURRENCY": str(workers), "ENVIRONMENT": "dev"}
+                    "WEB_CONCURRENCY": str(workers), "ENVIRONMENT": "dev", **(env or {})}
         if workers > 1:
             (data / "metrics").mkdir(parents=True, exist_ok=True)
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
@@ -99,9 +102,14 @@ class LocalStack:
     def _start(self) -> LocalStack:
         self.start_pocketbase()
         self.start_redis()
-        self.processes["engine"] = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
-            env=self.env)
+        output = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115 (the child keeps it)
+        try:
+            self.processes["engine"] = subprocess.Popen(
+                [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
+                env=self.env, stdout=output, stderr=output)
+        finally:
+            if output is not None:
+                output.close()
         wait_tcp(self.engine_port, self.processes["engine"])
         wait_http(f"{self.url}/healthz")
         return self
@@ -139,8 +147,9 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1) -> Generator[LocalStack, None, None]:
-    stack = LocalStack(data, tenants, workers)
+def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1, env: dict[str, str] | None = None,
+                log: Path | None = None) -> Generator[LocalStack, None, None]:
+    stack = LocalStack(data, tenants, workers, env, log)
     try:
         yield stack.start()
     finally:

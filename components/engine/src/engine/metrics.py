@@ -20,3 +20,7 @@ POCKETBASE_IN_FLIGHT = Gauge("pocketbase_requests_in_flight", "PocketBase calls 
 CACHE_REQUESTS = Counter("cache_requests_total", "Cache lookups by result (hit, miss, error, skipped)",
                          ["cache", "result"])
 ORDERS = Counter("orders_total", "Orders created", ["tenant"])
+CATALOG_PURGES = Counter("catalog_purges_total", "Catalog URLs purged from the edge after a product write", ["tenant"])
+CATALOG_PURGE_FAILURES = Counter("catalog_purge_failures_total",
+                                 "Catalog URLs every purge attempt failed for: the edge may serve them stale",
+                                 ["tenant"])

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine import metrics
 from engine.adapters.cache import Cache
+from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import NotUnique, PocketBase, quote
 from engine.domain.model import (
     COMMISSION_FOR,
@@ -51,9 +52,11 @@ def order_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Engine:
-    def __init__(self, pocketbase: PocketBase, cache: Cache, summary_ttl_s: int, catalog_ttl_s: int) -> None:
+    def __init__(self, pocketbase: PocketBase, cache: Cache, summary_ttl_s: int, catalog_ttl_s: int,
+                 purger: CatalogPurger | None = None) -> None:
         self.pb = pocketbase
         self.cache = cache
+        self.purger = purger
         self._catalogs: dict[str, tuple[float, str, str]] = {}
         self.summary_ttl_s = summary_ttl_s
         self.catalog_ttl_s = catalog_ttl_s
@@ -158,6 +161,8 @@ class Engine:
                            {"tenant": tenant.slug, **asdict(product)})
         await self.cache.new_generation("catalog", f"catalog-gen:{tenant.slug}")
         self._catalogs.pop(tenant.slug, None)  # other processes forget theirs within CATALOG_MEMORY_S
+        if self.purger is not None:  # in the background, after the write: it never fails or delays it
+            self.purger.catalog_changed(tenant.slug)
         return product
 
     async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str) -> dict[str, str]:

@@ -29,10 +29,30 @@ class Settings(BaseSettings):
     web_concurrency: int = 1
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "commission-engine"
+    catalog_public_base_url: str | None = None
+    """Where the edge serves the API, e.g. https://api.acme-commerce.com: the catalog's public URL starts so."""
+    cloudflare_zone_id: str | None = None
+    catalog_purge_token: str | None = Field(default=None, repr=False)
+    """A Cloudflare API token with Cache Purge on the zone. Never logged."""
+    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
+
+    @property
+    def catalog_purge_missing(self) -> list[str]:
+        """The purge settings left unset; purging the edge is off unless this is empty."""
+        values = {"CATALOG_PUBLIC_BASE_URL": self.catalog_public_base_url,
+                  "CLOUDFLARE_ZONE_ID": self.cloudflare_zone_id, "CATALOG_PURGE_TOKEN": self.catalog_purge_token}
+        return [name for name, value in values.items() if not (value or "").strip()]
 
     @field_validator("pocketbase_superuser_password", "redis_url", "tenants_json")
     @classmethod
     def not_a_placeholder(cls, value: str) -> str:
         if value.strip().lower() in PLACEHOLDERS:
             raise ValueError("is a placeholder; set the real secret")
+        return value
+
+    @field_validator("catalog_purge_token")
+    @classmethod
+    def not_a_placeholder_if_set(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and value.strip().lower() in PLACEHOLDERS:
+            raise ValueError("is a placeholder; set the real token or leave it unset")
         return value
