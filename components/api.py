@@ -40,6 +40,8 @@ class EngineArgs:
     pocketbase_superuser_email: str
     pocketbase_superuser_password: pulumi.Input[str]
     redis_url: pulumi.Input[str]
+    public_hostname: str
+    """`api.<zone>`: the engine answers for it (the edge forwards it there)."""
     registry: Registry | None = None
     """Left out (docker backend), the image is built on the Docker host and not pushed."""
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
@@ -97,6 +99,7 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], tenants_json: pulumi
         ready_path="/readyz",
         healthcheck_command=["python", "-c",
                              f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
+        public_hostname=args.public_hostname,
     )
 
 

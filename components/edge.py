@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from components.backends.service import DnsEntry
 from stacks.profile import EdgeProfile
 
 # Cloudflare's managed rulesets (ids are fixed account-wide constants).
@@ -36,6 +37,11 @@ def api_hostname(zone_name: str) -> str:
     return f"api.{zone_name}"
 
 
+def grafana_hostname(zone_name: str) -> str:
+    """The stack's own Grafana, where it runs one (the docker backend)."""
+    return f"grafana.{zone_name}"
+
+
 def saas_cname_target(zone_name: str) -> str:
     """Where tenants' own domains CNAME to: the Cloudflare for SaaS fallback origin."""
     return f"customers.{zone_name}"
@@ -56,8 +62,10 @@ class EdgeArgs:
     tokens_expire_on: str
     """Every token declared here expires at midnight UTC of this date."""
     settings: EdgeProfile
-    api_origin: pulumi.Input[str] | None = None
-    """The engine's service hostname. Left out, no `api.<zone>` record is declared."""
+    api_records: Sequence[DnsEntry] = ()
+    """How the zone reaches the engine (`api.<zone>`, proxied) and what its certificate needs. Left
+    out, the origin declares its own record (a tunnel). Either way the origin answers for
+    `api.<zone>` itself: overriding the Host header is Enterprise only (stacks/cloudflare.py)."""
     custom_domains_enabled: bool = False
     """Declare the Cloudflare for SaaS fallback origin (needed once any tenant has its own domain)."""
     rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
@@ -67,6 +75,134 @@ class EdgeArgs:
 
 def _host_set(hosts: Sequence[str]) -> str:
     return "{" + " ".join(json.dumps(h) for h in sorted(hosts)) + "}"
+
+
+def catalog_path(tenant: str) -> str:
+    """The public, per-tenant catalog URL path: the edge caches it by URL, the engine purges it."""
+    return f"/v1/catalog/{tenant}"
+
+
+CATALOG_PREFIX = catalog_path("")
+
+
+def waf_rules(settings: EdgeProfile, log_hosts: Sequence[str]) -> list[cloudflare.RulesetRuleArgsDict]:
+    # Paranoia level N: the rules tagged with the levels above N are switched off.
+    paranoia_off: list[cloudflare.RulesetRuleActionParametersOverridesCategoryArgsDict] = [
+        {"category": f"paranoia-level-{level}", "enabled": False}
+        for level in range(settings.owasp_paranoia_level + 1, 5)
+    ]
+
+    def owasp(action: str, expression: str, description: str) -> cloudflare.RulesetRuleArgsDict:
+        return {
+            "action": "execute",
+            "expression": expression,
+            "description": description,
+            "action_parameters": {
+                "id": OWASP_RULESET_ID,
+                "overrides": {
+                    "categories": paranoia_off,
+                    "rules": [{"id": OWASP_SCORE_RULE_ID, "action": action,
+                               "score_threshold": settings.owasp_score_threshold}],
+                },
+            },
+        }
+
+    rules: list[cloudflare.RulesetRuleArgsDict] = [
+        {"action": "execute", "expression": "true", "description": "Cloudflare Managed Ruleset",
+         "action_parameters": {"id": MANAGED_RULESET_ID}},
+        owasp(settings.waf_action, f"not http.host in {_host_set(log_hosts)}" if log_hosts else "true",
+              "Cloudflare OWASP Core Ruleset"),
+    ]
+    if log_hosts:
+        rules.append(owasp("log", f"http.host in {_host_set(log_hosts)}",
+                           "Cloudflare OWASP Core Ruleset, log only (tenants migrating)"))
+    return rules
+
+
+def rate_limit_rules(settings: EdgeProfile, api_host: str,
+                     overrides: Sequence[RateLimitOverride]) -> list[cloudflare.RulesetRuleArgsDict]:
+    """One rule for the API, one per distinct tenant limit (not per tenant: a zone's plan allows a
+    handful of rules), one for every other storefront."""
+
+    def limit(expression: str, per_minute: int, description: str) -> cloudflare.RulesetRuleArgsDict:
+        return {
+            "action": "block",
+            "expression": expression,
+            "description": description,
+            "ratelimit": {"characteristics": ["cf.colo.id", "ip.src"], "period": 60,
+                          "requests_per_period": per_minute, "mitigation_timeout": 60},
+        }
+
+    by_limit: dict[int, list[str]] = {}
+    for override in overrides:
+        by_limit.setdefault(override.requests_per_minute, []).extend(override.hosts)
+    rules = [limit(f"http.host eq {json.dumps(api_host)}", settings.api_rate_limit_per_minute,
+                   "API: requests per minute per client IP")]
+    rules += [limit(f"http.host in {_host_set(hosts)}", per_minute, f"storefronts at {per_minute} per minute")
+              for per_minute, hosts in sorted(by_limit.items())]
+    storefront = f"http.host ne {json.dumps(api_host)}"
+    overridden = [h for hosts in by_limit.values() for h in hosts]
+    if overridden:
+        storefront += f" and not http.host in {_host_set(overridden)}"
+    rules.append(limit(storefront, settings.storefront_rate_limit_per_minute, "storefronts"))
+    return rules
+
+
+def cache_rules(settings: EdgeProfile, api_host: str) -> list[cloudflare.RulesetRuleArgsDict]:
+    api = json.dumps(api_host)
+    catalog = f"http.host eq {api} and starts_with(http.request.uri.path, {json.dumps(CATALOG_PREFIX)})"
+    return [
+        {"action": "set_cache_settings", "description": "never cache Vercel's own paths",
+         "expression": 'starts_with(http.request.uri.path, "/.well-known/vercel/")',
+         "action_parameters": {"cache": False}},
+        {"action": "set_cache_settings", "description": "API calls bypass the cache",
+         "expression": f"http.host eq {api} and not starts_with(http.request.uri.path, {json.dumps(CATALOG_PREFIX)})",
+         "action_parameters": {"cache": False}},
+        # Keyed by URL alone (the tenant is in the path), so a single-URL purge evicts it; Cloudflare:
+        # single-file purge "may not work" with a custom cache key or an expression matching only
+        # GET (https://developers.cloudflare.com/cache/how-to/cache-rules/settings/).
+        {"action": "set_cache_settings",
+         "description": "catalog JSON at the edge for 24 h (C5), one URL per tenant",
+         "expression": catalog,
+         "action_parameters": {
+             "cache": True,
+             "edge_ttl": {"mode": "override_origin", "default": settings.catalog_edge_ttl_seconds},
+             "browser_ttl": {"mode": "respect_origin"},
+         }},
+    ]
+
+
+HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
+    "action": "redirect",
+    "description": "always use HTTPS, except ACME HTTP-01 challenges (Vercel certificates)",
+    "expression": 'not ssl and not starts_with(http.request.uri.path, "/.well-known/acme-challenge/")',
+    "action_parameters": {"from_value": {
+        "status_code": 301,
+        "preserve_query_string": True,
+        "target_url": {"expression": 'concat("https://", http.host, http.request.uri.path)'},
+    }},
+}
+
+
+def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLimitOverride],
+               log_hosts: Sequence[str]) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
+    """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
+    against the zone's plan."""
+    api_host = api_hostname(zone_name)
+    return {
+        "http_request_firewall_managed": waf_rules(settings, log_hosts),
+        "http_ratelimit": rate_limit_rules(settings, api_host, overrides),
+        "http_request_cache_settings": cache_rules(settings, api_host),
+        "http_request_dynamic_redirect": [HTTPS_REDIRECT],
+    }
+
+
+_RULESET_NAMES = {
+    "http_request_firewall_managed": ("waf", "platform WAF"),
+    "http_ratelimit": ("rate-limits", "platform rate limits"),
+    "http_request_cache_settings": ("cache", "platform cache rules"),
+    "http_request_dynamic_redirect": ("https-redirect", "platform HTTPS redirect"),
+}
 
 
 class Edge(pulumi.ComponentResource):
@@ -84,10 +220,12 @@ class Edge(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self._zone_settings(child)
-        self._waf(child)
-        self._rate_limits(child)
-        self._cache_rules(child)
-        self._https_redirect(child)
+        # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
+        rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts)
+        for phase, phase_rules in rules.items():
+            suffix, title = _RULESET_NAMES[phase]
+            cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
+                               rules=phase_rules, opts=child)
         self._platform_hosts(child)
         self.catalog_purge_token = self._purge_token()
 
@@ -101,7 +239,7 @@ class Edge(pulumi.ComponentResource):
             "min_tls_version": "1.2",
             "tls_1_3": "on",
             # Zone-wide "Always Use HTTPS" cannot spare ACME challenges, which Vercel needs over plain
-            # HTTP behind a proxy; the redirect rule in `_https_redirect` does it with that exception.
+            # HTTP behind a proxy; the redirect rule (HTTPS_REDIRECT) does it with that exception.
             "always_use_https": "off",
             "automatic_https_rewrites": "on",
             "security_header": {
@@ -118,125 +256,12 @@ class Edge(pulumi.ComponentResource):
             cloudflare.ZoneSetting(f"{self._name}-{setting_id.replace('_', '-')}", zone_id=self._args.zone_id,
                                    setting_id=setting_id, value=value, opts=child)
 
-    def _waf(self, child: pulumi.ResourceOptions) -> None:
-        s = self._args.settings
-        log_hosts = list(self._args.waf_log_only_hosts)
-        # Paranoia level N: the rules tagged with the levels above N are switched off.
-        paranoia_off: list[cloudflare.RulesetRuleActionParametersOverridesCategoryArgsDict] = [
-            {"category": f"paranoia-level-{level}", "enabled": False}
-            for level in range(s.owasp_paranoia_level + 1, 5)
-        ]
-
-        def owasp(action: str, expression: str, description: str) -> cloudflare.RulesetRuleArgsDict:
-            return {
-                "action": "execute",
-                "expression": expression,
-                "description": description,
-                "action_parameters": {
-                    "id": OWASP_RULESET_ID,
-                    "overrides": {
-                        "categories": paranoia_off,
-                        "rules": [{"id": OWASP_SCORE_RULE_ID, "action": action,
-                                   "score_threshold": s.owasp_score_threshold}],
-                    },
-                },
-            }
-
-        rules: list[cloudflare.RulesetRuleArgsDict] = [
-            {"action": "execute", "expression": "true", "description": "Cloudflare Managed Ruleset",
-             "action_parameters": {"id": MANAGED_RULESET_ID}},
-            owasp(s.waf_action, f"not http.host in {_host_set(log_hosts)}" if log_hosts else "true",
-                  "Cloudflare OWASP Core Ruleset"),
-        ]
-        if log_hosts:
-            rules.append(owasp("log", f"http.host in {_host_set(log_hosts)}",
-                               "Cloudflare OWASP Core Ruleset, log only (tenants migrating)"))
-        cloudflare.Ruleset(f"{self._name}-waf", zone_id=self._args.zone_id, kind="zone",
-                           phase="http_request_firewall_managed", name="platform WAF",
-                           rules=rules, opts=child)
-
-    def _rate_limits(self, child: pulumi.ResourceOptions) -> None:
-        s = self._args.settings
-
-        def limit(expression: str, per_minute: int, description: str) -> cloudflare.RulesetRuleArgsDict:
-            return {
-                "action": "block",
-                "expression": expression,
-                "description": description,
-                "ratelimit": {"characteristics": ["cf.colo.id", "ip.src"], "period": 60,
-                              "requests_per_period": per_minute, "mitigation_timeout": 60},
-            }
-
-        overridden = [h for o in self._args.rate_limit_overrides for h in o.hosts]
-        rules = [limit(f"http.host eq {json.dumps(self.api_hostname)}", s.api_rate_limit_per_minute,
-                       "API: requests per minute per client IP")]
-        rules += [limit(f"http.host in {_host_set(o.hosts)}", o.requests_per_minute,
-                        f"storefront override: {o.hosts[0]}") for o in self._args.rate_limit_overrides]
-        storefront = f"http.host ne {json.dumps(self.api_hostname)}"
-        if overridden:
-            storefront += f" and not http.host in {_host_set(overridden)}"
-        rules.append(limit(storefront, s.storefront_rate_limit_per_minute, "storefronts"))
-        cloudflare.Ruleset(f"{self._name}-rate-limits", zone_id=self._args.zone_id, kind="zone",
-                           phase="http_ratelimit", name="platform rate limits", rules=rules, opts=child)
-
-    def _cache_rules(self, child: pulumi.ResourceOptions) -> None:
-        api = json.dumps(self.api_hostname)
-        catalog = f'http.host eq {api} and http.request.method eq "GET" and ' \
-                  'starts_with(http.request.uri.path, "/v1/catalog")'
-        rules: list[cloudflare.RulesetRuleArgsDict] = [
-            {"action": "set_cache_settings", "description": "never cache Vercel's own paths",
-             "expression": 'starts_with(http.request.uri.path, "/.well-known/vercel/")',
-             "action_parameters": {"cache": False}},
-            {"action": "set_cache_settings", "description": "API calls bypass the cache",
-             "expression": f'http.host eq {api} and not starts_with(http.request.uri.path, "/v1/catalog")',
-             "action_parameters": {"cache": False}},
-            {"action": "set_cache_settings",
-             "description": "catalog JSON at the edge for 24 h (C5), keyed by the tenant's key",
-             "expression": catalog,
-             "action_parameters": {
-                 "cache": True,
-                 "edge_ttl": {"mode": "override_origin",
-                              "default": self._args.settings.catalog_edge_ttl_seconds},
-                 "browser_ttl": {"mode": "respect_origin"},
-                 # The catalog is per tenant and the tenant is named by its key: the key is part of
-                 # the cache key, so one tenant's catalog is never served to another.
-                 "cache_key": {"custom_key": {"header": {"includes": ["authorization"]}}},
-             }},
-        ]
-        cloudflare.Ruleset(f"{self._name}-cache", zone_id=self._args.zone_id, kind="zone",
-                           phase="http_request_cache_settings", name="platform cache rules",
-                           rules=rules, opts=child)
-
-    def _https_redirect(self, child: pulumi.ResourceOptions) -> None:
-        rule: cloudflare.RulesetRuleArgsDict = {
-            "action": "redirect",
-            "description": "always use HTTPS, except ACME HTTP-01 challenges (Vercel certificates)",
-            "expression": 'not ssl and not starts_with(http.request.uri.path, "/.well-known/acme-challenge/")',
-            "action_parameters": {"from_value": {
-                "status_code": 301,
-                "preserve_query_string": True,
-                "target_url": {"expression": 'concat("https://", http.host, http.request.uri.path)'},
-            }},
-        }
-        cloudflare.Ruleset(f"{self._name}-https-redirect", zone_id=self._args.zone_id, kind="zone",
-                           phase="http_request_dynamic_redirect", name="platform HTTPS redirect",
-                           rules=[rule], opts=child)
-
     def _platform_hosts(self, child: pulumi.ResourceOptions) -> None:
         # Proxied: the WAF and rate limits only see traffic that goes through Cloudflare (S2).
-        if self._args.api_origin is not None:
-            cloudflare.DnsRecord(f"{self._name}-api", zone_id=self._args.zone_id, name=self.api_hostname,
-                                 type="CNAME", content=self._args.api_origin, proxied=True, ttl=1,
+        for record in self._args.api_records:
+            cloudflare.DnsRecord(f"{self._name}-{record.key}", zone_id=self._args.zone_id, name=record.name,
+                                 type=record.type, content=record.content, proxied=record.proxied, ttl=1,
                                  comment="Commission Engine API", opts=child)
-            # Cloud Run and Railway route by Host header: the origin must see its own host name.
-            route: cloudflare.RulesetRuleArgsDict = {
-                "action": "route",
-                "description": "API: Host header of the engine's origin",
-                "expression": f"http.host eq {json.dumps(self.api_hostname)}",
-                "action_parameters": {"host_header": self._args.api_origin},
-            }
-            cloudflare.Ruleset(f"{self._name}-origin", zone_id=self._args.zone_id, kind="zone",
-                               phase="http_request_origin", name="platform origin rules", rules=[route], opts=child)
         self.fallback_origin = None
         if self._args.custom_domains_enabled:
             record = cloudflare.DnsRecord(

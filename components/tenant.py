@@ -68,7 +68,6 @@ class TenantSite(pulumi.ComponentResource):
                 hostname=domain,
                 # HTTP DV validation completes by itself once the tenant's CNAME reaches the zone.
                 ssl={"method": "http", "type": "dv", "settings": {"min_tls_version": "1.2"}},
-                custom_metadata={"tenant": args.slug},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
             )
             ownership = custom.ownership_verification

@@ -51,7 +51,7 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
             service["command"] = [part.replace("$", "$$") for part in container["command"]]
         service["environment"] = environment
         if container.get("ports"):
-            service["ports"] = [f"{p['external']}:{p['internal']}" for p in container["ports"]]
+            service["ports"] = [f"{p['ip']}:{p['external']}:{p['internal']}" for p in container["ports"]]
         if container.get("volumes"):
             named = [v for v in container["volumes"] if "volumeName" in v]
             service["volumes"] = [f"{v['volumeName']}:{v['containerPath']}" for v in named] + [

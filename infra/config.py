@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from components.observability import spec as observability_spec
 from infra import model as m
+from infra.edge_plan import check_edge
 from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
 from policies.pack import RULES
 from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
@@ -87,7 +88,11 @@ def load_model(raw: RawConfig) -> m.StackModel:
     problems += service_problems + _cross_check(spec, services)
     if problems:
         raise ConfigError(raw.file, problems)
-    return _to_model(spec, services)
+    model = _to_model(spec, services)
+    problems = check_edge(model)
+    if problems:
+        raise ConfigError(raw.file, problems)
+    return model
 
 
 def fields_alias(field: str) -> str:
@@ -380,7 +385,8 @@ def _secret(key: str, value: str | None) -> m.Secret:
 
 
 def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) -> m.StackModel:
-    zone = m.Zone(spec.zone.name, spec.zone.zone_id, spec.zone.account_id, spec.zone.tokens_expire_on)
+    zone = m.Zone(spec.zone.name, spec.zone.zone_id, spec.zone.account_id, spec.zone.tokens_expire_on,
+                  spec.zone.plan)
     f = spec.frontend
     return m.StackModel(
         environment=spec.environment,

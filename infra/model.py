@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from stacks.cloudflare import Plan
 from stacks.profile import Profile, ServiceName, ServiceProfile
 
 
@@ -34,6 +35,7 @@ class Zone:
     zone_id: str
     account_id: str
     tokens_expire_on: str
+    plan: Plan
 
 
 @dataclass(frozen=True)

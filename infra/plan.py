@@ -34,6 +34,12 @@ SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 PLAN_FORMAT = 1
 
+CLOUDFLARE_IPV4 = ("173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18",
+                   "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17",
+                   "162.158.0.0/15", "104.16.0.0/13", "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22")
+CLOUDFLARE_IPV6 = ("2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32",
+                   "2a06:98c0::/29", "2c0f:f248::/32")
+
 # Pulumi's wire format: a secret is {SIG_KEY: SECRET_SIG, "value": ...}; unknowns are this string.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -148,7 +154,13 @@ class PlanMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == "cloudflare:index/getIpRanges:getIpRanges":
+            # What https://www.cloudflare.com/ips/ publishes (the API's /ips answers the same).
+            return {"ipv4Cidrs": list(CLOUDFLARE_IPV4), "ipv6Cidrs": list(CLOUDFLARE_IPV6)}, []
+        if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
+            tunnel = cast(dict[str, Any], args.args).get("tunnelId")  # pyright: ignore[reportUnknownMemberType]
+            return {"token": _fake(f"tunnel-token-{tunnel}", length=64)}, []
+        return {}, []
 
 
 class PlanMonitor(pulumi_mocks.MockMonitor):

@@ -5,31 +5,37 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 import pulumi_gcp as gcp
+import pulumiverse_grafana as grafana
 
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget
 from components.backends.railway import RailwayTarget
+from components.backends.service import DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
 from components.database import BackupTarget, Database, DatabaseArgs
-from components.edge import Edge, EdgeArgs, RateLimitOverride, api_hostname
+from components.edge import Edge, api_hostname, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import spec as observability_spec
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.tenant import TenantSite, TenantSiteArgs
+from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
+from infra.edge_plan import edge_args
 from infra.model import StackModel
 from stacks.profile import ServiceProfile
 
 
-def _targets(model: StackModel) -> Targets:
+def _targets(model: StackModel, registry: Registry | None) -> Targets:
     backends = {svc.backend for svc in model.services.values()}
     network = None
     if "docker" in backends:
         network = docker.Network("platform-network", name=f"platform-{model.environment}")
-    railway = (RailwayTarget(model.railway.project_id, model.railway.environment_id, model.railway.region)
+    # Railway pulls the platform's images from the private registry with its credentials.
+    railway = (RailwayTarget(model.railway.project_id, model.railway.environment_id, model.railway.region,
+                             registry=registry)
                if model.railway is not None else None)
     return Targets(docker_network=network, railway=railway)
 
@@ -39,9 +45,9 @@ def declare(model: StackModel) -> None:
     zone = model.zone
     api_url = f"https://{api_hostname(zone.name)}"
     env = model.environment
-    targets = _targets(model)
     registry = (Registry(model.registry.server, model.registry.repository, model.registry.username,
                          model.registry.password.output()) if model.registry is not None else None)
+    targets = _targets(model, registry)
 
     storefront = Storefront("storefront", StorefrontArgs(
         project_name=model.frontend.project_name,
@@ -88,12 +94,27 @@ def declare(model: StackModel) -> None:
     edge_settings = model.profile.edge
     slo_spec = observability_spec.with_overrides(observability_spec.load(), model.alerts.overrides)
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)}
+    alerting_opts: pulumi.ResourceOptions | None = None
+    api_records: list[DnsEntry] = []
     if engine_size.backend == "docker":
-        # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6).
+        # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
+        # the edge reaches the Docker host's network (the engine, Grafana) through a tunnel.
+        small = ServiceProfile("docker", 500, 512, 500, 512, 1, 1)
+        grafana_host = grafana_hostname(zone.name)
         observability = SelfHostedObservability("observability", SelfHostedArgs(
-            spec=slo_spec, targets=targets, engine_target="commission-engine:8000",
-            size=ServiceProfile("docker", 500, 512, 500, 512, 1, 1)))
+            spec=slo_spec, targets=targets, engine_target="commission-engine:8000", size=small,
+            grafana_url=f"https://{grafana_host}"))
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = observability.otlp_endpoint
+        tunnel = OriginTunnel("tunnel", TunnelArgs(
+            account_id=zone.account_id, environment=env, targets=targets, size=small,
+            routes={api_hostname(zone.name): "http://commission-engine:8000", grafana_host: "http://grafana:3000"}))
+        api_records += tunnel.dns
+        # The stack's own Grafana, not `grafana:url`: the alerting resources go where the rules' data is.
+        grafana_provider = grafana.Provider(
+            "grafana-selfhosted", url=f"https://{grafana_host}",
+            auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
+            opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready]))
+        alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
     extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
@@ -106,25 +127,15 @@ def declare(model: StackModel) -> None:
         pocketbase_superuser_email=database.superuser_email,
         pocketbase_superuser_password=database.superuser_password,
         redis_url=cache.url,
+        public_hostname=api_hostname(zone.name),
         registry=registry if engine_size.backend != "docker" else None,
         prebuilt_image=model.engine_image,
         extra_env=extra_env,
         extra_secret_env=extra_secret_env,
     ))
-    api_origin = (engine.endpoint.public_url.apply(lambda u: u.split("://", 1)[-1].rstrip("/"))
-                  if engine.endpoint.public_url is not None and engine_size.backend != "docker" else None)
+    api_records += engine.endpoint.dns
 
-    edge = Edge("edge", EdgeArgs(
-        zone_id=zone.zone_id,
-        zone_name=zone.name,
-        tokens_expire_on=zone.tokens_expire_on,
-        settings=edge_settings,
-        api_origin=api_origin,
-        custom_domains_enabled=any(t.custom_domains for t in model.tenants),
-        rate_limit_overrides=[RateLimitOverride(t.hostnames, t.rate_limit_per_minute)
-                              for t in model.tenants if t.rate_limit_per_minute is not None],
-        waf_log_only_hosts=[h for t in model.tenants if t.waf_log_only for h in t.hostnames],
-    ))
+    edge = Edge("edge", edge_args(model, api_records))
 
     tenants: dict[str, object] = {}
     tenant_keys: dict[str, object] = {}
@@ -153,11 +164,10 @@ def declare(model: StackModel) -> None:
         prometheus_datasource_uid=model.alerts.prometheus_datasource_uid,
         emails=model.alerts.emails,
         slack_webhook_url=model.alerts.slack_webhook_url.output(),
-    ))
+    ), opts=alerting_opts)
 
     pulumi.export("environment", env)
     pulumi.export("apiUrl", api_url)
-    pulumi.export("engineOrigin", engine.endpoint.public_url)
     pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
     pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))

@@ -83,6 +83,8 @@ class ZoneSpec(_Spec):
     name: Hostname
     zone_id: Hex32
     account_id: Hex32
+    # The zone's Cloudflare plan: what its edge may declare (stacks/cloudflare.py).
+    plan: Literal["free", "pro", "business", "enterprise"]
     # Every API token the platform creates expires on this date; rotate by moving it forward.
     tokens_expire_on: IsoDate
 

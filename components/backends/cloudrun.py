@@ -1,7 +1,10 @@
 """The cloudrun backend: a Cloud Run v2 service with its own service account and secrets (C1, S3).
 
 Least privilege: the service account holds no project role; it may read exactly its own secrets.
-Public invocation (`allUsers` as invoker) is granted only to a service marked public.
+A public service is reachable only through a global external Application Load Balancer
+(`INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER`), which answers for its public hostname with a Certificate
+Manager certificate and admits only Cloudflare's addresses (Cloud Armor): so the edge reaches it
+without a Host-header override, and nobody reaches it but through the edge.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_cloudflare as cloudflare
 import pulumi_gcp as gcp
 import pulumiverse_time as time
 
-from components.backends.service import ContainerSpec, Endpoint
+from components.backends.service import ContainerSpec, DnsEntry, Endpoint
 
 CPU_TARGET = 0.6
 CONCURRENCY_TARGET = 0.7
@@ -98,7 +102,7 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         project=target.project,
         location=target.region,
         name=spec.name,
-        ingress="INGRESS_TRAFFIC_ALL" if spec.size.public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        ingress="INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" if spec.size.public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
         deletion_protection=target.deletion_protection,
         # PLAT-IAM-004 lets allUsers invoke only services labelled public.
         labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment},
@@ -107,7 +111,73 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*versions, *accessors,
                                                                *([settled] if settled else [])]),
     )
-    if spec.size.public:
-        gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
-                                        name=service.name, role="roles/run.invoker", member="allUsers", opts=child)
-    return Endpoint(private_url=service.uri, public_url=service.uri if spec.size.public else None)
+    if not spec.size.public:
+        return Endpoint(private_url=service.uri, public_url=None, resources=[service])
+    # The load balancer does not authenticate callers; its ingress setting is what keeps others out.
+    gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
+                                    name=service.name, role="roles/run.invoker", member="allUsers", opts=child)
+    assert spec.public_hostname is not None, "a public service names the host the edge forwards to it"
+    return Endpoint(private_url=service.uri, public_url=None, resources=[service],
+                    dns=_load_balancer(name, service, spec.public_hostname, target, parent))
+
+
+def _cloudflare_ranges(ranges: cloudflare.GetIpRangesResult) -> list[str]:
+    return sorted(ranges.ipv4_cidrs or []) + sorted(ranges.ipv6_cidrs or [])
+
+
+def _armor_rules(ranges: list[str]) -> list[gcp.compute.SecurityPolicyRuleArgsDict]:
+    # A basic Cloud Armor rule matches at most 10 ranges
+    # (https://cloud.google.com/armor/docs/security-policy-overview#ip-address-lists).
+    allow: list[gcp.compute.SecurityPolicyRuleArgsDict] = [
+        {"priority": 1000 + i, "action": "allow", "description": "Cloudflare's edge",
+         "match": {"versioned_expr": "SRC_IPS_V1", "config": {"src_ip_ranges": ranges[i * 10:(i + 1) * 10]}}}
+        for i in range((len(ranges) + 9) // 10)]
+    return [*allow, {"priority": 2147483647, "action": "deny(403)", "description": "everyone else",
+                     "match": {"versioned_expr": "SRC_IPS_V1", "config": {"src_ip_ranges": ["*"]}}}]
+
+
+def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, target: CloudRunTarget,
+                   parent: pulumi.Resource) -> list[DnsEntry]:
+    child = pulumi.ResourceOptions(parent=parent)
+    project = target.project
+    prefix = f"{hostname.split('.')[0]}-{target.environment}"
+    neg = gcp.compute.RegionNetworkEndpointGroup(
+        f"{name}-neg", project=project, region=target.region, name=f"{prefix}-neg",
+        network_endpoint_type="SERVERLESS", cloud_run={"service": service.name}, opts=child)
+    # Cloudflare publishes its ranges (https://www.cloudflare.com/ips/); read them at deploy time.
+    ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+    armor = gcp.compute.SecurityPolicy(
+        f"{name}-edge-only", project=project, name=f"{prefix}-edge-only", type="CLOUD_ARMOR",
+        description="Only Cloudflare's edge may reach the origin",
+        rules=ranges.apply(lambda r: _armor_rules(_cloudflare_ranges(r))), opts=child)
+    backend = gcp.compute.BackendService(
+        f"{name}-backend", project=project, name=f"{prefix}-backend", load_balancing_scheme="EXTERNAL_MANAGED",
+        protocol="HTTPS", backends=[{"group": neg.id}], security_policy=armor.id,
+        log_config={"enable": True, "sample_rate": 1.0}, opts=child)
+    url_map = gcp.compute.URLMap(f"{name}-urlmap", project=project, name=f"{prefix}-urlmap",
+                                 default_service=backend.id, opts=child)
+    # DNS authorization: the certificate is issued while the name is proxied by Cloudflare, where an
+    # HTTP or load-balancer authorization would never see Google's challenge.
+    authorization = gcp.certificatemanager.DnsAuthorization(
+        f"{name}-dns-authorization", project=project, name=f"{prefix}-dns", location="global", domain=hostname,
+        opts=child)
+    certificate = gcp.certificatemanager.Certificate(
+        f"{name}-certificate", project=project, name=f"{prefix}-cert", scope="DEFAULT",
+        managed={"domains": [hostname], "dns_authorizations": [authorization.id]}, opts=child)
+    cert_map = gcp.certificatemanager.CertificateMap(f"{name}-certificate-map", project=project,
+                                                     name=f"{prefix}-certs", opts=child)
+    gcp.certificatemanager.CertificateMapEntry(
+        f"{name}-certificate-map-entry", project=project, name=f"{prefix}-entry", map=cert_map.name,
+        hostname=hostname, certificates=[certificate.id], opts=child)
+    proxy = gcp.compute.TargetHttpsProxy(
+        f"{name}-https-proxy", project=project, name=f"{prefix}-https", url_map=url_map.id,
+        certificate_map=cert_map.id.apply(lambda i: f"//certificatemanager.googleapis.com/{i}"), opts=child)
+    address = gcp.compute.GlobalAddress(f"{name}-address", project=project, name=f"{prefix}-ip", opts=child)
+    gcp.compute.GlobalForwardingRule(
+        f"{name}-https", project=project, name=f"{prefix}-https", target=proxy.id, ip_address=address.address,
+        port_range="443", load_balancing_scheme="EXTERNAL_MANAGED", opts=child)
+    # A FIXED_RECORD authorization is `_acme-challenge.<domain>` CNAME `<id>.authorize.certificatemanager.goog.`
+    # (https://cloud.google.com/certificate-manager/docs/dns-authorizations).
+    challenge = authorization.dns_resource_records.apply(lambda records: (records[0].data or "").rstrip("."))
+    return [DnsEntry("api", hostname, "A", address.address, proxied=True),
+            DnsEntry("api-certificate", f"_acme-challenge.{hostname}", "CNAME", challenge, proxied=False)]

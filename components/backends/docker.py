@@ -17,6 +17,8 @@ from components.backends.service import ContainerSpec, Endpoint
 HEALTH_INTERVAL, HEALTH_TIMEOUT, HEALTH_RETRIES, HEALTH_START_PERIOD = "10s", "3s", 5, "20s"
 LOG_OPTIONS = {"max-size": "50m", "max-file": "5"}
 RESTART = "unless-stopped"
+LOOPBACK = "127.0.0.1"
+HEALTH_WAIT_SECONDS = 120
 ENV_LABEL = "platform.env"
 """The container's plain (non-secret) variables as JSON: `docker-compose.yml` is generated from them."""
 SECRET_ENV_LABEL = "platform.secret-env"
@@ -26,7 +28,8 @@ SECRET_ENV_LABEL = "platform.secret-env"
 @dataclass(frozen=True)
 class ContainerSettings:
     published_ports: list[int]
-    """Published on the host only when public; otherwise reachable on the network alone."""
+    """Published on the host's loopback only when public (the edge reaches the host through a tunnel);
+    otherwise reachable on the network alone."""
     healthcheck: list[str]
     memory_mib: int
     cpu_quota: int
@@ -59,16 +62,19 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
     if settings.healthcheck:
         healthcheck = {"tests": settings.healthcheck, "interval": HEALTH_INTERVAL, "timeout": HEALTH_TIMEOUT,
                        "retries": HEALTH_RETRIES, "start_period": HEALTH_START_PERIOD}
-    docker.Container(
+    container = docker.Container(
         name,
         name=spec.name,
         image=spec.image,
         command=list(spec.command) or None,
         envs=envs,
         networks_advanced=[{"name": network.name, "aliases": [spec.name]}],
-        ports=[{"internal": p, "external": p} for p in settings.published_ports],
+        ports=[{"internal": p, "external": p, "ip": LOOPBACK} for p in settings.published_ports],
         volumes=mounts,
         healthcheck=healthcheck,
+        # `pulumi up` waits until the health check passes, so what depends on the container finds it up.
+        wait=healthcheck is not None,
+        wait_timeout=HEALTH_WAIT_SECONDS,
         restart=RESTART,
         memory=settings.memory_mib,
         cpu_period=100_000,
@@ -83,5 +89,6 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
         ],
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["envs"]),
     )
-    public = pulumi.Output.from_input(f"http://localhost:{spec.port}") if spec.size.public else None
-    return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}:{spec.port}"), public_url=public)
+    public = pulumi.Output.from_input(f"http://{LOOPBACK}:{spec.port}") if spec.size.public else None
+    return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}:{spec.port}"), public_url=public,
+                    resources=[container])

@@ -37,6 +37,22 @@ class ContainerSpec:
     """Configuration files (container path -> content). The docker backend only."""
     host_mounts: Mapping[str, str] = field(default_factory=dict[str, str])
     """Host paths mounted read-only (host path -> container path). The docker backend only."""
+    public_hostname: str | None = None
+    """The name the edge forwards a public service's requests to (`api.<zone>`): the backend makes the
+    service answer for it itself, since overriding the Host header is Cloudflare Enterprise only."""
+
+
+@dataclass(frozen=True)
+class DnsEntry:
+    """A record the stack's zone needs for a service: the proxied name the edge forwards, or a
+    DNS-only one its certificate is validated with."""
+
+    key: str
+    """Names the resource."""
+    name: str
+    type: str
+    content: pulumi.Input[str]
+    proxied: bool
 
 
 @dataclass(frozen=True)
@@ -44,4 +60,8 @@ class Endpoint:
     private_url: pulumi.Output[str]
     """How the other services on the same backend reach this one."""
     public_url: pulumi.Output[str] | None
-    """HTTPS URL reachable from the internet, when the service is public."""
+    """The backend's own HTTPS URL of a public service, where it has one (Cloud Run, Railway)."""
+    dns: Sequence[DnsEntry] = ()
+    """Records for `ContainerSpec.public_hostname` that the edge declares in the zone."""
+    resources: Sequence[pulumi.Resource] = ()
+    """What runs the service: a client that needs it up depends on these."""

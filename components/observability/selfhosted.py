@@ -81,11 +81,14 @@ class SelfHostedArgs:
     engine_target: str
     """host:port Prometheus scrapes for the engine's /metrics."""
     size: ServiceProfile
+    grafana_url: str
+    """Where people (and the Pulumi program's Grafana provider) reach Grafana, through the edge."""
 
 
 class SelfHostedObservability(pulumi.ComponentResource):
     otlp_endpoint: str
     grafana: Endpoint
+    grafana_admin_password: pulumi.Output[str]
 
     def __init__(self, name: str, args: SelfHostedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:observability:SelfHosted", name, None, opts)
@@ -109,10 +112,12 @@ class SelfHostedObservability(pulumi.ComponentResource):
         public = dataclasses.replace(args.size, public=True)
         self.grafana = deploy(f"{name}-grafana", ContainerSpec(
             name="grafana", image=GRAFANA_IMAGE, port=3000, size=public,
-            env={"GF_AUTH_ANONYMOUS_ENABLED": "false", "GF_USERS_ALLOW_SIGN_UP": "false"},
+            env={"GF_AUTH_ANONYMOUS_ENABLED": "false", "GF_USERS_ALLOW_SIGN_UP": "false",
+                 "GF_SERVER_ROOT_URL": args.grafana_url},
             secret_env={"GF_SECURITY_ADMIN_PASSWORD": admin.result},
             healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health"],
             files=grafana_files()), args.targets, self)
+        self.grafana_admin_password = pulumi.Output.secret(admin.result)
         self.otlp_endpoint = f"http://otel-collector:{OTLP_HTTP_PORT}"
         self.register_outputs({})
 
