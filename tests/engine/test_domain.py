@@ -113,3 +113,32 @@ def test_a_monthly_summary_from_totals_per_status_counts_every_order() -> None:
 
     assert (summary.pending_cents, summary.approved_cents, summary.reversed_cents, summary.order_count) == (
         0, 300, 7, 7)
+
+
+@pytest.mark.parametrize(("lines", "path"), [
+    ([LineRequest("MUG", 2**53)], "lines[0].quantity"),
+    ([LineRequest("MUG", 2_001_599_834_387)], "lines[0].quantity"),  # 4,500 x that is 2^53 + 509
+    ([LineRequest("MUG", 1_000_000_000_000)] * 3, "lines"),  # 4.5e15 a line, 1.35e16 the order
+])
+def test_a_line_or_order_total_beyond_the_exact_bound_is_refused_naming_the_field(lines: list[LineRequest],
+                                                                                   path: str) -> None:
+    with pytest.raises(DomainError) as caught:
+        price_order("aff", lines, CATALOG, RULES)
+
+    assert caught.value.field_path == path
+
+
+def test_the_largest_exact_total_is_priced_to_the_cent() -> None:
+    catalog = {"BIG": Product("BIG", "Big", "x", 2**53 - 1)}
+
+    order = price_order("aff", [LineRequest("BIG", 1)], catalog, CommissionRules(default_rate_bps=10_000))
+
+    assert (order.total_cents, order.commission_cents) == (2**53 - 1, 2**53 - 1)
+
+
+def test_a_refused_status_change_names_the_status_the_order_is_in() -> None:
+    with pytest.raises(TransitionError) as caught:
+        next_status(OrderStatus.PAID, "cancel")
+
+    assert (caught.value.action, caught.value.current) == ("cancel", OrderStatus.PAID)
+    assert str(caught.value) == "cannot cancel an order that is paid; only a created order"

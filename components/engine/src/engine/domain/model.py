@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_BPS = 10_000
+MAX_EXACT = 2**53 - 1
+"""The largest amount or quantity stored and read back exactly: PocketBase's numbers are 64-bit floats
+(as are JavaScript's), whose integers are exact up to 2^53. Every amount, quantity, line total and
+order total is refused beyond it, naming the field, rather than stored one cent off."""
 
 
 class DomainError(Exception):
@@ -20,10 +24,6 @@ class DomainError(Exception):
         self.field_path = field_path
         self.message = message
         super().__init__(f"{field_path}: {message}")
-
-
-class TransitionError(Exception):
-    """An order status change the lifecycle forbids (HTTP 409)."""
 
 
 class OrderStatus(StrEnum):
@@ -37,6 +37,14 @@ class CommissionStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REVERSED = "reversed"
+
+
+class TransitionError(Exception):
+    """An order status change the lifecycle forbids, or that another change won (HTTP 409)."""
+
+    def __init__(self, action: str, current: OrderStatus, allowed_from: OrderStatus) -> None:
+        self.action, self.current = action, current
+        super().__init__(f"cannot {action} an order that is {current.value}; only a {allowed_from.value} order")
 
 
 TRANSITIONS: Mapping[str, tuple[OrderStatus, OrderStatus]] = {
@@ -82,8 +90,8 @@ class CommissionRules:
         for path, rate in rates:
             if not 0 <= rate <= MAX_BPS:
                 raise DomainError(path, f"{rate} is not a rate; expected 0 to {MAX_BPS} basis points")
-        if self.order_cap_cents is not None and self.order_cap_cents < 0:
-            raise DomainError("order_cap_cents", f"{self.order_cap_cents} is negative; expected >= 0")
+        if self.order_cap_cents is not None and not 0 <= self.order_cap_cents <= MAX_EXACT:
+            raise DomainError("order_cap_cents", f"{self.order_cap_cents}; expected 0 to {MAX_EXACT}")
 
     def rate_for(self, sku: str, category: str) -> int:
         if sku in self.product_rates_bps:
@@ -138,9 +146,12 @@ def price_order(affiliate_id: str | None, lines: Sequence[LineRequest], catalog:
         product = catalog.get(line.sku)
         if product is None or not product.active:
             raise DomainError(f"lines[{i}].sku", f"{line.sku!r} is not an active product of this tenant")
-        if line.quantity < 1:
-            raise DomainError(f"lines[{i}].quantity", f"{line.quantity}; expected at least 1")
+        if not 1 <= line.quantity <= MAX_EXACT:
+            raise DomainError(f"lines[{i}].quantity", f"{line.quantity}; expected 1 to {MAX_EXACT}")
         gross = line.quantity * product.price_cents
+        if gross > MAX_EXACT:
+            raise DomainError(f"lines[{i}].quantity", f"{line.quantity} at {product.price_cents} cents is a line "
+                                                      f"total of {gross}; the largest exact amount is {MAX_EXACT}")
         if line.discount_cents < 0 or line.discount_cents > gross:
             raise DomainError(f"lines[{i}].discount_cents",
                               f"{line.discount_cents}; expected 0 to the line's gross {gross}")
@@ -148,16 +159,19 @@ def price_order(affiliate_id: str | None, lines: Sequence[LineRequest], catalog:
         rate = rules.rate_for(product.sku, product.category) if affiliate_id else 0
         priced.append(PricedLine(product.sku, line.quantity, product.price_cents, line.discount_cents, net, rate,
                                  line_commission_cents(net, rate)))
+    total = sum(p.net_cents for p in priced)
+    if total > MAX_EXACT:
+        raise DomainError("lines", f"the order total is {total} cents; the largest exact amount is {MAX_EXACT}")
     commission = sum(p.commission_cents for p in priced)
     if rules.order_cap_cents is not None:
         commission = min(commission, rules.order_cap_cents)
-    return PricedOrder(affiliate_id, tuple(priced), sum(p.net_cents for p in priced), commission if affiliate_id else 0)
+    return PricedOrder(affiliate_id, tuple(priced), total, commission if affiliate_id else 0)
 
 
 def next_status(current: OrderStatus, action: str) -> OrderStatus:
     allowed_from, to = TRANSITIONS[action]
     if current != allowed_from:
-        raise TransitionError(f"cannot {action} an order that is {current.value}; only a {allowed_from.value} order")
+        raise TransitionError(action, current, allowed_from)
     return to
 
 
