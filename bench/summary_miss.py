@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from engine.adapters.pocketbase import PocketBase, quote
 from engine.dev import LocalStack, demo_tenant, local_stack
+from engine.services import view_cents
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 STATUSES = ("pending", "approved", "reversed")
@@ -64,8 +65,9 @@ async def measure(stack: LocalStack, tenant: str, api_key: str, repeat: int) -> 
         return sum(int(r["commission_cents"]) for r in rows)
 
     async def view() -> int:
-        rows = await pocketbase.list("bench", "commission_totals", where, fields="commission_status,cents,orders")
-        return sum(int(r["cents"]) for r in rows)
+        rows = await pocketbase.list("bench", "commission_totals", where,
+                                     fields="commission_status,cents_high,cents_low,orders")
+        return sum(view_cents(r) for r in rows)
 
     assert await records() == await view(), "both ways must agree"
     headers = {"Authorization": f"Bearer {api_key}"}

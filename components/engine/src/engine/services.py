@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import NotUnique, PocketBase, quote
 from engine.domain.model import (
     COMMISSION_FOR,
+    TRANSITIONS,
     CommissionRules,
     CommissionStatus,
     DomainError,
@@ -27,6 +29,7 @@ from engine.domain.model import (
     MonthlySummary,
     OrderStatus,
     Product,
+    TransitionError,
     next_status,
     price_order,
     summarize,
@@ -34,6 +37,23 @@ from engine.domain.model import (
 from engine.registry import Tenant
 
 CATALOG_MEMORY_S = 1.0
+CENTS_SPLIT = 1_000_000_000
+ORDER_ID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
+
+
+def _order_cap(record: dict[str, Any]) -> int | None:
+    """A cap of 0 is a cap: PocketBase stores an unset number as 0, so `has_order_cap` tells them apart.
+    A record written before that field existed has a cap if its number is not 0."""
+    cap = int(record.get("order_cap_cents") or 0)
+    if record.get("has_order_cap"):
+        return cap
+    return cap or None
+
+
+def view_cents(group: dict[str, Any]) -> int:
+    """A sum from the commission_totals view, exact: SQLite sums the billions and the rest apart as
+    integers and hands them over as text, so neither passes through a 64-bit float nor overflows."""
+    return int(group["cents_high"]) * CENTS_SPLIT + int(group["cents_low"])
 
 
 class NotFound(Exception):
@@ -127,10 +147,11 @@ class Engine:
             record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
             rules = CommissionRules() if record is None else CommissionRules(
                 int(record.get("default_rate_bps") or 0), record.get("category_rates_bps") or {},
-                record.get("product_rates_bps") or {}, record.get("order_cap_cents") or None)
+                record.get("product_rates_bps") or {}, _order_cap(record))
             return json.dumps(asdict(rules))
 
-        document = await self._cached("rules", f"rules-gen:{tenant.slug}", f"rules:{tenant.slug}",
+        # "rules2": copies cached before caps of 0 were kept read a cap of 0 as none; they are never used.
+        document = await self._cached("rules", f"rules-gen:{tenant.slug}", f"rules2:{tenant.slug}",
                                       self.catalog_ttl_s, load)
         return CommissionRules(**json.loads(document))
 
@@ -152,7 +173,8 @@ class Engine:
 
     async def put_rules(self, tenant: Tenant, rules: CommissionRules) -> CommissionRules:
         await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
-                           {"tenant": tenant.slug, **asdict(rules)})
+                           {"tenant": tenant.slug, **asdict(rules), "order_cap_cents": rules.order_cap_cents or 0,
+                            "has_order_cap": rules.order_cap_cents is not None})
         await self.cache.new_generation("rules", f"rules-gen:{tenant.slug}")
         return rules
 
@@ -180,9 +202,18 @@ class Engine:
         request_hash = hashlib.sha256(json.dumps(
             {"affiliate_id": affiliate_id, "lines": [asdict(line) for line in lines]}, sort_keys=True).encode()
         ).hexdigest()
-        if affiliate_id is not None and affiliate_id not in await self._affiliates(tenant):
-            raise DomainError("affiliate_id", f"{affiliate_id!r} is not an affiliate of this tenant")
-        priced = price_order(affiliate_id, lines, await self._active_products(tenant), await self.rules(tenant))
+        try:
+            if affiliate_id is not None and affiliate_id not in await self._affiliates(tenant):
+                raise DomainError("affiliate_id", f"{affiliate_id!r} is not an affiliate of this tenant")
+            priced = price_order(affiliate_id, lines, await self._active_products(tenant), await self.rules(tenant))
+        except DomainError:
+            # A retry is answered with the order it created, whatever changed since (a product deactivated,
+            # a price or a rate): only a request the key never stored is refused. The lookup costs a
+            # round trip on refusals only; an accepted retry is caught by the unique index below.
+            stored = await self._by_idempotency_key(tenant, idempotency_key)
+            if stored is None:
+                raise
+            return self._replay(stored, request_hash), False
         now = dt.datetime.now(dt.UTC)
         body = {
             "tenant": tenant.slug, "idempotency_key": idempotency_key, "request_hash": request_hash,
@@ -215,18 +246,35 @@ class Engine:
         return order_view(record)
 
     async def order(self, tenant: Tenant, order_id: str) -> dict[str, Any]:
-        record = await self.pb.get("get_order", "orders", order_id) if order_id.isalnum() else None
+        record = await self.pb.get("get_order", "orders", order_id) if ORDER_ID.fullmatch(order_id) else None
         if record is None or record["tenant"] != tenant.slug:
             raise NotFound(f"no order {order_id!r}")
         return record
 
     async def transition(self, tenant: Tenant, order_id: str, action: str) -> dict[str, Any]:
+        """One status change, of which exactly one wins however many callers race.
+
+        The change is one PocketBase transaction (its batch API): record that the order leaves its
+        status, then update the order. `order_transitions` has a unique index on (order, from status),
+        and an order leaves each status at most once (created -> paid -> refunded, created ->
+        cancelled), so of two changes read from the same status the second transaction breaks the
+        index and rolls back whole; its caller is told the status the winner left.
+        """
         record = await self.order(tenant, order_id)
-        status = next_status(OrderStatus(record["status"]), action)
-        updated = await self.pb.update("transition", "orders", record["id"], {
-            "status": status.value, "commission_status": COMMISSION_FOR[status].value})
+        current = OrderStatus(record["status"])
+        status = next_status(current, action)
+        try:
+            updated = await self.pb.batch("transition", [
+                {"method": "POST", "url": "/api/collections/order_transitions/records",
+                 "body": {"tenant": tenant.slug, "order_id": record["id"], "from_status": current.value,
+                          "to_status": status.value}},
+                {"method": "PATCH", "url": f"/api/collections/orders/records/{record['id']}",
+                 "body": {"status": status.value, "commission_status": COMMISSION_FOR[status].value}}])
+        except NotUnique:
+            now = OrderStatus((await self.order(tenant, order_id))["status"])
+            raise TransitionError(action, now, TRANSITIONS[action][0]) from None
         await self._invalidate_summary(tenant, record.get("affiliate_id") or None)
-        return order_view(updated)
+        return order_view(updated[1])
 
     # -- summaries ------------------------------------------------------------------------------
 
@@ -242,9 +290,9 @@ class Engine:
             groups = await self.pb.list(
                 "summary", "commission_totals",
                 f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)} && created_month={quote(month)}",
-                fields="commission_status,cents,orders")
+                fields="commission_status,cents_high,cents_low,orders")
             result: MonthlySummary = summarize(affiliate_id, month, [
-                (CommissionStatus(g["commission_status"]), int(g["cents"]), int(g["orders"])) for g in groups])
+                (CommissionStatus(g["commission_status"]), view_cents(g), int(g["orders"])) for g in groups])
             return json.dumps(asdict(result) | {"currency": tenant.currency}, separators=(",", ":"))
 
         return await self._cached("summary", f"summary-gen:{tenant.slug}:{affiliate_id}",

@@ -18,6 +18,14 @@ class NotUnique(Exception):
     """A write broke a unique index (e.g. the same idempotency key twice)."""
 
 
+def _has_code(data: Any, code: str) -> bool:
+    """Whether PocketBase's error data holds a field error with `code`, at any depth (a batch nests them)."""
+    if isinstance(data, dict):
+        fields = cast(dict[str, Any], data)
+        return fields.get("code") == code or any(_has_code(value, code) for value in fields.values())
+    return False
+
+
 def quote(value: str) -> str:
     """A string literal for a PocketBase filter."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -41,6 +49,14 @@ class PocketBase:
         self._token = response.json()["token"]
 
     async def request(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call, timed and counted.
+
+        A write held up by SQLite's lock (B1) does not say so: PocketBase waits for the lock (a 10 s busy
+        timeout, retried up to 12 times), then answers 400 "Failed to create record." with no detail;
+        "database is locked" is only in its own log. Well before that this client gives up (its timeout).
+        So a write that times out while PocketBase still answers its health check is counted as locked:
+        PocketBase is up and reads go on (WAL), but writes wait for the one writer.
+        """
         start = time.perf_counter()
         metrics.POCKETBASE_IN_FLIGHT.inc()
         try:
@@ -56,20 +72,23 @@ class PocketBase:
                                                     **kwargs)
         except httpx.HTTPError as err:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
+            if method != "GET" and isinstance(err, httpx.ReadTimeout) and await self.healthy(timeout_s=1.0):
+                metrics.POCKETBASE_LOCKS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: {type(err).__name__}") from err
         finally:
             metrics.POCKETBASE_IN_FLIGHT.dec()
             metrics.POCKETBASE_LATENCY.labels(operation).observe(time.perf_counter() - start)
-        if response.status_code >= 400 and "database is locked" in response.text:
+        if response.status_code >= 400 and "database is locked" in response.text:  # as /api/sql reports it
             metrics.POCKETBASE_LOCKS.labels(operation).inc()
         if response.status_code >= 500 or response.status_code in (401, 403):
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
         return response
 
-    async def healthy(self) -> bool:
+    async def healthy(self, timeout_s: float | None = None) -> bool:
         try:
-            return (await self._http.get("/api/health")).status_code == 200
+            timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
+            return (await self._http.get("/api/health", timeout=timeout)).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -109,14 +128,19 @@ class PocketBase:
                                       json=body)
         return self._written(response)
 
+    async def batch(self, operation: str, requests: list[dict[str, Any]]) -> list[Any]:
+        """Several writes in one transaction (PocketBase's batch API): all stored, or none. Their bodies."""
+        response = await self.request(operation, "POST", "/api/batch", json={"requests": requests})
+        if response.status_code != 200:
+            self._written(response)
+        return [result.get("body") for result in response.json()]
+
     @staticmethod
     def _written(response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 400:
             data: Any = response.json().get("data", {})
-            problems = cast(dict[str, Any], data) if isinstance(data, dict) else {}
-            if any(isinstance(v, dict) and cast(dict[str, Any], v).get("code") == "validation_not_unique"
-                   for v in problems.values()):
-                raise NotUnique(str(problems))
+            if _has_code(data, "validation_not_unique"):
+                raise NotUnique(str(data))
             raise PocketBaseError(f"PocketBase refused the write: {data}")
         if response.status_code not in (200, 201):
             raise PocketBaseError(f"PocketBase write: HTTP {response.status_code}")
