@@ -11,24 +11,29 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import metrics
 from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
-from engine.domain.model import CommissionRules, DomainError, LineRequest, Product, TransitionError
+from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
 
+# Patterns match the whole value, in ASCII: pydantic's (Rust) `$` is the end of the text, and MONTH is
+# used with fullmatch, so neither lets a trailing newline or a full-width digit through.
 ID = r"^[A-Za-z0-9_-]{1,64}$"
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
+Id = Annotated[str, Field(pattern=ID)]
+Cents = Annotated[int, Field(ge=0, le=MAX_EXACT)]
 
 
 class _Body(BaseModel):
@@ -36,20 +41,20 @@ class _Body(BaseModel):
 
 
 class LineIn(_Body):
-    sku: Annotated[str, Field(min_length=1, max_length=64)]
-    quantity: int
-    discount_cents: int = 0
+    sku: Id
+    quantity: Annotated[int, Field(ge=1, le=MAX_EXACT)]
+    discount_cents: Cents = 0
 
 
 class OrderIn(_Body):
-    affiliate_id: Annotated[str, Field(pattern=ID)] | None = None
+    affiliate_id: Id | None = None
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=200)]
 
 
 class ProductIn(_Body):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     category: Annotated[str, Field(max_length=64)] = ""
-    price_cents: Annotated[int, Field(ge=0)]
+    price_cents: Cents
     active: bool = True
 
 
@@ -60,8 +65,9 @@ class AffiliateIn(_Body):
 class RulesIn(_Body):
     default_rate_bps: Annotated[int, Field(ge=0, le=10_000)] = 0
     category_rates_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
-    product_rates_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
-    order_cap_cents: Annotated[int, Field(ge=0)] | None = None
+    product_rates_bps: dict[Id, Annotated[int, Field(ge=0, le=10_000)]] = {}
+    order_cap_cents: Cents | None = None
+    """None: no cap. 0 is a cap of 0: an affiliate earns nothing on this tenant's orders."""
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -101,9 +107,9 @@ class Metrics:
 
 
 class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+        self.status, self.title, self.detail, self.headers = status, title, detail, headers
 
 
 # Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread. There is
@@ -111,10 +117,13 @@ class _Problem(Exception):
 # per request, and the cached reads are measured against a bare endpoint (bench/engine_load.py).
 async def _principal(request: Request) -> Principal:
     registry: TenantRegistry = request.app.state.registry
-    key = (request.headers.get("authorization") or "").removeprefix("Bearer ").strip()
-    found = registry.authenticate(key) if key else None
+    # RFC 9110 11.1: the scheme is case-insensitive, and one or more spaces separate it from the key.
+    scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
+    key = key.strip(" ")
+    found = registry.authenticate(key) if key and scheme.lower() == "bearer" else None
     if found is None:
-        raise _Problem(401, "Unauthorized", "a valid tenant API key is required as `Authorization: Bearer <key>`")
+        raise _Problem(401, "Unauthorized", "a valid tenant API key is required as `Authorization: Bearer <key>`",
+                       {"WWW-Authenticate": "Bearer"})
     request.scope.setdefault("state", {})["tenant"] = found.tenant.slug  # the metrics label
     return found
 
@@ -181,7 +190,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail)
+        response = problem(exc.status, exc.title, exc.detail)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """The framework's own errors (no such route, method not allowed, an unreadable body) as problems too."""
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
+        response = problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """A bug: a problem without the traceback (the server logs it)."""
+        return problem(500, "Internal error", "the engine failed to answer this request; it is logged")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -195,7 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(TransitionError)
     async def _transition(_: Request, exc: TransitionError) -> JSONResponse:
-        return problem(409, "Illegal status change", str(exc))
+        return problem(409, "Illegal status change", str(exc), current_status=exc.current.value)
 
     @app.exception_handler(IdempotencyConflict)
     async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
@@ -207,7 +231,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(PocketBaseError)
     async def _unavailable(_: Request, exc: PocketBaseError) -> JSONResponse:
-        return problem(503, "Storage unavailable", "the order store is unreachable; nothing was written, retry later")
+        return problem(503, "Storage unavailable", "the order store is unreachable or busy; retry later (an order "
+                       "retried with the same Idempotency-Key is created once)")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -237,6 +262,8 @@ def create_app(settings: Settings) -> FastAPI:
             body: Any = json.loads(await request.body())
         except ValueError:
             raise _Problem(422, "Invalid request", "the body is not JSON") from None
+        except RecursionError:
+            raise _Problem(422, "Invalid request", "the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise _Problem(422, "Invalid request", "expected a JSON object {tenant, route, metrics}")
         beacon = cast(dict[str, Any], body)
@@ -284,29 +311,29 @@ def create_app(settings: Settings) -> FastAPI:
         return order
 
     @app.get("/v1/orders/{order_id}")
-    async def get_order(order_id: str, who: Who) -> Any:
+    async def get_order(order_id: Annotated[str, Path(max_length=64)], who: Who) -> Any:
         return order_view(await eng().order(who.tenant, order_id))
 
     for action in ("pay", "cancel", "refund"):
         def make(action: str = action) -> Callable[..., Awaitable[Any]]:
-            async def transition(order_id: str, who: Who) -> Any:
+            async def transition(order_id: Annotated[str, Path(max_length=64)], who: Who) -> Any:
                 return await eng().transition(who.tenant, order_id, action)
             return transition
         app.post(f"/v1/orders/{{order_id}}/{action}", name=f"{action}_order")(make())
 
     @app.get("/v1/affiliates/{affiliate_id}/commissions")
-    async def commissions(affiliate_id: Annotated[str, Field(pattern=ID)], month: str, who: Who) -> Any:
-        if not MONTH.match(month):
+    async def commissions(affiliate_id: Annotated[str, Path(pattern=ID)], month: str, who: Who) -> Any:
+        if not MONTH.fullmatch(month):
             raise _Problem(422, "Invalid request", f"month: {month!r}; expected YYYY-MM")
         return Response(await eng().summary(who.tenant, affiliate_id, month), media_type="application/json")
 
     @app.put("/v1/products/{sku}")
-    async def put_product(sku: Annotated[str, Field(pattern=ID)], body: ProductIn, who: Admin) -> Any:
+    async def put_product(sku: Annotated[str, Path(pattern=ID)], body: ProductIn, who: Admin) -> Any:
         product = Product(sku, body.name, body.category, body.price_cents, body.active)
         return await eng().put_product(who.tenant, product)
 
     @app.put("/v1/affiliates/{affiliate_id}")
-    async def put_affiliate(affiliate_id: Annotated[str, Field(pattern=ID)], body: AffiliateIn, who: Admin) -> Any:
+    async def put_affiliate(affiliate_id: Annotated[str, Path(pattern=ID)], body: AffiliateIn, who: Admin) -> Any:
         return await eng().put_affiliate(who.tenant, affiliate_id, body.name)
 
     @app.get("/v1/commission-rules")

@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from prometheus_client import Histogram
 
-ROUTE = re.compile(r"^/[A-Za-z0-9_\-/\[\]\.]{0,99}$")
+ROUTE = re.compile(r"/[A-Za-z0-9_\-/\[\]\.]{0,99}", re.ASCII)
+"""Used with fullmatch: a route ending in a newline is not a route (`$` would let it through)."""
 MAX_ROUTES_PER_TENANT = 200
 
 # name -> (histogram, largest plausible value, unit divisor); thresholds of U1-U4 are bucket edges.
@@ -48,7 +49,7 @@ def validate(tenant: Any, route: Any, metrics: Any, tenants: set[str]) -> tuple[
     """The beacon's tenant, route and measurements, or a `BeaconError` naming the bad field."""
     if not isinstance(tenant, str) or tenant not in tenants:
         raise BeaconError("tenant", f"{tenant!r} is not a tenant of the platform")
-    if not isinstance(route, str) or not ROUTE.match(route):
+    if not isinstance(route, str) or not ROUTE.fullmatch(route):
         raise BeaconError("route", f"{route!r}; expected a route template such as /produto/[slug]")
     if not isinstance(metrics, list) or not 1 <= len(cast(list[Any], metrics)) <= 10:
         raise BeaconError("metrics", "expected a list of 1 to 10 {name, value} entries")
