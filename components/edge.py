@@ -209,7 +209,6 @@ class Edge(pulumi.ComponentResource):
     fallback_origin: cloudflare.CustomHostnameFallbackOrigin | None
     api_hostname: str
     saas_cname_target: str
-    catalog_purge_token: pulumi.Output[str]
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:edge:Edge", name, None, opts)
@@ -227,7 +226,6 @@ class Edge(pulumi.ComponentResource):
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
                                rules=phase_rules, opts=child)
         self._platform_hosts(child)
-        self.catalog_purge_token = self._purge_token()
 
         self.register_outputs({"api_hostname": self.api_hostname,
                                "saas_cname_target": self.saas_cname_target})
@@ -272,20 +270,21 @@ class Edge(pulumi.ComponentResource):
                 f"{self._name}-saas-fallback-origin", zone_id=self._args.zone_id,
                 origin=self.saas_cname_target, opts=pulumi.ResourceOptions(parent=self, depends_on=[record]))
 
-    def _purge_token(self) -> pulumi.Output[str]:
-        """A token the engine uses to purge the catalog from the edge: this zone, Cache Purge only."""
-        groups = self._args.settings.token_permissions
-        token = cloudflare.ApiToken(
-            f"{self._name}-catalog-purge-token",
-            name=f"platform catalog purge ({self._args.zone_name})",
-            policies=[{
-                "effect": "allow",
-                "permission_groups": [{"id": PERMISSION_GROUPS[g]} for g in groups],
-                # Compact, as the API returns it: the provider compares the two as strings.
-                "resources": json.dumps({f"com.cloudflare.api.account.zone.{self._args.zone_id}": "*"},
-                                        separators=(",", ":"), sort_keys=True),
-            }],
-            expires_on=f"{self._args.tokens_expire_on}T00:00:00Z",
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["value"]),
-        )
-        return pulumi.Output.secret(token.value)
+
+def catalog_purge_token(name: str, zone_id: str, zone_name: str, expires_on: str,
+                        permissions: Sequence[str]) -> pulumi.Output[str]:
+    """The token the engine purges its tenants' catalogs with: this zone, Cache Purge only (S3)."""
+    token = cloudflare.ApiToken(
+        name,
+        name=f"platform catalog purge ({zone_name})",
+        policies=[{
+            "effect": "allow",
+            "permission_groups": [{"id": PERMISSION_GROUPS[g]} for g in permissions],
+            # Compact, as the API returns it: the provider compares the two as strings.
+            "resources": json.dumps({f"com.cloudflare.api.account.zone.{zone_id}": "*"},
+                                    separators=(",", ":"), sort_keys=True),
+        }],
+        expires_on=f"{expires_on}T00:00:00Z",
+        opts=pulumi.ResourceOptions(additional_secret_outputs=["value"]),
+    )
+    return pulumi.Output.secret(token.value)

@@ -14,7 +14,7 @@ from components.backends.service import DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
 from components.database import BackupTarget, Database, DatabaseArgs
-from components.edge import Edge, api_hostname, grafana_hostname
+from components.edge import Edge, api_hostname, catalog_purge_token, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import spec as observability_spec
@@ -93,7 +93,11 @@ def declare(model: StackModel) -> None:
 
     edge_settings = model.profile.edge
     slo_spec = observability_spec.with_overrides(observability_spec.load(), model.alerts.overrides)
-    extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds)}
+    # The engine purges a tenant's catalog from the edge after each product write (C5).
+    extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
+                 "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id}
+    purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,
+                                      edge_settings.token_permissions)
     alerting_opts: pulumi.ResourceOptions | None = None
     api_records: list[DnsEntry] = []
     if engine_size.backend == "docker":
@@ -115,7 +119,8 @@ def declare(model: StackModel) -> None:
             auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
             opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
-    extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token}
+    extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token,
+                                                      "CATALOG_PURGE_TOKEN": purge_token}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
     engine = Engine("engine", EngineArgs(
@@ -171,7 +176,6 @@ def declare(model: StackModel) -> None:
     pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
     pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
-    pulumi.export("catalogPurgeToken", edge.catalog_purge_token)
     pulumi.export("revalidateToken", storefront.revalidate_token)
     pulumi.export("pocketbaseSuperuserPassword", database.superuser_password)
 

@@ -58,7 +58,7 @@ def test_secret_values_never_reach_the_plan_output(committed_plans: dict[str, Pl
     plan = committed_plans["prod"]
     document = plan.dumps()
 
-    for output in ("catalogPurgeToken", "revalidateToken", "tenantKeys", "pocketbaseSuperuserPassword"):
+    for output in ("revalidateToken", "tenantKeys", "pocketbaseSuperuserPassword"):
         assert plan.outputs[output].startswith("[secret:")
     revalidate = next(r for r in plan.resources if r.name == "storefront-env-revalidate-token")
     assert revalidate.inputs["value"].startswith("[secret:")
@@ -66,7 +66,7 @@ def test_secret_values_never_reach_the_plan_output(committed_plans: dict[str, Pl
     from infra.plan import _fake  # pyright: ignore[reportPrivateUsage]
 
     assert _fake("storefront-revalidate-token", length=48) not in document
-    assert _fake("edge-catalog-purge-token", length=40) not in document
+    assert _fake("catalog-purge-token", length=40) not in document
 
 
 def test_a_plan_diffed_against_itself_is_empty(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
