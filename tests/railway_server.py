@@ -20,6 +20,24 @@ It behaves as Railway does where the provider depends on it, each rule with its 
   registry refuses fail the pull (docs.railway.com/builds/private-registries): the deployment FAILED.
 - A service that does not exist is the GraphQL error "Service not found" (the message
   terraform-community-providers/terraform-provider-railway#93 matches).
+- A custom domain (`customDomainCreate`) answers, in `status`, the routing record to add (a CNAME of
+  the hostname to a `<id>.up.railway.app` target, purpose TRAFFIC_ROUTE) and, apart from it, a
+  verification TXT: `verificationDnsHost` (`_railway-verify.<hostname>`) and `verificationToken`,
+  published as `railway-verify=<token>` (docs.railway.com/integrations/api/manage-domains: "The routing
+  DNS records are returned in `status.dnsRecords` ... the verification `TXT` token is returned
+  separately in `status.verificationToken`. Both are required"; railwayapp/cli src/commands/domain.rs
+  prints the TXT as `railway-verify=<token>` at that host; railwayapp/docs#1155 names it
+  `_railway-verify.www` for `www.example.com`). Railway verifies the domain, and routes it, only once
+  that TXT is in the public DNS ("If the `TXT` record is missing, requests to your custom domain will
+  return a `404`", docs.railway.com/networking/domains/working-with-domains), and the TXT is read
+  whether or not the CNAME is proxied by Cloudflare (boardsesh/boardsesh#5054). A proxied CNAME shows
+  Cloudflare's addresses, so Railway reports "Cloudflare proxy detected" (`cdnProvider`) instead of
+  the CNAME's value. A hostname is held by one custom domain at a time (the error's wording here is
+  the fake's own). A custom domain that does not exist is "Custom domain not found" (the fake's
+  wording too). Deleting a service deletes its domains here: an assumption, which the provider does
+  not rely on (it deletes its custom domain itself).
+- The public DNS zone the domains are checked against is `RailwayState.dns`: a test publishes there
+  what the edge would declare in Cloudflare.
 
 Failures can be queued: an HTTP status (401, 429, 500) for the next requests, or a GraphQL error
 for one operation.
@@ -70,16 +88,57 @@ class Deployment:
     polls: int = 0
 
 
+@dataclass(frozen=True)
+class ZoneRecord:
+    """A record of the public DNS, as the edge declares it in Cloudflare."""
+
+    type: str
+    content: str
+    proxied: bool = False
+
+
 @dataclass
 class RailwayState:
     services: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     domains: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
+    """Service domains (`*.up.railway.app`)."""
+    custom_domains: dict[str, dict[str, Any]] = field(default_factory=dict[str, dict[str, Any]])
     deployments: dict[str, Deployment] = field(default_factory=dict[str, Deployment])
     operations: list[str] = field(default_factory=list[str])
+    dns: dict[tuple[str, str], ZoneRecord] = field(default_factory=dict[tuple[str, str], ZoneRecord])
+    """The public DNS: (name, type) -> record."""
 
     def deployments_of(self, service_id: str) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.service_id == service_id]
+
+    def publish(self, name: str, type_: str, content: str, *, proxied: bool = False) -> None:
+        self.dns[(name, type_)] = ZoneRecord(type_, content, proxied)
+
+    def custom_domain_status(self, domain_id: str) -> dict[str, Any]:
+        """What Railway answers in `CustomDomain.status`, read against the public DNS now."""
+        domain = self.custom_domains[domain_id]
+        host: str = domain["domain"]
+        cname = self.dns.get((host, "CNAME"))
+        txt = self.dns.get((domain["verification_host"], "TXT"))
+        routed = cname is not None and cname.content == domain["target"]
+        verified = txt is not None and txt.content == f"railway-verify={domain['token']}"
+        proxied = cname is not None and cname.proxied
+        label, _, zone = host.partition(".")
+        return {
+            "dnsRecords": [{
+                "hostlabel": label, "fqdn": host, "zone": zone, "recordType": "DNS_RECORD_TYPE_CNAME",
+                "purpose": "DNS_RECORD_PURPOSE_TRAFFIC_ROUTE", "requiredValue": domain["target"],
+                "currentValue": "" if cname is None or proxied else cname.content,
+                "status": "DNS_RECORD_STATUS_PROPAGATED" if routed else "DNS_RECORD_STATUS_REQUIRES_UPDATE",
+            }],
+            "cdnProvider": "DETECTED_CDN_PROVIDER_CLOUDFLARE" if proxied else None,
+            "verificationDnsHost": domain["verification_host"],
+            "verificationToken": domain["token"],
+            "verified": verified,
+            "certificateStatus": ("CERTIFICATE_STATUS_TYPE_VALID" if verified and routed
+                                  else "CERTIFICATE_STATUS_TYPE_VALIDATING_OWNERSHIP"),
+        }
 
 
 @dataclass
@@ -88,6 +147,8 @@ class RailwayConfig:
     """Private registries (server -> the one username and password they accept)."""
     deploy_polls: int = 1
     """How many times a deployment reads as DEPLOYING before it ends."""
+    verification_prefix: str = "_railway-verify"
+    """The label before a custom domain's hostname where Railway asks for its verification TXT."""
 
 
 class Resolvers:
@@ -196,6 +257,55 @@ class Resolvers:
         self._maybe_fail("serviceDomainDelete")
         return self.state.domains.pop(id, None) is not None
 
+    def customDomainCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("customDomainCreate")
+        self._service(input["serviceId"])
+        host: str = input["domain"]
+        if any(d["domain"].lower() == host.lower() for d in self.state.custom_domains.values()):
+            raise GraphQLError(f"Domain {host} is not available")
+        domain_id = str(uuid.uuid4())
+        state = self.state
+
+        def status(_info: Any) -> dict[str, Any]:  # read when asked, against the DNS as it is then
+            return state.custom_domain_status(domain_id)
+
+        self.state.custom_domains[domain_id] = {
+            "id": domain_id, "domain": host, "serviceId": input["serviceId"],
+            "environmentId": input["environmentId"], "projectId": input["projectId"],
+            "targetPort": input.get("targetPort"), "syncStatus": "ACTIVE", "deletedAt": None,
+            "target": f"{uuid.uuid4().hex[:8]}.up.railway.app", "token": uuid.uuid4().hex,
+            "verification_host": f"{self.config.verification_prefix}.{host}",
+            "status": status,
+        }
+        return self.state.custom_domains[domain_id]
+
+    def _custom_domain(self, domain_id: str) -> dict[str, Any]:
+        if domain_id not in self.state.custom_domains:
+            raise GraphQLError("Custom domain not found")
+        return self.state.custom_domains[domain_id]
+
+    def customDomainUpdate(self, _info: Any, environmentId: str, id: str, targetPort: int | None = None) -> bool:
+        self._maybe_fail("customDomainUpdate")
+        self._custom_domain(id)["targetPort"] = targetPort
+        return True
+
+    def customDomainDelete(self, _info: Any, id: str) -> bool:
+        self._maybe_fail("customDomainDelete")
+        self._custom_domain(id)
+        del self.state.custom_domains[id]
+        return True
+
+    def customDomain(self, _info: Any, id: str, projectId: str) -> dict[str, Any]:
+        return self._custom_domain(id)
+
+    def domains(self, _info: Any, environmentId: str, projectId: str, serviceId: str) -> dict[str, Any]:
+        return {
+            "customDomains": [d for d in self.state.custom_domains.values()
+                              if d["serviceId"] == serviceId and d["environmentId"] == environmentId],
+            "serviceDomains": [d for d in self.state.domains.values()
+                               if d["serviceId"] == serviceId and d["environmentId"] == environmentId],
+        }
+
     def serviceInstanceDeployV2(self, _info: Any, environmentId: str, serviceId: str,
                                 commitSha: str | None = None) -> str:
         self._maybe_fail("serviceInstanceDeployV2")
@@ -225,6 +335,8 @@ class Resolvers:
             del self.state.volumes[volume_id]
         for domain_id in [d for d, dom in self.state.domains.items() if dom.get("serviceId") == id]:
             del self.state.domains[domain_id]
+        for domain_id in [d for d, dom in self.state.custom_domains.items() if dom["serviceId"] == id]:
+            del self.state.custom_domains[domain_id]
         return True
 
     def service(self, _info: Any, id: str) -> dict[str, Any]:
