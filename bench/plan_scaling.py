@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.analyzer import run_policies  # noqa: E402
+from infra.budget import calls, deploys_needed  # noqa: E402
 from infra.plan import run_plan  # noqa: E402
 from infra.stackfile import read_stack_file  # noqa: E402
 
@@ -37,8 +38,13 @@ def tenants(count: int) -> list[dict[str, object]]:
     ]
 
 
+EMPTY: dict[str, object] = {"resources": []}
+BUDGET_ROWS: dict[int, str] = {}
+
+
 def measure(count: int, directory: Path, repeat: int, policies: bool = True) -> tuple[float, float, int]:
-    """Best (program seconds, policy seconds) over `repeat` runs, and the resource count."""
+    """Best (program seconds, policy seconds) over `repeat` runs, and the resource count. The stack
+    passes config validation first (`run_plan`), so every size fits its zone's plan and quotas."""
     document = copy.deepcopy(yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text()))
     document["config"]["platform:tenants"] = tenants(count)
     document["config"].pop("platform:waivers", None)
@@ -55,6 +61,11 @@ def measure(count: int, directory: Path, repeat: int, policies: bool = True) -> 
         best_program = min(best_program, middle - start)
         best_policy = min(best_policy, time.perf_counter() - middle)
         resources = len(plan.resources)
+        # A first deploy of this stack, against the providers' rate limits (stacks/quotas.py).
+        after = plan.to_json()
+        used = ", ".join(f"{b.provider.rstrip(':')} {b.operations[0]} {n}/{b.per_deploy}"
+                         for b, n in calls(EMPTY, after))
+        BUDGET_ROWS[count] = f"{count:>8} {deploys_needed(EMPTY, after):>8}  {used}"
     return best_program, best_policy, resources
 
 
@@ -87,6 +98,10 @@ def main() -> None:
         print(f"per-tenant cost ratio {big} vs {mid} tenants: {per_big / per_mid:.2f} (1.0 = linear)")
     extra = (results[sizes[-1]][2] - results[sizes[0]][2]) / (sizes[-1] - sizes[0])
     print(f"resources per extra tenant: {extra:.2f}")
+    print("\nfirst deploy of each size against the API rate limits (calls / per-deploy budget):")
+    print(f"{'tenants':>8} {'deploys':>8}  budgets")
+    for size in sizes:
+        print(BUDGET_ROWS[size])
 
 
 if __name__ == "__main__":

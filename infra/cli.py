@@ -1,6 +1,7 @@
 """`python -m infra plan` (the offline plan of a stack) and `python -m infra compose` (docker-compose.yml).
 
-Exit codes: 0 clean, 1 a mandatory policy violation (or the pack failed), 2 invalid config or usage."""
+Exit codes: 0 clean, 1 a mandatory policy violation (or the pack failed), 2 invalid config or usage, or
+(with --diff-against) a change larger than the providers allow in one deploy (stacks/quotas.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from infra.analyzer import PolicyPackError, run_policies
+from infra.budget import over_budget
 from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if before is not None:
         out = sys.stderr if args.json else sys.stdout
         out.write(diff_plans(before, plan.to_json()).render())
+        too_big = over_budget(before, plan.to_json())
+        if too_big:
+            print("error: the change is too large for one deploy:\n" + "\n".join(
+                f"{config_file.name}: {problem}" for problem in too_big), file=sys.stderr)
+            return EXIT_INVALID
     return EXIT_POLICY if report.mandatory else EXIT_OK
 
 
