@@ -14,7 +14,15 @@ from graphql import parse, validate
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
-from components.backends.railway import DOCUMENTS, TOKEN_KEY, RailwayError, RailwayServiceProvider
+from components.backends.railway import (
+    DOCUMENTS,
+    TOKEN_KEY,
+    RailwayError,
+    RailwayServiceProvider,
+    custom_domain_dns,
+    verification_value,
+)
+from components.backends.service import DnsEntry
 from tests.railway_server import SCHEMA, FakeRailway
 
 TOKEN = "fake-railway-token-for-the-test"
@@ -34,6 +42,12 @@ PROPS: dict[str, Any] = {
     "volume_mount_path": "/pb/pb_data",
     "public_port": None,
 }
+
+
+API_HOST = "api.acme-commerce-staging.dev"
+# staging's engine: public, answering for the API hostname the edge forwards (stacks/staging.py).
+ENGINE: dict[str, Any] = {**PROPS, "name": "commission-engine", "num_replicas": 2, "volume_mount_path": None,
+                          "healthcheck_path": "/readyz", "public_port": 8000, "custom_domain": API_HOST}
 
 
 @pytest.fixture
@@ -262,3 +276,194 @@ def test_without_a_token_the_provider_says_which_config_key_is_missing() -> None
 
     with pytest.raises(RailwayError, match=f"pulumi config set --secret {TOKEN_KEY}"):
         provider.create(dict(PROPS))
+
+
+# ---------------------------------------------------------------------------------------------
+# A public service that answers for its own hostname: a Railway custom domain, no service domain
+
+
+def _publish(fake: FakeRailway, records: list[DnsEntry]) -> None:
+    """What the edge declares in the zone (components/edge.py), in the public DNS Railway reads."""
+    for record in records:
+        assert isinstance(record.content, str)
+        fake.state.publish(record.name, record.type, record.content, proxied=record.proxied)
+
+
+def _records(outs: dict[str, Any] | None) -> list[DnsEntry]:
+    assert outs is not None
+    return custom_domain_dns(outs["custom_domain"], outs["custom_domain_target"], outs["custom_domain_verification"])
+
+
+def test_a_public_service_with_a_hostname_gets_a_custom_domain_and_no_service_domain(railway: FakeRailway) -> None:
+    created = _provider(railway).create(dict(ENGINE))
+
+    assert [(d["domain"], d["serviceId"], d["targetPort"]) for d in railway.state.custom_domains.values()] == [
+        (API_HOST, created.id, 8000)]
+    assert railway.state.domains == {}, "a *.up.railway.app URL would let anyone skip the edge"
+    assert "serviceDomainCreate" not in railway.state.operations
+    domain = next(iter(railway.state.custom_domains.values()))
+    assert created.outs is not None
+    assert created.outs["custom_domain_id"] == domain["id"]
+    assert created.outs["custom_domain_target"] == domain["target"]
+    assert created.outs["custom_domain_verification"] == f"railway-verify={domain['token']}"
+    assert created.outs["domain"] is None
+
+
+def test_the_records_the_service_returns_are_the_ones_railway_verifies_behind_cloudflares_proxy(
+    railway: FakeRailway,
+) -> None:
+    created = _provider(railway).create(dict(ENGINE))
+    assert created.outs is not None
+    domain_id = created.outs["custom_domain_id"]
+    records = _records(created.outs)
+
+    assert [(r.name, r.type, r.proxied) for r in records] == [
+        (API_HOST, "CNAME", True), (f"_railway-verify.{API_HOST}", "TXT", False)]
+    assert railway.state.custom_domain_status(domain_id)["verified"] is False
+
+    _publish(railway, records)
+
+    status = railway.state.custom_domain_status(domain_id)
+    assert status["verified"] is True
+    assert status["cdnProvider"] == "DETECTED_CDN_PROVIDER_CLOUDFLARE"
+    assert status["certificateStatus"] == "CERTIFICATE_STATUS_TYPE_VALID"
+
+
+def test_without_the_verification_txt_railway_never_verifies_the_domain(railway: FakeRailway) -> None:
+    created = _provider(railway).create(dict(ENGINE))
+    assert created.outs is not None
+
+    _publish(railway, [r for r in _records(created.outs) if r.type == "CNAME"])
+
+    assert railway.state.custom_domain_status(created.outs["custom_domain_id"])["verified"] is False
+
+
+def test_an_update_keeps_the_custom_domain_and_moves_its_port_in_place(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+    before = len(railway.state.operations)
+
+    kept = provider.update(created.id, created.outs, {**ENGINE, "image": "ghcr.io/acme-commerce/engine:ffffffffffff"})
+    moved = provider.update(created.id, kept.outs or {}, {**ENGINE, "public_port": 8080})
+
+    since = railway.state.operations[before:]
+    assert "customDomainCreate" not in since and "customDomainDelete" not in since
+    assert kept.outs is not None and moved.outs is not None
+    assert created.outs["custom_domain_id"] == kept.outs["custom_domain_id"] == moved.outs["custom_domain_id"]
+    assert moved.outs["custom_domain_target"] == created.outs["custom_domain_target"], "the zone's records hold"
+    assert [d["targetPort"] for d in railway.state.custom_domains.values()] == [8080]
+
+
+def test_a_new_hostname_replaces_the_custom_domain_not_the_service(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+    news = {**ENGINE, "custom_domain": "api.acme-commerce.com"}
+
+    diff = provider.diff(created.id, created.outs, news)
+    updated = provider.update(created.id, created.outs, news)
+
+    assert diff.changes and not diff.replaces
+    assert [d["domain"] for d in railway.state.custom_domains.values()] == ["api.acme-commerce.com"]
+    assert updated.outs is not None and updated.outs["custom_domain_id"] != created.outs["custom_domain_id"]
+    assert railway.state.domains == {}
+
+
+def test_a_hostname_that_goes_away_deletes_the_custom_domain(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+
+    # Still public, without a hostname: today's service domain, as PocketBase has when it is public.
+    public = provider.update(created.id, created.outs, {**ENGINE, "custom_domain": None})
+    assert railway.state.custom_domains == {}
+    assert [d["domain"] for d in railway.state.domains.values()] == ["commission-engine-production.up.railway.app"]
+    assert public.outs is not None and public.outs["custom_domain_id"] is None
+
+    private = provider.update(created.id, public.outs, {**ENGINE, "custom_domain": None, "public_port": None})
+    assert railway.state.custom_domains == {} and railway.state.domains == {}
+    assert private.outs is not None and private.outs["domain"] is None
+
+
+def test_a_service_domain_gives_way_to_the_custom_domain(railway: FakeRailway) -> None:
+    # A service deployed before the edge forwarded to it: public through *.up.railway.app.
+    provider = _provider(railway)
+    created = provider.create({**ENGINE, "custom_domain": None})
+    assert created.outs is not None and created.outs["domain"] is not None
+
+    updated = provider.update(created.id, created.outs, dict(ENGINE))
+
+    assert railway.state.domains == {}
+    assert [d["domain"] for d in railway.state.custom_domains.values()] == [API_HOST]
+    assert updated.outs is not None and updated.outs["domain"] is None and updated.outs["domain_id"] is None
+
+
+def test_deleting_the_service_deletes_its_custom_domain(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+
+    provider.delete(created.id, created.outs)
+
+    assert railway.state.custom_domains == {} and railway.state.services == {}
+    # Itself: the hostname would otherwise stay held if Railway kept a deleted service's domains.
+    assert railway.state.operations[-2:] == ["customDomainDelete", "serviceDelete"]
+
+
+def test_a_failed_deployment_leaves_no_custom_domain_behind(railway: FakeRailway) -> None:
+    railway.config.registries["ghcr.io"] = REGISTRY  # the engine's image is private, and no credentials
+
+    with pytest.raises(RailwayError, match="FAILED"):
+        _provider(railway).create(dict(ENGINE))
+
+    assert railway.state.custom_domains == {} and railway.state.services == {}, "create is transactional"
+    assert "customDomainDelete" in railway.state.operations
+
+
+def test_a_refused_custom_domain_fails_the_create_and_leaves_nothing_behind(railway: FakeRailway) -> None:
+    railway.fail_operations["customDomainCreate"] = f"Domain {API_HOST} is not available"
+
+    with pytest.raises(RailwayError, match=f"Railway customDomainCreate failed: Domain {API_HOST} is not available"):
+        _provider(railway).create(dict(ENGINE))
+
+    assert railway.state.services == {} and railway.state.custom_domains == {}
+    assert railway.state.deployments == {}, "nothing was deployed"
+
+
+def test_a_hostname_change_that_failed_halfway_completes_on_the_next_update(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+    news = {**ENGINE, "custom_domain": "api.acme-commerce.com"}
+    railway.fail_operations["serviceInstanceDeployV2"] = "Deployment rate limit reached"
+    with pytest.raises(RailwayError):
+        provider.update(created.id, created.outs, news)  # Pulumi keeps the outputs it had
+
+    updated = provider.update(created.id, created.outs, news)
+
+    assert [d["domain"] for d in railway.state.custom_domains.values()] == ["api.acme-commerce.com"]
+    assert updated.outs is not None
+    assert updated.outs["custom_domain_id"] == next(iter(railway.state.custom_domains))
+
+
+def test_a_verification_host_other_than_the_one_the_edge_declares_fails_the_create(railway: FakeRailway) -> None:
+    railway.config.verification_prefix = "_railway-verify-v2"
+
+    with pytest.raises(RailwayError, match=f"_railway-verify-v2.{API_HOST}") as caught:
+        _provider(railway).create(dict(ENGINE))
+
+    assert f"_railway-verify.{API_HOST}" in str(caught.value)
+    assert railway.state.services == {} and railway.state.custom_domains == {}
+
+
+def test_check_refuses_a_custom_domain_on_a_service_that_is_not_public(railway: FakeRailway) -> None:
+    result = _provider(railway).check({}, {**ENGINE, "public_port": None})
+
+    assert [f.property for f in result.failures] == ["custom_domain"]
+
+
+@pytest.mark.parametrize("token", ["0f3c9a", "railway-verify=0f3c9a", "railway-verify=railway-verify=0f3c9a"])
+def test_the_verification_txt_carries_the_prefix_once(token: str) -> None:
+    # As the Railway CLI prints it (railwayapp/cli src/commands/domain.rs, verification_txt_value).
+    assert verification_value(token) == "railway-verify=0f3c9a"

@@ -115,6 +115,17 @@ def test_the_engine_runs_two_replicas_in_the_stack_region(
     assert deployments["pocketbase"][-1].replicas == {"us-east4-eqdc4a": 1}
 
 
+def test_the_engine_answers_for_the_api_hostname_with_a_custom_domain_and_has_no_railway_app_domain(
+    deployed: tuple[FakeRailway, dict[str, list[Deployment]]]
+) -> None:
+    fake, _ = deployed
+    names = {service_id: service["name"] for service_id, service in fake.state.services.items()}
+
+    assert [(names[d["serviceId"]], d["domain"], d["targetPort"]) for d in fake.state.custom_domains.values()] == [
+        ("commission-engine", "api.acme-commerce-staging.dev", 8000)]
+    assert fake.state.domains == {}, "no *.up.railway.app URL: the edge is the only way in"
+
+
 def test_redis_starts_with_its_password_and_its_memory_limit(
     deployed: tuple[FakeRailway, dict[str, list[Deployment]]]
 ) -> None:

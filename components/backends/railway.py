@@ -11,10 +11,44 @@ a deployment that fails fails `pulumi up`. The service is created without a sour
 given to `serviceCreate` deploys at once, before the variables, the start command, the placement and
 the volume exist (railwayapp/docs#727: "once you create a service and choose a source, Railway will
 ... deploy it"); terraform-community-providers/terraform-provider-railway creates its services so too.
+
+A public service the edge forwards a hostname to (`ContainerSpec.public_hostname`, `api.<zone>`)
+answers for it through a Railway custom domain, since overriding the Host header at Cloudflare is
+Enterprise only; it gets no `*.up.railway.app` service domain, which would let anyone skip the edge.
+What Railway asks of the zone, and how the domain is verified and served behind Cloudflare's proxy:
+
+- `customDomainCreate` answers the routing record in `status.dnsRecords` (a CNAME of the hostname to
+  a `<id>.up.railway.app` target, purpose TRAFFIC_ROUTE) and a verification TXT apart from it, in
+  `status.verificationDnsHost` and `status.verificationToken`. "Both are required. Without the `TXT`
+  record, the domain remains pending setup and does not verify" (docs.railway.com/integrations/api/
+  manage-domains), and until it verifies "requests to your custom domain will return a `404`"
+  (docs.railway.com/networking/domains/working-with-domains). The TXT is `railway-verify=<token>` at
+  `_railway-verify.<hostname>` (railwayapp/cli src/commands/domain.rs `verification_txt_value`, which
+  strips the zone from the host to print it; railwayapp/docs#1155), the fields terraform-community-
+  providers/terraform-provider-railway (#70, #72) and alchemy-run/alchemy (src/Railway/CustomDomain.ts)
+  expose too.
+- The CNAME is proxied (the WAF must see the traffic): Railway documents that setup for Cloudflare
+  ("`Proxy status` -> `on`", then "you should see `Cloudflare proxy detected`", working-with-domains),
+  and the ownership TXT is read through it (boardsesh/boardsesh#5054: "domains verify proxied"). A
+  TXT record cannot be proxied: it is DNS-only.
+- The certificate: Railway issues a Let's Encrypt certificate once the domain verifies. For a hostname
+  that is not a wildcard no `_acme-challenge` record is asked for (only wildcards get one, DNS-only,
+  working-with-domains "Wildcard domains"); the challenge reaches the origin through the proxy (the
+  "toggle trick" of docs.railway.com/networking/troubleshooting/ssl takes Cloudflare out of "the
+  validation path"), so the edge must let `/.well-known/acme-challenge/` through over HTTP, as its
+  HTTPS redirect does (components/edge.py HTTPS_REDIRECT). Until then, and during renewals, Railway
+  may serve its `*.up.railway.app` certificate: "For proxied domains (Cloudflare orange cloud), we may
+  not always be able to issue a certificate for the domain, but Cloudflare to Railway traffic will be
+  encrypted with TLS using the default Railway `*.up.railway.app` certificate". Hence Railway's
+  instruction: SSL/TLS mode **Full**, "Full (Strict) **will not work as intended**" (working-with-
+  domains "Cloudflare configuration"; troubleshooting/ssl, "Error 526": "Do not use **Full (Strict)**
+  mode with Railway").
+- The provider cannot wait for verification: the zone's records are made from its outputs, after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -28,11 +62,23 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dynamic
 
-from components.backends.service import ContainerSpec, Endpoint
+from components.backends.service import ContainerSpec, DnsEntry, Endpoint
 from components.images import Registry
 
 API_URL = "https://backboard.railway.com/graphql/v2"
 TOKEN_KEY = "platform:railwayToken"
+
+_CUSTOM_DOMAIN_FIELDS = """
+fragment RailwayCustomDomain on CustomDomain {
+  id
+  domain
+  targetPort
+  status {
+    dnsRecords { fqdn zone recordType purpose requiredValue }
+    verificationDnsHost
+    verificationToken
+  }
+}"""
 
 DOCUMENTS: dict[str, str] = {
     "serviceCreate": """
@@ -63,6 +109,26 @@ mutation serviceDomainCreate($input: ServiceDomainCreateInput!) {
 mutation serviceDomainDelete($id: String!) {
   serviceDomainDelete(id: $id)
 }""",
+    # The fields terraform-community-providers/terraform-provider-railway reads
+    # (internal/provider/resource_custom_domain.graphql) and docs.railway.com/integrations/api/manage-domains.
+    "customDomainCreate": """
+mutation customDomainCreate($input: CustomDomainCreateInput!) {
+  customDomainCreate(input: $input) { ...RailwayCustomDomain }
+}""" + _CUSTOM_DOMAIN_FIELDS,
+    "customDomainUpdate": """
+mutation customDomainUpdate($environmentId: String!, $id: String!, $targetPort: Int) {
+  customDomainUpdate(environmentId: $environmentId, id: $id, targetPort: $targetPort)
+}""",
+    "customDomainDelete": """
+mutation customDomainDelete($id: String!) {
+  customDomainDelete(id: $id)
+}""",
+    "domains": """
+query domains($environmentId: String!, $projectId: String!, $serviceId: String!) {
+  domains(environmentId: $environmentId, projectId: $projectId, serviceId: $serviceId) {
+    customDomains { ...RailwayCustomDomain }
+  }
+}""" + _CUSTOM_DOMAIN_FIELDS,
     # Not `serviceInstanceRedeploy`: it re-runs the image of the live deployment whatever source was set
     # since (Crossbill-App/crossbill-web#497). This one deploys the service as it is now, as the
     # Railway CLI does (railwayapp crate, src/gql/mutations/strings/ServiceInstanceDeploy.graphql).
@@ -86,6 +152,8 @@ query service($id: String!) {
 
 # Inputs whose change needs a new service rather than an update.
 REPLACE_ON = ("project_id", "environment_id", "name", "volume_mount_path")
+# The outputs that describe the custom domain, None without one.
+CUSTOM_DOMAIN_OUTPUTS = ("custom_domain_id", "custom_domain_target", "custom_domain_verification")
 # Deployment statuses (the schema's DeploymentStatus) that end the wait.
 DEPLOYED = ("SUCCESS", "SLEEPING")
 NOT_DEPLOYED = ("FAILED", "CRASHED", "REMOVED", "SKIPPED")
@@ -184,6 +252,9 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         elif news.get("volume_mount_path") and replicas != 1:
             failures.append(dynamic.CheckFailure(
                 "num_replicas", f"{replicas}: Railway runs a service with a volume as exactly one replica"))
+        if news.get("custom_domain") and not news.get("public_port"):
+            failures.append(dynamic.CheckFailure(
+                "custom_domain", f"{news['custom_domain']}: only a public service (public_port) answers for it"))
         return dynamic.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
@@ -198,11 +269,17 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
             "projectId": props["project_id"], "environmentId": props["environment_id"], "name": props["name"],
         }})
         service_id: str = created["serviceCreate"]["id"]
+        made: dict[str, str] = {}
         try:
-            outs = self._apply(service_id, {}, props)
+            outs = self._apply(service_id, {}, props, made)
         except RailwayError:
-            # Create is transactional: a half-made service would be invisible to Pulumi.
-            self.client.execute("serviceDelete", {"id": service_id, "environmentId": props["environment_id"]})
+            # Create is transactional: a half-made service would be invisible to Pulumi. Its custom
+            # domain goes first, by itself: a hostname still held would refuse the next attempt.
+            try:
+                if "custom_domain_id" in made:
+                    self._delete_custom_domain(made["custom_domain_id"])
+            finally:
+                self.client.execute("serviceDelete", {"id": service_id, "environmentId": props["environment_id"]})
             raise
         return dynamic.CreateResult(service_id, outs)
 
@@ -220,10 +297,14 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         return dynamic.UpdateResult(self._apply(id_, olds, news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        if props.get("custom_domain_id"):
+            self._delete_custom_domain(props["custom_domain_id"])
         self.client.execute("serviceDelete", {"id": id_, "environmentId": props["environment_id"]})
 
-    def _apply(self, service_id: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        """Bring the service to `news`, then deploy it once. Returns the outputs kept in the state."""
+    def _apply(self, service_id: str, olds: dict[str, Any], news: dict[str, Any],
+               made: dict[str, str] | None = None) -> dict[str, Any]:
+        """Bring the service to `news`, then deploy it once. Returns the outputs kept in the state.
+        What it creates that must be undone by itself is noted in `made`."""
         env = news["environment_id"]
         self.client.execute("serviceInstanceLimitsUpdate", {"input": {
             "serviceId": service_id, "environmentId": env,
@@ -240,13 +321,16 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
                 "mountPath": news["volume_mount_path"], "region": news["region"],
             }})
             volume_id = volume["volumeCreate"]["id"]
+        custom = self._custom_domain(service_id, olds, news, made if made is not None else {})
+        # A service that answers for its own hostname has no *.up.railway.app domain: the edge is its way in.
         domain_id, domain = olds.get("domain_id"), olds.get("domain")
-        if news.get("public_port") and not domain_id:
+        service_domain = bool(news.get("public_port")) and not news.get("custom_domain")
+        if service_domain and not domain_id:
             created = self.client.execute("serviceDomainCreate", {"input": {
                 "serviceId": service_id, "environmentId": env, "targetPort": int(news["public_port"]),
             }})
             domain_id, domain = created["serviceDomainCreate"]["id"], created["serviceDomainCreate"]["domain"]
-        elif not news.get("public_port") and domain_id:
+        elif not service_domain and domain_id:
             self.client.execute("serviceDomainDelete", {"id": domain_id})
             domain_id = domain = None
         instance: dict[str, Any] = {
@@ -267,7 +351,48 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         deployment_id: str = deployed["serviceInstanceDeployV2"]
         self._wait_for(deployment_id, news)
         return {**news, "service_id": service_id, "volume_id": volume_id, "domain_id": domain_id, "domain": domain,
-                "deployment_id": deployment_id, "private_hostname": f"{news['name']}.railway.internal"}
+                **custom, "deployment_id": deployment_id, "private_hostname": f"{news['name']}.railway.internal"}
+
+    def _custom_domain(self, service_id: str, olds: dict[str, Any], news: dict[str, Any],
+                       made: dict[str, str]) -> dict[str, Any]:
+        """The service's custom domain as `news` has it: kept while its hostname is, its port moved in
+        place, deleted when the hostname changes or goes. Returns its outputs (CUSTOM_DOMAIN_OUTPUTS)."""
+        host: str | None = news.get("custom_domain") if news.get("public_port") else None
+        old_id: str | None = olds.get("custom_domain_id")
+        if old_id and olds.get("custom_domain") != host:
+            self._delete_custom_domain(old_id)
+            old_id = None
+        if not host:
+            return dict.fromkeys(CUSTOM_DOMAIN_OUTPUTS)
+        port = int(news["public_port"])
+        if old_id:
+            if olds.get("public_port") != news["public_port"]:
+                self._move_custom_domain(news["environment_id"], old_id, port)
+            return {key: olds.get(key) for key in CUSTOM_DOMAIN_OUTPUTS}
+        # An update that failed after making it left it on the service, out of the state: adopt it.
+        found = self._find_custom_domain(service_id, news, host) if olds else None
+        if found is None:
+            found = self.client.execute("customDomainCreate", {"input": {
+                "projectId": news["project_id"], "environmentId": news["environment_id"], "serviceId": service_id,
+                "domain": host, "targetPort": port,
+            }})["customDomainCreate"]
+            made["custom_domain_id"] = found["id"]
+        elif found.get("targetPort") != port:
+            self._move_custom_domain(news["environment_id"], found["id"], port)
+        return custom_domain_outputs(host, found)
+
+    def _find_custom_domain(self, service_id: str, news: dict[str, Any], host: str) -> dict[str, Any] | None:
+        listed = self.client.execute("domains", {"environmentId": news["environment_id"],
+                                                 "projectId": news["project_id"], "serviceId": service_id})
+        return next((d for d in listed["domains"]["customDomains"] if d["domain"].lower() == host.lower()), None)
+
+    def _move_custom_domain(self, environment_id: str, domain_id: str, port: int) -> None:
+        self.client.execute("customDomainUpdate", {"environmentId": environment_id, "id": domain_id,
+                                                   "targetPort": port})
+
+    def _delete_custom_domain(self, domain_id: str) -> None:
+        with contextlib.suppress(RailwayNotFound):  # already gone (an earlier attempt, or the dashboard)
+            self.client.execute("customDomainDelete", {"id": domain_id})
 
     def _wait_for(self, deployment_id: str, news: dict[str, Any]) -> None:
         """Until the deployment runs; a deployment that does not is an error naming what it ran."""
@@ -299,6 +424,51 @@ def placement(old_region: str | None, region: str, replicas: int) -> dict[str, A
     return config
 
 
+def verification_host(hostname: str) -> str:
+    """Where Railway asks for a custom domain's verification TXT (module docstring)."""
+    return f"_railway-verify.{hostname}".lower()
+
+
+def verification_value(token: str) -> str:
+    """The verification TXT's content: the token after one `railway-verify=` (Railway's CLI strips any
+    it already carries: railwayapp/cli src/commands/domain.rs `verification_txt_value`)."""
+    while token.startswith("railway-verify="):
+        token = token.removeprefix("railway-verify=")
+    return f"railway-verify={token}"
+
+
+def custom_domain_outputs(host: str, domain: dict[str, Any]) -> dict[str, Any]:
+    """The outputs the zone's records are made from, out of Railway's answer for the custom domain."""
+    status = domain["status"]
+    routes = [r for r in status["dnsRecords"]
+              if r["purpose"] == "DNS_RECORD_PURPOSE_TRAFFIC_ROUTE" and r["recordType"] == "DNS_RECORD_TYPE_CNAME"]
+    if len(routes) != 1:
+        raise RailwayError(f"Railway custom domain {host}: expected one CNAME routing it in status.dnsRecords, "
+                           f"got {[(r['recordType'], r['purpose']) for r in status['dnsRecords']]}")
+    dns_host, token = status.get("verificationDnsHost"), status.get("verificationToken")
+    if not dns_host or not token:
+        raise RailwayError(f"Railway custom domain {host}: its answer has no verification TXT "
+                           "(status.verificationDnsHost, status.verificationToken); without it the domain answers 404")
+    # A host or, as the Railway CLI prints it, a label under the zone.
+    zone = str(routes[0]["zone"] or "").rstrip(".")
+    dns_host = dns_host.rstrip(".").lower()
+    if zone and dns_host != zone and not dns_host.endswith(f".{zone}"):
+        dns_host = f"{dns_host}.{zone}"
+    if dns_host != verification_host(host):
+        raise RailwayError(f"Railway asks for the verification TXT of {host} at {dns_host}; the edge declares it at "
+                           f"{verification_host(host)} (components/backends/railway.py, verification_host)")
+    return {"custom_domain_id": domain["id"], "custom_domain_target": str(routes[0]["requiredValue"]).rstrip("."),
+            "custom_domain_verification": verification_value(token)}
+
+
+def custom_domain_dns(hostname: str, target: pulumi.Input[str], verification: pulumi.Input[str]) -> list[DnsEntry]:
+    """The records the zone needs for a custom domain: the hostname proxied to Railway's target (the
+    WAF sees every request), and the verification TXT, which is DNS-only (module docstring)."""
+    label = hostname.split(".")[0]
+    return [DnsEntry(label, hostname, "CNAME", target, proxied=True),
+            DnsEntry(f"{label}-verification", verification_host(hostname), "TXT", verification, proxied=False)]
+
+
 def start_command(argv: Sequence[str]) -> str:
     """A container command as Railway's start command. Railway runs it in exec form in place of the
     image's ENTRYPOINT, splitting words as a shell does but expanding nothing
@@ -326,13 +496,19 @@ class RailwayService(dynamic.Resource, module="railway", name="Service"):
 
     service_id: pulumi.Output[str]
     domain: pulumi.Output[str | None]
+    custom_domain_id: pulumi.Output[str | None]
+    custom_domain_target: pulumi.Output[str]
+    """The CNAME target Railway gave the custom domain (read only for a service with one)."""
+    custom_domain_verification: pulumi.Output[str]
+    """The content of its verification TXT, `railway-verify=<token>` (likewise)."""
     private_hostname: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict[str, pulumi.Input[Any]],
                  opts: pulumi.ResourceOptions | None = None, provider: RailwayServiceProvider | None = None) -> None:
         super().__init__(provider or RailwayServiceProvider(), name,
                          {**props, "service_id": None, "volume_id": None, "domain_id": None, "domain": None,
-                          "deployment_id": None, "private_hostname": None}, opts)
+                          **dict.fromkeys(CUSTOM_DOMAIN_OUTPUTS), "deployment_id": None, "private_hostname": None},
+                         opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +538,7 @@ def registry_credentials(image: pulumi.Input[str], registry: Registry | None) ->
 
 def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi.Resource) -> Endpoint:
     variables: dict[str, pulumi.Input[str]] = {**spec.env, **spec.secret_env, "PORT": str(spec.port)}
+    hostname = spec.public_hostname if spec.size.public else None
     service = RailwayService(
         name,
         {
@@ -381,9 +558,15 @@ def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi
             "registry_credentials": registry_credentials(spec.image, target.registry),
             "volume_mount_path": spec.volume_path,
             "public_port": spec.port if spec.size.public else None,
+            # The hostname the edge forwards: a custom domain instead of a *.up.railway.app one.
+            "custom_domain": hostname,
         },
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables", "registry_credentials"]),
     )
-    public = service.domain.apply(lambda d: f"https://{d}") if spec.size.public else None
-    return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}.railway.internal:{spec.port}"),
-                    public_url=public)
+    private = pulumi.Output.from_input(f"http://{spec.name}.railway.internal:{spec.port}")
+    if hostname is None:
+        public = service.domain.apply(lambda d: f"https://{d}") if spec.size.public else None
+        return Endpoint(private_url=private, public_url=public, resources=[service])
+    return Endpoint(private_url=private, public_url=service.custom_domain_id.apply(lambda _: f"https://{hostname}"),
+                    dns=custom_domain_dns(hostname, service.custom_domain_target, service.custom_domain_verification),
+                    resources=[service])
