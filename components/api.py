@@ -2,8 +2,9 @@
 service that scales from 1 warm instance to 3-5 (L2, D2, C1), and its tenant registry.
 
 Each tenant gets an API key and an admin key (pulumi_random, kept in the state, exported as secret
-stack outputs). The engine receives only their SHA-256 hashes, in one JSON document listing every
-tenant: so one entry in `platform:tenants` onboards the tenant in the engine too.
+stack outputs). The engine receives only their SHA-256 hashes, in JSON documents listing the
+tenants, a hundred to a document (`TENANTS_JSON`, `TENANTS_JSON_2`, ...): so one entry in
+`platform:tenants` onboards the tenant in the engine too, and 1,000 tenants still fit a variable.
 """
 
 from __future__ import annotations
@@ -72,7 +73,24 @@ def tenant_registry(tenants: Sequence[TenantEntry], api_keys: Sequence[str], adm
     ]}, sort_keys=True)
 
 
-def engine_spec(args: EngineArgs, image: pulumi.Input[str], tenants_json: pulumi.Input[str]) -> ContainerSpec:
+# A shard of 100 tenants is at most ~29 KB (slugs of 63 characters): under Cloud Run's 32,768 bytes per
+# variable value and Secret Manager's 64 KiB per version (tests/test_scale_limits.py checks 1,000).
+TENANTS_PER_SHARD = 100
+
+
+def shard_variable(index: int) -> str:
+    """`TENANTS_JSON`, then `TENANTS_JSON_2`, ...: the names the engine reads (engine.registry)."""
+    return "TENANTS_JSON" if index == 0 else f"TENANTS_JSON_{index + 1}"
+
+
+def tenant_registry_shards(tenants: Sequence[TenantEntry], api_keys: Sequence[str],
+                           admin_keys: Sequence[str]) -> list[str]:
+    starts = range(0, max(len(tenants), 1), TENANTS_PER_SHARD)
+    return [tenant_registry(tenants[i:i + TENANTS_PER_SHARD], api_keys[i:i + TENANTS_PER_SHARD],
+                            admin_keys[i:i + TENANTS_PER_SHARD]) for i in starts]
+
+
+def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pulumi.Input[str]]) -> ContainerSpec:
     env: dict[str, pulumi.Input[str]] = {
         "ENVIRONMENT": args.environment,
         "POCKETBASE_URL": args.pocketbase_url,
@@ -85,7 +103,7 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], tenants_json: pulumi
         "POCKETBASE_SUPERUSER_PASSWORD": args.pocketbase_superuser_password,
         "REDIS_URL": args.redis_url,
         # Hashes only, yet secret: they would let anyone test guessed keys offline.
-        "TENANTS_JSON": tenants_json,
+        **{shard_variable(i): shard for i, shard in enumerate(shards)},
         **args.extra_secret_env,
     }
     return ContainerSpec(
@@ -119,12 +137,14 @@ class Engine(pulumi.ComponentResource):
             self.tenant_keys[tenant.slug] = TenantKeys(pulumi.Output.secret(api.result),
                                                        pulumi.Output.secret(admin.result))
         keys = list(self.tenant_keys.values())
-        registry_json = pulumi.Output.all(
+        documents = pulumi.Output.all(
             pulumi.Output.all(*[k.api_key for k in keys]), pulumi.Output.all(*[k.admin_key for k in keys]),
-        ).apply(lambda pair: tenant_registry(args.tenants, pair[0], pair[1]))
+        ).apply(lambda pair: tenant_registry_shards(args.tenants, pair[0], pair[1]))
+        count = len(range(0, max(len(args.tenants), 1), TENANTS_PER_SHARD))
+        shards = [pulumi.Output.secret(documents.apply(lambda docs, i=i: docs[i])) for i in range(count)]
 
         self.image = (pulumi.Output.from_input(args.prebuilt_image) if args.prebuilt_image is not None else
                       build_image(f"{name}-image", COMPONENTS_DIR / "engine", "commission-engine", args.registry, self))
-        spec = engine_spec(args, self.image, pulumi.Output.secret(registry_json))
+        spec = engine_spec(args, self.image, shards)
         self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})

@@ -23,7 +23,7 @@ from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
-from engine.registry import Principal, TenantRegistry
+from engine.registry import Principal, TenantRegistry, shard_documents
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
@@ -150,7 +150,7 @@ def _logging() -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    registry = TenantRegistry.from_json(settings.tenants_json)
+    registry = TenantRegistry.from_documents([settings.tenants_json, *shard_documents(os.environ)])
     _logging()
 
     @asynccontextmanager
