@@ -1,6 +1,7 @@
 """The Railway dynamic provider against a schema-backed stand-in of Railway's API: every document is
 valid against the schema, create -> update -> delete works, each deployment runs what the inputs say
-(image, variables, start command, replicas, registry credentials), and failures surface as clear
+(image, variables, start command, replicas, registry credentials), a public service answers for its
+hostname through a custom domain whose DNS records Railway verifies, and failures surface as clear
 messages that never carry the token."""
 
 from __future__ import annotations
