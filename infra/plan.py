@@ -59,6 +59,8 @@ class PlannedResource:
     """As the engine hands them to a policy pack: secrets marked (holding plan-time stand-ins)."""
     dependencies: frozenset[str] = field(default=frozenset[str](), repr=False, compare=False)
     """URNs the engine creates before this resource: `depends_on` and every input's resource."""
+    provider: str | None = field(default=None, repr=False, compare=False)
+    """`<provider URN>::<id>` of an explicit provider; None: the default one, configured by the stack."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
                 urn=response.urn, type=request.type, name=request.name,
                 parent=request.parent or None, custom=bool(request.custom), inputs=mask(raw),
                 wire_inputs=wire(raw), dependencies=frozenset(request.dependencies),
+                provider=request.provider or None,
             ))
         return response
 
