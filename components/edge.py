@@ -71,6 +71,10 @@ class EdgeArgs:
     rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
     waf_log_only_hosts: Sequence[str] = ()
     """Hosts whose OWASP matches are only logged (a tenant migrating); the managed ruleset still runs."""
+    api_origin_ssl: str | None = None
+    """SSL/TLS mode for `api.<zone>` alone, where its origin cannot pass Full (strict): Railway serves
+    a proxied custom domain with its `*.up.railway.app` certificate and says "Do not use Full (Strict)
+    mode with Railway" (https://docs.railway.com/networking/troubleshooting/ssl, "Error 526")."""
 
 
 def _host_set(hosts: Sequence[str]) -> str:
@@ -185,16 +189,23 @@ HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
 
 
 def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLimitOverride],
-               log_hosts: Sequence[str]) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
+               log_hosts: Sequence[str], api_origin_ssl: str | None = None,
+               ) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
     """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
     against the zone's plan."""
     api_host = api_hostname(zone_name)
-    return {
+    rules: dict[str, list[cloudflare.RulesetRuleArgsDict]] = {
         "http_request_firewall_managed": waf_rules(settings, log_hosts),
         "http_ratelimit": rate_limit_rules(settings, api_host, overrides),
         "http_request_cache_settings": cache_rules(settings, api_host),
         "http_request_dynamic_redirect": [HTTPS_REDIRECT],
     }
+    if api_origin_ssl is not None:
+        rules["http_config_settings"] = [{
+            "action": "set_config", "expression": f"http.host eq {json.dumps(api_host)}",
+            "description": f"API origin: SSL/TLS {api_origin_ssl} (the zone stays Full (strict))",
+            "action_parameters": {"ssl": api_origin_ssl}}]
+    return rules
 
 
 _RULESET_NAMES = {
@@ -202,6 +213,7 @@ _RULESET_NAMES = {
     "http_ratelimit": ("rate-limits", "platform rate limits"),
     "http_request_cache_settings": ("cache", "platform cache rules"),
     "http_request_dynamic_redirect": ("https-redirect", "platform HTTPS redirect"),
+    "http_config_settings": ("config", "platform configuration rules"),
 }
 
 
@@ -220,7 +232,8 @@ class Edge(pulumi.ComponentResource):
 
         self._zone_settings(child)
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
-        rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts)
+        rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
+                           args.api_origin_ssl)
         for phase, phase_rules in rules.items():
             suffix, title = _RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,

@@ -32,6 +32,7 @@ def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = ()) -> EdgeAr
         rate_limit_overrides=[RateLimitOverride(t.hostnames, t.rate_limit_per_minute)
                               for t in model.tenants if t.rate_limit_per_minute is not None],
         waf_log_only_hosts=[h for t in model.tenants if t.waf_log_only for h in t.hostnames],
+        api_origin_ssl="full" if model.services["engine"].backend == "railway" else None,
     )
 
 
@@ -54,7 +55,8 @@ def check_edge(model: StackModel) -> list[str]:
     limits = LIMITS[plan]
     args = edge_args(model)
     rules = {phase: _rules(phase_rules) for phase, phase_rules in
-             edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts).items()}
+             edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
+                        args.api_origin_ssl).items()}
     problems = _rate_limits(plan, limits, rules["http_ratelimit"])
     problems += _cache(plan, limits, rules["http_request_cache_settings"])
     problems += _counts(plan, limits, rules)
@@ -132,6 +134,7 @@ def _counts(plan: Plan, limits: PlanLimits, rules: Mapping[str, Sequence[Rule]])
     problems: list[str] = []
     for phase, allowed, source in (("http_request_cache_settings", limits.cache_rules, "cache"),
                                    ("http_request_dynamic_redirect", limits.redirect_rules, "redirect"),
+                                   ("http_config_settings", limits.config_rules, "config"),
                                    ("http_request_origin", limits.origin_rules, "origin")):
         count = len(rules.get(phase, ()))
         if count > allowed:

@@ -149,6 +149,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["result"] = _fake(args.name, length=int(inputs.get("length", 32)))
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
+        elif args.typ == "pulumi-python:dynamic/railway:Service" and inputs.get("custom_domain"):
+            # What customDomainCreate answers (components/backends/railway.py): a CNAME target, a TXT token.
+            state["custom_domain_target"] = f"{_fake(args.name, length=8)}.up.railway.app"
+            state["custom_domain_verification"] = f"railway-verify={_fake(f'{args.name}-verification')}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             # The address GCP gives an account, so rules can tell it from the default compute one.
             state["email"] = f"{inputs['accountId']}@{inputs.get('project')}.iam.gserviceaccount.com"

@@ -58,6 +58,9 @@ class PlanLimits:
     origin_rules: int
     origin_host_header: bool
     redirect_rules: int
+    config_rules: int
+    """Configuration rules (`http_config_settings`): 10 is the smallest quota of the Rules products on
+    any plan; the exact per-plan number was not found in the docs, so only that floor is claimed."""
     waf_managed_rulesets: bool
     """The Cloudflare Managed and OWASP Core rulesets (the Free Managed Ruleset runs on every plan)."""
     custom_hostnames_max: int | None
@@ -74,26 +77,30 @@ LIMITS: dict[Plan, PlanLimits] = {
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src"}),
         rate_limit_fields=frozenset({"http.request.uri.path", "cf.bot_management.verified_bot"}),
         cache_rules=10, custom_cache_key=False, edge_ttl_min_s=7200, origin_rules=10, origin_host_header=False,
-        redirect_rules=10, waf_managed_rulesets=False, custom_hostnames_max=50_000, custom_metadata=False),
+        redirect_rules=10, config_rules=10,
+        waf_managed_rulesets=False, custom_hostnames_max=50_000, custom_metadata=False),
     "pro": PlanLimits(
         rate_limit_rules=2, rate_limit_periods_s=tuple(p for p in _API_PERIODS if p <= 60),
         rate_limit_mitigation_timeouts_s=tuple(t for t in _API_TIMEOUTS if t <= 3600),
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src"}), rate_limit_fields=_PAID_FIELDS,
         cache_rules=25, custom_cache_key=False, edge_ttl_min_s=3600, origin_rules=25, origin_host_header=False,
-        redirect_rules=25, waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
+        redirect_rules=25, config_rules=10,
+        waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
     "business": PlanLimits(
         rate_limit_rules=5, rate_limit_periods_s=tuple(p for p in _API_PERIODS if p <= 600),
         rate_limit_mitigation_timeouts_s=_API_TIMEOUTS,
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src", "cf.unique_visitor_id"}),
         rate_limit_fields=_PAID_FIELDS | {"http.request.method", "ip.src", "http.user_agent"},
         cache_rules=50, custom_cache_key=False, edge_ttl_min_s=1, origin_rules=50, origin_host_header=False,
-        redirect_rules=50, waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
+        redirect_rules=50, config_rules=10,
+        waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
     "enterprise": PlanLimits(
         rate_limit_rules=5, rate_limit_periods_s=_API_PERIODS, rate_limit_mitigation_timeouts_s=_API_TIMEOUTS,
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src", "cf.unique_visitor_id"}),
         rate_limit_fields=None,
         cache_rules=300, custom_cache_key=True, edge_ttl_min_s=1, origin_rules=300, origin_host_header=True,
-        redirect_rules=300, waf_managed_rulesets=True, custom_hostnames_max=None, custom_metadata=False),
+        redirect_rules=300, config_rules=10,
+        waf_managed_rulesets=True, custom_hostnames_max=None, custom_metadata=False),
 }
 
 SOURCES = {
@@ -101,6 +108,7 @@ SOURCES = {
     "cache": "https://developers.cloudflare.com/cache/how-to/cache-rules/",
     "origin": "https://developers.cloudflare.com/rules/origin-rules/",
     "redirect": "https://developers.cloudflare.com/rules/url-forwarding/single-redirects/",
+    "config": "https://developers.cloudflare.com/rules/configuration-rules/",
     "waf": "https://developers.cloudflare.com/waf/managed-rules/",
     "expression": "https://developers.cloudflare.com/ruleset-engine/rules-language/expressions/",
     "saas": "https://developers.cloudflare.com/cloudflare-for-platforms/cloudflare-for-saas/plans/",

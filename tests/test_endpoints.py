@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from infra.plan import Plan, PlannedResource
+from tests.cloudflare_rules import Request, matches
 from tests.conftest import STACKS, stack_document
 
 
@@ -69,3 +70,27 @@ def test_grafana_resources_go_to_the_grafana_that_holds_the_rules_data(
     assert containers["grafana"].urn in provider.dependencies, "the provider waits for its Grafana"
     url = provider.inputs["url"]
     assert _reaches(plan, str(urlsplit(url).hostname), "http://grafana:3000"), url
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_api_hosts_ssl_mode_is_one_its_origin_can_satisfy(stack: str, committed_plans: dict[str, Plan]) -> None:
+    """Railway serves a proxied custom domain with its `*.up.railway.app` certificate: "Do not use
+    Full (Strict) mode with Railway" (https://docs.railway.com/networking/troubleshooting/ssl, error 526).
+    Cloud Run's load balancer holds a certificate for the host itself; a tunnel takes no SSL mode."""
+    plan = committed_plans[stack]
+    host = f"api.{stack_document(stack)['config']['platform:zone']['name']}"
+    [zone_ssl] = [r.inputs["value"] for r in plan.resources
+                  if r.type == "cloudflare:index/zoneSetting:ZoneSetting" and r.inputs["settingId"] == "ssl"]
+    mode = zone_ssl
+    for ruleset in (r for r in plan.resources if r.type == "cloudflare:index/ruleset:Ruleset"
+                    and r.inputs["phase"] == "http_config_settings"):
+        for rule in ruleset.inputs["rules"]:
+            if matches(rule["expression"], Request(host, "/v1/orders")) and "ssl" in rule["actionParameters"]:
+                mode = rule["actionParameters"]["ssl"]
+    engine = next(r for r in plan.resources if r.inputs.get("name") == "commission-engine" and r.custom)
+
+    assert zone_ssl == "strict", "every other host keeps Full (strict)"
+    if engine.type == "pulumi-python:dynamic/railway:Service":
+        assert mode == "full"
+    else:
+        assert mode == "strict"
