@@ -19,6 +19,7 @@ from stacks.profile import ServiceProfile
 
 REDIS_IMAGE = "redis:7.4.1-alpine"
 EVICTION_POLICY = "allkeys-lru"
+SUBNET_RANGE = "10.20.0.0/24"
 
 
 def ca_bundle(certs: Sequence[gcp.redis.outputs.InstanceServerCaCert]) -> str:
@@ -62,10 +63,13 @@ class Cache(pulumi.ComponentResource):
     ca_certificate: pulumi.Output[str] | None
     vpc_network: pulumi.Output[str] | None
     vpc_subnetwork: pulumi.Output[str] | None
+    vpc_subnet_range: str | None
+    """The CIDR of the subnetwork Cloud Run's Direct VPC egress leaves from."""
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:cache:Redis", name, None, opts)
         self.ca_certificate = self.vpc_network = self.vpc_subnetwork = None
+        self.vpc_subnet_range = None
         if args.size.backend == "cloudrun":
             self._memorystore(name, args)
         else:
@@ -86,7 +90,7 @@ class Cache(pulumi.ComponentResource):
                                       name=f"platform-{args.environment}", auto_create_subnetworks=False, opts=child)
         subnet = gcp.compute.Subnetwork(
             f"{name}-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
-            name=f"platform-{args.environment}-run", ip_cidr_range="10.20.0.0/24", private_ip_google_access=True,
+            name=f"platform-{args.environment}-run", ip_cidr_range=SUBNET_RANGE, private_ip_google_access=True,
             opts=child)
         instance = gcp.redis.Instance(
             name,
@@ -108,3 +112,4 @@ class Cache(pulumi.ComponentResource):
         self.ca_certificate = instance.server_ca_certs.apply(ca_bundle)
         self.vpc_network = network.id
         self.vpc_subnetwork = subnet.id
+        self.vpc_subnet_range = SUBNET_RANGE

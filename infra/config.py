@@ -275,7 +275,12 @@ def _merge_services(spec: StackSpecV1) -> tuple[dict[ServiceName, ServiceProfile
             return f"{NAMESPACE}:services.{svc_name}.{_camel(field)} (from profile {spec.environment!r})"
 
         problems += _check_service(name, svc, where)
-        if name == "pocketbase" and svc.backend != merged["engine"].backend and not svc.public:
+        engine_backend = merged["engine"].backend
+        if name == "pocketbase" and svc.backend == "gce" and engine_backend != "cloudrun":
+            problems.append(f"{where('backend')}: \"gce\" is a VM in the VPC that Cloud Run's Direct VPC egress "
+                            f"enters, but the engine runs on {_show(engine_backend)}; expected the engine on "
+                            "\"cloudrun\", or PocketBase on the engine's backend")
+        elif name == "pocketbase" and svc.backend not in (engine_backend, "gce") and not svc.public:
             # The engine cannot reach another backend's private network: it uses PocketBase's HTTPS domain.
             merged[name] = dataclasses.replace(svc, public=True)
         if name == "redis" and svc.backend != merged["engine"].backend:
@@ -342,6 +347,7 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
     backends = {svc.backend for svc in services.values()}
     needs: list[tuple[bool, str, str]] = [
         ("cloudrun" in backends and spec.gcp is None, "gcp", "a service runs on Cloud Run"),
+        ("gce" in backends and spec.gcp is None, "gcp", "a service runs on Compute Engine"),
         ("railway" in backends and spec.railway is None, "railway", "a service runs on Railway"),
         ("railway" in backends and spec.railway_token is None, "railwayToken", "a service runs on Railway"),
         (services["engine"].backend != "docker" and spec.registry is None, "registry",

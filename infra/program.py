@@ -9,6 +9,7 @@ import pulumiverse_grafana as grafana
 
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget
+from components.backends.gce import GceTarget
 from components.backends.railway import RailwayTarget
 from components.backends.service import DnsEntry
 from components.backends.targets import Targets
@@ -68,10 +69,19 @@ def declare(model: StackModel) -> None:
         # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
         gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
                                         bucket_id="_Default", retention_days=model.gcp.log_retention_days)
+        gce_target = None
+        if cache.vpc_network is not None and cache.vpc_subnetwork is not None and cache.vpc_subnet_range:
+            # A private VM in the engine's VPC, reached only from its Direct VPC egress subnet.
+            gce_target = GceTarget(
+                project=model.gcp.project, region=model.gcp.region, environment=env, network=cache.vpc_network,
+                subnetwork=cache.vpc_subnetwork, client_ranges=(cache.vpc_subnet_range,),
+                registry_server=model.registry.server if model.registry else None,
+                registry_repository=model.registry.repository if model.registry else None,
+                deletion_protection=env == "prod")
         targets = Targets(targets.docker_network, CloudRunTarget(
             project=model.gcp.project, region=model.gcp.region, environment=env,
             deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
-        ), targets.railway)
+        ), targets.railway, gce_target)
 
     dr = model.profile.disaster_recovery
     database = Database("database", DatabaseArgs(
@@ -87,9 +97,11 @@ def declare(model: StackModel) -> None:
         if model.backups is not None else None,
     ))
     engine_size = model.services["engine"]
-    same_backend = model.services["pocketbase"].backend == engine_size.backend
-    pocketbase_url = database.endpoint.private_url if same_backend else database.endpoint.public_url
-    assert pocketbase_url is not None  # made public by the config model when the backends differ
+    # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
+    private_path = (model.services["pocketbase"].backend == engine_size.backend
+                    or (model.services["pocketbase"].backend == "gce" and engine_size.backend == "cloudrun"))
+    pocketbase_url = database.endpoint.private_url if private_path else database.endpoint.public_url
+    assert pocketbase_url is not None  # made public by the config model when there is no private path
 
     edge_settings = model.profile.edge
     slo_spec = observability_spec.with_overrides(observability_spec.load(), model.alerts.overrides)

@@ -110,7 +110,7 @@ class TenantSpec(_Spec):
 
 
 class ServiceOverrideSpec(_Spec):
-    backend: Literal["docker", "cloudrun", "railway"] | None = None
+    backend: Literal["docker", "cloudrun", "railway", "gce"] | None = None
     cpu_millis: Annotated[int, Field(ge=1)] | None = None
     memory_mib: Annotated[int, Field(ge=1)] | None = None
     peak_cpu_millis: Annotated[int, Field(ge=1)] | None = None

@@ -41,6 +41,16 @@ LIMITS: dict[Backend, BackendLimits] = {
         volumes=False,
         why_no_volumes="Cloud Run has no local disk",
     ),
+    # One Compute Engine VM with a persistent disk, private, in the engine's VPC (components/backends/gce.py):
+    # E2 custom machine types, 2 to 32 vCPUs (https://cloud.google.com/compute/docs/general-purpose-machines#e2_machine_types).
+    "gce": BackendLimits(
+        cpu_millis_allowed=None,
+        cpu_millis_range=(1000, 32000),
+        memory_mib_range=(1024, 131072),
+        max_instances_limit=1,
+        autoscaling=False,
+        volumes=True,
+    ),
     "railway": BackendLimits(
         cpu_millis_allowed=None,
         cpu_millis_range=(1000, 32000),

@@ -1,4 +1,4 @@
-"""prod: the engine on Cloud Run (1 warm -> 5) with Memorystore Redis, PocketBase on Railway, WAF blocking."""
+"""prod: the engine on Cloud Run (1 warm -> 5) with Memorystore Redis, PocketBase on a private VM, WAF blocking."""
 
 from stacks.profile import (
     CanaryProfile,
@@ -13,7 +13,8 @@ PROFILE = Profile(
     environment="prod",
     services={
         "engine": ServiceProfile("cloudrun", 1000, 1024, 1000, 1024, 1, 5, public=True),
-        "pocketbase": ServiceProfile("railway", 1000, 2048, 2000, 4096, 1, 1),
+        # A VM with a persistent disk in the engine's region and VPC: private, near the engine (M1, B4).
+        "pocketbase": ServiceProfile("gce", 1000, 2048, 2000, 4096, 1, 1),
         # Redis is private only, so it lives where the engine's private network is: on Cloud Run's
         # side that is Memorystore, reached over Direct VPC egress.
         "redis": ServiceProfile("cloudrun", 1000, 1024, 1000, 1024, 1, 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Backend = Literal["docker", "cloudrun", "railway"]
+Backend = Literal["docker", "cloudrun", "railway", "gce"]
 
 ServiceName = Literal["engine", "pocketbase", "redis"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("engine", "pocketbase", "redis")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.backends import cloudrun, railway
+from components.backends import cloudrun, gce, railway
 from components.backends import docker as docker_backend
 from components.backends.service import ContainerSpec, Endpoint
 
@@ -17,6 +17,7 @@ class Targets:
     docker_network: docker.Network | None = None
     cloudrun: cloudrun.CloudRunTarget | None = None
     railway: railway.RailwayTarget | None = None
+    gce: gce.GceTarget | None = None
 
 
 def deploy(name: str, spec: ContainerSpec, targets: Targets, parent: pulumi.Resource) -> Endpoint:
@@ -27,5 +28,7 @@ def deploy(name: str, spec: ContainerSpec, targets: Targets, parent: pulumi.Reso
         return cloudrun.deploy(name, spec, targets.cloudrun, parent)
     if backend == "railway" and targets.railway is not None:
         return railway.deploy(name, spec, targets.railway, parent)
+    if backend == "gce" and targets.gce is not None:
+        return gce.deploy(name, spec, targets.gce, parent)
     # Config validation requires each backend's section wherever a service uses it.
     raise ValueError(f"{spec.name}: no target for backend {backend!r}")

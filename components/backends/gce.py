@@ -1,0 +1,190 @@
+"""The gce backend: one container on a Compute Engine VM with a persistent disk, private only.
+
+For PocketBase beside an engine on Cloud Run (prod): Cloud Run has no disk, and a database across the
+internet (Railway, another continent) puts every call outside the private network and far from the
+engine (M1, B4). Here the VM sits in the engine's region, in the VPC the engine reaches over Direct
+VPC egress, with no external address: the only way in is the firewall rule admitting the engine's
+egress subnet on the service's port, so PocketBase's admin UI (`/_/`) is never on the internet.
+
+- The VM runs Container-Optimized OS. cloud-init (`user-data`, https://cloud.google.com/container-optimized-os/docs/how-to/create-configure-instance#using_cloud-init)
+  formats and mounts the persistent disk at first boot, reads the container's secrets from Secret
+  Manager with the VM's own service account (the metadata server's token), and runs the image with
+  systemd; Google's container startup agent (`gce-container-declaration`) is deprecated.
+- The VM's service account may read exactly its secrets and pull from the stack's registry
+  repository, and write logs and metrics: no project role beyond those two writers.
+- The disk and the boot disk are encrypted at rest by Compute Engine (AES-256, Google-managed keys:
+  https://cloud.google.com/docs/security/encryption/default-encryption); snapshots are the DR
+  layer's business.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.backends.service import ContainerSpec, Endpoint
+
+MOUNT = "/mnt/disks/data"
+DEVICE = "data"
+# E2 custom machine types: an even number of vCPUs from 2, 0.5 to 8 GB per vCPU in 256 MB steps
+# (https://cloud.google.com/compute/docs/instances/creating-instance-with-custom-machine-type#e2_custom_machine_types).
+IMAGE = "cos-cloud/cos-stable"
+
+
+@dataclass(frozen=True)
+class GceTarget:
+    project: str
+    region: str
+    environment: str
+    network: pulumi.Input[str]
+    subnetwork: pulumi.Input[str]
+    client_ranges: Sequence[str]
+    """CIDRs that may reach the service's port: the engine's Direct VPC egress subnet."""
+    registry_server: str | None = None
+    """`<region>-docker.pkg.dev`: the VM pulls the image from there with its own account."""
+    registry_repository: str | None = None
+    """`<project>/<repository>` on that server; the VM's account may read this repository only."""
+    deletion_protection: bool = False
+    disk_gb: int = 20
+
+    @property
+    def zone(self) -> str:
+        return f"{self.region}-a"
+
+
+def machine_type(cpu_millis: int, memory_mib: int) -> str:
+    cpus = max(2, -(-cpu_millis // 1000))
+    cpus += cpus % 2
+    memory = max(memory_mib, cpus * 512)
+    memory = -(-memory // 256) * 256
+    return f"e2-custom-{cpus}-{memory}"
+
+
+def secret_fetch_line(project: str, secret_id: str, version: str, variable: str) -> str:
+    """A shell line that appends `VARIABLE=<secret>` to the env file, with nothing but curl, sed and
+    base64 (what Container-Optimized OS has). Secret Manager answers `{"name": ..., "payload":
+    {"data": "<base64>", ...}}` (https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access)."""
+    url = f"https://secretmanager.googleapis.com/v1/projects/{project}/secrets/{secret_id}/versions/{version}:access"
+    return (f'printf "%s=%s\\n" {shlex.quote(variable)} "$(curl -sf -H "Authorization: Bearer $TOKEN" '
+            f'{shlex.quote(url)} | sed -n \'s/.*"data": *"\\([^"]*\\)".*/\\1/p\' | base64 -d)" >> /run/service.env')
+
+
+def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines: Sequence[str],
+               registry_server: str | None) -> str:
+    """The VM's `user-data`: format and mount the disk, read the secrets into tmpfs, run the image."""
+    volume = f"-v {MOUNT}:{spec.volume_path}" if spec.volume_path else ""
+    flags = " ".join(f"-e {shlex.quote(k)}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    fetches = "\n".join(f"    {line}" for line in fetch_lines)
+    login = f"docker-credential-gcr configure-docker --registries={registry_server}" if registry_server else "true"
+    return f"""#cloud-config
+write_files:
+- path: /etc/systemd/system/{spec.name}.service
+  permissions: "0644"
+  content: |
+    [Unit]
+    Description={spec.name}
+    Wants=network-online.target
+    After=network-online.target {spec.name}-secrets.service
+    Requires={spec.name}-secrets.service
+    [Service]
+    Environment=HOME=/home/{spec.name}
+    ExecStartPre=/usr/bin/{login}
+    ExecStart=/usr/bin/docker run --rm --name {spec.name} -p {spec.port}:{spec.port} {volume} --env-file /run/service.env {flags} {image}
+    ExecStop=/usr/bin/docker stop {spec.name}
+    Restart=always
+    RestartSec=5
+- path: /etc/systemd/system/{spec.name}-secrets.service
+  permissions: "0644"
+  content: |
+    [Unit]
+    Description=read {spec.name}'s secrets from Secret Manager into tmpfs
+    Wants=network-online.target
+    After=network-online.target
+    [Service]
+    Type=oneshot
+    RemainAfterExit=true
+    ExecStart=/bin/bash /etc/{spec.name}-secrets.sh
+- path: /etc/{spec.name}-secrets.sh
+  permissions: "0700"
+  content: |
+    set -euo pipefail
+    umask 077
+    : > /run/service.env
+    TOKEN="$(curl -sf -H 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token | sed -n 's/.*"access_token": *"\\([^"]*\\)".*/\\1/p')"
+{fetches}
+runcmd:
+- mkdir -p {MOUNT}
+- blkid /dev/disk/by-id/google-{DEVICE} || mkfs.ext4 -m 0 -E lazy_itable_init=0,discard /dev/disk/by-id/google-{DEVICE}
+- mount -o discard,defaults /dev/disk/by-id/google-{DEVICE} {MOUNT}
+- systemctl daemon-reload
+- systemctl start {spec.name}.service
+"""
+
+
+def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Resource) -> Endpoint:
+    child = pulumi.ResourceOptions(parent=parent)
+    project, env = target.project, target.environment
+    account = gcp.serviceaccount.Account(
+        f"{name}-vm-sa", project=project, account_id=f"{spec.name}-{env}-vm"[:30],
+        display_name=f"{spec.name} ({env}) VM", opts=child)
+    for role in ("roles/logging.logWriter", "roles/monitoring.metricWriter"):
+        gcp.projects.IAMMember(f"{name}-vm-{role.split('/')[1].split('.')[0]}-writer", project=project, role=role,
+                               member=account.member, opts=child)
+    if target.registry_repository is not None and target.registry_server is not None:
+        repo_project, repository = target.registry_repository.split("/", 1)
+        gcp.artifactregistry.RepositoryIamMember(
+            f"{name}-vm-image-reader", project=repo_project, location=target.registry_server.split("-docker.")[0],
+            repository=repository, role="roles/artifactregistry.reader", member=account.member, opts=child)
+
+    fetches: list[pulumi.Input[str]] = []
+    grants: list[pulumi.Resource] = []
+    for key, value in sorted(spec.secret_env.items()):
+        slug = key.lower().replace("_", "-")
+        secret = gcp.secretmanager.Secret(f"{name}-{slug}", project=project, secret_id=f"{spec.name}-{env}-{slug}",
+                                          replication={"auto": {}}, opts=child)
+        version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
+                                                  secret_data=pulumi.Output.secret(value), opts=child)
+        grants.append(gcp.secretmanager.SecretIamMember(
+            f"{name}-{slug}-reader", project=project, secret_id=secret.secret_id,
+            role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
+        fetches.append(version.version.apply(
+            lambda number, secret_id=f"{spec.name}-{env}-{slug}", variable=key:
+            secret_fetch_line(project, secret_id, number, variable)))
+
+    address = gcp.compute.Address(f"{name}-address", project=project, region=target.region,
+                                  name=f"{spec.name}-{env}", address_type="INTERNAL", subnetwork=target.subnetwork,
+                                  opts=child)
+    disk = gcp.compute.Disk(f"{name}-data", project=project, zone=target.zone, name=f"{spec.name}-{env}-data",
+                            type="pd-balanced", size=target.disk_gb, opts=child)
+    instance = gcp.compute.Instance(
+        name, project=project, zone=target.zone, name=f"{spec.name}-{env}",
+        machine_type=machine_type(spec.size.peak_cpu_millis, spec.size.peak_memory_mib),
+        boot_disk={"initialize_params": {"image": IMAGE, "size": 10}},
+        attached_disks=[{"source": disk.id, "device_name": DEVICE}],
+        # No access_configs: no external address. Outbound (registry, Secret Manager) goes through
+        # Private Google Access on the subnetwork.
+        network_interfaces=[{"subnetwork": target.subnetwork, "network_ip": address.address}],
+        service_account={"email": account.email, "scopes": ["cloud-platform"]},
+        shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
+                                  "enable_integrity_monitoring": True},
+        metadata={"user-data": pulumi.Output.all(pulumi.Output.from_input(spec.image), pulumi.Output.all(**spec.env),
+                                                 pulumi.Output.all(*fetches)).apply(
+            lambda parts: cloud_init(spec, parts[0], parts[1], parts[2], target.registry_server)),
+                  "google-logging-enabled": "true", "enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+        labels={"platform-environment": env, "platform-public": "false"},
+        tags=[f"{spec.name}-{env}"],
+        allow_stopping_for_update=True,
+        deletion_protection=target.deletion_protection,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=grants),
+    )
+    gcp.compute.Firewall(
+        f"{name}-clients", project=project, network=target.network, name=f"{spec.name}-{env}-clients",
+        direction="INGRESS", source_ranges=list(target.client_ranges), target_tags=[f"{spec.name}-{env}"],
+        allows=[{"protocol": "tcp", "ports": [str(spec.port)]}],
+        description=f"only the engine's Direct VPC egress reaches {spec.name}", opts=child)
+    return Endpoint(private_url=pulumi.Output.concat("http://", address.address, f":{spec.port}"), public_url=None,
+                    resources=[instance])

@@ -1,0 +1,104 @@
+"""Prod's PocketBase is reachable only on the private network, from the engine, in the engine's region
+(#11.2): a VM with no external address in the engine's VPC, a firewall admitting only the engine's
+Direct VPC egress subnet, and the engine pointed at its internal address."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from components.backends.gce import cloud_init, secret_fetch_line
+from components.database import DatabaseArgs, pocketbase_spec
+from infra.plan import Plan
+from tests.environment import service_environment
+
+
+def _one(plan: Plan, type_: str, **inputs: object) -> dict[str, object]:
+    found = [r.inputs for r in plan.resources if r.type == type_ and all(r.inputs.get(k) == v for k, v in inputs.items())]
+    assert len(found) == 1, (type_, inputs, len(found))
+    return found[0]
+
+
+def test_prod_pocketbase_has_no_public_endpoint_and_sits_in_the_engines_region(committed_plans: dict[str, Plan]) -> None:
+    plan = committed_plans["prod"]
+    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine")
+    vm = _one(plan, "gcp:compute/instance:Instance", name="pocketbase-prod")
+
+    assert all("accessConfigs" not in nic for nic in vm["networkInterfaces"]), "no external address"
+    assert str(vm["zone"]).startswith(str(engine["location"]) + "-")
+    assert not [r for r in plan.resources if r.type == "pulumi-python:dynamic/railway:Service"]
+    assert not [r for r in plan.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"
+                and "pocketbase" in str(r.inputs.get("name"))]
+
+
+def test_only_the_engines_egress_subnet_reaches_pocketbase(committed_plans: dict[str, Plan]) -> None:
+    plan = committed_plans["prod"]
+    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine")
+    [subnet] = [r.inputs for r in plan.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
+    egress = engine["template"]["vpcAccess"]["networkInterfaces"]  # type: ignore[index]
+    assert egress, "the engine leaves through Direct VPC egress"
+    rules = [r.inputs for r in plan.resources if r.type == "gcp:compute/firewall:Firewall"
+             and r.inputs.get("direction", "INGRESS") == "INGRESS"]
+
+    admitted = [rule for rule in rules if "8090" in json.dumps(rule.get("allows"))]
+    assert admitted
+    for rule in admitted:
+        for source in rule["sourceRanges"]:
+            assert ipaddress.ip_network(source).subnet_of(ipaddress.ip_network(subnet["ipCidrRange"]))
+
+
+def test_the_engine_reaches_pocketbase_at_its_internal_address(committed_plans: dict[str, Plan]) -> None:
+    plan = committed_plans["prod"]
+    [address] = [r for r in plan.resources if r.type == "gcp:compute/address:Address"]
+    url, _ = service_environment(plan, "commission-engine")["POCKETBASE_URL"]
+
+    [subnet] = [r.inputs for r in plan.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
+    [vm] = [r for r in plan.resources if r.type == "gcp:compute/instance:Instance"]
+    host = url.removeprefix("http://").removesuffix(":8090")
+
+    assert address.inputs["addressType"] == "INTERNAL" and address.urn in vm.dependencies
+    assert url.startswith("http://") and url.endswith(":8090")
+    assert ipaddress.ip_address(host) in ipaddress.ip_network(subnet["ipCidrRange"])
+
+
+def test_the_vm_reads_its_secrets_with_what_container_optimized_os_has(tmp_path: Path) -> None:
+    """The line cloud-init runs, by bash, against an answer shaped like Secret Manager's `versions/N:access`."""
+    secret = 'p@ss "w0rd" $HOME `x` \\ end'
+    answer = {"name": "projects/1/secrets/s/versions/3",
+              "payload": {"data": base64.b64encode(secret.encode()).decode(), "dataCrc32c": "1"}}
+    (tmp_path / "curl").write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(answer, indent=2)}\nEOF\n")
+    (tmp_path / "curl").chmod(0o755)
+    env = tmp_path / "service.env"
+    line = secret_fetch_line("proj", "pocketbase-prod-x", "3", "PB_SUPERUSER_PASSWORD")
+
+    proc = subprocess.run(["bash", "-c", line.replace("/run/service.env", str(env))], capture_output=True,
+                          text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin", "TOKEN": "t"}, check=False)
+
+    assert proc.returncode == 0, proc.stderr
+    assert env.read_text() == f"PB_SUPERUSER_PASSWORD={secret}\n"
+
+
+def test_the_vm_boots_from_cloud_config_that_runs_the_image_on_the_disk() -> None:
+    spec = pocketbase_spec(_args(), "europe-docker.pkg.dev/p/r/pocketbase:abc", "pw", "key")
+    text = cloud_init(spec, "europe-docker.pkg.dev/p/r/pocketbase:abc", {"PB_SUPERUSER_EMAIL": "a@b.co"},
+                      [secret_fetch_line("p", "s", "1", "PB_SUPERUSER_PASSWORD")], "europe-docker.pkg.dev")
+
+    document = yaml.safe_load(text)
+    units = {f["path"]: f["content"] for f in document["write_files"]}
+    service = units["/etc/systemd/system/pocketbase.service"]
+    assert "-v /mnt/disks/data:/pb/pb_data" in service and "pocketbase:abc" in service
+    assert "--env-file /run/service.env" in service and "pw" not in text, "secrets never in the metadata"
+    assert any("mount" in step and "google-data" in step for step in document["runcmd"])
+
+
+def _args() -> DatabaseArgs:
+    from components.backends.targets import Targets
+    from stacks.profile import ServiceProfile
+
+    return DatabaseArgs(environment="prod", size=ServiceProfile("gce", 1000, 2048, 2000, 4096, 1, 1), targets=Targets(),
+                        superuser_email="a@b.co", backup_cron="0 3 * * *", backup_retention_days=30)
