@@ -80,6 +80,11 @@ def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines
     flags = " ".join(f"-e {shlex.quote(k)}={shlex.quote(v)}" for k, v in sorted(env.items()))
     fetches = "\n".join(f"    {line}" for line in fetch_lines)
     login = f"docker-credential-gcr configure-docker --registries={registry_server}" if registry_server else "true"
+    run = (f"/usr/bin/docker run --rm --name {spec.name} -p {spec.port}:{spec.port} {volume} "
+           f"--env-file /run/service.env {flags} {image}")
+    metadata = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
+    token = (f"TOKEN=\"$(curl -sf -H 'Metadata-Flavor: Google' {metadata} "
+             "| sed -n 's/.*\"access_token\": *\"\\([^\"]*\\)\".*/\\1/p')\"")
     return f"""#cloud-config
 write_files:
 - path: /etc/systemd/system/{spec.name}.service
@@ -93,7 +98,7 @@ write_files:
     [Service]
     Environment=HOME=/home/{spec.name}
     ExecStartPre=/usr/bin/{login}
-    ExecStart=/usr/bin/docker run --rm --name {spec.name} -p {spec.port}:{spec.port} {volume} --env-file /run/service.env {flags} {image}
+    ExecStart={run}
     ExecStop=/usr/bin/docker stop {spec.name}
     Restart=always
     RestartSec=5
@@ -114,7 +119,7 @@ write_files:
     set -euo pipefail
     umask 077
     : > /run/service.env
-    TOKEN="$(curl -sf -H 'Metadata-Flavor: Google' http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token | sed -n 's/.*"access_token": *"\\([^"]*\\)".*/\\1/p')"
+    {token}
 {fetches}
 runcmd:
 - mkdir -p {MOUNT}
