@@ -1,15 +1,22 @@
 """The pack table: every rule with its id, what it checks, why, the requirement it enforces, its
-severity and enforcement level. `policies/__main__.py` serves it; `POLICIES.md` is generated from it.
+severity and enforcement level, and what it denies by default. `policies/__main__.py` serves it;
+`POLICIES.md` is generated from it.
 
-Waivers: a stack may waive one rule for one resource, with a reason (`platform:waivers`). They reach
-the pack as policy config (`{"waivers": {"<resource name>": "<reason>"}}`); a waived resource is
-reported as not applicable, with the reason.
+Every rule is deny-by-default: it lists what is allowed and refuses the rest, including values the
+engine does not know yet. A rule that cannot read its inputs reports a clean mandatory violation
+naming the error, never a traceback (issue #11, item 11).
+
+Waivers reach the pack as policy config: each rule's own under `waivers` (`[{resource, subject,
+expires, ticket, reason}]`), and all of them, each with its `rule`, under PLAT-WAIVER-001, which
+checks them against the whole stack (`policies/waivers.py`). A waiver that is malformed, expired,
+too long, without a real reason or ticket, or for an IAM rule in production waives nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -24,7 +31,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rule import NotApplicable, Resource, Rule
+from policies import waivers as waiver_rules
+from policies.rule import UNKNOWN, Finding, NotApplicable, Resource, Rule, Violation, as_list, as_map, as_violation
 from policies.rules import (
     data_no_plaintext_secret_env,
     data_pocketbase_backups,
@@ -32,15 +40,15 @@ from policies.rules import (
     data_pocketbase_single_volume,
     data_redis_private,
     dns_web_records_proxied,
+    env_stack_identity,
     iam_cloudflare_token_scope,
-    iam_cloudrun_public_invoker,
-    iam_cloudrun_service_account,
-    iam_gcp_project_roles,
+    iam_gcp,
     iam_vercel_sensitive_env,
     image_immutable,
     logs_retention,
     scale_engine_replicas,
     size_within_document,
+    tls_hsts,
     tls_https_redirect,
     tls_zone_settings,
     waf_covers_proxied_hosts,
@@ -49,119 +57,306 @@ from policies.rules import (
 )
 
 PACK_NAME = "platform-policies"
+WAIVER_RULE = "PLAT-WAIVER-001"
+
+
+def _check_waivers(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    return check_waivers(resources, config)  # defined below, once RULES exists
+
 
 RULES: tuple[Rule, ...] = (
-    Rule("PLAT-IAM-001", "Cloudflare API tokens cover one zone, allowed permissions only, and expire",
+    Rule("PLAT-ENV-001", "The stack is what it says",
+         "A prod file claiming staging gets staging's weaker profile; docker in prod has no failover or backups.",
+         "D2, S3", "critical", "mandatory",
+         "a platform:environment other than the stack's name (as the engine passes it), resources of another "
+         "stack or saying another environment, and any docker container outside integration",
+         stack_check=env_stack_identity.check),
+    Rule("PLAT-IAM-001", "Cloudflare API tokens: user-owned, one policy, one zone of this stack, allowed "
+         "permissions, an RFC 3339 expiry",
          "A leaked token must not reach other zones or the account, nor live forever.", "S3", "critical",
-         "mandatory", resource_check=iam_cloudflare_token_scope.check,
+         "mandatory",
+         "every Cloudflare token type but apiToken (accountToken included), several policies, a zone the stack "
+         "does not configure, a permission group off the list, no or an unreadable expiry, unknown values",
+         stack_check=iam_cloudflare_token_scope.check,
          config_defaults={"allowed_permission_groups": ["e17beae8b8cb423a99b1730f21238bed",
                                                         "c8fed203ed3043cba015a93ad1616f1f"],
                           "max_lifetime_days": 400}),
-    Rule("PLAT-IAM-002", "No primitive or admin role granted on a GCP project",
-         "Project-wide roles give every service power over every other.", "S3", "critical", "mandatory",
-         resource_check=iam_gcp_project_roles.check),
-    Rule("PLAT-IAM-003", "Every Cloud Run service runs as a dedicated service account",
-         "The default compute account holds Editor on the project.", "S3", "high", "mandatory",
-         resource_check=iam_cloudrun_service_account.check),
-    Rule("PLAT-IAM-004", "Only services labelled public may be invoked by allUsers",
-         "Internal services must not be callable from the internet.", "S3", "high", "mandatory",
-         stack_check=iam_cloudrun_public_invoker.check),
-    Rule("PLAT-IAM-005", "Vercel variables that hold credentials are sensitive",
-         "Sensitive variables cannot be read back from the dashboard or API.", "S3", "medium", "mandatory",
+    Rule("PLAT-IAM-002", "GCP IAM grants are on the allow-list: type, role and a member the stack declares",
+         "Every grant beyond the service's own secrets and its invoker is a path to more privilege.", "S3",
+         "critical", "mandatory",
+         "every resource whose type speaks of IAM, Policy, Binding, Member or ACL but secret accessor on a "
+         "declared secret and run.invoker; custom roles, keys, project/folder/organization grants (owner, editor, "
+         "token creator, secret accessor); members not declared; any unknown value in a grant",
+         stack_check=iam_gcp.check_grants),
+    Rule("PLAT-IAM-003", "Workloads are Cloud Run v2 services, each as its own declared service account",
+         "The default compute account holds Editor on the project; a shared account holds every grant of each user.",
+         "S3", "high", "mandatory",
+         "Cloud Run v1, jobs, Cloud Functions, App Engine, GKE and other workload types; a service account the "
+         "stack does not declare, shared by two workloads, or a default (compute, App Engine, Cloud Build) account",
+         stack_check=iam_gcp.check_workloads),
+    Rule("PLAT-IAM-004", "Nothing is public but run.invoker on a public service behind the load balancer",
+         "The load balancer does not authenticate; internal ingress keeps everyone else out of the service.",
+         "S3", "high", "mandatory",
+         "allUsers or allAuthenticatedUsers anywhere (secrets, buckets, registries, policy documents) except "
+         "run.invoker on the same-project, same-region, same-name service labelled public with ingress "
+         "INTERNAL_LOAD_BALANCER; invokerIamDisabled",
+         stack_check=iam_gcp.check_public),
+    Rule("PLAT-IAM-005", "Vercel variables that hold credentials are sensitive, and none is public",
+         "Sensitive variables cannot be read back; NEXT_PUBLIC_ ones are shipped to every browser.", "S3", "medium",
+         "mandatory",
+         "a readable variable whose name or value looks like a credential (STRIPE_SECRET_KEY, a URL with a "
+         "password) or is unknown; any credential in NEXT_PUBLIC_*",
          resource_check=iam_vercel_sensitive_env.check),
     Rule("PLAT-TLS-001", "Zones use Full (strict) TLS, TLS 1.2 or newer, TLS 1.3 on",
          "TLS is mandatory in transit, to the origin too, with a certificate that is checked.", "S1", "critical",
-         "mandatory", resource_check=tls_zone_settings.check),
+         "mandatory",
+         "a zone without those settings (Cloudflare's defaults apply), other values, zone settings the rule does not "
+         "know, custom hostnames below TLS 1.2",
+         stack_check=tls_zone_settings.check),
     Rule("PLAT-TLS-002", "Plain HTTP is redirected to HTTPS",
          "No page or API answer may travel unencrypted.", "S1", "high", "mandatory",
+         "a zone without Always Use HTTPS or an enabled `not ssl` redirect to https (disabled rules, other "
+         "expressions or targets do not count)",
          stack_check=tls_https_redirect.check),
-    Rule("PLAT-WAF-001", "Every proxied hostname is behind the Managed and OWASP rulesets",
+    Rule("PLAT-TLS-003", "HSTS as the stack requires",
+         "HSTS keeps browsers off plain HTTP; how long is the stack's choice, not the profile's.", "S1", "high",
+         "mandatory",
+         "no HSTS, or less than a year with includeSubDomains and preload in prod (any stack not integration or "
+         "staging), a day in staging, five minutes in integration",
+         stack_check=tls_hsts.check),
+    Rule("PLAT-WAF-001", "Every proxied hostname is behind the Managed and OWASP rulesets, running",
          "The WAF protects against the OWASP Top 10 only where it runs.", "S2", "critical", "mandatory",
+         "a proxied host no enabled rule covers; skip rules; rulesets in other phases or not zone-level; overrides "
+         "that disable or log the rulesets, categories or rules; a score threshold above 60; expressions it "
+         "cannot read",
          stack_check=waf_covers_proxied_hosts.check),
     Rule("PLAT-WAF-002", "Production blocks OWASP matches",
-         "Log-only mode detects attacks without stopping them; in prod it needs a reason.", "S2", "high",
-         "mandatory", resource_check=waf_owasp_blocks_in_prod.check,
-         config_defaults={"production_stacks": ["prod"]}),
-    Rule("PLAT-WAF-003", "Rate limits count per client IP, with a bounded budget",
+         "Log-only mode detects attacks without stopping them; in prod it needs a waiver naming the tenant.", "S2",
+         "high", "mandatory",
+         "in prod (any stack not integration or staging) an OWASP action other than block or managed_challenge, "
+         "ruleset-wide overrides included, or none at all",
+         stack_check=waf_owasp_blocks_in_prod.check),
+    Rule("PLAT-WAF-003", "Rate limits block, per client IP, with a bounded budget, on every proxied host",
          "An unbounded limit is no limit against scraping and credential stuffing.", "S2", "medium",
-         "mandatory", resource_check=waf_rate_limits.check, config_defaults={"max_requests_per_minute": 6000}),
+         "mandatory",
+         "a proxied host no valid rule matches; log-only rules; counting on anything but ip.src (and cf.colo.id); "
+         "counting expressions; budgets above the ceiling; expressions it cannot read",
+         stack_check=waf_rate_limits.check, config_defaults={"max_requests_per_minute": 6000}),
     Rule("PLAT-DNS-001", "Web hosts' DNS records are proxied",
          "An unproxied record exposes the origin and bypasses the WAF.", "S2", "high", "mandatory",
+         "an A, AAAA or CNAME record (dnsRecord or the deprecated record type) not proxied, but ACME DNS-01 "
+         "challenges; unknown type, name or proxied",
          resource_check=dns_web_records_proxied.check),
     Rule("PLAT-DATA-001", "PocketBase runs one replica on a persistent volume",
          "SQLite takes one writer; without a volume every restart loses the data.", "C2, L3", "critical",
-         "mandatory", resource_check=data_pocketbase_single_volume.check),
+         "mandatory", "PocketBase (by name or image) on Cloud Run, without a volume at /pb/pb_data, or not one replica",
+         resource_check=data_pocketbase_single_volume.check),
     Rule("PLAT-DATA-002", "PocketBase backs up daily, off the host outside integration",
          "Daily snapshots bound the data lost in a disaster; a backup on the same volume dies with it.",
-         "C7, S4", "high", "mandatory", resource_check=data_pocketbase_backups.check),
+         "C7, S4", "high", "mandatory",
+         "a schedule less than daily; outside integration (by stack, whatever the backend) no S3 bucket over HTTPS",
+         resource_check=data_pocketbase_backups.check),
     Rule("PLAT-DATA-003", "Redis is private and password-protected",
          "Sessions and commission results must not be readable from the internet.", "L4, S3", "critical",
-         "mandatory", resource_check=data_redis_private.check),
+         "mandatory",
+         "Redis (by name or image) with a public port, domain, port published beyond loopback or host networking; "
+         "no --requirepass or a password under 16 characters; Memorystore without AUTH and TLS",
+         resource_check=data_redis_private.check),
     Rule("PLAT-DATA-005", "Cloud Run credentials come from Secret Manager, never literal values",
          "A literal environment value is readable by anyone who may view the service.", "S3", "high",
-         "mandatory", resource_check=data_no_plaintext_secret_env.check),
+         "mandatory", "a literal variable whose name or value looks like a credential",
+         resource_check=data_no_plaintext_secret_env.check),
     Rule("PLAT-DATA-004", "PocketBase is public only when the engine must reach it so",
          "Its admin UI is an attack surface; expose it only when no private path exists.", "S3", "high",
-         "mandatory", stack_check=data_pocketbase_private.check),
-    Rule("PLAT-SCALE-001", "The engine keeps at least one warm instance in staging and prod",
+         "mandatory", "a public PocketBase on the engine's own backend",
+         stack_check=data_pocketbase_private.check),
+    Rule("PLAT-SCALE-001", "The engine keeps at least one warm instance outside integration",
          "Cold starts break the latency SLO (M1) for the first requests.", "C1", "high", "mandatory",
-         resource_check=scale_engine_replicas.check_warm, config_defaults={"warm_stacks": ["staging", "prod"]}),
+         "an engine (by name or image) that scales to zero in any stack but integration",
+         resource_check=scale_engine_replicas.check_warm),
     Rule("PLAT-SCALE-002", "The engine scales to at most the reviewed bound",
          "Past 3 to 5 instances PocketBase, not the engine, is the bottleneck, and cost grows.", "C1, A6",
-         "medium", "mandatory", resource_check=scale_engine_replicas.check_ceiling,
-         config_defaults={"max_instances": 5}),
+         "medium", "mandatory", "more instances than the bound, or a bound it cannot read",
+         resource_check=scale_engine_replicas.check_ceiling, config_defaults={"max_instances": 5}),
     Rule("PLAT-SIZE-001", "PocketBase stays within 2 vCPU and 4 GiB",
          "Past that the document plans a move to Postgres, not a bigger SQLite.", "C2, A7", "medium",
-         "mandatory", resource_check=size_within_document.check_pocketbase,
+         "mandatory", "a bigger PocketBase, or one whose size cannot be read",
+         resource_check=size_within_document.check_pocketbase,
          config_defaults={"max_vcpus": 2, "max_memory_gib": 4}),
     Rule("PLAT-SIZE-002", "Redis stays within 2 vCPU and 4 GiB",
          "A cache of 5-minute results needs little; growth is a miss-rate review.", "C3", "medium",
-         "mandatory", resource_check=size_within_document.check_redis,
+         "mandatory", "a bigger Redis, or one whose size cannot be read",
+         resource_check=size_within_document.check_redis,
          config_defaults={"max_vcpus": 2, "max_memory_gib": 4}),
     Rule("PLAT-LOG-001", "Cloud Logging keeps logs at least 90 days",
          "Audit logs must be kept 90 days; Cloud Logging keeps 30 unless told.", "S5", "high", "mandatory",
+         "Cloud Run without a _Default bucket config, or a bucket kept under 90 days",
          stack_check=logs_retention.check_cloud_logging, config_defaults={"min_days": 90}),
     Rule("PLAT-LOG-002", "Railway services ship their logs to a 90-day sink",
          "Railway keeps logs 21 days at most.", "S5", "medium", "advisory",
+         "Railway services without a log sink",
          stack_check=logs_retention.check_railway_sink,
          config_defaults={"min_days": 90, "sink_types": ["gcp:logging/projectSink:ProjectSink"]}),
-    Rule("PLAT-IMG-001", "Services run pinned images, never latest",
+    Rule("PLAT-IMG-001", "Services run images that cannot change under their name",
          "A moving tag makes a deploy unrepeatable and a rollback impossible.", "D2, D8", "high", "mandatory",
-         resource_check=image_immutable.check),
+         "no tag, latest in any case, branch or partial-version tags, malformed digests; outside integration the "
+         "engine and PocketBase by tag unless built here, or from another registry; in prod any image by tag "
+         "unless built here",
+         stack_check=image_immutable.check),
+    Rule("PLAT-IMG-002", "Third-party images in staging are pinned by digest",
+         "Official images are rebuilt under the same version tag.", "D2, D8", "medium", "advisory",
+         "a third-party image by tag in staging", stack_check=image_immutable.check_third_party),
+    Rule(WAIVER_RULE, "Waivers are narrow, dated and checked",
+         "A waiver that outlives its reason, or waives more than it names, hides the next regression.", "S3",
+         "high", "mandatory",
+         "a waiver without subject, expiry (at most 90 days ahead) or ticket, with a filler reason, for an unknown "
+         "rule or resource, for a rule the resource does not break for that subject, or for an IAM rule in prod",
+         stack_check=_check_waivers),
 )
 
+RULES_BY_ID = {rule.id: rule for rule in RULES}
 _SEVERITY = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH, "critical": Severity.CRITICAL}
 _LEVEL = {"advisory": EnforcementLevel.ADVISORY, "mandatory": EnforcementLevel.MANDATORY}
 
 
-def _config(rule: Rule, given: Mapping[str, Any]) -> dict[str, Any]:
-    return {**(rule.config_defaults or {}), "waivers": {}, **given}
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: defaults, and what a given config may change
+
+
+def rule_config(rule: Rule, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The rule's settings: a config may tighten a limit, never loosen it (`max_*` only down, `min_*`
+    only up, `allowed_*` only a subset); waivers are read apart."""
+    config: dict[str, Any] = {**(rule.config_defaults or {}), "waivers": []}
+    for key, value in given.items():
+        default: Any = (rule.config_defaults or {}).get(key)
+        if key == "waivers":
+            config[key] = value
+        elif key.startswith("max_") and isinstance(value, int | float) and isinstance(default, int | float):
+            config[key] = min(value, default)
+        elif key.startswith("min_") and isinstance(value, int | float) and isinstance(default, int | float):
+            config[key] = max(value, default)
+        elif key.startswith("allowed_") and isinstance(value, list) and isinstance(default, list):
+            config[key] = [v for v in cast(list[Any], value) if v in default]
+        elif key in config and isinstance(value, type(cast(object, default))):
+            config[key] = value
+    return config
+
+
+_WAIVER_SCHEMA: dict[str, Any] = {
+    "type": "array", "description": "waivers: [{resource, subject, expires, ticket, reason}] (policies/waivers.py)",
+    "items": {"type": "object", "required": list(waiver_rules.FIELDS),
+              "properties": {f: {"type": "string"} for f in ("rule", *waiver_rules.FIELDS)},
+              "additionalProperties": False}}
 
 
 def _schema(rule: Rule) -> PolicyConfigSchema:
-    properties: dict[str, dict[str, Any]] = {
-        "waivers": {"type": "object", "additionalProperties": {"type": "string", "minLength": 20},
-                    "description": "resource name -> why this rule is waived for it"}}
+    properties: dict[str, dict[str, Any]] = {"waivers": _WAIVER_SCHEMA}
     for key, default in (rule.config_defaults or {}).items():
         kind = "array" if isinstance(default, list) else "integer" if isinstance(default, int) else "string"
         properties[key] = {"type": kind, "default": default}
     return PolicyConfigSchema(properties=properties)
 
 
-def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
-    check = rule.resource_check
-    assert check is not None
+# ---------------------------------------------------------------------------------------------
+# Running a rule: plain inputs, errors as messages, waivers applied
 
+
+def plain(value: Any) -> Any:
+    """CrossGuard's property proxies as plain data, each value the engine does not know as UNKNOWN.
+
+    pulumi_policy (1.21) wraps properties in proxies that raise on an unknown value; the proxy's
+    `"__target"` key returns what it wraps. Sentinels: pulumi_policy/proxy.py, UNKNOWN_*_VALUE.
+    """
+    if type(value).__name__ in ("_DictProxy", "_ListProxy"):
+        value = value["__target"]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in cast(Mapping[Any, Any], value).items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in cast(Sequence[Any], value)]
+    if isinstance(value, str) and value in _UNKNOWN_SENTINELS:
+        return UNKNOWN
+    return value
+
+
+_UNKNOWN_SENTINELS = frozenset({
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff"})
+
+
+def _error(rule: Rule, exc: Exception) -> str:
+    return (f"{rule.id} could not read these inputs ({type(exc).__name__}: {str(exc)[:200]}); expected inputs "
+            "the rule can judge, so it refuses them")
+
+
+def evaluate(rule: Rule, resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Violation]]:
+    """Every violation of the rule over `resources`, before waivers; a rule error is a violation too."""
+    out: list[tuple[str, Violation]] = []
+    if rule.resource_check is not None:
+        for resource in resources:
+            try:
+                verdict = rule.resource_check(resource, config)
+            except Exception as exc:  # a clean message, never a traceback (item 11)
+                out.append((resource.urn, Violation(_error(rule, exc))))
+                continue
+            if not isinstance(verdict, NotApplicable):
+                out += [(resource.urn, as_violation(f, resource.name)) for f in verdict]
+    elif rule.stack_check is not None:
+        try:
+            found = rule.stack_check(resources, config)
+        except Exception as exc:
+            return [("", Violation(_error(rule, exc)))]
+        out += [(urn, as_violation(f, urn.rsplit("::", 1)[-1])) for urn, f in found]
+    return out
+
+
+def apply_waivers(rule: Rule, violations: list[tuple[str, Violation]], config: Mapping[str, Any],
+                  resources: Sequence[Resource] | None) -> tuple[list[tuple[str, Violation]], list[str]]:
+    """(violations left, reasons of the waivers that covered the rest)."""
+    if not violations:
+        return [], []
+    stack = next((urn.split("::", 1)[0].removeprefix("urn:pulumi:") for urn, _ in violations if urn), "prod")
+    valid = waiver_rules.parse(config.get("waivers"), rule.id, stack, today(), rule.iam)
+    left: list[tuple[str, Violation]] = []
+    reasons: list[str] = []
+    for urn, violation in violations:
+        name = urn.rsplit("::", 1)[-1]
+        mine = [w for w in valid if w.resource == name]
+        covered: set[str] = set()
+        for w in mine:
+            covered |= waiver_rules.subject_hosts(w.subject, name, resources) if resources is not None \
+                else ({w.subject} if w.subject in (name, *violation.subjects) else set())
+        if violation.subjects and set(violation.subjects) <= covered:
+            reasons += [f"waived for {name} ({w.subject}) until {w.expires}, {w.ticket}: {w.reason}" for w in mine]
+        else:
+            left.append((urn, violation))
+    return left, reasons
+
+
+def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        config = _config(rule, args.get_config())
-        if args.name in config["waivers"]:
-            args.not_applicable(f"waived for {args.name}: {config['waivers'][args.name]}")
-        verdict = check(Resource(args.resource_type, args.name, args.urn, args.props), config)
+        config = rule_config(rule, args.get_config() or {})
+        resource = Resource(args.resource_type, args.name, args.urn, plain(args.props))
+        assert rule.resource_check is not None
+        try:
+            verdict = rule.resource_check(resource, config)
+        except Exception as exc:
+            report(_error(rule, exc), None)
+            return
         if isinstance(verdict, NotApplicable):
             args.not_applicable(verdict.reason)
             return
-        for message in verdict:
-            report(message, None)
+        violations = [(resource.urn, as_violation(f, resource.name)) for f in verdict]
+        left, reasons = apply_waivers(rule, violations, config, None)
+        for _, violation in left:
+            report(violation.message, None)
+        if reasons and not left:
+            args.not_applicable("; ".join(reasons))
 
     return ResourceValidationPolicy(name=rule.id, description=rule.title, validate=validate,
                                     enforcement_level=_LEVEL[rule.level], severity=_SEVERITY[rule.severity],
@@ -169,19 +364,57 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
 
 
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
-    check = rule.stack_check
-    assert check is not None
-
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        config = _config(rule, args.get_config())
-        resources = [Resource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
-        for urn, message in check(resources, config):
-            if urn.rsplit("::", 1)[-1] not in config["waivers"]:
-                report(message, urn)
+        config = rule_config(rule, args.get_config() or {})
+        resources = [Resource(r.resource_type, r.name, r.urn, plain(r.props)) for r in args.resources]
+        found = evaluate(rule, resources, config)
+        # PLAT-WAIVER-001's own findings are never waived.
+        left, reasons = (found, []) if rule.id == WAIVER_RULE else apply_waivers(rule, found, config, resources)
+        for urn, violation in left:
+            report(violation.message, urn or None)
+        if reasons and not left:
+            args.not_applicable("; ".join(reasons))
 
     return StackValidationPolicy(name=rule.id, description=rule.title, validate=validate,
                                  enforcement_level=_LEVEL[rule.level], severity=_SEVERITY[rule.severity],
                                  config_schema=_schema(rule))
+
+
+# ---------------------------------------------------------------------------------------------
+# PLAT-WAIVER-001
+
+
+def check_waivers(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    by_name = {r.name: r for r in resources}
+    stack = resources[0].stack if resources else "prod"
+    out: list[tuple[str, Finding]] = []
+    for i, raw in enumerate(as_list(config.get("waivers"))):
+        entry = as_map(raw)
+        rule = RULES_BY_ID.get(str(entry.get("rule")))
+        resource = by_name.get(str(entry.get("resource")))
+        urn = resource.urn if resource is not None else ""
+        label = f"waiver {i} ({entry.get('rule')} for {entry.get('resource')}, subject {entry.get('subject')})"
+        if rule is None or rule.id == WAIVER_RULE:
+            out.append((urn, f"{label}: {entry.get('rule')!r} is not a rule this pack can waive"))
+            continue
+        problems = waiver_rules.field_problems(entry, rule.id, stack, today(), rule.iam)
+        if problems:
+            out += [(urn, f"{label}: {field} {problem}") for field, problem in problems]
+            continue
+        if resource is None:
+            out.append((urn, f"{label}: this stack declares no resource {entry.get('resource')!r}; expected the "
+                             "waiver removed, or the resource's exact name"))
+            continue
+        hosts = waiver_rules.subject_hosts(str(entry["subject"]), resource.name, resources)
+        if not hosts:
+            out.append((urn, f"{label}: subject {entry.get('subject')!r} is not a tenant of this stack, one of its "
+                             "hosts, nor the resource itself; expected the one tenant or host the waiver is for"))
+            continue
+        found = [v for u, v in evaluate(rule, resources, rule_config(rule, {})) if u == resource.urn]
+        if not any(v.subjects and set(v.subjects) <= hosts for v in found):
+            out.append((urn, f"{label}: {rule.id} finds nothing on {resource.name} for {entry.get('subject')!r}, "
+                             "so the waiver waives nothing (fixed, or never broken); expected it removed"))
+    return out
 
 
 def build_pack() -> PolicyPack:

@@ -3,26 +3,28 @@
 CrossGuard hands a policy its inputs with Pulumi secrets already unwrapped, so a rule cannot tell a
 secret from a plain value; what it can see is where a service's credentials live. On Cloud Run a
 literal `value` is readable by anyone who may view the service; `value_source.secret_key_ref` is not.
+A credential is recognised by its name or by its value (`policies/secrets.py`): `DATABASE_URL` with
+a password in it is one whatever it is called. A literal under a credential's name that is not known
+until apply is refused too: it can only be another resource's output, a generated secret.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rule import CLOUD_RUN, NotApplicable, Resource, Verdict
-
-CREDENTIAL = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|_URL_WITH_AUTH|REDIS_URL)$")
+from policies.rule import CLOUD_RUN, NotApplicable, Resource, Verdict, as_list, as_map
+from policies.secrets import credential_name, credential_value
 
 
 def check(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     if resource.type != CLOUD_RUN:
         return NotApplicable("not a Cloud Run service")
     problems: list[str] = []
-    for container in resource.props.get("template", {}).get("containers", []):
-        for env in container.get("envs", []):
-            if CREDENTIAL.search(str(env.get("name", ""))) and "value" in env:
-                problems.append(f"{env['name']} is a literal value; expected value_source.secret_key_ref "
-                                "(Secret Manager)")
+    for container in map(as_map, as_list(resource.get("template", "containers"))):
+        for env in map(as_map, as_list(container.get("envs"))):
+            name = str(env.get("name", ""))
+            if "value" in env and (credential_name(name) or credential_value(env.get("value"))):
+                problems.append(f"{name} is a literal value that holds a credential; expected "
+                                "value_source.secret_key_ref (Secret Manager)")
     return problems

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rule import MEMORYSTORE, NotApplicable, Resource, Verdict, service_name, size_of
+from policies.rule import MEMORYSTORE, NotApplicable, Resource, Verdict, role, size_of
 
 
 def _within(resource: Resource, service: str, config: Mapping[str, Any]) -> Verdict:
-    size = size_of(resource)
-    is_service = service_name(resource) == service or (service == "redis" and resource.type == MEMORYSTORE)
-    if size is None or not is_service:
+    if role(resource) != service:
         return NotApplicable(f"not the {service} service")
+    size = size_of(resource)
+    if size is None:
+        return [f"cannot read the {service} service's size; expected a CPU and memory limit"]
     cpu, memory_gib = size
     problems: list[str] = []
     if resource.type != MEMORYSTORE and cpu > float(config["max_vcpus"]):

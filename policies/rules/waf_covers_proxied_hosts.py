@@ -1,4 +1,14 @@
-"""PLAT-WAF-001: every proxied hostname is covered by the Cloudflare Managed and OWASP Core rulesets."""
+"""PLAT-WAF-001: every proxied hostname is covered by the Cloudflare Managed and OWASP Core rulesets,
+running: not disabled, not skipped, not overridden off, with a threshold a request can reach.
+
+Deny by default: a ruleset may only be a zone ruleset in a phase this pack reads (WAF, rate limits,
+cache, redirects: another phase, such as custom rules, can skip the WAF); no rule anywhere skips; the
+managed phase only executes the two rulesets; their overrides may only set OWASP's paranoia level
+(disable `paranoia-level-2` to `-4`), and its anomaly rule's action and score threshold (at most 60,
+the "Low" threshold: developers.cloudflare.com/waf/managed-rules/reference/owasp-core-ruleset/
+concepts/#score-threshold). A host counts as covered only by an enabled rule whose expression this
+rule can read and that matches it.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +16,106 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policies.rule import Resource
+from policies.edge import (
+    MANAGED,
+    OWASP,
+    OWASP_ANOMALY,
+    RULESET,
+    enabled_rules,
+    host_matcher,
+    proxied_hosts,
+)
+from policies.rule import Finding, Resource, Violation, as_list, as_map
 
-MANAGED = "efb7b8c949ac4650a09736fc376e9aee"
-OWASP = "4814384a9e5d4991b9815dcfc25d2f1f"
-HOST_SET = re.compile(r'^(not )?http\.host in \{([^}]*)\}$')
+PHASES = ("http_request_firewall_managed", "http_ratelimit", "http_request_cache_settings",
+          "http_request_dynamic_redirect", "http_config_settings")
+# Configuration rules may only set SSL per host (PLAT-TLS-001 judges the mode); anything else there
+# (security level, Browser Integrity Check, disabling apps) weakens the edge.
+CONFIG_PARAMETERS = frozenset({"ssl"})
+ACTIONS = ("block", "managed_challenge", "challenge", "js_challenge", "log")
+MAX_THRESHOLD = 60
+LABELS = {MANAGED: "Cloudflare Managed Ruleset", OWASP: "Cloudflare OWASP Core Ruleset"}
 
 
-def covers(expression: str, host: str) -> bool | None:
-    """Whether a WAF rule's expression matches the host; None when the expression is not one this reads."""
-    if expression.strip() == "true":
-        return True
-    match = HOST_SET.match(expression.strip())
-    if match is None:
-        return None
-    return (host in re.findall(r'"([^"]*)"', match.group(2))) != bool(match.group(1))
+def override_problems(rule: Mapping[str, Any]) -> list[str]:
+    """What in an execute rule's overrides turns its ruleset off or out of reach."""
+    parameters = as_map(rule.get("actionParameters"))
+    ruleset = parameters.get("id")
+    overrides = as_map(parameters.get("overrides"))
+    label = LABELS.get(str(ruleset), str(ruleset))
+    problems: list[str] = []
+    if overrides.get("enabled") is False:
+        problems.append(f"an override disables the whole {label}")
+    action = overrides.get("action")
+    if action is not None and (action not in ACTIONS or (ruleset == MANAGED and action == "log")):
+        problems.append(f"a ruleset-wide override sets the {label} to {action!r}")
+    for category in map(as_map, as_list(overrides.get("categories"))):
+        name = str(category.get("category"))
+        level = re.fullmatch(r"paranoia-level-([234])", name)
+        if ruleset != OWASP or level is None or category.get("enabled") is not False or "action" in category:
+            problems.append(f"a category override {dict(category)} weakens the {label}; expected only "
+                            "paranoia-level-2 to -4 disabled (the paranoia level)")
+    for override in map(as_map, as_list(overrides.get("rules"))):
+        if ruleset != OWASP or override.get("id") != OWASP_ANOMALY or override.get("enabled") is False:
+            problems.append(f"a rule override {dict(override)} weakens the {label}; expected only the anomaly "
+                            "rule's action and score threshold")
+            continue
+        if override.get("action") is not None and override.get("action") not in ACTIONS:
+            problems.append(f"the anomaly rule's action {override.get('action')!r} is not one of {', '.join(ACTIONS)}")
+        threshold = override.get("scoreThreshold")
+        if threshold is not None and (not isinstance(threshold, int | float) or not 1 <= threshold <= MAX_THRESHOLD):
+            problems.append(f"the anomaly score threshold {threshold!r} is out of reach; expected 1 to {MAX_THRESHOLD} "
+                            "(Cloudflare's High 25, Medium 40, Low 60)")
+    return problems
 
 
-def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    waf: dict[Any, list[dict[str, Any]]] = {}
-    for r in resources:
-        if r.type == "cloudflare:index/ruleset:Ruleset" and r.props.get("phase") == "http_request_firewall_managed":
-            waf.setdefault(r.props.get("zoneId"), []).extend(r.props.get("rules", []))
-    hosts = [(r, r.props.get("name")) for r in resources
-             if r.type == "cloudflare:index/dnsRecord:DnsRecord" and r.props.get("proxied")]
-    hosts += [(r, r.props.get("hostname")) for r in resources
-              if r.type == "cloudflare:index/customHostname:CustomHostname"]
-    violations: list[tuple[str, str]] = []
-    for resource, host in hosts:
-        rules = waf.get(resource.props.get("zoneId"), [])
-        for ruleset_id, label in ((MANAGED, "Cloudflare Managed Ruleset"), (OWASP, "Cloudflare OWASP Core Ruleset")):
-            executing = [r for r in rules if r.get("action") == "execute"
-                         and r.get("actionParameters", {}).get("id") == ruleset_id]
-            verdicts = [covers(str(r.get("expression", "")), str(host)) for r in executing]
-            if None in verdicts:
-                violations.append((resource.urn, f"{host}: cannot tell whether the {label} covers it "
-                                                 "(an expression this rule does not read)"))
-            elif not any(verdicts):
-                violations.append((resource.urn, f"{host} is proxied but not covered by the {label}"))
-    return violations
+def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    hosts = proxied_hosts(resources)
+    out: list[tuple[str, Finding]] = []
+    usable: dict[Any, list[Mapping[str, Any]]] = {}
+    for r in (r for r in resources if r.type == RULESET):
+        phase, kind = r.get("phase"), r.get("kind")
+        if kind != "zone":
+            out.append((r.urn, f"a {kind!r} ruleset; expected zone rulesets only, which this pack can read"))
+        if phase not in PHASES:
+            out.append((r.urn, f"a ruleset in phase {phase!r}, which can skip or weaken the WAF; expected only "
+                               f"{', '.join(PHASES)}"))
+        for rule in enabled_rules(r):
+            if rule.get("action") == "skip":
+                out.append((r.urn, f"rule {rule.get('description') or rule.get('expression')!r} skips "
+                                   f"{dict(as_map(rule.get('actionParameters')))} for {rule.get('expression')!r}; "
+                                   "expected nothing skipped"))
+        if phase == "http_config_settings":
+            for rule in enabled_rules(r):
+                extra = set(as_map(rule.get("actionParameters"))) - CONFIG_PARAMETERS
+                if rule.get("action") != "set_config" or extra:
+                    out.append((r.urn, f"configuration rule {rule.get('description')!r} sets {sorted(extra)} "
+                                       f"({rule.get('action')}); expected only set_config of ssl"))
+        if phase != "http_request_firewall_managed":
+            continue
+        for rule in enabled_rules(r):
+            ruleset = as_map(rule.get("actionParameters")).get("id")
+            if rule.get("action") == "skip":
+                continue
+            if rule.get("action") != "execute" or ruleset not in LABELS:
+                out.append((r.urn, f"rule {rule.get('description')!r} ({rule.get('action')} {ruleset}) is not one "
+                                   "this pack reads; expected only the Managed and OWASP rulesets executed"))
+                continue
+            problems = override_problems(rule)
+            matcher = host_matcher(rule.get("expression"))
+            subjects = tuple(sorted(h.host for h in hosts if matcher is not None and matcher(h.host)))
+            out += [(r.urn, Violation(p, subjects)) for p in problems]
+            if not problems:
+                usable.setdefault(r.get("zoneId"), []).append(rule)
+    for host in hosts:
+        rules = usable.get(host.zone, [])
+        for ruleset, label in LABELS.items():
+            matchers = [host_matcher(r.get("expression")) for r in rules
+                        if as_map(r.get("actionParameters")).get("id") == ruleset]
+            if any(m is None for m in matchers):
+                out.append((host.resource.urn, Violation(f"{host.host}: cannot tell whether the {label} covers it "
+                                                         "(an expression this rule does not read)", (host.host,))))
+            elif not any(m(host.host) for m in matchers if m is not None):
+                out.append((host.resource.urn, Violation(f"{host.host} is proxied but not covered by the {label} "
+                                                         "(enabled, not skipped, not overridden off)", (host.host,))))
+    return out
