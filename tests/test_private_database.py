@@ -102,3 +102,28 @@ def _args() -> DatabaseArgs:
 
     return DatabaseArgs(environment="prod", size=ServiceProfile("gce", 1000, 2048, 2000, 4096, 1, 1), targets=Targets(),
                         superuser_email="a@b.co", backup_cron="0 3 * * *", backup_retention_days=30)
+
+
+def test_the_boot_script_reads_the_token_then_every_secret(tmp_path: Path) -> None:
+    """The whole secrets script cloud-init writes, run by bash against a fake metadata server and
+    Secret Manager (answers shaped as documented), writes exactly the container's secret variables."""
+    spec = pocketbase_spec(_args(), "img", "pw", "key")
+    lines = [secret_fetch_line("p", f"pocketbase-prod-{k.lower()}", "1", k) for k in sorted(spec.secret_env)]
+    document = yaml.safe_load(cloud_init(spec, "img", {}, lines, None))
+    [script] = [f["content"] for f in document["write_files"] if f["path"] == "/etc/pocketbase-secrets.sh"]
+    (tmp_path / "curl").write_text(
+        "#!/bin/bash\nfor a in \"$@\"; do url=\"$a\"; done\n"
+        "case \"$url\" in\n"
+        "  *metadata.google.internal*) echo '{\"access_token\": \"ya29.token\", \"expires_in\": 3599}';;\n"
+        "  *) [ \"$3\" = 'Authorization: Bearer ya29.token' ] || exit 22\n"
+        "     name=${url##*/secrets/}; name=${name%%/*}\n"
+        "     printf '{\"payload\": {\"data\": \"%s\"}}' \"$(printf 'value-of-%s' \"$name\" | base64)\";;\n"
+        "esac\n")
+    (tmp_path / "curl").chmod(0o755)
+    env = tmp_path / "service.env"
+
+    proc = subprocess.run(["bash", "-c", script.replace("/run/service.env", str(env))], capture_output=True, text=True,
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=False)
+
+    assert proc.returncode == 0, proc.stderr
+    assert env.read_text().splitlines() == [f"{k}=value-of-pocketbase-prod-{k.lower()}" for k in sorted(spec.secret_env)]
