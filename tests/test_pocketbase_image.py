@@ -1,8 +1,8 @@
-"""The PocketBase image's entrypoint and migration, run with the real PocketBase binary: the
-superuser is created from the environment, backups are configured daily with S3 storage (C7), the
-settings holding the S3 secret are encrypted at rest (S4), and a volume mounted root-owned (as
-Railway mounts them, and as Docker makes a new named volume) is served by the unprivileged user.
-The Dockerfile passes hadolint."""
+"""The PocketBase image's entrypoint and settings hook, run with the real PocketBase binary: the
+superuser is created from the environment, backups are configured daily with S3 storage (C7) from
+the settings of the latest start, not the first (#13.1), the settings holding the S3 secret are
+encrypted at rest (S4), and a volume mounted root-owned (as Railway mounts them, and as Docker makes
+a new named volume) is served by the unprivileged user. The Dockerfile passes hadolint."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tests.conftest import PROJECT_DIR
 
 IMAGE_DIR = PROJECT_DIR / "components" / "pocketbase"
 POCKETBASE = Path(sys.executable).parent / "pocketbase"
+LITESTREAM = Path(sys.executable).parent / "litestream"
 UNPRIVILEGED = 10001  # the image's pocketbase user and group
 S3_SECRET = "fake-s3-secret-for-the-test"
 ENV = {
@@ -95,7 +96,9 @@ def pocketbase_home() -> Iterator[Path]:
     try:
         home.chmod(0o755)
         (home / "pocketbase").symlink_to(POCKETBASE)
-        shutil.copytree(IMAGE_DIR / "pb_migrations", home / "pb_migrations")
+        (home / "litestream").symlink_to(LITESTREAM)
+        shutil.copytree(IMAGE_DIR / "pb_hooks", home / "pb_hooks")
+        shutil.copy(IMAGE_DIR / "drtool.py", home / "drtool.py")
         (home / "pb_data").mkdir(mode=0o755)
         yield home
     finally:
@@ -172,3 +175,35 @@ def test_the_dockerfiles_pass_hadolint(image: str) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _settings(url: str, env: dict[str, str]) -> dict[str, object]:
+    auth = _request(f"{url}/api/collections/_superusers/auth-with-password",
+                    {"identity": env["PB_SUPERUSER_EMAIL"], "password": env["PB_SUPERUSER_PASSWORD"]})
+    return _request(f"{url}/api/settings", token=str(auth["token"]))
+
+
+def test_the_settings_of_the_latest_start_win_over_those_of_the_first(pocketbase_home: Path) -> None:
+    """A changed cron, retention, bucket or rotated key reaches a database that already exists (#13.1)."""
+    second = {**ENV, "PB_BACKUP_CRON": "30 4 * * *", "PB_BACKUP_MAX_KEEP": "7",
+              "PB_BACKUP_S3_BUCKET": "acme-commerce-prod-dr", "PB_BACKUP_S3_ENDPOINT": "https://storage.googleapis.com",
+              "PB_BACKUP_S3_REGION": "southamerica-east1", "PB_BACKUP_S3_ACCESS_KEY": "GOOG1EROTATED",
+              "PB_BACKUP_S3_SECRET": "rotated-s3-secret-for-the-test"}
+    for env in (ENV, second):
+        process, url = _start(pocketbase_home, env)
+        try:
+            settings = _settings(url, env)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+    backups = settings["backups"]
+    assert isinstance(backups, dict)
+    assert (backups["cron"], backups["cronMaxKeep"]) == ("30 4 * * *", 7)
+    assert backups["s3"]["bucket"] == "acme-commerce-prod-dr"
+    assert backups["s3"]["endpoint"] == "https://storage.googleapis.com"
+    assert backups["s3"]["region"] == "southamerica-east1"
+    assert backups["s3"]["accessKey"] == "GOOG1EROTATED"
+    with sqlite3.connect(pocketbase_home / "pb_data" / "data.db") as db:
+        stored = "".join(str(value) for (value,) in db.execute("SELECT value FROM _params"))
+    assert "rotated-s3-secret-for-the-test" not in stored, "the rotated secret is encrypted at rest too"

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Started as root: make the data directory the unprivileged user's, then run as that user.
-# Create or update the superuser from the environment, then serve. The settings are encrypted in
-# the database with PB_ENCRYPTION_KEY; the migrations apply the backup settings (C7).
+#   entrypoint.sh               PocketBase: its superuser created or updated from the environment,
+#                               its settings applied by pb_hooks at every start, and, when a replica
+#                               bucket is set (LITESTREAM_BUCKET), Litestream replicating it around it
+#                               (a volume without a database first restores the latest replica)
+#   entrypoint.sh restore-test  the scheduled restore test (drtool.py)
 set -eu
 home="${PB_HOME:-/pb}"
 if [ "$(id -u)" = 0 ]; then
@@ -13,14 +16,24 @@ if [ "$(id -u)" = 0 ]; then
     chown -R 10001:10001 "$home/pb_data"
     exec setpriv --reuid=10001 --regid=10001 --clear-groups --no-new-privs -- /bin/sh "$0" "$@"
 fi
+: "${PB_ENCRYPTION_KEY:?PB_ENCRYPTION_KEY is required}"
+if [ "${1:-}" = "restore-test" ]; then
+    exec python3 "$home/drtool.py" restore-test
+fi
 : "${PB_SUPERUSER_EMAIL:?PB_SUPERUSER_EMAIL is required}"
 : "${PB_SUPERUSER_PASSWORD:?PB_SUPERUSER_PASSWORD is required}"
-: "${PB_ENCRYPTION_KEY:?PB_ENCRYPTION_KEY is required}"
 flags="--dir=$home/pb_data --encryptionEnv=PB_ENCRYPTION_KEY"
+if [ -n "${LITESTREAM_BUCKET:-}" ]; then
+    # Before the superuser upsert, which would create an empty database.
+    python3 "$home/drtool.py" restore-if-empty --dir "$home/pb_data"
+fi
 # shellcheck disable=SC2086 # $flags is two words on purpose
 "$home/pocketbase" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" $flags
 # ":8090" listens on IPv4 and IPv6: Railway's private network is IPv6-only in environments created
 # before 16 October 2025, and the engine reaches PocketBase there by its railway.internal name.
-# shellcheck disable=SC2086
-exec "$home/pocketbase" serve --http="${PB_HTTP:-:8090}" --migrationsDir="$home/pb_migrations" \
-    --automigrate=false $flags
+set -- "$home/pocketbase" serve --http="${PB_HTTP:-:8090}" --hooksDir="$home/pb_hooks" \
+    --migrationsDir="$home/pb_migrations" --automigrate=false --dir="$home/pb_data" --encryptionEnv=PB_ENCRYPTION_KEY
+if [ -n "${LITESTREAM_BUCKET:-}" ]; then
+    exec python3 "$home/drtool.py" replicate --dir "$home/pb_data" -- "$@"
+fi
+exec "$@"
