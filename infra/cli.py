@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from infra.analyzer import PolicyPackError, run_policies
+from infra import ops
+from infra.analyzer import PACK_DIR, PolicyPackError, run_policies
 from infra.budget import over_budget
 from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
 from infra.plan import diff_plans, render_tree, run_program
-from infra.policy_report import policy_json, render_policy, waivers_by_rule
+from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -35,10 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as a stable JSON document")
     plan.add_argument("--diff-against", type=Path, metavar="PLAN.json",
                       help="print what changes against an earlier `--json` plan")
+    plan.add_argument("--policy-pack", type=Path, default=PACK_DIR, metavar="DIR",
+                      help="the policy pack to run (a pull request's CI runs the base branch's: base/policies), in "
+                           "the virtual environment its PulumiPolicy.yaml names, as the CLI does")
     policy = commands.add_parser("policy-config", help="print the stack's waivers as a --policy-pack-config file")
     policy.add_argument("--stack", required=True)
+    policy.add_argument("--config-file", type=Path, help="a stack file to use instead of Pulumi.<stack>.yaml")
     compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
+    ops.add_commands(commands)  # restore: operations on a deployed stack (infra/ops)
     return parser
 
 
@@ -48,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --stack {args.stack!r} is not a stack name; expected letters, digits, '.', '_', '-'",
               file=sys.stderr)
         return EXIT_INVALID
+    if args.command in ops.COMMANDS:
+        return ops.run(args)
     if args.command == "compose":
         return _compose(args.stack)
     if args.command == "policy-config":
-        return _policy_config(args.stack)
+        return _policy_config(args.stack, args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml")
     config_file: Path = args.config_file or PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
     before: dict[str, Any] | None = None
     if args.diff_against is not None:
@@ -64,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --diff-against {args.diff_against}: not a plan written by `plan --json` ({exc})",
                   file=sys.stderr)
             return EXIT_INVALID
-    loaded = _load(config_file)
+    loaded = _load(config_file, args.stack)
     if loaded is None:
         return EXIT_INVALID
     raw, model = loaded
     plan = run_program(model, raw, args.stack)
     try:
-        report = run_policies(plan.analyzer_inputs(), waivers_by_rule(model.waivers))
+        # As the engine starts a pack: the stack's name and its config (PULUMI_STACK, PULUMI_CONFIG).
+        report = run_policies(plan.analyzer_inputs(), policy_config(model.waivers), args.policy_pack,
+                              stack=args.stack, stack_config=raw.values)
     except PolicyPackError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_POLICY
@@ -92,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_POLICY if report.mandatory else EXIT_OK
 
 
-def _load(config_file: Path) -> tuple[RawConfig, StackModel] | None:
+def _load(config_file: Path, stack: str) -> tuple[RawConfig, StackModel] | None:
     """The stack file and its model; on a mistake, every problem on stderr and None."""
     try:
-        raw = read_stack_file(config_file)
+        raw = read_stack_file(config_file, stack)
         return raw, load_model(raw)
     except ConfigError as err:
         print(f"error: invalid stack config, nothing was declared:\n{err}", file=sys.stderr)
@@ -103,7 +113,7 @@ def _load(config_file: Path) -> tuple[RawConfig, StackModel] | None:
 
 
 def _compose(stack: str) -> int:
-    loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml")
+    loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack)
     if loaded is None:
         return EXIT_INVALID
     plan = run_program(loaded[1], loaded[0], stack)
@@ -114,12 +124,11 @@ def _compose(stack: str) -> int:
     return EXIT_OK
 
 
-def _policy_config(stack: str) -> int:
-    """`pulumi preview --policy-pack policies --policy-pack-config <this>` applies the same waivers."""
-    loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml")
+def _policy_config(stack: str, config_file: Path) -> int:
+    """`pulumi preview --policy-pack policies --policy-pack-config <this>` applies the same waivers
+    (the pack checks them again itself: PLAT-WAIVER-001)."""
+    loaded = _load(config_file, stack)
     if loaded is None:
         return EXIT_INVALID
-    by_rule = waivers_by_rule(loaded[1].waivers)
-    config = {rule: {"waivers": by_resource} for rule, by_resource in by_rule.items()}
-    sys.stdout.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(policy_config(loaded[1].waivers), indent=2, sort_keys=True) + "\n")
     return EXIT_OK

@@ -24,9 +24,12 @@ from pydantic import BaseModel, ValidationError
 
 from components.observability import spec as observability_spec
 from infra import model as m
+from infra import tenants as tenants_check
 from infra.edge_plan import check_edge
 from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
-from policies.pack import RULES
+from policies import waivers as waiver_rules
+from policies.pack import RULES, WAIVER_RULE
+from policies.rule import stack_kind
 from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
 from stacks.profile import SERVICE_NAMES, ServiceName, ServiceProfile
 from stacks.registry import PROFILES
@@ -41,6 +44,9 @@ class RawConfig:
     file: str
     values: Mapping[str, str]
     secret_keys: frozenset[str]
+    stack: str | None = None
+    """The stack this config is for, as the engine names it (`pulumi.get_stack()`, `plan --stack`);
+    None when a caller does not say (then `platform:environment` is not compared with it)."""
 
     @classmethod
     def from_pulumi_runtime(cls) -> RawConfig:
@@ -48,7 +54,8 @@ class RawConfig:
         values: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
         secret = frozenset(k for k in values if pulumi.runtime.is_config_secret(k))
         secret |= frozenset(runtime_config.get_config_secret_keys_env())
-        return cls(file=f"Pulumi.{pulumi.get_stack()}.yaml", values=values, secret_keys=secret)
+        return cls(file=f"Pulumi.{pulumi.get_stack()}.yaml", values=values, secret_keys=secret,
+                   stack=pulumi.get_stack())
 
 
 class ConfigError(Exception):
@@ -85,7 +92,8 @@ def load_model(raw: RawConfig) -> m.StackModel:
         raise ConfigError(raw.file, problems) from None
 
     services, service_problems = _merge_services(spec)
-    problems += service_problems + _cross_check(spec, services)
+    problems += _check_stack_identity(spec, services, raw.stack)
+    problems += service_problems + _cross_check(spec, services, raw.stack or spec.environment)
     if problems:
         raise ConfigError(raw.file, problems)
     model = _to_model(spec, services)
@@ -183,17 +191,42 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 # Rules that span keys
 
 
-def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> list[str]:
+def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile], stack: str) -> list[str]:
     problems: list[str] = []
-    problems += _check_tenants(spec)
+    problems += tenants_check.check_tenants(spec, NAMESPACE, _show)
     problems += _check_dates(spec)
     problems += _check_required_sections(spec, services)
-    problems += _check_waivers(spec)
+    problems += _check_waivers(spec, stack)
     problems += _check_alert_overrides(spec)
     return problems
 
 
+def _check_stack_identity(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile],
+                          stack: str | None) -> list[str]:
+    """The stack is what it says: its environment is its name, and docker runs in integration only."""
+    problems: list[str] = []
+    if stack is not None and spec.environment != stack:
+        problems.append(f"{NAMESPACE}:environment: {_show(spec.environment)} is not this stack's environment; "
+                        f"expected {_show(stack)} (the stack's name), or use the stack named {spec.environment!r}")
+    kind = stack_kind(stack or spec.environment)
+    for name in SERVICE_NAMES:
+        if services[name].backend == "docker" and (kind != "integration" or spec.environment != "integration"):
+            problems.append(f"{NAMESPACE}:services.{name}.backend: \"docker\" is refused in "
+                            f"{stack or spec.environment}; the docker backend runs in integration only (one host: no "
+                            "failover, no managed backups); expected \"cloudrun\" or \"railway\"")
+    return problems
+
+
+ALERT_FACTOR = 2
+"""An override may move a threshold or duration at most this many times the document's value."""
+PAGE_MAX_MINUTES = 15
+"""A page waits at most this long before it pages."""
+
+
 def _check_alert_overrides(spec: StackSpecV1) -> list[str]:
+    """Overrides have ceilings, so a stack cannot silence a page: a threshold at most ALERT_FACTOR times
+    the document's (and below 1 for a ratio), a duration at most ALERT_FACTOR times it (or 5 minutes
+    more), and a page at most PAGE_MAX_MINUTES late."""
     known = {alert.name: alert for alert in observability_spec.load().alerts}
     problems: list[str] = []
     for name, override in spec.alerts.overrides.items():
@@ -203,47 +236,63 @@ def _check_alert_overrides(spec: StackSpecV1) -> list[str]:
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
             problems.append(f"{where}: is not an alert of components/observability/slos.yaml{did_you_mean}; "
                             f"expected one of: {', '.join(sorted(known))}")
-        elif override.above is not None and override.above <= 0:
-            problems.append(f"{where}.above: {_show(override.above)} is not a threshold; expected a positive number")
+            continue
+        alert = known[name]
+        if override.above is not None:
+            ceiling = alert.above * ALERT_FACTOR
+            if override.above <= 0:
+                problems.append(f"{where}.above: {_show(override.above)} is not a threshold; expected a positive "
+                                "number")
+            elif alert.sli.endswith("_ratio") and override.above >= 1:
+                problems.append(f"{where}.above: {_show(override.above)} can never be exceeded by a ratio "
+                                f"({alert.sli}); expected at most {ceiling:g} and below 1")
+            elif override.above > ceiling:
+                problems.append(f"{where}.above: {_show(override.above)} would silence the {alert.severity}; "
+                                f"expected at most {ceiling:g} ({ALERT_FACTOR} x the documented {alert.above:g})")
+        if override.for_ is not None:
+            documented = observability_spec.minutes(alert.for_)
+            ceiling_minutes = max(documented * ALERT_FACTOR, documented + 5)
+            if alert.severity == "page":
+                ceiling_minutes = min(ceiling_minutes, max(PAGE_MAX_MINUTES, documented))
+            if observability_spec.minutes(override.for_) > ceiling_minutes:
+                problems.append(f"{where}.for: {_show(override.for_)} delays the {alert.severity} too long; expected "
+                                f"at most {ceiling_minutes}m (documented {alert.for_})")
     return problems
 
 
-def _check_waivers(spec: StackSpecV1) -> list[str]:
-    known = {rule.id for rule in RULES}  # the pack's table is the list of rules a waiver may name
-    problems: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for i, waiver in enumerate(spec.waivers):
-        if waiver.rule not in known:
-            problems.append(f"{NAMESPACE}:waivers[{i}].rule: {_show(waiver.rule)} is not a rule of the policy pack; "
-                            f"expected one of {', '.join(sorted(known))}")
-        if (waiver.rule, waiver.resource) in seen:
-            problems.append(f"{NAMESPACE}:waivers[{i}]: {waiver.rule} is already waived for {waiver.resource!r}; "
-                            "expected one waiver per rule and resource")
-        seen.add((waiver.rule, waiver.resource))
-    return problems
-
-
-def _check_tenants(spec: StackSpecV1) -> list[str]:
-    problems: list[str] = []
+def _check_waivers(spec: StackSpecV1, stack: str) -> list[str]:
+    """What can be known before the plan: the pack checks the rest (resource, use) itself."""
+    known = {rule.id: rule for rule in RULES if rule.id != WAIVER_RULE}  # the rules a waiver may name
     zone = spec.zone.name
-    slugs: dict[str, int] = {}
-    domains: dict[str, str] = {}
-    for i, tenant in enumerate(spec.tenants):
-        where = f"{NAMESPACE}:tenants[{i}]"
-        if tenant.slug in slugs:
-            problems.append(f"{where}.slug: {_show(tenant.slug)} is already used by "
-                            f"{NAMESPACE}:tenants[{slugs[tenant.slug]}]; expected a unique slug")
-        slugs.setdefault(tenant.slug, i)
-        for j, domain in enumerate(tenant.domains):
-            if domain == zone or domain.endswith(f".{zone}"):
-                problems.append(f"{where}.domains[{j}]: {_show(domain)} is inside the platform's zone "
-                                f"{zone}; expected a domain the tenant owns (its platform hostname "
-                                f"{tenant.slug}.{zone} is created automatically)")
-            elif domain in domains:
-                problems.append(f"{where}.domains[{j}]: {_show(domain)} is already used by "
-                                f"{domains[domain]}; expected each domain in one tenant only")
-            domains.setdefault(domain, f"{NAMESPACE}:tenants[{i}].domains[{j}]")
+    tenant_hosts = {t.slug: {f"{t.slug}.{zone}", *t.domains} for t in spec.tenants}
+    subjects = {*tenant_hosts, *(h for hosts in tenant_hosts.values() for h in hosts),
+                *(f"{label}.{zone}" for label in ("api", "customers", "grafana"))}
+    problems: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, waiver in enumerate(spec.waivers):
+        where = f"{NAMESPACE}:waivers[{i}]"
+        rule = known.get(waiver.rule)
+        if rule is None:
+            problems.append(f"{where}.rule: {_show(waiver.rule)} is not a rule of the policy pack a waiver may name; "
+                            f"expected one of {', '.join(sorted(known))}")
+        entry = {f: getattr(waiver, f) for f in ("resource", "subject", "expires", "ticket", "reason")}
+        for field, problem in waiver_rules.field_problems(entry, waiver.rule, stack, waiver_rules_today(),
+                                                          rule is not None and rule.iam):
+            shown = f"{_show(entry[field])} " if field in ("expires", "reason") else ""
+            problems.append(f"{where}.{field}: {shown}{problem}")
+        if waiver.subject not in subjects and waiver.subject != waiver.resource:
+            problems.append(f"{where}.subject: {_show(waiver.subject)} is not a tenant of this stack or one of its "
+                            f"hosts (nor the resource itself); expected one of {', '.join(sorted(tenant_hosts))}, a "
+                            "host of theirs, or the waived resource: a waiver never covers a whole zone")
+        if (waiver.rule, waiver.resource, waiver.subject) in seen:
+            problems.append(f"{where}: {waiver.rule} is already waived for {waiver.resource!r} and "
+                            f"{waiver.subject!r}; expected one waiver per rule, resource and subject")
+        seen.add((waiver.rule, waiver.resource, waiver.subject))
     return problems
+
+
+def waiver_rules_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _check_dates(spec: StackSpecV1) -> list[str]:
@@ -352,8 +401,10 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         ("railway" in backends and spec.railway_token is None, "railwayToken", "a service runs on Railway"),
         (services["engine"].backend != "docker" and spec.registry is None, "registry",
          "the engine image is pushed to a registry"),
-        (services["engine"].backend != "docker" and spec.registry_password is None, "registryPassword",
-         "the engine image is pushed to a registry"),
+        (services["engine"].backend != "docker" and spec.registry_password is None
+         and not _short_lived_registry_login(spec, services), "registryPassword",
+         "the engine image is pushed to a registry that is not Artifact Registry with username oauth2accesstoken, "
+         "or Railway pulls from it and keeps the credentials"),
         (services["pocketbase"].backend != "docker" and spec.backups is None, "backups",
          "PocketBase backs up daily to S3-compatible storage (C7)"),
         (services["pocketbase"].backend != "docker" and spec.backup_secret_access_key is None,
@@ -374,6 +425,20 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         problems.append(f"{NAMESPACE}:slackWebhookUrl: [secret] is not a Slack webhook URL; expected "
                         "https://hooks.slack.com/services/...")
     return problems
+
+
+# Artifact Registry accepts the caller's OAuth access token as a password for the user
+# `oauth2accesstoken` (https://cloud.google.com/artifact-registry/docs/docker/authentication#token):
+# `pulumi up` pushes with the deployer's own credentials, valid an hour, and no key file exists. Cloud
+# Run and the VMs pull with their service accounts. Railway keeps the credentials it is given for
+# every later pull, so a service there still needs a long-lived `registryPassword`.
+SHORT_LIVED_REGISTRY_USER = "oauth2accesstoken"
+
+
+def _short_lived_registry_login(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> bool:
+    return (spec.registry is not None and spec.registry.server.endswith("-docker.pkg.dev")
+            and spec.registry.username == SHORT_LIVED_REGISTRY_USER
+            and all(svc.backend != "railway" for svc in services.values()))
 
 
 def _camel(snake: str) -> str:
@@ -422,12 +487,13 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                            _secret("railwayToken", spec.railway_token))
                  if spec.railway and spec.railway_token is not None else None),
         registry=(m.Registry(spec.registry.server, spec.registry.repository, spec.registry.username,
-                             _secret("registryPassword", spec.registry_password))
-                  if spec.registry and spec.registry_password is not None else None),
+                             _secret("registryPassword", spec.registry_password)
+                             if spec.registry_password is not None else None)
+                  if spec.registry else None),
         backups=(m.Backups(spec.backups.bucket, spec.backups.endpoint, spec.backups.region,
                            spec.backups.access_key_id,
                            _secret("backupSecretAccessKey", spec.backup_secret_access_key))
                  if spec.backups and spec.backup_secret_access_key is not None else None),
         engine_image=spec.engine_image,
-        waivers=tuple(m.Waiver(w.rule, w.resource, w.reason) for w in spec.waivers),
+        waivers=tuple(m.Waiver(w.rule, w.resource, w.subject, w.expires, w.ticket, w.reason) for w in spec.waivers),
     )

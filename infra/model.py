@@ -78,6 +78,9 @@ class Gcp:
 class Waiver:
     rule: str
     resource: str
+    subject: str
+    expires: str
+    ticket: str
     reason: str
 
 
@@ -94,7 +97,8 @@ class Registry:
     server: str
     repository: str
     username: str
-    password: Secret
+    password: Secret | None
+    """None: Artifact Registry with the deployer's own short-lived access token (`oauth2accesstoken`)."""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ def _slug(value: str) -> str:
         raise PydanticCustomError(
             "format", "is not a DNS label; expected 1-63 lowercase letters, digits or '-', "
             "not starting or ending with '-'")
+    if value[2:4] == "--":
+        # RFC 5891 section 4.2.3.1: "??--" labels are reserved; xn-- is an IDNA A-label, which browsers
+        # show as Unicode, so a slug could pass for another tenant's.
+        raise PydanticCustomError("idna", "is an IDNA label (xn--) or another reserved '??--' form; expected "
+                                  "plain letters, digits and single hyphens")
     if value in RESERVED_SLUGS:
         raise PydanticCustomError("reserved", "is reserved for the platform's own hosts; expected "
                                   "a slug other than {reserved}",
@@ -135,10 +140,15 @@ class GcpSpec(_Spec):
 
 
 class WaiverSpec(_Spec):
-    """One policy rule waived for one resource, with the reason `plan` shows."""
+    """One policy rule waived for one resource and one subject, until a date, with a ticket and the
+    reason `plan` shows. Checked again by the pack itself (policies/waivers.py, PLAT-WAIVER-001)."""
 
     rule: Annotated[str, Field(pattern=r"^PLAT-[A-Z]+-[0-9]{3}$")]
     resource: Annotated[str, Field(min_length=1)]
+    # A tenant's slug, one of its hosts, or the resource itself: never a whole zone.
+    subject: Annotated[str, Field(min_length=1)]
+    expires: IsoDate
+    ticket: Annotated[str, Field(min_length=1)]
     reason: Annotated[str, Field(min_length=20)]
 
 

@@ -17,7 +17,8 @@ from infra.config import NAMESPACE, UNDECRYPTED, ConfigError, RawConfig
 STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
 
 
-def read_stack_file(path: Path) -> RawConfig:
+def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
+    """The file as the engine hands it to the program of `stack` (None: a caller that does not say)."""
     name = path.name
     try:
         document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -48,7 +49,7 @@ def read_stack_file(path: Path) -> RawConfig:
         values[full] = _encode(plain)
         if secret:
             secret_keys.add(full)
-    return RawConfig(file=name, values=values, secret_keys=frozenset(secret_keys))
+    return RawConfig(file=name, values=values, secret_keys=frozenset(secret_keys), stack=stack)
 
 
 def _unwrap_secure(value: Any) -> tuple[Any, bool]:

@@ -28,6 +28,8 @@ def check(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         # A DNS-01 challenge (RFC 8555 section 8.4) is looked up, never browsed, and must not be
         # proxied; no other underscore name is exempt (an A record there would still serve HTTP).
         return NotApplicable("an ACME DNS-01 challenge record is looked up, never browsed")
+    if is_unknown(resource.props.get("proxied")):
+        return [Violation(f"{name}: proxied is not known until apply; expected proxied: true", subject)]
     if resource.props.get("proxied") is not True:
         return [Violation(f"{name} is not proxied, so the WAF never sees it; expected proxied: true", subject)]
     return []
