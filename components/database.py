@@ -1,8 +1,20 @@
-"""The database layer: PocketBase with one replica on a persistent volume, daily backups (L3, C2, C7, S4).
+"""The database layer: PocketBase with one replica on a persistent volume, daily backups, continuous
+replication and a scheduled restore test (L3, C2, C7, C8, S4, A5).
 
 PocketBase is SQLite: it scales vertically only, so it runs exactly one replica, sized per profile
-(1 vCPU / 2 GB, up to 2 / 4 at peaks). The image is built from `components/pocketbase`, whose
-migration applies the backup settings (cron, S3 storage) from the environment at start-up.
+(1 vCPU / 2 GB, up to 2 / 4 at peaks). The image is built from `components/pocketbase`: its bootstrap
+hook applies the backup settings (cron, S3 storage) from the environment at every start, and, when a
+replica is given, Litestream replicates the database to it continuously and the image's drtool
+restores the latest replica into a scratch PocketBase on a schedule, verifies it and records
+`backup_restore_last_success_timestamp_seconds` and `pocketbase_replica_lag_seconds`.
+
+`DisasterRecoveryStorage` declares, in the stack's own Google Cloud project, the buckets the backups
+and the replica go to: Google-managed AES-256 encryption at rest (Cloud Storage encrypts every object
+"using AES-256" before it is written, cloud.google.com/docs/security/encryption/default-encryption),
+object versioning with noncurrent versions kept `retention_days`, soft delete, uniform bucket-level
+access and public access prevention. PocketBase's backups and Litestream speak S3, so they reach
+Cloud Storage through its XML API with an HMAC key of a dedicated service account
+(cloud.google.com/storage/docs/interoperability) that holds objectAdmin on these buckets only.
 """
 
 from __future__ import annotations
@@ -10,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_gcp as gcp
 import pulumi_random as random
 
 from components.backends.service import ContainerSpec, Endpoint
@@ -19,6 +32,20 @@ from stacks.profile import ServiceProfile
 
 DATA_DIR = "/pb/pb_data"
 PORT = 8090
+GCS_ENDPOINT = "https://storage.googleapis.com"
+REPLICA_PATH = "litestream/pocketbase"
+SOFT_DELETE_SECONDS = 7 * 86400
+"""Cloud Storage's default soft-delete window (7 days; 7 to 90 allowed): a deleted or overwritten
+object can be brought back within it, even after its noncurrent version expired."""
+
+
+def backups_bucket_name(project: str) -> str:
+    return f"{project}-pocketbase-backups"
+
+
+def replica_bucket_name(project: str, failover_region: str | None) -> str:
+    """In the failover region when there is one; beside the backups otherwise."""
+    return f"{project}-pocketbase-replica" if failover_region else backups_bucket_name(project)
 
 
 @dataclass(frozen=True)
@@ -26,8 +53,22 @@ class BackupTarget:
     bucket: str
     endpoint: str
     region: str
-    access_key_id: str
+    access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
+    force_path_style: bool = False
+
+
+@dataclass(frozen=True)
+class ReplicaTarget:
+    """Where Litestream replicates the database (an S3-compatible bucket and a path in it)."""
+
+    bucket: str
+    path: str
+    endpoint: str
+    region: str
+    access_key_id: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str]
+    force_path_style: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +83,10 @@ class DatabaseArgs:
     """Left out (docker backend), the image is built on the Docker host and not pushed."""
     backups: BackupTarget | None = None
     """Left out, PocketBase keeps its daily backups on its own volume."""
+    replica: ReplicaTarget | None = None
+    """Left out, nothing is replicated (the docker backend: one host, one volume)."""
+    restore_test_interval_hours: int = 24
+    """How often the image restores the latest replica into a scratch PocketBase and verifies it."""
 
 
 def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_password: pulumi.Input[str],
@@ -58,8 +103,16 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
     }
     if args.backups is not None:
         env |= {"PB_BACKUP_S3_BUCKET": args.backups.bucket, "PB_BACKUP_S3_ENDPOINT": args.backups.endpoint,
-                "PB_BACKUP_S3_REGION": args.backups.region, "PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id}
+                "PB_BACKUP_S3_REGION": args.backups.region, "PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id,
+                "PB_BACKUP_S3_FORCE_PATH_STYLE": str(args.backups.force_path_style).lower()}
         secret_env["PB_BACKUP_S3_SECRET"] = args.backups.secret_access_key
+    if args.replica is not None:
+        r = args.replica
+        env |= {"LITESTREAM_BUCKET": r.bucket, "LITESTREAM_PATH": r.path, "LITESTREAM_ENDPOINT": r.endpoint,
+                "LITESTREAM_REGION": r.region, "LITESTREAM_FORCE_PATH_STYLE": str(r.force_path_style).lower(),
+                "LITESTREAM_ACCESS_KEY_ID": r.access_key_id,
+                "PB_RESTORE_TEST_INTERVAL_SECONDS": str(args.restore_test_interval_hours * 3600)}
+        secret_env["LITESTREAM_SECRET_ACCESS_KEY"] = r.secret_access_key
     return ContainerSpec(
         name="pocketbase",
         image=image,
@@ -77,6 +130,8 @@ class Database(pulumi.ComponentResource):
     endpoint: Endpoint
     superuser_email: str
     superuser_password: pulumi.Output[str]
+    settings_key: pulumi.Output[str]
+    """Opens the settings encrypted in the database: a restore verifies with it."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:database:PocketBase", name, None, opts)
@@ -86,8 +141,64 @@ class Database(pulumi.ComponentResource):
         encryption_key = random.RandomPassword(f"{name}-settings-key", length=32, special=False, opts=child)
         self.superuser_email = args.superuser_email
         self.superuser_password = pulumi.Output.secret(password.result)
+        self.settings_key = pulumi.Output.secret(encryption_key.result)
 
         image = build_image(f"{name}-image", COMPONENTS_DIR / "pocketbase", "pocketbase", args.registry, self)
         spec = pocketbase_spec(args, image, password.result, encryption_key.result)
         self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})
+
+
+@dataclass(frozen=True)
+class StorageArgs:
+    project: str
+    region: str
+    failover_region: str | None
+    retention_days: int
+    """Noncurrent (overwritten or deleted) object versions are kept this long."""
+
+
+class DisasterRecoveryStorage(pulumi.ComponentResource):
+    """The backups' and the replica's buckets in the stack's own project, and the key that writes them."""
+
+    backups: BackupTarget
+    replica: ReplicaTarget
+    hmac_access_id: pulumi.Output[str]
+    hmac_secret: pulumi.Output[str]
+
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:database:DisasterRecoveryStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account = gcp.serviceaccount.Account(
+            f"{name}-writer", account_id="pocketbase-dr", project=args.project,
+            display_name="PocketBase backups and replica (HMAC key for the S3-compatible XML API)", opts=child)
+        locations = {backups_bucket_name(args.project): args.region}
+        locations[replica_bucket_name(args.project, args.failover_region)] = args.failover_region or args.region
+        buckets: list[gcp.storage.Bucket] = []
+        for bucket_name, location in locations.items():
+            role = "backups-and-replica" if len(locations) == 1 else (
+                "backups" if bucket_name == backups_bucket_name(args.project) else "replica")
+            bucket = gcp.storage.Bucket(
+                bucket_name, name=bucket_name, project=args.project, location=location.upper(),
+                storage_class="STANDARD", uniform_bucket_level_access=True, public_access_prevention="enforced",
+                versioning={"enabled": True},
+                soft_delete_policy={"retention_duration_seconds": SOFT_DELETE_SECONDS},
+                lifecycle_rules=[{"action": {"type": "Delete"},
+                                  "condition": {"days_since_noncurrent_time": args.retention_days,
+                                                "with_state": "ARCHIVED"}}],
+                labels={"platform-role": "pocketbase-dr", "platform-dr-content": role},
+                force_destroy=False, opts=pulumi.ResourceOptions(parent=self, protect=True))
+            gcp.storage.BucketIAMMember(f"{bucket_name}-writer", bucket=bucket.name, role="roles/storage.objectAdmin",
+                                        member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+                                        opts=child)
+            buckets.append(bucket)
+        key = gcp.storage.HmacKey(f"{name}-hmac", project=args.project, service_account_email=account.email,
+                                  opts=child)
+        self.hmac_access_id = key.access_id
+        self.hmac_secret = pulumi.Output.secret(key.secret)
+        self.backups = BackupTarget(backups_bucket_name(args.project), GCS_ENDPOINT, args.region, key.access_id,
+                                    self.hmac_secret, force_path_style=True)
+        self.replica = ReplicaTarget(replica_bucket_name(args.project, args.failover_region), REPLICA_PATH,
+                                     GCS_ENDPOINT, args.failover_region or args.region, key.access_id,
+                                     self.hmac_secret, force_path_style=True)
+        self.register_outputs({"buckets": [b.name for b in buckets]})

@@ -155,8 +155,11 @@ class Verification:
 
 
 def integrity_check(db: Path) -> str:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:  # "database disk image is malformed" before a row is read
+        return str(exc)
     return "ok" if rows == ["ok"] else "; ".join(rows[:20])
 
 
@@ -269,11 +272,23 @@ def replicate(data_dir: Path, command: Sequence[str], env: Mapping[str, str], ho
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _frame: process.send_signal(s))
     stop = threading.Event()
-    beat = threading.Thread(target=_stamp, args=(data_dir / DB_NAME, stop), daemon=True)
-    beat.start()
+    threading.Thread(target=_stamp, args=(data_dir / DB_NAME, stop), daemon=True).start()
+    interval = float(env.get("PB_RESTORE_TEST_INTERVAL_SECONDS") or 0)
+    if interval > 0:
+        threading.Thread(target=_scheduled_restore_tests, args=(interval, env, home, stop), daemon=True).start()
     code = process.wait()
     stop.set()
     return code
+
+
+def _scheduled_restore_tests(interval: float, env: Mapping[str, str], home: Path, stop: threading.Event) -> None:
+    """The scheduled restore test (A5), beside the primary: it reads the replica from the bucket, as a
+    restore after a disaster would, into a scratch directory and a scratch PocketBase on loopback."""
+    while not stop.wait(interval):
+        try:
+            restore_test(env, home)
+        except Exception as exc:
+            print(f"drtool: restore test failed: {exc}", file=sys.stderr, flush=True)
 
 
 def _quote(word: str) -> str:

@@ -1,0 +1,90 @@
+"""`python -m infra restore --stack S [--at TIME]`: the stack's PocketBase replica (latest, or as it
+was at TIME) restored into a fresh data directory and verified there before anything is switched
+to it: SQLite's `PRAGMA integrity_check`, a fresh PocketBase serving it, and the rows per collection.
+
+Credentials come from the environment and are never printed: LITESTREAM_ACCESS_KEY_ID and
+LITESTREAM_SECRET_ACCESS_KEY (the stack outputs `pocketbaseReplicaAccessKeyId` and
+`pocketbaseReplicaSecret`), and PB_ENCRYPTION_KEY (`pocketbaseSettingsKey`), which opens the
+settings PocketBase encrypts in the database. Exit codes: 0 restored and verified, 1 not, 2 usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from components.pocketbase.drtool import DB_NAME, Replica, RestoreError, litestream_binary, restore, verify
+from infra.config import ConfigError, load_model
+from infra.ops.replica import storage_of
+from infra.stackfile import read_stack_file
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def pocketbase_binary() -> str:
+    found = Path(sys.executable).parent / "pocketbase"
+    return str(found) if found.exists() else "pocketbase"
+
+
+def _at(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main(stack: str, at: str | None, output: Path | None, replica_url: str | None) -> int:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = output or Path.cwd() / f"restore-{stack}-{stamp}"
+    if (target / DB_NAME).exists():
+        print(f"error: {target / DB_NAME} exists: a restore goes into a fresh directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        when = _at(at)
+    except ValueError as exc:
+        print(f"error: --at {at!r} is not an RFC 3339 time with a zone, like 2026-03-01T12:00:00Z ({exc})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if replica_url is not None:
+        try:
+            replica = Replica.from_url(replica_url)
+        except ValueError as exc:
+            print(f"error: --replica-url: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        try:
+            model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"))
+        except ConfigError as err:
+            print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+            return EXIT_USAGE
+        storage = storage_of(model)
+        if storage is None:
+            print(f"error: stack {stack!r} replicates PocketBase nowhere (the docker backend keeps it on its volume)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        replica = storage.replica
+    started = time.monotonic()
+    try:
+        restore(litestream_binary(), replica, target / DB_NAME, at=when, env=os.environ)
+    except RestoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    restored_s = time.monotonic() - started
+    checked = verify(target, pocketbase_binary(), os.environ)
+    report = {"stack": stack, "replica": f"s3://{replica.bucket}/{replica.path}", "at": when or "latest",
+              "directory": str(target), "restore_seconds": round(restored_s, 3),
+              "verify_seconds": round(time.monotonic() - started - restored_s, 3), **checked.to_json()}
+    print(json.dumps(report, indent=2))
+    if not checked.ok:
+        print("restore: NOT verified; switch nothing to it", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"restore: verified ({sum(checked.counts.values())} rows in {len(checked.counts)} collections); "
+          f"start PocketBase on {target}", file=sys.stderr)
+    return EXIT_OK
