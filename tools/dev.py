@@ -5,6 +5,7 @@
     python3 tools/dev.py test                                          the whole test suite
     python3 tools/dev.py setup                                         the virtual environment only
     python3 tools/dev.py generate                                      regenerate the generated files
+    python3 tools/dev.py drill                                         the disaster-recovery drill (bench/README.md)
 
 The virtual environment is `.venv` (the one `Pulumi.yaml` names), reinstalled when pyproject.toml
 changes. System packages the tests need are installed with apt-get when run as root; otherwise the
@@ -99,6 +100,14 @@ def plan(args: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "infra", "plan", "--stack", args[0], *args[1:]])
 
 
+def drill(args: list[str]) -> None:
+    """PocketBase, Litestream, moto's S3 server, Redis and the engine for real: kill, restore, check."""
+    setup()
+    system_packages()
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.drill", *args])
+
+
 def main() -> None:
     command, *args = sys.argv[1:] or ["help"]
     if command == "setup":
@@ -107,6 +116,8 @@ def main() -> None:
         test()
     elif command == "plan":
         plan(args)
+    elif command == "drill":
+        drill(args)
     elif command == "generate":
         generate()
     else:
