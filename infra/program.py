@@ -14,7 +14,7 @@ from components.backends.railway import RailwayTarget
 from components.backends.service import DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
-from components.database import BackupTarget, Database, DatabaseArgs
+from components.database import Database, DatabaseArgs
 from components.edge import Edge, api_hostname, catalog_purge_token, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
@@ -26,6 +26,7 @@ from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.edge_plan import edge_args
 from infra.model import StackModel
+from infra.ops.replica import declare_storage
 from stacks.profile import ServiceProfile
 
 
@@ -84,6 +85,8 @@ def declare(model: StackModel) -> None:
         ), targets.railway, gce_target)
 
     dr = model.profile.disaster_recovery
+    # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
+    backups, replica = declare_storage(model)
     database = Database("database", DatabaseArgs(
         environment=env,
         size=model.services["pocketbase"],
@@ -92,9 +95,9 @@ def declare(model: StackModel) -> None:
         backup_cron=dr.backup_cron,
         backup_retention_days=dr.backup_retention_days,
         registry=registry if model.services["pocketbase"].backend != "docker" else None,
-        backups=BackupTarget(model.backups.bucket, model.backups.endpoint, model.backups.region,
-                             model.backups.access_key_id, model.backups.secret_access_key.output())
-        if model.backups is not None else None,
+        backups=backups,
+        replica=replica,
+        restore_test_interval_hours=dr.restore_test_interval_hours,
     ))
     engine_size = model.services["engine"]
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
@@ -188,6 +191,7 @@ def declare(model: StackModel) -> None:
     pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
     pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
+    pulumi.export("pocketbaseSettingsKey", database.settings_key)  # `python -m infra restore` verifies with it
     pulumi.export("revalidateToken", storefront.revalidate_token)
     pulumi.export("pocketbaseSuperuserPassword", database.superuser_password)
 

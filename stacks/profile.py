@@ -75,6 +75,10 @@ class DisasterRecoveryProfile:
     failover_region_enabled: bool
     rto_minutes: int
     log_retention_days: int
+    rpo_seconds: int = 5
+    """Seconds of acknowledged writes a disaster may lose: Litestream ships the WAL every second (#13)."""
+    restore_test_interval_hours: int = 24
+    """How often the latest replica is restored into a scratch PocketBase and verified (A5)."""
 
 
 @dataclass(frozen=True)
