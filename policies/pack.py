@@ -279,6 +279,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in cast(Sequence[Any], value)]
     if isinstance(value, str) and value in _UNKNOWN_SENTINELS:
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire has only doubles; the provider schemas say integer
     return value
 
 

@@ -12,7 +12,7 @@ import pytest
 from infra.analyzer import run_policies
 from infra.config import load_model
 from infra.plan import Plan
-from infra.policy_report import waivers_by_rule
+from infra.policy_report import policy_config
 from infra.stackfile import read_stack_file
 from tests.conftest import PROJECT_DIR, STACKS, CliResult, stack_document, write_stack
 
@@ -54,9 +54,12 @@ BROKEN: list[tuple[str, str, Mutation, str]] = [
 def test_every_committed_stack_passes_the_pack_with_no_mandatory_violation(
     stack: str, committed_plans: dict[str, Plan]
 ) -> None:
-    model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"))
+    raw = read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack)
+    model = load_model(raw)
 
-    report = run_policies(committed_plans[stack].analyzer_inputs(), waivers_by_rule(model.waivers))
+    # As the engine runs the pack: the stack's name and config in its environment.
+    report = run_policies(committed_plans[stack].analyzer_inputs(), policy_config(model.waivers), stack=stack,
+                          stack_config=raw.values)
 
     assert report.mandatory == []
     assert report.rules >= 20
@@ -73,15 +76,16 @@ def test_a_stack_file_breaking_one_rule_makes_plan_exit_1_naming_that_rule(
 
     assert result.code == 1, result.err
     violations = [line for line in result.out.splitlines() if line.startswith("  ✗ ")]
-    assert [v.split()[1] for v in violations] == [rule], violations
-    assert f"{rule} [mandatory] {resource}: " in violations[0]
+    assert {v.split()[1] for v in violations} == {rule}, violations
+    assert any(f"{rule} [mandatory] {resource}: " in v for v in violations), violations
 
 
 def test_plan_lists_every_waiver_with_its_reason(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("plan", "--stack", "prod")
 
     assert result.code == 0
-    assert "~ PLAT-WAF-002 waived for edge-waf: Café Doce (wafMode log) moves its checkout" in result.out
+    assert ("~ PLAT-WAF-002 waived for edge-waf (cafedoce) until 2027-01-31, OPS-412: Café Doce (wafMode log) moves "
+            "its checkout") in result.out
 
 
 def test_the_json_plan_carries_the_policy_verdict(run_cli: Callable[..., CliResult]) -> None:
@@ -90,5 +94,6 @@ def test_the_json_plan_carries_the_policy_verdict(run_cli: Callable[..., CliResu
     document = json.loads(run_cli("plan", "--stack", "staging", "--json").out)
 
     assert document["policy"]["pack"] == "platform-policies"
-    assert {v["rule"] for v in document["policy"]["violations"]} == {"PLAT-LOG-002"}
+    # Railway's log sink and staging's Redis by tag are advisory (README: what is left to do).
+    assert {v["rule"] for v in document["policy"]["violations"]} == {"PLAT-LOG-002", "PLAT-IMG-002"}
     assert all(v["level"] == "advisory" for v in document["policy"]["violations"])
