@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.database import GCS_ENDPOINT, REPLICA_PATH, backups_bucket_name, replica_bucket_name
+import pulumi
+
+from components.database import (
+    GCS_ENDPOINT,
+    REPLICA_PATH,
+    BackupTarget,
+    DisasterRecoveryStorage,
+    ReplicaTarget,
+    StorageArgs,
+    backups_bucket_name,
+    replica_bucket_name,
+)
 from components.pocketbase.drtool import Replica
 from infra.model import StackModel
 
@@ -24,13 +35,43 @@ class Storage:
     """The stack declares the buckets (in its own cloud account), or `platform:backups` names one."""
 
 
+def _failover_region(model: StackModel) -> str | None:
+    enabled = model.profile.disaster_recovery.failover_region_enabled
+    return model.gcp.failover_region if model.gcp is not None and enabled else None
+
+
 def storage_of(model: StackModel) -> Storage | None:
     if model.gcp is not None and model.services["pocketbase"].backend != "docker":
-        replica_region = model.gcp.failover_region or model.gcp.region
+        failover = _failover_region(model)
         return Storage(backups_bucket_name(model.gcp.project), model.gcp.region,
-                       Replica(replica_bucket_name(model.gcp.project, model.gcp.failover_region), REPLICA_PATH,
-                               GCS_ENDPOINT, replica_region, force_path_style=True), declared=True)
+                       Replica(replica_bucket_name(model.gcp.project, failover), REPLICA_PATH,
+                               GCS_ENDPOINT, failover or model.gcp.region, force_path_style=True), declared=True)
     if model.backups is not None:
         b = model.backups
         return Storage(b.bucket, b.region, Replica(b.bucket, REPLICA_PATH, b.endpoint, b.region), declared=False)
     return None
+
+
+def declare_storage(model: StackModel) -> tuple[BackupTarget | None, ReplicaTarget | None]:
+    """In the program: the buckets a stack with a project declares, or `platform:backups`; what PocketBase
+    backs up and replicates to, and the stack outputs `python -m infra restore` reads (secrets stay secret)."""
+    storage = storage_of(model)
+    if storage is None:
+        return None, None
+    replica = storage.replica
+    if storage.declared:
+        assert model.gcp is not None
+        declared = DisasterRecoveryStorage("pocketbase-dr", StorageArgs(
+            model.gcp.project, model.gcp.region, _failover_region(model),
+            model.profile.disaster_recovery.backup_retention_days))
+        backups, target = declared.backups, declared.replica
+    else:
+        assert model.backups is not None
+        b = model.backups
+        backups = BackupTarget(b.bucket, b.endpoint, b.region, b.access_key_id, b.secret_access_key.output())
+        target = ReplicaTarget(replica.bucket, replica.path, replica.endpoint, replica.region, b.access_key_id,
+                               b.secret_access_key.output())
+    pulumi.export("pocketbaseReplica", {"url": replica.url(), "bucket": replica.bucket, "path": replica.path})
+    pulumi.export("pocketbaseReplicaAccessKeyId", target.access_key_id)
+    pulumi.export("pocketbaseReplicaSecret", pulumi.Output.secret(target.secret_access_key))
+    return backups, target
