@@ -72,7 +72,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("replicas on a backend without autoscaling", "staging", _services("engine", minInstances=1, maxInstances=3),
      "platform:services.engine.maxInstances", "has no replica autoscaling"),
     ("unknown backend", "staging", _services("redis", backend="heroku"), "platform:services.redis.backend",
-     "\"heroku\" is not allowed; expected 'docker', 'cloudrun' or 'railway'"),
+     "\"heroku\" is not allowed; expected 'docker', 'cloudrun', 'railway' or 'gce'"),
     ("PocketBase on Cloud Run", "prod", _services("pocketbase", backend="cloudrun"),
      "platform:services.pocketbase.backend", "Cloud Run has no local disk"),
     ("Railway replicas with a volume", "staging", _services("pocketbase", minInstances=2, maxInstances=2),
