@@ -61,6 +61,7 @@ class Storefront(pulumi.ComponentResource):
         token = random.RandomPassword(f"{name}-revalidate-token", length=48, special=False, opts=child)
         self.revalidate_token = pulumi.Output.secret(token.result)
 
+        # A secret reaches production only: preview deployments build any branch's code.
         variables: list[tuple[str, pulumi.Input[str], bool]] = [
             ("NEXT_PUBLIC_API_URL", args.api_url, False),
             ("CATALOG_REVALIDATE_SECONDS", str(args.settings.isr_revalidate_seconds), False),
@@ -73,7 +74,7 @@ class Storefront(pulumi.ComponentResource):
                 team_id=args.team_id,
                 key=key,
                 value=value,
-                targets=["production", "preview"],
+                targets=["production"] if sensitive else ["production", "preview"],
                 sensitive=sensitive,
                 opts=child,
             )

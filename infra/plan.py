@@ -169,6 +169,10 @@ class PlanMocks(pulumi.runtime.Mocks):
         if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
             tunnel = cast(dict[str, Any], args.args).get("tunnelId")  # pyright: ignore[reportUnknownMemberType]
             return {"token": _fake(f"tunnel-token-{tunnel}", length=64)}, []
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            # The deployer's OAuth access token (`ya29.` ...), valid an hour.
+            return {"accessToken": "ya29." + _fake("deployer-access-token", length=60), "project": "",
+                    "region": "", "zone": "", "id": "client-config"}, []
         return {}, []
 
 

@@ -11,14 +11,16 @@ from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget
 from components.backends.gce import GceTarget
 from components.backends.railway import RailwayTarget
-from components.backends.service import DnsEntry
+from components.backends.service import ContainerSpec, DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
 from components.edge import Edge, api_hostname, catalog_purge_token, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
-from components.observability import spec as observability_spec
+from components.observability import cloud as cloud_telemetry
+from components.observability import stack as observability_stack
+from components.observability.images import TelemetryImages
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.tenant import TenantSite, TenantSiteArgs
@@ -47,8 +49,12 @@ def declare(model: StackModel) -> None:
     zone = model.zone
     api_url = f"https://{api_hostname(zone.name)}"
     env = model.environment
-    registry = (Registry(model.registry.server, model.registry.repository, model.registry.username,
-                         model.registry.password.output()) if model.registry is not None else None)
+    registry = None
+    if model.registry is not None:
+        # No stored password: the deployer's own access token, valid an hour (infra/config.py).
+        password = (model.registry.password.output() if model.registry.password is not None else
+                    pulumi.Output.secret(gcp.organizations.get_client_config_output().access_token))
+        registry = Registry(model.registry.server, model.registry.repository, model.registry.username, password)
     targets = _targets(model, registry)
 
     storefront = Storefront("storefront", StorefrontArgs(
@@ -107,7 +113,11 @@ def declare(model: StackModel) -> None:
     assert pocketbase_url is not None  # made public by the config model when there is no private path
 
     edge_settings = model.profile.edge
-    slo_spec = observability_spec.with_overrides(observability_spec.load(), model.alerts.overrides)
+    # Where each signal comes from on this stack's backends, and the rules it deploys (thresholds, one
+    # absence alert per scrape job, its cost against its budget).
+    telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
+                                         model.gcp.region if model.gcp else None)
+    slo_spec = telemetry.spec
     # The engine purges a tenant's catalog from the edge after each product write (C5).
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
                  "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id}
@@ -121,8 +131,8 @@ def declare(model: StackModel) -> None:
         small = ServiceProfile("docker", 500, 512, 500, 512, 1, 1)
         grafana_host = grafana_hostname(zone.name)
         observability = SelfHostedObservability("observability", SelfHostedArgs(
-            spec=slo_spec, targets=targets, engine_target="commission-engine:8000", size=small,
-            grafana_url=f"https://{grafana_host}"))
+            spec=slo_spec, environment=env, targets=targets, jobs=list(telemetry.layout.jobs), redis_url=cache.url,
+            size=small, grafana_url=f"https://{grafana_host}"))
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = observability.otlp_endpoint
         tunnel = OriginTunnel("tunnel", TunnelArgs(
             account_id=zone.account_id, environment=env, targets=targets, size=small,
@@ -134,10 +144,38 @@ def declare(model: StackModel) -> None:
             auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
             opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
-    extra_secret_env: dict[str, pulumi.Input[str]] = {"REVALIDATE_TOKEN": storefront.revalidate_token,
-                                                      "CATALOG_PURGE_TOKEN": purge_token}
+    # Each secret goes only where it is read: the engine purges the edge; it never revalidates Vercel.
+    extra_secret_env: dict[str, pulumi.Input[str]] = {"CATALOG_PURGE_TOKEN": purge_token}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
+    grafana_cloud = None
+    telemetry_images = None
+    sidecars: list[ContainerSpec] = []
+    if model.grafana_cloud is not None:
+        telemetry_images = TelemetryImages("telemetry-images", registry)
+        # Traces to the environment's Grafana Cloud stack over OTLP; metrics through the stack's agents.
+        gc = model.grafana_cloud
+        grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
+                                                     gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
+        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = gc.otlp_endpoint
+        extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = cloud_telemetry.otlp_headers(gc.otlp_user, gc.token.output())
+        if engine_size.backend == "cloudrun":
+            sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
+                                                           telemetry_images))
+    grafana_cloud = None
+    telemetry_images = None
+    sidecars: list[ContainerSpec] = []
+    if model.grafana_cloud is not None:
+        telemetry_images = TelemetryImages("telemetry-images", registry)
+        # Traces to the environment's Grafana Cloud stack over OTLP; metrics through the stack's agents.
+        gc = model.grafana_cloud
+        grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
+                                                     gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
+        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = gc.otlp_endpoint
+        extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = cloud_telemetry.otlp_headers(gc.otlp_user, gc.token.output())
+        if engine_size.backend == "cloudrun":
+            sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
+                                                           telemetry_images))
     engine = Engine("engine", EngineArgs(
         environment=env,
         size=engine_size,
@@ -152,8 +190,22 @@ def declare(model: StackModel) -> None:
         prebuilt_image=model.engine_image,
         extra_env=extra_env,
         extra_secret_env=extra_secret_env,
+        sidecars=sidecars,
     ))
     api_records += engine.endpoint.dns
+    if grafana_cloud is not None and telemetry_images is not None:
+        endpoints = {"commission-engine": engine.endpoint, "pocketbase": database.endpoint, "redis": cache.endpoint}
+        railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
+                       and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
+        railway_token = model.railway_api_token
+        cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
+            environment=env, layout=telemetry.layout, engine_backend=engine_size.backend, targets=targets,
+            grafana=grafana_cloud,
+            redis_url=cache.url if model.services["redis"].backend == "railway" else None,
+            railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids)
+            if model.railway is not None and railway_token is not None and railway_ids else None,
+            gcp_project=model.gcp.project if model.gcp else None,
+            log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 
     edge = Edge("edge", edge_args(model, api_records))
 
@@ -190,10 +242,9 @@ def declare(model: StackModel) -> None:
     pulumi.export("apiUrl", api_url)
     pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
+    # The tenants' keys are the one secret output: onboarding hands each tenant its own (README).
     pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
     pulumi.export("pocketbaseSettingsKey", database.settings_key)  # `python -m infra restore` verifies with it
-    pulumi.export("revalidateToken", storefront.revalidate_token)
-    pulumi.export("pocketbaseSuperuserPassword", database.superuser_password)
 
 
 def run_under_pulumi() -> None:

@@ -1,0 +1,78 @@
+"""Each secret goes only where it is used (#11.4): a container gets no secret it never reads, a Vercel
+preview no production secret, the stack no output secret nobody consumes, and prod's registry login
+is the deployer's short-lived token, never a stored key."""
+
+from __future__ import annotations
+
+import pytest
+
+import re
+
+from infra.plan import Plan
+from tests.conftest import PROJECT_DIR, STACKS
+from tests.environment import service_environment
+
+
+ENGINE_SOURCE = PROJECT_DIR / "components" / "engine" / "src" / "engine"
+
+
+def _engine_reads() -> set[str]:
+    """The variables the engine reads: its settings' fields, the names its code reads from
+    `os.environ`, and the OpenTelemetry SDK's `OTEL_*` variables, which the exporter it configures
+    reads itself (https://opentelemetry.io/docs/specs/otel/protocol/exporter/)."""
+    from engine.settings import Settings
+
+    literal = {name for path in ENGINE_SOURCE.rglob("*.py")
+               for name in re.findall(r'environ(?:\.get)?\(?\[?"([A-Z][A-Z0-9_]+)"', path.read_text())}
+    return {name.upper() for name in Settings.model_fields} | literal
+
+
+def _otel(name: str) -> bool:
+    return name.startswith("OTEL_")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_engine_receives_no_secret_it_never_reads(stack: str, committed_plans: dict[str, Plan]) -> None:
+    env = service_environment(committed_plans[stack], "commission-engine")
+    reads = _engine_reads()
+
+    unread = [name for name, (_, secret) in env.items()
+              if secret and name not in reads and not _otel(name) and not name.startswith("TENANTS_JSON_")]
+    assert unread == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_sensitive_storefront_variables_reach_production_only(stack: str, committed_plans: dict[str, Plan]) -> None:
+    variables = [r.inputs for r in committed_plans[stack].resources
+                 if r.type == "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable"]
+
+    assert variables
+    for variable in variables:
+        if variable["sensitive"]:
+            assert variable["targets"] == ["production"], variable["key"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_secret_output_has_a_consumer(stack: str, committed_plans: dict[str, Plan]) -> None:
+    """A secret output is read by an operation on the stack (infra/ops reads it by name), or handed
+    out by onboarding (`tenantKeys`, README "Onboarding a tenant")."""
+    operations = "".join(p.read_text() for p in (PROJECT_DIR / "infra" / "ops").rglob("*.py"))
+    readme = (PROJECT_DIR / "README.md").read_text()
+    onboarding = readme[readme.index("## Onboarding a tenant"):]
+
+    for name, value in committed_plans[stack].outputs.items():
+        if "[secret" in str(value):
+            assert f"`{name}`" in operations or f"`{name}" in onboarding, f"nothing consumes the secret output {name}"
+
+
+def test_prod_pushes_with_the_deployers_short_lived_token(committed_plans: dict[str, Plan]) -> None:
+    plan = committed_plans["prod"]
+    images = [r for r in plan.resources if r.type == "docker:index/image:Image"]
+
+    assert images
+    for image in images:
+        registry = image.wire_inputs["registry"]
+        assert isinstance(registry, dict) and "value" in registry, "the whole login travels as a secret"
+        login = registry["value"]
+        assert login["username"] == "oauth2accesstoken"
+        assert str(login["password"]).startswith("ya29."), "the deployer's access token (getClientConfig)"
