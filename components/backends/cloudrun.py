@@ -44,26 +44,36 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         f"{name}-sa", project=target.project, account_id=f"{spec.name}-{target.environment}"[:30],
         display_name=f"{spec.name} ({target.environment}) on Cloud Run", opts=child)
 
-    envs: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict] = [
-        {"name": key, "value": value} for key, value in sorted(spec.env.items())]
     accessors: list[pulumi.Resource] = []
     versions: list[pulumi.Resource] = []
-    for key, value in sorted(spec.secret_env.items()):
-        slug = key.lower().replace("_", "-")
-        secret = gcp.secretmanager.Secret(
-            f"{name}-{slug}", project=target.project, secret_id=f"{spec.name}-{target.environment}-{slug}",
-            replication={"auto": {}}, opts=child)
-        version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
-                                                  secret_data=pulumi.Output.secret(value), opts=child)
-        versions.append(version)
-        accessors.append(gcp.secretmanager.SecretIamMember(
-            f"{name}-{slug}-reader", project=target.project, secret_id=secret.secret_id,
-            role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
-        # By number, not `latest`: reading a version just added by its number is strongly consistent
-        # (https://cloud.google.com/secret-manager/docs/reference/consistency), and a rotated secret
-        # rolls a new revision instead of reaching instances only when they restart.
-        envs.append({"name": key, "value_source": {"secret_key_ref": {"secret": secret.secret_id,
-                                                                       "version": version.version}}})
+    # Each container's variables; a sidecar's secrets are named after it (`<service>-<sidecar>-...`).
+    all_envs: list[list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict]] = []
+    for container in (spec, *spec.sidecars):
+        prefix = "" if container is spec else f"{container.name}-"
+        envs: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict] = [
+            {"name": key, "value": value} for key, value in sorted(container.env.items())]
+        for key, value in sorted(container.secret_env.items()):
+            slug = prefix + key.lower().replace("_", "-")
+            secret = gcp.secretmanager.Secret(
+                f"{name}-{slug}", project=target.project, secret_id=f"{spec.name}-{target.environment}-{slug}",
+                replication={"auto": {}}, opts=child)
+            version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
+                                                      secret_data=pulumi.Output.secret(value), opts=child)
+            versions.append(version)
+            accessors.append(gcp.secretmanager.SecretIamMember(
+                f"{name}-{slug}-reader", project=target.project, secret_id=secret.secret_id,
+                role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
+            # By number, not `latest`: reading a version just added by its number is strongly consistent
+            # (https://cloud.google.com/secret-manager/docs/reference/consistency), and a rotated secret
+            # rolls a new revision instead of reaching instances only when they restart.
+            envs.append({"name": key, "value_source": {"secret_key_ref": {"secret": secret.secret_id,
+                                                                           "version": version.version}}})
+        all_envs.append(envs)
+    envs = all_envs[0]
+    for role in spec.project_roles:
+        accessors.append(gcp.projects.IAMMember(f"{name}-{role.split('/')[-1].replace('.', '-').lower()}",
+                                                project=target.project, role=role, member=account.member,
+                                                opts=child))
     # Google's own sample has the service depend on the versions and the grants
     # (cloudrunv2_job_secret: depends_on = [secret-version-data, secret-access]); the sleep runs on
     # the first create only, and again if the account (so every grant) is replaced.
@@ -79,11 +89,12 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
                     "cpu_utilization": CPU_TARGET, "concurrency_utilization": CONCURRENCY_TARGET},
         "max_instance_request_concurrency": MAX_CONCURRENCY,
         "containers": [{
+            "name": spec.name,
             "image": spec.image,
             "ports": {"container_port": spec.port},
             "envs": envs,
             "resources": {
-                "limits": {"cpu": str(spec.size.cpu_millis // 1000), "memory": f"{spec.size.memory_mib}Mi"},
+                "limits": {"cpu": _cpu(spec.size.cpu_millis), "memory": f"{spec.size.memory_mib}Mi"},
                 # Warm instances keep their CPU between requests (C1: one warm instance).
                 "cpu_idle": False,
                 "startup_cpu_boost": True,
@@ -92,7 +103,7 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
                               "failure_threshold": 20, "timeout_seconds": 2},
             "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
                                "failure_threshold": 3, "timeout_seconds": 3},
-        }],
+        }, *[_sidecar(sidecar, envs) for sidecar, envs in zip(spec.sidecars, all_envs[1:], strict=True)]],
     }
     if target.vpc_network is not None:
         template["vpc_access"] = {"egress": "PRIVATE_RANGES_ONLY", "network_interfaces": [
@@ -119,6 +130,26 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
     assert spec.public_hostname is not None, "a public service names the host the edge forwards to it"
     return Endpoint(private_url=service.uri, public_url=None, resources=[service],
                     dns=_load_balancer(name, service, spec.public_hostname, target, parent))
+
+
+def _cpu(millis: int) -> str:
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def _sidecar(spec: ContainerSpec, envs: list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict],
+             ) -> gcp.cloudrunv2.ServiceTemplateContainerArgsDict:
+    """A container beside the ingress one: no port; its command replaces the image's entrypoint."""
+    container: gcp.cloudrunv2.ServiceTemplateContainerArgsDict = {
+        "name": spec.name, "image": spec.image, "envs": envs,
+        "resources": {"limits": {"cpu": _cpu(spec.size.cpu_millis), "memory": f"{spec.size.memory_mib}Mi"},
+                      "cpu_idle": False},
+    }
+    if spec.command:
+        container["commands"] = list(spec.command)
+    if spec.health_path:
+        container["startup_probe"] = {"http_get": {"path": spec.health_path, "port": spec.port}, "period_seconds": 5,
+                                      "failure_threshold": 24, "timeout_seconds": 3}
+    return container
 
 
 def _cloudflare_ranges(ranges: cloudflare.GetIpRangesResult) -> list[str]:

@@ -40,6 +40,10 @@ class ContainerSpec:
     public_hostname: str | None = None
     """The name the edge forwards a public service's requests to (`api.<zone>`): the backend makes the
     service answer for it itself, since overriding the Host header is Cloudflare Enterprise only."""
+    sidecars: Sequence[ContainerSpec] = ()
+    """Cloud Run only: containers beside this one in each instance, reaching it at localhost (an agent)."""
+    project_roles: Sequence[str] = ()
+    """Cloud Run only: project roles of the service's own account (an exporter reading Cloud Monitoring)."""
 
 
 @dataclass(frozen=True)
