@@ -103,16 +103,18 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
     }
     if args.backups is not None:
         env |= {"PB_BACKUP_S3_BUCKET": args.backups.bucket, "PB_BACKUP_S3_ENDPOINT": args.backups.endpoint,
-                "PB_BACKUP_S3_REGION": args.backups.region, "PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id,
+                "PB_BACKUP_S3_REGION": args.backups.region,
                 "PB_BACKUP_S3_FORCE_PATH_STYLE": str(args.backups.force_path_style).lower()}
-        secret_env["PB_BACKUP_S3_SECRET"] = args.backups.secret_access_key
+        # The key's id with its secret: a declared HMAC key's id is known only once it exists, and a plain
+        # variable known at preview lets the policy pack read the rest of the environment.
+        secret_env |= {"PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id,
+                       "PB_BACKUP_S3_SECRET": args.backups.secret_access_key}
     if args.replica is not None:
         r = args.replica
         env |= {"LITESTREAM_BUCKET": r.bucket, "LITESTREAM_PATH": r.path, "LITESTREAM_ENDPOINT": r.endpoint,
                 "LITESTREAM_REGION": r.region, "LITESTREAM_FORCE_PATH_STYLE": str(r.force_path_style).lower(),
-                "LITESTREAM_ACCESS_KEY_ID": r.access_key_id,
                 "PB_RESTORE_TEST_INTERVAL_SECONDS": str(args.restore_test_interval_hours * 3600)}
-        secret_env["LITESTREAM_SECRET_ACCESS_KEY"] = r.secret_access_key
+        secret_env |= {"LITESTREAM_ACCESS_KEY_ID": r.access_key_id, "LITESTREAM_SECRET_ACCESS_KEY": r.secret_access_key}
     return ContainerSpec(
         name="pocketbase",
         image=image,

@@ -34,6 +34,7 @@ from pulumi_policy import (
 from policies import waivers as waiver_rules
 from policies.rule import UNKNOWN, Finding, NotApplicable, Resource, Rule, Violation, as_list, as_map, as_violation
 from policies.rules import (
+    data_disaster_recovery,
     data_no_plaintext_secret_env,
     data_pocketbase_backups,
     data_pocketbase_private,
@@ -170,6 +171,13 @@ RULES: tuple[Rule, ...] = (
          "Its admin UI is an attack surface; expose it only when no private path exists.", "S3", "high",
          "mandatory", "a public PocketBase on the engine's own backend",
          stack_check=data_pocketbase_private.check),
+    Rule("PLAT-DATA-006", "Prod's PocketBase is replicated, backed up and restore-tested into its own buckets",
+         "A day of orders lost, or a backup nobody ever restored, is no disaster recovery.", "C7, C8, S4, A5",
+         "high", "mandatory",
+         "in prod: no Litestream replica; backups or replica in a bucket the stack does not declare; a bucket "
+         "without versioning or retention, with public access, soft delete off, or fewer days kept than asked; "
+         "no restore test at least weekly; the replica in the backups' region",
+         stack_check=data_disaster_recovery.check, config_defaults={"min_backup_days": 30}),
     Rule("PLAT-SCALE-001", "The engine keeps at least one warm instance outside integration",
          "Cold starts break the latency SLO (M1) for the first requests.", "C1", "high", "mandatory",
          "an engine (by name or image) that scales to zero in any stack but integration",
