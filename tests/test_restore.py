@@ -3,12 +3,17 @@ real restore (Litestream, a file replica, a fresh PocketBase) that verifies befo
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from components.pocketbase import drtool
 from infra.config import load_model
@@ -100,3 +105,33 @@ def test_a_corrupt_copy_is_not_verified(tmp_path: Path) -> None:
     checked = drtool.verify(copy, str(BIN / "pocketbase"), {})
 
     assert not checked.ok and checked.integrity != "ok"
+
+
+def test_the_scheduled_restore_test_records_its_success_and_the_replica_lag(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.ops.drill import BUCKET, s3_server
+
+    source, _ = _replicated(tmp_path)
+    beat = time.time() - 2
+    with sqlite3.connect(source / "data.db") as db:
+        db.execute(f"CREATE TABLE {drtool.HEARTBEAT_TABLE} (id INTEGER PRIMARY KEY, at_ms INTEGER)")
+        db.execute(f"INSERT INTO {drtool.HEARTBEAT_TABLE} VALUES (1, ?)", (int(beat * 1000),))
+    with s3_server(tmp_path) as endpoint:
+        replica = drtool.Replica(BUCKET, "pocketbase", endpoint, "us-east-1", force_path_style=True)
+        env = {**os.environ, **replica.env(), "LITESTREAM_ACCESS_KEY_ID": "test", "LITESTREAM_SECRET_ACCESS_KEY": "test"}
+        subprocess.run([str(BIN / "litestream"), "replicate", "-once", str(source / "data.db"), replica.url()],
+                       env=drtool.litestream_env(env, replica), check=True, capture_output=True, timeout=60)
+        home = tmp_path / "home"
+        home.mkdir()
+        for binary in ("pocketbase", "litestream"):
+            (home / binary).symlink_to(BIN / binary)
+        capsys.readouterr()
+
+        code = drtool.restore_test(env, home)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    metrics = next(line["metrics"] for line in lines if "metrics" in line)
+    assert code == 0, lines
+    assert metrics["backup_restore_success"] == 1.0 and metrics["backup_restore_rows"] >= 4
+    assert time.time() - metrics["backup_restore_last_success_timestamp_seconds"] < 60
+    assert 0 <= metrics["pocketbase_replica_lag_seconds"] - (metrics["backup_restore_last_run_timestamp_seconds"] - beat) < 1
