@@ -53,7 +53,13 @@ ALLOWED_GRANTS: dict[str, frozenset[str]] = {
     # A VM's Ops Agent writes its logs and metrics; write-only roles, granted on the project because logs
     # and metrics have no narrower resource to grant them on (cloud.google.com/logging/docs/agent/ops-agent/
     # authorization).
-    "gcp:projects/iAMMember:IAMMember": frozenset({"roles/logging.logWriter", "roles/monitoring.metricWriter"}),
+    "gcp:projects/iAMMember:IAMMember": frozenset({"roles/logging.logWriter", "roles/monitoring.metricWriter",
+                                                   # reading metrics (the telemetry exporter): read-only
+                                                   "roles/monitoring.viewer"}),
+    # PocketBase's backups and replica: object access on the stack's own bucket, never the project.
+    "gcp:storage/bucketIAMMember:BucketIAMMember": frozenset({"roles/storage.objectAdmin",
+                                                            "roles/storage.objectCreator",
+                                                            "roles/storage.objectViewer"}),
 }
 PUBLIC_MEMBERS = ("allusers", "allauthenticatedusers")
 _PUBLIC = re.compile(r"(?i)\ball(authenticated)?users\b")
