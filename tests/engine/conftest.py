@@ -38,11 +38,17 @@ class Running:
     b: TenantKeys
 
 
+# What the edge adds to every request it forwards (components/edge.py): tests that play a browser
+# behind Cloudflare send it with CF-Connecting-IP, as Cloudflare does.
+ORIGIN_AUTH_SECRET = "edge-origin-secret-for-the-tests-0123456789"
+EDGE_HEADERS = {"X-Origin-Auth": ORIGIN_AUTH_SECRET}
+
+
 def engine_env() -> dict[str, str]:
     """The engine's processes import `engine` from ENGINE_UNDER_TEST_SRC when it is set: how a new test is
     run against an older engine (e.g. the parent commit's `components/engine/src`, exported with git archive)."""
     source = os.environ.get("ENGINE_UNDER_TEST_SRC")
-    return {"PYTHONPATH": source} if source else {}
+    return {"ORIGIN_AUTH_SECRET": ORIGIN_AUTH_SECRET, **({"PYTHONPATH": source} if source else {})}
 
 
 def _start(tmp: Path) -> Iterator[Running]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack
 
-from tests.engine.conftest import Running, TenantKeys
+from tests.engine.conftest import EDGE_HEADERS, Running, TenantKeys
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 
@@ -360,7 +360,7 @@ def _beacon(ready: Running, body: object, ip: str = "203.0.113.7") -> httpx.Resp
 
     # As navigator.sendBeacon sends it: text/plain, no key, from the storefront's browser.
     return ready.client.post("/v1/vitals", content=json_.dumps(body),
-                             headers={"Content-Type": "text/plain", "CF-Connecting-IP": ip})
+                             headers={"Content-Type": "text/plain", "CF-Connecting-IP": ip, **EDGE_HEADERS})
 
 
 def test_a_web_vitals_beacon_is_recorded_per_tenant_and_route(ready: Running) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack, local_stack
 
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 EXACT = 2**53 - 1
@@ -196,7 +196,8 @@ def _deep(levels: int) -> str:
 def test_every_error_the_framework_or_a_parser_raises_is_a_problem(hostile: Hostile, method: str, path: str,
                                                                   content: str | bytes | None,
                                                                   content_type: str | None, status: int) -> None:
-    headers = hostile.api("acme") | {"Idempotency-Key": uuid.uuid4().hex, "CF-Connecting-IP": uuid.uuid4().hex}
+    headers = hostile.api("acme") | {"Idempotency-Key": uuid.uuid4().hex, "CF-Connecting-IP": uuid.uuid4().hex,
+                                     **EDGE_HEADERS}
     if content_type:
         headers["Content-Type"] = content_type
 
@@ -235,7 +236,8 @@ def test_an_id_with_a_trailing_newline_or_non_ascii_is_refused(hostile: Hostile,
 def test_a_vitals_route_ending_in_a_newline_is_refused_and_not_recorded(hostile: Hostile) -> None:
     series = 'web_vitals_ttfb_seconds_count{route="/produto/[slug]\\n",tenant="acme"}'
 
-    response = hostile.client.post("/v1/vitals", headers={"Content-Type": "text/plain", "CF-Connecting-IP": "1.2.3.4"},
+    response = hostile.client.post("/v1/vitals", headers={"Content-Type": "text/plain", "CF-Connecting-IP": "1.2.3.4",
+                                                          **EDGE_HEADERS},
                                    content=json.dumps({"tenant": "acme", "route": "/produto/[slug]\n",
                                                        "metrics": [{"name": "TTFB", "value": 100}]}))
 

@@ -2,6 +2,7 @@
 
 
 
+import hmac
 import json
 import logging
 import os
@@ -106,6 +107,45 @@ class Metrics:
             metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
 
 
+class EdgeGuard:
+    """Pure ASGI middleware: the public host answers only what came through the edge (#11.3).
+
+    Cloudflare adds `X-Origin-Auth: <secret>` to every request it forwards for the zone (a request
+    header transform rule, components/edge.py); a request for the public host without it went around
+    the edge (a `*.run.app` or Railway address with a forged Host) and is refused. `/metrics` is
+    never served on the public host: the telemetry agent scrapes it on the private network, where the
+    Host is another name. Only a request that came through the edge has its client address taken from
+    `CF-Connecting-IP`; any other is who the socket says it is.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], public_hostname: str | None,
+                 origin_auth_secret: str | None) -> None:
+        self.app = app
+        self.public = (public_hostname or "").lower() or None
+        self.secret = (origin_auth_secret or "").encode() or None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", ())}
+        host = headers.get("host", b"").decode("latin-1").rsplit(":", 1)[0].lower()
+        given = headers.get("x-origin-auth", b"")
+        via_edge = self.secret is not None and hmac.compare_digest(given, self.secret)
+        client = scope.get("client") or ("-", 0)
+        state = scope.setdefault("state", {})
+        state["client_ip"] = headers["cf-connecting-ip"].decode("latin-1") if via_edge and "cf-connecting-ip" in \
+            headers else client[0]
+        if self.public is not None and host == self.public:
+            if self.secret is not None and not via_edge:
+                await problem(403, "Forbidden", f"{self.public} is served through its edge only")(scope, receive, send)
+                return
+            if scope.get("path") == "/metrics":
+                await problem(404, "Not Found", "no such resource")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class _Problem(Exception):
     def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -187,6 +227,8 @@ def create_app(settings: Settings) -> FastAPI:
     tenants = {t.slug: t for t in registry.tenants}
     tenant_slugs = set(tenants)
     app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]
+    app.add_middleware(EdgeGuard, public_hostname=settings.public_hostname,  # pyright: ignore[reportArgumentType]
+                       origin_auth_secret=settings.origin_auth_secret)
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:
@@ -255,7 +297,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/vitals", status_code=204)
     async def vitals(request: Request) -> Response:
         """Web-vitals beacons from storefronts; no key (browsers send them), so all is validated."""
-        client = request.headers.get("cf-connecting-ip") or (request.client.host if request.client else "-")
+        client: str = request.scope.get("state", {}).get("client_ip", "-")  # EdgeGuard: the edge's word only
         if not recorder.allow(client):
             raise _Problem(429, "Too many beacons", "this client sent too many beacons this minute")
         try:

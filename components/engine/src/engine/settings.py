@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     catalog_purge_token: str | None = Field(default=None, repr=False)
     """A Cloudflare API token with Cache Purge on the zone. Never logged."""
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
+    public_hostname: str | None = None
+    """`api.<zone>`: requests for it come through the edge, which adds ORIGIN_AUTH_SECRET; unset, locally."""
+    origin_auth_secret: str | None = Field(default=None, repr=False)
+    """The value of `X-Origin-Auth` Cloudflare adds to every request it forwards (components/edge.py)."""
 
     @property
     def catalog_purge_missing(self) -> list[str]:
