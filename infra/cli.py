@@ -18,6 +18,7 @@ from infra.budget import over_budget
 from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
+from infra.ops import rollout
 from infra.plan import diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
     ops.add_commands(commands)  # restore: operations on a deployed stack (infra/ops)
+    rollout.add_command(commands)  # rollout: the engine's canary (prod) or watched deploy (staging), rolled back
     return parser
 
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command in ops.COMMANDS:
         return ops.run(args)
+    if args.command == "rollout":
+        return rollout.main(args)
     if args.command == "compose":
         return _compose(args.stack)
     if args.command == "policy-config":

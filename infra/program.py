@@ -30,6 +30,7 @@ from infra.edge_plan import edge_args
 from infra.model import StackModel
 from infra.ops.replica import declare_storage
 from stacks.profile import ServiceProfile
+from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
 
 
 def _targets(model: StackModel, registry: Registry | None) -> Targets:
@@ -73,6 +74,7 @@ def declare(model: StackModel) -> None:
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
     ))
     if model.gcp is not None:
+    engine_serving: pulumi.Output[str | None] | None = None
         # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
         gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
                                         bucket_id="_Default", retention_days=model.gcp.log_retention_days)
@@ -86,9 +88,14 @@ def declare(model: StackModel) -> None:
                 registry_repository=model.registry.repository if model.registry else None,
                 deletion_protection=env == "prod")
         targets = Targets(targets.docker_network, CloudRunTarget(
+        # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
+        if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
+            engine_serving = serving_revision()
+            pulumi.export(SERVING_OUTPUT, engine_serving)
             project=model.gcp.project, region=model.gcp.region, environment=env,
             deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
         ), targets.railway, gce_target)
+            serving_revisions={ENGINE_SERVICE: engine_serving} if engine_serving is not None else {},
 
     dr = model.profile.disaster_recovery
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).

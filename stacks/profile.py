@@ -64,6 +64,12 @@ class CanaryProfile:
     traffic_steps_percent: tuple[int, ...]
     rollback_error_rate_percent: float
     rollback_p95_latency_ms: int
+    bake_seconds: int = 300
+    """How long each step (and staging's watch after a deploy) is watched before the next."""
+    check_interval_seconds: int = 30
+    """How often the metrics are read during a bake: a breach rolls back at the next check."""
+    min_requests: int = 100
+    """Requests a step's window needs before it is judged; a whole step with fewer is rolled back."""
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,25 @@ It behaves as Railway does where the provider depends on it, each rule with its 
 - The public DNS zone the domains are checked against is `RailwayState.dns`: a test publishes there
   what the edge would declare in Cloudflare.
 
+- A health check gates a deployment: Railway "will query the endpoint until it receives an HTTP 200
+  response. Only then will the new deployment be made active" (docs.railway.com/deployments/
+  healthchecks), so a deployment whose health check never passes ends FAILED and the one before keeps
+  serving. Which images fail it is `RailwayConfig.unhealthy_images`.
+- `deploymentRollback(id)` rolls back *to* deployment `id`: a new deployment of its image and its
+  variables ("Both the Docker image and custom variables are restored", docs.railway.com/deployments/
+  deployment-actions), allowed only when it has `canRollback: true` (docs.railway.com/integrations/api/
+  manage-deployments); here that is a deployment that ran healthy (SUCCESS, SLEEPING, REMOVED). The
+  answer is a Boolean (the schema).
+- `deployments(input: {projectId, environmentId, serviceId})` lists deployments, newest first here
+  (Railway does not promise an order: the rollout sorts them itself).
+
 Failures can be queued: an HTTP status (401, 429, 500) for the next requests, or a GraphQL error
 for one operation.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shlex
 import threading
@@ -61,6 +74,9 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "railway-public-api.
 # Railway's published schema breaks one rule graphql-core 3.3 enforces on schemas (`Team.id` is
 # deprecated while the `Node.id` it implements is not); documents are still fully validated against it.
 SCHEMA = build_schema(SCHEMA_FILE.read_text(), assume_valid=True)
+
+# Deployments' createdAt count seconds from here, one a deployment.
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 # Where a new service's replicas run until `multiRegionConfig` says otherwise (railwayapp/railway-ts-sdk#43).
 DEFAULT_REGION = "us-west2"
@@ -86,6 +102,14 @@ class Deployment:
     status: str
     reason: str = ""
     polls: int = 0
+    created_at: str = ""
+    """RFC 3339; later deployments sort after earlier ones."""
+
+    def node(self, service_name: str) -> dict[str, Any]:
+        """As `Deployment` in the schema (the fields the rollout reads)."""
+        return {"id": self.id, "status": self.status, "createdAt": self.created_at, "serviceId": self.service_id,
+                "canRollback": self.status in ("SUCCESS", "SLEEPING", "REMOVED"),
+                "service": {"id": self.service_id, "name": service_name}}
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,8 @@ class RailwayConfig:
     """How many times a deployment reads as DEPLOYING before it ends."""
     verification_prefix: str = "_railway-verify"
     """The label before a custom domain's hostname where Railway asks for its verification TXT."""
+    unhealthy_images: set[str] = field(default_factory=set[str])
+    """Images whose health check never answers 200: their deployments end FAILED."""
 
 
 class Resolvers:
@@ -178,10 +204,14 @@ class Resolvers:
                      if cfg and cfg.get("numReplicas")}
         command = service["instance"].get("startCommand")
         status, reason = self._pull(image, service["registryCredentials"])
+        if status == "SUCCESS" and image in self.config.unhealthy_images:
+            status, reason = "FAILED", f"the health check of {image} never answered 200"
         deployment = Deployment(id=str(uuid.uuid4()), service_id=service["id"], image=image,
                                 variables=dict(service["variables"]),
                                 start_command=shlex.split(command) if command else None,
-                                replicas=placement or {DEFAULT_REGION: 1}, status=status, reason=reason)
+                                replicas=placement or {DEFAULT_REGION: 1}, status=status, reason=reason,
+                                created_at=(EPOCH + dt.timedelta(seconds=len(self.state.deployments))).strftime(
+                                    "%Y-%m-%dT%H:%M:%S.000Z"))
         self.state.deployments[deployment.id] = deployment
         return deployment
 
@@ -327,6 +357,27 @@ class Resolvers:
         deployment.polls += 1
         status = deployment.status if deployment.polls > self.config.deploy_polls else "DEPLOYING"
         return {"id": deployment.id, "status": status}
+
+    def deployments(self, _info: Any, input: dict[str, Any], first: int | None = None, **_: Any) -> dict[str, Any]:
+        found = [d for d in self.state.deployments.values() if d.service_id in self.state.services
+                 and (not input.get("serviceId") or d.service_id == input["serviceId"])]
+        found.sort(key=lambda d: d.created_at, reverse=True)
+        return {"edges": [{"cursor": d.id, "node": d.node(self.state.services[d.service_id]["name"])}
+                          for d in found[:first]], "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
+
+    def deploymentRollback(self, _info: Any, id: str) -> bool:
+        self._maybe_fail("deploymentRollback")
+        target = self.state.deployments.get(id)
+        if target is None:
+            raise GraphQLError("Deployment not found")
+        service = self._service(target.service_id)
+        if not target.node(service["name"])["canRollback"]:
+            raise GraphQLError("Deployment cannot be rolled back")
+        # The image and the variables of the deployment rolled back to, restored on the service too.
+        service["source"] = {"image": target.image}
+        service["variables"] = dict(target.variables)
+        self._deploy(service)
+        return True
 
     def serviceDelete(self, _info: Any, id: str, environmentId: str | None = None) -> bool:
         self._maybe_fail("serviceDelete")

@@ -9,7 +9,8 @@ without a Host-header override, and nobody reaches it but through the edge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -36,6 +37,37 @@ class CloudRunTarget:
     vpc_network: pulumi.Input[str] | None = None
     """Direct VPC egress into this network (to reach Memorystore). Left out, no VPC access."""
     vpc_subnetwork: pulumi.Input[str] | None = None
+    serving_revisions: Mapping[str, pulumi.Input[str | None]] = field(
+        default_factory=dict[str, pulumi.Input[str | None]])
+    """Services whose traffic a canary rollout moves (infra/ops/rollout.py), by service name: the revision
+    that serves all their traffic (None before the first rollout). See `traffic`."""
+
+
+# Tags name the two sides of a rollout in the traffic block and in `trafficStatuses`.
+STABLE_TAG, CANARY_TAG = "stable", "canary"
+LATEST, REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+
+
+def traffic(serving_revision: str | None) -> list[gcp.cloudrunv2.ServiceTrafficArgsDict]:
+    """The traffic block of a service under canary rollouts, as the program declares it.
+
+    The program owns it, so a `pulumi up` never undoes a rollout: all traffic to `serving_revision` (the
+    revision the last rollout promoted, which the stack exports as `engineServingRevision`), and the
+    newest revision tagged `canary` at 0 %. Pinning a revision makes every later deployment keep that
+    split: "If you split traffic between multiple revisions or assigned traffic to a previous revision,
+    all subsequent deployments use that traffic split pattern going forward"
+    (cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration), so a new template is created
+    beside it with no traffic, for the rollout to move in steps. This is also exactly what a rollback
+    leaves. `ignoreChanges` on the block would instead resend the last state's value, stale after a
+    rollout unless every `up` refreshes first (pulumi.com/docs/iac/concepts/options/ignorechanges).
+    Before any rollout there is no revision to pin: the latest one serves, as Cloud Run's default.
+    The keys are the v2 API's TrafficTarget fields (cloud.google.com/run/docs/reference/rest/v2/
+    TrafficTarget), which the provider's `traffics` takes as they are.
+    """
+    if not serving_revision:
+        return [{"type": LATEST, "percent": 100}]
+    return [{"type": REVISION, "revision": serving_revision, "percent": 100, "tag": STABLE_TAG},
+            {"type": LATEST, "percent": 0, "tag": CANARY_TAG}]
 
 
 def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulumi.Resource) -> Endpoint:
@@ -118,7 +150,8 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         # PLAT-IAM-004 lets allUsers invoke only services labelled public.
         labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment},
         template=template,
-        traffics=[{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+        traffics=pulumi.Output.from_input(target.serving_revisions[spec.name]).apply(traffic)
+        if spec.name in target.serving_revisions else traffic(None),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*versions, *accessors,
                                                                *([settled] if settled else [])]),
     )

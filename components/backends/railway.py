@@ -140,6 +140,21 @@ mutation serviceInstanceDeployV2($environmentId: String!, $serviceId: String!) {
 query deployment($id: String!) {
   deployment(id: $id) { id status }
 }""",
+    # Staging's rollout (infra/ops/rollout.py): the engine's deployments, and a rollback to an earlier one.
+    # Railway does not promise an order; the rollout sorts them by createdAt.
+    "deployments": """
+query deployments($input: DeploymentListInput!, $first: Int) {
+  deployments(input: $input, first: $first) {
+    edges { node { id status createdAt canRollback serviceId service { name } } }
+  }
+}""",
+    # "You can only rollback to deployments that have `canRollback: true`"; it restores "both the Docker
+    # image and custom variables" (docs.railway.com/integrations/api/manage-deployments,
+    # docs.railway.com/deployments/deployment-actions). The schema's answer is a Boolean.
+    "deploymentRollback": """
+mutation deploymentRollback($id: String!) {
+  deploymentRollback(id: $id)
+}""",
     "serviceDelete": """
 mutation serviceDelete($id: String!, $environmentId: String) {
   serviceDelete(id: $id, environmentId: $environmentId)
