@@ -1,4 +1,4 @@
-"""`python -m engine serve|migrate|dev`."""
+"""`python -m engine serve|migrate|dev|smoke`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="create or update the PocketBase collections (idempotent)")
     dev = commands.add_parser("dev", help="PocketBase, Redis and the engine on free ports, one demo tenant")
     dev.add_argument("--data", help="keep the data in this directory (default: a temporary one)")
+    smoke = commands.add_parser("smoke", help="a deployed engine end to end through its edge URL (engine/smoke.py)")
+    smoke.add_argument("--url", required=True, help="the API's URL, e.g. https://api.<zone> (the edge)")
+    smoke.add_argument("--tenant", required=True, help="the tenant's slug (its public catalog is read)")
+    smoke.add_argument("--admin-key", required=True, help="the tenant's admin key (or $SMOKE_ADMIN_KEY: '-')")
+    smoke.add_argument("--api-key", help="the tenant's API key for orders (default: the admin key)")
+    smoke.add_argument("--catalog-wait", type=float, default=90.0, help="seconds the edge may take to show a write")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -43,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         from engine.settings import Settings
 
         return asyncio.run(_migrate(Settings()))  # pyright: ignore[reportCallIssue]
+    if args.command == "smoke":
+        from engine.smoke import main as smoke_main
+
+        admin_key = os.environ.get("SMOKE_ADMIN_KEY", "") if args.admin_key == "-" else args.admin_key
+        return smoke_main(args.url, args.tenant, admin_key, args.api_key, args.catalog_wait)
     from engine.dev import run_dev
 
     return run_dev(args.data)
