@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Generator
@@ -33,6 +34,8 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     echo_authorization: bool = False
     """A hostile answer: the error message repeats the request's Authorization header."""
+    drop: bool = False
+    """No answer at all: the connection is closed (a network error for the client)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,9 @@ class FakeCloudflare:
                 if self.scripts.get(url):
                     reply = self.scripts[url].pop(0)
                     break
-            self.calls.append(Call(time.monotonic(), urls, reply.status))
+            self.calls.append(Call(time.monotonic(), urls, 0 if reply.drop else reply.status))
+        if reply.drop:
+            return 0, {}, []
         if reply.status == 200:
             return 200, {"success": True, "errors": [], "messages": [], "result": {"id": secrets.token_hex(16)}}, []
         errors = [dict(e) for e in reply.errors] or [{"code": 10000 + reply.status, "message": "failed"}]
@@ -128,6 +133,10 @@ def fake_cloudflare(zone_id: str, token: str) -> Generator[FakeCloudflare, None,
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, body, extra = fake.answer(self.command, self.path, headers, raw)
+            if status == 0:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

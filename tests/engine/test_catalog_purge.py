@@ -187,3 +187,58 @@ def test_without_the_purge_settings_purging_is_off_and_says_so() -> None:
     blank = Settings(**base, **on | {"catalog_purge_token": " "})  # pyright: ignore[reportArgumentType]
     assert blank.catalog_purge_missing == ["CATALOG_PURGE_TOKEN"]
     assert "tok-123" not in repr(Settings(**base, **on))  # pyright: ignore[reportArgumentType]
+
+
+def _purger_run(cloudflare: FakeCloudflare, tenants: list[str]) -> None:
+    from engine.adapters.cloudflare import CatalogPurger
+
+    async def scenario() -> None:
+        purger = CatalogPurger(cloudflare.api_url, ZONE_ID, cloudflare.token, BASE_URL, delay_s=0.0,
+                               backoff_s=0.05)
+        for tenant in tenants:
+            purger.catalog_changed(tenant)
+        await purger.close(wait_s=10)
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+
+def _counter(name: str, tenant: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"tenant": tenant}) or 0.0
+
+
+def test_a_network_error_is_retried_and_the_writes_of_several_tenants_go_in_one_call() -> None:
+    with fake_cloudflare(ZONE_ID, "tok-" + secrets.token_hex(8)) as cloudflare:
+        cloudflare.script(url("net-a"), Reply(200, drop=True))
+        before = _counter("catalog_purges_total", "net-a")
+
+        _purger_run(cloudflare, ["net-b", "net-a", "net-b"])
+
+        assert [sorted(call.files) for call in cloudflare.calls] == [[url("net-a"), url("net-b")]] * 2
+        assert [call.status for call in cloudflare.calls] == [0, 200]
+        assert _counter("catalog_purges_total", "net-a") == before + 1
+        assert cloudflare.violations == []
+
+
+def test_a_retry_after_beyond_a_minute_is_not_waited_for_and_counts_a_failure() -> None:
+    with fake_cloudflare(ZONE_ID, "tok-" + secrets.token_hex(8)) as cloudflare:
+        cloudflare.script(url("slow"), Reply(429, headers=(("Retry-After", "300"),)))
+        before = _counter("catalog_purge_failures_total", "slow")
+        start = time.monotonic()
+
+        _purger_run(cloudflare, ["slow"])
+
+        assert time.monotonic() - start < 5
+        assert [call.status for call in cloudflare.calls] == [429]
+        assert _counter("catalog_purge_failures_total", "slow") == before + 1
+
+
+@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0", 0.0), ("", None), ("soon", None),
+                                                 ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+def test_retry_after_is_read_as_seconds_or_an_http_date(header: str, seconds: float | None) -> None:
+    from engine.adapters.cloudflare import _retry_after  # pyright: ignore[reportPrivateUsage]
+
+    assert _retry_after(header) == seconds
