@@ -103,3 +103,131 @@ def test_every_deploy_runs_the_pack_from_its_own_checkout_of_main() -> None:
     for name in ("integration", "staging", "prod"):
         pulumi = [s for s in _steps(DEPLOY["jobs"][name]) if str(s.get("uses", "")).startswith("pulumi/actions")]
         assert pulumi and all(s["with"]["policyPacks"] == "policies" and s["with"]["command"] == "up" for s in pulumi)
+
+
+# ---------------------------------------------------------------------------------------------
+# The deploy gates (#14, D6-D8): integration's smoke gates staging, staging's watch and smoke gate
+# prod, prod rolls out as a canary and records what it promoted. The last test removes each gate
+# from a copy of the workflows and runs every test of this module against it: one must fail.
+
+
+def _index(job: dict[str, Any], found: Any) -> int | None:
+    return next((i for i, step in enumerate(_steps(job)) if found(step)), None)
+
+
+def _up(step: dict[str, Any]) -> bool:
+    return str(step.get("uses", "")).startswith("pulumi/actions") and (step.get("with") or {}).get("command") == "up"
+
+
+def _runs(command: str) -> Any:
+    return lambda step: command in str(step.get("run", ""))
+
+
+def _unconditional(step: dict[str, Any]) -> bool:
+    return not step.get("continue-on-error") and "if" not in step
+
+
+@pytest.mark.parametrize(("job", "gates"), [("integration", "staging"), ("staging", "prod")])
+def test_each_stacks_smoke_through_its_edge_gates_the_next_deploy(job: str, gates: str) -> None:
+    steps = _steps(DEPLOY["jobs"][job])
+    up, smoke = _index(DEPLOY["jobs"][job], _up), _index(DEPLOY["jobs"][job], _runs("python -m engine smoke"))
+
+    assert up is not None and smoke is not None and up < smoke, f"{job} is smoke-tested after its up"
+    step = steps[smoke]
+    assert _unconditional(step), "a gate that may fail or be skipped gates nothing"
+    assert (step.get("env") or {}).get("STACK") == f"${{{{ vars.PULUMI_ORG }}}}/platform/{job}"
+    assert "--admin-key -" in step["run"] and "::add-mask::$SMOKE_ADMIN_KEY" in step["run"], "the key never in argv"
+    assert DEPLOY["jobs"][gates].get("needs") == job
+
+
+def test_staging_is_watched_and_rolled_back_before_its_smoke() -> None:
+    staging = DEPLOY["jobs"]["staging"]
+    up, watch = _index(staging, _up), _index(staging, _runs("python -m infra rollout --stack staging"))
+    smoke = _index(staging, _runs("python -m engine smoke"))
+
+    assert up is not None and watch is not None and smoke is not None and up < watch < smoke
+    assert _unconditional(_steps(staging)[watch])
+    assert "secrets.RAILWAY_TOKEN" in _text(_steps(staging)[watch].get("env"))
+
+
+def test_prod_rolls_out_as_a_canary_then_records_the_promotion_then_smokes() -> None:
+    prod = DEPLOY["jobs"]["prod"]
+    steps = _steps(prod)
+    ups = [i for i, step in enumerate(steps) if _up(step)]
+    rollout = _index(prod, _runs("python -m infra rollout --stack prod"))
+    smoke = _index(prod, _runs("python -m engine smoke"))
+    auth = next(s for s in steps if str(s.get("uses", "")).startswith("google-github-actions/auth"))
+
+    assert rollout is not None and smoke is not None and len(ups) == 2
+    assert ups[0] < rollout < ups[1] < smoke, "release up, canary, promotion up, smoke"
+    assert _unconditional(steps[rollout]) and steps[rollout].get("id") == "rollout"
+    assert (steps[ups[1]].get("env") or {}).get("PLATFORM_PROMOTE_ENGINE_REVISION") == \
+        "${{ steps.rollout.outputs.revision }}"
+    assert (auth.get("with") or {}).get("token_format") == "access_token"
+    assert (steps[rollout].get("env") or {}).get("GOOGLE_OAUTH_ACCESS_TOKEN") == \
+        f"${{{{ steps.{auth.get('id')}.outputs.access_token }}}}"
+
+
+def _without_step(job: str, command: str) -> Any:
+    def mutate(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+        deploy["jobs"][job]["steps"] = [s for s in deploy["jobs"][job]["steps"] if command not in str(s.get("run", ""))]
+    return mutate
+
+
+def _set(path: tuple[str, ...], value: Any, workflow: str = "deploy") -> Any:
+    def mutate(deploy: dict[str, Any], pr: dict[str, Any]) -> None:
+        node = deploy if workflow == "deploy" else pr
+        for key in path[:-1]:
+            node = node[key]
+        if value is None:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+    return mutate
+
+
+def _smoke_may_fail(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+    for step in deploy["jobs"]["integration"]["steps"]:
+        if "python -m engine smoke" in str(step.get("run", "")):
+            step["continue-on-error"] = True
+
+
+GATES = {
+    "the staging gate: integration's smoke": _without_step("integration", "python -m engine smoke"),
+    "the staging gate: integration's smoke allowed to fail": _smoke_may_fail,
+    "staging's needs on integration": _set(("jobs", "staging", "needs"), None),
+    "prod's gate: staging's smoke": _without_step("staging", "python -m engine smoke"),
+    "staging's watch and rollback": _without_step("staging", "python -m infra rollout"),
+    "prod's needs on staging": _set(("jobs", "prod", "needs"), "integration"),
+    "prod's environment protection": _set(("jobs", "prod", "environment"), None),
+    "prod's canary rollout": _without_step("prod", "python -m infra rollout"),
+    "the preview job on pull requests": _set(("jobs", "preview"), None, "pr"),
+    "the preview's environment": _set(("jobs", "preview", "environment"), None, "pr"),
+}
+
+
+@pytest.mark.parametrize("gate", sorted(GATES))
+def test_removing_a_gate_fails_a_test_of_this_module(gate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+    import inspect
+
+    deploy, pr = copy.deepcopy(DEPLOY), copy.deepcopy(PR)
+    GATES[gate](deploy, pr)
+    monkeypatch.setitem(globals(), "DEPLOY", deploy)
+    monkeypatch.setitem(globals(), "PR", pr)
+    failed: list[str] = []
+    for name, test in list(globals().items()):
+        if not name.startswith("test_") or name == "test_removing_a_gate_fails_a_test_of_this_module":
+            continue
+        marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
+        cases = [dict(zip([n.strip() for n in (m.args[0] if isinstance(m.args[0], str) else ",".join(m.args[0])).split(",")],
+                          case if isinstance(case, tuple) else (case,), strict=True))
+                 for m in marks for case in m.args[1]] or [{}]
+        for case in cases:
+            if "monkeypatch" in inspect.signature(test).parameters:
+                continue
+            try:
+                test(**case)
+            except (AssertionError, KeyError, TypeError, StopIteration):
+                failed.append(name)
+    assert failed, f"no test fails without {gate}"
