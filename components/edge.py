@@ -30,6 +30,7 @@ PERMISSION_GROUPS = {
 }
 
 VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
+ORIGIN_AUTH_HEADER = "X-Origin-Auth"
 
 
 def api_hostname(zone_name: str) -> str:
@@ -71,6 +72,9 @@ class EdgeArgs:
     rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
     waf_log_only_hosts: Sequence[str] = ()
     """Hosts whose OWASP matches are only logged (a tenant migrating); the managed ruleset still runs."""
+    origin_auth_secret: pulumi.Input[str] | None = None
+    """Added as `X-Origin-Auth` to every request the edge forwards to `api.<zone>`: the engine refuses
+    the public host's requests without it, so nobody reaches the origin around the edge (#11.3)."""
     api_origin_ssl: str | None = None
     """SSL/TLS mode for `api.<zone>` alone, where its origin cannot pass Full (strict): Railway serves
     a proxied custom domain with its `*.up.railway.app` certificate and says "Do not use Full (Strict)
@@ -190,6 +194,7 @@ HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
 
 def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLimitOverride],
                log_hosts: Sequence[str], api_origin_ssl: str | None = None,
+               origin_auth_secret: pulumi.Input[str] | None = None,
                ) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
     """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
     against the zone's plan."""
@@ -200,6 +205,14 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
         "http_request_cache_settings": cache_rules(settings, api_host),
         "http_request_dynamic_redirect": [HTTPS_REDIRECT],
     }
+    if origin_auth_secret is not None:
+        # A request header transform rule (https://developers.cloudflare.com/rules/transform/request-header-modification/):
+        # the late transform phase runs after every other rule, so the header reaches the origin as set.
+        rules["http_request_late_transform"] = [{
+            "action": "rewrite", "expression": f"http.host eq {json.dumps(api_host)}",
+            "description": "API: prove to the origin that the request came through the edge",
+            "action_parameters": {"headers": {ORIGIN_AUTH_HEADER: {"operation": "set",
+                                                                   "value": origin_auth_secret}}}}]
     if api_origin_ssl is not None:
         rules["http_config_settings"] = [{
             "action": "set_config", "expression": f"http.host eq {json.dumps(api_host)}",
@@ -214,6 +227,7 @@ _RULESET_NAMES = {
     "http_request_cache_settings": ("cache", "platform cache rules"),
     "http_request_dynamic_redirect": ("https-redirect", "platform HTTPS redirect"),
     "http_config_settings": ("config", "platform configuration rules"),
+    "http_request_late_transform": ("origin-auth", "platform request headers"),
 }
 
 
@@ -233,7 +247,7 @@ class Edge(pulumi.ComponentResource):
         self._zone_settings(child)
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                           args.api_origin_ssl)
+                           args.api_origin_ssl, args.origin_auth_secret)
         for phase, phase_rules in rules.items():
             suffix, title = _RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import pulumi
+
 from components.backends.service import DnsEntry
 from components.edge import MANAGED_RULESET_ID, OWASP_RULESET_ID, EdgeArgs, RateLimitOverride, edge_rules
 from infra.model import StackModel
@@ -20,7 +22,12 @@ PLAN_KEY = "platform:zone.plan"
 _FIELD = re.compile(r"\b(?:http|ip|cf|ssl)(?:\.[a-z0-9_]+)+|\bssl\b")
 
 
-def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = ()) -> EdgeArgs:
+# What validation builds the transform rule with: the rule's shape, not the secret, is what a plan limits.
+ORIGIN_AUTH_STAND_IN = "[secret]"
+
+
+def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = (),
+              origin_auth_secret: pulumi.Input[str] = ORIGIN_AUTH_STAND_IN) -> EdgeArgs:
     """The edge of `model`: what the program declares and what validation checks."""
     return EdgeArgs(
         zone_id=model.zone.zone_id,
@@ -33,6 +40,7 @@ def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = ()) -> EdgeAr
                               for t in model.tenants if t.rate_limit_per_minute is not None],
         waf_log_only_hosts=[h for t in model.tenants if t.waf_log_only for h in t.hostnames],
         api_origin_ssl="full" if model.services["engine"].backend == "railway" else None,
+        origin_auth_secret=origin_auth_secret,
     )
 
 
@@ -56,7 +64,7 @@ def check_edge(model: StackModel) -> list[str]:
     args = edge_args(model)
     rules = {phase: _rules(phase_rules) for phase, phase_rules in
              edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                        args.api_origin_ssl).items()}
+                        args.api_origin_ssl, args.origin_auth_secret).items()}
     problems = _rate_limits(plan, limits, rules["http_ratelimit"])
     problems += _cache(plan, limits, rules["http_request_cache_settings"])
     problems += _counts(plan, limits, rules)
@@ -135,6 +143,7 @@ def _counts(plan: Plan, limits: PlanLimits, rules: Mapping[str, Sequence[Rule]])
     for phase, allowed, source in (("http_request_cache_settings", limits.cache_rules, "cache"),
                                    ("http_request_dynamic_redirect", limits.redirect_rules, "redirect"),
                                    ("http_config_settings", limits.config_rules, "config"),
+                                   ("http_request_late_transform", limits.config_rules, "transform"),
                                    ("http_request_origin", limits.origin_rules, "origin")):
         count = len(rules.get(phase, ()))
         if count > allowed:

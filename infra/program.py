@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 import pulumi_gcp as gcp
+import pulumi_random as random
 import pulumiverse_grafana as grafana
 
 from components.api import Engine, EngineArgs, TenantEntry
@@ -20,8 +21,8 @@ from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import cloud as cloud_telemetry
 from components.observability import stack as observability_stack
-from components.observability.images import TelemetryImages
 from components.observability.grafana import Alerting, AlertingArgs
+from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.tenant import TenantSite, TenantSiteArgs
 from components.tunnel import OriginTunnel, TunnelArgs
@@ -29,8 +30,8 @@ from infra.config import ConfigError, RawConfig, load_model
 from infra.edge_plan import edge_args
 from infra.model import StackModel
 from infra.ops.replica import declare_storage
-from stacks.profile import ServiceProfile
 from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
+from stacks.profile import ServiceProfile
 
 
 def _targets(model: StackModel, registry: Registry | None) -> Targets:
@@ -73,8 +74,8 @@ def declare(model: StackModel) -> None:
         environment=env, size=model.services["redis"], targets=targets,
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
     ))
-    if model.gcp is not None:
     engine_serving: pulumi.Output[str | None] | None = None
+    if model.gcp is not None:
         # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
         gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
                                         bucket_id="_Default", retention_days=model.gcp.log_retention_days)
@@ -87,15 +88,15 @@ def declare(model: StackModel) -> None:
                 registry_server=model.registry.server if model.registry else None,
                 registry_repository=model.registry.repository if model.registry else None,
                 deletion_protection=env == "prod")
-        targets = Targets(targets.docker_network, CloudRunTarget(
         # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
         if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
             engine_serving = serving_revision()
             pulumi.export(SERVING_OUTPUT, engine_serving)
+        targets = Targets(targets.docker_network, CloudRunTarget(
             project=model.gcp.project, region=model.gcp.region, environment=env,
             deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
-        ), targets.railway, gce_target)
             serving_revisions={ENGINE_SERVICE: engine_serving} if engine_serving is not None else {},
+        ), targets.railway, gce_target)
 
     dr = model.profile.disaster_recovery
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
@@ -127,7 +128,10 @@ def declare(model: StackModel) -> None:
     slo_spec = telemetry.spec
     # The engine purges a tenant's catalog from the edge after each product write (C5).
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
-                 "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id}
+                 "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id,
+                 "PUBLIC_HOSTNAME": api_hostname(zone.name)}
+    # The edge adds it to what it forwards to the API; the engine refuses the public host without it.
+    origin_auth = pulumi.Output.secret(random.RandomPassword("origin-auth", length=48, special=False).result)
     purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,
                                       edge_settings.token_permissions)
     alerting_opts: pulumi.ResourceOptions | None = None
@@ -152,7 +156,8 @@ def declare(model: StackModel) -> None:
             opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
     # Each secret goes only where it is read: the engine purges the edge; it never revalidates Vercel.
-    extra_secret_env: dict[str, pulumi.Input[str]] = {"CATALOG_PURGE_TOKEN": purge_token}
+    extra_secret_env: dict[str, pulumi.Input[str]] = {"CATALOG_PURGE_TOKEN": purge_token,
+                                                      "ORIGIN_AUTH_SECRET": origin_auth}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
     grafana_cloud = None
@@ -214,7 +219,7 @@ def declare(model: StackModel) -> None:
             gcp_project=model.gcp.project if model.gcp else None,
             log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 
-    edge = Edge("edge", edge_args(model, api_records))
+    edge = Edge("edge", edge_args(model, api_records, origin_auth))
 
     tenants: dict[str, object] = {}
     tenant_keys: dict[str, object] = {}

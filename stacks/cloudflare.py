@@ -59,8 +59,9 @@ class PlanLimits:
     origin_host_header: bool
     redirect_rules: int
     config_rules: int
-    """Configuration rules (`http_config_settings`): 10 is the smallest quota of the Rules products on
-    any plan; the exact per-plan number was not found in the docs, so only that floor is claimed."""
+    """Configuration rules (`http_config_settings`), and request header transform rules too: 10 is the
+    smallest quota of the Rules products on any plan; the exact per-plan numbers were not found in the
+    docs, so only that floor is claimed."""
     waf_managed_rulesets: bool
     """The Cloudflare Managed and OWASP Core rulesets (the Free Managed Ruleset runs on every plan)."""
     custom_hostnames_max: int | None
@@ -109,6 +110,7 @@ SOURCES = {
     "origin": "https://developers.cloudflare.com/rules/origin-rules/",
     "redirect": "https://developers.cloudflare.com/rules/url-forwarding/single-redirects/",
     "config": "https://developers.cloudflare.com/rules/configuration-rules/",
+    "transform": "https://developers.cloudflare.com/rules/transform/request-header-modification/",
     "waf": "https://developers.cloudflare.com/waf/managed-rules/",
     "expression": "https://developers.cloudflare.com/ruleset-engine/rules-language/expressions/",
     "saas": "https://developers.cloudflare.com/cloudflare-for-platforms/cloudflare-for-saas/plans/",

@@ -11,6 +11,7 @@ import pytest
 from infra.plan import Plan, PlannedResource
 from tests.cloudflare_rules import Request, matches
 from tests.conftest import STACKS, stack_document
+from tests.environment import service_environment
 
 
 def _records(plan: Plan) -> dict[str, PlannedResource]:
@@ -94,3 +95,25 @@ def test_the_api_hosts_ssl_mode_is_one_its_origin_can_satisfy(stack: str, commit
         assert mode == "full"
     else:
         assert mode == "strict"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_edge_proves_itself_to_the_engine_with_the_secret_the_engine_checks(
+        stack: str, committed_plans: dict[str, Plan]) -> None:
+    """engine.api.EdgeGuard refuses a request for PUBLIC_HOSTNAME without X-Origin-Auth equal to
+    ORIGIN_AUTH_SECRET; the edge's late transform rule must add exactly that, on that host."""
+    plan = committed_plans[stack]
+    host = f"api.{stack_document(stack)['config']['platform:zone']['name']}"
+    env = service_environment(plan, "commission-engine")
+    [ruleset] = [r for r in plan.resources if r.type == "cloudflare:index/ruleset:Ruleset"
+                 and r.inputs["phase"] == "http_request_late_transform"]
+    rules = ruleset.wire_inputs["rules"]
+    rules = rules["value"] if isinstance(rules, dict) else rules
+
+    assert env["PUBLIC_HOSTNAME"][0] == host
+    secret, is_secret = env["ORIGIN_AUTH_SECRET"]
+    assert is_secret and len(secret) >= 32
+    applied = [r for r in rules if matches(r["expression"], Request(host, "/v1/orders"))]
+    assert [r["actionParameters"]["headers"]["X-Origin-Auth"] for r in applied] == [
+        {"operation": "set", "value": secret}]
+    assert "[secret" in str(ruleset.inputs["rules"]), "the ruleset holds the secret as a secret"

@@ -123,7 +123,19 @@ LIMITS = _resource(RULESET, "limits", {"zoneId": ZONE, "kind": "zone", "phase": 
      "ratelimit": {"characteristics": ["ip.src"], "period": 60, "requestsPerPeriod": 600}}]})
 TOKEN_OK = _resource(TOKEN, "purge", _token({f"com.cloudflare.api.account.zone.{ZONE}": "*"}))
 
+def _dr_bucket(content: str, location: str) -> AnalyzerInput:
+    return _resource("gcp:storage/bucket:Bucket", f"pocketbase-{content}", {
+        "name": f"acme-prod-pocketbase-{content}", "location": location, "versioning": {"enabled": True},
+        "publicAccessPrevention": "enforced", "labels": {"platform-role": "pocketbase-dr",
+                                                         "platform-dr-content": content}})
+
+
+PB_VM = _resource("gcp:compute/instance:Instance", "database", {"name": "pocketbase-prod", "zone": "southamerica-east1-a"})
+
 STACK_CASES: dict[str, tuple[list[AnalyzerInput], list[AnalyzerInput], str]] = {
+    "PLAT-DATA-006": ([PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "US-EAST1")],
+                      [PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "SOUTHAMERICA-EAST1")],
+                      "the primary's region"),
     "PLAT-ENV-001": ([_resource(CLOUD_RUN, "engine", _cloud_run())],
                      [_resource(CLOUD_RUN, "engine", {**_cloud_run(), "labels": {"platform-environment": "staging"}})],
                      "says environment 'staging' in stack 'prod'"),

@@ -28,7 +28,13 @@ from policies.edge import (
 from policies.rule import Finding, Resource, Violation, as_list, as_map
 
 PHASES = ("http_request_firewall_managed", "http_ratelimit", "http_request_cache_settings",
-          "http_request_dynamic_redirect", "http_config_settings")
+          "http_request_dynamic_redirect", "http_config_settings", "http_request_late_transform")
+# The late transform phase runs after the WAF and rate limits
+# (https://developers.cloudflare.com/ruleset-engine/reference/phases-list/): it may only set or add a
+# request header the origin reads (the edge's proof, X-Origin-Auth), never one that names the client
+# or the host, which the origin and its logs trust.
+TRUSTED_HEADERS = frozenset({"host", "cf-connecting-ip", "x-forwarded-for", "x-real-ip", "true-client-ip",
+                             "x-forwarded-host", "forwarded"})
 # Configuration rules may only set SSL per host (PLAT-TLS-001 judges the mode); anything else there
 # (security level, Browser Integrity Check, disabling apps) weakens the edge.
 CONFIG_PARAMETERS = frozenset({"ssl"})
@@ -91,6 +97,17 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tupl
                 if rule.get("action") != "set_config" or extra:
                     out.append((r.urn, f"configuration rule {rule.get('description')!r} sets {sorted(extra)} "
                                        f"({rule.get('action')}); expected only set_config of ssl"))
+        if phase == "http_request_late_transform":
+            for rule in enabled_rules(r):
+                parameters = as_map(rule.get("actionParameters"))
+                headers = as_map(parameters.get("headers"))
+                bad = sorted(str(name) for name, change in headers.items()
+                             if str(name).lower() in TRUSTED_HEADERS
+                             or as_map(change).get("operation") not in ("set", "add"))
+                if rule.get("action") != "rewrite" or set(parameters) - {"headers"} or bad or not headers:
+                    out.append((r.urn, f"transform rule {rule.get('description')!r} ({rule.get('action')}) changes "
+                                       f"{sorted(parameters)} {bad}; expected only request headers set or added, "
+                                       "none that names the client or the host"))
         if phase != "http_request_firewall_managed":
             continue
         for rule in enabled_rules(r):
