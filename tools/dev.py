@@ -6,6 +6,7 @@
     python3 tools/dev.py setup                                         the virtual environment only
     python3 tools/dev.py generate                                      regenerate the generated files
     python3 tools/dev.py drill                                         the disaster-recovery drill (bench/README.md)
+    python3 tools/dev.py chaos [--short]                               faults under load, each checked (bench/README.md)
 
 The virtual environment is `.venv` (the one `Pulumi.yaml` names), reinstalled when pyproject.toml
 changes. System packages the tests need are installed with apt-get when run as root; otherwise the
@@ -113,6 +114,14 @@ def main() -> None:
     if command == "setup":
         setup()
     elif command == "test":
+def chaos(args: list[str]) -> None:
+    """PocketBase, Redis and the engine for real, a fault proxy before each dependency: kill, cut, slow, check."""
+    setup()
+    system_packages()
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.chaos", *args])
+
+
         test()
     elif command == "plan":
         plan(args)
@@ -123,6 +132,8 @@ def main() -> None:
     else:
         print(__doc__)
         sys.exit(0 if command in ("help", "-h", "--help") else 2)
+    elif command == "chaos":
+        chaos(args)
 
 
 if __name__ == "__main__":

