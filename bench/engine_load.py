@@ -42,7 +42,8 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import httpx  # noqa: E402
-from engine.dev import demo_tenant, free_port, local_stack, wait_http  # noqa: E402
+import psutil  # noqa: E402
+from engine.dev import LocalStack, demo_tenant, free_port, local_stack, wait_http  # noqa: E402
 from locust import FastHttpUser, between, constant, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
@@ -158,8 +159,10 @@ def export_engine(revision: str, into: Path) -> str:
     return str(into / "components" / "engine" / "src")
 
 
-def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seconds: float) -> dict[str, dict]:
-    """Ramp up, reset, measure `seconds` of steady load; per endpoint and in total."""
+def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seconds: float,
+        processes: dict[str, int] | None = None) -> dict[str, dict]:
+    """Ramp up, reset, measure `seconds` of steady load; per endpoint and in total. With `processes`
+    (name -> pid), also the CPU each process tree spent per request counted, in µs ("<name>_us")."""
     user.host = host
     env = Environment(user_classes=[user])
     runner = env.create_local_runner()
@@ -168,9 +171,11 @@ def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seco
         gevent.sleep(0.2)
     gevent.sleep(1.0)
     env.stats.reset_all()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
     start = time.monotonic()
     gevent.sleep(seconds)
     elapsed = time.monotonic() - start
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in (processes or {}).items()}
     rows = {}
     for entry in [*env.stats.entries.values(), env.stats.total]:
         name = "all" if entry is env.stats.total else entry.name
@@ -179,8 +184,23 @@ def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seco
                       "p50_ms": entry.get_response_time_percentile(0.5),
                       "p95_ms": entry.get_response_time_percentile(0.95),
                       "p99_ms": entry.get_response_time_percentile(0.99)}
+    rows["all"] |= {f"{name}_us": seconds_ * 1e6 / max(1, env.stats.total.num_requests)
+                    for name, seconds_ in cpu.items()}
     runner.quit()
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children (uvicorn's workers), so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def table(title: str, rows: dict[str, dict]) -> None:
@@ -215,18 +235,22 @@ def saturate(workloads: dict[str, tuple[type[FastHttpUser], str]], steps: list[i
     return median, results
 
 
-def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, str], bare: str, users: int, windows: int,
-            seconds: float) -> dict[str, list[dict[str, float]]]:
-    """Scenario 3: every workload at `users`, in `windows` rounds of short windows taken in turn."""
-    turns = [(f"{who}: {kind}", user, url) for kind, user in kinds.items() for who, url in engines.items()]
-    turns.append(("bare FastAPI hello", Hello, bare))
-    measured: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in turns}
+def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, LocalStack], bare: tuple[str, int], users: int,
+            windows: int, seconds: float) -> dict[str, list[dict[str, float]]]:
+    """Scenario 3: every workload at `users`, in `windows` rounds of short windows taken in turn; with the
+    CPU the engine (its workers) and PocketBase spent per request, which a busy machine disturbs less."""
+    turns = [(f"{who}: {kind}", user, stack.url, {"engine": stack.processes["engine"].pid,
+                                                 "pocketbase": stack.processes["pocketbase"].pid})
+             for kind, user in kinds.items() for who, stack in engines.items()]
+    turns.append(("bare FastAPI hello", Hello, bare[0], {"engine": bare[1]}))
+    measured: dict[str, list[dict[str, float]]] = {name: [] for name, _, _, _ in turns}
     for window in range(windows):
-        for name, user, url in turns if window % 2 == 0 else reversed(turns):
-            total = run(user, url, users, spawn_rate=users, seconds=seconds)["all"]
+        for name, user, url, processes in turns if window % 2 == 0 else reversed(turns):
+            total = run(user, url, users, spawn_rate=users, seconds=seconds, processes=processes)["all"]
             measured[name].append(total)
             print(f"    window {window + 1:>2} {name:<20} {total['rps']:>7.1f} req/s, p95 {total['p95_ms']:>5.0f} ms, "
-                  f"errors {total['failures']}")
+                  f"errors {total['failures']}, CPU/request: engine {total['engine_us']:.0f} µs, "
+                  f"PocketBase {total.get('pocketbase_us', 0):.0f} µs")
     return measured
 
 
@@ -256,14 +280,14 @@ def main() -> None:
     KEYS.update(api=api_key, admin=admin_key)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stacks:
         stack = stacks.enter_context(local_stack(Path(tmp) / "engine", [tenant], workers=args.workers))
-        engines = {"engine": stack.url}
+        engines = {"engine": stack}
         if args.baseline:
             source = export_engine(args.baseline, Path(tmp) / "baseline-src")
             baseline = stacks.enter_context(local_stack(Path(tmp) / "baseline", [tenant], workers=args.workers,
                                                         env={"PYTHONPATH": source}))
-            engines = {"baseline": baseline.url, "engine": stack.url}
-        for url in engines.values():
-            seed(url, admin_key)
+            engines = {"baseline": baseline, "engine": stack}
+        for running in engines.values():
+            seed(running.url, admin_key)
         hello_port = free_port()
         hello = subprocess.Popen([sys.executable, "-m", "uvicorn", "hello_app:app", "--host", "127.0.0.1", "--port",
                                   str(hello_port), "--workers", str(args.workers), "--log-level", "warning",
@@ -274,8 +298,8 @@ def main() -> None:
                   f"machine: {os.cpu_count()} cores, load generator in this process")
             rows: dict[str, dict[str, dict]] = {}
             if 1 in args.scenarios:
-                for name, url in engines.items():
-                    rows[name] = run(Shopper, url, args.users, spawn_rate=50, seconds=args.steady)
+                for name, running in engines.items():
+                    rows[name] = run(Shopper, running.url, args.users, spawn_rate=50, seconds=args.steady)
                     table(f"Scenario 1 ({name}): {args.users} users, 0.5-1.5 s think time, {args.steady:.0f} s steady",
                           rows[name])
                     met = rows[name]["all"]["p95_ms"] <= 100 and rows[name]["all"]["failures"] == 0
@@ -287,15 +311,18 @@ def main() -> None:
                 print(f"\nScenario 3: side by side, {args.compare_users} users, {args.windows} x {args.window:.0f} s "
                       f"windows each, in turn")
                 side_by_side = compare({"mix": Saturating, "writes": Writer}, engines,
-                                       f"http://127.0.0.1:{hello_port}", args.compare_users, args.windows, args.window)
+                                       (f"http://127.0.0.1:{hello_port}", hello.pid), args.compare_users, args.windows,
+                                       args.window)
                 bare = side_by_side["bare FastAPI hello"]
                 bare_rps = median([w["rps"] for w in bare])
                 print(f"\n  {'workload':<20} {'median req/s':>12} {'max p95 ms':>10} {'errors':>7} "
-                      f"{'share of bare':>14}")
+                      f"{'share of bare':>14} {'engine µs/req':>14} {'PocketBase µs/req':>18}")
                 for name, windows in side_by_side.items():
                     rps = median([w["rps"] for w in windows])
                     print(f"  {name:<20} {rps:>12.1f} {max(w['p95_ms'] for w in windows):>10.0f} "
-                          f"{sum(w['failures'] for w in windows):>7.0f} {rps / bare_rps:>14.1%}")
+                          f"{sum(w['failures'] for w in windows):>7.0f} {rps / bare_rps:>14.1%} "
+                          f"{median([w['engine_us'] for w in windows]):>14.0f} "
+                          f"{median([w.get('pocketbase_us', 0.0) for w in windows]):>18.0f}")
                 for kind in ("mix", "writes"):
                     new, old = side_by_side[f"engine: {kind}"], side_by_side[f"baseline: {kind}"]
                     ratios = [n["rps"] / o["rps"] for n, o in zip(new, old, strict=True)]
