@@ -72,3 +72,23 @@ def test_the_short_chaos_run_passes(stack: tuple[ChaosStack, str]) -> None:
     assert [r.name for r in results] == ["engine worker killed under load", "PocketBase unreachable",
                                          "Redis blackholed", "PocketBase +500 ms"]
     assert table.endswith("chaos: 4 passed, 0 failed\n"), table
+
+
+def test_readyz_is_judged_by_its_sustained_answer_and_strictly_during_a_fault() -> None:
+    from infra.ops.chaos import Sample, _readyz_truth  # pyright: ignore[reportPrivateUsage]
+
+    up = {"pocketbase": True, "redis": True}
+    redis_down = {"pocketbase": True, "redis": False}
+
+    def samples(*states: tuple[float, int, dict[str, bool]]) -> list[Sample]:
+        return [Sample(at, at + 0.1, code, checks) for at, code, checks in states]
+
+    fault = dict(start=10.0, end=20.0, recovered=21.0)
+    blip = samples((1, 200, up), (2, 503, redis_down), (3, 200, up), (12, 503, redis_down), (22, 200, up))
+    sustained = samples((1, 200, up), (2, 503, redis_down), (3, 503, redis_down), (12, 503, redis_down))
+    missed = samples((1, 200, up), (12, 503, redis_down), (13, 200, up), (22, 200, up))
+
+    assert _readyz_truth(blip, down="redis", **fault) == (True, "503, redis false (1 transient)")
+    assert _readyz_truth(sustained, down="redis", **fault)[0] is False
+    assert "redis not reported down" in _readyz_truth(missed, down="redis", **fault)[1]
+    assert _readyz_truth(samples((1, 200, up), (22, 200, up)), down="redis", **fault)[0] is False, "nothing to judge"
