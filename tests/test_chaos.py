@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from infra.ops.chaos import SCENARIOS, ChaosStack, Settings, chaos_stack, clean_answer, render, run_scenario
+from infra.ops.chaos import SCENARIOS, SHORT, ChaosStack, chaos_stack, clean_answer, render, run_scenario
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_pocketbase_resetting_every_connection_is_answered_with_clean_503s(stack
 
 def test_the_short_chaos_run_passes(stack: tuple[ChaosStack, str]) -> None:
     chaos, api_key = stack
-    settings = Settings(fault_s=1.5, warmup_s=0.5, after_s=0.5)
+    settings = SHORT
     out = io.StringIO()
 
     results = [run_scenario(chaos, api_key, scenario, settings, number, out)

@@ -15,7 +15,7 @@ itself, once, with the id the engine answered); every failure a clean 503 proble
 worker's in-flight requests are connections reset, retried); `/readyz` tells the truth (while a
 dependency is down, its check is false and the answer 503; otherwise 200); the service recovers within
 the stated bound after the fault clears. It prints a table and `chaos: N passed, M failed`; exit 0 only
-when all passed. `--short` runs 2-second faults (the test suite's version).
+when all passed. `--short` runs 2.5-second faults (SHORT: the test suite's version).
 
 The recovery bounds: a dependency fault clears in at most 5 s: the engine skips Redis for 2 s after an
 error (engine/adapters/cache.py) and reconnects within its 0.25 s timeout, and it opens a new
@@ -65,6 +65,10 @@ class Settings:
     after_s: float = 3.0
     clients: int = 4
     rate_per_s: float = 20.0
+
+
+SHORT = Settings(fault_s=2.5, warmup_s=0.5, after_s=0.5)
+"""Faults long enough for /readyz to be read more than once after GRACE_S."""
 
 
 @dataclass
@@ -565,10 +569,10 @@ def run_chaos(workdir: Path, settings: Settings, out: Any = sys.stdout,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 tools/dev.py chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--short", action="store_true", help="2-second faults (the test suite's version)")
+    parser.add_argument("--short", action="store_true", help="2.5-second faults (the test suite's version)")
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it (the engine's log is there)")
     args = parser.parse_args(argv)
-    settings = Settings(fault_s=2.0, warmup_s=1.0, after_s=1.0) if args.short else Settings()
+    settings = SHORT if args.short else Settings()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         results = run_chaos(args.keep, settings)
