@@ -109,11 +109,6 @@ def drill(args: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.drill", *args])
 
 
-def main() -> None:
-    command, *args = sys.argv[1:] or ["help"]
-    if command == "setup":
-        setup()
-    elif command == "test":
 def chaos(args: list[str]) -> None:
     """PocketBase, Redis and the engine for real, a fault proxy before each dependency: kill, cut, slow, check."""
     setup()
@@ -122,18 +117,23 @@ def chaos(args: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.chaos", *args])
 
 
+def main() -> None:
+    command, *args = sys.argv[1:] or ["help"]
+    if command == "setup":
+        setup()
+    elif command == "test":
         test()
     elif command == "plan":
         plan(args)
     elif command == "drill":
         drill(args)
+    elif command == "chaos":
+        chaos(args)
     elif command == "generate":
         generate()
     else:
         print(__doc__)
         sys.exit(0 if command in ("help", "-h", "--help") else 2)
-    elif command == "chaos":
-        chaos(args)
 
 
 if __name__ == "__main__":
