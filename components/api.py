@@ -50,6 +50,8 @@ class EngineArgs:
     workers: int = 2
     prebuilt_image: str | None = None
     """An image CI already built and pushed (D2). Left out, the image is built from `components/engine`."""
+    sidecars: Sequence[ContainerSpec] = ()
+    """Cloud Run: the metrics agent in each instance (components/observability/cloud.py)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pul
         healthcheck_command=["python", "-c",
                              f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
         public_hostname=args.public_hostname,
+        # On Railway the metrics agent reaches every replica at its private address, IPv6 only in environments
+        # made before October 2025 (docs.railway.com/networking/private-networking/how-it-works): listen on
+        # both families (a `::` socket takes IPv4 too on Linux).
+        command=["python", "-m", "engine", "serve", "--host", "::"] if args.size.backend == "railway" else (),
+        sidecars=tuple(args.sidecars),
     )
 
 

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from components.backends.service import ContainerSpec
+from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
 from stacks.profile import ServiceProfile
 
@@ -65,11 +65,14 @@ class Cache(pulumi.ComponentResource):
     vpc_subnetwork: pulumi.Output[str] | None
     vpc_subnet_range: str | None
     """The CIDR of the subnetwork Cloud Run's Direct VPC egress leaves from."""
+    endpoint: Endpoint | None
+    """The Redis container (not Memorystore): its log drain and exporter find it by it."""
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:cache:Redis", name, None, opts)
         self.ca_certificate = self.vpc_network = self.vpc_subnetwork = None
         self.vpc_subnet_range = None
+        self.endpoint = None
         if args.size.backend == "cloudrun":
             self._memorystore(name, args)
         else:
@@ -79,7 +82,7 @@ class Cache(pulumi.ComponentResource):
     def _container(self, name: str, args: CacheArgs) -> None:
         password = random.RandomPassword(f"{name}-password", length=40, special=False,
                                          opts=pulumi.ResourceOptions(parent=self))
-        endpoint = deploy(name, redis_spec(args.size, password.result), args.targets, self)
+        endpoint = self.endpoint = deploy(name, redis_spec(args.size, password.result), args.targets, self)
         host = endpoint.private_url.apply(lambda u: u.removeprefix("http://"))
         self.url = pulumi.Output.secret(pulumi.Output.concat("redis://:", password.result, "@", host, "/0"))
 

@@ -23,6 +23,7 @@ import pulumi.runtime.config as runtime_config
 from pydantic import BaseModel, ValidationError
 
 from components.observability import spec as observability_spec
+from components.observability.stackconfig import telemetry_config_problems
 from infra import model as m
 from infra import tenants as tenants_check
 from infra.edge_plan import check_edge
@@ -94,6 +95,7 @@ def load_model(raw: RawConfig) -> m.StackModel:
     services, service_problems = _merge_services(spec)
     problems += _check_stack_identity(spec, services, raw.stack)
     problems += service_problems + _cross_check(spec, services, raw.stack or spec.environment)
+    problems += telemetry_config_problems(spec, services, raw.file, raw.values, NAMESPACE)
     if problems:
         raise ConfigError(raw.file, problems)
     model = _to_model(spec, services)
@@ -480,7 +482,15 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
         services=services,
         alerts=m.Alerts(tuple(spec.alerts.emails), _secret("slackWebhookUrl", spec.slack_webhook_url),
                         spec.alerts.prometheus_datasource_uid,
-                        tuple((name, o.above, o.for_) for name, o in sorted(spec.alerts.overrides.items()))),
+                        tuple((name, o.above, o.for_) for name, o in sorted(spec.alerts.overrides.items())),
+                        float(spec.alerts.monthly_budget_usd) if spec.alerts.monthly_budget_usd else None),
+        grafana_cloud=(m.GrafanaCloud(spec.grafana_cloud.prometheus_push_url, spec.grafana_cloud.prometheus_user,
+                                      spec.grafana_cloud.otlp_endpoint, spec.grafana_cloud.otlp_user,
+                                      spec.grafana_cloud.loki_url, spec.grafana_cloud.loki_user,
+                                      _secret("grafanaCloudToken", spec.grafana_cloud_token))
+                       if spec.grafana_cloud and spec.grafana_cloud_token is not None else None),
+        railway_api_token=(_secret("railwayApiToken", spec.railway_api_token)
+                           if spec.railway_api_token is not None else None),
         gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days)
         if spec.gcp else None,
         railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,

@@ -117,6 +117,18 @@ class Alerts:
     prometheus_datasource_uid: str
     overrides: tuple[tuple[str, float | None, str | None], ...] = ()
     """(alert, threshold, duration) this stack sets instead of the spec's."""
+    monthly_budget_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class GrafanaCloud:
+    prometheus_push_url: str
+    prometheus_user: str
+    otlp_endpoint: str
+    otlp_user: str
+    loki_url: str | None
+    loki_user: str | None
+    token: Secret
 
 
 @dataclass(frozen=True)
@@ -134,3 +146,5 @@ class StackModel:
     backups: Backups | None
     engine_image: str | None
     waivers: tuple[Waiver, ...]
+    grafana_cloud: GrafanaCloud | None = None
+    railway_api_token: Secret | None = None

@@ -174,20 +174,6 @@ def declare(model: StackModel) -> None:
         if engine_size.backend == "cloudrun":
             sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
                                                            telemetry_images))
-    grafana_cloud = None
-    telemetry_images = None
-    sidecars: list[ContainerSpec] = []
-    if model.grafana_cloud is not None:
-        telemetry_images = TelemetryImages("telemetry-images", registry)
-        # Traces to the environment's Grafana Cloud stack over OTLP; metrics through the stack's agents.
-        gc = model.grafana_cloud
-        grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
-                                                     gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
-        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = gc.otlp_endpoint
-        extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = cloud_telemetry.otlp_headers(gc.otlp_user, gc.token.output())
-        if engine_size.backend == "cloudrun":
-            sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
-                                                           telemetry_images))
     engine = Engine("engine", EngineArgs(
         environment=env,
         size=engine_size,

@@ -182,6 +182,21 @@ class AlertsSpec(_Spec):
     overrides: dict[str, AlertOverrideSpec] = {}
     # The Grafana (named by the provider's `grafana:url`) and its Prometheus data source's uid.
     prometheus_datasource_uid: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    # USD a month the stack's compute may cost: the cost alert (M6) fires at 80 % of it, projected.
+    monthly_budget_usd: Annotated[float | int, Field(gt=0, le=1_000_000)] | None = None
+
+
+class GrafanaCloudSpec(_Spec):
+    """The environment's own Grafana Cloud stack (the one `grafana:url` names): where its agents write
+    metrics, the engine sends traces and Railway's logs are drained. The ids are the stack's per-service
+    instance ids (Grafana Cloud portal, "Details" of Prometheus, OTLP and Loki)."""
+
+    prometheus_push_url: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+/api/prom/push$")]
+    prometheus_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
+    otlp_endpoint: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+/otlp$")]
+    otlp_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
+    loki_url: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+$")] | None = None
+    loki_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] | None = None
 
 
 class StackSpecV1(_Spec):
@@ -191,6 +206,7 @@ class StackSpecV1(_Spec):
     frontend: FrontendSpec
     tenants: list[TenantSpec]
     alerts: AlertsSpec
+    grafana_cloud: GrafanaCloudSpec | None = None
     services: ServicesSpec | None = None
     gcp: GcpSpec | None = None
     railway: RailwaySpec | None = None
@@ -202,11 +218,16 @@ class StackSpecV1(_Spec):
     # Secrets: always `pulumi config set --secret`. Required ones depend on the backends in use.
     slack_webhook_url: str | None = None
     railway_token: str | None = None
+    # An access policy token of the environment's Grafana Cloud stack: metrics, logs and traces write.
+    grafana_cloud_token: str | None = None
+    # A Railway account token for the log drain and the metrics exporter (project tokens cannot read them).
+    railway_api_token: str | None = None
     registry_password: str | None = None
     backup_secret_access_key: str | None = None
 
 
-SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key")
+SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key",
+                 "grafana_cloud_token", "railway_api_token")
 
 
 def raw_fields(spec: type[BaseModel]) -> dict[str, Any]:

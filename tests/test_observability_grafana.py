@@ -1,6 +1,8 @@
 """Under the mock engine, each stack declares Grafana's folder, contact points, the notification
 policy and the rule groups, and each Grafana rule carries the PromQL of the Prometheus rule
-generated from the same spec entry."""
+generated from the same spec entry. No rule is blind: none maps missing data or an error to OK. Each
+environment has its own folder and dashboard UIDs, and config refuses two environments on one Grafana
+organization."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from components.observability.__main__ import stack_plan
 from components.observability.rules import rule_groups
-from components.observability.spec import load, minutes
+from components.observability.spec import minutes
+from infra.config import ConfigError
 from infra.plan import Plan
 from tests.conftest import STACKS, plan_of, stack_document, write_stack
 
@@ -47,7 +51,7 @@ def test_each_stack_declares_contact_points_one_policy_and_the_rule_group(
 def test_every_grafana_rule_has_the_promql_threshold_and_duration_of_its_prometheus_rule(
     stack: str, committed_plans: dict[str, Plan]
 ) -> None:
-    groups = rule_groups(load())["groups"]
+    groups = rule_groups(stack_plan(stack).spec)["groups"]
     recorded = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
     prometheus = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
     [group] = _inputs(committed_plans[stack], "alerting/ruleGroup:RuleGroup")
@@ -81,3 +85,78 @@ def test_a_stack_overrides_a_threshold_for_its_grafana_and_its_self_hosted_prome
     [prometheus] = [r for r in plan.resources if r.inputs.get("name") == "prometheus"]
     rules_file = {u["file"]: u["content"] for u in prometheus.wire_inputs["uploads"]}["/etc/prometheus/rules.yml"]
     assert "sli:api_latency_p95_seconds > 0.9" in rules_file and "for: 10m" in rules_file
+
+
+def _grafana_rules(plan: Plan) -> list[dict[str, object]]:
+    [group] = _inputs(plan, "alerting/ruleGroup:RuleGroup")
+    rules = group["rules"]
+    assert isinstance(rules, list)
+    return rules
+
+
+def blind_rules(plan: Plan) -> list[str]:
+    """Grafana rules that read missing data or a failed query as healthy."""
+    return [f"{r['name']}: noDataState {r['noDataState']}, execErrState {r['execErrState']}"
+            for r in _grafana_rules(plan) if "OK" in (r.get("noDataState"), r.get("execErrState"))]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_grafana_rule_reads_missing_data_or_an_error_as_healthy(stack: str, committed_plans: dict[str, Plan]) -> None:
+    rules = _grafana_rules(committed_plans[stack])
+
+    assert blind_rules(committed_plans[stack]) == []
+    assert {r["execErrState"] for r in rules} == {"Error"}
+    absence = [r for r in rules if str(r["name"]).startswith("TelemetryAbsent")]
+    assert absence and {r["noDataState"] for r in absence} == {"Alerting"}
+    assert {r["noDataState"] for r in rules if r not in absence} == {"NoData"}
+
+
+@pytest.mark.parametrize(("state", "value"), [("EXEC_ERR_STATE", "OK"), ("NO_DATA_STATE", "OK")])
+def test_a_rule_mapping_errors_or_missing_data_to_ok_is_caught(
+    state: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from components.observability import grafana
+
+    monkeypatch.setattr(grafana, state, value)
+    plan = plan_of(write_stack(tmp_path, stack_document("integration")), "integration")
+
+    assert blind_rules(plan)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_scrape_job_of_the_stack_has_its_absence_alert(stack: str, committed_plans: dict[str, Plan]) -> None:
+    jobs = {job.name for job in stack_plan(stack).layout.jobs}
+    labels = {r["labels"]["job"] for r in _grafana_rules(committed_plans[stack])  # type: ignore[index]
+              if str(r["name"]).startswith("TelemetryAbsent")}
+
+    assert labels == jobs
+
+
+def test_dashboards_and_folders_differ_between_environments(committed_plans: dict[str, Plan]) -> None:
+    uids: dict[str, set[str]] = {}
+    for stack in ("staging", "prod"):
+        dashboards = _inputs(committed_plans[stack], "oss/dashboard:Dashboard")
+        uids[stack] = {json.loads(str(d["configJson"]))["uid"] for d in dashboards}
+        assert uids[stack] == {f"platform-{stack}-{name}" for name in ("overview", "routes", "tenants")}
+        [folder] = _inputs(committed_plans[stack], "oss/folder:Folder")
+        assert folder["uid"] == f"platform-{stack}"
+
+    assert not uids["staging"] & uids["prod"]
+
+
+def test_staging_and_prod_have_their_own_grafana_and_config_refuses_one_organization_for_two(tmp_path: Path) -> None:
+    # Checked against the project's stack files, where Pulumi runs the program (the working directory).
+    staging, prod = stack_document("staging"), stack_document("prod")
+    assert staging["config"]["grafana:url"] != prod["config"]["grafana:url"]
+    staging["config"]["grafana:url"] = prod["config"]["grafana:url"] + "/"
+
+    with pytest.raises(ConfigError) as refused:
+        plan_of(write_stack(tmp_path, staging, "Pulumi.staging.yaml"), "staging")
+
+    assert str(refused.value) == (
+        "Pulumi.staging.yaml: grafana:url: https://acme-commerce.grafana.net (organization 1) is already the Grafana "
+        "of environment 'prod' (Pulumi.prod.yaml); expected one Grafana organization per environment, since each "
+        "stack owns its organization's whole notification policy tree")
+    # Another organization of the same Grafana is another policy tree: accepted.
+    staging["config"]["grafana:orgId"] = 2
+    plan_of(write_stack(tmp_path, staging, "Pulumi.staging.yaml"), "staging")

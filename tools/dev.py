@@ -28,7 +28,8 @@ PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".platform-installed"
 
 # command the tests run -> Debian package that provides it
-SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server", "promtool": "prometheus"}
+SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server", "promtool": "prometheus",
+                                   "prometheus": "prometheus", "prometheus-redis-exporter": "prometheus-redis-exporter"}
 
 
 def _run(*cmd: str | Path, **kwargs: object) -> None:
@@ -78,6 +79,10 @@ GENERATED = {
     "docker-compose.yml": ["-m", "infra", "compose"],
     "policies/POLICIES.md": ["-m", "policies.doc"],
     "components/observability/generated/prometheus-rules.yml": ["-m", "components.observability", "rules"],
+    **{f"components/observability/generated/prometheus-rules.{stack}.yml":
+       ["-m", "components.observability", "rules", stack] for stack in ("staging", "prod")},
+    **{f"components/observability/generated/prometheus-rules.{stack}.test.yml":
+       ["-m", "components.observability", "rule-tests", stack] for stack in ("staging", "prod")},
     "components/observability/generated/prometheus-rules.test.yml": ["-m", "components.observability", "rule-tests"],
     **{f"components/observability/generated/dashboards/{name}.json":
        ["-m", "components.observability", "dashboard", name] for name in ("overview", "routes", "tenants")},

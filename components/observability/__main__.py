@@ -1,17 +1,44 @@
-"""`python -m components.observability rules|rule-tests`: print a generated file."""
+"""`python -m components.observability rules [STACK]|rule-tests [STACK]|dashboard NAME`: print a generated file.
+
+The rules are those the stack deploys (default: integration, whose Prometheus loads them): its thresholds,
+an absence alert per scrape job of its backends, its cost expression and budget, read from its stack file.
+"""
 
 import sys
+from pathlib import Path
 
 from components.observability import dashboards
 from components.observability.rules import dump, rule_groups, rule_tests
-from components.observability.spec import load
+from components.observability.spec import ObservabilitySpec
+from components.observability.stack import TelemetryPlan, plan
+
+PROJECT = Path(__file__).resolve().parent.parent.parent
+
+
+def rules_file(stack: str) -> str:
+    """The generated rules of a stack: integration's are the ones its Prometheus loads."""
+    return "prometheus-rules.yml" if stack == "integration" else f"prometheus-rules.{stack}.yml"
+
+
+def stack_plan(stack: str, base: ObservabilitySpec | None = None) -> TelemetryPlan:
+    """What the committed stack file of `stack` deploys (from another spec than slos.yaml with `base`)."""
+    from infra.config import load_model
+    from infra.stackfile import read_stack_file
+
+    model = load_model(read_stack_file(PROJECT / f"Pulumi.{stack}.yaml", stack))
+    return plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
+                model.gcp.region if model.gcp else None, base)
+
 
 if __name__ == "__main__":
-    which = sys.argv[1] if len(sys.argv) > 1 else ""
-    generators = {"rules": rule_groups, "rule-tests": rule_tests}
-    if which in generators:
-        sys.stdout.write(dump(generators[which](load())))
-    elif which == "dashboard" and len(sys.argv) == 3 and sys.argv[2] in dashboards.DASHBOARDS:
-        sys.stdout.write(dashboards.render(sys.argv[2]))
+    args = sys.argv[1:]
+    if args[:1] == ["rules"] and len(args) <= 2:
+        sys.stdout.write(dump(rule_groups(stack_plan(args[1] if len(args) == 2 else "integration").spec)))
+    elif args[:1] == ["rule-tests"] and len(args) <= 2:
+        stack = args[1] if len(args) == 2 else "integration"
+        sys.stdout.write(dump(rule_tests(stack_plan(stack).spec, rules_file(stack))))
+    elif len(args) == 2 and args[0] == "dashboard" and args[1] in dashboards.DASHBOARDS:
+        sys.stdout.write(dashboards.render(args[1]))
     else:
-        sys.exit("usage: python -m components.observability rules|rule-tests|dashboard overview|routes|tenants")
+        sys.exit("usage: python -m components.observability rules [STACK]|rule-tests [STACK]|"
+                 "dashboard overview|routes|tenants")

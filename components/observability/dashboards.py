@@ -1,7 +1,9 @@
 """Grafana dashboards, as JSON models generated here (goldens in `generated/dashboards/`).
 
 Three views of the same metrics: the service overview (RED, saturation, cache, database, web
-vitals, SLO burn and 30-day trends for capacity planning), per route, and per tenant.
+vitals, SLO burn and 30-day trends for capacity planning), per route, and per tenant. Deployed, each
+carries its environment in its UID (`platform-<environment>-<name>`): a Grafana shared by mistake keeps
+one copy per environment instead of each deploy overwriting the other's. The goldens have none.
 """
 
 from __future__ import annotations
@@ -120,8 +122,16 @@ def tenants() -> dict[str, Any]:
 DASHBOARDS = {"overview": overview, "routes": routes, "tenants": tenants}
 
 
-def render(name: str) -> str:
-    return json.dumps(DASHBOARDS[name](), indent=2, sort_keys=True) + "\n"
+def uid(name: str, environment: str | None) -> str:
+    return f"platform-{environment}-{name}" if environment else f"platform-{name}"
+
+
+def render(name: str, environment: str | None = None) -> str:
+    dashboard = DASHBOARDS[name]()
+    dashboard["uid"] = uid(name, environment)
+    if environment:
+        dashboard["title"] = f"{dashboard['title']} ({environment})"
+    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
 
 
 def exprs(dashboard: dict[str, Any]) -> list[str]:

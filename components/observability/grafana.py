@@ -5,6 +5,14 @@ Grafana's Prometheus may not hold the platform's recording rules (a hosted Grafa
 is remote-written to it), so each Grafana rule queries the SLI's full expression (`A`) and compares
 it with the threshold (`B`); `tests/test_observability_grafana.py` checks both against the
 Prometheus rule of the same spec entry.
+
+No rule is blind: a query that returns nothing is `NoData`, which Grafana notifies as such
+(a `DatasourceNoData` alert with the rule's labels), never `OK`; a query that fails is `Error`, likewise
+notified (`DatasourceError`) (grafana.com/docs/grafana/latest/alerting/fundamentals/alert-rule-evaluation/
+nodata-and-error-states). The absence alerts of every scrape job (`rules.absence_alert`) read `up`, which
+is there or absent by design, and alert on both. Each environment has its own Grafana organization
+(infra/config.py refuses two on one): the notification policy tree is one per organization, and this
+stack owns all of it.
 """
 
 from __future__ import annotations
@@ -16,8 +24,12 @@ import pulumi
 import pulumiverse_grafana as grafana
 
 from components.observability.dashboards import DASHBOARDS, render
-from components.observability.rules import expanded_alerts
+from components.observability.rules import ABSENCE_PREFIX, expanded_alerts
 from components.observability.spec import ObservabilitySpec, minutes
+
+NO_DATA_STATE = "NoData"
+EXEC_ERR_STATE = "Error"
+ABSENCE_NO_DATA_STATE = "Alerting"
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,8 @@ class Alerting(pulumi.ComponentResource):
                 "for_": f"{minutes(alert.for_)}m",
                 "labels": {**alert.labels, "environment": env},
                 "annotations": alert.annotations,
-                "no_data_state": "OK",
-                "exec_err_state": "Error",
+                "no_data_state": ABSENCE_NO_DATA_STATE if alert.name.startswith(ABSENCE_PREFIX) else NO_DATA_STATE,
+                "exec_err_state": EXEC_ERR_STATE,
                 "datas": [
                     {"ref_id": "A", "datasource_uid": args.prometheus_datasource_uid,
                      "relative_time_range": {"from_": 600, "to": 0},
@@ -89,6 +101,6 @@ class Alerting(pulumi.ComponentResource):
                                    rules=rules, opts=child)
         for dashboard in DASHBOARDS:
             grafana.oss.Dashboard(f"{name}-dashboard-{dashboard}", folder=folder.uid, overwrite=True,
-                                  config_json=render(dashboard), opts=child)
+                                  config_json=render(dashboard, env), opts=child)
         self.register_outputs({})
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from components.observability.spec import AlertSpec, ObservabilitySpec, SloSpec, minutes
+from components.observability.agent import ScrapeJob
+from components.observability.spec import AlertSpec, ObservabilitySpec, SloSpec, minutes, unresolved
 
 # (severity, long window, short window, burn rate): page 2 % of the monthly budget in 1 h, 5 % in
 # 6 h; ticket 10 % in 3 days (1d/2h at 3x and 3d/6h at 1x).
@@ -24,9 +25,13 @@ WINDOW = "{window}"
 
 
 def _alert_rule(alert: AlertSpec) -> dict[str, Any]:
+    # An absence alert reads `up` itself, not its recorded SLI: Prometheus evaluates rule groups in no set
+    # order, and a recorded series one evaluation late would delay the alert that tells of missing data.
+    absence = alert.name.startswith(ABSENCE_PREFIX)
+    expr = f"({alert.expr}) > {alert.above:g}" if absence else f"sli:{alert.sli} > {alert.above:g}"
     return {
         "alert": alert.name,
-        "expr": f"sli:{alert.sli} > {alert.above:g}",
+        "expr": expr,
         "for": alert.for_,
         "labels": {"severity": alert.severity, "requirement": alert.requirement, **alert.labels},
         "annotations": {"summary": f"{alert.name}: sli:{alert.sli} above {alert.above:g} for {alert.for_}",
@@ -58,7 +63,35 @@ def _burn_rules(slo: SloSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     return recording, alerts
 
 
+ABSENCE_FOR = "2m"
+ABSENCE_PREFIX = "TelemetryAbsent"
+
+
+def absence_alert(job: ScrapeJob) -> AlertSpec:
+    """No blind alerts: a scrape job that stops reporting alerts by itself. It fires when a target of the
+    job is down (`up` is 0) and when nothing of the job arrives at all (`up` is absent: the agent, its
+    remote write or the service discovery is gone), which every other alert would read as no data."""
+    words = job.name.replace("_", "-").split("-")
+    sli = "telemetry_" + "_".join(words) + "_targets_missing"
+    selector = f'up{{job="{job.name}"}}'
+    return AlertSpec.model_validate({
+        "name": ABSENCE_PREFIX + "".join(w.title() for w in words),
+        "requirement": "L6",
+        "sli": sli,
+        "expr": f"(count({selector} == 0) or vector(0)) + (sum(absent({selector})) or vector(0))",
+        "above": 0.0,
+        "for": ABSENCE_FOR,
+        "severity": job.severity,
+        "labels": {"service": "telemetry", "job": job.name},
+        "runbook": f"The {job.name} scrape job reports nothing, or a target of it is down: {job.what or job.name} "
+                   "is unseen, and the alerts that read it see no data. Check the target, the agent and its "
+                   "remote write.",
+    }, by_alias=True)
+
+
 def rule_groups(spec: ObservabilitySpec) -> dict[str, Any]:
+    if unresolved(spec):
+        raise ValueError(f"alerts whose expression the stack has not filled in: {unresolved(spec)}")
     slis = [{"record": f"sli:{a.sli}", "expr": a.expr} for a in spec.alerts]
     alerts = [_alert_rule(a) for a in spec.alerts]
     burn_recording: list[dict[str, Any]] = []
@@ -111,9 +144,32 @@ def _expected(rule: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
 
 
-def rule_tests(spec: ObservabilitySpec) -> dict[str, Any]:
+def _absence_tests(alert: AlertSpec) -> list[dict[str, Any]]:
+    """An absence alert is tested from `up` itself: a target down, nothing at all, every target up."""
+    rule = _alert_rule(alert)
+    hold = minutes(alert.for_)
+    steps = hold + 10
+    up = f'up{{job="{alert.labels["job"]}",instance="target:9090"}}'
+    at_threshold: list[dict[str, Any]] = [
+        {"eval_time": f"{hold - 1}m", "alertname": alert.name, "exp_alerts": []},
+        {"eval_time": f"{hold}m", "alertname": alert.name, "exp_alerts": _expected(rule)}]
+    return [
+        {"name": f"{alert.name} fires once a target is down for {alert.for_}", "interval": "1m",
+         "input_series": [{"series": up, "values": f"0x{steps}"}], "alert_rule_test": at_threshold},
+        {"name": f"{alert.name} fires once nothing of the job arrives for {alert.for_}", "interval": "1m",
+         "input_series": [], "alert_rule_test": at_threshold},
+        {"name": f"{alert.name} stays silent while every target is up", "interval": "1m",
+         "input_series": [{"series": up, "values": f"1x{steps}"}],
+         "alert_rule_test": [{"eval_time": f"{steps}m", "alertname": alert.name, "exp_alerts": []}]},
+    ]
+
+
+def rule_tests(spec: ObservabilitySpec, rules_file: str = RULES_FILE) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for alert in spec.alerts:
+        if alert.name.startswith(ABSENCE_PREFIX):
+            tests += _absence_tests(alert)
+            continue
         rule = _alert_rule(alert)
         hold = minutes(alert.for_)
         steps = hold + 10
@@ -143,7 +199,7 @@ def rule_tests(spec: ObservabilitySpec) -> dict[str, Any]:
                           "input_series": [{"series": _ratio(slo, long), "values": burning},
                                            {"series": _ratio(slo, short), "values": calm}],
                           "alert_rule_test": [{"eval_time": "5m", "alertname": rule["alert"], "exp_alerts": []}]})
-    return {"rule_files": [RULES_FILE], "evaluation_interval": "1m", "tests": tests}
+    return {"rule_files": [rules_file], "evaluation_interval": "1m", "tests": tests}
 
 
 def dump(document: dict[str, Any]) -> str:

@@ -59,6 +59,28 @@ def with_overrides(spec: ObservabilitySpec,
     return spec.model_copy(update={"alerts": alerts})
 
 
+COST_PER_HOUR = "{cost_usd_per_hour}"
+BUDGET = "{monthly_budget_usd}"
+PLACEHOLDERS = (COST_PER_HOUR, BUDGET)
+"""Filled per stack (`with_cost`): M6 prices what the stack's backends bill against its budget."""
+
+
+def with_cost(spec: ObservabilitySpec, cost_usd_per_hour: str, monthly_budget_usd: float) -> ObservabilitySpec:
+    """The spec with the stack's cost expression (components/observability/cost.py) and budget in place."""
+    alerts = [alert.model_copy(update={"expr": alert.expr.replace(COST_PER_HOUR, cost_usd_per_hour)
+                                       .replace(BUDGET, f"{monthly_budget_usd:g}")}) for alert in spec.alerts]
+    return spec.model_copy(update={"alerts": alerts})
+
+
+def with_alerts(spec: ObservabilitySpec, extra: Iterable[AlertSpec]) -> ObservabilitySpec:
+    return spec.model_copy(update={"alerts": [*spec.alerts, *extra]})
+
+
+def unresolved(spec: ObservabilitySpec) -> list[str]:
+    """Alerts whose expression still holds a placeholder a stack fills."""
+    return [alert.name for alert in spec.alerts if any(p in alert.expr for p in PLACEHOLDERS)]
+
+
 @functools.cache
 def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
     """The validated spec; read once per file and process (the result is frozen)."""

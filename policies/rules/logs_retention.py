@@ -8,6 +8,7 @@ from typing import Any
 from policies.rule import CLOUD_RUN, RAILWAY, Resource
 
 BUCKET = "gcp:logging/projectBucketConfig:ProjectBucketConfig"
+LOG_SINK = "pulumi-python:dynamic/observability:LogSink"
 
 
 def check_cloud_logging(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -24,9 +25,28 @@ def check_cloud_logging(resources: Sequence[Resource], config: Mapping[str, Any]
 
 
 def check_railway_sink(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    sinks = [r for r in resources if r.type in config["sink_types"]]
-    if sinks:
-        return []
+    """Every Railway service's logs reach a sink that declares at least `min_days` of retention.
+
+    Railway keeps logs 21 days at most and has no drain of its own: a drain service tails them into a
+    sink (components/observability/logs.py). A sink is a `LogSink` (or a type named in `sink_types`
+    with the same properties): `retention_days` and `sources`, the Railway services whose logs reach it.
+    A sink kept less than `min_days` covers nothing. Any other resource, a Cloud Logging sink among them,
+    receives no Railway log and covers nothing either."""
     days = int(config["min_days"])
-    return [(r.urn, f"Railway keeps logs 21 days at most; expected them shipped to a sink kept {days} days")
-            for r in resources if r.type == RAILWAY]
+    sink_types = {LOG_SINK, *config.get("sink_types", ())}
+    violations: list[tuple[str, str]] = []
+    covered: set[str] = set()
+    for sink in (r for r in resources if r.type in sink_types and r.get("sources") is not None):
+        kept = sink.get("retention_days")
+        if not isinstance(kept, int | float) or kept < days:
+            violations.append((sink.urn, f"keeps logs {kept} days; expected at least {days}"))
+            continue
+        sources = sink.get("sources")
+        covered |= {str(s) for s in sources} if isinstance(sources, list) else set()  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType]
+    for service in (r for r in resources if r.type == RAILWAY):
+        name = str(service.get("name"))
+        if name not in covered:
+            violations.append((service.urn, f"Railway keeps logs 21 days at most and these reach no sink kept {days} "
+                                            f"days; expected a log drain and a sink with retention_days >= {days} "
+                                            f"naming {name!r} in its sources"))
+    return violations

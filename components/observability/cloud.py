@@ -1,0 +1,318 @@
+"""Telemetry of the cloud stacks: agents and exporters on the stack's own backends, sending metrics to the
+Grafana Cloud stack of the environment (its Prometheus remote-write endpoint) and Railway's logs to its
+Loki. Images are existing agents and exporters; the only program of ours is their configuration.
+
+- `agent_spec`: Prometheus in agent mode (components/observability/agent.py), a Cloud Run sidecar of the
+  engine or a Railway service.
+- `redis_exporter_spec`: oliver006/redis_exporter, reading Redis's INFO over the private network.
+- `railway_metrics_spec`: prometheus-community/json_exporter asking Railway's public API for each
+  service's CPU and memory, used and allowed (query `metrics`, tests/schemas/railway-public-api.graphql).
+- `cloud_monitoring_spec`: prometheus-community/stackdriver_exporter reading Cloud Monitoring (Cloud Run
+  containers, a Compute Engine VM, Memorystore) with its service account's `roles/monitoring.viewer`
+  ("the `roles/monitoring.viewer` IAM role contains the required permissions", its README).
+- `log_drain_spec`: Locomotive (components/observability/logs.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import yaml
+
+from components.backends.railway import RailwayService
+from components.backends.service import ContainerSpec, Endpoint
+from components.backends.targets import Targets, deploy
+from components.observability import agent, images
+from components.observability.agent import RemoteWrite, ScrapeJob
+from components.observability.logs import LogSink
+from components.observability.telemetry import (
+    CLOUD_MONITORING_PORT,
+    RAILWAY_METRICS,
+    RAILWAY_METRICS_PORT,
+    REDIS_EXPORTER,
+    REDIS_EXPORTER_PORT,
+    Layout,
+)
+from stacks.profile import Backend, ServiceProfile
+
+Image = Callable[[str], pulumi.Input[str]]
+"""An image's name (components/observability/images.py) -> the image to run."""
+RAILWAY_API = "https://backboard.railway.com/graphql/v2"
+AGENT = "telemetry-agent"
+LOG_DRAIN = "log-drain"
+TELEMETRY_SERVICE = "telemetry"
+
+# What Cloud Monitoring is asked for (stackdriver_exporter `--monitoring.metrics-prefixes`): Cloud Run's
+# container utilizations and billable time (cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run), a
+# VM's CPU utilization and memory (compute.googleapis.com/instance/...), Memorystore's memory usage ratio.
+CLOUD_MONITORING_PREFIXES = (
+    "run.googleapis.com/container/cpu/utilizations",
+    "run.googleapis.com/container/memory/utilizations",
+    "run.googleapis.com/container/billable_instance_time",
+    "compute.googleapis.com/instance/cpu/utilization",
+    "compute.googleapis.com/instance/memory/balloon",
+    "redis.googleapis.com/stats/memory/usage_ratio",
+)
+
+# Railway's `metrics` query, last five minutes, a point a minute, per service and replica.
+RAILWAY_METRICS_QUERY = """query metrics($environmentId: String!, $startDate: DateTime!) {
+  metrics(environmentId: $environmentId, startDate: $startDate, sampleRateSeconds: 60,
+          groupBy: [SERVICE_ID, DEPLOYMENT_INSTANCE_ID],
+          measurements: [CPU_USAGE, CPU_LIMIT, MEMORY_USAGE_GB, MEMORY_LIMIT_GB]) {
+    measurement
+    tags { serviceId deploymentInstanceId }
+    values { ts value }
+  }
+}"""
+RAILWAY_MEASUREMENTS = {"CPU_USAGE": ("railway_cpu_usage", "vcpus"), "CPU_LIMIT": ("railway_cpu_limit", "vcpus"),
+                        "MEMORY_USAGE_GB": ("railway_memory_usage", "gigabytes"),
+                        "MEMORY_LIMIT_GB": ("railway_memory_limit", "gigabytes")}
+
+
+def _small(backend: Backend, cpu_millis: int, memory_mib: int) -> ServiceProfile:
+    return ServiceProfile(backend, cpu_millis, memory_mib, cpu_millis, memory_mib, 1, 1)
+
+
+# Sizes (CPU millis, MiB). The engine's sidecar: one vCPU, since an instance's containers add up to whole
+# vCPUs above one (cloud.google.com/run/docs/configuring/services/cpu: "Values greater than 1 must be
+# integer values"), as Google's own sidecar sample leaves each container at its default. The `telemetry`
+# service: the agent and its exporters add up to one vCPU.
+ENGINE_SIDECAR = (1000, 512)
+TELEMETRY_AGENT = (500, 512)
+STACKDRIVER_EXPORTER = (250, 256)
+JSON_EXPORTER = (250, 128)
+SMALL = (250, 128)
+
+
+def telemetry_service_size(railway: bool) -> tuple[int, int]:
+    parts = [TELEMETRY_AGENT, STACKDRIVER_EXPORTER, *([JSON_EXPORTER] if railway else [])]
+    return sum(c for c, _ in parts), sum(m for _, m in parts)
+
+
+@dataclass(frozen=True)
+class GrafanaCloud:
+    """The environment's Grafana Cloud stack: where its metrics, traces and logs go."""
+
+    prometheus_push_url: str
+    prometheus_user: str
+    token: pulumi.Input[str]
+    """An access policy token (metrics:write, logs:write, traces:write): a secret."""
+    otlp_endpoint: str
+    otlp_user: str
+    loki_url: str | None = None
+    loki_user: str | None = None
+
+
+def remote_write(grafana: GrafanaCloud) -> RemoteWrite:
+    return RemoteWrite(grafana.prometheus_push_url, grafana.prometheus_user, agent.password_file())
+
+
+def agent_spec(name: str, backend: Backend, jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str,
+               size: ServiceProfile, config: pulumi.Input[str] | None = None,
+               image: Image = images.upstream) -> ContainerSpec:
+    """Prometheus in agent mode. `config` (the rendered agent configuration) may be an output, when a job
+    names services by ids the stack only knows once they exist; left out, it is rendered from `jobs`."""
+    cloud_run = backend == "cloudrun"
+    labels = agent_labels(backend, environment)
+    text = config if config is not None else agent.render(agent.agent_config(jobs, remote_write(grafana), labels))
+    return ContainerSpec(
+        name=name, image=image(images.PROMETHEUS), port=agent.AGENT_PORT, size=size,
+        env={agent.CONFIG_ENV: text}, secret_env={agent.PASSWORD_ENV: grafana.token},
+        command=["sh", "-c", agent.start_script(replica="gce-metadata" if cloud_run else "none")],
+        health_path="/-/ready")
+
+
+def agent_labels(backend: Backend, environment: str) -> dict[str, str]:
+    return {"environment": environment, **({"replica": f"${{{agent.REPLICA_ENV}}}"} if backend == "cloudrun" else {})}
+
+
+def engine_sidecar(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str,
+                   image: Image = images.upstream) -> ContainerSpec:
+    """The agent in each Cloud Run instance of the engine (ENGINE_SIDECAR)."""
+    return agent_spec(AGENT, "cloudrun", jobs, grafana, environment, _small("cloudrun", *ENGINE_SIDECAR),
+                      image=image)
+
+
+def redis_exporter_spec(backend: Backend, redis_url: pulumi.Input[str], image: Image = images.upstream
+                        ) -> ContainerSpec:
+    """REDIS_ADDR with the password in it (redis_exporter accepts `redis://:password@host:port`): a secret."""
+    return ContainerSpec(name=REDIS_EXPORTER, image=image(images.REDIS_EXPORTER), port=REDIS_EXPORTER_PORT,
+                         size=_small(backend, *SMALL), secret_env={"REDIS_ADDR": redis_url},
+                         health_path="/health", healthcheck_command=["/redis_exporter", "--version"])
+
+
+def railway_metrics_config(environment_id: str, token_file: str) -> dict[str, Any]:
+    """json_exporter's configuration: one POST to Railway's API per scrape, its body a Go template (Sprig's
+    `now`, `dateModify`, `dateInZone`), the latest value of each measurement per service and replica."""
+    body = json.dumps({"query": RAILWAY_METRICS_QUERY, "variables": {
+        "environmentId": environment_id, "startDate": "__START__"}})
+    start = '{{ dateInZone "2006-01-02T15:04:05Z" (now | dateModify "-5m") "UTC" }}'
+    metrics = [{
+        "name": name, "type": "object", "help": f"Railway {measurement} of a service replica (its metrics API)",
+        "path": f'{{ .data.metrics[?(@.measurement == "{measurement}")] }}',
+        "labels": {"service_id": "{ .tags.serviceId }", "replica": "{ .tags.deploymentInstanceId }"},
+        "values": {unit: "{ .values[-1:].value }"},
+    } for measurement, (name, unit) in RAILWAY_MEASUREMENTS.items()]
+    return {"modules": {"railway": {
+        "metrics": metrics,
+        "http_client_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}},
+        "headers": {"Content-Type": "application/json"},
+        "body": {"content": body.replace("__START__", start), "templatize": True},
+    }}}
+
+
+def railway_metrics_spec(backend: Backend, environment_id: str, api_token: pulumi.Input[str],
+                         image: Image = images.upstream) -> ContainerSpec:
+    config = yaml.safe_dump(railway_metrics_config(environment_id, "/tmp/railway-token"),  # pyright: ignore[reportUnknownMemberType]
+                            sort_keys=False)
+    script = "\n".join([
+        "set -eu",
+        'printf "%s" "$JSON_EXPORTER_CONFIG" > /tmp/config.yml',
+        'printf "%s" "$RAILWAY_API_TOKEN" > /tmp/railway-token',
+        f"exec /bin/json_exporter --config.file=/tmp/config.yml --web.listen-address=:{RAILWAY_METRICS_PORT}",
+    ])
+    return ContainerSpec(name=RAILWAY_METRICS, image=image(images.JSON_EXPORTER), port=RAILWAY_METRICS_PORT,
+                         size=_small(backend, *JSON_EXPORTER), env={"JSON_EXPORTER_CONFIG": config},
+                         secret_env={"RAILWAY_API_TOKEN": api_token}, command=["sh", "-c", script],
+                         health_path="/metrics")
+
+
+def cloud_monitoring_spec(project: str, image: Image = images.upstream) -> ContainerSpec:
+    flags = [f"--google.project-ids={project}", f"--web.listen-address=:{CLOUD_MONITORING_PORT}",
+             *(f"--monitoring.metrics-prefixes={p}" for p in CLOUD_MONITORING_PREFIXES)]
+    return ContainerSpec(name="stackdriver-exporter", image=image(images.STACKDRIVER_EXPORTER),
+                         port=CLOUD_MONITORING_PORT,
+                         size=_small("cloudrun", *STACKDRIVER_EXPORTER),
+                         command=["/bin/stackdriver_exporter", *flags])
+
+
+def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str, project: str,
+                           railway: tuple[str, pulumi.Input[str]] | None, image: Image = images.upstream
+                           ) -> ContainerSpec:
+    """The Cloud Run service that reads provider APIs once for the stack: the agent takes requests (its
+    readiness), the exporters are its sidecars; one instance, always (the instance sums to one vCPU)."""
+    sidecars = [cloud_monitoring_spec(project, image)]
+    if railway is not None:
+        sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], image))
+    spec = agent_spec(TELEMETRY_SERVICE, "cloudrun", jobs, grafana, environment,
+                      _small("cloudrun", *TELEMETRY_AGENT), image=image)
+    return ContainerSpec(name=spec.name, image=spec.image, port=spec.port, size=spec.size, env=spec.env,
+                         secret_env=spec.secret_env, command=spec.command, health_path=spec.health_path,
+                         sidecars=tuple(sidecars), project_roles=("roles/monitoring.viewer",))
+
+
+def log_drain_spec(environment_id: str, service_ids: pulumi.Input[str], loki_push_url: pulumi.Input[str],
+                   api_token: pulumi.Input[str], image: Image = images.upstream) -> ContainerSpec:
+    return ContainerSpec(
+        name=LOG_DRAIN, image=image(images.LOCOMOTIVE), port=8080, size=_small("railway", *SMALL),
+        env={"LOCOMOTIVE_ENVIRONMENT_ID": environment_id, "LOCOMOTIVE_SERVICE_IDS": service_ids,
+             "LOCOMOTIVE_WEBHOOK_MODE": "loki", "LOCOMOTIVE_ENABLE_DEPLOY_LOGS": "true"},
+        secret_env={"LOCOMOTIVE_WEBHOOK_URL": loki_push_url, "LOCOMOTIVE_RAILWAY_API_KEY": api_token})
+
+
+def loki_push_url(loki_url: str, user: str, token: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`https://{USERNAME}:{PASSWORD}@{LOKI_HOSTNAME}/loki/api/v1/push` (Locomotive's Loki setup)."""
+    host = loki_url.removeprefix("https://").rstrip("/")
+    return pulumi.Output.secret(pulumi.Output.concat("https://", user, ":", token, "@", host, "/loki/api/v1/push"))
+
+
+def otlp_headers(user: str, token: pulumi.Input[str]) -> pulumi.Output[str]:
+    """OTEL_EXPORTER_OTLP_HEADERS for Grafana Cloud's OTLP gateway: Basic auth of the stack's instance id and
+    the token, the space percent-encoded as the OpenTelemetry environment variables require."""
+    import base64
+
+    return pulumi.Output.secret(pulumi.Output.from_input(token).apply(
+        lambda t: "Authorization=Basic%20" + base64.b64encode(f"{user}:{t}".encode()).decode()))
+
+
+def id_names(ids: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:
+    """{service id: name} once Railway has answered the ids."""
+    names = sorted(ids)
+    return pulumi.Output.all(*[ids[n] for n in names]).apply(lambda values: dict(zip(values, names, strict=True)))
+
+
+def railway_service_id(endpoint: Endpoint) -> pulumi.Output[str] | None:
+    """The Railway service behind an endpoint, once Railway has made it."""
+    for resource in endpoint.resources:
+        if isinstance(resource, RailwayService):
+            return resource.service_id
+    return None
+
+
+@dataclass(frozen=True)
+class RailwaySide:
+    environment_id: str
+    api_token: pulumi.Input[str]
+    """An account token (Locomotive refuses project tokens; the metrics query reads the whole environment)."""
+    services: Mapping[str, pulumi.Output[str]]
+    """The platform's Railway services: name -> service id."""
+
+
+@dataclass(frozen=True)
+class CloudTelemetryArgs:
+    environment: str
+    layout: Layout
+    engine_backend: Backend
+    targets: Targets
+    grafana: GrafanaCloud
+    redis_url: pulumi.Input[str] | None
+    """Redis on the engine's backend (Railway): what its exporter reads. None for Memorystore."""
+    railway: RailwaySide | None
+    gcp_project: str | None
+    log_retention_days: int
+    image: Image = images.upstream
+
+
+class CloudTelemetry(pulumi.ComponentResource):
+    """Agents and exporters of a cloud stack and, where Railway keeps the logs, their drain and sink."""
+
+    def __init__(self, name: str, args: CloudTelemetryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:observability:CloudTelemetry", name, None, opts)
+        railway_ids: dict[str, pulumi.Output[str]] = dict(args.railway.services) if args.railway else {}
+
+        def run(key: str, spec: ContainerSpec) -> None:
+            endpoint = deploy(f"{name}-{key}", spec, args.targets, self)
+            service_id = railway_service_id(endpoint)
+            if service_id is not None:
+                railway_ids[spec.name] = service_id
+
+        small = _small(args.engine_backend, 250, 256)  # the agent on Railway, one replica
+        if args.engine_backend == "railway":
+            if args.redis_url is not None:
+                run("redis-exporter", redis_exporter_spec("railway", args.redis_url, args.image))
+            if args.railway is not None:
+                run("railway-metrics", railway_metrics_spec("railway", args.railway.environment_id,
+                                                            args.railway.api_token, args.image))
+            names = id_names(railway_ids)
+            config = names.apply(lambda by_id: agent.render(agent.agent_config(
+                _with_names(args.layout.engine_agent, by_id), remote_write(args.grafana),
+                agent_labels("railway", args.environment))))
+            run("agent", agent_spec(AGENT, "railway", args.layout.engine_agent, args.grafana, args.environment, small,
+                                    config=config, image=args.image))
+        elif args.engine_backend == "cloudrun" and args.layout.exporter_agent:
+            assert args.gcp_project is not None, "Cloud Run runs in the stack's GCP project"
+            railway = (args.railway.environment_id, args.railway.api_token) if args.railway else None
+            run("service", telemetry_service_spec(args.layout.exporter_agent, args.grafana, args.environment,
+                                                  args.gcp_project, railway, args.image))
+        if args.railway is not None and args.railway.services:
+            loki_url, loki_user = args.grafana.loki_url, args.grafana.loki_user
+            assert loki_url is not None and loki_user is not None, "Railway's logs go to the stack's Loki"
+            drained = sorted(railway_ids)
+            ids = pulumi.Output.all(*[railway_ids[n] for n in drained]).apply(lambda values: ",".join(values))
+            run("log-drain", log_drain_spec(args.railway.environment_id, ids,
+                                            loki_push_url(loki_url, loki_user, args.grafana.token),
+                                            args.railway.api_token, args.image))
+            LogSink(f"{name}-log-sink", loki_url=loki_url, loki_user=loki_user,
+                    retention_days=args.log_retention_days, sources=[*drained, LOG_DRAIN], drain=LOG_DRAIN,
+                    opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+def _with_names(jobs: Sequence[ScrapeJob], by_id: Mapping[str, str]) -> list[ScrapeJob]:
+    return [dataclasses.replace(job, name_from=("service_id", by_id)) if job.name == RAILWAY_METRICS else job
+            for job in jobs]
