@@ -135,6 +135,8 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
                               "failure_threshold": 20, "timeout_seconds": 2},
             "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
                                "failure_threshold": 3, "timeout_seconds": 3},
+            # A command replaces the image's entrypoint, as on Railway (an agent's start-up script).
+            **({"commands": list(spec.command)} if spec.command else {}),  # pyright: ignore[reportAssignmentType]
         }, *[_sidecar(sidecar, envs) for sidecar, envs in zip(spec.sidecars, all_envs[1:], strict=True)]],
     }
     if target.vpc_network is not None:
