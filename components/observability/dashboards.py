@@ -50,6 +50,13 @@ def _variable(name: str, metric: str) -> dict[str, Any]:
 
 
 RATE = "sum(rate(http_requests_total[5m]))"
+
+
+def _alert_expr(name: str) -> str:
+    from components.observability.spec import load
+
+    [alert] = [a for a in load().alerts if a.name == name]
+    return alert.expr
 P95 = "histogram_quantile(0.95, sum by (le{by}) (rate(http_request_duration_seconds_bucket{sel}[5m])))"
 
 
@@ -61,13 +68,11 @@ def overview() -> dict[str, Any]:
         Panel("API latency P50/P95/P99 (M1, SLO P95 <= 500 ms)", tuple(
             (P95.replace("0.95", str(q)).format(by="", sel=""), f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)), "s"),
         Panel("Requests in flight", (("sum(http_requests_in_flight)", "in flight"),)),
-        Panel("Container CPU (M3, target < 70 %)", ((
-            'max by (name) (rate(container_cpu_usage_seconds_total{name!=""}[5m]) / '
-            '(container_spec_cpu_quota{name!=""} / container_spec_cpu_period{name!=""}))', "{{name}}"),),
+        # The alerts' own expressions: each backend's source (cAdvisor, Cloud Monitoring, Railway's API).
+        Panel("Container CPU (M3, target < 70 %)", ((_alert_expr("ContainerCpuHigh"), "{{name}}"),), "percentunit"),
+        Panel("Container memory (M4, target < 70 %)", ((_alert_expr("ContainerMemoryHigh"), "{{name}}"),),
               "percentunit"),
-        Panel("Container memory (M4, target < 70 %)", ((
-            'max by (name) (container_memory_working_set_bytes{name!=""} / '
-            'container_spec_memory_limit_bytes{name!=""})', "{{name}}"),), "percentunit"),
+        Panel("Redis memory against maxmemory (C3)", ((_alert_expr("RedisMemoryHigh"), "redis"),), "percentunit"),
         Panel("Cache hit ratio (C3, C6)", ((
             'sum by (cache) (rate(cache_requests_total{result="hit"}[5m])) / '
             'sum by (cache) (rate(cache_requests_total{result=~"hit|miss"}[5m]))', "{{cache}}"),), "percentunit"),
