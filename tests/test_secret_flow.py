@@ -4,14 +4,13 @@ is the deployer's short-lived token, never a stored key."""
 
 from __future__ import annotations
 
-import pytest
-
 import re
+
+import pytest
 
 from infra.plan import Plan
 from tests.conftest import PROJECT_DIR, STACKS
 from tests.environment import service_environment
-
 
 ENGINE_SOURCE = PROJECT_DIR / "components" / "engine" / "src" / "engine"
 

@@ -128,8 +128,12 @@ class SelfHostedObservability(pulumi.ComponentResource):
             files={"/etc/otelcol-contrib/config.yaml": collector_config()}), args.targets, self)
         deploy(f"{name}-cadvisor", ContainerSpec(
             name="cadvisor", image=CADVISOR_IMAGE, port=8080, size=args.size,
-            command=["--docker_only=true", "--housekeeping_interval=15s"],
-            host_mounts={"/": "/rootfs", "/var/run": "/var/run", "/sys": "/sys", "/var/lib/docker": "/var/lib/docker"}),
+            # Containers' CPU and memory only (M3, M4): their cgroups, and Docker's socket for their names.
+            # Not the host's root file system, nor the rest of /var/run; disk metrics are off.
+            command=["--docker_only=true", "--housekeeping_interval=15s", "--disable_root_cgroup_stats=true",
+                     "--disable_metrics=disk,diskIO,network,tcp,udp,percpu,sched,process,hugetlb,referenced_memory"],
+            host_mounts={"/sys/fs/cgroup": "/sys/fs/cgroup", "/var/run/docker.sock": "/var/run/docker.sock",
+                         "/var/lib/docker": "/var/lib/docker"}),
             args.targets, self)
         deploy(f"{name}-prometheus", ContainerSpec(
             name="prometheus", image=PROMETHEUS_IMAGE, port=9090, size=args.size,

@@ -9,7 +9,6 @@ import asyncio
 import json
 
 import httpx
-
 from engine.api import create_app
 from engine.registry import key_hash
 from engine.settings import Settings

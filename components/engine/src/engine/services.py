@@ -259,6 +259,12 @@ class Engine:
         and an order leaves each status at most once (created -> paid -> refunded, created ->
         cancelled), so of two changes read from the same status the second transaction breaks the
         index and rolls back whole; its caller is told the status the winner left.
+
+        Not a pb_hooks route: PocketBase's image would have to ship the engine's hook, and the two be
+        deployed in step. Not `UPDATE ... WHERE status = ...` through `/api/sql`, which would be cheaper:
+        PocketBase's v0.39.0 changelog says its SQL console is "intended for one-off analytic queries
+        ... and not as the primary interface for interacting with your PocketBase data". The batch
+        costs PocketBase about 0.5 ms of CPU more than the single PATCH it replaces.
         """
         record = await self.order(tenant, order_id)
         current = OrderStatus(record["status"])
