@@ -48,9 +48,11 @@ COLLECTIONS: list[dict[str, Any]] = [
      "indexes": ["CREATE UNIQUE INDEX idx_transitions_order_from ON order_transitions (order_id, from_status)"]},
     # An affiliate's monthly totals per commission status, summed by SQLite over idx_orders_summary. The
     # sums leave as text, in billions and the rest, so that they are exact at any size (services.view_cents).
+    # `cents` is what engines before issue #15 read: it stays while a rollout has them serving beside this one.
     {"name": "commission_totals", "type": "view", "viewQuery": (
         "SELECT (tenant || '/' || affiliate_id || '/' || created_month || '/' || commission_status) AS id, "
         "tenant, affiliate_id, created_month, commission_status, "
+        "CAST(SUM(commission_cents) AS INT) AS cents, "
         "CAST(SUM(CAST(commission_cents AS INTEGER) / 1000000000) AS TEXT) AS cents_high, "
         "CAST(SUM(CAST(commission_cents AS INTEGER) % 1000000000) AS TEXT) AS cents_low, "
         "CAST(COUNT(*) AS INT) AS orders "
