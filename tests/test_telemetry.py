@@ -93,7 +93,8 @@ def test_prod_reads_cloud_monitoring_once_in_its_telemetry_service(committed_pla
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_staging_runs_its_agent_exporters_and_log_drain_on_railway(committed_plans: dict[str, Plan]) -> None:
+def test_staging_runs_its_agent_exporters_and_log_drain_on_railway(committed_plans: dict[str, Plan],
+                                                                   tmp_path: Path) -> None:
     plan = committed_plans["staging"]
     services = {r.inputs["name"]: r for r in plan.resources if r.type == RAILWAY}
 
@@ -108,6 +109,16 @@ def test_staging_runs_its_agent_exporters_and_log_drain_on_railway(committed_pla
         image = str(services[name].inputs["image"])
         assert image.startswith("ghcr.io/acme-commerce/telemetry-"), (name, image)
         assert not services[name].inputs.get("public_port"), f"{name} is private"
+    config = service_environment(plan, "telemetry-agent")[agent.CONFIG_ENV][0]
+    assert _promtool_agent(config, tmp_path).returncode == 0
+    jobs = {c["job_name"]: c for c in yaml.safe_load(config)["scrape_configs"]}
+    assert set(jobs) == {"commission-engine", "redis", "railway-metrics"}
+    ids = {str(r.inputs["name"]): f"{r.name}-id" for r in services.values()}  # the plan's stand-in ids
+    assert {(m.get("regex"), m.get("replacement")) for m in jobs["railway-metrics"]["metric_relabel_configs"][1:]} == {
+        (ids[n], n) for n in ("commission-engine", "pocketbase", "redis", "redis-exporter", "railway-metrics")}
+    drained = service_environment(plan, "log-drain")
+    assert set(str(drained["LOCOMOTIVE_SERVICE_IDS"][0]).split(",")) == {i for n, i in ids.items() if n != "log-drain"}
+    assert drained["LOCOMOTIVE_WEBHOOK_MODE"][0] == "loki" and drained["LOCOMOTIVE_WEBHOOK_URL"][1]
     [sink] = [r.inputs for r in plan.resources if r.type.endswith("observability:LogSink")]
     assert sink["retention_days"] == 90 and set(sink["sources"]) == set(services)
     assert sink["loki_url"] == stack_document("staging")["config"]["platform:grafanaCloud"]["lokiUrl"]
@@ -125,7 +136,8 @@ def test_the_railway_agent_finds_every_replica_and_names_railways_metrics_by_ser
     assert jobs_by_name["redis"]["static_configs"] == [{"targets": ["redis-exporter.railway.internal:9121"]}]
     metrics = jobs_by_name["railway-metrics"]
     assert metrics["metrics_path"] == "/probe" and metrics["params"]["module"] == ["railway"]
-    assert {(m["regex"], m["replacement"]) for m in metrics["metric_relabel_configs"]} == {
+    assert metrics["metric_relabel_configs"][0] == {"source_labels": ["service_id"], "target_label": "name"}
+    assert {(m["regex"], m["replacement"]) for m in metrics["metric_relabel_configs"][1:]} == {
         ("0a1b", "commission-engine"), ("2c3d", "pocketbase")}
     assert config["global"]["external_labels"] == {"environment": "staging"}
 

@@ -5,14 +5,12 @@ an absence alert per scrape job of its backends, its cost expression and budget,
 """
 
 import sys
-from pathlib import Path
 
+from components.images import PROJECT_DIR
 from components.observability import dashboards
 from components.observability.rules import dump, rule_groups, rule_tests
 from components.observability.spec import ObservabilitySpec
 from components.observability.stack import TelemetryPlan, plan
-
-PROJECT = Path(__file__).resolve().parent.parent.parent
 
 
 def rules_file(stack: str) -> str:
@@ -25,7 +23,7 @@ def stack_plan(stack: str, base: ObservabilitySpec | None = None) -> TelemetryPl
     from infra.config import load_model
     from infra.stackfile import read_stack_file
 
-    model = load_model(read_stack_file(PROJECT / f"Pulumi.{stack}.yaml", stack))
+    model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack))
     return plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
                 model.gcp.region if model.gcp else None, base)
 

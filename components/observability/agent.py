@@ -92,9 +92,10 @@ def scrape_config(job: ScrapeJob, scrape_interval: str) -> dict[str, Any]:
                                      "refresh_interval": "30s"}]
     if job.name_from is not None:
         label, names = job.name_from
-        config["metric_relabel_configs"] = [
+        # The id itself first: a service the map does not know (one made after the agent) is still named.
+        config["metric_relabel_configs"] = [{"source_labels": [label], "target_label": "name"}, *(
             {"source_labels": [label], "regex": value, "target_label": "name", "replacement": name}
-            for value, name in sorted(names.items())]
+            for value, name in sorted(names.items()))]
     return config
 
 

@@ -237,10 +237,11 @@ def id_names(ids: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, s
 
 
 def railway_service_id(endpoint: Endpoint) -> pulumi.Output[str] | None:
-    """The Railway service behind an endpoint, once Railway has made it."""
+    """The Railway service behind an endpoint, once Railway has made it (its resource id is Railway's
+    service id: components/backends/railway.py `create`)."""
     for resource in endpoint.resources:
         if isinstance(resource, RailwayService):
-            return resource.service_id
+            return resource.id
     return None
 
 
