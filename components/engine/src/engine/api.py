@@ -372,11 +372,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.put("/v1/products/{sku}")
     async def put_product(sku: Annotated[str, Path(pattern=ID)], body: ProductIn, who: Admin) -> Any:
         product = Product(sku, body.name, body.category, body.price_cents, body.active)
-        return await eng().put_product(who.tenant, product)
+        return await eng().put_product(who.tenant, product, actor=who.key_id)
 
     @app.put("/v1/affiliates/{affiliate_id}")
     async def put_affiliate(affiliate_id: Annotated[str, Path(pattern=ID)], body: AffiliateIn, who: Admin) -> Any:
-        return await eng().put_affiliate(who.tenant, affiliate_id, body.name)
+        return await eng().put_affiliate(who.tenant, affiliate_id, body.name, actor=who.key_id)
 
     @app.get("/v1/commission-rules")
     async def get_rules(who: Admin) -> Any:
@@ -384,7 +384,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.put("/v1/commission-rules")
     async def put_rules(body: RulesIn, who: Admin) -> Any:
-        return await eng().put_rules(who.tenant, CommissionRules(**body.model_dump()))
+        return await eng().put_rules(who.tenant, CommissionRules(**body.model_dump()), actor=who.key_id)
 
     _tracing(app, settings)
     return app

@@ -22,6 +22,8 @@ class Tenant:
 class Principal:
     tenant: Tenant
     admin: bool
+    key_id: str = ""
+    """The key's id in audit events (engine.audit): `sha256:` and 12 hex digits of its hash, never the key."""
 
 
 def key_hash(key: str) -> str:
@@ -51,7 +53,7 @@ class TenantRegistry:
                     if key_hash_ in principals and principals[key_hash_].tenant != tenant:
                         raise ValueError(f"a key hash is claimed by tenants {principals[key_hash_].tenant.slug!r} "
                                          f"and {tenant.slug!r}")
-                    principals[key_hash_] = Principal(tenant, admin=admin)
+                    principals[key_hash_] = Principal(tenant, admin=admin, key_id=key_hash_[:19])
         return cls(principals)
 
     def authenticate(self, key: str) -> Principal | None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from engine import metrics
+from engine import audit, metrics
 from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import NotUnique, PocketBase, quote
@@ -164,35 +164,50 @@ class Engine:
         return set(json.loads(await self._cached("affiliates", f"affiliates-gen:{tenant.slug}",
                                                  f"affiliates:{tenant.slug}", self.catalog_ttl_s, load)))
 
-    async def _upsert(self, operation: str, collection: str, filter_: str, body: dict[str, Any]) -> None:
+    async def _upsert(self, operation: str, collection: str, filter_: str, body: dict[str, Any]
+                      ) -> dict[str, Any] | None:
+        """Create or update; the record as it was before (None if it is created), for the audit event."""
         record = await self.pb.first(operation, collection, filter_)
         if record is None:
             await self.pb.create(operation, collection, body)
         else:
             await self.pb.update(operation, collection, record["id"], body)
+        return record
 
-    async def put_rules(self, tenant: Tenant, rules: CommissionRules) -> CommissionRules:
-        await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
-                           {"tenant": tenant.slug, **asdict(rules), "order_cap_cents": rules.order_cap_cents or 0,
-                            "has_order_cap": rules.order_cap_cents is not None})
+    async def put_rules(self, tenant: Tenant, rules: CommissionRules, actor: str = "") -> CommissionRules:
+        before = await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
+                                    {"tenant": tenant.slug, **asdict(rules),
+                                     "order_cap_cents": rules.order_cap_cents or 0,
+                                     "has_order_cap": rules.order_cap_cents is not None})
         await self.cache.new_generation("rules", f"rules-gen:{tenant.slug}")
+        was = None if before is None else asdict(CommissionRules(
+            int(before.get("default_rate_bps") or 0), before.get("category_rates_bps") or {},
+            before.get("product_rates_bps") or {}, _order_cap(before)))
+        audit.record("commission_rules.put", tenant.slug, actor, tenant.slug, was, asdict(rules))
         return rules
 
-    async def put_product(self, tenant: Tenant, product: Product) -> Product:
-        await self._upsert("products", "products", f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
-                           {"tenant": tenant.slug, **asdict(product)})
+    async def put_product(self, tenant: Tenant, product: Product, actor: str = "") -> Product:
+        before = await self._upsert("products", "products",
+                                    f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
+                                    {"tenant": tenant.slug, **asdict(product)})
+        fields = asdict(product)
+        audit.record("product.put", tenant.slug, actor, product.sku,
+                     None if before is None else {k: before.get(k) for k in fields}, fields)
         await self.cache.new_generation("catalog", f"catalog-gen:{tenant.slug}")
         self._catalogs.pop(tenant.slug, None)  # other processes forget theirs within CATALOG_MEMORY_S
         if self.purger is not None:  # in the background, after the write: it never fails or delays it
             self.purger.catalog_changed(tenant.slug)
         return product
 
-    async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str) -> dict[str, str]:
-        await self._upsert("affiliates", "affiliates",
-                           f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                           {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
+    async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str, actor: str = "") -> dict[str, str]:
+        before = await self._upsert("affiliates", "affiliates",
+                                    f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
+                                    {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
         await self.cache.new_generation("affiliates", f"affiliates-gen:{tenant.slug}")
-        return {"affiliate_id": affiliate_id, "name": name}
+        after = {"affiliate_id": affiliate_id, "name": name}
+        audit.record("affiliate.put", tenant.slug, actor, affiliate_id,
+                     None if before is None else {k: before.get(k) for k in after}, after)
+        return after
 
     # -- orders -------------------------------------------------------------------------------
 
