@@ -70,7 +70,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_nothing_in_the_repository_reads_or_points_outside_it() -> None:
     """A clone of this repository alone must work: no file may reach into a sibling folder (such as
-    the `../shared` this project was designed from) or climb above the project directory."""
+    the design folder this project was written from) or climb above the project directory."""
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True).stdout
     outside = re.compile(r"\.\./shared|/ \"shared\" /|PROJECT_DIR\.parent|parent\.parent\.parent")
     offenders = []
