@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.ops.drill import image_home
 from tests.conftest import PROJECT_DIR
 
 IMAGE_DIR = PROJECT_DIR / "components" / "pocketbase"
@@ -70,7 +71,7 @@ def _image_user() -> list[str]:
 def _start(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     """The entrypoint, started as the image starts it; its URL once PocketBase answers."""
     port = _free_port()
-    process = subprocess.Popen([*_image_user(), "sh", str(IMAGE_DIR / "entrypoint.sh")],
+    process = subprocess.Popen([*_image_user(), "sh", str(home / "entrypoint.sh")],
                                env={**os.environ, **env, "PB_HOME": str(home), "PB_HTTP": f"127.0.0.1:{port}"},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -92,13 +93,8 @@ def pocketbase_home() -> Iterator[Path]:
     """The image's /pb laid out in a directory every user can reach (the entrypoint may drop to the
     unprivileged user), with the real binary and a data directory root-owned, as Railway mounts it."""
     assert os.geteuid() == 0, "the image starts as root: run these tests as root, as CI does"
-    home = Path(tempfile.mkdtemp(prefix="pocketbase-home-"))
+    home = image_home(Path(tempfile.mkdtemp(prefix="pocketbase-home-")))
     try:
-        home.chmod(0o755)
-        (home / "pocketbase").symlink_to(POCKETBASE)
-        (home / "litestream").symlink_to(LITESTREAM)
-        shutil.copytree(IMAGE_DIR / "pb_hooks", home / "pb_hooks")
-        shutil.copy(IMAGE_DIR / "drtool.py", home / "drtool.py")
         (home / "pb_data").mkdir(mode=0o755)
         yield home
     finally:
@@ -160,7 +156,7 @@ def test_a_missing_superuser_password_stops_the_container_with_a_message(pocketb
     env = {**os.environ, **ENV, "PB_HOME": str(pocketbase_home)}
     del env["PB_SUPERUSER_PASSWORD"]
 
-    proc = subprocess.run([*_image_user(), "sh", str(IMAGE_DIR / "entrypoint.sh")], env=env, capture_output=True,
+    proc = subprocess.run([*_image_user(), "sh", str(pocketbase_home / "entrypoint.sh")], env=env, capture_output=True,
                           text=True, timeout=30, check=False)
 
     assert proc.returncode != 0

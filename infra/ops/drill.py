@@ -117,11 +117,16 @@ def image_home(base: Path) -> Path:
     Reachable by every user: run as root, the entrypoint drops to the image's unprivileged user."""
     home = base
     home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
+    for directory in (home, *home.parents):
+        if directory == Path(tempfile.gettempdir()):
+            break
+        directory.chmod(directory.stat().st_mode | 0o755)  # mkdtemp makes 0700 folders
+    # Copies, not links: a clone may live below a folder the unprivileged user cannot enter.
     for binary in ("pocketbase", "litestream"):
-        (home / binary).symlink_to(BIN / binary)
+        shutil.copy(BIN / binary, home / binary)
     shutil.copytree(IMAGE_DIR / "pb_hooks", home / "pb_hooks")
     shutil.copy(IMAGE_DIR / "drtool.py", home / "drtool.py")
+    shutil.copy(IMAGE_DIR / "entrypoint.sh", home / "entrypoint.sh")
     return home
 
 
@@ -170,7 +175,7 @@ class DrillStack(LocalStack):
     def start_pocketbase(self) -> None:
         log = open(self.data / "pocketbase.log", "ab")  # noqa: SIM115 (the child keeps it)
         try:
-            self.processes["pocketbase"] = subprocess.Popen(["sh", str(IMAGE_DIR / "entrypoint.sh")],
+            self.processes["pocketbase"] = subprocess.Popen(["sh", str(self.home / "entrypoint.sh")],
                                                             env=self.pocketbase_env(), stdout=log, stderr=log)
         finally:
             log.close()
