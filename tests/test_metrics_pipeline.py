@@ -35,10 +35,13 @@ import pytest
 import yaml
 from engine.dev import LocalStack, free_port, wait_http, wait_tcp
 
-from components.observability import agent, cost, telemetry
+from components.observability import agent, cloud, cost, telemetry
 from components.observability.rules import dump, rule_groups
 from components.observability.spec import load, minutes
+from infra.ops import rollout
 from tests.engine.conftest import make_tenant
+
+REVISION = "commission-engine-00042-xyz"
 
 MONTH = time.strftime("%Y-%m", time.gmtime())
 MILLISECONDS_PER_MINUTE_OF_FOR = 500
@@ -237,14 +240,17 @@ def pipeline(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
         agent_dir = tmp_path / "agent"
         agent_dir.mkdir()
+        # The labels the engine's Cloud Run sidecar attaches, as deployed (cloud.agent_labels).
         config = agent.agent_config(
             jobs, agent.RemoteWrite(f"{receiver.url}/api/v1/write", batch_send_deadline="1s"),
-            {"environment": "pipeline", "replica": f"${{{agent.REPLICA_ENV}}}"}, scrape_interval="1s")
+            cloud.sidecar_labels("pipeline"), scrape_interval="1s")
         agent_port = free_port()
         script = agent.start_script(directory=str(agent_dir), binary=prometheus, listen=f"127.0.0.1:{agent_port}",
                                     replica="gce-metadata")
         agent_process = Prometheus(["sh", "-c", script], agent_port, tmp_path / "agent.log", env={
-            **os.environ, agent.CONFIG_ENV: agent.render(config), agent.REPLICA_ENV: "instance-1"})
+            **os.environ, agent.CONFIG_ENV: agent.render(config), agent.REPLICA_ENV: "instance-1",
+            # What Cloud Run sets in every container of a revision, sidecars included.
+            "K_REVISION": REVISION})
         processes.append(agent_process)
 
         admin = {"Authorization": f"Bearer {keys.admin}"}
@@ -299,6 +305,10 @@ def test_faults_fire_their_alerts_from_the_received_data_and_healthy_traffic_fir
         'up{job=~"commission-engine|redis",environment="pipeline",replica="instance-1"} == 1')) == 2, 30,
         lambda: traffic.run(1, _healthy))
     say(f"engine and Redis exporter series received through the agent after {waited:.1f} s")
+    # The canary's judge finds the engine's requests by the selector the rollout itself builds.
+    judge, selector = rollout.Prometheus(receiver.url), rollout.canary_selector("pipeline", REVISION)
+    _wait_for(f"users' requests under {selector}",
+              lambda: rollout.read(judge, selector, 60, time.time()).requests > 0, 15, lambda: traffic.run(1, _healthy))
     _wait_for("the start-up's alerts resolved", lambda: not receiver.firing(), 20, lambda: traffic.run(1, _healthy))
 
     # Healthy traffic: reads mostly served from Redis, an order now and then. Nothing fires.

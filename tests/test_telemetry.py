@@ -62,7 +62,9 @@ def test_prod_runs_the_agent_beside_the_engine_in_every_cloud_run_instance(
     config = yaml.safe_load(env[agent.CONFIG_ENV])
     assert config["scrape_configs"] == [{"job_name": "commission-engine", "metrics_path": "/metrics",
                                          "scrape_timeout": "10s", "static_configs": [{"targets": ["localhost:8000"]}]}]
-    assert config["global"]["external_labels"] == {"environment": "prod", "replica": "${REPLICA}"}
+    # The instance, and the revision the canary rollout judges it by (Cloud Run's K_REVISION).
+    assert config["global"]["external_labels"] == {"environment": "prod", "replica": "${REPLICA}",
+                                                   "revision": "${K_REVISION}"}
     assert config["remote_write"] == [{"url": gc["prometheusPushUrl"], "basic_auth": {
         "username": gc["prometheusUser"], "password_file": "/prometheus/remote-write-password"}}]
     result = _promtool_agent(env[agent.CONFIG_ENV], tmp_path)

@@ -114,11 +114,12 @@ def remote_write(grafana: GrafanaCloud) -> RemoteWrite:
 
 def agent_spec(name: str, backend: Backend, jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str,
                size: ServiceProfile, config: pulumi.Input[str] | None = None,
-               image: Image = images.upstream) -> ContainerSpec:
+               image: Image = images.upstream, labels: Mapping[str, str] | None = None) -> ContainerSpec:
     """Prometheus in agent mode. `config` (the rendered agent configuration) may be an output, when a job
-    names services by ids the stack only knows once they exist; left out, it is rendered from `jobs`."""
+    names services by ids the stack only knows once they exist; left out, it is rendered from `jobs` with
+    `labels` (by default `agent_labels`)."""
     cloud_run = backend == "cloudrun"
-    labels = agent_labels(backend, environment)
+    labels = labels if labels is not None else agent_labels(backend, environment)
     text = config if config is not None else agent.render(agent.agent_config(jobs, remote_write(grafana), labels))
     return ContainerSpec(
         name=name, image=image(images.PROMETHEUS), port=agent.AGENT_PORT, size=size,
@@ -128,14 +129,25 @@ def agent_spec(name: str, backend: Backend, jobs: Sequence[ScrapeJob], grafana: 
 
 
 def agent_labels(backend: Backend, environment: str) -> dict[str, str]:
+    """Every series an agent sends carries its stack's environment; on Cloud Run also the instance
+    (`replica`), without which the instances' series would be one series in the remote store."""
     return {"environment": environment, **({"replica": f"${{{agent.REPLICA_ENV}}}"} if backend == "cloudrun" else {})}
+
+
+def sidecar_labels(environment: str) -> dict[str, str]:
+    """The engine sidecar's labels: also the revision its instance runs (`revision`), by which the canary
+    rollout judges a revision on its own series (infra/ops/rollout.py `canary_selector`). Cloud Run sets
+    `K_REVISION` in every container of an instance, sidecars included (cloud.google.com/run/docs/
+    container-contract, "Environment variables": all but PORT go to every container); Prometheus expands
+    `${K_REVISION}` with `expand-external-labels` (the agent's start-up enables it)."""
+    return {**agent_labels("cloudrun", environment), "revision": "${K_REVISION}"}
 
 
 def engine_sidecar(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str,
                    image: Image = images.upstream) -> ContainerSpec:
     """The agent in each Cloud Run instance of the engine (ENGINE_SIDECAR)."""
     return agent_spec(AGENT, "cloudrun", jobs, grafana, environment, _small("cloudrun", *ENGINE_SIDECAR),
-                      image=image)
+                      image=image, labels=sidecar_labels(environment))
 
 
 def redis_exporter_spec(backend: Backend, redis_url: pulumi.Input[str], image: Image = images.upstream

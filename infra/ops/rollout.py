@@ -175,6 +175,12 @@ def read(prometheus: Prometheus, selector: str, window_s: int, at: float) -> Rea
     return Reading(requests, errors, p95, window_s)
 
 
+def canary_selector(environment: str, revision: str) -> str:
+    """The series of users' requests one revision served: by the labels the engine's metrics agent adds
+    (components/observability/cloud.py `agent_labels`), the platform's probes and scrapes left out."""
+    return f'{{environment="{environment}",{REVISION_LABEL}="{revision}",route!~"{PROBES}"}}'
+
+
 def breach(reading: Reading, policy: Policy) -> str | None:
     """Why `reading` fails the policy; None when it passes or says nothing yet."""
     if reading.requests < policy.min_requests:
@@ -414,7 +420,7 @@ def cloud_run_rollout(run: CloudRun, prometheus: Prometheus, policy: Policy, env
         return Outcome(False, None, "nothing serves traffic: cannot tell a stable revision", log.lines)
     log(f"canary {canary} is ready; stable {stable}; steps {' -> '.join(f'{p} %' for p in policy.steps_percent)}, "
         f"{policy.bake_s:.0f} s each; {policy.describe()}")
-    selector = (f'{{environment="{environment}",{REVISION_LABEL}="{canary}",route!~"{PROBES}"}}')
+    selector = canary_selector(environment, canary)
     bake = Bake(prometheus, selector, policy, clock, sleep, log)
     for number, percent in enumerate(policy.steps_percent, start=1):
         found = run.set_traffic(found, split(stable, canary, percent))
