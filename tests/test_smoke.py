@@ -93,8 +93,10 @@ def _smoke_product(engine: Engine) -> dict[str, Any] | None:
 
 def test_the_smoke_command_passes_against_the_engine_and_leaves_nothing_behind(engine: Engine, tmp_path: Path) -> None:
     env = {**os.environ, "SMOKE_ADMIN_KEY": engine.admin_key}
+    # `--api-key=KEY`, one word: a urlsafe key starts with "-" one time in 64, and argparse reads a separate
+    # "-..." word as an option (the fresh-clone run of 2026-11-29 failed so: "expected one argument").
     result = subprocess.run([sys.executable, "-m", "engine", "smoke", "--url", engine.url, "--tenant", engine.tenant,
-                             "--admin-key", "-", "--api-key", engine.api_key], capture_output=True, text=True,
+                             "--admin-key", "-", f"--api-key={engine.api_key}"], capture_output=True, text=True,
                             env=env, timeout=120, cwd=tmp_path)
     print(result.stdout, result.stderr)
 
