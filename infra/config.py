@@ -422,6 +422,12 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         elif spec.gcp.failover_region == spec.gcp.region:
             problems.append(f"{NAMESPACE}:gcp.failoverRegion: {_show(spec.gcp.failover_region)} is the "
                             "primary region; expected a different region")
+    if spec.gcp is not None and spec.gcp.serving == "failover" and not (
+            dr.failover_region_enabled and spec.gcp.failover_region and services["engine"].backend == "cloudrun"
+            and services["pocketbase"].backend == "gce"):
+        problems.append(f"{NAMESPACE}:gcp.serving: \"failover\" names a standby this stack does not have; expected "
+                        "\"primary\", or a gcp.failoverRegion with the engine on cloudrun and PocketBase on gce in "
+                        "a profile that runs a failover region")
     url = spec.slack_webhook_url
     if url is not None and url != UNDECRYPTED and not url.startswith("https://hooks.slack.com/"):
         problems.append(f"{NAMESPACE}:slackWebhookUrl: [secret] is not a Slack webhook URL; expected "
@@ -491,7 +497,8 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                        if spec.grafana_cloud and spec.grafana_cloud_token is not None else None),
         railway_api_token=(_secret("railwayApiToken", spec.railway_api_token)
                            if spec.railway_api_token is not None else None),
-        gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days)
+        gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days,
+                  spec.gcp.serving)
         if spec.gcp else None,
         railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,
                            _secret("railwayToken", spec.railway_token))

@@ -72,6 +72,12 @@ class Gcp:
     region: str
     failover_region: str | None
     log_retention_days: int
+    serving: str = "primary"
+    """`primary` or `failover`: the region whose engine the edge's API origin reaches, whose PocketBase runs."""
+
+    @property
+    def serving_failover(self) -> bool:
+        return self.serving == "failover"
 
 
 @dataclass(frozen=True)

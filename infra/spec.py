@@ -135,6 +135,9 @@ class GcpSpec(_Spec):
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
     region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")]
     failover_region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] | None = None
+    # Which region serves (#13 item 7): `python -m infra failover` sets it, and the program declares
+    # what it says, so a later `pulumi up` never undoes a failover.
+    serving: Literal["primary", "failover"] = "primary"
     # Days Cloud Logging keeps the project's logs (the `_Default` bucket). S5 asks at least 90.
     log_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
