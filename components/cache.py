@@ -20,6 +20,8 @@ from stacks.profile import ServiceProfile
 REDIS_IMAGE = "redis:7.4.1-alpine"
 EVICTION_POLICY = "allkeys-lru"
 SUBNET_RANGE = "10.20.0.0/24"
+FAILOVER_SUBNET_RANGE = "10.21.0.0/24"
+"""The failover region's subnetwork of the same VPC: the standby engine's egress and the standby VM."""
 
 
 def ca_bundle(certs: Sequence[gcp.redis.outputs.InstanceServerCaCert]) -> str:
@@ -35,6 +37,10 @@ class CacheArgs:
     targets: Targets
     gcp_project: str | None = None
     gcp_region: str | None = None
+    failover_region: str | None = None
+    """Memorystore only: a subnetwork of the VPC there for the standby (#13 item 7)."""
+    serving_failover: bool = False
+    """The failover region serves: a Memorystore instance there too. A cache, it starts cold."""
 
 
 def maxmemory_mib(memory_mib: int) -> int:
@@ -67,12 +73,19 @@ class Cache(pulumi.ComponentResource):
     """The CIDR of the subnetwork Cloud Run's Direct VPC egress leaves from."""
     endpoint: Endpoint | None
     """The Redis container (not Memorystore): its log drain and exporter find it by it."""
+    failover_subnetwork: pulumi.Output[str] | None
+    failover_subnet_range: str | None
+    failover_url: pulumi.Output[str] | None
+    """The failover region's Memorystore, declared only while that region serves."""
+    failover_ca_certificate: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:cache:Redis", name, None, opts)
         self.ca_certificate = self.vpc_network = self.vpc_subnetwork = None
         self.vpc_subnet_range = None
         self.endpoint = None
+        self.failover_subnetwork = self.failover_url = self.failover_ca_certificate = None
+        self.failover_subnet_range = None
         if args.size.backend == "cloudrun":
             self._memorystore(name, args)
         else:
@@ -95,11 +108,32 @@ class Cache(pulumi.ComponentResource):
             f"{name}-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
             name=f"platform-{args.environment}-run", ip_cidr_range=SUBNET_RANGE, private_ip_google_access=True,
             opts=child)
+        self.url, self.ca_certificate = self._instance(name, args, args.gcp_region, f"cache-{args.environment}",
+                                                       network)
+        self.vpc_network = network.id
+        self.vpc_subnetwork = subnet.id
+        self.vpc_subnet_range = SUBNET_RANGE
+        if args.failover_region is None:
+            return
+        # The same VPC (a VPC is global), a subnetwork in the failover region.
+        failover_subnet = gcp.compute.Subnetwork(
+            f"{name}-failover-subnet", project=args.gcp_project, region=args.failover_region, network=network.id,
+            name=f"platform-{args.environment}-run-failover", ip_cidr_range=FAILOVER_SUBNET_RANGE,
+            private_ip_google_access=True, opts=child)
+        self.failover_subnetwork = failover_subnet.id
+        self.failover_subnet_range = FAILOVER_SUBNET_RANGE
+        if args.serving_failover:
+            self.failover_url, self.failover_ca_certificate = self._instance(
+                f"{name}-standby", args, args.failover_region, f"cache-{args.environment}-standby", network)
+
+    def _instance(self, name: str, args: CacheArgs, region: str, instance_name: str, network: gcp.compute.Network,
+                  ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        assert args.gcp_project is not None
         instance = gcp.redis.Instance(
             name,
             project=args.gcp_project,
-            region=args.gcp_region,
-            name=f"cache-{args.environment}",
+            region=region,
+            name=instance_name,
             tier="BASIC",
             memory_size_gb=args.size.memory_mib // 1024,
             redis_version="REDIS_7_2",
@@ -110,9 +144,6 @@ class Cache(pulumi.ComponentResource):
             redis_configs={"maxmemory-policy": EVICTION_POLICY},
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["auth_string"]),
         )
-        self.url = pulumi.Output.secret(pulumi.Output.concat(
+        url = pulumi.Output.secret(pulumi.Output.concat(
             "rediss://:", instance.auth_string, "@", instance.host, ":", instance.port.apply(str), "/0"))
-        self.ca_certificate = instance.server_ca_certs.apply(ca_bundle)
-        self.vpc_network = network.id
-        self.vpc_subnetwork = subnet.id
-        self.vpc_subnet_range = SUBNET_RANGE
+        return url, instance.server_ca_certs.apply(ca_bundle)

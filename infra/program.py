@@ -7,9 +7,10 @@ import pulumi_docker as docker
 import pulumi_gcp as gcp
 import pulumi_random as random
 import pulumiverse_grafana as grafana
+import pulumiverse_time as time
 
 from components.api import Engine, EngineArgs, TenantEntry
-from components.backends.cloudrun import CloudRunTarget
+from components.backends.cloudrun import CloudRunTarget, Standby
 from components.backends.gce import GceTarget
 from components.backends.railway import RailwayTarget
 from components.backends.service import ContainerSpec, DnsEntry
@@ -24,6 +25,7 @@ from components.observability import stack as observability_stack
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
+from components.standby import STANDBY_URL, StandbyDatabase, StandbyDatabaseArgs, pocketbase_image, standby_target
 from components.tenant import TenantSite, TenantSiteArgs
 from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
@@ -32,6 +34,20 @@ from infra.model import StackModel
 from infra.ops.replica import declare_storage
 from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
 from stacks.profile import ServiceProfile
+
+STANDBY_ENABLED = True
+"""Tests switch it off to show the policy pack refusing a prod stack without its standby (PLAT-DATA-007)."""
+DRAIN = "30s"
+"""After the load balancer's backend moved, before the newly serving PocketBase starts: requests the old region
+took finish and its Litestream ships their writes (every second) before the new one restores the replica."""
+
+
+def failover_region(model: StackModel) -> str | None:
+    """The region the standby runs in: prod's engine on Cloud Run with PocketBase on a VM (#13 item 7)."""
+    if (not STANDBY_ENABLED or model.gcp is None or not model.profile.disaster_recovery.failover_region_enabled
+            or model.services["engine"].backend != "cloudrun" or model.services["pocketbase"].backend != "gce"):
+        return None
+    return model.gcp.failover_region
 
 
 def _targets(model: StackModel, registry: Registry | None) -> Targets:
@@ -70,10 +86,14 @@ def declare(model: StackModel) -> None:
         team_id=model.frontend.team_id,
     ))
 
+    failover = failover_region(model)
+    serving_failover = failover is not None and model.gcp is not None and model.gcp.serving_failover
     cache = Cache("cache", CacheArgs(
         environment=env, size=model.services["redis"], targets=targets,
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
+        failover_region=failover, serving_failover=serving_failover,
     ))
+    standby: Standby | None = None
     engine_serving: pulumi.Output[str | None] | None = None
     if model.gcp is not None:
         # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
@@ -87,7 +107,17 @@ def declare(model: StackModel) -> None:
                 subnetwork=cache.vpc_subnetwork, client_ranges=(cache.vpc_subnet_range,),
                 registry_server=model.registry.server if model.registry else None,
                 registry_repository=model.registry.repository if model.registry else None,
-                deletion_protection=env == "prod")
+                deletion_protection=env == "prod",
+                # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
+                running=not serving_failover, data_disk=not serving_failover)
+        if failover is not None and cache.failover_subnetwork is not None:
+            # The engine's standby reaches the standby PocketBase and, while it serves, the failover region's Redis
+            # (a cache: it starts cold). While the primary serves it keeps its settings and serves nothing.
+            failover_redis: dict[str, pulumi.Input[str]] = {}
+            if cache.failover_url is not None and cache.failover_ca_certificate is not None:
+                failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
+            standby = Standby(region=failover, subnetwork=cache.failover_subnetwork, serving=serving_failover,
+                              env={"POCKETBASE_URL": STANDBY_URL}, secret_env=failover_redis)
         # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
         if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
             engine_serving = serving_revision()
@@ -96,12 +126,13 @@ def declare(model: StackModel) -> None:
             project=model.gcp.project, region=model.gcp.region, environment=env,
             deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
             serving_revisions={ENGINE_SERVICE: engine_serving} if engine_serving is not None else {},
+            standby=standby,
         ), targets.railway, gce_target)
 
     dr = model.profile.disaster_recovery
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica = declare_storage(model)
-    database = Database("database", DatabaseArgs(
+    database_args = DatabaseArgs(
         environment=env,
         size=model.services["pocketbase"],
         targets=targets,
@@ -112,7 +143,8 @@ def declare(model: StackModel) -> None:
         backups=backups,
         replica=replica,
         restore_test_interval_hours=dr.restore_test_interval_hours,
-    ))
+    )
+    database = Database("database", database_args)
     engine_size = model.services["engine"]
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
     private_path = (model.services["pocketbase"].backend == engine_size.backend
@@ -191,6 +223,16 @@ def declare(model: StackModel) -> None:
         sidecars=sidecars,
     ))
     api_records += engine.endpoint.dns
+    if standby is not None and targets.gce is not None and registry is not None and model.gcp is not None:
+        # The standby PocketBase starts (or stops, failing back) only once the edge's traffic left the other
+        # region, and a drain later: never two writers of one replica (components/standby.py).
+        drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
+                           opts=pulumi.ResourceOptions(depends_on=list(engine.endpoint.routing)))
+        StandbyDatabase("database-standby", StandbyDatabaseArgs(
+            database=database_args, image=pocketbase_image(registry),
+            secrets=(database.superuser_password, database.settings_key),
+            target=standby_target(targets.gce, standby.region, standby.subnetwork,
+                                  (cache.failover_subnet_range or "",), standby.serving, [drain])))
     if grafana_cloud is not None and telemetry_images is not None:
         endpoints = {"commission-engine": engine.endpoint, "pocketbase": database.endpoint, "redis": cache.endpoint}
         railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None

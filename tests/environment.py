@@ -18,12 +18,16 @@ def _unwrap(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def service_environment(plan: Plan, service: str) -> dict[str, tuple[Any, bool]]:
-    """`service` is the container's name (`commission-engine`, `pocketbase`, `redis`)."""
+def service_environment(plan: Plan, service: str, *, standby: bool = False) -> dict[str, tuple[Any, bool]]:
+    """`service` is the container's name (`commission-engine`, `pocketbase`, `redis`); `standby`: the one in the
+    failover region (a Cloud Run service labelled `platform-standby`) instead of the primary's."""
     for resource in plan.resources:
         inputs = resource.wire_inputs
         name, _ = _unwrap(inputs.get("name"))
         if name != service:
+            continue
+        labels = _unwrap(inputs.get("labels"))[0]
+        if (isinstance(labels, dict) and _unwrap(labels.get("platform-standby"))[0] == "true") != standby:
             continue
         if resource.type == "docker:index/container:Container":
             envs, secret = _unwrap(inputs["envs"])

@@ -63,6 +63,8 @@ def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list
     assert sorted((r["name"], keys) for r, keys in onboard.changed) == [
         ("edge-rate-limits", ["rules"]),
         ("edge-waf", ["rules"]),
+        # The failover region's engine knows the same tenants, from its own secret (#13 item 7).
+        ("engine-standby-tenants-json-v", ["secretData"]),
         ("engine-tenants-json-v", ["secretData"]),  # prod: the registry is a Secret Manager version
     ]
     rate_limits = next(r for r, _ in onboard.changed if r["name"] == "edge-rate-limits")
@@ -70,7 +72,8 @@ def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list
                 if matches(rule["expression"], Request("novaloja.acme-commerce.com", "/"))]
     assert [rule["ratelimit"]["requestsPerPeriod"] for rule in override] == [3000]
     assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
-    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf", "engine-tenants-json-v"]
+    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf",
+                                                               "engine-standby-tenants-json-v", "engine-tenants-json-v"]
 
 
 def test_the_first_custom_domain_of_a_stack_also_declares_the_zone_fallback_origin(tmp_path: Path) -> None:

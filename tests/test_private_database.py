@@ -9,24 +9,32 @@ import ipaddress
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from components.backends.gce import cloud_init, secret_fetch_line
 from components.database import DatabaseArgs, pocketbase_spec
-from infra.plan import Plan
+from infra.plan import Plan, PlannedResource
 from tests.environment import service_environment
 
+PRIMARY = "southamerica-east1"
+"""The engine's region; the standby in the failover region is tests/test_failover.py's."""
 
-def _one(plan: Plan, type_: str, **inputs: object) -> dict[str, object]:
-    found = [r.inputs for r in plan.resources if r.type == type_ and all(r.inputs.get(k) == v for k, v in inputs.items())]
+
+def _resource(plan: Plan, type_: str, **inputs: object) -> PlannedResource:
+    found = [r for r in plan.resources if r.type == type_ and all(r.inputs.get(k) == v for k, v in inputs.items())]
     assert len(found) == 1, (type_, inputs, len(found))
     return found[0]
 
 
+def _one(plan: Plan, type_: str, **inputs: object) -> dict[str, Any]:
+    return _resource(plan, type_, **inputs).inputs
+
+
 def test_prod_pocketbase_has_no_public_endpoint_and_sits_in_the_engines_region(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
-    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine")
+    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine", location=PRIMARY)
     vm = _one(plan, "gcp:compute/instance:Instance", name="pocketbase-prod")
 
     assert all("accessConfigs" not in nic for nic in vm["networkInterfaces"]), "no external address"
@@ -38,14 +46,16 @@ def test_prod_pocketbase_has_no_public_endpoint_and_sits_in_the_engines_region(c
 
 def test_only_the_engines_egress_subnet_reaches_pocketbase(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
-    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine")
-    [subnet] = [r.inputs for r in plan.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
+    engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine", location=PRIMARY)
+    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY)
     egress = engine["template"]["vpcAccess"]["networkInterfaces"]  # type: ignore[index]
     assert egress, "the engine leaves through Direct VPC egress"
     rules = [r.inputs for r in plan.resources if r.type == "gcp:compute/firewall:Firewall"
              and r.inputs.get("direction", "INGRESS") == "INGRESS"]
 
-    admitted = [rule for rule in rules if "8090" in json.dumps(rule.get("allows"))]
+    # The standby's own rule admits the failover region's subnetwork (tests/test_failover.py).
+    admitted = [rule for rule in rules if "8090" in json.dumps(rule.get("allows"))
+                and rule["targetTags"] == ["pocketbase-prod"]]
     assert admitted
     for rule in admitted:
         for source in rule["sourceRanges"]:
@@ -54,11 +64,11 @@ def test_only_the_engines_egress_subnet_reaches_pocketbase(committed_plans: dict
 
 def test_the_engine_reaches_pocketbase_at_its_internal_address(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
-    [address] = [r for r in plan.resources if r.type == "gcp:compute/address:Address"]
+    address = _resource(plan, "gcp:compute/address:Address", region=PRIMARY)
     url, _ = service_environment(plan, "commission-engine")["POCKETBASE_URL"]
 
-    [subnet] = [r.inputs for r in plan.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
-    [vm] = [r for r in plan.resources if r.type == "gcp:compute/instance:Instance"]
+    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY)
+    vm = _resource(plan, "gcp:compute/instance:Instance", name="pocketbase-prod")
     host = url.removeprefix("http://").removesuffix(":8090")
 
     assert address.inputs["addressType"] == "INTERNAL" and address.urn in vm.dependencies

@@ -4,7 +4,7 @@ the profile says; PocketBase one replica on a volume; Redis never public; genera
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -22,16 +22,25 @@ def _services(stack: str) -> dict[str, ServiceProfile]:
     return dict(load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml")).services)
 
 
+def _standby(inputs: dict[str, Any]) -> bool:
+    """The failover region's standby (tests/test_failover.py), not the service the profile sizes."""
+    labels = inputs.get("labels")
+    return ((isinstance(labels, dict) and cast(dict[str, Any], labels).get("platform-standby") == "true")
+            or str(inputs.get("name")).endswith("-standby"))
+
+
 def _deployed(plan: Plan, service: str) -> tuple[str, dict[str, Any]]:
     """The backend resource that runs `service`, as (type, inputs)."""
     name = SERVICE_NAMES[service]
     found = [(r.type, r.inputs) for r in plan.resources
              if r.type in ("docker:index/container:Container", "gcp:cloudrunv2/service:Service",
-                           "pulumi-python:dynamic/railway:Service") and r.inputs.get("name") == name]
+                           "pulumi-python:dynamic/railway:Service") and r.inputs.get("name") == name
+             and not _standby(r.inputs)]
     if service == "redis":
-        found += [(r.type, r.inputs) for r in plan.resources if r.type == "gcp:redis/instance:Instance"]
+        found += [(r.type, r.inputs) for r in plan.resources if r.type == "gcp:redis/instance:Instance"
+                  and not str(r.inputs.get("name")).endswith("-standby")]
     found += [(r.type, r.inputs) for r in plan.resources if r.type == "gcp:compute/instance:Instance"
-              and str(r.inputs.get("name", "")).startswith(f"{name}-")]
+              and str(r.inputs.get("name", "")).startswith(f"{name}-") and not _standby(r.inputs)]
     assert len(found) == 1, f"{service}: {found}"
     return found[0]
 
@@ -138,7 +147,7 @@ def test_every_generated_password_stays_secret_in_the_plan(stack: str, committed
 def test_cloud_run_runs_as_a_dedicated_account_reading_only_its_own_secrets(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
     [engine] = [r for r in plan.resources if r.type == "gcp:cloudrunv2/service:Service"
-                and r.inputs.get("name") == "commission-engine"]
+                and r.inputs.get("name") == "commission-engine" and not _standby(r.inputs)]
     [account] = [r for r in plan.resources if r.type == "gcp:serviceaccount/account:Account"
                  and r.inputs["accountId"] == "commission-engine-prod"]
     grants = [r.inputs for r in plan.resources if "IamMember" in r.type or "IAMMember" in r.type]
@@ -147,7 +156,8 @@ def test_cloud_run_runs_as_a_dedicated_account_reading_only_its_own_secrets(comm
     assert account.urn in engine.dependencies
     assert not [g for g in grants if g.get("role") in ("roles/owner", "roles/editor", "roles/viewer")]
     assert {g["role"] for g in mine} == {"roles/secretmanager.secretAccessor"}
-    assert [g["member"] for g in grants if g["role"] == "roles/run.invoker"] == ["allUsers"]
+    # The engine and its standby in the failover region, each behind the load balancer.
+    assert [g["member"] for g in grants if g["role"] == "roles/run.invoker"] == ["allUsers", "allUsers"]
 
 
 def test_the_engine_reaches_memorystore_over_direct_vpc_egress_in_prod(committed_plans: dict[str, Plan]) -> None:

@@ -26,7 +26,9 @@ CLOUD_RUN = "gcp:cloudrunv2/service:Service"
 
 
 def _containers(plan: Plan, service: str) -> dict[str, dict[str, Any]]:
-    [run] = [r for r in plan.resources if r.type == CLOUD_RUN and r.inputs["name"] == service]
+    # The primary's service; the failover region's standby runs the same containers (tests/test_failover.py).
+    [run] = [r for r in plan.resources if r.type == CLOUD_RUN and r.inputs["name"] == service
+             and r.inputs.get("labels", {}).get("platform-standby") != "true"]
     template, _ = _unwrap(run.wire_inputs["template"])
     return {c["name"]: c for c in template["containers"]}
 

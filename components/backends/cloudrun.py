@@ -9,7 +9,8 @@ without a Host-header override, and nobody reaches it but through the edge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -29,6 +30,20 @@ IAM_PROPAGATION = "120s"
 
 
 @dataclass(frozen=True)
+class Standby:
+    """The public service's standby in the failover region (#13 item 7, C8): the same image and settings but
+    `env` and `secret_env`, as its own account with its own secrets, behind the same load balancer through a
+    serverless NEG of its own. `serving`: the load balancer's backend is the standby's NEG (the edge's API
+    origin moves there) and it keeps one warm instance; otherwise none, and no traffic reaches it."""
+
+    region: str
+    subnetwork: pulumi.Input[str]
+    serving: bool
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
+
+
+@dataclass(frozen=True)
 class CloudRunTarget:
     project: str
     region: str
@@ -41,6 +56,8 @@ class CloudRunTarget:
         default_factory=dict[str, pulumi.Input[str | None]])
     """Services whose traffic a canary rollout moves (infra/ops/rollout.py), by service name: the revision
     that serves all their traffic (None before the first rollout). See `traffic`."""
+    standby: Standby | None = None
+    """The public service's standby in the failover region, and which of the two serves."""
 
 
 # Tags name the two sides of a rollout in the traffic block and in `trafficStatuses`.
@@ -71,10 +88,46 @@ def traffic(serving_revision: str | None) -> list[gcp.cloudrunv2.ServiceTrafficA
 
 
 def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulumi.Resource) -> Endpoint:
+    standby = target.standby if spec.size.public else None
+    labels = {"platform-serving": "false" if standby.serving else "true"} if standby is not None else {}
+    service = _service(name, spec, target, parent, region=target.region, ident=f"{spec.name}-{target.environment}",
+                       subnetwork=target.vpc_subnetwork, labels=labels,
+                       traffics=pulumi.Output.from_input(target.serving_revisions[spec.name]).apply(traffic)
+                       if spec.name in target.serving_revisions else traffic(None))
+    if not spec.size.public:
+        return Endpoint(private_url=service.uri, public_url=None, resources=[service])
+    child = pulumi.ResourceOptions(parent=parent)
+    # The load balancer does not authenticate callers; its ingress setting is what keeps others out.
+    gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
+                                    name=service.name, role="roles/run.invoker", member="allUsers", opts=child)
+    standby_service = None
+    if standby is not None:
+        # The same image and settings in the failover region, as its own account with its own secrets (PLAT-IAM-003),
+        # leaving through the failover region's subnetwork to the standby PocketBase and, when serving, its Redis.
+        standby_spec = dataclasses.replace(
+            spec, env={**spec.env, **standby.env}, secret_env={**spec.secret_env, **standby.secret_env},
+            size=dataclasses.replace(spec.size, min_instances=1 if standby.serving else 0))
+        standby_service = _service(f"{name}-standby", standby_spec, target, parent, region=standby.region,
+                                   ident=f"{spec.name}-{target.environment}-standby", subnetwork=standby.subnetwork,
+                                   labels={"platform-serving": "true" if standby.serving else "false",
+                                           "platform-standby": "true"},
+                                   traffics=traffic(None))
+        gcp.cloudrunv2.ServiceIamMember(f"{name}-standby-public-invoker", project=target.project,
+                                        location=standby.region, name=standby_service.name, role="roles/run.invoker",
+                                        member="allUsers", opts=child)
+    assert spec.public_hostname is not None, "a public service names the host the edge forwards to it"
+    dns, backend = _load_balancer(name, service, spec.public_hostname, target, parent, standby_service)
+    return Endpoint(private_url=service.uri, public_url=None, resources=[service], dns=dns, routing=[backend])
+
+
+def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulumi.Resource, *, region: str,
+             ident: str, subnetwork: pulumi.Input[str] | None, labels: Mapping[str, str],
+             traffics: pulumi.Input[Sequence[gcp.cloudrunv2.ServiceTrafficArgsDict]]) -> gcp.cloudrunv2.Service:
+    """One Cloud Run service as its own account, reading its own secrets (`<ident>-...`)."""
     child = pulumi.ResourceOptions(parent=parent)
     account = gcp.serviceaccount.Account(
-        f"{name}-sa", project=target.project, account_id=f"{spec.name}-{target.environment}"[:30],
-        display_name=f"{spec.name} ({target.environment}) on Cloud Run", opts=child)
+        f"{name}-sa", project=target.project, account_id=ident[:30],
+        display_name=f"{spec.name} ({ident.removeprefix(spec.name + '-')}) on Cloud Run", opts=child)
 
     accessors: list[pulumi.Resource] = []
     versions: list[pulumi.Resource] = []
@@ -87,7 +140,7 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
         for key, value in sorted(container.secret_env.items()):
             slug = prefix + key.lower().replace("_", "-")
             secret = gcp.secretmanager.Secret(
-                f"{name}-{slug}", project=target.project, secret_id=f"{spec.name}-{target.environment}-{slug}",
+                f"{name}-{slug}", project=target.project, secret_id=f"{ident}-{slug}",
                 replication={"auto": {}}, opts=child)
             version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
                                                       secret_data=pulumi.Output.secret(value), opts=child)
@@ -141,30 +194,22 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
     }
     if target.vpc_network is not None:
         template["vpc_access"] = {"egress": "PRIVATE_RANGES_ONLY", "network_interfaces": [
-            {"network": target.vpc_network, "subnetwork": target.vpc_subnetwork}]}
-    service = gcp.cloudrunv2.Service(
+            {"network": target.vpc_network, "subnetwork": subnetwork}]}
+    return gcp.cloudrunv2.Service(
         name,
         project=target.project,
-        location=target.region,
+        location=region,
         name=spec.name,
         ingress="INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" if spec.size.public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
         deletion_protection=target.deletion_protection,
         # PLAT-IAM-004 lets allUsers invoke only services labelled public.
-        labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment},
+        labels={"platform-public": "true" if spec.size.public else "false", "platform-environment": target.environment,
+                **labels},
         template=template,
-        traffics=pulumi.Output.from_input(target.serving_revisions[spec.name]).apply(traffic)
-        if spec.name in target.serving_revisions else traffic(None),
+        traffics=traffics,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*versions, *accessors,
                                                                *([settled] if settled else [])]),
     )
-    if not spec.size.public:
-        return Endpoint(private_url=service.uri, public_url=None, resources=[service])
-    # The load balancer does not authenticate callers; its ingress setting is what keeps others out.
-    gcp.cloudrunv2.ServiceIamMember(f"{name}-public-invoker", project=target.project, location=target.region,
-                                    name=service.name, role="roles/run.invoker", member="allUsers", opts=child)
-    assert spec.public_hostname is not None, "a public service names the host the edge forwards to it"
-    return Endpoint(private_url=service.uri, public_url=None, resources=[service],
-                    dns=_load_balancer(name, service, spec.public_hostname, target, parent))
 
 
 def _cpu(millis: int) -> str:
@@ -203,13 +248,22 @@ def _armor_rules(ranges: list[str]) -> list[gcp.compute.SecurityPolicyRuleArgsDi
 
 
 def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, target: CloudRunTarget,
-                   parent: pulumi.Resource) -> list[DnsEntry]:
+                   parent: pulumi.Resource, standby: gcp.cloudrunv2.Service | None,
+                   ) -> tuple[list[DnsEntry], gcp.compute.BackendService]:
     child = pulumi.ResourceOptions(parent=parent)
     project = target.project
     prefix = f"{hostname.split('.')[0]}-{target.environment}"
     neg = gcp.compute.RegionNetworkEndpointGroup(
         f"{name}-neg", project=project, region=target.region, name=f"{prefix}-neg",
         network_endpoint_type="SERVERLESS", cloud_run={"service": service.name}, opts=child)
+    serving = neg
+    if standby is not None and target.standby is not None:
+        standby_neg = gcp.compute.RegionNetworkEndpointGroup(
+            f"{name}-standby-neg", project=project, region=target.standby.region, name=f"{prefix}-standby-neg",
+            network_endpoint_type="SERVERLESS", cloud_run={"service": standby.name}, opts=child)
+        # One backend at a time, never both: two regions serving would be two PocketBase writers. The load
+        # balancer's backend is the edge's API origin; Cloud Armor and the certificate stay as they are.
+        serving = standby_neg if target.standby.serving else neg
     # Cloudflare publishes its ranges (https://www.cloudflare.com/ips/); read them at deploy time.
     ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=parent))
     armor = gcp.compute.SecurityPolicy(
@@ -218,7 +272,7 @@ def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, ta
         rules=ranges.apply(lambda r: _armor_rules(_cloudflare_ranges(r))), opts=child)
     backend = gcp.compute.BackendService(
         f"{name}-backend", project=project, name=f"{prefix}-backend", load_balancing_scheme="EXTERNAL_MANAGED",
-        protocol="HTTPS", backends=[{"group": neg.id}], security_policy=armor.id,
+        protocol="HTTPS", backends=[{"group": serving.id}], security_policy=armor.id,
         log_config={"enable": True, "sample_rate": 1.0}, opts=child)
     url_map = gcp.compute.URLMap(f"{name}-urlmap", project=project, name=f"{prefix}-urlmap",
                                  default_service=backend.id, opts=child)
@@ -246,4 +300,4 @@ def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, ta
     # (https://cloud.google.com/certificate-manager/docs/dns-authorizations).
     challenge = authorization.dns_resource_records.apply(lambda records: (records[0].data or "").rstrip("."))
     return [DnsEntry("api", hostname, "A", address.address, proxied=True),
-            DnsEntry("api-certificate", f"_acme-challenge.{hostname}", "CNAME", challenge, proxied=False)]
+            DnsEntry("api-certificate", f"_acme-challenge.{hostname}", "CNAME", challenge, proxied=False)], backend

@@ -33,6 +33,8 @@ DEVICE = "data"
 # E2 custom machine types: an even number of vCPUs from 2, 0.5 to 8 GB per vCPU in 256 MB steps
 # (https://cloud.google.com/compute/docs/instances/creating-instance-with-custom-machine-type#e2_custom_machine_types).
 IMAGE = "cos-cloud/cos-stable"
+# Regions without a zone `a` (cloud.google.com/compute/docs/regions-zones).
+FIRST_ZONE = {"us-east1": "b", "europe-west1": "b"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,22 @@ class GceTarget:
     """`<project>/<repository>` on that server; the VM's account may read this repository only."""
     deletion_protection: bool = False
     disk_gb: int = 20
+    name_suffix: str = ""
+    """Added to every name of the VM's resources: a second VM of the same service (`-standby`)."""
+    running: bool = True
+    """False: the VM is declared stopped (`desiredStatus: TERMINATED`), as a standby that serves nothing."""
+    data_disk: bool = True
+    """False: no data disk. A disk declared again later is a new, empty one (PocketBase restores its replica on
+    it); one deleted is snapshotted first (`createSnapshotBeforeDestroy`)."""
+    address: str | None = None
+    """The VM's internal address; left out, one the subnetwork picks."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """The VM is created or changed only after these (the standby starts after the edge stopped sending to the
+    primary)."""
 
     @property
     def zone(self) -> str:
-        return f"{self.region}-a"
+        return f"{self.region}-{FIRST_ZONE.get(self.region, 'a')}"
 
 
 def machine_type(cpu_millis: int, memory_mib: int) -> str:
@@ -132,7 +146,7 @@ runcmd:
 
 def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Resource) -> Endpoint:
     child = pulumi.ResourceOptions(parent=parent)
-    project, env = target.project, target.environment
+    project, env = target.project, target.environment + target.name_suffix
     account = gcp.serviceaccount.Account(
         f"{name}-vm-sa", project=project, account_id=f"{spec.name}-{env}-vm"[:30],
         display_name=f"{spec.name} ({env}) VM", opts=child)
@@ -162,14 +176,18 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
 
     address = gcp.compute.Address(f"{name}-address", project=project, region=target.region,
                                   name=f"{spec.name}-{env}", address_type="INTERNAL", subnetwork=target.subnetwork,
-                                  opts=child)
-    disk = gcp.compute.Disk(f"{name}-data", project=project, zone=target.zone, name=f"{spec.name}-{env}-data",
-                            type="pd-balanced", size=target.disk_gb, opts=child)
+                                  address=target.address, opts=child)
+    disks: list[gcp.compute.InstanceAttachedDiskArgsDict] = []
+    if target.data_disk:
+        disk = gcp.compute.Disk(f"{name}-data", project=project, zone=target.zone, name=f"{spec.name}-{env}-data",
+                                type="pd-balanced", size=target.disk_gb, create_snapshot_before_destroy=True,
+                                opts=child)
+        disks.append({"source": disk.id, "device_name": DEVICE})
     instance = gcp.compute.Instance(
         name, project=project, zone=target.zone, name=f"{spec.name}-{env}",
         machine_type=machine_type(spec.size.peak_cpu_millis, spec.size.peak_memory_mib),
         boot_disk={"initialize_params": {"image": IMAGE, "size": 10}},
-        attached_disks=[{"source": disk.id, "device_name": DEVICE}],
+        attached_disks=disks,
         # No access_configs: no external address. Outbound (registry, Secret Manager) goes through
         # Private Google Access on the subnetwork.
         network_interfaces=[{"subnetwork": target.subnetwork, "network_ip": address.address}],
@@ -180,11 +198,12 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
                                                  pulumi.Output.all(*fetches)).apply(
             lambda parts: cloud_init(spec, parts[0], parts[1], parts[2], target.registry_server)),
                   "google-logging-enabled": "true", "enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
-        labels={"platform-environment": env, "platform-public": "false"},
+        labels={"platform-environment": target.environment, "platform-public": "false"},
         tags=[f"{spec.name}-{env}"],
         allow_stopping_for_update=True,
+        desired_status="RUNNING" if target.running else "TERMINATED",
         deletion_protection=target.deletion_protection,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=grants),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, *target.depends_on]),
     )
     gcp.compute.Firewall(
         f"{name}-clients", project=project, network=target.network, name=f"{spec.name}-{env}-clients",

@@ -69,3 +69,6 @@ class Endpoint:
     """Records for `ContainerSpec.public_hostname` that the edge declares in the zone."""
     resources: Sequence[pulumi.Resource] = ()
     """What runs the service: a client that needs it up depends on these."""
+    routing: Sequence[pulumi.Resource] = ()
+    """What routes the public hostname's requests to it (the load balancer's backend service): a step that must
+    wait until the edge's traffic moved depends on these."""

@@ -1,0 +1,68 @@
+"""PocketBase's standby in the failover region (#13 item 7, C8, C9).
+
+A second VM of the same image and settings in the failover region's subnetwork of the stack's VPC,
+replicating to the same Litestream replica. While the primary region serves it is declared stopped
+and without a data disk. When `platform:gcp.serving` is `failover` it gets a new, empty disk and
+runs: the image's entrypoint restores the latest replica onto an empty volume before PocketBase
+starts (`drtool.py restore-if-empty`), verified, then replicates again. It starts only after the
+load balancer stopped sending the API's traffic to the primary region and a drain: a replica restored
+while the primary still writes would miss every order written after the restore, and both writers
+would then replicate to the same path (two Litestream generations, the later restore picking one).
+
+The engine's standby is declared with the engine (components/backends/cloudrun.py, `Standby`); the
+failover region's subnetwork and, while it serves, its Redis with the cache (components/cache.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from components.backends import gce
+from components.backends.service import Endpoint
+from components.database import PORT, DatabaseArgs, pocketbase_spec
+from components.images import COMPONENTS_DIR, Registry, content_tag
+
+STANDBY_ADDRESS = "10.21.0.10"
+"""The standby PocketBase's internal address in the failover subnetwork (components.cache.FAILOVER_SUBNET_RANGE):
+fixed, so the standby engine is declared before the VM that waits for the load balancer to switch."""
+STANDBY_URL = f"http://{STANDBY_ADDRESS}:{PORT}"
+
+
+def pocketbase_image(registry: Registry) -> str:
+    """The image the primary's `Database` builds and pushes (components.images.build_image, by content tag)."""
+    return f"{registry.server}/{registry.repository_prefix}/pocketbase:{content_tag(COMPONENTS_DIR / 'pocketbase')}"
+
+
+@dataclass(frozen=True)
+class StandbyDatabaseArgs:
+    database: DatabaseArgs
+    """The primary's arguments: the same backups, replica and restore test."""
+    target: gce.GceTarget
+    secrets: Sequence[pulumi.Input[str]]
+    """The primary's generated secrets, as `pocketbase_spec` takes them after the image: the same values."""
+    image: str
+
+
+class StandbyDatabase(pulumi.ComponentResource):
+    endpoint: Endpoint
+
+    def __init__(self, name: str, args: StandbyDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("platform:database:PocketBaseStandby", name, None, opts)
+        # No dependency on the image build: it pushes to the primary region's registry, and a failover must not
+        # wait for a region that is gone. The content tag names the image the primary runs.
+        spec = pocketbase_spec(args.database, args.image, *args.secrets)
+        self.endpoint = gce.deploy(name, spec, args.target, self)
+        self.register_outputs({})
+
+
+def standby_target(primary: gce.GceTarget, region: str, subnetwork: pulumi.Input[str], client_ranges: Sequence[str],
+                   serving: bool, depends_on: Sequence[pulumi.Resource]) -> gce.GceTarget:
+    return gce.GceTarget(
+        project=primary.project, region=region, environment=primary.environment, network=primary.network,
+        subnetwork=subnetwork, client_ranges=tuple(client_ranges), registry_server=primary.registry_server,
+        registry_repository=primary.registry_repository, deletion_protection=primary.deletion_protection,
+        disk_gb=primary.disk_gb, name_suffix="-standby", running=serving, data_disk=serving,
+        address=STANDBY_ADDRESS, depends_on=tuple(depends_on))
