@@ -1,0 +1,380 @@
+"""The secondary region (#13 item 7, C8, C9): prod declares a standby in `platform:gcp.failoverRegion`
+that `platform:gcp.serving` switches the edge's API origin to, `python -m infra failover` flips it with
+the real CLI, and the policy pack refuses a prod stack without a standby, or with two writers."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import program
+from infra.config import ConfigError
+from infra.plan import Plan, PlannedResource
+from policies.rule import Finding, Resource
+from tests.conftest import PROJECT_DIR, plan_of, stack_document, write_stack
+
+PRIMARY, FAILOVER = "southamerica-east1", "us-east1"
+RULE = "PLAT-DATA-007"
+
+
+def _prod(tmp_path: Path, serving: str | None) -> Plan:
+    document = stack_document("prod")
+    if serving is not None:
+        document["config"]["platform:gcp"]["serving"] = serving
+    return plan_of(write_stack(tmp_path, document, name=f"Pulumi.prod-{serving}.yaml"), "prod")
+
+
+@pytest.fixture(scope="module")
+def primary(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    return _prod(tmp_path_factory.mktemp("primary"), None)
+
+
+@pytest.fixture(scope="module")
+def failover(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    return _prod(tmp_path_factory.mktemp("failover"), "failover")
+
+
+def _all(plan: Plan, type_: str, **inputs: object) -> list[PlannedResource]:
+    return [r for r in plan.resources if r.type == type_ and all(r.inputs.get(k) == v for k, v in inputs.items())]
+
+
+def _one(plan: Plan, type_: str, **inputs: object) -> PlannedResource:
+    found = _all(plan, type_, **inputs)
+    assert len(found) == 1, (type_, inputs, [r.name for r in found])
+    return found[0]
+
+
+def _engines(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {str(r.inputs["location"]): r.inputs
+            for r in _all(plan, "gcp:cloudrunv2/service:Service", name="commission-engine")}
+
+
+def _vms(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {str(r.inputs["zone"]).rsplit("-", 1)[0]: r.inputs
+            for r in plan.resources if r.type == "gcp:compute/instance:Instance"
+            and str(r.inputs.get("name")).startswith("pocketbase")}
+
+
+def _backend_group(plan: Plan) -> str:
+    backend = _one(plan, "gcp:compute/backendService:BackendService", name="api-prod-backend")
+    [group] = [b["group"] for b in backend.inputs["backends"]]
+    return str(group)
+
+
+def _neg_ids(plan: Plan) -> dict[str, str]:
+    """Region -> the mock id of the serverless NEG there."""
+    return {str(r.inputs["region"]): f"{r.name}-id"
+            for r in _all(plan, "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+
+
+@pytest.mark.parametrize("value", ["secondary", "Failover", 1])
+def test_serving_accepts_only_primary_or_failover(tmp_path: Path, value: object) -> None:
+    document = stack_document("prod")
+    document["config"]["platform:gcp"]["serving"] = value
+    path = write_stack(tmp_path, document, name="Pulumi.prod.yaml")
+
+    with pytest.raises(ConfigError) as raised:
+        plan_of(path, "prod")
+
+    [line] = [ln for ln in str(raised.value).splitlines() if "platform:gcp.serving" in ln]
+    assert line.startswith("Pulumi.prod.yaml: platform:gcp.serving: ")
+    assert json.dumps(value) in line and "'primary'" in line and "'failover'" in line
+
+
+def test_serving_from_the_failover_region_needs_one(tmp_path: Path) -> None:
+    document = stack_document("staging")
+    document["config"].setdefault("platform:gcp", {"project": "acme-commerce-stg", "region": PRIMARY})
+    document["config"]["platform:gcp"]["serving"] = "failover"
+    document["config"]["platform:gcp"].pop("failoverRegion", None)
+    path = write_stack(tmp_path, document, name="Pulumi.staging.yaml")
+
+    with pytest.raises(ConfigError) as raised:
+        plan_of(path, "staging")
+
+    assert any(ln.startswith("Pulumi.staging.yaml: platform:gcp.serving: \"failover\"")
+               and "expected \"primary\"" in ln and "failoverRegion" in ln
+               for ln in str(raised.value).splitlines()), str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan, serving from the primary region (the default)
+
+
+def test_prod_declares_a_stopped_standby_in_the_failover_region(primary: Plan) -> None:
+    subnets = {r.inputs["region"]: r.inputs for r in _all(primary, "gcp:compute/subnetwork:Subnetwork")}
+    assert set(subnets) == {PRIMARY, FAILOVER}
+    engines, vms = _engines(primary), _vms(primary)
+    assert set(engines) == {PRIMARY, FAILOVER} and set(vms) == {PRIMARY, FAILOVER}
+
+    standby = engines[FAILOVER]
+    assert standby["template"]["scaling"]["minInstanceCount"] == 0  # serves nothing: no warm instance
+    assert standby["ingress"] == "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
+    assert standby["labels"]["platform-serving"] == "false"
+    [egress] = standby["template"]["vpcAccess"]["networkInterfaces"]
+    assert egress["subnetwork"] == "cache-failover-subnet-id"
+    assert engines[PRIMARY]["labels"]["platform-serving"] == "true"
+
+    assert vms[FAILOVER]["desiredStatus"] == "TERMINATED" and vms[PRIMARY]["desiredStatus"] == "RUNNING"
+    assert "attachedDisks" not in vms[FAILOVER] or not vms[FAILOVER]["attachedDisks"]
+    assert vms[PRIMARY]["attachedDisks"]
+    assert all("accessConfigs" not in nic for nic in vms[FAILOVER]["networkInterfaces"])
+    [nic] = vms[FAILOVER]["networkInterfaces"]
+    assert nic["subnetwork"] == "cache-failover-subnet-id"
+    # A cache starts cold: no Redis in the failover region until it serves.
+    assert [r.inputs["region"] for r in _all(primary, "gcp:redis/instance:Instance")] == [PRIMARY]
+    # The edge's API origin is the primary's NEG; the standby's NEG is declared beside it.
+    negs = _neg_ids(primary)
+    assert set(negs) == {PRIMARY, FAILOVER}
+    assert _backend_group(primary) == negs[PRIMARY]
+
+
+def test_only_the_standby_engines_subnet_reaches_the_standby_pocketbase(primary: Plan) -> None:
+    subnet = _one(primary, "gcp:compute/subnetwork:Subnetwork", region=FAILOVER).inputs
+    standby = next(r.inputs for r in primary.resources if r.type == "gcp:compute/firewall:Firewall"
+                   and r.inputs.get("targetTags") == ["pocketbase-prod-standby"])
+    assert standby["sourceRanges"] == [subnet["ipCidrRange"]]
+    address = _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs
+    assert address["subnetwork"] == "cache-failover-subnet-id"
+
+
+def test_the_standby_replicates_to_the_same_replica_and_restores_it_when_its_disk_is_empty(primary: Plan) -> None:
+    from tests.environment import service_environment
+
+    engine = service_environment(primary, "commission-engine")
+    standby_vm = _one(primary, "gcp:compute/instance:Instance", name="pocketbase-prod-standby")
+    assert standby_vm.inputs["zone"] == f"{FAILOVER}-b"  # us-east1 has no zone a
+    pocketbase_envs = [r for r in primary.resources if r.type == "gcp:secretmanager/secret:Secret"
+                       and str(r.inputs.get("secretId")).startswith("pocketbase-prod-standby-")]
+    assert {str(r.inputs["secretId"]) for r in pocketbase_envs} >= {
+        "pocketbase-prod-standby-litestream-access-key-id", "pocketbase-prod-standby-pb-encryption-key"}
+    assert engine["POCKETBASE_URL"][0].startswith("http://10.20.0.")
+    standby = service_environment(primary, "commission-engine", standby=True)
+    assert standby["POCKETBASE_URL"][0] == "http://10.21.0.10:8090"
+    # Fixed, so the standby engine knows it before the VM (which waits for the load balancer) is declared.
+    assert _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs["address"] == "10.21.0.10"
+    assert {k for k in engine if k != "POCKETBASE_URL" and engine[k] != standby[k]} <= {"REDIS_URL", "REDIS_CA_CERT"}
+
+
+def test_the_standby_starts_only_after_the_edge_stopped_sending_to_the_primary(primary: Plan) -> None:
+    vm = _one(primary, "gcp:compute/instance:Instance", name="pocketbase-prod-standby")
+    by_urn = {r.urn: r for r in primary.resources}
+    drain = [by_urn[u] for u in vm.dependencies if by_urn[u].type == "time:index/sleep:Sleep"]
+    assert drain, "the standby VM waits for the drain"
+    backend = _one(primary, "gcp:compute/backendService:BackendService", name="api-prod-backend")
+    assert backend.urn in drain[0].dependencies
+
+
+def test_the_prod_plan_with_its_standby_passes_the_pack(run_cli: Any) -> None:
+    result = run_cli("plan", "--stack", "prod")
+    assert result.code == 0, [ln for ln in result.out.splitlines() if "✗" in ln]
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan, serving from the failover region
+
+
+def test_serving_failover_moves_the_origin_the_writer_and_a_cold_cache(failover: Plan) -> None:
+    engines, vms = _engines(failover), _vms(failover)
+    assert _backend_group(failover) == _neg_ids(failover)[FAILOVER]
+    assert engines[FAILOVER]["template"]["scaling"]["minInstanceCount"] == 1
+    assert engines[FAILOVER]["labels"]["platform-serving"] == "true"
+    assert engines[PRIMARY]["labels"]["platform-serving"] == "false"
+    # One writer: the standby runs on a fresh disk (its first start restores the latest replica), the
+    # primary is stopped and its disk snapshotted before it goes.
+    assert vms[FAILOVER]["desiredStatus"] == "RUNNING" and vms[FAILOVER]["attachedDisks"]
+    assert vms[PRIMARY]["desiredStatus"] == "TERMINATED" and not vms[PRIMARY].get("attachedDisks")
+    disks = {r.inputs["zone"]: r.inputs for r in _all(failover, "gcp:compute/disk:Disk")}
+    assert list(disks) == [f"{FAILOVER}-b"]
+    assert disks[f"{FAILOVER}-b"]["createSnapshotBeforeDestroy"] is True
+    redis = {r.inputs["region"]: r.inputs for r in _all(failover, "gcp:redis/instance:Instance")}
+    assert set(redis) == {PRIMARY, FAILOVER}
+    assert redis[FAILOVER]["authorizedNetwork"] == redis[PRIMARY]["authorizedNetwork"]
+
+
+def test_the_standby_engine_reads_the_failover_regions_redis_when_serving(failover: Plan) -> None:
+    secrets = {str(r.inputs["secretId"]): r for r in failover.resources if r.type == "gcp:secretmanager/secret:Secret"}
+    standby_redis = secrets["commission-engine-prod-standby-redis-url"]
+    version = next(r for r in failover.resources if r.type == "gcp:secretmanager/secretVersion:SecretVersion"
+                   and standby_redis.urn in r.dependencies)
+    assert any("cache-standby" in u for u in version.dependencies), version.dependencies
+
+
+def test_serving_failover_passes_the_pack(tmp_path: Path, run_cli: Any) -> None:
+    document = stack_document("prod")
+    document["config"]["platform:gcp"]["serving"] = "failover"
+    path = write_stack(tmp_path, document, name="Pulumi.prod.yaml")
+    result = run_cli("plan", "--stack", "prod", "--config-file", str(path))
+    assert result.code == 0, [ln for ln in result.out.splitlines() if "✗" in ln] or result.err
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy rule
+
+
+def _findings(plan: Plan, monkeypatch: pytest.MonkeyPatch, serving: str = "primary") -> list[str]:
+    from policies.pack import RULES
+    from policies.rules import data_failover_standby
+
+    rule = next((r for r in RULES if r.id == RULE), None)
+    check = rule.stack_check if rule is not None else data_failover_standby.check
+    assert check is not None
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"platform:gcp": json.dumps(
+        {"project": "acme-commerce-prod", "region": PRIMARY, "failoverRegion": FAILOVER, "serving": serving})}))
+    resources = [Resource(r.type, r.name, r.urn, r.wire_inputs) for r in plan.resources if r.custom]
+    found: list[tuple[str, Finding]] = check(resources, {})
+    return [f if isinstance(f, str) else f.message for _, f in found]
+
+
+def test_the_rule_accepts_both_ways_of_serving(primary: Plan, failover: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _findings(primary, monkeypatch) == []
+    assert _findings(failover, monkeypatch, "failover") == []
+
+
+def test_a_prod_stack_with_a_failover_region_but_no_standby_fails_the_rule(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(program, "STANDBY_ENABLED", False)
+    plan = plan_of(PROJECT_DIR / "Pulumi.prod.yaml", "prod")
+
+    findings = _findings(plan, monkeypatch)
+
+    assert any("no PocketBase VM in the failover region us-east1" in f for f in findings), findings
+    assert any("no engine on Cloud Run in the failover region us-east1" in f for f in findings), findings
+
+
+def test_two_writers_or_a_cold_serving_engine_fail_the_rule(primary: Plan, failover: Plan,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The config says failover, the resources still serve from the primary: the standby would be cold.
+    findings = _findings(primary, monkeypatch, "failover")
+    assert any("two PocketBase VMs" in f or "stopped" in f for f in findings), findings
+    assert any("labelled platform-serving=false" in f for f in findings), findings
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+@pytest.fixture
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` on PATH that records each call's arguments, one JSON list a line."""
+    log = tmp_path / "pulumi-calls.jsonl"
+    script = tmp_path / "bin" / "pulumi"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                      f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+@pytest.fixture
+def readyz() -> Iterator[tuple[str, list[str]]]:
+    """A local API: 503 twice, then 200 (the standby coming up)."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            code = 200 if len(seen) > 2 else 503
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}' if code == 200 else b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/readyz", seen
+    finally:
+        server.shutdown()
+
+
+def _calls(log: Path) -> list[list[str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_failover_sets_the_config_runs_up_and_times_the_api_through_the_edge(
+        fake_pulumi: Path, readyz: tuple[str, list[str]], run_cli: Any) -> None:
+    url, seen = readyz
+    result = run_cli("failover", "--stack", "prod", "--yes", "--url", url, "--poll-seconds", "0.05")
+
+    assert result.code == 0, result.err
+    assert _calls(fake_pulumi) == [
+        ["config", "set", "--path", "platform:gcp.serving", "failover", "--stack", "prod"],
+        ["up", "--stack", "prod", "--yes", "--continue-on-error"],
+    ]
+    assert seen.count("/readyz") >= 3
+    assert "serving from us-east1" in result.out
+    assert "RTO" in result.out and "ready after" in result.out
+
+
+def test_failing_back_stops_the_standby_and_switches_the_origin_before_the_primary_restores(
+        fake_pulumi: Path, readyz: tuple[str, list[str]], run_cli: Any) -> None:
+    url, _ = readyz
+    result = run_cli("failover", "--stack", "prod", "--to", "primary", "--yes", "--url", url,
+                     "--poll-seconds", "0.05")
+
+    assert result.code == 0, result.err
+    calls = _calls(fake_pulumi)
+    assert calls[0] == ["config", "set", "--path", "platform:gcp.serving", "primary", "--stack", "prod"]
+    first, second = calls[1], calls[2]
+    targets = [first[i + 1] for i, a in enumerate(first) if a == "--target"]
+    assert first[:4] == ["up", "--stack", "prod", "--yes"]
+    assert any(t.endswith("gcp:compute/instance:Instance::database-standby") for t in targets), targets
+    assert any(t.endswith("gcp:compute/backendService:BackendService::engine-backend") for t in targets), targets
+    assert second == ["up", "--stack", "prod", "--yes"]
+
+
+def test_failover_without_yes_asks_and_a_no_changes_nothing(
+        fake_pulumi: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    result = run_cli("failover", "--stack", "prod")
+    assert result.code == 2
+    assert not fake_pulumi.exists()
+
+
+def test_failover_refuses_a_stack_without_a_failover_region(fake_pulumi: Path, run_cli: Any) -> None:
+    result = run_cli("failover", "--stack", "staging", "--yes")
+    assert result.code == 2
+    assert "Pulumi.staging.yaml: platform:gcp.failoverRegion" in result.err
+    assert not fake_pulumi.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The drill, with real binaries
+
+
+def test_a_short_failover_drill_restores_every_acknowledged_order_on_the_standby() -> None:
+    import shutil
+    import tempfile
+
+    from infra.ops.drill import DrillSettings
+    from infra.ops.failover_drill import run_failover_drill
+
+    # Every directory above it reachable: run as root, the entrypoint serves PocketBase as the image's user.
+    workdir = Path(tempfile.mkdtemp(prefix="dr-failover-test-"))
+    workdir.chmod(0o755)
+    settings = DrillSettings(warmup_s=1.5, after_s=0.5, rate_per_s=20, clients=2, rto_target_s=120)
+    try:
+        result = run_failover_drill(workdir, settings, out=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    assert result.failed == 0, [c for c in result.checks if not c[1]]
+    assert result.acknowledged > 0 and result.lost == 0
+    assert 0 < result.rto_s < 120
