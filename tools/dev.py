@@ -107,11 +107,14 @@ def plan(args: list[str]) -> None:
 
 
 def drill(args: list[str]) -> None:
-    """PocketBase, Litestream, moto's S3 server, Redis and the engine for real: kill, restore, check."""
+    """PocketBase, Litestream, moto's S3 server, Redis and the engine for real: kill, restore, check; then the
+    failover to a standby that restores the replica on its first start (infra/ops/failover_drill.py, ~20 s)."""
     setup()
     system_packages()
     os.chdir(ROOT)
-    os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.drill", *args])
+    crash = subprocess.run([str(PYTHON), "-m", "infra.ops.drill", *args], check=False)
+    failover = subprocess.run([str(PYTHON), "-m", "infra.ops.failover_drill", *args], check=False)
+    sys.exit(crash.returncode or failover.returncode)
 
 
 def chaos(args: list[str]) -> None:
