@@ -38,8 +38,9 @@ class EngineArgs:
     targets: Targets
     tenants: Sequence[TenantEntry]
     pocketbase_url: pulumi.Input[str]
-    pocketbase_superuser_email: str
-    pocketbase_superuser_password: pulumi.Input[str]
+    pocketbase_email: str
+    pocketbase_password: pulumi.Input[str]
+    """The engine's own PocketBase account (`Database.engine_account_*`), never the superuser's (#11.2)."""
     redis_url: pulumi.Input[str]
     public_hostname: str
     """`api.<zone>`: the engine answers for it (the edge forwards it there)."""
@@ -96,13 +97,13 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pul
     env: dict[str, pulumi.Input[str]] = {
         "ENVIRONMENT": args.environment,
         "POCKETBASE_URL": args.pocketbase_url,
-        "POCKETBASE_SUPERUSER_EMAIL": args.pocketbase_superuser_email,
+        "POCKETBASE_EMAIL": args.pocketbase_email,
         "WEB_CONCURRENCY": str(args.workers),
         "OTEL_SERVICE_NAME": "commission-engine",
         **args.extra_env,
     }
     secret_env: dict[str, pulumi.Input[str]] = {
-        "POCKETBASE_SUPERUSER_PASSWORD": args.pocketbase_superuser_password,
+        "POCKETBASE_PASSWORD": args.pocketbase_password,
         "REDIS_URL": args.redis_url,
         # Hashes only, yet secret: they would let anyone test guessed keys offline.
         **{shard_variable(i): shard for i, shard in enumerate(shards)},

@@ -8,6 +8,12 @@ replica is given, Litestream replicates the database to it continuously and the 
 restores the latest replica into a scratch PocketBase on a schedule, verifies it and records
 `backup_restore_last_success_timestamp_seconds` and `pocketbase_replica_lag_seconds`.
 
+The superuser's password goes to PocketBase only. The engine signs in with an account of its own, in an
+auth collection its collections' API rules admit and nothing else does; the image's hook applies the
+engine's schema and upserts that account from PB_ENGINE_EMAIL / PB_ENGINE_PASSWORD at every start (#11.2,
+components/pocketbase/pb_hooks/engine_schema.pb.js), so no engine instance migrates or holds a credential
+that could change the schema, the settings or the backups.
+
 `DisasterRecoveryStorage` declares, in the stack's own Google Cloud project, the buckets the backups
 and the replica go to: Google-managed AES-256 encryption at rest (Cloud Storage encrypts every object
 "using AES-256" before it is written, cloud.google.com/docs/security/encryption/default-encryption),
@@ -89,15 +95,22 @@ class DatabaseArgs:
     """How often the image restores the latest replica into a scratch PocketBase and verifies it."""
 
 
+def engine_account_email(superuser_email: str) -> str:
+    """The engine's account, in the superuser's domain. An identity only: PocketBase sends it no mail."""
+    return "commission-engine@" + superuser_email.rpartition("@")[2]
+
+
 def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_password: pulumi.Input[str],
-                    encryption_key: pulumi.Input[str]) -> ContainerSpec:
+                    encryption_key: pulumi.Input[str], engine_account_password: pulumi.Input[str]) -> ContainerSpec:
     env: dict[str, pulumi.Input[str]] = {
         "PB_SUPERUSER_EMAIL": args.superuser_email,
+        "PB_ENGINE_EMAIL": engine_account_email(args.superuser_email),
         "PB_BACKUP_CRON": args.backup_cron,
         "PB_BACKUP_MAX_KEEP": str(args.backup_retention_days),
     }
     secret_env: dict[str, pulumi.Input[str]] = {
         "PB_SUPERUSER_PASSWORD": superuser_password,
+        "PB_ENGINE_PASSWORD": engine_account_password,
         # Encrypts the settings (S3 keys among them) inside the database.
         "PB_ENCRYPTION_KEY": encryption_key,
     }
@@ -132,6 +145,10 @@ class Database(pulumi.ComponentResource):
     endpoint: Endpoint
     superuser_email: str
     superuser_password: pulumi.Output[str]
+    """PocketBase's only: never given to the engine."""
+    engine_account_email: str
+    engine_account_password: pulumi.Output[str]
+    """The engine's own account: what the engine signs in with."""
     settings_key: pulumi.Output[str]
     """Opens the settings encrypted in the database: a restore verifies with it."""
 
@@ -141,12 +158,16 @@ class Database(pulumi.ComponentResource):
         # Generated once per stack and kept in its state: later updates reuse them.
         password = random.RandomPassword(f"{name}-superuser-password", length=40, special=False, opts=child)
         encryption_key = random.RandomPassword(f"{name}-settings-key", length=32, special=False, opts=child)
+        account_password = random.RandomPassword(f"{name}-engine-account-password", length=40, special=False,
+                                                 opts=child)
         self.superuser_email = args.superuser_email
         self.superuser_password = pulumi.Output.secret(password.result)
+        self.engine_account_email = engine_account_email(args.superuser_email)
+        self.engine_account_password = pulumi.Output.secret(account_password.result)
         self.settings_key = pulumi.Output.secret(encryption_key.result)
 
         image = build_image(f"{name}-image", COMPONENTS_DIR / "pocketbase", "pocketbase", args.registry, self)
-        spec = pocketbase_spec(args, image, password.result, encryption_key.result)
+        spec = pocketbase_spec(args, image, password.result, encryption_key.result, account_password.result)
         self.endpoint = deploy(name, spec, args.targets, self)
         self.register_outputs({})
 

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from infra.ops.drill import image_home
@@ -41,7 +42,11 @@ ENV = {
     "PB_BACKUP_S3_REGION": "sa-east-1",
     "PB_BACKUP_S3_ACCESS_KEY": "AKIAPRODBACKUPS00001",
     "PB_BACKUP_S3_SECRET": S3_SECRET,
+    "PB_ENGINE_EMAIL": "commission-engine@example.com",
+    "PB_ENGINE_PASSWORD": "fake-engine-password-for-the-test",
 }
+ENGINE_ACCOUNTS = "engine_accounts"
+"""The auth collection holding the engine's one account (engine/schema.py)."""
 
 
 def _free_port() -> int:
@@ -203,3 +208,138 @@ def test_the_settings_of_the_latest_start_win_over_those_of_the_first(pocketbase
     with sqlite3.connect(pocketbase_home / "pb_data" / "data.db") as db:
         stored = "".join(str(value) for (value,) in db.execute("SELECT value FROM _params"))
     assert "rotated-s3-secret-for-the-test" not in stored, "the rotated secret is encrypted at rest too"
+
+
+def _engine_client(url: str, password: str = ENV["PB_ENGINE_PASSWORD"]) -> httpx.Client:
+    auth = httpx.post(f"{url}/api/collections/{ENGINE_ACCOUNTS}/auth-with-password", timeout=10,
+                      json={"identity": ENV["PB_ENGINE_EMAIL"], "password": password})
+    assert auth.status_code == 200, auth.text
+    return httpx.Client(base_url=url, headers={"Authorization": auth.json()["token"]}, timeout=10)
+
+
+ORDER = {"tenant": "acme", "idempotency_key": "k1", "request_hash": "h", "affiliate_id": "ana", "status": "placed",
+         "commission_status": "pending", "currency": "BRL", "created_month": "2026-11", "total_cents": 1000,
+         "commission_cents": 100, "lines": []}
+
+
+def test_the_engine_account_works_the_engines_collections_and_is_refused_everything_else(running: str) -> None:
+    """#11.2: the engine's own account, not the superuser: its collections, the batch API, nothing else."""
+    with _engine_client(running) as pb:
+        created = pb.post("/api/collections/orders/records", json=ORDER)
+        assert created.status_code == 200, created.text
+        order_id = created.json()["id"]
+        assert pb.get(f"/api/collections/orders/records/{order_id}").status_code == 200
+        assert pb.patch(f"/api/collections/orders/records/{order_id}", json={"commission_status": "approved"}
+                        ).status_code == 200
+        product = pb.post("/api/collections/products/records",
+                          json={"tenant": "acme", "sku": "MUG", "name": "Mug", "price_cents": 500, "active": True})
+        assert product.status_code == 200, product.text
+        transition = {"method": "POST", "url": "/api/collections/order_transitions/records",
+                      "body": {"tenant": "acme", "order_id": order_id, "from_status": "placed", "to_status": "paid"}}
+        update = {"method": "PATCH", "url": f"/api/collections/orders/records/{order_id}", "body": {"status": "paid"}}
+        batch = pb.post("/api/batch", json={"requests": [transition, update]})
+        assert batch.status_code == 200, "the batch API is on, for the engine's account: " + batch.text
+        again = pb.post("/api/batch", json={"requests": [transition]})
+        assert again.status_code == 400 and "validation_not_unique" in again.text, "idx_transitions_order_from"
+        totals = pb.get("/api/collections/commission_totals/records").json()["items"]
+        assert [(t["affiliate_id"], t["commission_status"]) for t in totals] == [("ana", "approved")]
+
+        refused = {path: pb.get(path).status_code for path in (
+            "/api/collections", "/api/collections/orders", "/api/settings", "/api/backups", "/api/logs",
+            "/api/collections/_superusers/records", f"/api/collections/{ENGINE_ACCOUNTS}/records")}
+        refused["POST /api/collections"] = pb.post("/api/collections", json={"name": "x", "type": "base"}).status_code
+        refused["PATCH /api/settings"] = pb.patch("/api/settings", json={"batch": {"enabled": False}}).status_code
+        refused["POST /api/backups"] = pb.post("/api/backups", json={}).status_code
+        assert {path: status for path, status in refused.items() if status not in (403, 404)} == {}
+
+    # A token PocketBase no longer accepts (expired, or of a rotated password) is answered 401, never as a guest's
+    # empty list: the engine authenticates again on 401 and would otherwise take an empty answer for no records.
+    for headers in ({}, {"Authorization": "a-stale-token"}):
+        assert httpx.get(f"{running}/api/collections/orders/records", headers=headers).status_code == 401
+        assert httpx.post(f"{running}/api/batch", headers=headers, json={"requests": []}).status_code == 401
+
+
+def test_the_engine_account_takes_the_password_of_the_latest_start(pocketbase_home: Path) -> None:
+    rotated = {**ENV, "PB_ENGINE_PASSWORD": "rotated-engine-password-for-the-test"}
+    for env in (ENV, rotated):
+        process, url = _start(pocketbase_home, env)
+        try:
+            with _engine_client(url, env["PB_ENGINE_PASSWORD"]) as pb:
+                assert pb.post("/api/collections/affiliates/records",
+                               json={"tenant": "acme", "affiliate_id": env["PB_ENGINE_PASSWORD"][:7]}).status_code == 200
+            old = httpx.post(f"{url}/api/collections/{ENGINE_ACCOUNTS}/auth-with-password", timeout=10,
+                             json={"identity": ENV["PB_ENGINE_EMAIL"], "password": ENV["PB_ENGINE_PASSWORD"]})
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert old.status_code == 400, "the rotated-out password is refused"
+    with sqlite3.connect(pocketbase_home / "pb_data" / "data.db") as db:
+        assert db.execute(f"SELECT COUNT(*) FROM {ENGINE_ACCOUNTS}").fetchone() == (1,), "exactly one account"
+        assert db.execute("SELECT COUNT(*) FROM affiliates").fetchone() == (2,)
+
+
+def test_a_database_an_older_engine_migrated_keeps_its_records_and_opens_to_the_engine_account(
+        pocketbase_home: Path) -> None:
+    """Before #11.2 every engine migrated with the superuser: superuser-only collections, fields without
+    rules. The image's start brings them to the engine's schema, records and field ids kept."""
+    from engine.schema import COLLECTIONS
+
+    data = pocketbase_home / "pb_data"
+    subprocess.run([str(pocketbase_home / "pocketbase"), "superuser", "upsert", ENV["PB_SUPERUSER_EMAIL"],
+                    ENV["PB_SUPERUSER_PASSWORD"], f"--dir={data}", f"--hooksDir={data / 'none'}"], check=True,
+                   capture_output=True)
+    port = _free_port()
+    old = subprocess.Popen([str(pocketbase_home / "pocketbase"), "serve", f"--http=127.0.0.1:{port}", f"--dir={data}",
+                            f"--hooksDir={data / 'none'}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/api/health")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        token = str(_request(f"{url}/api/collections/_superusers/auth-with-password",
+                             {"identity": ENV["PB_SUPERUSER_EMAIL"], "password": ENV["PB_SUPERUSER_PASSWORD"]})["token"])
+        admin = {"Authorization": token}
+        for collection in COLLECTIONS:  # as the engine's migration created them
+            body = {"type": "base", **collection, "listRule": None, "viewRule": None}
+            assert httpx.post(f"{url}/api/collections", headers=admin, json=body).status_code == 200
+        assert httpx.post(f"{url}/api/collections/orders/records", headers=admin, json=ORDER).status_code == 200
+    finally:
+        old.terminate()
+        old.wait(timeout=10)
+
+    process, url = _start(pocketbase_home, ENV)
+    try:
+        with _engine_client(url) as pb:
+            orders = pb.get("/api/collections/orders/records").json()["items"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert [o["idempotency_key"] for o in orders] == ["k1"]
+
+
+def test_the_engines_schema_in_the_image_is_the_engines_code() -> None:
+    """pb_hooks/engine_schema.json is generated from the engine's collections (engine/schema.py)."""
+    from engine.schema import render
+
+    committed = (IMAGE_DIR / "pb_hooks" / "engine_schema.json").read_text()
+    assert committed == render(), "regenerate with: python3 tools/dev.py generate"
+
+
+def test_an_older_engines_migration_leaves_the_engine_accounts_rules(running: str) -> None:
+    """An engine before #11.2 (a revision serving beside the canary, or rolled back to) still PATCHes its
+    collections with the superuser as it starts, rules null: the rules stay the image's, and it still succeeds."""
+    admin = {"Authorization": str(_request(f"{running}/api/collections/_superusers/auth-with-password", {
+        "identity": ENV["PB_SUPERUSER_EMAIL"], "password": ENV["PB_SUPERUSER_PASSWORD"]})["token"])}
+    for name, kind in (("orders", "base"), ("commission_totals", "view")):
+        current = httpx.get(f"{running}/api/collections/{name}", headers=admin).json()
+        body = {"listRule": None, "viewRule": None} | (
+            {"createRule": None, "updateRule": None, "deleteRule": None, "fields": current["fields"]}
+            if kind == "base" else {})
+        assert httpx.patch(f"{running}/api/collections/{current['id']}", headers=admin, json=body).status_code == 200
+
+    with _engine_client(running) as pb:
+        assert pb.post("/api/collections/orders/records", json=ORDER).status_code == 200
+        assert pb.get("/api/collections/commission_totals/records").status_code == 200

@@ -94,7 +94,7 @@ def test_the_vm_reads_its_secrets_with_what_container_optimized_os_has(tmp_path:
 
 
 def test_the_vm_boots_from_cloud_config_that_runs_the_image_on_the_disk() -> None:
-    spec = pocketbase_spec(_args(), "europe-docker.pkg.dev/p/r/pocketbase:abc", "pw", "key")
+    spec = pocketbase_spec(_args(), "europe-docker.pkg.dev/p/r/pocketbase:abc", "pw", "key", "engine-pw")
     text = cloud_init(spec, "europe-docker.pkg.dev/p/r/pocketbase:abc", {"PB_SUPERUSER_EMAIL": "a@b.co"},
                       [secret_fetch_line("p", "s", "1", "PB_SUPERUSER_PASSWORD")], "europe-docker.pkg.dev")
 
@@ -117,7 +117,7 @@ def _args() -> DatabaseArgs:
 def test_the_boot_script_reads_the_token_then_every_secret(tmp_path: Path) -> None:
     """The whole secrets script cloud-init writes, run by bash against a fake metadata server and
     Secret Manager (answers shaped as documented), writes exactly the container's secret variables."""
-    spec = pocketbase_spec(_args(), "img", "pw", "key")
+    spec = pocketbase_spec(_args(), "img", "pw", "key", "engine-pw")
     lines = [secret_fetch_line("p", f"pocketbase-prod-{k.lower()}", "1", k) for k in sorted(spec.secret_env)]
     document = yaml.safe_load(cloud_init(spec, "img", {}, lines, None))
     [script] = [f["content"] for f in document["write_files"] if f["path"] == "/etc/pocketbase-secrets.sh"]

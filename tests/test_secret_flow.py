@@ -75,3 +75,28 @@ def test_prod_pushes_with_the_deployers_short_lived_token(committed_plans: dict[
         login = registry["value"]
         assert login["username"] == "oauth2accesstoken"
         assert str(login["password"]).startswith("ya29."), "the deployer's access token (getClientConfig)"
+
+
+def _random_password(plan: Plan, suffix: str) -> str:
+    """A RandomPassword's result in the plan (infra/plan.py's mocks derive it from the resource's name)."""
+    import hashlib
+
+    [resource] = [r for r in plan.resources
+                  if r.type == "random:index/randomPassword:RandomPassword" and r.name.endswith(suffix)]
+    return hashlib.sha256(resource.name.encode()).hexdigest()[:int(resource.inputs["length"])]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_engine_holds_its_own_pocketbase_account_never_the_superuser(stack: str,
+                                                                       committed_plans: dict[str, Plan]) -> None:
+    """#11.2: PocketBase's superuser password goes to PocketBase only; the engine signs in with an account
+    of its own, whose password PocketBase receives too (it upserts the account at every start)."""
+    plan = committed_plans[stack]
+    engine = service_environment(plan, "commission-engine")
+    superuser = _random_password(plan, "-superuser-password")
+
+    assert [name for name in engine if "SUPERUSER" in name] == []
+    assert [name for name, (value, _) in engine.items() if superuser in str(value)] == []
+    account = _random_password(plan, "-engine-account-password")
+    assert engine["POCKETBASE_PASSWORD"] == (account, True)
+    assert superuser != account

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Started as root: make the data directory the unprivileged user's, then run as that user.
 #   entrypoint.sh               PocketBase: its superuser created or updated from the environment,
-#                               its settings applied by pb_hooks at every start, and, when a replica
+#                               its settings, the engine's schema and the engine's account (PB_ENGINE_*)
+#                               applied by pb_hooks at every start, and, when a replica
 #                               bucket is set (LITESTREAM_BUCKET), Litestream replicating it around it
 #                               (a volume without a database first restores the latest replica)
 #   entrypoint.sh restore-test  the scheduled restore test (drtool.py)
@@ -22,6 +23,8 @@ if [ "${1:-}" = "restore-test" ]; then
 fi
 : "${PB_SUPERUSER_EMAIL:?PB_SUPERUSER_EMAIL is required}"
 : "${PB_SUPERUSER_PASSWORD:?PB_SUPERUSER_PASSWORD is required}"
+: "${PB_ENGINE_EMAIL:?PB_ENGINE_EMAIL is required (the engine's account, pb_hooks/engine_schema.pb.js)}"
+: "${PB_ENGINE_PASSWORD:?PB_ENGINE_PASSWORD is required (the engine's account, pb_hooks/engine_schema.pb.js)}"
 flags="--dir=$home/pb_data --encryptionEnv=PB_ENCRYPTION_KEY"
 if [ -n "${LITESTREAM_BUCKET:-}" ]; then
     # Before the superuser upsert, which would create an empty database.

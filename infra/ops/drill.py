@@ -169,6 +169,7 @@ class DrillStack(LocalStack):
     def pocketbase_env(self) -> dict[str, str]:
         return {**os.environ, "PB_HOME": str(self.home), "PB_HTTP": f"127.0.0.1:{self.pb_port}",
                 "PB_SUPERUSER_EMAIL": self.email, "PB_SUPERUSER_PASSWORD": self.password,
+                **self.pocketbase_account_env(),
                 "PB_ENCRYPTION_KEY": self.settings_key, "PB_BACKUP_CRON": "0 3 * * *", "PB_BACKUP_MAX_KEEP": "30",
                 "LITESTREAM_ACCESS_KEY_ID": "drill", "LITESTREAM_SECRET_ACCESS_KEY": "drill", **self.replica.env()}
 

@@ -248,53 +248,53 @@ def test_with_pocketbase_restarted_writes_fail_cleanly_and_no_order_is_lost(own_
     assert summary["order_count"] == 6
 
 
-def test_migrate_is_idempotent(engine: Running) -> None:
-    for _ in range(2):
-        proc = subprocess.run([sys.executable, "-m", "engine", "migrate"], env=engine.stack.env, capture_output=True,
-                              text=True, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        assert "updated orders" in proc.stderr
+class _RecordingProxy:
+    """PocketBase behind a proxy that notes every request's method and path: what the engine asks of it."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.calls: list[tuple[str, str]] = []
+        calls, client = self.calls, httpx.Client(base_url=upstream, timeout=10)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                calls.append((self.command, self.path.split("?")[0]))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                try:
+                    answer = client.request(self.command, self.path, headers=headers, content=body)
+                except httpx.HTTPError:
+                    self.send_error(502)
+                    return
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
-def test_instances_starting_together_on_an_empty_pocketbase_all_migrate_it(tmp_path: Path) -> None:
-    """Every engine instance migrates as it starts (Cloud Run may start five at once)."""
-    from engine.adapters.pocketbase import PocketBase
-    from engine.migrate import COLLECTIONS, migrate
-
+def test_serve_waits_for_pocketbase_and_its_schema_and_never_migrates(tmp_path: Path) -> None:
+    """#11.2: PocketBase's image applies the schema at its own start (pb_hooks/engine_schema.pb.js); the engine
+    holds no superuser and only reads and writes records: no /api/collections, no /api/settings."""
     stack = LocalStack(tmp_path, [])
-    stack.start_pocketbase()
-
-    async def three_at_once() -> list[str]:
-        clients = [PocketBase(stack.env["POCKETBASE_URL"], stack.email, stack.password) for _ in range(3)]
-        try:
-            await asyncio.gather(*(migrate(client) for client in clients))
-            listed = await clients[0].request("test", "GET", "/api/collections", params={"perPage": 200})
-            return [c["name"] for c in listed.json()["items"]]
-        finally:
-            for client in clients:
-                await client.close()
-
-    try:
-        names = asyncio.run(three_at_once())
-    finally:
-        stack.close()
-    assert sorted(n for n in names if n in {c["name"] for c in COLLECTIONS}) == sorted(c["name"] for c in COLLECTIONS)
-
-
-async def _collection_status(stack: LocalStack, name: str) -> int:
-    from engine.adapters.pocketbase import PocketBase
-
-    pocketbase = PocketBase(stack.env["POCKETBASE_URL"], stack.email, stack.password)
-    try:
-        return (await pocketbase.request("test", "GET", f"/api/collections/{name}")).status_code
-    finally:
-        await pocketbase.close()
-
-
-def test_serve_waits_for_pocketbase_and_migrates_it_before_listening(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path, [])
+    proxy = _RecordingProxy(stack.env["POCKETBASE_URL"])
     engine = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
-                               str(stack.engine_port)], env=stack.env, stderr=subprocess.PIPE, text=True)
+                               str(stack.engine_port)], env={**stack.env, "POCKETBASE_URL": proxy.url},
+                              stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2)  # the engine is up before PocketBase, as on a first deployment
         assert engine.poll() is None, "it waits instead of exiting"
@@ -307,12 +307,37 @@ def test_serve_waits_for_pocketbase_and_migrates_it_before_listening(tmp_path: P
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert ready, "the engine serves once PocketBase is up"
-        assert asyncio.run(_collection_status(stack, "orders")) == 200
     finally:
         engine.terminate()
         engine.wait(timeout=10)
+        proxy.close()
         stack.close()
-    assert engine.stderr is not None and "created orders" in engine.stderr.read()
+    paths = {path for _, path in proxy.calls}
+    assert paths, "the engine checked its collections before serving"
+    assert {p for p in paths if not (p == "/api/health" or p.endswith("/auth-with-password")
+                                     or (p.startswith("/api/collections/") and "/records" in p))} == set()
+    assert [name for name in stack.env if "SUPERUSER" in name] == [], "the engine is given its own account only"
+
+
+def test_serve_against_a_pocketbase_without_the_engines_schema_says_what_is_missing(tmp_path: Path) -> None:
+    """A PocketBase started without the image's hooks has no engine account and no collections: the engine
+    says so and exits, instead of serving 503s."""
+    from engine.dev import pocketbase_binary, wait_http
+
+    stack = LocalStack(tmp_path, [], env={"POCKETBASE_START_WAIT_SECONDS": "3"})
+    bare = subprocess.Popen([pocketbase_binary(), "serve", f"--http=127.0.0.1:{stack.pb_port}",
+                             f"--dir={tmp_path / 'pb'}", f"--hooksDir={tmp_path / 'no-hooks'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{stack.pb_port}/api/health")
+        proc = subprocess.run([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
+                               str(stack.engine_port)], env=stack.env, capture_output=True, text=True, timeout=60,
+                              check=False)
+    finally:
+        bare.terminate()
+        bare.wait(timeout=10)
+    assert proc.returncode == 1
+    assert "engine_accounts" in proc.stderr and "engine_schema.pb.js" in proc.stderr, proc.stderr
 
 
 def test_with_two_workers_metrics_are_summed_and_a_previous_servers_are_gone(tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ def test_without_the_purge_settings_purging_is_off_and_says_so() -> None:
     from engine.__main__ import _purge_notice  # pyright: ignore[reportPrivateUsage]
     from engine.settings import Settings
 
-    base = {"pocketbase_url": "http://pb", "pocketbase_superuser_email": "a@b.c", "pocketbase_superuser_password": "x1",
+    base = {"pocketbase_url": "http://pb", "pocketbase_email": "a@b.c", "pocketbase_password": "x1",
             "redis_url": "redis://r", "tenants_json": "{}"}
     on = {"catalog_public_base_url": BASE_URL, "cloudflare_zone_id": ZONE_ID, "catalog_purge_token": "tok-123"}
 

@@ -20,8 +20,8 @@ SECRET = "o" * 48
 def _app() -> object:
     tenants = {"version": 1, "tenants": [{"slug": "acme", "currency": "BRL", "api_key_hashes": [key_hash("k")],
                                           "admin_key_hashes": [key_hash("a")]}]}
-    return create_app(Settings(pocketbase_url="http://127.0.0.1:9", pocketbase_superuser_email="a@b.co",  # pyright: ignore[reportCallIssue]
-                               pocketbase_superuser_password="x" * 20, redis_url="redis://127.0.0.1:9/0",
+    return create_app(Settings(pocketbase_url="http://127.0.0.1:9", pocketbase_email="a@b.co",  # pyright: ignore[reportCallIssue]
+                               pocketbase_password="x" * 20, redis_url="redis://127.0.0.1:9/0",
                                tenants_json=json.dumps(tenants), public_hostname=PUBLIC, origin_auth_secret=SECRET))
 
 

@@ -1,4 +1,8 @@
-"""`python -m engine serve|migrate|dev|smoke`."""
+"""`python -m engine serve|dev|smoke`.
+
+The engine does not migrate: PocketBase's image applies the engine's schema and account at its own start
+(engine/schema.py, components/pocketbase/pb_hooks/engine_schema.pb.js), and `serve` waits for them (#11.2).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the API (workers from WEB_CONCURRENCY)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    commands.add_parser("migrate", help="create or update the PocketBase collections (idempotent)")
     dev = commands.add_parser("dev", help="PocketBase, Redis and the engine on free ports, one demo tenant")
     dev.add_argument("--data", help="keep the data in this directory (default: a temporary one)")
     smoke = commands.add_parser("smoke", help="a deployed engine end to end through its edge URL (engine/smoke.py)")
@@ -36,19 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         from engine.settings import Settings
 
         settings = Settings()  # pyright: ignore[reportCallIssue]
-        # The collections come first: a new deployment starts against an empty PocketBase, which may
-        # itself still be starting.
-        if (code := asyncio.run(_migrate(settings, wait_s=settings.pocketbase_start_wait_seconds))) != 0:
+        # PocketBase first, with the engine's collections: a new deployment may start the engine before
+        # PocketBase, which applies them as it starts.
+        if (code := asyncio.run(_wait_for_schema(settings, settings.pocketbase_start_wait_seconds))) != 0:
             return code
         _clear_worker_metrics()
         print(_purge_notice(settings), file=sys.stderr, flush=True)
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
                     workers=settings.web_concurrency, access_log=False, log_level="warning")
         return 0
-    if args.command == "migrate":
-        from engine.settings import Settings
-
-        return asyncio.run(_migrate(Settings()))  # pyright: ignore[reportCallIssue]
     if args.command == "smoke":
         from engine.smoke import main as smoke_main
 
@@ -59,26 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     return run_dev(args.data)
 
 
-async def _migrate(settings: Settings, wait_s: float = 0.0) -> int:
-    """Migrate, retrying for up to `wait_s` while PocketBase is unreachable or another instance migrates."""
+async def _wait_for_schema(settings: Settings, wait_s: float) -> int:
+    """Until PocketBase accepts the engine's account and has all its collections, for up to `wait_s`; then
+    what is missing, and 1. Reads records only: the engine holds no right to change the schema."""
     from engine.adapters.pocketbase import PocketBase, PocketBaseError
-    from engine.migrate import migrate
+    from engine.schema import ACCOUNTS, missing
 
-    pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
-                            settings.pocketbase_superuser_password)
+    pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
+                            settings.pocketbase_password)
     deadline = time.monotonic() + wait_s
     try:
         while True:
             try:
-                for line in await migrate(pocketbase):
-                    print(line, file=sys.stderr)
-                return 0
+                problem = ""
+                if absent := await missing(pocketbase):
+                    problem = f"PocketBase has no collection {', '.join(absent)}"
             except PocketBaseError as err:
-                if time.monotonic() >= deadline:
-                    waited = f", still failing after {wait_s:.0f} s" if wait_s else ""
-                    print(f"migrate: {err} (POCKETBASE_URL={settings.pocketbase_url}{waited})", file=sys.stderr)
-                    return 1
-                await asyncio.sleep(1.0)
+                problem = str(err)
+            if not problem:
+                return 0
+            if time.monotonic() >= deadline:
+                print(f"serve: {problem} (POCKETBASE_URL={settings.pocketbase_url}, still so after {wait_s:.0f} s). "
+                      f"PocketBase's image applies the engine's collections and its account in {ACCOUNTS} at its "
+                      "start (pb_hooks/engine_schema.pb.js with engine_schema.json, from PB_ENGINE_EMAIL and "
+                      "PB_ENGINE_PASSWORD): is it that image, of this engine's version, given the password the "
+                      "engine has as POCKETBASE_PASSWORD?", file=sys.stderr)
+                return 1
+            await asyncio.sleep(1.0)
     finally:
         await pocketbase.close()
 

@@ -25,6 +25,7 @@ from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry, shard_documents
+from engine.schema import ACCOUNTS
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
@@ -195,8 +196,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
-        pocketbase = PocketBase(settings.pocketbase_url, settings.pocketbase_superuser_email,
-                                settings.pocketbase_superuser_password, settings.pocketbase_timeout_seconds)
+        pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
+                                settings.pocketbase_password, settings.pocketbase_timeout_seconds)
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
         purger = None
         if not settings.catalog_purge_missing:

@@ -53,6 +53,17 @@ def wait_tcp(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.
     raise RuntimeError(f"nothing listens on {port} after {timeout_s:.0f} s")
 
 
+POCKETBASE_HOOKS = Path(__file__).resolve().parents[3] / "pocketbase" / "pb_hooks"
+"""PocketBase's image's hooks (components/pocketbase/pb_hooks): the engine's schema and account among them."""
+
+
+def pocketbase_hooks() -> Path:
+    if not (POCKETBASE_HOOKS / "engine_schema.pb.js").exists():
+        raise RuntimeError(f"no PocketBase hooks at {POCKETBASE_HOOKS}: the local stack runs from the repository, "
+                           "with the hooks of PocketBase's image (components/pocketbase/pb_hooks)")
+    return POCKETBASE_HOOKS
+
+
 def pocketbase_binary() -> str:
     found = shutil.which("pocketbase") or str(Path(sys.executable).parent / "pocketbase")
     if not Path(found).exists():
@@ -74,9 +85,12 @@ class LocalStack:
         # Hex, not urlsafe: `pocketbase superuser upsert` reads a password starting with "-" as a flag, and one
         # local stack in 64 failed to start.
         self.email, self.password = "dev@engine.local", secrets.token_hex(24)
+        """PocketBase's superuser: PocketBase's and the tests' only, never the engine's (#11.2)."""
+        self.engine_email, self.engine_password = "commission-engine@engine.local", secrets.token_hex(24)
+        """The engine's own account, which PocketBase's hooks upsert at its start (engine_schema.pb.js)."""
         self.redis_password = secrets.token_hex(24)
         self.env = {**os.environ, "POCKETBASE_URL": f"http://127.0.0.1:{self.pb_port}",
-                    "POCKETBASE_SUPERUSER_EMAIL": self.email, "POCKETBASE_SUPERUSER_PASSWORD": self.password,
+                    "POCKETBASE_EMAIL": self.engine_email, "POCKETBASE_PASSWORD": self.engine_password,
                     "REDIS_URL": f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0",
                     "TENANTS_JSON": json.dumps({"version": 1, "tenants": tenants}),
                     "WEB_CONCURRENCY": str(workers), "ENVIRONMENT": "dev", **(env or {})}
@@ -114,14 +128,22 @@ class LocalStack:
         wait_http(f"{self.url}/healthz")
         return self
 
+    def pocketbase_account_env(self) -> dict[str, str]:
+        """The engine's account, for PocketBase's hooks (as components/database.py gives it to the image)."""
+        return {"PB_ENGINE_EMAIL": self.engine_email, "PB_ENGINE_PASSWORD": self.engine_password}
+
     def start_pocketbase(self) -> None:
-        """With its superuser (created, or updated on a restart), as the platform's image does."""
+        """With its superuser (created, or updated on a restart) and the image's hooks, as the platform's image
+        starts it: they apply the engine's schema and account before it serves."""
         (self.data / "pb").mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.pocketbase_account_env()}
+        # --hooksWatch=false: an edit of the hooks in the working tree does not restart a running PocketBase.
+        hooks = [f"--hooksDir={pocketbase_hooks()}", "--hooksWatch=false"]
         subprocess.run([pocketbase_binary(), "superuser", "upsert", self.email, self.password,
-                        f"--dir={self.data / 'pb'}"], check=True, capture_output=True)
+                        f"--dir={self.data / 'pb'}", *hooks], check=True, capture_output=True, env=env)
         self.processes["pocketbase"] = subprocess.Popen(
-            [pocketbase_binary(), "serve", f"--http=127.0.0.1:{self.pb_port}", f"--dir={self.data / 'pb'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [pocketbase_binary(), "serve", f"--http=127.0.0.1:{self.pb_port}", f"--dir={self.data / 'pb'}", *hooks],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wait_tcp(self.pb_port, self.processes["pocketbase"])
         wait_http(f"http://127.0.0.1:{self.pb_port}/api/health")
 

@@ -1,17 +1,36 @@
-"""PocketBase collections and their indexes, created or brought up to date idempotently.
+"""The engine's PocketBase schema: its collections and their indexes, the account it signs in with,
+and the batch API it needs, as one document PocketBase applies itself at every start (#11.2).
 
-Every collection carries the tenant; its API rules are locked (superuser only: the engine). An order
-holds its lines and its commission in the same record, so one write stores them together or not at
-all; a unique index on (tenant, idempotency_key) backs idempotent order creation, and one on
-(order_id, from_status) in order_transitions lets exactly one status change out of each status win
-(see `Engine.transition`), in a transaction of PocketBase's batch API, which the migration enables.
+`python -m engine.schema` prints the document; it is committed in PocketBase's image as
+`components/pocketbase/pb_hooks/engine_schema.json` (`tools/dev.py generate`; a test fails when it
+drifts), and the image's hook `engine_schema.pb.js` imports it with `$app.importCollectionsByMarshaledJSON`
+(PocketBase's ImportCollections: "for existing matching collections, the imported data is unmarshaled on
+top of the existing model", matched by id or name; a field without an id gets `type + crc32(name)`, the id
+the earlier REST migration gave it, so columns and records stay), enables the batch API and upserts the
+engine's one account from PB_ENGINE_EMAIL / PB_ENGINE_PASSWORD. So the schema is applied with full rights
+by PocketBase, before it serves, on docker, Railway and the VM alike, and no credential that can change it
+travels on the network: the engine holds only its account, which its collections' API rules admit and
+nothing else does (collections, settings, backups, logs and other auth collections are superuser-only).
+
+Every collection carries the tenant. An order holds its lines and its commission in the same record, so one
+write stores them together or not at all; a unique index on (tenant, idempotency_key) backs idempotent order
+creation, and one on (order_id, from_status) in order_transitions lets exactly one status change out of each
+status win (see `Engine.transition`), in a transaction of PocketBase's batch API.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from engine.adapters.pocketbase import PocketBase, PocketBaseError
+from engine.adapters.pocketbase import PocketBase
+
+ACCOUNTS = "engine_accounts"
+"""The auth collection holding the engine's one account."""
+RULE = f'@request.auth.collectionName = "{ACCOUNTS}"'
+"""The API rule of every engine collection: the engine's account only (superusers pass any rule). A request
+without it is refused with 401 before the rule is read (engine_schema.pb.js), so a token PocketBase no longer
+accepts never reads as a guest's empty list."""
 
 
 def _text(name: str, required: bool = True) -> dict[str, Any]:
@@ -61,48 +80,39 @@ COLLECTIONS: list[dict[str, Any]] = [
 ]
 
 
-async def migrate(pocketbase: PocketBase) -> list[str]:
-    """Create missing collections, update existing ones to this schema. Returns what it did."""
-    done: list[str] = []
+def document() -> dict[str, Any]:
+    """What engine_schema.pb.js applies: the collections in ImportCollections' format, the accounts' collection."""
+    collections: list[dict[str, Any]] = [{
+        "name": ACCOUNTS, "type": "auth", "fields": [],
+        # Superuser-only: the account cannot list, read or change itself or another one.
+        "listRule": None, "viewRule": None, "createRule": None, "updateRule": None, "deleteRule": None,
+        "manageRule": None, "authRule": "",
+        "passwordAuth": {"enabled": True, "identityFields": ["email"]},
+        "oauth2": {"enabled": False}, "otp": {"enabled": False}, "mfa": {"enabled": False},
+    }]
     for collection in COLLECTIONS:
-        body = {"type": "base", **collection, "listRule": None, "viewRule": None}
+        body: dict[str, Any] = {"type": "base", **collection, "listRule": RULE, "viewRule": RULE}
         if body["type"] == "base":  # a view has no create, update or delete rules: it cannot be written
-            body |= {"createRule": None, "updateRule": None, "deleteRule": None}
-        existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
-        if existing.status_code == 404:
-            response = await pocketbase.request("migrate", "POST", "/api/collections", json=body)
-            if response.status_code in (200, 201):
-                done.append(f"created {collection['name']}")
-                continue
-            # Every instance migrates as it starts: another one may have created it just now.
-            existing = await pocketbase.request("migrate", "GET", f"/api/collections/{collection['name']}")
-            if existing.status_code == 404:
-                raise PocketBaseError(f"creating {collection['name']}: HTTP {response.status_code}: {response.text}")
-        current = existing.json()
-        if body["type"] == "base":
-            # Keep the ids of fields that exist, so PocketBase updates them instead of recreating them.
-            ids = {f["name"]: f["id"] for f in current.get("fields", [])}
-            fields = [{**f, "id": ids[f["name"]]} if f["name"] in ids else f for f in collection["fields"]]
-            body["fields"] = fields + [f for f in current.get("fields", []) if f.get("system")]
-        response = await pocketbase.request("migrate", "PATCH", f"/api/collections/{current['id']}", json=body)
-        if response.status_code != 200:
-            raise PocketBaseError(f"updating {collection['name']}: HTTP {response.status_code}: {response.text}")
-        done.append(f"updated {collection['name']}")
-    done += await _enable_batch(pocketbase)
-    return done
+            body |= {"createRule": RULE, "updateRule": RULE, "deleteRule": RULE}
+        collections.append(body)
+    return {"accounts": ACCOUNTS, "collections": collections}
 
 
-async def _enable_batch(pocketbase: PocketBase) -> list[str]:
-    """Status changes are two writes in one transaction of the batch API, which PocketBase ships disabled."""
-    response = await pocketbase.request("migrate", "GET", "/api/settings")
-    if response.status_code != 200:
-        raise PocketBaseError(f"reading the settings: HTTP {response.status_code}")
-    batch: dict[str, Any] = response.json().get("batch") or {}
-    enough = int(batch.get("maxRequests") or 0) >= 2
-    if batch.get("enabled") and enough:
-        return []
-    change: dict[str, Any] = {"enabled": True} | ({} if enough else {"maxRequests": 50})
-    response = await pocketbase.request("migrate", "PATCH", "/api/settings", json={"batch": change})
-    if response.status_code != 200:
-        raise PocketBaseError(f"enabling the batch API: HTTP {response.status_code}: {response.text}")
-    return ["enabled the batch API"]
+def render() -> str:
+    return json.dumps(document(), indent=2) + "\n"
+
+
+async def missing(pocketbase: PocketBase) -> list[str]:
+    """The engine's collections PocketBase does not have, asked as the engine's account (its records, never
+    /api/collections). Raises PocketBaseError when PocketBase refuses the account or cannot answer."""
+    absent: list[str] = []
+    for collection in COLLECTIONS:
+        response = await pocketbase.request("schema", "GET", f"/api/collections/{collection['name']}/records",
+                                            params={"perPage": 1, "skipTotal": 1, "fields": "id"})
+        if response.status_code == 404:
+            absent.append(collection["name"])
+    return absent
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -13,8 +13,9 @@ class Settings(BaseSettings):
 
     environment: str = "local"
     pocketbase_url: str
-    pocketbase_superuser_email: str
-    pocketbase_superuser_password: str = Field(repr=False)
+    pocketbase_email: str
+    """The engine's own PocketBase account (engine/schema.py ACCOUNTS), never the superuser (#11.2)."""
+    pocketbase_password: str = Field(repr=False)
     redis_url: str = Field(repr=False)
     tenants_json: str = Field(repr=False)
     """The tenant registry the platform builds (components/api.py): slugs, currencies, key hashes."""
@@ -25,7 +26,8 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = 0.25
     pocketbase_timeout_seconds: float = 5.0
     pocketbase_start_wait_seconds: float = 45.0
-    """How long `serve` retries the migration while PocketBase starts (Cloud Run's startup probe allows 60 s)."""
+    """How long `serve` waits for PocketBase and the engine's schema in it while PocketBase starts (Cloud Run's
+    startup probe allows 60 s)."""
     web_concurrency: int = 1
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "commission-engine"
@@ -47,7 +49,7 @@ class Settings(BaseSettings):
                   "CLOUDFLARE_ZONE_ID": self.cloudflare_zone_id, "CATALOG_PURGE_TOKEN": self.catalog_purge_token}
         return [name for name, value in values.items() if not (value or "").strip()]
 
-    @field_validator("pocketbase_superuser_password", "redis_url", "tenants_json")
+    @field_validator("pocketbase_password", "redis_url", "tenants_json")
     @classmethod
     def not_a_placeholder(cls, value: str) -> str:
         if value.strip().lower() in PLACEHOLDERS:

@@ -1,4 +1,6 @@
-"""PocketBase over its REST API, as its superuser. Every call is timed and counted."""
+"""PocketBase over its REST API, as the engine's own account (engine/schema.py: an auth collection whose one
+account the engine's collections admit, and nothing else; never the superuser, #11.2). Every call is timed
+and counted."""
 
 from __future__ import annotations
 
@@ -49,8 +51,9 @@ class _Transport(httpx.AsyncHTTPTransport):
 
 
 class PocketBase:
-    def __init__(self, url: str, email: str, password: str, timeout_s: float = 5.0) -> None:
-        self._email, self._password = email, password
+    def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0) -> None:
+        """`accounts`: the auth collection the account is in."""
+        self._accounts, self._email, self._password = accounts, email, password
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
@@ -59,10 +62,11 @@ class PocketBase:
         await self._http.aclose()
 
     async def _authenticate(self) -> None:
-        response = await self._http.post("/api/collections/_superusers/auth-with-password",
+        response = await self._http.post(f"/api/collections/{self._accounts}/auth-with-password",
                                          json={"identity": self._email, "password": self._password})
         if response.status_code != 200:
-            raise PocketBaseError(f"PocketBase refused the superuser credentials (HTTP {response.status_code})")
+            raise PocketBaseError(f"PocketBase refused the engine's account {self._email} in {self._accounts} "
+                                  f"(HTTP {response.status_code})")
         self._token = response.json()["token"]
 
     async def request(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -80,9 +84,10 @@ class PocketBase:
             if self._token is None:
                 await self._authenticate()
             response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
-            # PocketBase ignores a token it no longer accepts (expired, or its superuser upserted again
-            # as the image does at every start) and answers as to a guest: 403 on these superuser-only
-            # collections, not 401. So both mean: authenticate again, once.
+            # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
+            # and answers as to a guest; its image answers a guest 401 on records and batches
+            # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
+            # collection of an older schema, superuser-only. Both mean: authenticate again, once.
             if response.status_code in (401, 403):
                 await self._authenticate()
                 response = await self._http.request(method, path, headers={"Authorization": self._token or ""},
