@@ -35,6 +35,7 @@ from policies import waivers as waiver_rules
 from policies.rule import UNKNOWN, Finding, NotApplicable, Resource, Rule, Violation, as_list, as_map, as_violation
 from policies.rules import (
     data_disaster_recovery,
+    data_failover_standby,
     data_no_plaintext_secret_env,
     data_pocketbase_backups,
     data_pocketbase_private,
@@ -178,6 +179,14 @@ RULES: tuple[Rule, ...] = (
          "without versioning or retention, with public access, soft delete off, or fewer days kept than asked; "
          "no restore test at least weekly; the replica in the backups' region",
          stack_check=data_disaster_recovery.check, config_defaults={"min_backup_days": 30}),
+    Rule("PLAT-DATA-007", "Prod with a failover region keeps a standby there and serves from one region at a time",
+         "Losing the primary region must not lose the API or the orders (C8, C9); two running PocketBases are two "
+         "writers of one replica.", "C8, C9", "high", "mandatory",
+         "in prod with a failover region: no PocketBase VM, or no Cloud Run engine with a serverless NEG and "
+         "Direct VPC egress, in that region; a platform-serving label other than platform:gcp.serving says; two "
+         "PocketBase VMs running, or the serving region's stopped; the load balancer's backend in the region that "
+         "does not serve",
+         stack_check=data_failover_standby.check),
     Rule("PLAT-SCALE-001", "The engine keeps at least one warm instance outside integration",
          "Cold starts break the latency SLO (M1) for the first requests.", "C1", "high", "mandatory",
          "an engine (by name or image) that scales to zero in any stack but integration",
