@@ -230,7 +230,7 @@ def declare(model: StackModel) -> None:
                            opts=pulumi.ResourceOptions(depends_on=list(engine.endpoint.routing)))
         StandbyDatabase("database-standby", StandbyDatabaseArgs(
             database=database_args, image=pocketbase_image(registry),
-            secrets=(database.superuser_password, database.settings_key),
+            secrets=(database.superuser_password, database.settings_key, database.engine_account_password),
             target=standby_target(targets.gce, standby.region, standby.subnetwork,
                                   (cache.failover_subnet_range or "",), standby.serving, [drain])))
     if grafana_cloud is not None and telemetry_images is not None:
