@@ -35,8 +35,6 @@ from infra.ops.replica import declare_storage
 from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
 from stacks.profile import ServiceProfile
 
-STANDBY_ENABLED = True
-"""Tests switch it off to show the policy pack refusing a prod stack without its standby (PLAT-DATA-007)."""
 DRAIN = "30s"
 """After the load balancer's backend moved, before the newly serving PocketBase starts: requests the old region
 took finish and its Litestream ships their writes (every second) before the new one restores the replica."""
@@ -44,7 +42,7 @@ took finish and its Litestream ships their writes (every second) before the new 
 
 def failover_region(model: StackModel) -> str | None:
     """The region the standby runs in: prod's engine on Cloud Run with PocketBase on a VM (#13 item 7)."""
-    if (not STANDBY_ENABLED or model.gcp is None or not model.profile.disaster_recovery.failover_region_enabled
+    if (model.gcp is None or not model.profile.disaster_recovery.failover_region_enabled
             or model.services["engine"].backend != "cloudrun" or model.services["pocketbase"].backend != "gce"):
         return None
     return model.gcp.failover_region
