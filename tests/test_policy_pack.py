@@ -132,10 +132,25 @@ def _dr_bucket(content: str, location: str) -> AnalyzerInput:
 
 PB_VM = _resource("gcp:compute/instance:Instance", "database", {"name": "pocketbase-prod", "zone": "southamerica-east1-a"})
 
+# Prod with its standby in us-east1 (the replica bucket's region): the engine there cold behind its own NEG,
+# PocketBase there stopped.
+STANDBY_VM = _resource("gcp:compute/instance:Instance", "database-standby", {
+    "name": "pocketbase-prod-standby", "zone": "us-east1-b", "desiredStatus": "TERMINATED"})
+STANDBY = [
+    PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "US-EAST1"),
+    _resource(CLOUD_RUN, "engine", {**_cloud_run(), "labels": {"platform-public": "true", "platform-serving": "true"}}),
+    _resource(CLOUD_RUN, "engine-standby", {
+        **_cloud_run(vpcAccess={"networkInterfaces": [{"subnetwork": "platform-prod-run-failover"}]}),
+        "location": "us-east1", "labels": {"platform-public": "true", "platform-serving": "false"}}),
+    _resource("gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup", "engine-standby-neg", {
+        "name": "api-prod-standby-neg", "region": "us-east1", "cloudRun": {"service": "commission-engine"}}),
+]
+
 STACK_CASES: dict[str, tuple[list[AnalyzerInput], list[AnalyzerInput], str]] = {
     "PLAT-DATA-006": ([PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "US-EAST1")],
                       [PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "SOUTHAMERICA-EAST1")],
                       "the primary's region"),
+    "PLAT-DATA-007": ([*STANDBY, STANDBY_VM], STANDBY, "no PocketBase VM in the failover region us-east1"),
     "PLAT-ENV-001": ([_resource(CLOUD_RUN, "engine", _cloud_run())],
                      [_resource(CLOUD_RUN, "engine", {**_cloud_run(), "labels": {"platform-environment": "staging"}})],
                      "says environment 'staging' in stack 'prod'"),
