@@ -93,6 +93,10 @@ class DatabaseArgs:
     """Left out, nothing is replicated (the docker backend: one host, one volume)."""
     restore_test_interval_hours: int = 24
     """How often the image restores the latest replica into a scratch PocketBase and verifies it."""
+    otlp_endpoint: str | None = None
+    otlp_headers: pulumi.Input[str] | None = None
+    """Where the restore test pushes its metrics (OTLP/HTTP, a job is not scraped) and its credentials:
+    the stack's Grafana, which the DR alerts query. Left out, the metrics are only printed."""
 
 
 def engine_account_email(superuser_email: str) -> str:
@@ -128,6 +132,10 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
                 "LITESTREAM_REGION": r.region, "LITESTREAM_FORCE_PATH_STYLE": str(r.force_path_style).lower(),
                 "PB_RESTORE_TEST_INTERVAL_SECONDS": str(args.restore_test_interval_hours * 3600)}
         secret_env |= {"LITESTREAM_ACCESS_KEY_ID": r.access_key_id, "LITESTREAM_SECRET_ACCESS_KEY": r.secret_access_key}
+        if args.otlp_endpoint is not None and args.otlp_headers is not None:
+            # drtool.py pushes the restore test's gauges here, as the OpenTelemetry SDK would read them.
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = args.otlp_endpoint
+            secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = args.otlp_headers
     return ContainerSpec(
         name="pocketbase",
         image=image,

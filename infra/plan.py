@@ -153,8 +153,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             # What customDomainCreate answers (components/backends/railway.py): a CNAME target, a TXT token.
             state["custom_domain_target"] = f"{_fake(args.name, length=8)}.up.railway.app"
             state["custom_domain_verification"] = f"railway-verify={_fake(f'{args.name}-verification')}"
-        elif args.typ == "gcp:compute/address:Address" and inputs.get("addressType") == "INTERNAL":
-            # GCP allocates an internal address from the subnetwork's range; a stand-in from 10.20.0.0/24.
+        elif args.typ == "gcp:compute/address:Address" and inputs.get("addressType") == "INTERNAL" \
+                and not inputs.get("address"):
+            # GCP allocates an internal address from the subnetwork's range (one asked for is kept as asked);
+            # a stand-in from 10.20.0.0/24.
             state["address"] = f"10.20.0.{int(_fake(args.name, length=2), 16) % 200 + 10}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             # The address GCP gives an account, so rules can tell it from the default compute one.

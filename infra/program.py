@@ -141,6 +141,10 @@ def declare(model: StackModel) -> None:
         backups=backups,
         replica=replica,
         restore_test_interval_hours=dr.restore_test_interval_hours,
+        # The restore test's metrics go where the DR alerts read them: the environment's Grafana Cloud.
+        otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
+        otlp_headers=cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
+        if model.grafana_cloud else None,
     )
     database = Database("database", database_args)
     engine_size = model.services["engine"]

@@ -188,8 +188,8 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
         machine_type=machine_type(spec.size.peak_cpu_millis, spec.size.peak_memory_mib),
         boot_disk={"initialize_params": {"image": IMAGE, "size": 10}},
         attached_disks=disks,
-        # No access_configs: no external address. Outbound (registry, Secret Manager) goes through
-        # Private Google Access on the subnetwork.
+        # No access_configs: no external address. Outbound to Google's APIs (registry, Secret Manager, the
+        # replica's bucket) goes through Private Google Access on the subnetwork, the rest through Cloud NAT.
         network_interfaces=[{"subnetwork": target.subnetwork, "network_ip": address.address}],
         service_account={"email": account.email, "scopes": ["cloud-platform"]},
         shielded_instance_config={"enable_secure_boot": True, "enable_vtpm": True,
@@ -205,6 +205,17 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
         deletion_protection=target.deletion_protection,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, *target.depends_on]),
     )
+    # Outbound to the internet without an external address: the restore test pushes its metrics to the
+    # stack's Grafana Cloud, which Private Google Access does not reach (cloud.google.com/nat/docs/overview:
+    # Cloud NAT "lets certain resources without external IP addresses create outbound connections to the
+    # internet"; nothing outside can open a connection to the VM through it).
+    router = gcp.compute.Router(f"{name}-router", project=project, region=target.region, network=target.network,
+                                name=f"{spec.name}-{env}-egress", opts=child)
+    gcp.compute.RouterNat(
+        f"{name}-nat", project=project, region=target.region, router=router.name, name=f"{spec.name}-{env}-egress",
+        nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
+        subnetworks=[{"name": target.subnetwork, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
+        log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child)
     gcp.compute.Firewall(
         f"{name}-clients", project=project, network=target.network, name=f"{spec.name}-{env}-clients",
         direction="INGRESS", source_ranges=list(target.client_ranges), target_tags=[f"{spec.name}-{env}"],
