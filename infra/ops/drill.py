@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,11 +341,14 @@ def run_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> 
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.ops.drill", description=__doc__,
+def drill_command(argv: list[str] | None, *, prog: str, description: str | None, name: str,
+                  run: Callable[[Path, DrillSettings], DrillResult], render: Callable[[DrillResult], str]) -> int:
+    """A drill as a command: its options, a private work directory the image's user can enter, the report;
+    exit 0 only when every check passed. The crash drill and the failover drill share it."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warmup", type=float, default=DrillSettings.warmup_s,
-                        help="seconds of traffic before the kill")
+                        help="seconds of traffic before the fault")
     parser.add_argument("--rate", type=float, default=DrillSettings.rate_per_s, help="orders per second")
     parser.add_argument("--keep", action="store_true", help="keep the drill's directory (logs, data)")
     args = parser.parse_args(argv)
@@ -353,17 +356,22 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = DrillSettings(warmup_s=args.warmup, rate_per_s=args.rate,
                              rto_target_s=PROFILE.disaster_recovery.rto_minutes * 60.0)
-    workdir = Path(tempfile.mkdtemp(prefix="dr-drill-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"dr-{name.replace(' ', '-')}-"))
     workdir.chmod(0o755)  # the entrypoint, started as root, runs PocketBase as the image's user
     try:
-        result = run_drill(workdir, settings)
+        result = run(workdir, settings)
     finally:
         if args.keep:
-            print(f"drill: kept {workdir}", flush=True)
+            print(f"{name}: kept {workdir}", flush=True)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    sys.stdout.write(result.render())
+    sys.stdout.write(render(result))
     return 0 if result.failed == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return drill_command(argv, prog="python -m infra.ops.drill", description=__doc__, name="drill",
+                         run=run_drill, render=DrillResult.render)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,9 @@ acknowledged, there and lost, and `failover drill: N passed, M failed`. Exit 0 o
 
 from __future__ import annotations
 
-import argparse
 import secrets
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,17 @@ import httpx
 from engine.registry import key_hash
 
 from components.pocketbase.drtool import Replica
-from infra.ops.drill import BUCKET, Ack, DrillResult, DrillSettings, DrillStack, Traffic, image_home, s3_server
+from infra.ops.drill import (
+    BUCKET,
+    Ack,
+    DrillResult,
+    DrillSettings,
+    DrillStack,
+    Traffic,
+    drill_command,
+    image_home,
+    s3_server,
+)
 
 
 def run_failover_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> DrillResult:
@@ -104,27 +111,8 @@ def render(result: DrillResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.ops.failover_drill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warmup", type=float, default=8.0, help="seconds of traffic before the failover")
-    parser.add_argument("--rate", type=float, default=DrillSettings.rate_per_s, help="orders per second")
-    parser.add_argument("--keep", action="store_true", help="keep the drill's directory (logs, data)")
-    args = parser.parse_args(argv)
-    from stacks.prod import PROFILE
-
-    settings = DrillSettings(warmup_s=args.warmup, rate_per_s=args.rate,
-                             rto_target_s=PROFILE.disaster_recovery.rto_minutes * 60.0)
-    workdir = Path(tempfile.mkdtemp(prefix="dr-failover-drill-"))
-    workdir.chmod(0o755)  # the entrypoint, started as root, runs PocketBase as the image's user
-    try:
-        result = run_failover_drill(workdir, settings)
-    finally:
-        if args.keep:
-            print(f"failover drill: kept {workdir}", flush=True)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    sys.stdout.write(render(result))
-    return 0 if result.failed == 0 else 1
+    return drill_command(argv, prog="python -m infra.ops.failover_drill", description=__doc__,
+                         name="failover drill", run=run_failover_drill, render=render)
 
 
 if __name__ == "__main__":
