@@ -6,8 +6,10 @@ Memorystore, reached by the engine over Direct VPC egress with TLS and AUTH.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_gcp as gcp
@@ -15,9 +17,21 @@ import pulumi_random as random
 
 from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
+from components.images import COMPONENTS_DIR, Registry, build_image
 from stacks.profile import ServiceProfile
 
-REDIS_IMAGE = "redis:7.4.1-alpine"
+REDIS_CONTEXT = COMPONENTS_DIR / "redis"
+
+
+def _upstream(dockerfile: Path) -> str:
+    found = re.search(r"^FROM\s+(\S+)\s*$", dockerfile.read_text(), re.MULTILINE)
+    if found is None:
+        raise ValueError(f"{dockerfile} names no image")
+    return found.group(1)
+
+
+REDIS_IMAGE = _upstream(REDIS_CONTEXT / "Dockerfile")
+"""The upstream image, as `components/redis/Dockerfile` names it."""
 EVICTION_POLICY = "allkeys-lru"
 SUBNET_RANGE = "10.20.0.0/24"
 FAILOVER_SUBNET_RANGE = "10.21.0.0/24"
@@ -41,6 +55,8 @@ class CacheArgs:
     """Memorystore only: a subnetwork of the VPC there for the standby (#13 item 7)."""
     serving_failover: bool = False
     """The failover region serves: a Memorystore instance there too. A cache, it starts cold."""
+    registry: Registry | None = None
+    """A container Redis runs the upstream image rebuilt into it (staging); left out, the upstream image (docker)."""
 
 
 def maxmemory_mib(memory_mib: int) -> int:
@@ -48,13 +64,14 @@ def maxmemory_mib(memory_mib: int) -> int:
     return memory_mib * 3 // 4
 
 
-def redis_spec(size: ServiceProfile, password: pulumi.Input[str]) -> ContainerSpec:
+def redis_spec(size: ServiceProfile, password: pulumi.Input[str], image: pulumi.Input[str] = REDIS_IMAGE,
+               ) -> ContainerSpec:
     """Redis as a container: password required, nothing persisted, LRU eviction at the limit."""
     server = (f'exec redis-server --requirepass "$REDIS_PASSWORD" --maxmemory {maxmemory_mib(size.memory_mib)}mb '
               f"--maxmemory-policy {EVICTION_POLICY} --save '' --appendonly no")
     return ContainerSpec(
         name="redis",
-        image=REDIS_IMAGE,
+        image=image,
         port=6379,
         size=size,
         secret_env={"REDIS_PASSWORD": password, "REDISCLI_AUTH": password},
@@ -95,7 +112,9 @@ class Cache(pulumi.ComponentResource):
     def _container(self, name: str, args: CacheArgs) -> None:
         password = random.RandomPassword(f"{name}-password", length=40, special=False,
                                          opts=pulumi.ResourceOptions(parent=self))
-        endpoint = self.endpoint = deploy(name, redis_spec(args.size, password.result), args.targets, self)
+        image = build_image(f"{name}-image", REDIS_CONTEXT, "redis", args.registry, self) \
+            if args.registry is not None else REDIS_IMAGE
+        endpoint = self.endpoint = deploy(name, redis_spec(args.size, password.result, image), args.targets, self)
         host = endpoint.private_url.apply(lambda u: u.removeprefix("http://"))
         self.url = pulumi.Output.secret(pulumi.Output.concat("redis://:", password.result, "@", host, "/0"))
 

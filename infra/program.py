@@ -90,6 +90,7 @@ def declare(model: StackModel) -> None:
         environment=env, size=model.services["redis"], targets=targets,
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
         failover_region=failover, serving_failover=serving_failover,
+        registry=registry if model.services["redis"].backend == "railway" else None,
     ))
     standby: Standby | None = None
     engine_serving: pulumi.Output[str | None] | None = None

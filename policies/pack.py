@@ -220,8 +220,8 @@ RULES: tuple[Rule, ...] = (
          "engine and PocketBase by tag unless built here, or from another registry; in prod any image by tag "
          "unless built here",
          stack_check=image_immutable.check),
-    Rule("PLAT-IMG-002", "Third-party images in staging are pinned by digest",
-         "Official images are rebuilt under the same version tag.", "D2, D8", "medium", "advisory",
+    Rule("PLAT-IMG-002", "Third-party images in staging are pinned by digest or rebuilt here",
+         "Official images are rebuilt under the same version tag.", "D2, D8", "high", "mandatory",
          "a third-party image by tag in staging", stack_check=image_immutable.check_third_party),
     Rule(WAIVER_RULE, "Waivers are narrow, dated and checked",
          "A waiver that outlives its reason, or waives more than it names, hides the next regression.", "S3",

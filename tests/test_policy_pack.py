@@ -218,8 +218,9 @@ def test_the_pack_announces_every_rule_of_the_table_with_its_level(pack: PolicyP
 
     assert info.name == "platform-policies"
     assert set(announced) == {rule.id for rule in RULES}
-    # Railway's 21 days against S5's 90 stop a deploy (#12): only staging's Redis by tag stays advisory.
-    assert announced["PLAT-IMG-002"] == 0 and announced["PLAT-LOG-002"] == 1 and announced["PLAT-IAM-001"] == 1
+    # Railway's 21 days against S5's 90 (#12) and staging's third-party images by tag (#11.8) stop a deploy.
+    assert announced["PLAT-IMG-002"] == 1 and announced["PLAT-LOG-002"] == 1 and announced["PLAT-IAM-001"] == 1
+    assert all(level == 1 for level in announced.values()), "every rule is mandatory"
     assert all(rule.denies for rule in RULES)
 
 
