@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from policies.waivers import Waiver
 from stacks.cloudflare import Plan
 from stacks.profile import Profile, ServiceName, ServiceProfile
 
@@ -78,16 +79,6 @@ class Gcp:
     @property
     def serving_failover(self) -> bool:
         return self.serving == "failover"
-
-
-@dataclass(frozen=True)
-class Waiver:
-    rule: str
-    resource: str
-    subject: str
-    expires: str
-    ticket: str
-    reason: str
 
 
 @dataclass(frozen=True)
