@@ -64,3 +64,21 @@ def test_cloud_run_revisions_start_after_their_secret_versions_and_a_settled_iam
                      and all(g.urn in s.dependencies for g in granted)]
             assert waits, (f"{service.name}'s first revision reads {ref['secret']} as soon as its IAM grant "
                            f"is made, before it has propagated")
+
+
+def test_a_secret_version_a_cloud_run_revision_reads_outlives_its_replacement(committed_plans: dict[str, Plan]) -> None:
+    """Prod pins its traffic to the last promoted revision while a new one is judged (infra/ops/rollout.py),
+    and a revision reads its secrets by version number whenever an instance starts ("If the secret
+    retrieval process fails, the instance doesn't start", cloud.google.com/run/docs/configuring/secrets).
+    A rotated secret (a tenant onboarded rotates the registry) or a renamed variable must leave the old
+    version in place, or the serving revision can no longer scale or be rolled back to."""
+    plan = committed_plans["prod"]
+    read = {ref["secretKeyRef"]["secret"] for r in plan.resources if r.type == "gcp:cloudrunv2/service:Service"
+            for c in r.wire_inputs["template"]["containers"] for e in c.get("envs", []) if (ref := e.get("valueSource"))}
+    secrets = {r.urn: r.inputs["secretId"] for r in plan.resources if r.type == "gcp:secretmanager/secret:Secret"}
+    versions = [r for r in plan.resources if r.type == "gcp:secretmanager/secretVersion:SecretVersion"
+                and any(secrets.get(d) in read for d in r.dependencies)]
+
+    assert versions
+    deleted = sorted(r.name for r in versions if r.inputs.get("deletionPolicy") != "ABANDON")
+    assert deleted == [], "deleted when replaced, under the revision that still reads them"

@@ -139,15 +139,22 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
             {"name": key, "value": value} for key, value in sorted(container.env.items())]
         for key, value in sorted(container.secret_env.items()):
             slug = prefix + key.lower().replace("_", "-")
+            # Left in place when replaced or no longer declared: prod's traffic stays on the last promoted
+            # revision while a new one is judged, and that revision reads this version (and needs this grant)
+            # at every instance start ("If the secret retrieval process fails, the instance doesn't start",
+            # cloud.google.com/run/docs/configuring/secrets). A rotation, a tenant onboarded or a renamed
+            # variable must not stop it scaling or being rolled back to. README: retired secrets.
+            kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
             secret = gcp.secretmanager.Secret(
                 f"{name}-{slug}", project=target.project, secret_id=f"{ident}-{slug}",
-                replication={"auto": {}}, opts=child)
+                replication={"auto": {}}, opts=kept)
             version = gcp.secretmanager.SecretVersion(f"{name}-{slug}-v", secret=secret.id,
-                                                      secret_data=pulumi.Output.secret(value), opts=child)
+                                                      secret_data=pulumi.Output.secret(value),
+                                                      deletion_policy="ABANDON", opts=child)
             versions.append(version)
             accessors.append(gcp.secretmanager.SecretIamMember(
                 f"{name}-{slug}-reader", project=target.project, secret_id=secret.secret_id,
-                role="roles/secretmanager.secretAccessor", member=account.member, opts=child))
+                role="roles/secretmanager.secretAccessor", member=account.member, opts=kept))
             # By number, not `latest`: reading a version just added by its number is strongly consistent
             # (https://cloud.google.com/secret-manager/docs/reference/consistency), and a rotated secret
             # rolls a new revision instead of reaching instances only when they restart.
