@@ -328,6 +328,20 @@ def test_failover_sets_the_config_runs_up_and_times_the_api_through_the_edge(
     assert "RTO" in result.out and "ready after" in result.out
 
 
+def test_a_failover_whose_up_failed_is_not_reported_as_done_though_the_api_answers(
+        fake_pulumi: Path, readyz: tuple[str, list[str]], run_cli: Any) -> None:
+    """`/readyz` says PocketBase and Redis answer, not which region: a primary still up answers it too when
+    the backend's switch was one of the steps that failed."""
+    script = fake_pulumi.parent / "bin" / "pulumi"
+    script.write_text(script.read_text() + "sys.exit(255 if sys.argv[1] == 'up' else 0)\n")
+    url, _ = readyz
+    result = run_cli("failover", "--stack", "prod", "--yes", "--url", url, "--poll-seconds", "0.05")
+
+    assert result.code == 1
+    assert "serving from us-east1" not in result.out
+    assert "`pulumi up` ended with 255" in result.err and "backend" in result.err
+
+
 def test_failing_back_stops_the_standby_and_switches_the_origin_before_the_primary_restores(
         fake_pulumi: Path, readyz: tuple[str, list[str]], run_cli: Any) -> None:
     url, _ = readyz

@@ -6,18 +6,22 @@ The program owns the state, so a later `pulumi up` never undoes a failover: this
 program declares what it says (infra/program.py, components/standby.py):
 
 - `--to failover` (one `pulumi up --continue-on-error`: resources in a lost primary region fail, the rest
-  goes on): the load balancer's backend moves to the standby engine's NEG; after a drain the standby
-  PocketBase starts on a new disk, restoring the latest replica; the standby engine keeps a warm instance;
-  the failover region's Redis is created (a cache: it starts cold); the primary PocketBase is stopped and
-  its disk snapshotted and deleted.
+  goes on; while the images live in the primary region's registry, a lost region also fails the standby's
+  new revision and image pull, so this serves a lost zone or service, not yet a lost region:
+  docs/runbooks/failover.md, Known gaps): the load balancer's backend moves to the standby engine's NEG;
+  after a drain the standby PocketBase starts on a new disk, restoring the latest replica; the standby
+  engine keeps a warm instance; the failover region's Redis is created (a cache: it starts cold); the
+  primary PocketBase is stopped and its disk snapshotted and deleted (not ordered after the drain yet:
+  the runbook's Known gaps).
 - `--to primary` (planned, both regions up): first a targeted `pulumi up` moves the backend back, drains and
   stops the standby PocketBase, whose Litestream ships its last writes; then a full `pulumi up` starts the
   primary PocketBase on a new disk, restoring the replica the standby wrote. Between the two the API answers
   errors: PocketBase is down on both sides, never up on both.
 
 Then it polls `https://api.<zone>/readyz` until it answers 200 and prints the time from the config change
-(the RTO this command measured). Exit codes: 0 serving and ready, 1 `pulumi` failed or the API was not
-ready within the profile's RTO, 2 usage, an invalid stack, no failover region, or not confirmed.
+(the RTO this command measured). Exit codes: 0 serving and ready, 1 `pulumi` failed (even if the API
+answers) or the API was not ready within the profile's RTO, 2 usage, an invalid stack, no failover region,
+or not confirmed.
 """
 
 from __future__ import annotations
@@ -111,10 +115,12 @@ def main(args: argparse.Namespace) -> int:
         print("error: `pulumi config set` failed; nothing was deployed", file=sys.stderr)
         return EXIT_FAILED
     up = ["up", "--stack", args.stack, "--yes"]
+    up_failed: int | None = None
     if args.to == "failover":
         # A lost primary region fails its own resources' steps; every other step still runs.
         code = _pulumi([*up, "--continue-on-error"])
         if code != 0:
+            up_failed = code
             print(f"failover: `pulumi up` ended with {code} (a lost {model.gcp.region} fails its own steps); "
                   "waiting for the API", file=sys.stderr)
     else:
@@ -134,6 +140,13 @@ def main(args: argparse.Namespace) -> int:
     if not ready:
         print(f"failover: {args.stack} set to serve from {target_region}, but {url} was not ready after "
               f"{elapsed:.0f} s (RTO {timeout / 60:.0f} min)", file=sys.stderr)
+        return EXIT_FAILED
+    if up_failed is not None:
+        # /readyz says PocketBase and Redis answer, not from which region: the primary answers it too if the
+        # backend's switch is among the steps that failed.
+        print(f"failover: {url} answers after {elapsed:.0f} s, but `pulumi up` ended with {up_failed}: read its "
+              f"failed steps, and check that the load balancer's backend is the NEG in {target_region} "
+              "(`gcloud compute backend-services describe`) before calling the failover done", file=sys.stderr)
         return EXIT_FAILED
     print(f"failover: {args.stack} serving from {target_region} ({args.to}); pulumi took {deployed:.1f} s, "
           f"{url} ready after {elapsed:.1f} s (RTO measured from the config change; "
