@@ -165,6 +165,10 @@ def declare(model: StackModel) -> None:
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
                  "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id,
                  "PUBLIC_HOSTNAME": api_hostname(zone.name)}
+    if model.services["pocketbase"].backend == "gce":
+        # A deploy that changes PocketBase reboots its VM (components/backends/gce.py CONFIG_WATCH) while the
+        # engine's new revision starts: it waits this long for its account and schema (the startup probe, 180 s).
+        extra_env["POCKETBASE_START_WAIT_SECONDS"] = "150"
     # The edge adds it to what it forwards to the API; the engine refuses the public host without it.
     origin_auth = pulumi.Output.secret(random.RandomPassword("origin-auth", length=48, special=False).result)
     purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,

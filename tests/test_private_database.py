@@ -5,15 +5,23 @@ Direct VPC egress subnet, and the engine pointed at its internal address."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import http.server
 import ipaddress
 import json
+import os
 import subprocess
+import threading
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.backends import gce
 from components.backends.gce import cloud_init, secret_fetch_line
+from components.backends.service import ContainerSpec
 from components.database import DatabaseArgs, pocketbase_spec
 from infra.plan import Plan, PlannedResource
 from tests.environment import service_environment
@@ -137,3 +145,81 @@ def test_the_boot_script_reads_the_token_then_every_secret(tmp_path: Path) -> No
 
     assert proc.returncode == 0, proc.stderr
     assert env.read_text().splitlines() == [f"{k}=value-of-pocketbase-prod-{k.lower()}" for k in sorted(spec.secret_env)]
+
+
+class _Metadata:
+    """The metadata server's `wait_for_change` for one value: an ETag per value; a request with
+    `last_etag` equal to the current one waits until the value changes (or its timeout)."""
+
+    def __init__(self, value: str) -> None:
+        self.value, self.changed = value, threading.Condition()
+
+    def set(self, value: str) -> None:
+        with self.changed:
+            self.value = value
+            self.changed.notify_all()
+
+    def etag(self) -> str:
+        return hashlib.sha256(self.value.encode()).hexdigest()[:16]
+
+
+def test_the_vm_reboots_when_its_user_data_changes_since_cloud_init_applies_it_at_boot_only(tmp_path: Path) -> None:
+    """A deploy changes only the VM's metadata (a new image, a setting, a secret's version): without a restart
+    PocketBase keeps the old image, and an engine needing what the new one brings (its account, its schema)
+    never gets ready. The watcher the VM runs, run here by bash against a stand-in of the metadata server."""
+    metadata = _Metadata("#cloud-config v1")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            assert self.headers["Metadata-Flavor"] == "Google"
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            with metadata.changed:
+                if query.get("wait_for_change") == ["true"]:
+                    metadata.changed.wait_for(lambda: metadata.etag() != query["last_etag"][0], timeout=5)
+                body, etag = metadata.value.encode(), metadata.etag()
+            self.send_response(200)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rebooted = tmp_path / "rebooted"
+    script = tmp_path / "config-watch.sh"
+    script.write_text(gce.CONFIG_WATCH)
+    env = {**os.environ, "METADATA_URL": f"http://127.0.0.1:{server.server_address[1]}/user-data",
+           "REBOOT": f"touch {rebooted}"}
+    try:
+        watcher = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert watcher.poll() is None and not rebooted.exists(), "nothing changed: no reboot"
+        metadata.set("#cloud-config v2")
+        out, _ = watcher.communicate(timeout=10)
+    finally:
+        server.shutdown()
+
+    assert rebooted.exists()
+    assert "user-data changed" in out
+    assert "config-watch.service" in cloud_init(_args_spec(), "image", {}, [], None)
+
+
+def _args_spec() -> ContainerSpec:
+    return pocketbase_spec(_args(), "image", "password", "key", "engine-password")
+
+
+def test_the_engines_start_outlasts_a_reboot_of_pocketbases_vm(committed_plans: dict[str, Plan]) -> None:
+    """A deploy that changes PocketBase reboots its VM (above) while Cloud Run starts the engine's new
+    revision, which waits for its PocketBase account and schema before it serves: the wait and the
+    startup probe must outlast a reboot, an image pull and PocketBase's start (a couple of minutes), or the
+    revision fails and so does `pulumi up`. Cloud Run allows a startup probe up to 240 s in all."""
+    env = service_environment(committed_plans["prod"], "commission-engine")
+    engine = next(r.wire_inputs for r in committed_plans["prod"].resources
+                  if r.type == "gcp:cloudrunv2/service:Service" and r.name == "engine")
+    probe = engine["template"]["containers"][0]["startupProbe"]
+    window = probe["periodSeconds"] * probe["failureThreshold"] + probe.get("initialDelaySeconds", 0)
+
+    wait = float(env["POCKETBASE_START_WAIT_SECONDS"][0])
+    assert 120 <= wait < window <= 240

@@ -191,8 +191,9 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
                 "cpu_idle": False,
                 "startup_cpu_boost": True,
             },
+            # Up to 180 s (Cloud Run allows 240): the engine waits for PocketBase, whose VM a deploy may reboot.
             "startup_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 3,
-                              "failure_threshold": 20, "timeout_seconds": 2},
+                              "failure_threshold": 60, "timeout_seconds": 2},
             "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
                                "failure_threshold": 3, "timeout_seconds": 3},
             # A command replaces the image's entrypoint, as on Railway (an agent's start-up script).

@@ -87,10 +87,43 @@ def secret_fetch_line(project: str, secret_id: str, version: str, variable: str)
             f'{shlex.quote(url)} | sed -n \'s/.*"data": *"\\([^"]*\\)".*/\\1/p\' | base64 -d)" >> /run/service.env')
 
 
+CONFIG_WATCH = """\
+set -u
+# A `pulumi up` that changes the image, a setting or a secret's version changes only this VM's metadata;
+# Container-Optimized OS applies cloud-init when an instance is created or restarted
+# (cloud.google.com/container-optimized-os/docs/concepts/disks-and-filesystem, `/etc`). So this waits on
+# the metadata server (`?wait_for_change=true`, cloud.google.com/compute/docs/metadata/querying-metadata
+# "Waiting for updates") and reboots once the user-data differs: PocketBase stops cleanly (Litestream
+# ships its last writes) and starts again as the new user-data says.
+url="${METADATA_URL:-http://metadata.google.internal/computeMetadata/v1/instance/attributes/user-data}"
+etag() {
+    curl -sf -H 'Metadata-Flavor: Google' -o /dev/null -D - "$1" | tr -d '\\r' | sed -n 's/^[Ee][Tt]ag: *//p'
+}
+seen="$(etag "$url")"
+[ -n "$seen" ] || exit 1
+while :; do
+    now="$(etag "$url?wait_for_change=true&last_etag=$seen&timeout_sec=3600")"
+    if [ -n "$now" ] && [ "$now" != "$seen" ]; then
+        echo "user-data changed ($seen -> $now): rebooting to apply it"
+        exec ${REBOOT:-systemctl reboot}
+    fi
+    [ -n "$now" ] || sleep 10
+done
+"""
+"""Run by `<service>-config-watch.service` on the VM; `METADATA_URL` and `REBOOT` let a test run it here."""
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line if line else line for line in text.splitlines())
+
+
 def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines: Sequence[str],
                registry_server: str | None) -> str:
     """The VM's `user-data`: format and mount the disk, read the secrets into tmpfs, run the image."""
     volume = f"-v {MOUNT}:{spec.volume_path}" if spec.volume_path else ""
+    # Never on the boot disk: a VM declared without its data disk (a standby that does not serve) that boots
+    # anyway must not start PocketBase, which would restore the replica and write to it beside the primary.
+    disk_condition = f"\n    ConditionPathExists=/dev/disk/by-id/google-{DEVICE}" if spec.volume_path else ""
     flags = " ".join(f"-e {shlex.quote(k)}={shlex.quote(v)}" for k, v in sorted(env.items()))
     fetches = "\n".join(f"    {line}" for line in fetch_lines)
     login = f"docker-credential-gcr configure-docker --registries={registry_server}" if registry_server else "true"
@@ -108,7 +141,7 @@ write_files:
     Description={spec.name}
     Wants=network-online.target
     After=network-online.target {spec.name}-secrets.service
-    Requires={spec.name}-secrets.service
+    Requires={spec.name}-secrets.service{disk_condition}
     [Service]
     Environment=HOME=/home/{spec.name}
     ExecStartPre=/usr/bin/{login}
@@ -135,12 +168,28 @@ write_files:
     : > /run/service.env
     {token}
 {fetches}
+- path: /etc/systemd/system/{spec.name}-config-watch.service
+  permissions: "0644"
+  content: |
+    [Unit]
+    Description=reboot when this VM's user-data changes: cloud-init applies it at boot only
+    Wants=network-online.target
+    After=network-online.target
+    [Service]
+    ExecStart=/bin/bash /etc/config-watch.sh
+    Restart=always
+    RestartSec=10
+- path: /etc/config-watch.sh
+  permissions: "0700"
+  content: |
+{_indent(CONFIG_WATCH, 4)}
 runcmd:
 - mkdir -p {MOUNT}
 - blkid /dev/disk/by-id/google-{DEVICE} || mkfs.ext4 -m 0 -E lazy_itable_init=0,discard /dev/disk/by-id/google-{DEVICE}
 - mount -o discard,defaults /dev/disk/by-id/google-{DEVICE} {MOUNT}
 - systemctl daemon-reload
 - systemctl start {spec.name}.service
+- systemctl start {spec.name}-config-watch.service
 """
 
 
