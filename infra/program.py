@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import pulumi
 import pulumi_docker as docker
 import pulumi_gcp as gcp
@@ -93,6 +96,7 @@ def declare(model: StackModel) -> None:
         registry=registry if model.services["redis"].backend == "railway" else None,
     ))
     standby: Standby | None = None
+    drained: asyncio.Future[pulumi.Resource] | None = None
     engine_serving: pulumi.Output[str | None] | None = None
     if model.gcp is not None:
         # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
@@ -117,6 +121,13 @@ def declare(model: StackModel) -> None:
                 failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
             standby = Standby(region=failover, subnetwork=cache.failover_subnetwork, serving=serving_failover,
                               env={"POCKETBASE_URL": STANDBY_URL}, secret_env=failover_redis)
+            if serving_failover and gce_target is not None and registry is not None:
+                # Failing over, the primary stops, and drops its disk, only after the drain (declared below, once
+                # the engine's load balancer exists): the provider detaches a dropped disk before it stops the
+                # VM, and the primary's engine may take requests until the backend moves. Only then: serving
+                # from the primary, a deploy changing the engine and PocketBase together would wait on itself.
+                drained = asyncio.get_event_loop().create_future()
+                gce_target = dataclasses.replace(gce_target, depends_on=[drained])
         # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
         if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
             engine_serving = serving_revision()
@@ -235,6 +246,8 @@ def declare(model: StackModel) -> None:
         # region, and a drain later: never two writers of one replica (components/standby.py).
         drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
                            opts=pulumi.ResourceOptions(depends_on=list(engine.endpoint.routing)))
+        if drained is not None:
+            drained.set_result(drain)
         StandbyDatabase("database-standby", StandbyDatabaseArgs(
             database=database_args, image=pocketbase_image(registry),
             secrets=(database.superuser_password, database.settings_key, database.engine_account_password),

@@ -43,6 +43,25 @@ def failover(tmp_path_factory: pytest.TempPathFactory) -> Plan:
     return _prod(tmp_path_factory.mktemp("failover"), "failover")
 
 
+def _urn(plan: Plan, type_: str, name: str) -> str:
+    return next(r.urn for r in plan.resources if r.type == type_ and r.name == name)
+
+
+def test_failing_over_stops_the_primary_only_after_the_drain(failover: Plan, primary: Plan) -> None:
+    """The provider detaches a disk dropped from an instance's config before it applies `desired_status`
+    (terraform-provider-google, resource_compute_instance.go update): without the drain first, the primary
+    loses its disk while the engine in its region still takes requests, and its unshipped writes with it.
+    Serving from the primary, the primary waits for nothing of the failover path: a deploy changing the
+    engine and PocketBase together would otherwise wait on itself (the engine's new revision waits for
+    PocketBase's new schema)."""
+    instance, sleep = "gcp:compute/instance:Instance", "time:index/sleep:Sleep"
+    database = next(r for r in failover.resources if r.type == instance and r.name == "database")
+    assert _urn(failover, sleep, "failover-drain") in database.dependencies
+
+    database = next(r for r in primary.resources if r.type == instance and r.name == "database")
+    assert _urn(primary, sleep, "failover-drain") not in database.dependencies
+
+
 def _all(plan: Plan, type_: str, **inputs: object) -> list[PlannedResource]:
     return [r for r in plan.resources if r.type == type_ and all(r.inputs.get(k) == v for k, v in inputs.items())]
 

@@ -61,7 +61,7 @@ class GceTarget:
     it); one deleted is snapshotted first (`createSnapshotBeforeDestroy`)."""
     address: str | None = None
     """The VM's internal address; left out, one the subnetwork picks."""
-    depends_on: Sequence[pulumi.Resource] = ()
+    depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
     """The VM is created or changed only after these (the standby starts after the edge stopped sending to the
     primary)."""
 

@@ -10,9 +10,8 @@ program declares what it says (infra/program.py, components/standby.py):
   new revision and image pull, so this serves a lost zone or service, not yet a lost region:
   docs/runbooks/failover.md, Known gaps): the load balancer's backend moves to the standby engine's NEG;
   after a drain the standby PocketBase starts on a new disk, restoring the latest replica; the standby
-  engine keeps a warm instance; the failover region's Redis is created (a cache: it starts cold); the
-  primary PocketBase is stopped and its disk snapshotted and deleted (not ordered after the drain yet:
-  the runbook's Known gaps).
+  engine keeps a warm instance; the failover region's Redis is created (a cache: it starts cold); after
+  the drain too, the primary PocketBase is stopped and its disk snapshotted and deleted.
 - `--to primary` (planned, both regions up): first a targeted `pulumi up` moves the backend back, drains and
   stops the standby PocketBase, whose Litestream ships its last writes; then a full `pulumi up` starts the
   primary PocketBase on a new disk, restoring the replica the standby wrote. Between the two the API answers
