@@ -422,6 +422,14 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         elif spec.gcp.failover_region == spec.gcp.region:
             problems.append(f"{NAMESPACE}:gcp.failoverRegion: {_show(spec.gcp.failover_region)} is the "
                             "primary region; expected a different region")
+        elif spec.registry is not None and spec.registry.server == f"{spec.gcp.region}-docker.pkg.dev":
+            # Cloud Run imports an image at each new revision and a VM pulls PocketBase's at boot: the standby's
+            # images must outlive the primary region (docs/runbooks/failover.md).
+            problems.append(f"{NAMESPACE}:registry.server: {_show(spec.registry.server)} is in the primary region "
+                            f"{spec.gcp.region}, which a failover to {spec.gcp.failover_region} must outlive: the "
+                            "standby could not pull its images; expected a multi-region Artifact Registry "
+                            f"(us-docker.pkg.dev, europe-docker.pkg.dev, asia-docker.pkg.dev) or "
+                            f"{spec.gcp.failover_region}-docker.pkg.dev")
     if spec.gcp is not None and spec.gcp.serving == "failover" and not (
             dr.failover_region_enabled and spec.gcp.failover_region and services["engine"].backend == "cloudrun"
             and services["pocketbase"].backend == "gce"):

@@ -6,9 +6,8 @@ The program owns the state, so a later `pulumi up` never undoes a failover: this
 program declares what it says (infra/program.py, components/standby.py):
 
 - `--to failover` (one `pulumi up --continue-on-error`: resources in a lost primary region fail, the rest
-  goes on; while the images live in the primary region's registry, a lost region also fails the standby's
-  new revision and image pull, so this serves a lost zone or service, not yet a lost region:
-  docs/runbooks/failover.md, Known gaps): the load balancer's backend moves to the standby engine's NEG;
+  goes on; the images come from a multi-region registry, which config requires): the load balancer's
+  backend moves to the standby engine's NEG;
   after a drain the standby PocketBase starts on a new disk, restoring the latest replica; the standby
   engine keeps a warm instance; the failover region's Redis is created (a cache: it starts cold); after
   the drain too, the primary PocketBase is stopped and its disk snapshotted and deleted.
