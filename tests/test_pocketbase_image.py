@@ -168,6 +168,22 @@ def test_a_missing_superuser_password_stops_the_container_with_a_message(pocketb
     assert "PB_SUPERUSER_PASSWORD is required" in proc.stderr
 
 
+@pytest.mark.parametrize(("password", "length"), [("short", 5), ("x" * 80, 80)])
+def test_an_engine_password_pocketbase_cannot_take_stops_the_container_naming_it(
+        pocketbase_home: Path, password: str, length: int) -> None:
+    """PocketBase wants 8 characters at least and bcrypt takes 72 bytes at most; its own errors
+    ("Must be at least 8 character(s)", "bcrypt: password length exceeds 72 bytes") name neither the
+    variable nor the account."""
+    env = {**os.environ, **ENV, "PB_HOME": str(pocketbase_home), "PB_ENGINE_PASSWORD": password}
+
+    proc = subprocess.run([*_image_user(), "sh", str(pocketbase_home / "entrypoint.sh")], env=env, capture_output=True,
+                          text=True, timeout=30, check=False)
+
+    assert proc.returncode == 2
+    assert f"PB_ENGINE_PASSWORD is {length} bytes; expected 8 to 72" in proc.stderr
+    assert password not in proc.stderr
+
+
 @pytest.mark.parametrize("image", ["pocketbase", "engine"])
 def test_the_dockerfiles_pass_hadolint(image: str) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
@@ -257,6 +273,22 @@ def test_the_engine_account_works_the_engines_collections_and_is_refused_everyth
     for headers in ({}, {"Authorization": "a-stale-token"}):
         assert httpx.get(f"{running}/api/collections/orders/records", headers=headers).status_code == 401
         assert httpx.post(f"{running}/api/batch", headers=headers, json={"requests": []}).status_code == 401
+
+
+def test_nobody_can_start_an_email_flow_for_the_engine_account(running: str) -> None:
+    """The engine's account signs in with its password and nothing else. PocketBase lets anyone ask for a
+    password reset or a verification of any auth record ("204 ... even if the email doesn't exist",
+    pocketbase.io/docs/api-records); with SMTP set up one day, that would mail a reset link for the account
+    that holds every order. OTP and OAuth2 sign-ins are not the engine's either."""
+    email = {"email": ENV["PB_ENGINE_EMAIL"]}
+    base = f"{running}/api/collections/{ENGINE_ACCOUNTS}"
+    answers = {action: httpx.post(f"{base}/{action}", json=email).status_code for action in (
+        "request-password-reset", "request-verification", "request-otp", "request-email-change")}
+    answers["auth-with-oauth2"] = httpx.post(f"{base}/auth-with-oauth2", json={"provider": "google"}).status_code
+
+    assert {action: code for action, code in answers.items() if code != 404} == {}
+    with _engine_client(running) as pb:  # signing in with the password still works
+        assert pb.get("/api/collections/orders/records").status_code == 200
 
 
 def test_the_engine_account_takes_the_password_of_the_latest_start(pocketbase_home: Path) -> None:

@@ -25,6 +25,12 @@ fi
 : "${PB_SUPERUSER_PASSWORD:?PB_SUPERUSER_PASSWORD is required}"
 : "${PB_ENGINE_EMAIL:?PB_ENGINE_EMAIL is required (the engine's account, pb_hooks/engine_schema.pb.js)}"
 : "${PB_ENGINE_PASSWORD:?PB_ENGINE_PASSWORD is required (the engine's account, pb_hooks/engine_schema.pb.js)}"
+# PocketBase's minimum and bcrypt's maximum: their own errors name neither the variable nor the account.
+length=$(printf %s "$PB_ENGINE_PASSWORD" | wc -c | tr -d " ")
+if [ "$length" -lt 8 ] || [ "$length" -gt 72 ]; then
+    echo "entrypoint: PB_ENGINE_PASSWORD is $length bytes; expected 8 to 72 (the engine's account)" >&2
+    exit 2
+fi
 flags="--dir=$home/pb_data --encryptionEnv=PB_ENCRYPTION_KEY"
 if [ -n "${LITESTREAM_BUCKET:-}" ]; then
     # Before the superuser upsert, which would create an empty database.

@@ -84,3 +84,16 @@ routerUse((e) => {
   }
   return e.next();
 });
+
+// The engine's account signs in with its password (and refreshes its token), nothing else: PocketBase lets
+// anyone ask for a password reset or a verification of any auth record (204 whether it exists or not,
+// pocketbase.io/docs/api-records), which would mail a reset link for the account that holds every order once
+// SMTP is set up; OTP, OAuth2 and e-mail changes are not the engine's either. Superusers keep every route.
+routerUse((e) => {
+  const found = /^\/api\/collections\/engine_accounts\/([^/]+)/.exec(e.request.url.path);
+  const allowed = ["auth-with-password", "auth-refresh", "auth-methods", "records"];
+  if (found && !allowed.includes(found[1]) && !(e.auth && e.auth.isSuperuser())) {
+    throw new NotFoundError();
+  }
+  return e.next();
+});
