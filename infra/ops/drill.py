@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,8 +267,11 @@ def run_restore(replica: Replica, output: Path, settings_key: str, in_process: b
     return code, out.getvalue(), err.getvalue()
 
 
-def run_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> DrillResult:
-    result = DrillResult()
+@contextmanager
+def drill_stack(workdir: Path, settings: DrillSettings, out: Any, name: str,
+                ) -> Generator[tuple[DrillStack, Replica, str], None, None]:
+    """Both drills' start: one tenant, moto's S3 server, the local stack with PocketBase replicating to it
+    and a product to order; yields the stack, the replica and the tenant's API key, and closes the stack."""
     api_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     tenant: dict[str, object] = {"slug": "drill", "currency": "BRL", "api_key_hashes": [key_hash(api_key)],
                                  "admin_key_hashes": [key_hash(admin_key)]}
@@ -277,67 +280,78 @@ def run_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> 
         stack = DrillStack(workdir, [tenant], replica, workdir / "engine.log")
         try:
             stack.start()
-            admin = {"Authorization": f"Bearer {admin_key}"}
-            httpx.put(f"{stack.url}/v1/products/MUG", headers=admin, timeout=10,
+            httpx.put(f"{stack.url}/v1/products/MUG", headers={"Authorization": f"Bearer {admin_key}"}, timeout=10,
                       json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
-            print(f"drill: engine {stack.url}, PocketBase 127.0.0.1:{stack.pb_port} replicating to "
+            print(f"{name}: engine {stack.url}, PocketBase 127.0.0.1:{stack.pb_port} replicating to "
                   f"s3://{BUCKET}/pocketbase on {endpoint}; {settings.rate_per_s:g} orders/s", file=out, flush=True)
-            with Traffic(stack.url, api_key, settings) as traffic:
-                time.sleep(settings.warmup_s)
-                entry = stack.processes.pop("pocketbase")
-                target = pocketbase_pid(entry.pid)
-                if target is None:
-                    raise RuntimeError("PocketBase is not running under the entrypoint")
-                os.kill(target, signal.SIGKILL)
-                killed_at = time.monotonic()
-                print(f"drill: SIGKILL PocketBase (pid {target}) after {len(traffic.acks)} orders", file=out,
-                      flush=True)
-                # Litestream sees its child die and ships what the WAL holds, then exits.
-                _wait_exit(entry, 60)
-                new_home = image_home(workdir / "pb-home-2")
-                restore_started = time.monotonic()
-                code, stdout, stderr = run_restore(replica, new_home / "pb_data", stack.settings_key,
-                                                   settings.restore_in_process)
-                result.restore_s = time.monotonic() - restore_started
-                report: dict[str, Any] = json.loads(stdout) if stdout.strip().startswith("{") else {}
-                result.checks.append(("the restore command restored and verified the replica", code == 0,
-                                      f"exit {code}, integrity_check {report.get('integrity_check')!r}, "
-                                      f"rows {report.get('rows_per_collection')}" if code == 0
-                                      else stderr.strip()[-500:]))
-                stack.home = new_home
-                stack.start_pocketbase()
-                while traffic.last_ack() <= killed_at and time.monotonic() - killed_at < settings.rto_target_s:
-                    time.sleep(0.02)
-                result.rto_s = traffic.last_ack() - killed_at
-                time.sleep(settings.after_s)
-            acks = list(traffic.acks)
-            before_kill = [a for a in acks if a.at <= killed_at]
-            result.acknowledged = len(acks)
-            lost: list[Ack] = []
-            with httpx.Client(base_url=stack.url, timeout=10) as client:
-                for ack in acks:
-                    found = client.get(f"/v1/orders/{ack.order_id}", headers={"Authorization": f"Bearer {api_key}"})
-                    if found.status_code != 200 or found.json().get("id") != ack.order_id:
-                        lost.append(ack)
-            result.lost = len(lost)
-            result.restored = result.acknowledged - result.lost
-            result.rpo_s = max(0.0, killed_at - min(a.at for a in lost)) if lost else 0.0
-            rows: dict[str, int] = report.get("rows_per_collection") or {}
-            orders_rows = int(rows.get("orders", -1))
-            result.checks += [
-                ("every acknowledged order is there after the restore", not lost,
-                 f"{len(lost)} of {len(acks)} lost" + (f" (first {lost[0].order_id})" if lost else "")),
-                ("the restored copy holds every order acknowledged before the kill",
-                 orders_rows >= len(before_kill), f"{orders_rows} order rows, {len(before_kill)} acknowledged"),
-                (f"RPO within {settings.rpo_target_s:g} s", result.rpo_s <= settings.rpo_target_s,
-                 f"{result.rpo_s:.3f} s"),
-                (f"RTO within {settings.rto_target_s:g} s", 0 < result.rto_s <= settings.rto_target_s,
-                 f"{result.rto_s:.2f} s"),
-                ("orders are acknowledged again after the restart", any(a.at > killed_at for a in acks),
-                 f"{sum(1 for a in acks if a.at > killed_at)} after the restart"),
-            ]
+            yield stack, replica, api_key
         finally:
             stack.close()
+
+
+def lost_orders(url: str, api_key: str, acks: Sequence[Ack]) -> list[Ack]:
+    """The acknowledged orders the engine cannot read back by the id it answered."""
+    lost: list[Ack] = []
+    with httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {api_key}"}) as client:
+        for ack in acks:
+            found = client.get(f"/v1/orders/{ack.order_id}")
+            if found.status_code != 200 or found.json().get("id") != ack.order_id:
+                lost.append(ack)
+    return lost
+
+
+def run_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> DrillResult:
+    result = DrillResult()
+    with drill_stack(workdir, settings, out, "drill") as (stack, replica, api_key):
+        with Traffic(stack.url, api_key, settings) as traffic:
+            time.sleep(settings.warmup_s)
+            entry = stack.processes.pop("pocketbase")
+            target = pocketbase_pid(entry.pid)
+            if target is None:
+                raise RuntimeError("PocketBase is not running under the entrypoint")
+            os.kill(target, signal.SIGKILL)
+            killed_at = time.monotonic()
+            print(f"drill: SIGKILL PocketBase (pid {target}) after {len(traffic.acks)} orders", file=out,
+                  flush=True)
+            # Litestream sees its child die and ships what the WAL holds, then exits.
+            _wait_exit(entry, 60)
+            new_home = image_home(workdir / "pb-home-2")
+            restore_started = time.monotonic()
+            code, stdout, stderr = run_restore(replica, new_home / "pb_data", stack.settings_key,
+                                               settings.restore_in_process)
+            result.restore_s = time.monotonic() - restore_started
+            report: dict[str, Any] = json.loads(stdout) if stdout.strip().startswith("{") else {}
+            result.checks.append(("the restore command restored and verified the replica", code == 0,
+                                  f"exit {code}, integrity_check {report.get('integrity_check')!r}, "
+                                  f"rows {report.get('rows_per_collection')}" if code == 0
+                                  else stderr.strip()[-500:]))
+            stack.home = new_home
+            stack.start_pocketbase()
+            while traffic.last_ack() <= killed_at and time.monotonic() - killed_at < settings.rto_target_s:
+                time.sleep(0.02)
+            result.rto_s = traffic.last_ack() - killed_at
+            time.sleep(settings.after_s)
+        acks = list(traffic.acks)
+        before_kill = [a for a in acks if a.at <= killed_at]
+        result.acknowledged = len(acks)
+        lost = lost_orders(stack.url, api_key, acks)
+        result.lost = len(lost)
+        result.restored = result.acknowledged - result.lost
+        result.rpo_s = max(0.0, killed_at - min(a.at for a in lost)) if lost else 0.0
+        rows: dict[str, int] = report.get("rows_per_collection") or {}
+        orders_rows = int(rows.get("orders", -1))
+        result.checks += [
+            ("every acknowledged order is there after the restore", not lost,
+             f"{len(lost)} of {len(acks)} lost" + (f" (first {lost[0].order_id})" if lost else "")),
+            ("the restored copy holds every order acknowledged before the kill",
+             orders_rows >= len(before_kill), f"{orders_rows} order rows, {len(before_kill)} acknowledged"),
+            (f"RPO within {settings.rpo_target_s:g} s", result.rpo_s <= settings.rpo_target_s,
+             f"{result.rpo_s:.3f} s"),
+            (f"RTO within {settings.rto_target_s:g} s", 0 < result.rto_s <= settings.rto_target_s,
+             f"{result.rto_s:.2f} s"),
+            ("orders are acknowledged again after the restart", any(a.at > killed_at for a in acks),
+             f"{sum(1 for a in acks if a.at > killed_at)} after the restart"),
+        ]
     return result
 
 

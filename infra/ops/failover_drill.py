@@ -15,88 +15,63 @@ acknowledged, there and lost, and `failover drill: N passed, M failed`. Exit 0 o
 
 from __future__ import annotations
 
-import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from engine.registry import key_hash
-
-from components.pocketbase.drtool import Replica
 from infra.ops.drill import (
-    BUCKET,
-    Ack,
     DrillResult,
     DrillSettings,
-    DrillStack,
     Traffic,
     drill_command,
+    drill_stack,
     image_home,
-    s3_server,
+    lost_orders,
 )
 
 
 def run_failover_drill(workdir: Path, settings: DrillSettings, out: Any = sys.stdout) -> DrillResult:
     result = DrillResult()
-    api_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    tenant: dict[str, object] = {"slug": "drill", "currency": "BRL", "api_key_hashes": [key_hash(api_key)],
-                                 "admin_key_hashes": [key_hash(admin_key)]}
-    with s3_server(workdir) as endpoint:
-        replica = Replica(BUCKET, "pocketbase", endpoint, "us-east-1", force_path_style=True)
-        stack = DrillStack(workdir, [tenant], replica, workdir / "engine.log")
-        try:
-            stack.start()
-            httpx.put(f"{stack.url}/v1/products/MUG", headers={"Authorization": f"Bearer {admin_key}"}, timeout=10,
-                      json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
-            print(f"failover drill: engine {stack.url}, primary PocketBase 127.0.0.1:{stack.pb_port} replicating "
-                  f"to s3://{BUCKET}/pocketbase on {endpoint}; {settings.rate_per_s:g} orders/s", file=out, flush=True)
-            with Traffic(stack.url, api_key, settings) as traffic:
-                time.sleep(settings.warmup_s)
-                primary = stack.processes.pop("pocketbase")
-                primary.send_signal(signal.SIGTERM)  # `docker stop`, as the VM's stop runs it
-                stopped_at = time.monotonic()
-                primary.wait(timeout=60)
-                down_at = time.monotonic()  # requests in flight at the stop were answered by the primary
-                print(f"failover drill: primary stopped (exit {primary.returncode}) after {len(traffic.acks)} "
-                      "orders; the standby starts on an empty disk", file=out, flush=True)
-                standby_home = image_home(workdir / "pb-home-standby")
-                assert not (standby_home / "pb_data").exists() or not any((standby_home / "pb_data").iterdir())
-                stack.home = standby_home
-                started = time.monotonic()
-                stack.start_pocketbase()  # the entrypoint restores the latest replica, verifies it, serves
-                result.restore_s = time.monotonic() - started
-                while traffic.last_ack() <= down_at and time.monotonic() - stopped_at < settings.rto_target_s:
-                    time.sleep(0.02)
-                result.rto_s = traffic.last_ack() - stopped_at
-                time.sleep(settings.after_s)
-            acks = list(traffic.acks)
-            result.acknowledged = len(acks)
-            lost: list[Ack] = []
-            with httpx.Client(base_url=stack.url, timeout=10) as client:
-                for ack in acks:
-                    found = client.get(f"/v1/orders/{ack.order_id}", headers={"Authorization": f"Bearer {api_key}"})
-                    if found.status_code != 200 or found.json().get("id") != ack.order_id:
-                        lost.append(ack)
-            result.lost = len(lost)
-            result.restored = result.acknowledged - result.lost
-            result.rpo_s = max(0.0, stopped_at - min(a.at for a in lost)) if lost else 0.0
-            log = (workdir / "pocketbase.log").read_text(errors="replace")
-            result.checks += [
-                ("the standby restored the replica on its first start", '"restored"' in log,
-                 "drtool restore-if-empty reported a verified restore" if '"restored"' in log
-                 else "no restore in pocketbase.log"),
-                ("every acknowledged order is on the standby", not lost,
-                 f"{len(lost)} of {len(acks)} lost" + (f" (first {lost[0].order_id})" if lost else "")),
-                (f"RTO within {settings.rto_target_s:g} s", 0 < result.rto_s <= settings.rto_target_s,
-                 f"{result.rto_s:.2f} s"),
-                ("orders are acknowledged again after the failover", any(a.at > down_at for a in acks),
-                 f"{sum(1 for a in acks if a.at > down_at)} by the standby"),
-            ]
-        finally:
-            stack.close()
+    with drill_stack(workdir, settings, out, "failover drill") as (stack, _, api_key):
+        with Traffic(stack.url, api_key, settings) as traffic:
+            time.sleep(settings.warmup_s)
+            primary = stack.processes.pop("pocketbase")
+            primary.send_signal(signal.SIGTERM)  # `docker stop`, as the VM's stop runs it
+            stopped_at = time.monotonic()
+            primary.wait(timeout=60)
+            down_at = time.monotonic()  # requests in flight at the stop were answered by the primary
+            print(f"failover drill: primary stopped (exit {primary.returncode}) after {len(traffic.acks)} "
+                  "orders; the standby starts on an empty disk", file=out, flush=True)
+            standby_home = image_home(workdir / "pb-home-standby")
+            assert not (standby_home / "pb_data").exists() or not any((standby_home / "pb_data").iterdir())
+            stack.home = standby_home
+            started = time.monotonic()
+            stack.start_pocketbase()  # the entrypoint restores the latest replica, verifies it, serves
+            result.restore_s = time.monotonic() - started
+            while traffic.last_ack() <= down_at and time.monotonic() - stopped_at < settings.rto_target_s:
+                time.sleep(0.02)
+            result.rto_s = traffic.last_ack() - stopped_at
+            time.sleep(settings.after_s)
+        acks = list(traffic.acks)
+        result.acknowledged = len(acks)
+        lost = lost_orders(stack.url, api_key, acks)
+        result.lost = len(lost)
+        result.restored = result.acknowledged - result.lost
+        result.rpo_s = max(0.0, stopped_at - min(a.at for a in lost)) if lost else 0.0
+        log = (workdir / "pocketbase.log").read_text(errors="replace")
+        result.checks += [
+            ("the standby restored the replica on its first start", '"restored"' in log,
+             "drtool restore-if-empty reported a verified restore" if '"restored"' in log
+             else "no restore in pocketbase.log"),
+            ("every acknowledged order is on the standby", not lost,
+             f"{len(lost)} of {len(acks)} lost" + (f" (first {lost[0].order_id})" if lost else "")),
+            (f"RTO within {settings.rto_target_s:g} s", 0 < result.rto_s <= settings.rto_target_s,
+             f"{result.rto_s:.2f} s"),
+            ("orders are acknowledged again after the failover", any(a.at > down_at for a in acks),
+             f"{sum(1 for a in acks if a.at > down_at)} by the standby"),
+        ]
     return result
 
 
