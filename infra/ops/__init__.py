@@ -4,9 +4,30 @@ by `infra.cli`), and the drill that rehearses a crash and a restore here (`pytho
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.config import RawConfig
+    from infra.model import StackModel
 
 COMMANDS = ("restore", "failover")
+
+
+def load_stack(stack: str, config_file: Path | None = None) -> tuple[RawConfig, StackModel] | None:
+    """A deployed stack's config and model for an operation on it (restore, failover, rollout); None, with
+    the invalid config printed, when the stack file is not valid."""
+    from infra.config import ConfigError, load_model
+    from infra.stackfile import read_stack_file
+
+    path = config_file or Path(__file__).resolve().parents[2] / f"Pulumi.{stack}.yaml"
+    try:
+        raw = read_stack_file(path, stack)
+        return raw, load_model(raw)
+    except ConfigError as err:
+        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        return None
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]

@@ -80,18 +80,15 @@ def _ready(url: str, poll_seconds: float, deadline: float) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     from components.edge import api_hostname
-    from infra.config import ConfigError, load_model
+    from infra.ops import load_stack
     from infra.plan import run_program
     from infra.program import failover_region
-    from infra.stackfile import read_stack_file
 
     config_file = PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
-    try:
-        raw = read_stack_file(config_file, args.stack)
-        model = load_model(raw)
-    except ConfigError as err:
-        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+    loaded = load_stack(args.stack, config_file)
+    if loaded is None:
         return EXIT_USAGE
+    raw, model = loaded
     region = failover_region(model)
     if region is None or model.gcp is None:
         print(f"error: {config_file.name}: platform:gcp.failoverRegion: stack {args.stack!r} has no standby to fail "

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 from components.pocketbase.drtool import DB_NAME, Replica, RestoreError, litestream_binary, restore, verify
-from infra.config import ConfigError, load_model
+from infra.ops import load_stack
 from infra.ops.replica import storage_of
-from infra.stackfile import read_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -59,11 +58,10 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
             print(f"error: --replica-url: {exc}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        try:
-            model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml"))
-        except ConfigError as err:
-            print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        loaded = load_stack(stack)
+        if loaded is None:
             return EXIT_USAGE
+        _, model = loaded
         storage = storage_of(model)
         if storage is None:
             print(f"error: stack {stack!r} replicates PocketBase nowhere (the docker backend keeps it on its volume)",

@@ -558,16 +558,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def main(args: argparse.Namespace) -> int:
     from components.edge import api_hostname
-    from infra.config import ConfigError, load_model
-    from infra.stackfile import read_stack_file
+    from infra.ops import load_stack
 
-    config_file = Path(args.config_file) if args.config_file else PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
-    try:
-        raw = read_stack_file(config_file, args.stack)
-        model = load_model(raw)
-    except ConfigError as err:
-        print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+    loaded = load_stack(args.stack, Path(args.config_file) if args.config_file else None)
+    if loaded is None:
         return EXIT_INVALID
+    raw, model = loaded
     policy = Policy.from_profile(model.profile.canary)
     prometheus_url = args.prometheus_url or (
         f"{str(raw.values.get('grafana:url', '')).rstrip('/')}/api/datasources/proxy/uid/"
