@@ -36,6 +36,7 @@ from components.backends.targets import Targets, deploy
 from components.images import COMPONENTS_DIR, Registry, build_image
 from stacks.profile import ServiceProfile
 
+IMAGE_CONTEXT = COMPONENTS_DIR / "pocketbase"
 DATA_DIR = "/pb/pb_data"
 PORT = 8090
 GCS_ENDPOINT = "https://storage.googleapis.com"
@@ -174,10 +175,16 @@ class Database(pulumi.ComponentResource):
         self.engine_account_password = pulumi.Output.secret(account_password.result)
         self.settings_key = pulumi.Output.secret(encryption_key.result)
 
-        image = build_image(f"{name}-image", COMPONENTS_DIR / "pocketbase", "pocketbase", args.registry, self)
-        spec = pocketbase_spec(args, image, password.result, encryption_key.result, account_password.result)
-        self.endpoint = deploy(name, spec, args.targets, self)
+        self._args = args
+        image = build_image(f"{name}-image", IMAGE_CONTEXT, "pocketbase", args.registry, self)
+        self.endpoint = deploy(name, self.spec(image), args.targets, self)
         self.register_outputs({})
+
+    def spec(self, image: pulumi.Input[str]) -> ContainerSpec:
+        """This PocketBase as a container running `image`, with its settings and generated secrets: the
+        standby in the failover region runs the same one (components/standby.py)."""
+        return pocketbase_spec(self._args, image, self.superuser_password, self.settings_key,
+                               self.engine_account_password)
 
 
 @dataclass(frozen=True)

@@ -46,17 +46,18 @@ class Registry:
     password: pulumi.Input[str]
 
 
+def image_name(context: Path, image: str, registry: Registry | None) -> str:
+    """Where `build_image` puts `context`'s image: in the registry when given, under its content tag."""
+    prefix = f"{registry.server}/{registry.repository_prefix}/" if registry is not None else ""
+    return f"{prefix}{image}:{content_tag(context)}"
+
+
 def build_image(name: str, context: Path, image: str, registry: Registry | None,
                 parent: pulumi.Resource) -> pulumi.Output[str]:
     """Build `context` for linux/amd64; push it when a registry is given (not on the docker backend)."""
-    tag = content_tag(context)
-    if registry is None:
-        image_name = f"{image}:{tag}"
-    else:
-        image_name = f"{registry.server}/{registry.repository_prefix}/{image}:{tag}"
     built = docker.Image(
         name,
-        image_name=image_name,
+        image_name=image_name(context, image, registry),
         # Relative to the project directory, where Pulumi runs the program: plans stay machine-independent.
         build={"context": context.relative_to(PROJECT_DIR).as_posix(),
                "dockerfile": (context / "Dockerfile").relative_to(PROJECT_DIR).as_posix(), "platform": "linux/amd64"},

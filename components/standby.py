@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components.backends import gce
-from components.backends.service import Endpoint
-from components.database import PORT, DatabaseArgs, pocketbase_spec
-from components.images import COMPONENTS_DIR, Registry, content_tag
+from components.backends.service import ContainerSpec, Endpoint
+from components.database import IMAGE_CONTEXT, PORT
+from components.images import Registry, image_name
 
 STANDBY_ADDRESS = "10.21.0.10"
 """The standby PocketBase's internal address in the failover subnetwork (components.cache.FAILOVER_SUBNET_RANGE):
@@ -32,18 +32,15 @@ STANDBY_URL = f"http://{STANDBY_ADDRESS}:{PORT}"
 
 
 def pocketbase_image(registry: Registry) -> str:
-    """The image the primary's `Database` builds and pushes (components.images.build_image, by content tag)."""
-    return f"{registry.server}/{registry.repository_prefix}/pocketbase:{content_tag(COMPONENTS_DIR / 'pocketbase')}"
+    """The image the primary's `Database` builds and pushes, by name: a failover must not wait for a build."""
+    return image_name(IMAGE_CONTEXT, "pocketbase", registry)
 
 
 @dataclass(frozen=True)
 class StandbyDatabaseArgs:
-    database: DatabaseArgs
-    """The primary's arguments: the same backups, replica and restore test."""
+    spec: ContainerSpec
+    """The primary's container (`Database.spec`): the same image, settings, backups, replica and secrets."""
     target: gce.GceTarget
-    secrets: Sequence[pulumi.Input[str]]
-    """The primary's generated secrets, as `pocketbase_spec` takes them after the image: the same values."""
-    image: str
 
 
 class StandbyDatabase(pulumi.ComponentResource):
@@ -51,10 +48,7 @@ class StandbyDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StandbyDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:database:PocketBaseStandby", name, None, opts)
-        # No dependency on the image build: it pushes to the primary region's registry, and a failover must not
-        # wait for a region that is gone. The content tag names the image the primary runs.
-        spec = pocketbase_spec(args.database, args.image, *args.secrets)
-        self.endpoint = gce.deploy(name, spec, args.target, self)
+        self.endpoint = gce.deploy(name, args.spec, args.target, self)
         self.register_outputs({})
 
 

@@ -142,7 +142,10 @@ def declare(model: StackModel) -> None:
     dr = model.profile.disaster_recovery
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica = declare_storage(model)
-    database_args = DatabaseArgs(
+    # The environment's Grafana Cloud: the engine's traces and the restore test's metrics go there over OTLP.
+    otlp_headers = (cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
+                    if model.grafana_cloud else None)
+    database = Database("database", DatabaseArgs(
         environment=env,
         size=model.services["pocketbase"],
         targets=targets,
@@ -153,12 +156,10 @@ def declare(model: StackModel) -> None:
         backups=backups,
         replica=replica,
         restore_test_interval_hours=dr.restore_test_interval_hours,
-        # The restore test's metrics go where the DR alerts read them: the environment's Grafana Cloud.
+        # The restore test's metrics go where the DR alerts read them.
         otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
-        otlp_headers=cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
-        if model.grafana_cloud else None,
-    )
-    database = Database("database", database_args)
+        otlp_headers=otlp_headers,
+    ))
     engine_size = model.services["engine"]
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
     private_path = (model.services["pocketbase"].backend == engine_size.backend
@@ -220,7 +221,8 @@ def declare(model: StackModel) -> None:
         grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
                                                      gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = gc.otlp_endpoint
-        extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = cloud_telemetry.otlp_headers(gc.otlp_user, gc.token.output())
+        if otlp_headers is not None:
+            extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = otlp_headers
         if engine_size.backend == "cloudrun":
             sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
                                                            telemetry_images))
@@ -248,9 +250,9 @@ def declare(model: StackModel) -> None:
                            opts=pulumi.ResourceOptions(depends_on=list(engine.endpoint.routing)))
         if drained is not None:
             drained.set_result(drain)
+        # No dependency on the image's build: a failover must not wait for a push; its name is its content.
         StandbyDatabase("database-standby", StandbyDatabaseArgs(
-            database=database_args, image=pocketbase_image(registry),
-            secrets=(database.superuser_password, database.settings_key, database.engine_account_password),
+            spec=database.spec(pocketbase_image(registry)),
             target=standby_target(targets.gce, standby.region, standby.subnetwork,
                                   (cache.failover_subnet_range or "",), standby.serving, [drain])))
     if grafana_cloud is not None and telemetry_images is not None:
