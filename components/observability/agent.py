@@ -129,7 +129,7 @@ def start_script(directory: str = "/prometheus", binary: str = "/bin/prometheus"
     lines = [
         "set -eu",
         f'printf "%s" "${CONFIG_ENV}" > {directory}/agent.yml',
-        f'printf "%s" "${{{PASSWORD_ENV}:-}}" > {directory}/remote-write-password',
+        f'printf "%s" "${{{PASSWORD_ENV}:-}}" > {password_file(directory)}',
     ]
     if replica == "gce-metadata":
         lines.append(f'[ -n "${{{REPLICA_ENV}:-}}" ] || '

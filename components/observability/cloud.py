@@ -42,7 +42,6 @@ from stacks.profile import Backend, ServiceProfile
 
 Image = Callable[[str], pulumi.Input[str]]
 """An image's name (components/observability/images.py) -> the image to run."""
-RAILWAY_API = "https://backboard.railway.com/graphql/v2"
 AGENT = "telemetry-agent"
 LOG_DRAIN = "log-drain"
 TELEMETRY_SERVICE = "telemetry"
@@ -213,9 +212,7 @@ def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, env
         sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], image))
     spec = agent_spec(TELEMETRY_SERVICE, "cloudrun", jobs, grafana, environment,
                       _small("cloudrun", *TELEMETRY_AGENT), image=image)
-    return ContainerSpec(name=spec.name, image=spec.image, port=spec.port, size=spec.size, env=spec.env,
-                         secret_env=spec.secret_env, command=spec.command, health_path=spec.health_path,
-                         sidecars=tuple(sidecars), project_roles=("roles/monitoring.viewer",))
+    return dataclasses.replace(spec, sidecars=tuple(sidecars), project_roles=("roles/monitoring.viewer",))
 
 
 def log_drain_spec(environment_id: str, service_ids: pulumi.Input[str], loki_push_url: pulumi.Input[str],

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from components.backends.railway import API_URL as RAILWAY_API_URL
 from components.observability import cost, rules
 from components.observability.agent import ScrapeJob
 from components.observability.spec import ObservabilitySpec, with_alerts, with_cost, with_overrides
@@ -64,7 +65,7 @@ def redis_job(backend: Backend) -> ScrapeJob | None:
 def railway_metrics_job(host: str, service_names: Mapping[str, str] | None = None) -> ScrapeJob:
     """Railway's metrics API through json_exporter; `service_names` (service id -> name) sets `name`."""
     return ScrapeJob(RAILWAY_METRICS, targets=(f"{host}:{RAILWAY_METRICS_PORT}",), metrics_path="/probe",
-                     params={"module": ("railway",), "target": ("https://backboard.railway.com/graphql/v2",)},
+                     params={"module": ("railway",), "target": (RAILWAY_API_URL,)},
                      scrape_interval="60s",
                      name_from=("service_id", service_names) if service_names is not None else None,
                      what="container CPU, memory and cost of the Railway services")
