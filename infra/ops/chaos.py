@@ -490,8 +490,9 @@ def _replaced(stack: ChaosStack, before: list[int], start: float, bound_s: float
     """When the workers are whole again, each new one having answered a request; None past the bound."""
     killed = before[0]
     while time.monotonic() - start <= bound_s:
-        new = [pid for pid in stack.workers() if pid not in before]
-        if killed not in stack.workers() and len(new) == 1 and stack.served(new[0]):
+        workers = stack.workers()  # one scan of /proc a pass
+        new = [pid for pid in workers if pid not in before]
+        if killed not in workers and len(new) == 1 and stack.served(new[0]):
             return time.monotonic()
         # Clients keep their connections on the surviving worker: a new connection may reach the new one.
         with contextlib.suppress(httpx.HTTPError):

@@ -42,7 +42,6 @@ class FaultProxy:
         self.mode: Mode = "pass"
         self.latency_s = 0.0
         self.port = 0
-        self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"proxy-{name}", daemon=True)
         self._flowing: asyncio.Event | None = None
@@ -74,10 +73,6 @@ class FaultProxy:
     def heal(self) -> None:
         self._call(self._set("pass", 0.0))
 
-    @property
-    def url_host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def _call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
@@ -92,10 +87,7 @@ class FaultProxy:
     async def _shutdown(self) -> None:
         assert self._server is not None
         self._server.close()
-        for client, upstream in list(self._open):
-            _rst(client)
-            if upstream is not None:
-                _rst(upstream)
+        self._reset_open()
 
     async def _set(self, mode: Mode, latency_s: float) -> None:
         assert self._flowing is not None
@@ -105,15 +97,18 @@ class FaultProxy:
         else:
             self._flowing.set()
         if mode == "reset":
-            for client, upstream in list(self._open):
-                _rst(client)
-                if upstream is not None:
-                    _rst(upstream)
-            self._open.clear()
+            self._reset_open()
+
+    def _reset_open(self) -> None:
+        """Every connection open through the proxy, both of its ends, reset (RST)."""
+        for client, upstream in list(self._open):
+            _rst(client)
+            if upstream is not None:
+                _rst(upstream)
+        self._open.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._flowing is not None
-        self.connections += 1
         if self.mode == "reset":
             _rst(writer)
             return

@@ -54,7 +54,6 @@ REVISION_LABEL = "revision"
 PROBES = "/healthz|/readyz|/metrics"
 """Routes left out of the judgement: the platform's probes and scrapes, not users' requests."""
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_INVALID = 0, 1, 2
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def serving_revision() -> pulumi.Output[str | None]:
@@ -175,10 +174,11 @@ def read(prometheus: Prometheus, selector: str, window_s: int, at: float) -> Rea
     return Reading(requests, errors, p95, window_s)
 
 
-def canary_selector(environment: str, revision: str) -> str:
-    """The series of users' requests one revision served: by the labels the engine's metrics agent adds
-    (components/observability/cloud.py `agent_labels`), the platform's probes and scrapes left out."""
-    return f'{{environment="{environment}",{REVISION_LABEL}="{revision}",route!~"{PROBES}"}}'
+def canary_selector(environment: str, revision: str | None = None) -> str:
+    """The series of users' requests a stack served, or one revision of it: by the labels the engine's metrics
+    agent adds (components/observability/cloud.py `sidecar_labels`), the platform's probes and scrapes left out."""
+    by_revision = f'{REVISION_LABEL}="{revision}",' if revision is not None else ""
+    return f'{{environment="{environment}",{by_revision}route!~"{PROBES}"}}'
 
 
 def breach(reading: Reading, policy: Policy) -> str | None:
@@ -336,7 +336,7 @@ class CloudRun:
         if "error" in operation:
             error = operation["error"]
             raise CloudRunError(f"the traffic change failed: {error.get('message', error)}")
-        settled = self.settled(service["name"].rsplit("/", 1)[-1])
+        settled = self.settled(short(service["name"]) or "")
         condition = _dict(settled.get("terminalCondition"))
         if condition.get("state") not in (None, "CONDITION_SUCCEEDED"):
             raise CloudRunError(f"the service is not serving after the traffic change: {condition.get('message')}")
@@ -516,7 +516,7 @@ def railway_rollout(railway: Railway, prometheus: Prometheus, policy: Policy, en
 
     log(f"baking {policy.bake_s:.0f} s, checks every {policy.check_every_s:.0f} s: Railway's status, {health_url}, "
         f"{policy.describe()}")
-    reason = Bake(prometheus, f'{{environment="{environment}",route!~"{PROBES}"}}', policy, clock, sleep,
+    reason = Bake(prometheus, canary_selector(environment), policy, clock, sleep,
                   log).run(f"deployment {current['id']}", extra=health)
     if reason is None:
         log(f"KEPT: deployment {current['id']} passed its bake")
