@@ -98,6 +98,9 @@ class LocalStack:
             (data / "metrics").mkdir(parents=True, exist_ok=True)
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
 
+    engine_start_timeout_s = 30.0
+    """How long the engine may take to listen and answer /healthz."""
+
     def start(self, attempts: int = 3) -> LocalStack:
         """Start all three; a port taken between choosing and binding it means a retry on fresh ports."""
         for attempt in range(1, attempts + 1):
@@ -124,8 +127,8 @@ class LocalStack:
         finally:
             if output is not None:
                 output.close()
-        wait_tcp(self.engine_port, self.processes["engine"])
-        wait_http(f"{self.url}/healthz")
+        wait_tcp(self.engine_port, self.processes["engine"], timeout_s=self.engine_start_timeout_s)
+        wait_http(f"{self.url}/healthz", timeout_s=self.engine_start_timeout_s)
         return self
 
     def pocketbase_account_env(self) -> dict[str, str]:
