@@ -14,7 +14,7 @@ import pulumiverse_time as time
 
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget, Standby
-from components.backends.gce import GceTarget
+from components.backends.gce import GceTarget, vm_address
 from components.backends.railway import RailwayTarget
 from components.backends.service import ContainerSpec, DnsEntry
 from components.backends.targets import Targets
@@ -103,17 +103,21 @@ def declare(model: StackModel) -> None:
         gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
                                         bucket_id="_Default", retention_days=model.gcp.log_retention_days)
         gce_target = None
-        if cache.vpc_network is not None and cache.vpc_subnetwork is not None and cache.vpc_subnet_range:
-            # A private VM in the engine's VPC, reached only from its Direct VPC egress subnet.
+        if (cache.vpc_network is not None and cache.vm_subnetwork is not None and cache.vpc_subnet_range
+                and cache.vm_subnet_range):
+            # A private VM in the engine's VPC, in a NATed subnetwork of its own, reached only from the engine's
+            # Direct VPC egress subnet.
             gce_target = GceTarget(
                 project=model.gcp.project, region=model.gcp.region, environment=env, network=cache.vpc_network,
-                subnetwork=cache.vpc_subnetwork, client_ranges=(cache.vpc_subnet_range,),
+                subnetwork=cache.vm_subnetwork, address=vm_address(cache.vm_subnet_range),
+                client_ranges=(cache.vpc_subnet_range,),
                 registry_server=model.registry.server if model.registry else None,
                 registry_repository=model.registry.repository if model.registry else None,
                 deletion_protection=env == "prod",
                 # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
                 running=not serving_failover, data_disk=not serving_failover)
-        if failover is not None and cache.failover_subnetwork is not None:
+        if (failover is not None and cache.failover_subnetwork is not None
+                and cache.failover_vm_subnetwork is not None):
             # The engine's standby reaches the standby PocketBase and, while it serves, the failover region's Redis
             # (a cache: it starts cold). While the primary serves it keeps its settings and serves nothing.
             failover_redis: dict[str, pulumi.Input[str]] = {}
@@ -243,7 +247,8 @@ def declare(model: StackModel) -> None:
         sidecars=sidecars,
     ))
     api_records += engine.endpoint.dns
-    if standby is not None and targets.gce is not None and registry is not None and model.gcp is not None:
+    if (standby is not None and targets.gce is not None and registry is not None and model.gcp is not None
+            and cache.failover_vm_subnetwork is not None):
         # The standby PocketBase starts (or stops, failing back) only once the edge's traffic left the other
         # region, and a drain later: never two writers of one replica (components/standby.py).
         drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
@@ -253,7 +258,7 @@ def declare(model: StackModel) -> None:
         # No dependency on the image's build: a failover must not wait for a push; its name is its content.
         StandbyDatabase("database-standby", StandbyDatabaseArgs(
             spec=database.spec(pocketbase_image(registry)),
-            target=standby_target(targets.gce, standby.region, standby.subnetwork,
+            target=standby_target(targets.gce, standby.region, cache.failover_vm_subnetwork,
                                   (cache.failover_subnet_range or "",), standby.serving, [drain])))
     if grafana_cloud is not None and telemetry_images is not None:
         endpoints = {"commission-engine": engine.endpoint, "pocketbase": database.endpoint, "redis": cache.endpoint}

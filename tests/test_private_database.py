@@ -55,7 +55,8 @@ def test_prod_pocketbase_has_no_public_endpoint_and_sits_in_the_engines_region(c
 def test_only_the_engines_egress_subnet_reaches_pocketbase(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
     engine = _one(plan, "gcp:cloudrunv2/service:Service", name="commission-engine", location=PRIMARY)
-    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY)
+    # The engine's Direct VPC egress subnetwork; the VM has its own (tests/test_gcp_nat.py).
+    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY, name="platform-prod-run")
     egress = engine["template"]["vpcAccess"]["networkInterfaces"]  # type: ignore[index]
     assert egress, "the engine leaves through Direct VPC egress"
     rules = [r.inputs for r in plan.resources if r.type == "gcp:compute/firewall:Firewall"
@@ -75,7 +76,7 @@ def test_the_engine_reaches_pocketbase_at_its_internal_address(committed_plans: 
     address = _resource(plan, "gcp:compute/address:Address", region=PRIMARY)
     url, _ = service_environment(plan, "commission-engine")["POCKETBASE_URL"]
 
-    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY)
+    subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY, name="platform-prod-vms")
     vm = _resource(plan, "gcp:compute/instance:Instance", name="pocketbase-prod")
     host = url.removeprefix("http://").removesuffix(":8090")
 

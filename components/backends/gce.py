@@ -19,6 +19,7 @@ egress subnet on the service's port, so PocketBase's admin UI (`/_/`) is never o
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class GceTarget:
     environment: str
     network: pulumi.Input[str]
     subnetwork: pulumi.Input[str]
+    """The VMs' own subnetwork, the one Cloud NAT covers: never the engine's Direct VPC egress subnetwork."""
     client_ranges: Sequence[str]
     """CIDRs that may reach the service's port: the engine's Direct VPC egress subnet."""
     registry_server: str | None = None
@@ -68,6 +70,13 @@ class GceTarget:
     @property
     def zone(self) -> str:
         return f"{self.region}-{FIRST_ZONE.get(self.region, 'a')}"
+
+
+def vm_address(cidr: str) -> str:
+    """A VM's fixed internal address in its subnetwork: the tenth, clear of the four Google reserves in every
+    subnet (network, gateway, second-to-last, broadcast: cloud.google.com/vpc/docs/subnets, "Unusable addresses in
+    IPv4 subnet ranges"). Fixed, so the engine's URL is known before the VM, and a plan shows where it really is."""
+    return str(ipaddress.ip_network(cidr)[10])
 
 
 def machine_type(cpu_millis: int, memory_mib: int) -> str:
@@ -257,7 +266,8 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
     # Outbound to the internet without an external address: the restore test pushes its metrics to the
     # stack's Grafana Cloud, which Private Google Access does not reach (cloud.google.com/nat/docs/overview:
     # Cloud NAT "lets certain resources without external IP addresses create outbound connections to the
-    # internet"; nothing outside can open a connection to the VM through it).
+    # internet"; nothing outside can open a connection to the VM through it). Only the VMs' own subnetwork:
+    # never the engine's Direct VPC egress one (components/cache.py, VM_SUBNET_RANGE).
     router = gcp.compute.Router(f"{name}-router", project=project, region=target.region, network=target.network,
                                 name=f"{spec.name}-{env}-egress", opts=child)
     gcp.compute.RouterNat(
