@@ -36,6 +36,7 @@ from infra.edge_plan import edge_args
 from infra.model import StackModel
 from infra.ops.replica import declare_storage
 from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
+from stacks.backends import GCP_API_SERVICE_TYPE, GCP_APIS_ALWAYS, gcp_apis
 from stacks.profile import ServiceProfile
 
 DRAIN = "30s"
@@ -49,6 +50,39 @@ def failover_region(model: StackModel) -> str | None:
             or model.services["engine"].backend != "cloudrun" or model.services["pocketbase"].backend != "gce"):
         return None
     return model.gcp.failover_region
+
+
+def enable_gcp_apis(project: str) -> None:
+    """Enable the Google APIs the stack uses, derived from the resources it declares, and make each GCP resource
+    wait for its API (stacks/backends.py, GCP_APIS): a stack transformation sees every resource registered after
+    it, so a new kind of resource brings its API with it, or stops the program if none is known for it.
+
+    Never disabled on destroy, nor their dependants: other things in the project may use them
+    (`disable_on_destroy`, `disable_dependent_services` of google_project_service, whose default would switch an
+    API off with the stack). Resources of another project (a shared registry) are that project's owner's.
+    """
+    enabled: dict[str, gcp.projects.Service] = {}
+
+    def api(name: str) -> gcp.projects.Service:
+        if name not in enabled:
+            enabled[name] = gcp.projects.Service(f"api-{name.split('.')[0]}", project=project, service=name,
+                                                 disable_on_destroy=False, disable_dependent_services=False)
+        return enabled[name]
+
+    for name in sorted(GCP_APIS_ALWAYS):
+        api(name)
+
+    def wait_for_api(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not args.type_.startswith("gcp:") or args.type_ == GCP_API_SERVICE_TYPE:
+            return None
+        other = args.props.get("project")  # None (unset): the provider's project, the stack's
+        if isinstance(other, str) and other != project:
+            return None
+        needed = [api(name) for name in gcp_apis(args.type_, args.props.get("role"))]
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=needed)))
+
+    pulumi.runtime.register_stack_transformation(wait_for_api)
 
 
 def _targets(model: StackModel, registry: Registry | None) -> Targets:
@@ -65,6 +99,8 @@ def _targets(model: StackModel, registry: Registry | None) -> Targets:
 
 def declare(model: StackModel) -> None:
     """Declare every resource of the stack described by `model`, and the stack's outputs."""
+    if model.gcp is not None:
+        enable_gcp_apis(model.gcp.project)
     zone = model.zone
     api_url = f"https://{api_hostname(zone.name)}"
     env = model.environment

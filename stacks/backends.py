@@ -136,3 +136,59 @@ def cloudrun_instance_problems(instance: CloudRunInstance) -> list[str]:
         if not low <= memory <= high:
             problems.append(f"{cpu // 1000} vCPU takes {low} to {high} MiB of memory, not {memory}")
     return problems
+
+
+# The Google API each kind of GCP resource is created through: its REST collection's service
+# (cloud.google.com/<product>/docs/reference/rest). The program enables, per stack, exactly the APIs of the
+# resource types it declares (infra/program.py, `enable_gcp_apis`), and every GCP resource waits for its API: a
+# first `pulumi up` in a new project would otherwise fail with SERVICE_DISABLED ("API has not been used in project
+# ... before or it is disabled"). A GCP type missing here stops the program: say which API it needs, and why.
+GCP_APIS: dict[str, tuple[str, str]] = {
+    "gcp:artifactregistry/": ("artifactregistry.googleapis.com",
+                              "cloud.google.com/artifact-registry/docs/reference/rest (repositories.setIamPolicy)"),
+    "gcp:certificatemanager/": ("certificatemanager.googleapis.com",
+                                "cloud.google.com/certificate-manager/docs/reference/certificate-manager/rest"),
+    "gcp:cloudrunv2/": ("run.googleapis.com", "cloud.google.com/run/docs/reference/rest (v2 services)"),
+    "gcp:compute/": ("compute.googleapis.com", "cloud.google.com/compute/docs/reference/rest/v1"),
+    "gcp:logging/": ("logging.googleapis.com", "cloud.google.com/logging/docs/reference/v2/rest (buckets)"),
+    # Project IAM members read and write the project's policy: projects.getIamPolicy/setIamPolicy.
+    "gcp:projects/iAMMember:": ("cloudresourcemanager.googleapis.com",
+                                "cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy"),
+    "gcp:redis/": ("redis.googleapis.com", "cloud.google.com/memorystore/docs/redis/reference/rest"),
+    "gcp:secretmanager/": ("secretmanager.googleapis.com", "cloud.google.com/secret-manager/docs/reference/rest"),
+    "gcp:serviceaccount/": ("iam.googleapis.com", "cloud.google.com/iam/docs/reference/rest (serviceAccounts)"),
+    # Buckets, their IAM and HMAC keys (projects.hmacKeys) are the Cloud Storage JSON API.
+    "gcp:storage/": ("storage.googleapis.com", "cloud.google.com/storage/docs/json_api"),
+}
+GCP_API_SERVICE_TYPE = "gcp:projects/service:Service"
+"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com), on by default in every new
+project (cloud.google.com/service-usage/docs/enabled-service#default): it is not declared."""
+
+# Used by what runs rather than by a resource type, with the grant or the job that uses them.
+GCP_APIS_BY_ROLE: dict[str, str] = {
+    # The telemetry service's stackdriver_exporter reads Cloud Monitoring (projects.timeSeries.list).
+    "roles/monitoring.viewer": "monitoring.googleapis.com",
+    # The VM's logging agent and metrics (google-logging-enabled) write through these APIs.
+    "roles/monitoring.metricWriter": "monitoring.googleapis.com",
+    "roles/logging.logWriter": "logging.googleapis.com",
+}
+GCP_APIS_ALWAYS: dict[str, str] = {
+    # The deploy workflows authenticate keylessly: a GitHub OIDC token exchanged at STS, then a service account
+    # impersonated through IAM Credentials (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
+    # pipelines: "Enable the IAM, Resource Manager, Service Account Credentials, and Security Token Service APIs").
+    "sts.googleapis.com": "the deploy workflows' Workload Identity Federation (token exchange)",
+    "iamcredentials.googleapis.com": "the deploy workflows' service account impersonation",
+    "iam.googleapis.com": "Workload Identity Federation and the services' own accounts",
+    "cloudresourcemanager.googleapis.com": "Workload Identity Federation and project IAM members",
+}
+
+
+def gcp_apis(type_: str, role: object = None) -> list[str]:
+    """The APIs a GCP resource of `type_` needs (and, for an IAM member, what its `role` is used for)."""
+    found = [api for prefix, (api, _) in GCP_APIS.items() if type_.startswith(prefix)]
+    if not found:
+        raise ValueError(f"{type_}: no Google API is known for this resource type; add it to GCP_APIS in "
+                         "stacks/backends.py with the API its REST collection lives in")
+    if isinstance(role, str) and role in GCP_APIS_BY_ROLE:
+        found.append(GCP_APIS_BY_ROLE[role])
+    return found
