@@ -143,6 +143,9 @@ def cloudrun_instance_problems(instance: CloudRunInstance) -> list[str]:
 # resource types it declares (infra/program.py, `enable_gcp_apis`), and every GCP resource waits for its API: a
 # first `pulumi up` in a new project would otherwise fail with SERVICE_DISABLED ("API has not been used in project
 # ... before or it is disabled"). A GCP type missing here stops the program: say which API it needs, and why.
+# Not needed, so not enabled: Serverless VPC Access (vpcaccess) — Cloud Run leaves through Direct VPC egress, no
+# connector; Service Networking — Memorystore is `DIRECT_PEERING`, not private services access
+# (cloud.google.com/memorystore/docs/redis/networking: only PRIVATE_SERVICE_ACCESS needs it).
 GCP_APIS: dict[str, tuple[str, str]] = {
     "gcp:artifactregistry/": ("artifactregistry.googleapis.com",
                               "cloud.google.com/artifact-registry/docs/reference/rest (repositories.setIamPolicy)"),
