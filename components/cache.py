@@ -34,8 +34,16 @@ REDIS_IMAGE = _upstream(REDIS_CONTEXT / "Dockerfile")
 """The upstream image, as `components/redis/Dockerfile` names it."""
 EVICTION_POLICY = "allkeys-lru"
 SUBNET_RANGE = "10.20.0.0/24"
+"""The engine's Direct VPC egress subnetwork (Cloud Run only: no Cloud NAT on it)."""
 FAILOVER_SUBNET_RANGE = "10.21.0.0/24"
-"""The failover region's subnetwork of the same VPC: the standby engine's egress and the standby VM."""
+"""The failover region's subnetwork of the same VPC: the standby engine's egress."""
+VM_SUBNET_RANGE = "10.20.1.0/24"
+FAILOVER_VM_SUBNET_RANGE = "10.21.1.0/24"
+"""The VMs' own subnetworks (PocketBase, its standby), the only ones Cloud NAT covers: "When you route internal IP
+address requests to the VPC network (--vpc-egress=private-ranges-only), avoid associating Cloud NAT with subnets
+that run Cloud Run services or revisions" (cloud.google.com/run/docs/configuring/networking-best-practices, "Avoid
+Cloud NAT with Cloud Run subnets"); #20 item 12 cites cold starts of 30 s or more with NAT on a Direct VPC egress
+subnet. The firewall admits the engine's egress subnetwork of the same region to PocketBase (backends/gce.py)."""
 
 
 def ca_bundle(certs: Sequence[gcp.redis.outputs.InstanceServerCaCert]) -> str:
@@ -88,10 +96,15 @@ class Cache(pulumi.ComponentResource):
     vpc_subnetwork: pulumi.Output[str] | None
     vpc_subnet_range: str | None
     """The CIDR of the subnetwork Cloud Run's Direct VPC egress leaves from."""
+    vm_subnetwork: pulumi.Output[str] | None
+    vm_subnet_range: str | None
+    """The VMs' subnetwork in the engine's region (NATed), and its CIDR."""
     endpoint: Endpoint | None
     """The Redis container (not Memorystore): its log drain and exporter find it by it."""
     failover_subnetwork: pulumi.Output[str] | None
     failover_subnet_range: str | None
+    failover_vm_subnetwork: pulumi.Output[str] | None
+    failover_vm_subnet_range: str | None
     failover_url: pulumi.Output[str] | None
     """The failover region's Memorystore, declared only while that region serves."""
     failover_ca_certificate: pulumi.Output[str] | None
@@ -103,6 +116,8 @@ class Cache(pulumi.ComponentResource):
         self.endpoint = None
         self.failover_subnetwork = self.failover_url = self.failover_ca_certificate = None
         self.failover_subnet_range = None
+        self.vm_subnetwork = self.failover_vm_subnetwork = None
+        self.vm_subnet_range = self.failover_vm_subnet_range = None
         if args.size.backend == "cloudrun":
             self._memorystore(name, args)
         else:
@@ -132,6 +147,12 @@ class Cache(pulumi.ComponentResource):
         self.vpc_network = network.id
         self.vpc_subnetwork = subnet.id
         self.vpc_subnet_range = SUBNET_RANGE
+        # Private Google Access: the VM reads Secret Manager and pulls from Artifact Registry without NAT.
+        self.vm_subnetwork = gcp.compute.Subnetwork(
+            f"{name}-vm-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
+            name=f"platform-{args.environment}-vms", ip_cidr_range=VM_SUBNET_RANGE, private_ip_google_access=True,
+            opts=child).id
+        self.vm_subnet_range = VM_SUBNET_RANGE
         if args.failover_region is None:
             return
         # The same VPC (a VPC is global), a subnetwork in the failover region.
@@ -141,6 +162,11 @@ class Cache(pulumi.ComponentResource):
             private_ip_google_access=True, opts=child)
         self.failover_subnetwork = failover_subnet.id
         self.failover_subnet_range = FAILOVER_SUBNET_RANGE
+        self.failover_vm_subnetwork = gcp.compute.Subnetwork(
+            f"{name}-failover-vm-subnet", project=args.gcp_project, region=args.failover_region, network=network.id,
+            name=f"platform-{args.environment}-vms-failover", ip_cidr_range=FAILOVER_VM_SUBNET_RANGE,
+            private_ip_google_access=True, opts=child).id
+        self.failover_vm_subnet_range = FAILOVER_VM_SUBNET_RANGE
         if args.serving_failover:
             self.failover_url, self.failover_ca_certificate = self._instance(
                 f"{name}-standby", args, args.failover_region, f"cache-{args.environment}-standby", network)

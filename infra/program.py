@@ -14,7 +14,7 @@ import pulumiverse_time as time
 
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget, Standby
-from components.backends.gce import GceTarget
+from components.backends.gce import GceTarget, vm_address
 from components.backends.railway import RailwayTarget
 from components.backends.service import ContainerSpec, DnsEntry
 from components.backends.targets import Targets
@@ -36,6 +36,7 @@ from infra.edge_plan import edge_args
 from infra.model import StackModel
 from infra.ops.replica import declare_storage
 from infra.ops.rollout import ENGINE_SERVICE, SERVING_OUTPUT, serving_revision
+from stacks.backends import GCP_API_SERVICE_TYPE, GCP_APIS_ALWAYS, gcp_apis
 from stacks.profile import ServiceProfile
 
 DRAIN = "30s"
@@ -49,6 +50,39 @@ def failover_region(model: StackModel) -> str | None:
             or model.services["engine"].backend != "cloudrun" or model.services["pocketbase"].backend != "gce"):
         return None
     return model.gcp.failover_region
+
+
+def enable_gcp_apis(project: str) -> None:
+    """Enable the Google APIs the stack uses, derived from the resources it declares, and make each GCP resource
+    wait for its API (stacks/backends.py, GCP_APIS): a stack transformation sees every resource registered after
+    it, so a new kind of resource brings its API with it, or stops the program if none is known for it.
+
+    Never disabled on destroy, nor their dependants: other things in the project may use them
+    (`disable_on_destroy`, `disable_dependent_services` of google_project_service, whose default would switch an
+    API off with the stack). Resources of another project (a shared registry) are that project's owner's.
+    """
+    enabled: dict[str, gcp.projects.Service] = {}
+
+    def api(name: str) -> gcp.projects.Service:
+        if name not in enabled:
+            enabled[name] = gcp.projects.Service(f"api-{name.split('.')[0]}", project=project, service=name,
+                                                 disable_on_destroy=False, disable_dependent_services=False)
+        return enabled[name]
+
+    for name in sorted(GCP_APIS_ALWAYS):
+        api(name)
+
+    def wait_for_api(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not args.type_.startswith("gcp:") or args.type_ == GCP_API_SERVICE_TYPE:
+            return None
+        other = args.props.get("project")  # None (unset): the provider's project, the stack's
+        if isinstance(other, str) and other != project:
+            return None
+        needed = [api(name) for name in gcp_apis(args.type_, args.props.get("role"))]
+        return pulumi.ResourceTransformationResult(
+            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=needed)))
+
+    pulumi.runtime.register_stack_transformation(wait_for_api)
 
 
 def _targets(model: StackModel, registry: Registry | None) -> Targets:
@@ -65,6 +99,8 @@ def _targets(model: StackModel, registry: Registry | None) -> Targets:
 
 def declare(model: StackModel) -> None:
     """Declare every resource of the stack described by `model`, and the stack's outputs."""
+    if model.gcp is not None:
+        enable_gcp_apis(model.gcp.project)
     zone = model.zone
     api_url = f"https://{api_hostname(zone.name)}"
     env = model.environment
@@ -103,17 +139,21 @@ def declare(model: StackModel) -> None:
         gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
                                         bucket_id="_Default", retention_days=model.gcp.log_retention_days)
         gce_target = None
-        if cache.vpc_network is not None and cache.vpc_subnetwork is not None and cache.vpc_subnet_range:
-            # A private VM in the engine's VPC, reached only from its Direct VPC egress subnet.
+        if (cache.vpc_network is not None and cache.vm_subnetwork is not None and cache.vpc_subnet_range
+                and cache.vm_subnet_range):
+            # A private VM in the engine's VPC, in a NATed subnetwork of its own, reached only from the engine's
+            # Direct VPC egress subnet.
             gce_target = GceTarget(
                 project=model.gcp.project, region=model.gcp.region, environment=env, network=cache.vpc_network,
-                subnetwork=cache.vpc_subnetwork, client_ranges=(cache.vpc_subnet_range,),
+                subnetwork=cache.vm_subnetwork, address=vm_address(cache.vm_subnet_range),
+                client_ranges=(cache.vpc_subnet_range,),
                 registry_server=model.registry.server if model.registry else None,
                 registry_repository=model.registry.repository if model.registry else None,
                 deletion_protection=env == "prod",
                 # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
                 running=not serving_failover, data_disk=not serving_failover)
-        if failover is not None and cache.failover_subnetwork is not None:
+        if (failover is not None and cache.failover_subnetwork is not None
+                and cache.failover_vm_subnetwork is not None):
             # The engine's standby reaches the standby PocketBase and, while it serves, the failover region's Redis
             # (a cache: it starts cold). While the primary serves it keeps its settings and serves nothing.
             failover_redis: dict[str, pulumi.Input[str]] = {}
@@ -243,7 +283,8 @@ def declare(model: StackModel) -> None:
         sidecars=sidecars,
     ))
     api_records += engine.endpoint.dns
-    if standby is not None and targets.gce is not None and registry is not None and model.gcp is not None:
+    if (standby is not None and targets.gce is not None and registry is not None and model.gcp is not None
+            and cache.failover_vm_subnetwork is not None):
         # The standby PocketBase starts (or stops, failing back) only once the edge's traffic left the other
         # region, and a drain later: never two writers of one replica (components/standby.py).
         drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
@@ -253,7 +294,7 @@ def declare(model: StackModel) -> None:
         # No dependency on the image's build: a failover must not wait for a push; its name is its content.
         StandbyDatabase("database-standby", StandbyDatabaseArgs(
             spec=database.spec(pocketbase_image(registry)),
-            target=standby_target(targets.gce, standby.region, standby.subnetwork,
+            target=standby_target(targets.gce, standby.region, cache.failover_vm_subnetwork,
                                   (cache.failover_subnet_range or "",), standby.serving, [drain])))
     if grafana_cloud is not None and telemetry_images is not None:
         endpoints = {"commission-engine": engine.endpoint, "pocketbase": database.endpoint, "redis": cache.endpoint}

@@ -79,3 +79,119 @@ def cloudrun_min_cpu_for_memory(memory_mib: int) -> int:
         if memory_mib > above_mib:
             needed = cpu_millis
     return needed
+
+
+# What Cloud Run checks of every service it is asked to deploy, declared in a stack file or derived by the
+# program (the `telemetry` service, the failover region's standby engine): one place, run by the cloudrun backend
+# on each planned revision template (components/backends/cloudrun.py). An instance's CPU and memory are its
+# containers' limits added up. Source: Cloud Run, "Configure CPU limits for services"
+# (https://cloud.google.com/run/docs/configuring/services/cpu): "if you want to use less than 1 vCPU, you can
+# select any value between 0.08 and 1 [...] Values greater than 1 must be integer values. If you use less than
+# 1 vCPU, the following requirements are enforced: Memory: A minimum of 0.5 vCPU is needed to set a memory limit
+# greater than 512MiB. A minimum of 1 vCPU is needed to set a memory limit greater than 1GiB. Concurrency:
+# Maximum concurrency must be set to 1. CPU allocated: CPU allocation must be set to CPU allocated only during
+# request processing" (newer wording: "Billing: The billing settings must be set to request-based billing");
+# and its table of memory per vCPU: "1 vCPU Up to 4 GiB, 2 vCPU Up to 8 GiB, 4 vCPU 2 to 16 GiB, 6 vCPU 4 to
+# 24 GiB, 8 vCPU 4 to 32 GiB".
+CLOUDRUN_CPU_SOURCE = "https://cloud.google.com/run/docs/configuring/services/cpu"
+CLOUDRUN_MIN_CPU_MILLIS = 80
+CLOUDRUN_MEMORY_BY_VCPU: dict[int, tuple[int, int]] = {
+    1: (128, 4096), 2: (128, 8192), 4: (2048, 16384), 6: (4096, 24576), 8: (4096, 32768)}
+
+
+@dataclass(frozen=True)
+class CloudRunInstance:
+    """One Cloud Run revision template as Cloud Run judges it: its containers' limits, added up, and how it runs."""
+
+    cpu_millis: int
+    memory_mib: int
+    max_concurrency: int
+    cpu_always_allocated: bool
+    """`cpu_idle: false` (instance-based billing): CPU outside requests too, as agents and warm instances need."""
+
+
+def cloudrun_instance_problems(instance: CloudRunInstance) -> list[str]:
+    """Every rule of Cloud Run's CPU limits the instance breaks, each naming the rule; empty when Cloud Run accepts
+    it."""
+    cpu, memory = instance.cpu_millis, instance.memory_mib
+    problems: list[str] = []
+    if cpu < CLOUDRUN_MIN_CPU_MILLIS:
+        problems.append(f"{cpu}m is below Cloud Run's minimum of 0.08 vCPU")
+    elif cpu < 1000:
+        if instance.max_concurrency != 1:
+            problems.append(f"{cpu}m is less than 1 vCPU, which needs maximum concurrency 1, not "
+                            f"{instance.max_concurrency}")
+        if instance.cpu_always_allocated:
+            problems.append(f"{cpu}m is less than 1 vCPU, which needs CPU allocated only during requests "
+                            "(request-based billing), not always allocated")
+        if memory > 1024 or (memory > 512 and cpu < 500):
+            problems.append(f"{cpu}m cannot have {memory} MiB: more than 512 MiB needs 0.5 vCPU, more than "
+                            "1 GiB needs 1 vCPU")
+    elif cpu % 1000:
+        problems.append(f"{cpu}m: CPU above 1 vCPU must be a whole number of vCPUs")
+    elif cpu // 1000 not in CLOUDRUN_MEMORY_BY_VCPU:
+        problems.append(f"{cpu // 1000} vCPU is not a size Cloud Run offers (1, 2, 4, 6 or 8)")
+    else:
+        low, high = CLOUDRUN_MEMORY_BY_VCPU[cpu // 1000]
+        if not low <= memory <= high:
+            problems.append(f"{cpu // 1000} vCPU takes {low} to {high} MiB of memory, not {memory}")
+    return problems
+
+
+# The Google API each kind of GCP resource is created through: its REST collection's service
+# (cloud.google.com/<product>/docs/reference/rest). The program enables, per stack, exactly the APIs of the
+# resource types it declares (infra/program.py, `enable_gcp_apis`), and every GCP resource waits for its API: a
+# first `pulumi up` in a new project would otherwise fail with SERVICE_DISABLED ("API has not been used in project
+# ... before or it is disabled"). A GCP type missing here stops the program: say which API it needs, and why.
+# Not needed, so not enabled: Serverless VPC Access (vpcaccess) — Cloud Run leaves through Direct VPC egress, no
+# connector; Service Networking — Memorystore is `DIRECT_PEERING`, not private services access
+# (cloud.google.com/memorystore/docs/redis/networking: only PRIVATE_SERVICE_ACCESS needs it).
+GCP_APIS: dict[str, tuple[str, str]] = {
+    "gcp:artifactregistry/": ("artifactregistry.googleapis.com",
+                              "cloud.google.com/artifact-registry/docs/reference/rest (repositories.setIamPolicy)"),
+    "gcp:certificatemanager/": ("certificatemanager.googleapis.com",
+                                "cloud.google.com/certificate-manager/docs/reference/certificate-manager/rest"),
+    "gcp:cloudrunv2/": ("run.googleapis.com", "cloud.google.com/run/docs/reference/rest (v2 services)"),
+    "gcp:compute/": ("compute.googleapis.com", "cloud.google.com/compute/docs/reference/rest/v1"),
+    "gcp:logging/": ("logging.googleapis.com", "cloud.google.com/logging/docs/reference/v2/rest (buckets)"),
+    # Project IAM members read and write the project's policy: projects.getIamPolicy/setIamPolicy.
+    "gcp:projects/iAMMember:": ("cloudresourcemanager.googleapis.com",
+                                "cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy"),
+    "gcp:redis/": ("redis.googleapis.com", "cloud.google.com/memorystore/docs/redis/reference/rest"),
+    "gcp:secretmanager/": ("secretmanager.googleapis.com", "cloud.google.com/secret-manager/docs/reference/rest"),
+    "gcp:serviceaccount/": ("iam.googleapis.com", "cloud.google.com/iam/docs/reference/rest (serviceAccounts)"),
+    # Buckets, their IAM and HMAC keys (projects.hmacKeys) are the Cloud Storage JSON API.
+    "gcp:storage/": ("storage.googleapis.com", "cloud.google.com/storage/docs/json_api"),
+}
+GCP_API_SERVICE_TYPE = "gcp:projects/service:Service"
+"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com), on by default in every new
+project (cloud.google.com/service-usage/docs/enabled-service#default): it is not declared."""
+
+# Used by what runs rather than by a resource type, with the grant or the job that uses them.
+GCP_APIS_BY_ROLE: dict[str, str] = {
+    # The telemetry service's stackdriver_exporter reads Cloud Monitoring (projects.timeSeries.list).
+    "roles/monitoring.viewer": "monitoring.googleapis.com",
+    # The VM's logging agent and metrics (google-logging-enabled) write through these APIs.
+    "roles/monitoring.metricWriter": "monitoring.googleapis.com",
+    "roles/logging.logWriter": "logging.googleapis.com",
+}
+GCP_APIS_ALWAYS: dict[str, str] = {
+    # The deploy workflows authenticate keylessly: a GitHub OIDC token exchanged at STS, then a service account
+    # impersonated through IAM Credentials (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
+    # pipelines: "Enable the IAM, Resource Manager, Service Account Credentials, and Security Token Service APIs").
+    "sts.googleapis.com": "the deploy workflows' Workload Identity Federation (token exchange)",
+    "iamcredentials.googleapis.com": "the deploy workflows' service account impersonation",
+    "iam.googleapis.com": "Workload Identity Federation and the services' own accounts",
+    "cloudresourcemanager.googleapis.com": "Workload Identity Federation and project IAM members",
+}
+
+
+def gcp_apis(type_: str, role: object = None) -> list[str]:
+    """The APIs a GCP resource of `type_` needs (and, for an IAM member, what its `role` is used for)."""
+    found = [api for prefix, (api, _) in GCP_APIS.items() if type_.startswith(prefix)]
+    if not found:
+        raise ValueError(f"{type_}: no Google API is known for this resource type; add it to GCP_APIS in "
+                         "stacks/backends.py with the API its REST collection lives in")
+    if isinstance(role, str) and role in GCP_APIS_BY_ROLE:
+        found.append(GCP_APIS_BY_ROLE[role])
+    return found

@@ -133,8 +133,10 @@ def test_serving_from_the_failover_region_needs_one(tmp_path: Path) -> None:
 
 
 def test_prod_declares_a_stopped_standby_in_the_failover_region(primary: Plan) -> None:
-    subnets = {r.inputs["region"]: r.inputs for r in _all(primary, "gcp:compute/subnetwork:Subnetwork")}
-    assert set(subnets) == {PRIMARY, FAILOVER}
+    # Per region: the engine's Direct VPC egress subnetwork and the VMs' own (tests/test_gcp_nat.py).
+    subnets = sorted((r.inputs["region"], r.inputs["name"]) for r in _all(primary, "gcp:compute/subnetwork:Subnetwork"))
+    assert subnets == [(PRIMARY, "platform-prod-run"), (PRIMARY, "platform-prod-vms"),
+                       (FAILOVER, "platform-prod-run-failover"), (FAILOVER, "platform-prod-vms-failover")]
     engines, vms = _engines(primary), _vms(primary)
     assert set(engines) == {PRIMARY, FAILOVER} and set(vms) == {PRIMARY, FAILOVER}
 
@@ -151,7 +153,7 @@ def test_prod_declares_a_stopped_standby_in_the_failover_region(primary: Plan) -
     assert vms[PRIMARY]["attachedDisks"]
     assert all("accessConfigs" not in nic for nic in vms[FAILOVER]["networkInterfaces"])
     [nic] = vms[FAILOVER]["networkInterfaces"]
-    assert nic["subnetwork"] == "cache-failover-subnet-id"
+    assert nic["subnetwork"] == "cache-failover-vm-subnet-id"
     # A cache starts cold: no Redis in the failover region until it serves.
     assert [r.inputs["region"] for r in _all(primary, "gcp:redis/instance:Instance")] == [PRIMARY]
     # The edge's API origin is the primary's NEG; the standby's NEG is declared beside it.
@@ -161,12 +163,12 @@ def test_prod_declares_a_stopped_standby_in_the_failover_region(primary: Plan) -
 
 
 def test_only_the_standby_engines_subnet_reaches_the_standby_pocketbase(primary: Plan) -> None:
-    subnet = _one(primary, "gcp:compute/subnetwork:Subnetwork", region=FAILOVER).inputs
+    subnet = _one(primary, "gcp:compute/subnetwork:Subnetwork", region=FAILOVER, name="platform-prod-run-failover").inputs
     standby = next(r.inputs for r in primary.resources if r.type == "gcp:compute/firewall:Firewall"
                    and r.inputs.get("targetTags") == ["pocketbase-prod-standby"])
     assert standby["sourceRanges"] == [subnet["ipCidrRange"]]
     address = _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs
-    assert address["subnetwork"] == "cache-failover-subnet-id"
+    assert address["subnetwork"] == "cache-failover-vm-subnet-id"
 
 
 def test_the_standby_replicates_to_the_same_replica_and_restores_it_when_its_disk_is_empty(primary: Plan) -> None:
@@ -179,11 +181,12 @@ def test_the_standby_replicates_to_the_same_replica_and_restores_it_when_its_dis
                        and str(r.inputs.get("secretId")).startswith("pocketbase-prod-standby-")]
     assert {str(r.inputs["secretId"]) for r in pocketbase_envs} >= {
         "pocketbase-prod-standby-litestream-access-key-id", "pocketbase-prod-standby-pb-encryption-key"}
-    assert engine["POCKETBASE_URL"][0].startswith("http://10.20.0.")
+    # Each in its region's VM subnetwork (10.20.1.0/24, 10.21.1.0/24: components/cache.py).
+    assert engine["POCKETBASE_URL"][0] == "http://10.20.1.10:8090"
     standby = service_environment(primary, "commission-engine", standby=True)
-    assert standby["POCKETBASE_URL"][0] == "http://10.21.0.10:8090"
+    assert standby["POCKETBASE_URL"][0] == "http://10.21.1.10:8090"
     # Fixed, so the standby engine knows it before the VM (which waits for the load balancer) is declared.
-    assert _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs["address"] == "10.21.0.10"
+    assert _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs["address"] == "10.21.1.10"
     assert {k for k in engine if k != "POCKETBASE_URL" and engine[k] != standby[k]} <= {"REDIS_URL", "REDIS_CA_CERT"}
 
 

@@ -19,13 +19,16 @@ egress subnet on the service's port, so PocketBase's admin UI (`/_/`) is never o
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
+from components.backends.cloudrun import IAM_PROPAGATION
 from components.backends.service import ContainerSpec, Endpoint
 
 MOUNT = "/mnt/disks/data"
@@ -44,6 +47,7 @@ class GceTarget:
     environment: str
     network: pulumi.Input[str]
     subnetwork: pulumi.Input[str]
+    """The VMs' own subnetwork, the one Cloud NAT covers: never the engine's Direct VPC egress subnetwork."""
     client_ranges: Sequence[str]
     """CIDRs that may reach the service's port: the engine's Direct VPC egress subnet."""
     registry_server: str | None = None
@@ -70,6 +74,13 @@ class GceTarget:
         return f"{self.region}-{FIRST_ZONE.get(self.region, 'a')}"
 
 
+def vm_address(cidr: str) -> str:
+    """A VM's fixed internal address in its subnetwork: the tenth, clear of the four Google reserves in every
+    subnet (network, gateway, second-to-last, broadcast: cloud.google.com/vpc/docs/subnets, "Unusable addresses in
+    IPv4 subnet ranges"). Fixed, so the engine's URL is known before the VM, and a plan shows where it really is."""
+    return str(ipaddress.ip_network(cidr)[10])
+
+
 def machine_type(cpu_millis: int, memory_mib: int) -> str:
     cpus = max(2, -(-cpu_millis // 1000))
     cpus += cpus % 2
@@ -79,12 +90,69 @@ def machine_type(cpu_millis: int, memory_mib: int) -> str:
 
 
 def secret_fetch_line(project: str, secret_id: str, version: str, variable: str) -> str:
-    """A shell line that appends `VARIABLE=<secret>` to the env file, with nothing but curl, sed and
-    base64 (what Container-Optimized OS has). Secret Manager answers `{"name": ..., "payload":
-    {"data": "<base64>", ...}}` (https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access)."""
+    """A line of the secrets script (`SECRETS_SCRIPT`): read one secret version into `VARIABLE`, or fail the unit.
+    Secret Manager answers `{"name": ..., "payload": {"data": "<base64>", ...}}`
+    (https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access)."""
     url = f"https://secretmanager.googleapis.com/v1/projects/{project}/secrets/{secret_id}/versions/{version}:access"
-    return (f'printf "%s=%s\\n" {shlex.quote(variable)} "$(curl -sf -H "Authorization: Bearer $TOKEN" '
-            f'{shlex.quote(url)} | sed -n \'s/.*"data": *"\\([^"]*\\)".*/\\1/p\' | base64 -d)" >> /run/service.env')
+    return f"fetch {shlex.quote(variable)} {shlex.quote(url)}"
+
+
+SECRETS_SCRIPT = """\
+set -euo pipefail
+umask 077
+# Run as ExecStartPre= of the service: it writes every secret to tmpfs, or fails and writes nothing, so the
+# container never starts with an empty secret. A read is denied (403) until the VM account's grant has
+# propagated, "typically 2 minutes, potentially 7 minutes or longer"
+# (cloud.google.com/iam/docs/access-change-propagation): each read is retried with a doubling wait (logged to the
+# journal), a bounded number of times; past that the unit fails and systemd starts it again (Restart=always).
+# `printf "%s" "$(curl ...)"` would not do: a command substitution's status is lost in printf's arguments, so a
+# 403 wrote an empty value and exited 0.
+attempts="${SECRET_RETRY_ATTEMPTS:-10}"
+first_wait="${SECRET_RETRY_SECONDS:-5}"
+new=/run/service.env.new
+: > "$new"
+
+attempt() {  # attempt WHAT COMMAND...: COMMAND's output once it succeeds with some; fails after $attempts tries
+    local what=$1 wait=$first_wait n out
+    shift
+    for ((n = 1; n <= attempts; n++)); do
+        if out="$("$@")" && [ -n "$out" ]; then
+            printf '%s' "$out"
+            return 0
+        fi
+        ((n < attempts)) || break
+        echo "$what: attempt $n of $attempts failed; next in ${wait}s" >&2
+        sleep "$wait"
+        wait=$((wait * 2 > 60 ? 60 : wait * 2))
+    done
+    echo "$what: gave up after $attempts attempts" >&2
+    return 1
+}
+
+read_token() {  # the VM account's access token, from the metadata server
+    curl -sSf -m 20 -H 'Metadata-Flavor: Google' \\
+        http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token \\
+        | sed -n 's/.*"access_token": *"\\([^"]*\\)".*/\\1/p'
+}
+
+read_secret() {  # read_secret URL: the version's value, decoded; fails on an HTTP error or an empty payload
+    local body data
+    body="$(curl -sSf -m 20 -H "Authorization: Bearer $TOKEN" "$1")" || return 1
+    data="$(printf '%s\\n' "$body" | sed -n 's/.*"data": *"\\([^"]*\\)".*/\\1/p')"
+    [ -n "$data" ] || { echo "no payload in the answer for $1" >&2; return 1; }
+    printf '%s' "$data" | base64 -d
+}
+
+fetch() {  # fetch VARIABLE URL: VARIABLE=<value> into the new env file, or fail the unit
+    local value
+    value="$(attempt "$1" read_secret "$2")" || exit 1
+    printf '%s=%s\\n' "$1" "$value" >> "$new"
+}
+
+TOKEN="$(attempt "the metadata server's token" read_token)" || exit 1
+"""
+"""The head of `/etc/<service>-secrets.sh`; `secret_fetch_line`s follow, then the env file is moved in place.
+`SECRET_RETRY_SECONDS`/`SECRET_RETRY_ATTEMPTS` let a test run it here without waiting."""
 
 
 CONFIG_WATCH = """\
@@ -129,9 +197,12 @@ def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines
     login = f"docker-credential-gcr configure-docker --registries={registry_server}" if registry_server else "true"
     run = (f"/usr/bin/docker run --rm --name {spec.name} -p {spec.port}:{spec.port} {volume} "
            f"--env-file /run/service.env {flags} {image}")
-    metadata = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
-    token = (f"TOKEN=\"$(curl -sf -H 'Metadata-Flavor: Google' {metadata} "
-             "| sed -n 's/.*\"access_token\": *\"\\([^\"]*\\)\".*/\\1/p')\"")
+    # The secrets are read by the service's own ExecStartPre=, not by a oneshot unit it requires: a oneshot that
+    # failed stays failed and its dependant's start job fails with it, so PocketBase waited for a reboot. Here a
+    # failed read fails the service before the container starts ("If any of those commands (not prefixed with
+    # "-") fail, the rest are not executed and the unit is considered failed", systemd.service(5), ExecStartPre=),
+    # and Restart=always starts it again, the read included, with no start limit (StartLimitIntervalSec=0,
+    # systemd.unit(5)): an image pull the registry grant does not allow yet is retried the same way.
     return f"""#cloud-config
 write_files:
 - path: /etc/systemd/system/{spec.name}.service
@@ -140,34 +211,22 @@ write_files:
     [Unit]
     Description={spec.name}
     Wants=network-online.target
-    After=network-online.target {spec.name}-secrets.service
-    Requires={spec.name}-secrets.service{disk_condition}
+    After=network-online.target
+    StartLimitIntervalSec=0{disk_condition}
     [Service]
     Environment=HOME=/home/{spec.name}
+    ExecStartPre=/bin/bash /etc/{spec.name}-secrets.sh
     ExecStartPre=/usr/bin/{login}
     ExecStart={run}
     ExecStop=/usr/bin/docker stop {spec.name}
     Restart=always
-    RestartSec=5
-- path: /etc/systemd/system/{spec.name}-secrets.service
-  permissions: "0644"
-  content: |
-    [Unit]
-    Description=read {spec.name}'s secrets from Secret Manager into tmpfs
-    Wants=network-online.target
-    After=network-online.target
-    [Service]
-    Type=oneshot
-    RemainAfterExit=true
-    ExecStart=/bin/bash /etc/{spec.name}-secrets.sh
+    RestartSec=10
 - path: /etc/{spec.name}-secrets.sh
   permissions: "0700"
   content: |
-    set -euo pipefail
-    umask 077
-    : > /run/service.env
-    {token}
+{_indent(SECRETS_SCRIPT, 4)}
 {fetches}
+    mv -f "$new" /run/service.env
 - path: /etc/systemd/system/{spec.name}-config-watch.service
   permissions: "0644"
   content: |
@@ -202,14 +261,14 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
     for role in ("roles/logging.logWriter", "roles/monitoring.metricWriter"):
         gcp.projects.IAMMember(f"{name}-vm-{role.split('/')[1].split('.')[0]}-writer", project=project, role=role,
                                member=account.member, opts=child)
+    grants: list[pulumi.Resource] = []
     if target.registry_repository is not None and target.registry_server is not None:
         repo_project, repository = target.registry_repository.split("/", 1)
-        gcp.artifactregistry.RepositoryIamMember(
+        grants.append(gcp.artifactregistry.RepositoryIamMember(
             f"{name}-vm-image-reader", project=repo_project, location=target.registry_server.split("-docker.")[0],
-            repository=repository, role="roles/artifactregistry.reader", member=account.member, opts=child)
+            repository=repository, role="roles/artifactregistry.reader", member=account.member, opts=child))
 
     fetches: list[pulumi.Input[str]] = []
-    grants: list[pulumi.Resource] = []
     for key, value in sorted(spec.secret_env.items()):
         slug = key.lower().replace("_", "-")
         secret = gcp.secretmanager.Secret(f"{name}-{slug}", project=project, secret_id=f"{spec.name}-{env}-{slug}",
@@ -223,6 +282,13 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
             lambda number, secret_id=f"{spec.name}-{env}-{slug}", variable=key:
             secret_fetch_line(project, secret_id, number, variable)))
 
+    # As the Cloud Run services do (cloudrun.py, IAM_PROPAGATION): the VM reads its secrets and pulls its image at
+    # its first boot, so it is created only after its grants had time to propagate ("typically 2 minutes",
+    # cloud.google.com/iam/docs/access-change-propagation). Again only when the account, so every grant, changes;
+    # a read still denied after that is retried by the boot script (SECRETS_SCRIPT).
+    settled = time.Sleep(f"{name}-vm-iam-propagation", create_duration=IAM_PROPAGATION,
+                         triggers={"member": account.member},
+                         opts=pulumi.ResourceOptions(parent=parent, depends_on=grants))
     address = gcp.compute.Address(f"{name}-address", project=project, region=target.region,
                                   name=f"{spec.name}-{env}", address_type="INTERNAL", subnetwork=target.subnetwork,
                                   address=target.address, opts=child)
@@ -252,12 +318,13 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
         allow_stopping_for_update=True,
         desired_status="RUNNING" if target.running else "TERMINATED",
         deletion_protection=target.deletion_protection,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, *target.depends_on]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, settled, *target.depends_on]),
     )
     # Outbound to the internet without an external address: the restore test pushes its metrics to the
     # stack's Grafana Cloud, which Private Google Access does not reach (cloud.google.com/nat/docs/overview:
     # Cloud NAT "lets certain resources without external IP addresses create outbound connections to the
-    # internet"; nothing outside can open a connection to the VM through it).
+    # internet"; nothing outside can open a connection to the VM through it). Only the VMs' own subnetwork:
+    # never the engine's Direct VPC egress one (components/cache.py, VM_SUBNET_RANGE).
     router = gcp.compute.Router(f"{name}-router", project=project, region=target.region, network=target.network,
                                 name=f"{spec.name}-{env}-egress", opts=child)
     gcp.compute.RouterNat(

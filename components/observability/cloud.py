@@ -80,16 +80,26 @@ def _small(backend: Backend, cpu_millis: int, memory_mib: int) -> ServiceProfile
 # Sizes (CPU millis, MiB). The engine's sidecar: one vCPU, since an instance's containers add up to whole
 # vCPUs above one (cloud.google.com/run/docs/configuring/services/cpu: "Values greater than 1 must be
 # integer values"), as Google's own sidecar sample leaves each container at its default. The `telemetry`
-# service: the agent and its exporters add up to one vCPU.
+# service: the agent and its exporters add up to one whole vCPU, the agent taking what the exporters leave:
+# below 1 vCPU Cloud Run requires concurrency 1 and CPU only during requests (same page), and an agent that
+# scrapes between requests needs its CPU always (components/backends/cloudrun.py checks every service).
 ENGINE_SIDECAR = (1000, 512)
 TELEMETRY_AGENT = (500, 512)
+"""The agent's least size; `telemetry_agent_size` gives it the rest of the instance's whole vCPU."""
 STACKDRIVER_EXPORTER = (250, 256)
 JSON_EXPORTER = (250, 128)
 SMALL = (250, 128)
 
 
+def telemetry_agent_size(railway: bool) -> tuple[int, int]:
+    """The agent's CPU: at least `TELEMETRY_AGENT`'s, rounded up so that the instance is a whole number of vCPUs."""
+    exporters = STACKDRIVER_EXPORTER[0] + (JSON_EXPORTER[0] if railway else 0)
+    whole = max(1000, -(-(exporters + TELEMETRY_AGENT[0]) // 1000) * 1000)
+    return whole - exporters, TELEMETRY_AGENT[1]
+
+
 def telemetry_service_size(railway: bool) -> tuple[int, int]:
-    parts = [TELEMETRY_AGENT, STACKDRIVER_EXPORTER, *([JSON_EXPORTER] if railway else [])]
+    parts = [telemetry_agent_size(railway), STACKDRIVER_EXPORTER, *([JSON_EXPORTER] if railway else [])]
     return sum(c for c, _ in parts), sum(m for _, m in parts)
 
 
@@ -211,7 +221,7 @@ def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, env
     if railway is not None:
         sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], image))
     spec = agent_spec(TELEMETRY_SERVICE, "cloudrun", jobs, grafana, environment,
-                      _small("cloudrun", *TELEMETRY_AGENT), image=image)
+                      _small("cloudrun", *telemetry_agent_size(railway is not None)), image=image)
     return dataclasses.replace(spec, sidecars=tuple(sidecars), project_roles=("roles/monitoring.viewer",))
 
 
