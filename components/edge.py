@@ -71,7 +71,9 @@ class EdgeArgs:
     """Declare the Cloudflare for SaaS fallback origin (needed once any tenant has its own domain)."""
     rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
     waf_log_only_hosts: Sequence[str] = ()
-    """Hosts whose OWASP matches are only logged (a tenant migrating); the managed ruleset still runs."""
+    """Hosts of tenants migrating (`wafMode: log`): never blocked by OWASP. Where the zone's OWASP action is
+    `log` they are logged like the rest; where it blocks they are left out of OWASP's one execution (a zone
+    runs each managed ruleset once: `waf_rules`). The Cloudflare Managed Ruleset still runs on them."""
     origin_auth_secret: pulumi.Input[str] | None = None
     """Added as `X-Origin-Auth` to every request the edge forwards to `api.<zone>`: the engine refuses
     the public host's requests without it, so nobody reaches the origin around the edge (#11.3)."""
@@ -94,37 +96,46 @@ CATALOG_PREFIX = catalog_path("")
 
 
 def waf_rules(settings: EdgeProfile, log_hosts: Sequence[str]) -> list[cloudflare.RulesetRuleArgsDict]:
+    """The Cloudflare Managed Ruleset on every host, and the OWASP Core Ruleset executed ONCE.
+
+    "At the zone level, you can only deploy each managed ruleset once"
+    (https://developers.cloudflare.com/waf/managed-rules/#zone-level-deployment), and an execute rule's
+    overrides apply to every request its expression matches: the anomaly rule's action cannot differ by
+    host within one execution, and Cloudflare has no field holding the OWASP score for a later rule to act
+    on. So a tenant in `wafMode: log` is served as follows:
+    - where the zone's OWASP action is already `log` (integration, staging), its hosts simply stay in the
+      one execution: logged like every other host;
+    - where OWASP blocks (prod), its hosts are left out of the one blocking execution. Trade-off: OWASP
+      does not run on them at all while they migrate (no OWASP matches logged for them: logging there
+      would need a second execution, which the zone refuses); the Cloudflare Managed Ruleset still runs
+      and blocks on them. PLAT-WAF-002 reports each such host (OWASP does not block there) until a waiver
+      with a ticket and an expiry names its tenant. A `skip` exception would be no better: it skips, and
+      logs only that it skipped (https://developers.cloudflare.com/waf/managed-rules/waf-exceptions/).
+    """
     # Paranoia level N: the rules tagged with the levels above N are switched off.
     paranoia_off: list[cloudflare.RulesetRuleActionParametersOverridesCategoryArgsDict] = [
         {"category": f"paranoia-level-{level}", "enabled": False}
         for level in range(settings.owasp_paranoia_level + 1, 5)
     ]
-
-    def owasp(action: str, expression: str, description: str) -> cloudflare.RulesetRuleArgsDict:
-        return {
-            "action": "execute",
-            "expression": expression,
-            "description": description,
-            "action_parameters": {
-                "id": OWASP_RULESET_ID,
-                "overrides": {
-                    "categories": paranoia_off,
-                    "rules": [{"id": OWASP_SCORE_RULE_ID, "action": action,
-                               "score_threshold": settings.owasp_score_threshold}],
-                },
+    left_out = sorted(log_hosts) if settings.waf_action != "log" else []
+    owasp: cloudflare.RulesetRuleArgsDict = {
+        "action": "execute",
+        "expression": f"not http.host in {_host_set(left_out)}" if left_out else "true",
+        "description": "Cloudflare OWASP Core Ruleset" + (" (tenants migrating left out)" if left_out else ""),
+        "action_parameters": {
+            "id": OWASP_RULESET_ID,
+            "overrides": {
+                "categories": paranoia_off,
+                "rules": [{"id": OWASP_SCORE_RULE_ID, "action": settings.waf_action,
+                           "score_threshold": settings.owasp_score_threshold}],
             },
-        }
-
-    rules: list[cloudflare.RulesetRuleArgsDict] = [
+        },
+    }
+    return [
         {"action": "execute", "expression": "true", "description": "Cloudflare Managed Ruleset",
          "action_parameters": {"id": MANAGED_RULESET_ID}},
-        owasp(settings.waf_action, f"not http.host in {_host_set(log_hosts)}" if log_hosts else "true",
-              "Cloudflare OWASP Core Ruleset"),
+        owasp,
     ]
-    if log_hosts:
-        rules.append(owasp("log", f"http.host in {_host_set(log_hosts)}",
-                           "Cloudflare OWASP Core Ruleset, log only (tenants migrating)"))
-    return rules
 
 
 def rate_limit_rules(settings: EdgeProfile, api_host: str,
