@@ -232,7 +232,7 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
     return rules
 
 
-_RULESET_NAMES = {
+RULESET_NAMES = {
     "http_request_firewall_managed": ("waf", "platform WAF"),
     "http_ratelimit": ("rate-limits", "platform rate limits"),
     "http_request_cache_settings": ("cache", "platform cache rules"),
@@ -260,7 +260,7 @@ class Edge(pulumi.ComponentResource):
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
                            args.api_origin_ssl, args.origin_auth_secret)
         for phase, phase_rules in rules.items():
-            suffix, title = _RULESET_NAMES[phase]
+            suffix, title = RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
                                rules=phase_rules, opts=child)
         self._platform_hosts(child)
