@@ -278,6 +278,10 @@ class Edge(pulumi.ComponentResource):
             # HTTP behind a proxy; the redirect rule (HTTPS_REDIRECT) does it with that exception.
             "always_use_https": "off",
             "automatic_https_rewrites": "on",
+            # The API's shape, snake_case, all five fields: the value is compared with the API's read-back, and
+            # the perpetual diffs of terraform-provider-cloudflare#6436/#6447 came from the flat v4 shape and a
+            # list-wrapped one (tests/test_cf_security_header.py has the evidence; upstream's acceptance test
+            # TestAccCloudflareZoneSetting_HSTS sends this shape). Not the registry example's camelCase keys.
             "security_header": {
                 "strict_transport_security": {
                     "enabled": True,
