@@ -31,6 +31,9 @@ PERMISSION_GROUPS = {
 
 VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
 ORIGIN_AUTH_HEADER = "X-Origin-Auth"
+STOREFRONT_KEY_HEADER = "x-storefront-key"
+"""The storefront's server proves itself to the edge with this header (lowercase: the Rules language's
+`http.request.headers` keys are lowercase)."""
 
 
 def api_hostname(zone_name: str) -> str:
@@ -77,6 +80,9 @@ class EdgeArgs:
     origin_auth_secret: pulumi.Input[str] | None = None
     """Added as `X-Origin-Auth` to every request the edge forwards to `api.<zone>`: the engine refuses
     the public host's requests without it, so nobody reaches the origin around the edge (#11.3)."""
+    storefront_key: pulumi.Input[str] | None = None
+    """The storefront's server-side key (components/frontend.py): its calls to `api.<zone>` carrying it are
+    not counted per client IP (`storefront_ssr_rules`)."""
     api_origin_ssl: str | None = None
     """SSL/TLS mode for `api.<zone>` alone, where its origin cannot pass Full (strict): Railway serves
     a proxied custom domain with its `*.up.railway.app` certificate and says "Do not use Full (Strict)
@@ -191,6 +197,27 @@ def cache_rules(settings: EdgeProfile, api_host: str) -> list[cloudflare.Ruleset
     ]
 
 
+def storefront_ssr_rules(api_host: str, key: pulumi.Input[str]) -> list[cloudflare.RulesetRuleArgsDict]:
+    """Vercel's server-side rendering reaches the API from a few egress addresses shared by every shopper, so
+    a per-IP limit there counts all shoppers as one client and blocks the storefront itself under load.
+
+    Below Enterprise, rate-limiting rules count by IP alone and cannot read headers ("Counting characteristics:
+    IP | IP | IP, IP with NAT support"; counting by a header is Advanced Rate Limiting:
+    https://developers.cloudflare.com/waf/rate-limiting-rules/#availability), so counting these calls per
+    tenant key at the edge is not available on our plans. Instead the storefront's server sends a generated
+    secret, and one custom rule skips the rate-limiting phase for requests to the API that carry exactly it
+    ("Skip phases ... http_ratelimit": https://developers.cloudflare.com/waf/custom-rules/skip/options/;
+    custom rules run before rate limiting: https://developers.cloudflare.com/ruleset-engine/reference/phases-list/).
+    A missing, empty or wrong value matches nothing, so a header anyone can set exempts nobody; the WAF still
+    runs on these calls. Shoppers stay limited per client IP where their address is seen: the storefront
+    hosts' rule, before Vercel, bounds what SSR can ask of the API."""
+    prefix = f'http.host eq {json.dumps(api_host)} and any(http.request.headers["{STOREFRONT_KEY_HEADER}"][*] eq "'
+    expression = prefix + key + '")' if isinstance(key, str) else pulumi.Output.concat(prefix, key, '")')
+    return [{"action": "skip", "expression": expression,
+             "description": "API: the storefront's server-side calls are not counted per client IP",
+             "action_parameters": {"phases": ["http_ratelimit"]}, "logging": {"enabled": True}}]
+
+
 HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
     "action": "redirect",
     "description": "always use HTTPS, except ACME HTTP-01 challenges (Vercel certificates)",
@@ -206,6 +233,7 @@ HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
 def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLimitOverride],
                log_hosts: Sequence[str], api_origin_ssl: str | None = None,
                origin_auth_secret: pulumi.Input[str] | None = None,
+               storefront_key: pulumi.Input[str] | None = None,
                ) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
     """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
     against the zone's plan."""
@@ -216,6 +244,8 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
         "http_request_cache_settings": cache_rules(settings, api_host),
         "http_request_dynamic_redirect": [HTTPS_REDIRECT],
     }
+    if storefront_key is not None:
+        rules["http_request_firewall_custom"] = storefront_ssr_rules(api_host, storefront_key)
     if origin_auth_secret is not None:
         # A request header transform rule (https://developers.cloudflare.com/rules/transform/request-header-modification/):
         # the late transform phase runs after every other rule, so the header reaches the origin as set.
@@ -239,6 +269,7 @@ RULESET_NAMES = {
     "http_request_dynamic_redirect": ("https-redirect", "platform HTTPS redirect"),
     "http_config_settings": ("config", "platform configuration rules"),
     "http_request_late_transform": ("origin-auth", "platform request headers"),
+    "http_request_firewall_custom": ("storefront-key", "platform custom rules"),
 }
 
 
@@ -258,7 +289,7 @@ class Edge(pulumi.ComponentResource):
         self._zone_settings(child)
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                           args.api_origin_ssl, args.origin_auth_secret)
+                           args.api_origin_ssl, args.origin_auth_secret, args.storefront_key)
         for phase, phase_rules in rules.items():
             suffix, title = RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,

@@ -25,6 +25,7 @@ PROD_ZONE = "7c9e1f3a5b7d4c6e8f0a1b2c3d4e5f60"  # Pulumi.prod.yaml, platform:zon
 TOKEN = "test-token-0123456789"
 WAF_ENTRY = "060013b1eeb14c93b0dcd896537e0d2c"
 CUSTOM_ENTRY = "2a1c7e0f9b3d4e5f8a6b7c8d9e0f1a2b"
+REWRITE_ENTRY = "5d4c3b2a19f8e7d6c5b4a3928170f6e5"
 DASHBOARD_RULE = {"id": "r1", "action": "execute", "expression": "true", "description": "zone-level managed",
                   "action_parameters": {"id": "efb7b8c949ac4650a09736fc376e9aee"}}
 
@@ -98,7 +99,8 @@ def test_existing_entry_points_become_an_import_file_under_the_programs_names(
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
     fake = FakeRulesets([
         {"id": WAF_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_managed"},
-        {"id": CUSTOM_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_custom"}])
+        {"id": CUSTOM_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_custom"},
+        {"id": REWRITE_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_transform"}])
     output = tmp_path / "import-prod.json"
 
     result = _adopt(run_cli, serve(fake), output)
@@ -106,19 +108,21 @@ def test_existing_entry_points_become_an_import_file_under_the_programs_names(
     assert result.code == 0, result.err
     document = json.loads(output.read_text())
     # The program's own WAF ruleset for that phase, under its component: what `pulumi up` will then update.
-    [waf] = [r for r in committed_plans["prod"].resources if r.type == "cloudflare:index/ruleset:Ruleset"
-             and r.inputs["phase"] == "http_request_firewall_managed"]
-    [edge] = [r for r in committed_plans["prod"].resources if r.urn == waf.parent]
+    # The program's own ruleset for each phase, under its component: what `pulumi up` will then update.
+    ours = {r.inputs["phase"]: r for r in committed_plans["prod"].resources if r.type == "cloudflare:index/ruleset:Ruleset"}
+    [edge] = [r for r in committed_plans["prod"].resources if r.urn == ours["http_request_firewall_managed"].parent]
     assert document == {"resources": [
         {"type": edge.type, "name": edge.name, "component": True},
         # The provider's import id: '<{accounts|zones}/{account_id|zone_id}>/<ruleset_id>'.
-        {"type": "cloudflare:index/ruleset:Ruleset", "name": waf.name, "id": f"zones/{PROD_ZONE}/{WAF_ENTRY}",
-         "parent": edge.name}]}
+        {"type": "cloudflare:index/ruleset:Ruleset", "name": ours["http_request_firewall_custom"].name,
+         "id": f"zones/{PROD_ZONE}/{CUSTOM_ENTRY}", "parent": edge.name},
+        {"type": "cloudflare:index/ruleset:Ruleset", "name": ours["http_request_firewall_managed"].name,
+         "id": f"zones/{PROD_ZONE}/{WAF_ENTRY}", "parent": edge.name}]}
     # The dashboard's rules, which the first `up` replaces, are kept for review.
     assert json.loads(output.with_suffix(".rules.json").read_text())["http_request_firewall_managed"]["rules"] == \
         [DASHBOARD_RULE]
-    # A phase the program does not manage (custom rules can skip the WAF) is named, not imported.
-    assert "http_request_firewall_custom" in result.err and CUSTOM_ENTRY not in output.read_text()
+    # A phase the program does not manage (URL rewrites here) is named, not imported.
+    assert "http_request_transform" in result.err and REWRITE_ENTRY not in output.read_text()
     assert f"/client/v4/zones/{PROD_ZONE}/rulesets/phases/http_request_firewall_managed/entrypoint" in fake.requests
 
 

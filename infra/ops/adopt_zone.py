@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     model = loaded[1]
     edge = edge_args(model)
     phases = list(edge_rules(edge.settings, edge.zone_name, edge.rate_limit_overrides, edge.waf_log_only_hosts,
-                             edge.api_origin_ssl, edge.origin_auth_secret))
+                             edge.api_origin_ssl, edge.origin_auth_secret, edge.storefront_key))
     try:
         found, others = existing_entry_points(Rulesets(token, args.api_url), model.zone.zone_id, phases)
     except CloudflareError as err:
