@@ -157,3 +157,33 @@ def test_a_missing_token_exits_2_naming_the_variable(run_cli: Callable[..., CliR
     result = _adopt(run_cli, "http://127.0.0.1:9/client/v4", tmp_path / "import-prod.json")
 
     assert result.code == 2 and "set CLOUDFLARE_API_TOKEN" in result.err
+
+
+def test_a_deployed_stack_gaining_a_phase_adopts_only_that_one_under_its_existing_edge(
+        run_cli: Callable[..., CliResult], serve: Callable[[FakeRulesets], str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, committed_plans: dict[str, Plan]) -> None:
+    """A new phase on a deployed stack (the storefront's custom rule, into a zone with dashboard custom
+    rules) meets the same refusal: import that entry point alone, under the edge the state already holds."""
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    fake = FakeRulesets([
+        {"id": WAF_ENTRY, "kind": "zone", "name": "platform WAF", "phase": "http_request_firewall_managed"},
+        {"id": CUSTOM_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_custom"}])
+    output = tmp_path / "import-prod.json"
+
+    result = run_cli("adopt-zone", "--stack", "prod", "--api-url", serve(fake), "--output", str(output),
+                     "--phase", "http_request_firewall_custom", "--stack-deployed")
+
+    assert result.code == 0, result.err
+    [custom] = [r for r in committed_plans["prod"].resources if r.type == "cloudflare:index/ruleset:Ruleset"
+                and r.inputs["phase"] == "http_request_firewall_custom"]
+    [edge] = [r for r in committed_plans["prod"].resources if r.urn == custom.parent]
+    # Pulumi's URN form (github.com/pulumi/pulumi sdk/go/common/resource/urn, pkg.go.dev: "urn:pulumi:<Stack>::
+    # <Project>::<Qualified$Type$Name>::<Name>"): the qualified type chains the parents' types below the root
+    # stack, which is left out (a top-level resource is `urn:pulumi:<stack>::<project>::<type>::<name>`). The
+    # mock engine here prefixes `pulumi:pulumi:Stack$`, so the expectation is written from the form.
+    assert edge.urn.endswith(f"{edge.type}::{edge.name}")
+    assert json.loads(output.read_text()) == {
+        "nameTable": {edge.name: f"urn:pulumi:prod::platform::{edge.type}::{edge.name}"},
+        "resources": [{"type": "cloudflare:index/ruleset:Ruleset", "name": custom.name,
+                       "id": f"zones/{PROD_ZONE}/{CUSTOM_ENTRY}", "parent": edge.name}]}
+    assert "warning" not in result.err  # the WAF phase is the program's, not an unmanaged one

@@ -46,6 +46,7 @@ Zone WAF Read, Cache Settings Read, Config Settings Read, Dynamic URL Redirects 
 EDGE_COMPONENT = ("platform:edge:Edge", "edge")
 """The type and name `infra.program` declares the edge under: the imported rulesets are its children."""
 RULESET_TYPE = "cloudflare:index/ruleset:Ruleset"
+PROJECT = "platform"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
@@ -109,8 +110,10 @@ class Rulesets:
         return cast(dict[str, Any], self._result(f"/zones/{zone_id}/rulesets/phases/{phase}/entrypoint")["result"])
 
 
-def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str]) -> tuple[list[EntryPoint], list[str]]:
-    """(the zone's entry points in `phases`, with their rules; the phases it has entry points in besides)."""
+def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str],
+                          declared: list[str]) -> tuple[list[EntryPoint], list[str]]:
+    """(the zone's entry points in `phases`, with their rules; the phases it has entry points in that the
+    program does not declare)."""
     listed = [r for r in api.zone_rulesets(zone_id) if r.get("kind") == "zone"]
     found: list[EntryPoint] = []
     for ruleset in sorted(listed, key=lambda r: str(r.get("phase"))):
@@ -119,19 +122,29 @@ def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str]) -> tup
             full = api.entry_point(zone_id, phase)
             found.append(EntryPoint(phase, str(full.get("id") or ruleset["id"]), str(full.get("name", "")),
                                     cast(list[dict[str, Any]], full.get("rules") or [])))
-    others = sorted({str(r.get("phase")) for r in listed} - set(phases))
+    others = sorted({str(r.get("phase")) for r in listed} - set(declared))
     return found, others
 
 
-def import_document(zone_id: str, entry_points: list[EntryPoint]) -> dict[str, Any]:
-    """Pulumi's bulk import file: the edge component (created empty) and each entry point as its child."""
+def import_document(zone_id: str, entry_points: list[EntryPoint], edge_urn: str | None = None) -> dict[str, Any]:
+    """Pulumi's bulk import file: each entry point as a child of the edge component. On a first deploy the
+    file creates the component, empty (`component: true`); into a deployed stack (`edge_urn`) it names the
+    existing one in `nameTable`."""
     component_type, component_name = EDGE_COMPONENT
-    resources: list[dict[str, Any]] = [{"type": component_type, "name": component_name, "component": True}]
+    resources: list[dict[str, Any]] = []
+    if edge_urn is None:
+        resources.append({"type": component_type, "name": component_name, "component": True})
     for entry in entry_points:
         suffix, _ = RULESET_NAMES[entry.phase]
         resources.append({"type": RULESET_TYPE, "name": f"{component_name}-{suffix}",
                           "id": f"zones/{zone_id}/{entry.ruleset_id}", "parent": component_name})
-    return {"resources": resources}
+    return {"nameTable": {component_name: edge_urn}, "resources": resources} if edge_urn else {"resources": resources}
+
+
+def edge_urn(stack: str) -> str:
+    """The edge component's URN in a deployed stack (project `platform`, Pulumi.yaml)."""
+    component_type, component_name = EDGE_COMPONENT
+    return f"urn:pulumi:{stack}::{PROJECT}::{component_type}::{component_name}"
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -142,6 +155,10 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     adopt.add_argument("--output", type=Path, metavar="FILE",
                        help="the import file to write (default: import-<stack>.json); the rules it replaces go "
                             "to FILE with .rules.json")
+    adopt.add_argument("--phase", action="append", metavar="PHASE",
+                       help="only this phase (repeatable): a deployed stack that gains a phase adopts just that one")
+    adopt.add_argument("--stack-deployed", action="store_true",
+                       help="the stack already exists: parent the imports to its edge component instead of creating it")
     adopt.add_argument("--api-url", default=API_URL, help=argparse.SUPPRESS)
 
 
@@ -162,8 +179,14 @@ def main(args: argparse.Namespace) -> int:
     edge = edge_args(model)
     phases = list(edge_rules(edge.settings, edge.zone_name, edge.rate_limit_overrides, edge.waf_log_only_hosts,
                              edge.api_origin_ssl, edge.origin_auth_secret, edge.storefront_key))
+    unknown = sorted(set(args.phase or ()) - set(phases))
+    if unknown:
+        print(f"error: --phase {', '.join(unknown)}: not a phase this stack's edge declares; expected one of "
+              f"{', '.join(phases)}", file=sys.stderr)
+        return EXIT_INVALID
+    wanted = [p for p in phases if not args.phase or p in args.phase]
     try:
-        found, others = existing_entry_points(Rulesets(token, args.api_url), model.zone.zone_id, phases)
+        found, others = existing_entry_points(Rulesets(token, args.api_url), model.zone.zone_id, wanted, phases)
     except CloudflareError as err:
         print(f"error: Cloudflare API: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -173,10 +196,11 @@ def main(args: argparse.Namespace) -> int:
               "does not manage: their rules keep running (a custom rule can skip the WAF); review them",
               file=sys.stderr)
     if not found:
-        print(f"nothing to adopt: zone {model.zone.name} has no entry point in {', '.join(phases)}; "
+        print(f"nothing to adopt: zone {model.zone.name} has no entry point in {', '.join(wanted)}; "
               "`pulumi up` creates them")
         return EXIT_OK
-    output.write_text(json.dumps(import_document(model.zone.zone_id, found), indent=2) + "\n", encoding="utf-8")
+    document = import_document(model.zone.zone_id, found, edge_urn(args.stack) if args.stack_deployed else None)
+    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     backup = output.with_suffix(".rules.json")
     backup.write_text(json.dumps({e.phase: {"id": e.ruleset_id, "name": e.name, "rules": e.rules} for e in found},
                                  indent=2, sort_keys=True) + "\n", encoding="utf-8")
