@@ -148,6 +148,7 @@ def _counts(plan: Plan, limits: PlanLimits, rules: Mapping[str, Sequence[Rule]])
                                    ("http_request_dynamic_redirect", limits.redirect_rules, "redirect"),
                                    ("http_config_settings", limits.config_rules, "config"),
                                    ("http_request_late_transform", limits.config_rules, "transform"),
+                                   ("http_request_firewall_custom", limits.custom_rules, "custom"),
                                    ("http_request_origin", limits.origin_rules, "origin")):
         count = len(rules.get(phase, ()))
         if count > allowed:
