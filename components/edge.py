@@ -31,6 +31,9 @@ PERMISSION_GROUPS = {
 
 VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
 ORIGIN_AUTH_HEADER = "X-Origin-Auth"
+STOREFRONT_KEY_HEADER = "x-storefront-key"
+"""The storefront's server proves itself to the edge with this header (lowercase: the Rules language's
+`http.request.headers` keys are lowercase)."""
 
 
 def api_hostname(zone_name: str) -> str:
@@ -71,10 +74,15 @@ class EdgeArgs:
     """Declare the Cloudflare for SaaS fallback origin (needed once any tenant has its own domain)."""
     rate_limit_overrides: Sequence[RateLimitOverride] = field(default_factory=list[RateLimitOverride])
     waf_log_only_hosts: Sequence[str] = ()
-    """Hosts whose OWASP matches are only logged (a tenant migrating); the managed ruleset still runs."""
+    """Hosts of tenants migrating (`wafMode: log`): never blocked by OWASP. Where the zone's OWASP action is
+    `log` they are logged like the rest; where it blocks they are left out of OWASP's one execution (a zone
+    runs each managed ruleset once: `waf_rules`). The Cloudflare Managed Ruleset still runs on them."""
     origin_auth_secret: pulumi.Input[str] | None = None
     """Added as `X-Origin-Auth` to every request the edge forwards to `api.<zone>`: the engine refuses
     the public host's requests without it, so nobody reaches the origin around the edge (#11.3)."""
+    storefront_key: pulumi.Input[str] | None = None
+    """The storefront's server-side key (components/frontend.py): its calls to `api.<zone>` carrying it are
+    not counted per client IP (`storefront_ssr_rules`)."""
     api_origin_ssl: str | None = None
     """SSL/TLS mode for `api.<zone>` alone, where its origin cannot pass Full (strict): Railway serves
     a proxied custom domain with its `*.up.railway.app` certificate and says "Do not use Full (Strict)
@@ -94,37 +102,46 @@ CATALOG_PREFIX = catalog_path("")
 
 
 def waf_rules(settings: EdgeProfile, log_hosts: Sequence[str]) -> list[cloudflare.RulesetRuleArgsDict]:
+    """The Cloudflare Managed Ruleset on every host, and the OWASP Core Ruleset executed ONCE.
+
+    "At the zone level, you can only deploy each managed ruleset once"
+    (https://developers.cloudflare.com/waf/managed-rules/#zone-level-deployment), and an execute rule's
+    overrides apply to every request its expression matches: the anomaly rule's action cannot differ by
+    host within one execution, and Cloudflare has no field holding the OWASP score for a later rule to act
+    on. So a tenant in `wafMode: log` is served as follows:
+    - where the zone's OWASP action is already `log` (integration, staging), its hosts simply stay in the
+      one execution: logged like every other host;
+    - where OWASP blocks (prod), its hosts are left out of the one blocking execution. Trade-off: OWASP
+      does not run on them at all while they migrate (no OWASP matches logged for them: logging there
+      would need a second execution, which the zone refuses); the Cloudflare Managed Ruleset still runs
+      and blocks on them. PLAT-WAF-002 reports each such host (OWASP does not block there) until a waiver
+      with a ticket and an expiry names its tenant. A `skip` exception would be no better: it skips, and
+      logs only that it skipped (https://developers.cloudflare.com/waf/managed-rules/waf-exceptions/).
+    """
     # Paranoia level N: the rules tagged with the levels above N are switched off.
     paranoia_off: list[cloudflare.RulesetRuleActionParametersOverridesCategoryArgsDict] = [
         {"category": f"paranoia-level-{level}", "enabled": False}
         for level in range(settings.owasp_paranoia_level + 1, 5)
     ]
-
-    def owasp(action: str, expression: str, description: str) -> cloudflare.RulesetRuleArgsDict:
-        return {
-            "action": "execute",
-            "expression": expression,
-            "description": description,
-            "action_parameters": {
-                "id": OWASP_RULESET_ID,
-                "overrides": {
-                    "categories": paranoia_off,
-                    "rules": [{"id": OWASP_SCORE_RULE_ID, "action": action,
-                               "score_threshold": settings.owasp_score_threshold}],
-                },
+    left_out = sorted(log_hosts) if settings.waf_action != "log" else []
+    owasp: cloudflare.RulesetRuleArgsDict = {
+        "action": "execute",
+        "expression": f"not http.host in {_host_set(left_out)}" if left_out else "true",
+        "description": "Cloudflare OWASP Core Ruleset" + (" (tenants migrating left out)" if left_out else ""),
+        "action_parameters": {
+            "id": OWASP_RULESET_ID,
+            "overrides": {
+                "categories": paranoia_off,
+                "rules": [{"id": OWASP_SCORE_RULE_ID, "action": settings.waf_action,
+                           "score_threshold": settings.owasp_score_threshold}],
             },
-        }
-
-    rules: list[cloudflare.RulesetRuleArgsDict] = [
+        },
+    }
+    return [
         {"action": "execute", "expression": "true", "description": "Cloudflare Managed Ruleset",
          "action_parameters": {"id": MANAGED_RULESET_ID}},
-        owasp(settings.waf_action, f"not http.host in {_host_set(log_hosts)}" if log_hosts else "true",
-              "Cloudflare OWASP Core Ruleset"),
+        owasp,
     ]
-    if log_hosts:
-        rules.append(owasp("log", f"http.host in {_host_set(log_hosts)}",
-                           "Cloudflare OWASP Core Ruleset, log only (tenants migrating)"))
-    return rules
 
 
 def rate_limit_rules(settings: EdgeProfile, api_host: str,
@@ -180,6 +197,27 @@ def cache_rules(settings: EdgeProfile, api_host: str) -> list[cloudflare.Ruleset
     ]
 
 
+def storefront_ssr_rules(api_host: str, key: pulumi.Input[str]) -> list[cloudflare.RulesetRuleArgsDict]:
+    """Vercel's server-side rendering reaches the API from a few egress addresses shared by every shopper, so
+    a per-IP limit there counts all shoppers as one client and blocks the storefront itself under load.
+
+    Below Enterprise, rate-limiting rules count by IP alone and cannot read headers ("Counting characteristics:
+    IP | IP | IP, IP with NAT support"; counting by a header is Advanced Rate Limiting:
+    https://developers.cloudflare.com/waf/rate-limiting-rules/#availability), so counting these calls per
+    tenant key at the edge is not available on our plans. Instead the storefront's server sends a generated
+    secret, and one custom rule skips the rate-limiting phase for requests to the API that carry exactly it
+    ("Skip phases ... http_ratelimit": https://developers.cloudflare.com/waf/custom-rules/skip/options/;
+    custom rules run before rate limiting: https://developers.cloudflare.com/ruleset-engine/reference/phases-list/).
+    A missing, empty or wrong value matches nothing, so a header anyone can set exempts nobody; the WAF still
+    runs on these calls. Shoppers stay limited per client IP where their address is seen: the storefront
+    hosts' rule, before Vercel, bounds what SSR can ask of the API."""
+    prefix = f'http.host eq {json.dumps(api_host)} and any(http.request.headers["{STOREFRONT_KEY_HEADER}"][*] eq "'
+    expression = prefix + key + '")' if isinstance(key, str) else pulumi.Output.concat(prefix, key, '")')
+    return [{"action": "skip", "expression": expression,
+             "description": "API: the storefront's server-side calls are not counted per client IP",
+             "action_parameters": {"phases": ["http_ratelimit"]}, "logging": {"enabled": True}}]
+
+
 HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
     "action": "redirect",
     "description": "always use HTTPS, except ACME HTTP-01 challenges (Vercel certificates)",
@@ -195,6 +233,7 @@ HTTPS_REDIRECT: cloudflare.RulesetRuleArgsDict = {
 def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLimitOverride],
                log_hosts: Sequence[str], api_origin_ssl: str | None = None,
                origin_auth_secret: pulumi.Input[str] | None = None,
+               storefront_key: pulumi.Input[str] | None = None,
                ) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
     """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
     against the zone's plan."""
@@ -205,6 +244,8 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
         "http_request_cache_settings": cache_rules(settings, api_host),
         "http_request_dynamic_redirect": [HTTPS_REDIRECT],
     }
+    if storefront_key is not None:
+        rules["http_request_firewall_custom"] = storefront_ssr_rules(api_host, storefront_key)
     if origin_auth_secret is not None:
         # A request header transform rule (https://developers.cloudflare.com/rules/transform/request-header-modification/):
         # the late transform phase runs after every other rule, so the header reaches the origin as set.
@@ -221,13 +262,14 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
     return rules
 
 
-_RULESET_NAMES = {
+RULESET_NAMES = {
     "http_request_firewall_managed": ("waf", "platform WAF"),
     "http_ratelimit": ("rate-limits", "platform rate limits"),
     "http_request_cache_settings": ("cache", "platform cache rules"),
     "http_request_dynamic_redirect": ("https-redirect", "platform HTTPS redirect"),
     "http_config_settings": ("config", "platform configuration rules"),
     "http_request_late_transform": ("origin-auth", "platform request headers"),
+    "http_request_firewall_custom": ("storefront-key", "platform custom rules"),
 }
 
 
@@ -247,9 +289,9 @@ class Edge(pulumi.ComponentResource):
         self._zone_settings(child)
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                           args.api_origin_ssl, args.origin_auth_secret)
+                           args.api_origin_ssl, args.origin_auth_secret, args.storefront_key)
         for phase, phase_rules in rules.items():
-            suffix, title = _RULESET_NAMES[phase]
+            suffix, title = RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
                                rules=phase_rules, opts=child)
         self._platform_hosts(child)
@@ -267,6 +309,10 @@ class Edge(pulumi.ComponentResource):
             # HTTP behind a proxy; the redirect rule (HTTPS_REDIRECT) does it with that exception.
             "always_use_https": "off",
             "automatic_https_rewrites": "on",
+            # The API's shape, snake_case, all five fields: the value is compared with the API's read-back, and
+            # the perpetual diffs of terraform-provider-cloudflare#6436/#6447 came from the flat v4 shape and a
+            # list-wrapped one (tests/test_cf_security_header.py has the evidence; upstream's acceptance test
+            # TestAccCloudflareZoneSetting_HSTS sends this shape). Not the registry example's camelCase keys.
             "security_header": {
                 "strict_transport_security": {
                     "enabled": True,

@@ -34,6 +34,9 @@ class StorefrontArgs:
 class Storefront(pulumi.ComponentResource):
     project_id: pulumi.Output[str]
     revalidate_token: pulumi.Output[str]
+    edge_key: pulumi.Output[str]
+    """Sent by the storefront's server-side code as `X-Storefront-Key` on its calls to the API: the edge does
+    not count those per client IP, since they all leave from Vercel's few egress addresses (issue #20.15)."""
 
     def __init__(self, name: str, args: StorefrontArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:frontend:Storefront", name, None, opts)
@@ -60,12 +63,15 @@ class Storefront(pulumi.ComponentResource):
         # Shared by the engine and the storefront: authorises on-demand ISR revalidation calls.
         token = random.RandomPassword(f"{name}-revalidate-token", length=48, special=False, opts=child)
         self.revalidate_token = pulumi.Output.secret(token.result)
+        edge_key = random.RandomPassword(f"{name}-edge-key", length=48, special=False, opts=child)
+        self.edge_key = pulumi.Output.secret(edge_key.result)
 
         # A secret reaches production only: preview deployments build any branch's code.
         variables: list[tuple[str, pulumi.Input[str], bool]] = [
             ("NEXT_PUBLIC_API_URL", args.api_url, False),
             ("CATALOG_REVALIDATE_SECONDS", str(args.settings.isr_revalidate_seconds), False),
             ("REVALIDATE_TOKEN", self.revalidate_token, True),
+            ("API_EDGE_KEY", self.edge_key, True),
         ]
         for key, value, sensitive in variables:
             vercel.ProjectEnvironmentVariable(

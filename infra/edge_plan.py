@@ -24,10 +24,13 @@ _FIELD = re.compile(r"\b(?:http|ip|cf|ssl)(?:\.[a-z0-9_]+)+|\bssl\b")
 
 # What validation builds the transform rule with: the rule's shape, not the secret, is what a plan limits.
 ORIGIN_AUTH_STAND_IN = "[secret]"
+STOREFRONT_KEY_STAND_IN = "0" * 48
+"""As long as the generated key (components/frontend.py): the rule's expression length is what a plan limits."""
 
 
 def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = (),
-              origin_auth_secret: pulumi.Input[str] = ORIGIN_AUTH_STAND_IN) -> EdgeArgs:
+              origin_auth_secret: pulumi.Input[str] = ORIGIN_AUTH_STAND_IN,
+              storefront_key: pulumi.Input[str] = STOREFRONT_KEY_STAND_IN) -> EdgeArgs:
     """The edge of `model`: what the program declares and what validation checks."""
     return EdgeArgs(
         zone_id=model.zone.zone_id,
@@ -41,6 +44,7 @@ def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = (),
         waf_log_only_hosts=[h for t in model.tenants if t.waf_log_only for h in t.hostnames],
         api_origin_ssl="full" if model.services["engine"].backend == "railway" else None,
         origin_auth_secret=origin_auth_secret,
+        storefront_key=storefront_key,
     )
 
 
@@ -64,7 +68,7 @@ def check_edge(model: StackModel) -> list[str]:
     args = edge_args(model)
     rules = {phase: _rules(phase_rules) for phase, phase_rules in
              edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                        args.api_origin_ssl, args.origin_auth_secret).items()}
+                        args.api_origin_ssl, args.origin_auth_secret, args.storefront_key).items()}
     problems = _rate_limits(plan, limits, rules["http_ratelimit"])
     problems += _cache(plan, limits, rules["http_request_cache_settings"])
     problems += _counts(plan, limits, rules)
@@ -144,6 +148,7 @@ def _counts(plan: Plan, limits: PlanLimits, rules: Mapping[str, Sequence[Rule]])
                                    ("http_request_dynamic_redirect", limits.redirect_rules, "redirect"),
                                    ("http_config_settings", limits.config_rules, "config"),
                                    ("http_request_late_transform", limits.config_rules, "transform"),
+                                   ("http_request_firewall_custom", limits.custom_rules, "custom"),
                                    ("http_request_origin", limits.origin_rules, "origin")):
         count = len(rules.get(phase, ()))
         if count > allowed:

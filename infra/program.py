@@ -310,7 +310,7 @@ def declare(model: StackModel) -> None:
             gcp_project=model.gcp.project if model.gcp else None,
             log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 
-    edge = Edge("edge", edge_args(model, api_records, origin_auth))
+    edge = Edge("edge", edge_args(model, api_records, origin_auth, storefront.edge_key))
 
     tenants: dict[str, object] = {}
     tenant_keys: dict[str, object] = {}

@@ -128,7 +128,9 @@ RULES: tuple[Rule, ...] = (
          stack_check=tls_hsts.check),
     Rule("PLAT-WAF-001", "Every proxied hostname is behind the Managed and OWASP rulesets, running",
          "The WAF protects against the OWASP Top 10 only where it runs.", "S2", "critical", "mandatory",
-         "a proxied host no enabled rule covers; skip rules; rulesets in other phases or not zone-level; overrides "
+         "a proxied host no enabled rule covers (in prod OWASP's coverage is PLAT-WAF-002's); skip rules but one "
+         "custom rule skipping only rate limiting for one host and a header equal to a 32+ character secret; "
+         "rulesets in other phases or not zone-level; a managed ruleset executed twice in one zone; overrides "
          "that disable or log the rulesets, categories or rules; a score threshold above 60; expressions it "
          "cannot read",
          stack_check=waf_covers_proxied_hosts.check),
@@ -136,7 +138,7 @@ RULES: tuple[Rule, ...] = (
          "Log-only mode detects attacks without stopping them; in prod it needs a waiver naming the tenant.", "S2",
          "high", "mandatory",
          "in prod (any stack not integration or staging) an OWASP action other than block or managed_challenge, "
-         "ruleset-wide overrides included, or none at all",
+         "ruleset-wide overrides included, or none at all; a proxied host left out of OWASP's execution",
          stack_check=waf_owasp_blocks_in_prod.check),
     Rule("PLAT-WAF-003", "Rate limits block, per client IP, with a bounded budget, on every proxied host",
          "An unbounded limit is no limit against scraping and credential stuffing.", "S2", "medium",

@@ -19,6 +19,10 @@ is `src/content/plans/index.json` at 0188ca2f; the pages render it with `<Featur
   `rules.single_redirects.num_rules` 10 / 25 / 50 / 300.
 - WAF_MANAGED: plans `security.waf_a_managed_rules` ("Cloudflare Managed Ruleset" and "Cloudflare OWASP
   Core Ruleset": "Available on paid plans").
+- CUSTOM_RULES: https://developers.cloudflare.com/waf/custom-rules/ ("Number of rules | 5 | 20 | 100 | 1,000",
+  "Supported actions | All except Log | All except Log | All except Log | All"): the storefront's skip rule.
+- MANAGED_ONCE: https://developers.cloudflare.com/waf/managed-rules/#zone-level-deployment ("At the zone level, you
+  can only deploy each managed ruleset once"; cloudflare-docs `src/content/docs/waf/managed-rules/index.mdx`).
 - EXPRESSIONS: `src/content/partials/ruleset-engine/max-expression-length.mdx` at 2678ac4c: "The maximum
   length of a rule expression is 4,096 characters."
 - CUSTOM_HOSTNAMES: https://developers.cloudflare.com/cloudflare-for-platforms/cloudflare-for-saas/plans/
@@ -62,6 +66,8 @@ class PlanLimits:
     """Configuration rules (`http_config_settings`), and request header transform rules too: 10 is the
     smallest quota of the Rules products on any plan; the exact per-plan numbers were not found in the
     docs, so only that floor is claimed."""
+    custom_rules: int
+    """WAF custom rules (`http_request_firewall_custom`)."""
     waf_managed_rulesets: bool
     """The Cloudflare Managed and OWASP Core rulesets (the Free Managed Ruleset runs on every plan)."""
     custom_hostnames_max: int | None
@@ -78,14 +84,14 @@ LIMITS: dict[Plan, PlanLimits] = {
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src"}),
         rate_limit_fields=frozenset({"http.request.uri.path", "cf.bot_management.verified_bot"}),
         cache_rules=10, custom_cache_key=False, edge_ttl_min_s=7200, origin_rules=10, origin_host_header=False,
-        redirect_rules=10, config_rules=10,
+        redirect_rules=10, config_rules=10, custom_rules=5,
         waf_managed_rulesets=False, custom_hostnames_max=50_000, custom_metadata=False),
     "pro": PlanLimits(
         rate_limit_rules=2, rate_limit_periods_s=tuple(p for p in _API_PERIODS if p <= 60),
         rate_limit_mitigation_timeouts_s=tuple(t for t in _API_TIMEOUTS if t <= 3600),
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src"}), rate_limit_fields=_PAID_FIELDS,
         cache_rules=25, custom_cache_key=False, edge_ttl_min_s=3600, origin_rules=25, origin_host_header=False,
-        redirect_rules=25, config_rules=10,
+        redirect_rules=25, config_rules=10, custom_rules=20,
         waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
     "business": PlanLimits(
         rate_limit_rules=5, rate_limit_periods_s=tuple(p for p in _API_PERIODS if p <= 600),
@@ -93,14 +99,14 @@ LIMITS: dict[Plan, PlanLimits] = {
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src", "cf.unique_visitor_id"}),
         rate_limit_fields=_PAID_FIELDS | {"http.request.method", "ip.src", "http.user_agent"},
         cache_rules=50, custom_cache_key=False, edge_ttl_min_s=1, origin_rules=50, origin_host_header=False,
-        redirect_rules=50, config_rules=10,
+        redirect_rules=50, config_rules=10, custom_rules=100,
         waf_managed_rulesets=True, custom_hostnames_max=50_000, custom_metadata=False),
     "enterprise": PlanLimits(
         rate_limit_rules=5, rate_limit_periods_s=_API_PERIODS, rate_limit_mitigation_timeouts_s=_API_TIMEOUTS,
         rate_limit_characteristics=frozenset({"cf.colo.id", "ip.src", "cf.unique_visitor_id"}),
         rate_limit_fields=None,
         cache_rules=300, custom_cache_key=True, edge_ttl_min_s=1, origin_rules=300, origin_host_header=True,
-        redirect_rules=300, config_rules=10,
+        redirect_rules=300, config_rules=10, custom_rules=1000,
         waf_managed_rulesets=True, custom_hostnames_max=None, custom_metadata=False),
 }
 
@@ -112,6 +118,8 @@ SOURCES = {
     "config": "https://developers.cloudflare.com/rules/configuration-rules/",
     "transform": "https://developers.cloudflare.com/rules/transform/request-header-modification/",
     "waf": "https://developers.cloudflare.com/waf/managed-rules/",
+    "custom": "https://developers.cloudflare.com/waf/custom-rules/",
+    "managed_once": "https://developers.cloudflare.com/waf/managed-rules/#zone-level-deployment",
     "expression": "https://developers.cloudflare.com/ruleset-engine/rules-language/expressions/",
     "saas": "https://developers.cloudflare.com/cloudflare-for-platforms/cloudflare-for-saas/plans/",
     "api": "https://developers.cloudflare.com/fundamentals/api/reference/limits/",

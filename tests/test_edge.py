@@ -12,7 +12,7 @@ import pytest
 from components.edge import MANAGED_RULESET_ID, OWASP_RULESET_ID
 from infra.plan import Plan
 from tests.cloudflare_rules import Request, cache_settings
-from tests.conftest import STACKS
+from tests.conftest import STACKS, stack_document
 
 ZONES = {"integration": "acme-commerce-int.dev", "staging": "acme-commerce-staging.dev", "prod": "acme-commerce.com"}
 
@@ -38,6 +38,16 @@ def _matches_host(expression: str, host: str) -> bool:
     return (host in hosts) != bool(match.group(1))
 
 
+def _left_out_of_blocking_owasp(stack: str) -> set[str]:
+    """prod blocks on OWASP and runs it once per zone, so its `wafMode: log` tenants' hosts are outside it
+    (components/edge.py `waf_rules`; PLAT-WAF-002 and the stack's waiver name them)."""
+    if stack != "prod":
+        return set()
+    tenants = stack_document(stack)["config"]["platform:tenants"]
+    return {h for t in tenants if t.get("wafMode") == "log"
+            for h in (f"{t['slug']}.{ZONES[stack]}", *t.get("domains", []))}
+
+
 def _proxied_hostnames(plan: Plan) -> set[tuple[str, str]]:
     records = {(i["zoneId"], i["name"]) for i in _inputs(plan, ":DnsRecord") if i.get("proxied")}
     custom = {(i["zoneId"], i["hostname"]) for i in _inputs(plan, ":CustomHostname")}
@@ -59,6 +69,8 @@ def test_every_proxied_hostname_sits_in_a_zone_with_strict_tls_and_the_managed_a
         assert settings[(zone_id, "min_tls_version")] == "1.2"
         assert settings[(zone_id, "tls_1_3")] == "on"
         for ruleset_id in (MANAGED_RULESET_ID, OWASP_RULESET_ID):
+            if ruleset_id == OWASP_RULESET_ID and host in _left_out_of_blocking_owasp(stack):
+                continue
             covering = [r for r in waf if r["action"] == "execute" and r["actionParameters"]["id"] == ruleset_id
                         and _matches_host(r["expression"], host)]
             assert covering, f"{host} is not covered by ruleset {ruleset_id}"
@@ -134,16 +146,19 @@ def test_prod_blocks_and_preloads_hsts_while_staging_logs(committed_plans: dict[
     assert hsts("staging")["max_age"] < 31536000 and hsts("staging")["preload"] is False
 
 
-def test_a_tenant_in_waf_log_mode_is_logged_only_by_owasp_and_still_under_the_managed_ruleset(
+def test_a_tenant_in_waf_log_mode_is_never_blocked_by_owasp_and_still_under_the_managed_ruleset(
     committed_plans: dict[str, Plan],
 ) -> None:
+    """prod blocks on OWASP matches, and a zone runs OWASP once (Cloudflare: "At the zone level, you can only
+    deploy each managed ruleset once"), so a migrating tenant's hosts are left out of that one execution."""
     waf = _ruleset(committed_plans["prod"], "http_request_firewall_managed")
     host = "loja.cafedoce.com.br"  # cafedoce is `wafMode: log` in Pulumi.prod.yaml
 
-    owasp = [r for r in waf if r["actionParameters"]["id"] == OWASP_RULESET_ID and _matches_host(r["expression"], host)]
+    owasp = [r for r in waf if r["actionParameters"]["id"] == OWASP_RULESET_ID]
     managed = [r for r in waf if r["actionParameters"]["id"] == MANAGED_RULESET_ID]
 
-    assert [r["actionParameters"]["overrides"]["rules"][0]["action"] for r in owasp] == ["log"]
+    assert len(owasp) == 1 and not _matches_host(owasp[0]["expression"], host)
+    assert _matches_host(owasp[0]["expression"], "www.lojabrasil.com.br")
     assert managed and all(_matches_host(r["expression"], host) for r in managed)
 
 

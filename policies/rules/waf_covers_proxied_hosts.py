@@ -7,7 +7,9 @@ managed phase only executes the two rulesets; their overrides may only set OWASP
 (disable `paranoia-level-2` to `-4`), and its anomaly rule's action and score threshold (at most 60,
 the "Low" threshold: developers.cloudflare.com/waf/managed-rules/reference/owasp-core-ruleset/
 concepts/#score-threshold). A host counts as covered only by an enabled rule whose expression this
-rule can read and that matches it.
+rule can read and that matches it. In production PLAT-WAF-002 holds each host to a blocking OWASP instead
+(a migrating tenant's hosts are left out of OWASP's one execution there, under a waiver). A managed ruleset
+executed twice in one zone and phase is refused: Cloudflare deploys each once per zone.
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ from policies.edge import (
     host_matcher,
     proxied_hosts,
 )
-from policies.rule import Finding, Resource, Violation, as_list, as_map
+from policies.rule import Finding, Resource, Violation, as_list, as_map, is_unknown, stack_kind
 
 PHASES = ("http_request_firewall_managed", "http_ratelimit", "http_request_cache_settings",
-          "http_request_dynamic_redirect", "http_config_settings", "http_request_late_transform")
+          "http_request_dynamic_redirect", "http_config_settings", "http_request_late_transform",
+          "http_request_firewall_custom")
+# Custom rules run before rate limiting and the managed WAF and can skip either. The one form allowed: skip
+# the rate-limiting phase (nothing else) for requests to one host carrying one header EQUAL to a secret of at
+# least 32 characters (the storefront's server-side key, components/edge.py `storefront_ssr_rules`): a header
+# anyone can set exempts nobody, a presence test or a short value is refused. The secret is never echoed.
+SECRET_SKIP = re.compile(r'^http\.host eq "[^"]+" and any\(http\.request\.headers\["[a-z0-9-]+"\]\[\*\] eq '
+                         r'"[A-Za-z0-9]{32,}"\)$')
 # The late transform phase runs after the WAF and rate limits
 # (https://developers.cloudflare.com/ruleset-engine/reference/phases-list/): it may only set or add a
 # request header the origin reads (the edge's proof, X-Origin-Auth), never one that names the client
@@ -75,6 +84,37 @@ def override_problems(rule: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def secret_skip(rule: Mapping[str, Any]) -> bool:
+    """The one custom rule allowed: skip only http_ratelimit for a request proving a secret (`SECRET_SKIP`).
+    Until apply the generated secret, so the whole expression, is unknown; the engine runs the pack again
+    at `pulumi up` with the value known, where it is judged."""
+    parameters = as_map(rule.get("actionParameters"))
+    expression = rule.get("expression")
+    return (rule.get("action") == "skip" and set(parameters) == {"phases"}
+            and list(as_list(parameters.get("phases"))) == ["http_ratelimit"]
+            and (is_unknown(expression) or (isinstance(expression, str) and SECRET_SKIP.match(expression) is not None)))
+
+
+def _executed_twice(resources: Sequence[Resource]) -> list[tuple[str, Finding]]:
+    """A managed ruleset executed twice in one zone and phase: "At the zone level, you can only deploy each
+    managed ruleset once" (https://developers.cloudflare.com/waf/managed-rules/#zone-level-deployment), so
+    Cloudflare refuses the entry point, and the pack must not count the second execution as coverage."""
+    seen: dict[tuple[Any, Any, Any], int] = {}
+    out: list[tuple[str, Finding]] = []
+    for r in (r for r in resources if r.type == RULESET):
+        for rule in enabled_rules(r):
+            ruleset = as_map(rule.get("actionParameters")).get("id")
+            if rule.get("action") != "execute":
+                continue
+            key = (r.get("zoneId"), r.get("phase"), ruleset)
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] == 2:
+                out.append((r.urn, f"the {LABELS.get(str(ruleset), str(ruleset))} is executed more than once in zone "
+                                   f"{r.get('zoneId')} ({r.get('phase')}); Cloudflare deploys each managed ruleset "
+                                   "once per zone, so expected one execute rule for it"))
+    return out
+
+
 def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
     hosts = proxied_hosts(resources)
     out: list[tuple[str, Finding]] = []
@@ -87,6 +127,12 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tupl
             out.append((r.urn, f"a ruleset in phase {phase!r}, which can skip or weaken the WAF; expected only "
                                f"{', '.join(PHASES)}"))
         for rule in enabled_rules(r):
+            if phase == "http_request_firewall_custom":
+                if not secret_skip(rule):
+                    out.append((r.urn, f"custom rule {rule.get('description')!r} ({rule.get('action')}) is not a "
+                                       "skip of http_ratelimit alone for one host and one header equal to a secret "
+                                       "of 32+ characters; expected only that (a custom rule can skip the WAF)"))
+                continue
             if rule.get("action") == "skip":
                 out.append((r.urn, f"rule {rule.get('description') or rule.get('expression')!r} skips "
                                    f"{dict(as_map(rule.get('actionParameters')))} for {rule.get('expression')!r}; "
@@ -124,6 +170,7 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tupl
             out += [(r.urn, Violation(p, subjects)) for p in problems]
             if not problems:
                 usable.setdefault(r.get("zoneId"), []).append(rule)
+    out += _executed_twice(resources)
     for host in hosts:
         rules = usable.get(host.zone, [])
         for ruleset, label in LABELS.items():
@@ -132,6 +179,8 @@ def check(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tupl
             if any(m is None for m in matchers):
                 out.append((host.resource.urn, Violation(f"{host.host}: cannot tell whether the {label} covers it "
                                                          "(an expression this rule does not read)", (host.host,))))
+            elif ruleset == OWASP and stack_kind(host.resource.stack) == "prod":
+                continue  # PLAT-WAF-002 holds every prod host to a *blocking* OWASP (waivable per tenant)
             elif not any(m(host.host) for m in matchers if m is not None):
                 out.append((host.resource.urn, Violation(f"{host.host} is proxied but not covered by the {label} "
                                                          "(enabled, not skipped, not overridden off)", (host.host,))))
