@@ -18,7 +18,7 @@ from infra.budget import over_budget
 from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
-from infra.ops import rollout
+from infra.ops import certificate, rollout
 from infra.plan import diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
     ops.add_commands(commands)  # restore: operations on a deployed stack (infra/ops)
     rollout.add_command(commands)  # rollout: the engine's canary (prod) or watched deploy (staging), rolled back
+    certificate.add_command(commands)  # wait-certificate: a deploy smokes only once its origin's certificate is ACTIVE
     return parser
 
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops.run(args)
     if args.command == "rollout":
         return rollout.main(args)
+    if args.command == "wait-certificate":
+        return certificate.main(args)
     if args.command == "compose":
         return _compose(args.stack)
     if args.command == "policy-config":
