@@ -314,6 +314,17 @@ def test_a_pocketbase_reboot_during_step_2_does_not_roll_back_a_healthy_canary(c
     assert not any(f"check {REBOOTED}" in line for line in outcome.log[paused + 1:resumed]), "nothing judged meanwhile"
 
 
+def test_a_reboot_the_readyz_probe_misses_is_told_apart_by_the_stable_revision_failing_alike(
+        cloud_run: FakeCloudRun, prometheus: str) -> None:
+    """A reboot between two probes: /readyz always answers ready, but both revisions' users' requests failed."""
+    _deployed(cloud_run, REBOOTED)
+
+    outcome = _rollout(cloud_run, prometheus, pocketbase_down=lambda _t: False)
+
+    assert (outcome.promoted, outcome.revision) == (True, REBOOTED), outcome.reason
+    assert any("NOT JUDGED: the stable revision failed alike" in line for line in outcome.log)
+
+
 def test_a_bad_canary_is_still_rolled_back_when_pocketbase_reboots_during_its_rollout(
         cloud_run: FakeCloudRun, prometheus: str) -> None:
     _deployed(cloud_run, ERRORS)

@@ -248,6 +248,8 @@ class Bake:
     log: DecisionLog
     dependency: Dependency | None = None
     dependency_wait_s: float = DEPENDENCY_WAIT_S
+    baseline: str | None = None
+    """The stable revision's selector, compared with the canary's on a 5xx breach (`_shared`)."""
     paused_s: float = 0.0
 
     def wait_for_dependency(self, what: str) -> str | None:
@@ -269,6 +271,22 @@ class Bake:
             down = check()
         self.log(f"RESUMED {what}: the engine's dependencies serve again; the step is judged afresh from now")
         return None
+
+    def _shared(self, canary: Reading, window: int) -> bool:
+        """Whether the stable revision (`baseline`) breached the 5xx ratio over the same window too: then the
+        canary's 5xx are a shared cause (a dependency's outage), not the canary's. Only while the stable revision
+        serves enough requests to say so (not at 100 %)."""
+        if self.baseline is None or canary.error_ratio <= self.policy.max_error_ratio:
+            return False
+        try:
+            stable = read(self.prometheus, self.baseline, window, self.clock())
+        except MetricsError:
+            return False
+        shared = stable.requests >= self.policy.min_requests and stable.error_ratio > self.policy.max_error_ratio
+        if shared:
+            self.log(f"NOT JUDGED: the stable revision failed alike ({stable.describe()}): a shared cause, not the "
+                     "canary's; the step is judged afresh from now")
+        return shared
 
     def run(self, what: str, extra: Callable[[], str | None] | None = None) -> str | None:
         """None when the step passed, else the reason to roll back."""
@@ -297,6 +315,16 @@ class Bake:
             verdict = ("not enough requests to judge yet" if last.requests < self.policy.min_requests
                        else "within thresholds" if reason is None else f"BREACH: {reason}")
             self.log(f"check {what}: {last.describe()}: {verdict}")
+            if reason is not None and self._shared(last, window):
+                # An outage shorter than a check interval escapes the /readyz probe; the stable revision's own
+                # 5xx over the same window tell it apart from the canary's fault.
+                self.paused_s += window
+                if self.paused_s > self.dependency_wait_s:
+                    return (f"the canary could not be judged: the stable revision failed alike for "
+                            f"{self.paused_s:.0f} s of this rollout (at most {self.dependency_wait_s:.0f} s), "
+                            "not the canary's fault")
+                started, last = self.clock(), None
+                continue
             if reason is not None:
                 return reason
         if last is None or last.requests < self.policy.min_requests:
@@ -469,7 +497,8 @@ def cloud_run_rollout(run: CloudRun, prometheus: Prometheus, policy: Policy, env
     log(f"canary {canary} is ready; stable {stable}; steps {' -> '.join(f'{p} %' for p in policy.steps_percent)}, "
         f"{policy.bake_s:.0f} s each; {policy.describe()}")
     selector = canary_selector(environment, canary)
-    bake = Bake(prometheus, selector, policy, clock, sleep, log, dependency, dependency_wait_s)
+    bake = Bake(prometheus, selector, policy, clock, sleep, log, dependency, dependency_wait_s,
+                baseline=canary_selector(environment, stable))
     # The canary takes no traffic while PocketBase is still rebooting from this very deploy.
     if (reason := bake.wait_for_dependency("before step 1")) is not None:
         log(f"NOT STARTED: {reason}; {stable} keeps serving")
