@@ -137,6 +137,17 @@ def test_gcloud_refusing_is_an_error_naming_it(run_cli: Callable[..., CliResult]
     assert result.code == 1 and "PERMISSION_DENIED" in result.err and "Traceback" not in result.err
 
 
+def test_a_passing_gcloud_failure_does_not_end_the_wait(run_cli: Callable[..., CliResult],
+                                                        gcloud: Callable[[list[dict[str, Any]]], Path]) -> None:
+    gcloud([AUTHORIZING, {"exit": 1, "stderr": "ERROR: gcloud crashed (ConnectionError): Connection reset by peer\n"},
+            ACTIVE])
+
+    result = _wait(run_cli)
+
+    assert result.code == 0, result.err
+    assert "trying again" in result.out
+
+
 def test_stacks_without_a_certificate_manager_certificate_have_nothing_to_wait_for(
         run_cli: Callable[..., CliResult], gcloud: Callable[[list[dict[str, Any]]], Path]) -> None:
     calls = gcloud([ACTIVE])

@@ -116,6 +116,22 @@ def wait(certificates: Sequence[Certificate], read: Callable[[Certificate], dict
         sleep(interval_s)
 
 
+def tolerant(read: Callable[[Certificate], dict[str, Any]], attempts: int = 3,
+             say: Callable[[str], None] = print) -> Callable[[Certificate], dict[str, Any]]:
+    """`read`, retried on a gcloud error up to `attempts` times in a row (a network blip during an hour-long wait
+    must not fail the deploy); a lasting one (PERMISSION_DENIED, NOT_FOUND) still ends it."""
+    def again(certificate: Certificate) -> dict[str, Any]:
+        for attempt in range(1, attempts + 1):
+            try:
+                return read(certificate)
+            except GcloudError as err:
+                if attempt == attempts:
+                    raise
+                say(f"gcloud failed ({err}); trying again")
+        raise AssertionError("unreachable")
+    return again
+
+
 def planned_certificates(stack: str, config_file: Path | None) -> list[Certificate] | None:
     """The Certificate Manager certificates the program declares for the stack (None: invalid stack file)."""
     from infra.ops import load_stack
@@ -153,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"wait-certificate: {', '.join(c.name for c in certificates)}: until ACTIVE, at most "
           f"{args.timeout_minutes:.0f} minutes", flush=True)
     try:
-        reason = wait(certificates, lambda c: describe(c, args.gcloud), args.timeout_minutes * 60,
+        reason = wait(certificates, tolerant(lambda c: describe(c, args.gcloud)), args.timeout_minutes * 60,
                       args.interval_seconds, say=lambda line: print(line, flush=True))
     except GcloudError as err:
         print(f"error: {err}", file=sys.stderr)
