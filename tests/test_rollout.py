@@ -368,6 +368,10 @@ def test_a_canary_whose_own_readyz_fails_is_not_mistaken_for_a_pocketbase_outage
     assert rollout.dependencies_down(READYZ, get=lambda _u: next(answers))() is None
     assert rollout.dependencies_down(READYZ, get=lambda _u: next(outage))() is not None
     assert rollout.dependencies_down(READYZ, get=lambda _u: (None, {}))() is None, "no answer is the edge, not PocketBase"
+    with_reason = iter([(503, {"ready": False, "checks": {"pocketbase": {"ok": False, "reason": "connection refused"},
+                                                          "redis": {"ok": True}}})] * 5)
+    down = rollout.dependencies_down(READYZ, get=lambda _u: next(with_reason))()
+    assert down is not None and down.startswith("pocketbase not serving"), "a check carrying its reason still counts"
 
 
 def test_a_revision_that_never_became_ready_never_takes_traffic(cloud_run: FakeCloudRun, prometheus: str) -> None:

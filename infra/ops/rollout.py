@@ -604,9 +604,14 @@ def dependencies_down(url: str, samples: int = 5,
 
 
 def _failing(checks: Mapping[str, Any]) -> set[str]:
-    """The dependencies a /readyz body names as failing: `false`, or an object without `"ok": true`."""
-    return {name for name, ok in checks.items()
-            if ok is False or (isinstance(ok, dict) and _dict(ok).get("ok") is not True)}
+    """The dependencies a /readyz body names as failing: any value but `true`, `"ok"` or an object saying
+    `"ok": true` / `"status": "ok"` (the engine answers booleans today; a reason in their place still counts)."""
+    def ok(value: Any) -> bool:
+        if isinstance(value, dict):
+            found = _dict(value)
+            return found.get("ok") is True or found.get("status") == "ok"
+        return value is True or value == "ok"
+    return {name for name, value in checks.items() if not ok(value)}
 
 
 def railway_rollout(railway: Railway, prometheus: Prometheus, policy: Policy, environment: str, health_url: str,
