@@ -18,7 +18,7 @@ from infra.budget import over_budget
 from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
-from infra.ops import adopt_zone, rollout
+from infra.ops import adopt_zone, certificate, rollout
 from infra.plan import diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_commands(commands)  # restore: operations on a deployed stack (infra/ops)
     rollout.add_command(commands)  # rollout: the engine's canary (prod) or watched deploy (staging), rolled back
     adopt_zone.add_command(commands)  # adopt-zone: import the zone's existing entry points before a first deploy
+    certificate.add_command(commands)  # wait-certificate: a deploy smokes only once its origin's certificate is ACTIVE
     return parser
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return rollout.main(args)
     if args.command == "adopt-zone":
         return adopt_zone.main(args)
+    if args.command == "wait-certificate":
+        return certificate.main(args)
     if args.command == "compose":
         return _compose(args.stack)
     if args.command == "policy-config":

@@ -22,6 +22,7 @@ import pulumi.runtime
 import pulumi.runtime.config as runtime_config
 from pydantic import BaseModel, ValidationError
 
+from components.backends import docker as docker_backend
 from components.observability import spec as observability_spec
 from components.observability.stackconfig import telemetry_config_problems
 from infra import model as m
@@ -96,6 +97,9 @@ def load_model(raw: RawConfig) -> m.StackModel:
     problems += _check_stack_identity(spec, services, raw.stack)
     problems += service_problems + _cross_check(spec, services, raw.stack or spec.environment)
     problems += telemetry_config_problems(spec, services, raw.file, raw.values, NAMESPACE)
+    if any(svc.backend == "docker" for svc in services.values()):
+        # How the deploy reaches the Docker host: never a plain TCP daemon (#20 item 10).
+        problems += docker_backend.host_problems(raw.values, raw.secret_keys)
     if problems:
         raise ConfigError(raw.file, problems)
     model = _to_model(spec, services)

@@ -82,3 +82,19 @@ def test_a_secret_version_a_cloud_run_revision_reads_outlives_its_replacement(co
     assert versions
     deleted = sorted(r.name for r in versions if r.inputs.get("deletionPolicy") != "ABANDON")
     assert deleted == [], "deleted when replaced, under the revision that still reads them"
+
+
+def test_staging_engine_on_railway_starts_after_pocketbase_and_redis_are_deployed(
+        committed_plans: dict[str, Plan]) -> None:
+    """The engine waits 45 s for PocketBase's schema and Redis when it starts (components/engine): on Railway
+    each service's `pulumi up` returns only once its deployment runs (components/backends/railway.py
+    `_wait_for`), so the engine's service must be created after both, or all three start together and the
+    engine's wait can expire first (#20 item 14)."""
+    plan = committed_plans["staging"]
+    railway = {r.inputs["name"]: r for r in plan.resources if r.type == "pulumi-python:dynamic/railway:Service"}
+    engine = railway["commission-engine"]
+    before = _closure(plan, engine)
+
+    for dependency in ("pocketbase", "redis"):
+        assert railway[dependency].urn in before, \
+            f"staging's engine is created in parallel with its {dependency} (its URL is a plain string)"

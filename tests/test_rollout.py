@@ -38,6 +38,8 @@ RAILWAY_TOKEN = "fake-railway-token-for-the-rollout"
 SERVICE = "commission-engine"
 STABLE = "commission-engine-00001-kez"
 HEALTHY, ERRORS, SLOW = "commission-engine-00002-hwm", "commission-engine-00003-qfr", "commission-engine-00004-lpt"
+REBOOTED = "commission-engine-00005-pbr"
+"""A healthy canary whose step 2 sees PocketBase's VM reboot (a deploy changed its user-data, #20 item 13)."""
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.5, 5.0)  # engine/metrics.py
 STEP_S = 15
 # The data covers [START, END]; every rollout's clock runs inside it.
@@ -65,6 +67,9 @@ SLOW_LATENCY = {0.1: 0.4, 0.3: 0.7, 0.7: 0.85, 1.0: 0.97, 2.5: 1.0}
 USERS_PER_S = 24.0
 SCHEDULE = ((0, 10), (300, 50), (600, 100))
 """The canary's share of users' requests from ROLLOUT_AT on, as a rollout with prod's profile moves it."""
+REBOOT = (ROLLOUT_AT + 345, ROLLOUT_AT + 435)
+"""PocketBase is down during step 2 (300-600 s into the rollout): both revisions answer 503 to users' requests
+(the engine's `PocketBaseError` handler) and /readyz names it (`checks.pocketbase` false) until the VM is back."""
 
 
 def _share(t: int) -> float:
@@ -76,8 +81,18 @@ def _canary(error_fraction: float, latency: dict[float, float]) -> Callable[[int
     return lambda t: Traffic(USERS_PER_S * _share(t), error_fraction, latency)
 
 
+def _rebooting(t: float) -> bool:
+    return REBOOT[0] <= t < REBOOT[1]
+
+
+def _through_reboot(share: Callable[[int], float]) -> Callable[[int], Traffic]:
+    """A healthy revision's traffic, all of its users' requests failing while PocketBase reboots."""
+    return lambda t: Traffic(USERS_PER_S * share(t), 1.0 if _rebooting(t) else 0.001, FAST)
+
+
 PROD_SERIES: dict[str, Callable[[int], Traffic]] = {
-    STABLE: lambda t: Traffic(USERS_PER_S * (1 - _share(t)), 0.001, FAST),
+    STABLE: _through_reboot(lambda t: 1 - _share(t)),
+    REBOOTED: _through_reboot(_share),
     HEALTHY: _canary(0.002, FAST),
     # 2 % of users' requests fail; with the probes counted it would read 0.24 %, under the threshold.
     ERRORS: _canary(0.02, FAST),
@@ -213,11 +228,28 @@ def _deployed(fake: FakeCloudRun, canary: str | None, ready: bool = True) -> Non
                     revision=canary)
 
 
-def _rollout(fake: FakeCloudRun, prometheus_url: str, policy: Policy | None = None) -> Outcome:
+READYZ = "https://api.acme-commerce.com/readyz"
+
+
+def _engine_readyz(clock: Clock, pocketbase_down: Callable[[float], bool] = _rebooting) -> Callable[
+        [str], tuple[int | None, dict[str, Any]]]:
+    """The engine's /readyz through the edge at the rollout's time, as components/engine answers it: 503 naming
+    PocketBase while it is down (both revisions alike), 200 otherwise."""
+    def get(url: str) -> tuple[int | None, dict[str, Any]]:
+        assert url == READYZ
+        down = pocketbase_down(clock.now)
+        return (503 if down else 200), {"ready": not down, "checks": {"pocketbase": not down, "redis": True}}
+    return get
+
+
+def _rollout(fake: FakeCloudRun, prometheus_url: str, policy: Policy | None = None,
+             pocketbase_down: Callable[[float], bool] = _rebooting) -> Outcome:
     clock = Clock(ROLLOUT_AT)
     run = CloudRun("acme-commerce-prod", "southamerica-east1", TOKEN, fake.url, sleep=lambda _s: None)
+    dependency = rollout.dependencies_down(READYZ, get=_engine_readyz(clock, pocketbase_down))
     outcome = rollout.cloud_run_rollout(run, Prometheus(prometheus_url), policy or Policy.from_profile(PROD.canary),
-                                        "prod", clock=clock, sleep=clock.sleep, write=lambda _line: None)
+                                        "prod", clock=clock, sleep=clock.sleep, write=lambda _line: None,
+                                        dependency=dependency)
     print("\n" + "\n".join(outcome.log))
     return outcome
 
@@ -264,6 +296,82 @@ def test_a_breaching_canary_is_rolled_back_at_its_first_step_and_a_later_up_keep
                for line in outcome.log)
     assert not any("step 2/3" in line for line in outcome.log), "a breach ends the rollout at once"
     assert _after_pulumi_up(cloud_run, outcome) == {STABLE: 100}
+
+
+def test_a_pocketbase_reboot_during_step_2_does_not_roll_back_a_healthy_canary(cloud_run: FakeCloudRun,
+                                                                              prometheus: str) -> None:
+    _deployed(cloud_run, REBOOTED)
+
+    outcome = _rollout(cloud_run, prometheus)
+
+    assert (outcome.promoted, outcome.revision) == (True, REBOOTED), outcome.reason
+    assert cloud_run.traffic_of(SERVICE) == {REBOOTED: 100}
+    paused = next(i for i, line in enumerate(outcome.log) if "PAUSED" in line)
+    assert "at 50 %: pocketbase not serving" in outcome.log[paused], "the pause names the step and the dependency"
+    resumed = next(i for i, line in enumerate(outcome.log) if "RESUMED" in line)
+    judged_after = [line for line in outcome.log[resumed:] if f"check {REBOOTED} at 50 %" in line]
+    assert judged_after and all("within thresholds" in line or "not enough requests" in line for line in judged_after)
+    assert not any(f"check {REBOOTED}" in line for line in outcome.log[paused + 1:resumed]), "nothing judged meanwhile"
+
+
+def test_a_reboot_the_readyz_probe_misses_is_told_apart_by_the_stable_revision_failing_alike(
+        cloud_run: FakeCloudRun, prometheus: str) -> None:
+    """A reboot between two probes: /readyz always answers ready, but both revisions' users' requests failed."""
+    _deployed(cloud_run, REBOOTED)
+
+    outcome = _rollout(cloud_run, prometheus, pocketbase_down=lambda _t: False)
+
+    assert (outcome.promoted, outcome.revision) == (True, REBOOTED), outcome.reason
+    assert any("NOT JUDGED: the stable revision failed alike" in line for line in outcome.log)
+
+
+def test_a_bad_canary_is_still_rolled_back_when_pocketbase_reboots_during_its_rollout(
+        cloud_run: FakeCloudRun, prometheus: str) -> None:
+    _deployed(cloud_run, ERRORS)
+
+    outcome = _rollout(cloud_run, prometheus)
+
+    assert (outcome.promoted, outcome.revision) == (False, STABLE)
+    assert "5xx ratio" in outcome.reason and cloud_run.traffic_of(SERVICE) == {STABLE: 100}
+
+
+def test_a_pocketbase_that_does_not_come_back_stops_the_rollout_clearly(cloud_run: FakeCloudRun,
+                                                                         prometheus: str) -> None:
+    _deployed(cloud_run, REBOOTED)
+
+    outcome = _rollout(cloud_run, prometheus, pocketbase_down=lambda t: t >= REBOOT[0])
+
+    assert (outcome.promoted, outcome.revision) == (False, STABLE)
+    assert "could not be judged: pocketbase not serving" in outcome.reason and "not the canary's fault" in outcome.reason
+    assert cloud_run.traffic_of(SERVICE) == {STABLE: 100}
+
+
+def test_no_traffic_moves_while_pocketbase_is_still_down_from_the_deploy(cloud_run: FakeCloudRun,
+                                                                        prometheus: str) -> None:
+    _deployed(cloud_run, HEALTHY)
+    service = cloud_run.services[f"{cloud_run.parent}/services/{SERVICE}"]
+    changes = len(service.traffic_changes)
+
+    outcome = _rollout(cloud_run, prometheus, pocketbase_down=lambda _t: True)
+
+    assert (outcome.promoted, outcome.revision) == (False, STABLE)
+    assert len(service.traffic_changes) == changes, "the canary never took traffic"
+    assert any("NOT STARTED" in line for line in outcome.log)
+
+
+def test_a_canary_whose_own_readyz_fails_is_not_mistaken_for_a_pocketbase_outage() -> None:
+    """At 50 % the load balancer sends about half the probes to each revision; only the canary's fail."""
+    answers = iter([(503, {"ready": False, "checks": {"pocketbase": False, "redis": True}}),
+                    (200, {"ready": True, "checks": {"pocketbase": True, "redis": True}})] * 5)
+    outage = iter([(503, {"ready": False, "checks": {"pocketbase": False, "redis": True}})] * 5)
+
+    assert rollout.dependencies_down(READYZ, get=lambda _u: next(answers))() is None
+    assert rollout.dependencies_down(READYZ, get=lambda _u: next(outage))() is not None
+    assert rollout.dependencies_down(READYZ, get=lambda _u: (None, {}))() is None, "no answer is the edge, not PocketBase"
+    with_reason = iter([(503, {"ready": False, "checks": {"pocketbase": {"ok": False, "reason": "connection refused"},
+                                                          "redis": {"ok": True}}})] * 5)
+    down = rollout.dependencies_down(READYZ, get=lambda _u: next(with_reason))()
+    assert down is not None and down.startswith("pocketbase not serving"), "a check carrying its reason still counts"
 
 
 def test_a_revision_that_never_became_ready_never_takes_traffic(cloud_run: FakeCloudRun, prometheus: str) -> None:

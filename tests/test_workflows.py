@@ -168,6 +168,22 @@ def test_prod_rolls_out_as_a_canary_then_records_the_promotion_then_smokes() -> 
         f"${{{{ steps.{auth.get('id')}.outputs.access_token }}}}"
 
 
+def test_prod_waits_for_its_certificate_after_its_first_up_and_before_it_judges_or_smokes() -> None:
+    """The first deploy's certificate provisions for up to 60 minutes (#20 item 8, tests/test_ops_certificate.py)."""
+    prod = DEPLOY["jobs"]["prod"]
+    steps = _steps(prod)
+    up = _index(prod, _up)
+    wait = _index(prod, _runs("python -m infra wait-certificate --stack prod"))
+    rollout = _index(prod, _runs("python -m infra rollout --stack prod"))
+    smoke = _index(prod, _runs("python -m engine smoke"))
+    gcloud = _index(prod, lambda s: str(s.get("uses", "")).startswith("google-github-actions/setup-gcloud"))
+
+    assert wait is not None, "prod smokes through an edge whose origin may have no certificate yet"
+    assert up is not None and rollout is not None and smoke is not None and up < wait < rollout < smoke
+    assert _unconditional(steps[wait])
+    assert gcloud is not None and gcloud < wait, "the wait runs gcloud, set up with the job's workload identity"
+
+
 def _without_step(job: str, command: str) -> Any:
     def mutate(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
         deploy["jobs"][job]["steps"] = [s for s in deploy["jobs"][job]["steps"] if command not in str(s.get("run", ""))]
@@ -201,6 +217,7 @@ GATES = {
     "prod's needs on staging": _set(("jobs", "prod", "needs"), "integration"),
     "prod's environment protection": _set(("jobs", "prod", "environment"), None),
     "prod's canary rollout": _without_step("prod", "python -m infra rollout"),
+    "prod's wait for its certificate": _without_step("prod", "python -m infra wait-certificate"),
     "the preview job on pull requests": _set(("jobs", "preview"), None, "pr"),
     "the preview's environment": _set(("jobs", "preview", "environment"), None, "pr"),
 }

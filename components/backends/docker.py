@@ -7,7 +7,10 @@ resources and the generated `docker-compose.yml` (`python -m infra compose`) bot
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_docker as docker
@@ -92,3 +95,74 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
     public = pulumi.Output.from_input(f"http://{LOOPBACK}:{spec.port}") if spec.size.public else None
     return Endpoint(private_url=pulumi.Output.from_input(f"http://{spec.name}:{spec.port}"), public_url=public,
                     resources=[container])
+
+
+# ---------------------------------------------------------------------------------------------
+# How the deploy reaches the Docker host (#20 item 10)
+#
+# pulumi-docker 5.2.0 bridges kreuzwerker/terraform-provider-docker, whose client (internal/provider/config.go)
+# takes, in this order: `certMaterial`+`keyMaterial` (TLS client certificates, `caMaterial` verifying the daemon),
+# `certPath`, an `ssh://` host with `sshOpts` ("Additional SSH option flags to be appended when using `ssh://`
+# protocol": argv items handed to `ssh` by docker/cli's connhelper), and otherwise "just return the direct
+# client": a `tcp://` host without TLS is the daemon's unauthenticated API. Docker: "By default, Docker runs
+# through a non-networked UNIX socket ... If you need Docker to be reachable through HTTP rather than SSH in a
+# safe manner, you can enable TLS" (docs.docker.com/engine/security/protect-access/). `docker:host` falls back to
+# $DOCKER_HOST (pulumi_docker/config/vars.py), which a stack file cannot check: the host is named here.
+
+HOST_KEY = "docker:host"
+SSH_OPTS_KEY = "docker:sshOpts"
+TLS_KEYS = ("docker:certMaterial", "docker:keyMaterial", "docker:caMaterial")
+PINNED_HOST_KEY = "StrictHostKeyChecking=yes"
+"""ssh_config(5): "If this flag is set to yes, ssh will never automatically add host keys to the known_hosts
+file, and refuses to connect to hosts whose host key has changed"."""
+
+
+def host_problems(values: Mapping[str, str], secret_keys: AbstractSet[str]) -> list[str]:
+    """What is wrong with how a stack running containers on docker reaches its Docker host: `ssh://` with a
+    pinned host key, or `tcp://` with TLS client certificates; never a plain TCP (or HTTP) daemon."""
+    host = values.get(HOST_KEY, "").strip()
+    if not host:
+        return [f"{HOST_KEY}: is required for a stack with services on the docker backend; expected "
+                "ssh://USER@HOST (with docker:sshOpts pinning the host key) or tcp://HOST:2376 with "
+                "docker:certMaterial, docker:keyMaterial (secret) and docker:caMaterial, so the deploy's DOCKER_HOST "
+                "cannot pick a plain TCP daemon"]
+    scheme = host.split("://", 1)[0].lower() if "://" in host else ""
+    if scheme == "ssh":
+        return _ssh_problems(host, values.get(SSH_OPTS_KEY))
+    if scheme == "tcp":
+        missing = [key for key in TLS_KEYS if not values.get(key)]
+        if missing:
+            return [f"{HOST_KEY}: {host!r} is a plain TCP daemon without {', '.join(missing)}: anyone on the path gets "
+                    "root on the host; expected TLS client certificates (docker:certMaterial, docker:keyMaterial as a "
+                    "secret, docker:caMaterial) or ssh://USER@HOST"]
+        if "docker:keyMaterial" not in secret_keys:
+            return ["docker:keyMaterial: is in plain text but must be a secret; expected it set with "
+                    "`pulumi config set --secret docker:keyMaterial < key.pem`"]
+        return []
+    return [f"{HOST_KEY}: {host!r} is not a Docker host this stack may use; expected ssh://USER@HOST with a pinned "
+            "host key, or tcp://HOST:2376 with TLS client certificates"]
+
+
+def _ssh_problems(host: str, raw_options: str | None) -> list[str]:
+    options = _ssh_options(raw_options)
+    if options is None:
+        return [f"{SSH_OPTS_KEY}: {raw_options!r} is not a list of ssh arguments; expected e.g. "
+                f'["-o", "{PINNED_HOST_KEY}", "-o", "UserKnownHostsFile=~/.ssh/known_hosts_<stack>"]']
+    known_hosts = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
+    if PINNED_HOST_KEY not in options or not known_hosts or any(f.strip() in ("", "/dev/null") for f in known_hosts):
+        return [f"{HOST_KEY}: {host!r} without a pinned host key (docker:sshOpts {options!r}); expected docker:sshOpts "
+                f'with "-o", "{PINNED_HOST_KEY}" and "-o", "UserKnownHostsFile=<file the deploy writes from a pinned '
+                'value>", so a host that is not ours is refused']
+    return []
+
+
+def _ssh_options(raw: str | None) -> list[str] | None:
+    if raw is None or not raw.strip():
+        return []
+    try:
+        options: object = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in cast(list[object], options)):
+        return None
+    return cast(list[str], options)

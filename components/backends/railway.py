@@ -578,7 +578,12 @@ def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi
         },
         opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables", "registry_credentials"]),
     )
-    private = pulumi.Output.from_input(f"http://{spec.name}.railway.internal:{spec.port}")
+    # Derived from the service's URN, not a plain string: a client given this URL (the engine given PocketBase's
+    # and Redis's) then depends on this service, so Pulumi creates it only after this service's `create`
+    # returned, which is once its deployment runs (`_wait_for`). A plain string let all three start together,
+    # and the engine's wait for its dependencies could expire first (#20 item 14). The URN, unlike the
+    # service id, is known at preview, so the client's variables stay known (and diffable) in a preview.
+    private = service.urn.apply(lambda _urn: f"http://{spec.name}.railway.internal:{spec.port}")
     if hostname is None:
         public = service.domain.apply(lambda d: f"https://{d}") if spec.size.public else None
         return Endpoint(private_url=private, public_url=public, resources=[service])

@@ -5,8 +5,13 @@ serves: the program pins all traffic to the revision the last rollout promoted a
 `canary` at 0 % (components/backends/cloudrun.py `traffic`). This command then moves traffic to the
 canary in the profile's steps (10 % -> 50 % -> 100 %), each baked for `bake_seconds` while the canary's
 own 5xx ratio and P95, read from the stack's Prometheus by its `revision` label, are checked every
-`check_interval_seconds`. A breach sends all traffic back to the previous revision (the very block the
-program declares, so nothing is left for a later `pulumi up` to undo) and exits 1 with the reason.
+`check_interval_seconds`. Before the first step and before each check it reads the engine's /readyz through the
+edge: while it names PocketBase (or Redis) as not serving on every probe, nothing is judged (`Bake`). A deploy that
+changes PocketBase's user-data reboots its VM when the VM notices (components/backends/gce.py CONFIG_WATCH, after
+`pulumi up` returned), so the workflow cannot order the reboot before the rollout without waiting for PocketBase
+anyway; waiting here also covers a reboot for any other reason. A breach sends all traffic back to the previous
+revision (the very block the program declares, so nothing is left for a later `pulumi up` to undo) and exits 1
+with the reason.
 After the last step the deploy runs `pulumi up` once more with `PLATFORM_PROMOTE_ENGINE_REVISION` set
 to the promoted revision: the program declares the same block the rollout left and exports it as
 `engineServingRevision`, which every later `pulumi up` reads back from the stack's own outputs.
@@ -217,9 +222,23 @@ class Outcome:
     log: list[str] = field(default_factory=list[str])
 
 
+Dependency = Callable[[], str | None]
+"""Why the engine's dependencies are not serving right now (None: they are)."""
+DEPENDENCY_WAIT_S = 600.0
+"""How long a rollout pauses, in all, for PocketBase to serve again before it gives up on judging the canary. A deploy
+that changes PocketBase's user-data reboots its VM (components/backends/gce.py CONFIG_WATCH); the engine waits 150 s
+for it at start (infra/program.py POCKETBASE_START_WAIT_SECONDS), so ten minutes is a reboot gone wrong."""
+
+
 @dataclass
 class Bake:
-    """One step's bake: checks every `check_every_s` until `bake_s`, a breach ending it at once."""
+    """One step's bake: checks every `check_every_s` until `bake_s`, a breach ending it at once.
+
+    With a `dependency`, each check first asks whether PocketBase serves. While it does not, nothing is judged:
+    both revisions fail alike (#20 item 13: a deploy reboots PocketBase's VM during the canary), which says
+    nothing about the canary. The rollout pauses, and once PocketBase serves again the step is judged afresh
+    from that moment, so the outage's 5xx are outside the window; past `dependency_wait_s` of pauses in all it
+    gives up with that reason (the canary was never judged, so it is not promoted)."""
 
     prometheus: Prometheus
     selector: str
@@ -227,6 +246,47 @@ class Bake:
     clock: Callable[[], float]
     sleep: Callable[[float], None]
     log: DecisionLog
+    dependency: Dependency | None = None
+    dependency_wait_s: float = DEPENDENCY_WAIT_S
+    baseline: str | None = None
+    """The stable revision's selector, compared with the canary's on a 5xx breach (`_shared`)."""
+    paused_s: float = 0.0
+
+    def wait_for_dependency(self, what: str) -> str | None:
+        """None once the dependency serves (at once if it does); else why the rollout cannot go on."""
+        check = self.dependency
+        down = check() if check is not None else None
+        if check is None or down is None:
+            return None
+        self.log(f"PAUSED {what}: {down}; a dependency outage is not the canary's fault, so nothing is judged "
+                 f"until it serves again (at most {self.dependency_wait_s - self.paused_s:.0f} s more)")
+        while down is not None:
+            if self.paused_s >= self.dependency_wait_s:
+                self.log(f"GIVING UP {what}: {down} after {self.paused_s:.0f} s of pauses")
+                return (f"the canary could not be judged: {down} for {self.paused_s:.0f} s (at most "
+                        f"{self.dependency_wait_s:.0f} s of pauses), not the canary's fault")
+            pause = min(self.policy.check_every_s, self.dependency_wait_s - self.paused_s)
+            self.sleep(pause)
+            self.paused_s += pause
+            down = check()
+        self.log(f"RESUMED {what}: the engine's dependencies serve again; the step is judged afresh from now")
+        return None
+
+    def _shared(self, canary: Reading, window: int) -> bool:
+        """Whether the stable revision (`baseline`) breached the 5xx ratio over the same window too: then the
+        canary's 5xx are a shared cause (a dependency's outage), not the canary's. Only while the stable revision
+        serves enough requests to say so (not at 100 %)."""
+        if self.baseline is None or canary.error_ratio <= self.policy.max_error_ratio:
+            return False
+        try:
+            stable = read(self.prometheus, self.baseline, window, self.clock())
+        except MetricsError:
+            return False
+        shared = stable.requests >= self.policy.min_requests and stable.error_ratio > self.policy.max_error_ratio
+        if shared:
+            self.log(f"NOT JUDGED: the stable revision failed alike ({stable.describe()}): a shared cause, not the "
+                     "canary's; the step is judged afresh from now")
+        return shared
 
     def run(self, what: str, extra: Callable[[], str | None] | None = None) -> str | None:
         """None when the step passed, else the reason to roll back."""
@@ -237,6 +297,11 @@ class Bake:
             if elapsed >= self.policy.bake_s:
                 break
             self.sleep(min(self.policy.check_every_s, self.policy.bake_s - elapsed))
+            if self.dependency is not None and self.dependency() is not None:
+                if (reason := self.wait_for_dependency(what)) is not None:
+                    return reason
+                started, last = self.clock(), None  # the outage's requests are not the canary's to answer for
+                continue
             window = max(int(self.clock() - started), 1)
             if extra is not None and (reason := extra()) is not None:
                 return reason
@@ -250,6 +315,16 @@ class Bake:
             verdict = ("not enough requests to judge yet" if last.requests < self.policy.min_requests
                        else "within thresholds" if reason is None else f"BREACH: {reason}")
             self.log(f"check {what}: {last.describe()}: {verdict}")
+            if reason is not None and self._shared(last, window):
+                # An outage shorter than a check interval escapes the /readyz probe; the stable revision's own
+                # 5xx over the same window tell it apart from the canary's fault.
+                self.paused_s += window
+                if self.paused_s > self.dependency_wait_s:
+                    return (f"the canary could not be judged: the stable revision failed alike for "
+                            f"{self.paused_s:.0f} s of this rollout (at most {self.dependency_wait_s:.0f} s), "
+                            "not the canary's fault")
+                started, last = self.clock(), None
+                continue
             if reason is not None:
                 return reason
         if last is None or last.requests < self.policy.min_requests:
@@ -391,7 +466,8 @@ def describe_traffic(shares: Mapping[str, int]) -> str:
 
 def cloud_run_rollout(run: CloudRun, prometheus: Prometheus, policy: Policy, environment: str,
                       clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                      write: Callable[[str], None] | None = None, service: str = ENGINE_SERVICE) -> Outcome:
+                      write: Callable[[str], None] | None = None, service: str = ENGINE_SERVICE,
+                      dependency: Dependency | None = None, dependency_wait_s: float = DEPENDENCY_WAIT_S) -> Outcome:
     log = DecisionLog(clock, write)
     found = run.settled(service)
     now = serving(found)
@@ -421,7 +497,12 @@ def cloud_run_rollout(run: CloudRun, prometheus: Prometheus, policy: Policy, env
     log(f"canary {canary} is ready; stable {stable}; steps {' -> '.join(f'{p} %' for p in policy.steps_percent)}, "
         f"{policy.bake_s:.0f} s each; {policy.describe()}")
     selector = canary_selector(environment, canary)
-    bake = Bake(prometheus, selector, policy, clock, sleep, log)
+    bake = Bake(prometheus, selector, policy, clock, sleep, log, dependency, dependency_wait_s,
+                baseline=canary_selector(environment, stable))
+    # The canary takes no traffic while PocketBase is still rebooting from this very deploy.
+    if (reason := bake.wait_for_dependency("before step 1")) is not None:
+        log(f"NOT STARTED: {reason}; {stable} keeps serving")
+        return Outcome(False, stable, reason, log.lines)
     for number, percent in enumerate(policy.steps_percent, start=1):
         found = run.set_traffic(found, split(stable, canary, percent))
         log(f"step {number}/{len(policy.steps_percent)}: {percent} % to {canary} "
@@ -481,6 +562,56 @@ def probe(url: str, timeout_s: float = 5.0) -> int | None:
         return err.code
     except (urllib.error.URLError, TimeoutError, OSError):
         return None
+
+
+def readyz(url: str, timeout_s: float = 5.0) -> tuple[int | None, dict[str, Any]]:
+    """The status and JSON body of GET `url` (the engine's /readyz: `{"ready", "checks": {"pocketbase", "redis"}}`,
+    components/engine api.py); (None, {}) when nothing answered."""
+    request = urllib.request.Request(url, headers={"User-Agent": "platform-rollout", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return int(response.status), _json_object(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, _json_object(err.read())
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return None, {}
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        return _dict(json.loads(body))
+    except ValueError:
+        return {}
+
+
+def dependencies_down(url: str, samples: int = 5,
+                      get: Callable[[str], tuple[int | None, dict[str, Any]]] = readyz) -> Dependency:
+    """A `Dependency` reading the engine's /readyz through the edge: down only when EVERY one of `samples` answers
+    names a failing dependency (`checks.<name>` false). The load balancer splits requests between the revisions
+    at random, so a canary whose own settings break its database access answers some probes and the stable
+    revision the others: that canary is still judged, by its metrics, and rolled back; an outage of PocketBase
+    itself fails every answer. No answer at all (the edge, the network) is not a dependency's outage either."""
+    def down() -> str | None:
+        failing: set[str] = set()
+        for _ in range(samples):
+            status, body = get(url)
+            names = _failing(_dict(body.get("checks")))
+            if status is None or status == 200 or not names:
+                return None
+            failing |= names
+        return f"{' and '.join(sorted(failing))} not serving ({url} answered 503 naming it {samples} times in a row)"
+    return down
+
+
+def _failing(checks: Mapping[str, Any]) -> set[str]:
+    """The dependencies a /readyz body names as failing: any value but `true`, `"ok"` or an object saying
+    `"ok": true` / `"status": "ok"` (the engine answers booleans today; a reason in their place still counts)."""
+    def ok(value: Any) -> bool:
+        if isinstance(value, dict):
+            found = _dict(value)
+            return found.get("ok") is True or found.get("status") == "ok"
+        return value is True or value == "ok"
+    return {name for name, value in checks.items() if not ok(value)}
 
 
 def railway_rollout(railway: Railway, prometheus: Prometheus, policy: Policy, environment: str, health_url: str,
@@ -553,7 +684,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     rollout.add_argument("--run-api-url", default=RUN_API, help="the Cloud Run Admin API (token: "
                                                                 "$GOOGLE_OAUTH_ACCESS_TOKEN)")
     rollout.add_argument("--railway-api-url", help="Railway's GraphQL API (token: $RAILWAY_TOKEN, a project token)")
-    rollout.add_argument("--health-url", help="what staging's watch probes (default: https://api.<zone>/readyz)")
+    rollout.add_argument("--health-url", help="the engine's /readyz through the edge: what staging's watch probes, and "
+                                              "what prod's canary reads PocketBase's state from (default: "
+                                              "https://api.<zone>/readyz)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -577,9 +710,11 @@ def main(args: argparse.Namespace) -> int:
             print("error: set GOOGLE_OAUTH_ACCESS_TOKEN (google-github-actions/auth with token_format: access_token, "
                   "or `gcloud auth print-access-token`)", file=sys.stderr)
             return EXIT_INVALID
+        health_url = args.health_url or f"https://{api_hostname(model.zone.name)}/readyz"
         try:
             outcome = cloud_run_rollout(CloudRun(model.gcp.project, model.gcp.region, token, args.run_api_url),
-                                        prometheus, policy, model.environment)
+                                        prometheus, policy, model.environment,
+                                        dependency=dependencies_down(health_url))
         except CloudRunError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_ROLLED_BACK
