@@ -321,23 +321,30 @@ def test_serve_waits_for_pocketbase_and_its_schema_and_never_migrates(tmp_path: 
 
 def test_serve_against_a_pocketbase_without_the_engines_schema_says_what_is_missing(tmp_path: Path) -> None:
     """A PocketBase started without the image's hooks has no engine account and no collections: the engine
-    says so and exits, instead of serving 503s."""
+    serves (liveness, #20.1), answers /readyz 503 saying so, and after its wait logs what to check."""
     from engine.dev import pocketbase_binary, wait_http
 
-    stack = LocalStack(tmp_path, [], env={"POCKETBASE_START_WAIT_SECONDS": "3"})
+    stack = LocalStack(tmp_path, [], env={"POCKETBASE_START_WAIT_SECONDS": "1"})
     bare = subprocess.Popen([pocketbase_binary(), "serve", f"--http=127.0.0.1:{stack.pb_port}",
                              f"--dir={tmp_path / 'pb'}", f"--hooksDir={tmp_path / 'no-hooks'}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = None
     try:
         wait_http(f"http://127.0.0.1:{stack.pb_port}/api/health")
-        proc = subprocess.run([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
-                               str(stack.engine_port)], env=stack.env, capture_output=True, text=True, timeout=60,
-                              check=False)
+        engine = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port",
+                                   str(stack.engine_port)], env=stack.env, stderr=subprocess.PIPE, text=True)
+        wait_http(f"{stack.url}/healthz", timeout_s=30)
+        time.sleep(2.5)  # past the 1 s wait: the diagnostic is logged once
+        readyz = httpx.get(f"{stack.url}/readyz", timeout=5)
     finally:
+        if engine is not None:
+            engine.terminate()
+            engine.wait(timeout=10)
         bare.terminate()
         bare.wait(timeout=10)
-    assert proc.returncode == 1
-    assert "engine_accounts" in proc.stderr and "engine_schema.pb.js" in proc.stderr, proc.stderr
+    stderr = engine.stderr.read() if engine is not None and engine.stderr else ""
+    assert readyz.status_code == 503 and "engine_accounts" in readyz.json()["reasons"]["pocketbase"]
+    assert "engine_accounts" in stderr and "engine_schema.pb.js" in stderr, stderr
 
 
 def test_with_two_workers_metrics_are_summed_and_a_previous_servers_are_gone(tmp_path: Path) -> None:
