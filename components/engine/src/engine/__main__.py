@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()  # pyright: ignore[reportCallIssue]
         _clear_worker_metrics()
         print(_purge_notice(settings), file=sys.stderr, flush=True)
+        # engine/server.py: the requests read before bytes that are not HTTP are answered first (#23.5).
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=settings.web_concurrency, access_log=False, log_level="warning")
+                    workers=settings.web_concurrency, access_log=False, log_level="warning",
+                    http="engine.server:HttpProtocol")
         return 0
     if args.command == "smoke":
         from engine.smoke import main as smoke_main

@@ -43,7 +43,10 @@ COLLECTIONS: list[dict[str, Any]] = [
     {"name": "products", "fields": [_text("tenant"), _text("sku"), _text("name"), _text("category", False),
                                     _number("price_cents"), {"name": "active", "type": "bool"}],
      "indexes": ["CREATE UNIQUE INDEX idx_products_tenant_sku ON products (tenant, sku)"]},
-    {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False)],
+    # summary_version: a token every write to the affiliate's orders sets in the same transaction (#23), which
+    # a cached summary must carry to be served (services.Engine.summary).
+    {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False),
+                                      _text("summary_version", False)],
      "indexes": ["CREATE UNIQUE INDEX idx_affiliates_tenant_id ON affiliates (tenant, affiliate_id)"]},
     {"name": "commission_rules", "fields": [_text("tenant"), _number("default_rate_bps"),
                                             {"name": "category_rates_bps", "type": "json"},

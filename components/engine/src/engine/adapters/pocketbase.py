@@ -268,9 +268,12 @@ class PocketBase:
                 return items
             page += 1
 
-    async def first(self, operation: str, collection: str, filter_: str) -> dict[str, Any] | None:
-        response = await self.request(operation, "GET", f"/api/collections/{collection}/records",
-                                      params={"filter": filter_, "perPage": 1, "skipTotal": 1})
+    async def first(self, operation: str, collection: str, filter_: str, *, fields: str | None = None
+                    ) -> dict[str, Any] | None:
+        params: dict[str, str | int] = {"filter": filter_, "perPage": 1, "skipTotal": 1}
+        if fields:
+            params["fields"] = fields
+        response = await self.request(operation, "GET", f"/api/collections/{collection}/records", params=params)
         items = self._items(response, operation)
         return items[0] if items else None
 
