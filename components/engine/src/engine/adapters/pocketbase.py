@@ -158,11 +158,23 @@ class PocketBase:
         """Why the engine cannot serve from PocketBase now (for /readyz), or None."""
         if (problem := await self.schema_problem()) is not None:
             return problem
+        wait_s = min(self._timeout_s, 2.0)
         try:
-            response = await self._http.get("/api/health", timeout=httpx.Timeout(min(self._timeout_s, 2.0)))
+            async with asyncio.timeout(wait_s):  # a free connection included: calls may hold them all
+                response = await self._http.get("/api/health")
+        except TimeoutError:
+            return f"PocketBase health: no answer within {wait_s:g} s"
         except httpx.HTTPError as err:
-            return _why("health", err, min(self._timeout_s, 2.0))
-        return None if response.status_code == 200 else f"PocketBase health: HTTP {response.status_code}"
+            return _why("health", err, wait_s)
+        if response.status_code != 200:
+            return f"PocketBase health: HTTP {response.status_code}"
+        try:  # PocketBase's own answer, {"message": "API is healthy.", "code": 200, ...}, not a proxy's page
+            healthy: Any = response.json()
+        except ValueError:
+            return "PocketBase health: HTTP 200 with a body that is not JSON (something in front of it answered)"
+        if not isinstance(healthy, dict) or "message" not in healthy:
+            return "PocketBase health: HTTP 200 that is not PocketBase's answer"
+        return None
 
     # -- calls -------------------------------------------------------------------------------------
 
@@ -188,21 +200,17 @@ class PocketBase:
         start = time.perf_counter()
         metrics.POCKETBASE_IN_FLIGHT.inc()
         try:
-            if self._token is None:
-                await self._authenticate()
-            response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
-            # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
-            # and answers as to a guest; its image answers a guest 401 on records and batches
-            # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
-            # collection of an older schema, superuser-only. Both mean: authenticate again, once.
-            if response.status_code in (401, 403):
-                await self._authenticate()
-                response = await self._http.request(method, path, headers={"Authorization": self._token or ""},
-                                                    **kwargs)
-        except httpx.HTTPError as err:
+            # The timeout bounds the whole call (a free connection, the sign-in, the answer), not each of
+            # httpx's phases: with PocketBase frozen, calls queued for the pool waited 5 s, then 5 s more.
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._signed_in(method, path, **kwargs)
+        except (httpx.HTTPError, TimeoutError) as err:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
-            if method != "GET" and isinstance(err, httpx.ReadTimeout) and await self.healthy(timeout_s=1.0):
+            late = isinstance(err, httpx.ReadTimeout | TimeoutError)
+            if method != "GET" and late and await self.healthy(timeout_s=1.0):
                 metrics.POCKETBASE_LOCKS.labels(operation).inc()
+            if isinstance(err, TimeoutError):
+                raise PocketBaseError(f"PocketBase {operation}: no answer within {self._timeout_s:g} s") from err
             raise PocketBaseError(_why(operation, err, self._timeout_s)) from err
         except PocketBaseError:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
@@ -219,6 +227,19 @@ class PocketBase:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} that is not PocketBase's "
                                   "error document (something in front of it answered)")
+        return response
+
+    async def _signed_in(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._token is None:
+            await self._authenticate()
+        response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
+        # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
+        # and answers as to a guest; its image answers a guest 401 on records and batches
+        # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
+        # collection of an older schema, superuser-only. Both mean: authenticate again, once.
+        if response.status_code in (401, 403):
+            await self._authenticate()
+            response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
         return response
 
     @staticmethod
@@ -246,9 +267,9 @@ class PocketBase:
 
     async def healthy(self, timeout_s: float | None = None) -> bool:
         try:
-            timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
-            return (await self._http.get("/api/health", timeout=timeout)).status_code == 200
-        except httpx.HTTPError:
+            async with asyncio.timeout(timeout_s if timeout_s is not None else self._timeout_s):
+                return (await self._http.get("/api/health")).status_code == 200
+        except (httpx.HTTPError, TimeoutError):
             return False
 
     async def list(self, operation: str, collection: str, filter_: str, *, fields: str | None = None,
