@@ -543,6 +543,9 @@ class Scenario:
     allow_resets: bool = False
     timed: bool = True
     """The fault lasts `Settings.fault_s` (a killed worker is one instant)."""
+    min_fault_s: float = 0.0
+    """At least this long, whatever `Settings.fault_s`: a frozen PocketBase must outlast the engine's 5 s timeout
+    to be felt, and /readyz (2 s to say PocketBase does not answer) must be read in it after GRACE_S."""
 
 
 def _during(load: Load, start: float, end: float) -> list[tuple[float, int, bool, float]]:
@@ -620,7 +623,7 @@ FAULTS = (
              LATE_BOUND_S, lambda load, start, end: _felt(load, start, end + LATE_S)),
     Scenario("PocketBase frozen", "SIGSTOP, then SIGCONT", lambda s: s.freeze_pocketbase(),
              lambda s: s.resume_pocketbase(), "pocketbase", LATE_BOUND_S,
-             lambda load, start, end: _felt(load, start, end + LATE_S)),
+             lambda load, start, end: _felt(load, start, end + LATE_S), min_fault_s=8.0),
     Scenario("Redis -ERR", "every command -ERR", lambda s: s.redis.error("-ERR injected by the chaos proxy"),
              lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served),
     Scenario("Redis -OOM", "every command -OOM", lambda s: s.redis.error(REDIS_OOM), lambda s: s.redis.heal(),
@@ -677,7 +680,8 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
                  out: Any) -> Result:
     result = Result(scenario.name, scenario.fault, bound_s=scenario.bound_s)
     prefix = f"chaos{number}-{secrets.token_hex(3)}"
-    print(f"chaos: {scenario.name}: {scenario.fault}" + (f" for {settings.fault_s:g} s" if scenario.timed else ""),
+    fault_s = max(settings.fault_s, scenario.min_fault_s)
+    print(f"chaos: {scenario.name}: {scenario.fault}" + (f" for {fault_s:g} s" if scenario.timed else ""),
           file=out, flush=True)
     affiliate = f"{prefix}-affiliate"  # its own: its summary counts this scenario's orders only
     httpx.put(f"{stack.url}/v1/affiliates/{affiliate}", headers={"Authorization": f"Bearer {stack.admin_key}"},
@@ -690,7 +694,7 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
         evidence = scenario.inject(stack)
         recovered: float | None
         if scenario.timed:
-            time.sleep(settings.fault_s)
+            time.sleep(fault_s)
             end = time.monotonic()
             scenario.clear(stack)
             recovered = _recovery(stack, api_key, prefix, end, scenario.bound_s)
