@@ -8,13 +8,25 @@ order retried with its own Idempotency-Key until acknowledged, as a client shoul
 1. an engine worker killed (SIGKILL) under load;
 2. PocketBase unreachable (every connection reset) for 10 s;
 3. Redis blackholed (nothing answers) for 10 s;
-4. 500 ms added to every PocketBase call for 10 s.
+4. 500 ms added to every PocketBase call for 10 s;
+
+and the faults of #23, each for as long:
+
+5. PocketBase stores every write but answers it after the engine's 5 s timeout (retried with the key);
+6. PocketBase frozen (SIGSTOP), then resumed (SIGCONT);
+7.-10. Redis answering every command `-ERR`, or `-OOM`, cutting every reply half-way, or answering 1 s late;
+11.-13. something in front of PocketBase answering a 200 that is not JSON, an HTML 404, an HTML 502;
+14. clients sending each order followed by bytes that are not HTTP, in the same write.
 
 For each: no acknowledged order lost or duplicated (every acknowledged order read back from PocketBase
-itself, once, with the id the engine answered); every failure a clean 503 problem+json (a killed
-worker's in-flight requests are connections reset, retried); `/readyz` tells the truth (while a
-dependency is down, its check is false and the answer 503; otherwise 200); the service recovers within
-the stated bound after the fault clears. It prints a table and `chaos: N passed, M failed`; exit 0 only
+itself, once, with the id the engine answered); no stale summary (every summary read of the scenario's own
+affiliate counts at least the orders, and the payments, acknowledged before it was sent: every third order
+is paid, retried until 200 or 409 "already paid"); no wrong answer (an order, payment or summary answered
+with anything but its success or a clean 503 problem+json, a payment of an existing order answered 404, an
+order answered 400); every failure a clean 503 problem+json (a killed worker's in-flight requests are
+connections reset, retried); `/readyz` tells the truth (while a dependency is down, its check is false and
+the answer 503; otherwise 200); the service recovers within the stated bound after the fault clears.
+It prints a table and `chaos: N passed, M failed`; exit 0 only
 when all passed. `--short` runs 4-second faults (SHORT: the test suite's version).
 
 The recovery bounds: a dependency fault clears in at most 5 s: the engine skips Redis for 2 s after an
@@ -89,8 +101,16 @@ class Load:
     api_key: str
     prefix: str
     settings: Settings
+    affiliate: str = "chaos-affiliate"
     acks: dict[str, tuple[str, float]] = field(default_factory=dict[str, tuple[str, float]])
     """Idempotency-Key -> (order id, when acknowledged)."""
+    paid: list[float] = field(default_factory=list[float])
+    """When each payment was acknowledged (200, or 409 with the order paid)."""
+    commission_cents: int = 0
+    """One order's commission, as the engine answered it."""
+    wrong: list[str] = field(default_factory=list[str])
+    """Answers that are not the truth: a payment of an existing order answered 404, or a 409 that is not
+    "already paid", or anything but success or a clean 503."""
     answers: list[tuple[float, int, bool, float]] = field(default_factory=list[tuple[float, int, bool, float]])
     """(when, HTTP status, a clean answer, seconds taken): 2xx, or 503 as problem+json."""
     resets: list[tuple[float, str]] = field(default_factory=list[tuple[float, str]])
@@ -124,7 +144,7 @@ class Load:
     def _client(self, number: int) -> None:
         period = self.settings.clients / self.settings.rate_per_s
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        body = {"affiliate_id": "chaos-affiliate", "lines": [{"sku": "MUG", "quantity": 1}]}
+        body = {"affiliate_id": self.affiliate, "lines": [{"sku": "MUG", "quantity": 1}]}
         # A connection per request, as many clients behind a load balancer: both workers carry the load.
         with httpx.Client(base_url=self.url, timeout=8, headers={"Connection": "close"}) as client:
             next_at, count = time.monotonic(), 0
@@ -145,13 +165,18 @@ class Load:
                     with self.lock:
                         self.answers.append((time.monotonic(), response.status_code, clean, took))
                     if response.status_code in (200, 201):
+                        order = response.json()
                         with self.lock:
-                            self.acks[key] = (str(response.json()["id"]), time.monotonic())
+                            self.acks[key] = (str(order["id"]), time.monotonic())
+                            self.commission_cents = int(order["commission_cents"])
+                        if count % 3 == 0:
+                            self._pay(client, headers, str(order["id"]))
                         break
                     if not clean:
                         with self.lock:
                             self.unclean.append(f"{response.status_code} {response.headers.get('content-type')}: "
                                                 f"{response.text[:160]}")
+                            self.wrong.append(f"order: {response.status_code} {response.text[:120]}")
                         break
                     time.sleep(0.25)  # a 503: retry the same key
                 else:
@@ -159,6 +184,155 @@ class Load:
                         self.given_up += 1
                 next_at += period
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+
+    def _pay(self, client: httpx.Client, headers: dict[str, str], order: str) -> None:
+        """Pay an acknowledged order, retried until 200 or 409 "already paid" (a retry of a payment that was
+        stored but answered late); any other answer is wrong: the order exists and was never paid otherwise."""
+        while not self.give_up.is_set():
+            try:
+                response = client.post(f"/v1/orders/{order}/pay", headers=headers)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            already = response.status_code == 409 and _json_field(response, "current_status") == "paid"
+            if response.status_code == 200 or already:
+                with self.lock:
+                    self.paid.append(time.monotonic())
+                return
+            if not clean_answer(response):
+                with self.lock:
+                    self.wrong.append(f"pay: {response.status_code} {response.text[:120]}")
+                return
+            time.sleep(0.25)
+
+
+def _json_field(response: httpx.Response, name: str) -> Any:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    return cast(dict[str, Any], body).get(name) if isinstance(body, dict) else None
+
+
+@dataclass
+class SummaryRead:
+    sent: float
+    code: int | None
+    clean: bool
+    orders: int = 0
+    approved_cents: int = 0
+
+
+def stale_summaries(reads: list[SummaryRead], acks: list[float], paid: list[float], commission_cents: int
+                    ) -> list[str]:
+    """The summary reads older than a write acknowledged before they were sent: fewer orders than were
+    acknowledged by then, or less approved commission than the payments acknowledged by then earn."""
+    stale: list[str] = []
+    for read in reads:
+        if read.code != 200:
+            continue
+        acked = sum(1 for at in acks if at < read.sent)
+        paid_by_then = sum(1 for at in paid if at < read.sent)
+        if read.orders < acked or read.approved_cents < paid_by_then * commission_cents:
+            stale.append(f"{read.orders} orders and {read.approved_cents} approved read after {acked} orders and "
+                         f"{paid_by_then} payments were acknowledged")
+    return stale
+
+
+def lost_and_duplicated(acks: dict[str, tuple[str, float]], stored: dict[str, list[str]]) -> tuple[int, int]:
+    """Acknowledged orders PocketBase does not hold with the id the engine answered; keys stored more than once."""
+    lost = sum(1 for key, (order, _) in acks.items() if order not in stored.get(key, []))
+    return lost, sum(1 for ids in stored.values() if len(ids) > 1)
+
+
+class Summaries:
+    """The scenario's affiliate's summary, read every 0.2 s: each read is judged against the writes
+    acknowledged before it was sent (stale_summaries)."""
+
+    def __init__(self, url: str, api_key: str, affiliate: str) -> None:
+        self.url, self.api_key, self.affiliate = url, api_key, affiliate
+        self.reads: list[SummaryRead] = []
+        self.wrong: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> Summaries:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _poll(self) -> None:
+        month = time.strftime("%Y-%m", time.gmtime())
+        with httpx.Client(base_url=self.url, timeout=8, limits=KEEPALIVE,
+                          headers={"Authorization": f"Bearer {self.api_key}"}) as client:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    response = client.get(f"/v1/affiliates/{self.affiliate}/commissions", params={"month": month})
+                except httpx.HTTPError:
+                    self.stop.wait(0.2)
+                    continue
+                read = SummaryRead(sent, response.status_code, clean_answer(response))
+                if response.status_code == 200:
+                    read.orders = int(response.json()["order_count"])
+                    read.approved_cents = int(response.json()["approved_cents"])
+                elif not read.clean:
+                    self.wrong.append(f"summary: {response.status_code} {response.text[:120]}")
+                self.reads.append(read)
+                self.stop.wait(0.2)
+
+
+class Garbage:
+    """Orders each followed by bytes that are not HTTP in the same write, over raw sockets, every 0.2 s
+    (#23.5): the order's own answer must be its success (201), whatever follows it."""
+
+    def __init__(self, port: int, api_key: str, prefix: str) -> None:
+        self.port, self.api_key, self.prefix = port, api_key, prefix
+        self.acks: dict[str, tuple[str, float]] = {}
+        self.wrong: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+
+    def start(self) -> Garbage:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+
+    def _send(self) -> None:
+        import socket
+
+        body = json.dumps({"lines": [{"sku": "MUG", "quantity": 1}]}).encode()
+        number = 0
+        while not self.stop.is_set():
+            number += 1
+            key = f"{self.prefix}-garbage-{number}"
+            request = (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nAuthorization: Bearer {self.api_key}\r\n"
+                       f"Idempotency-Key: {key}\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body + b"\x16\x03\x01 not HTTP\r\n\r\n"
+            raw = b""
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                    sock.sendall(request)
+                    while chunk := sock.recv(65536):
+                        raw += chunk
+            except OSError:
+                pass
+            status = int(raw[9:12]) if raw.startswith(b"HTTP/1.1 ") and raw[9:12].isdigit() else None
+            if status == 201:
+                head, _, rest = raw.partition(b"\r\n\r\n")
+                order: Any = json.loads(rest[:int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                                                       if line.lower().startswith(b"content-length:")))])
+                self.acks[key] = (str(order["id"]), time.monotonic())
+            elif status is not None and status != 503:
+                self.wrong.append(f"order + garbage: {status} {raw[:120]!r}")
+            self.stop.wait(0.2)
 
 
 def clean_answer(response: httpx.Response) -> bool:
@@ -215,6 +389,8 @@ class Result:
     acked: int = 0
     lost: int = 0
     duplicated: int = 0
+    stale: int = 0
+    wrong: int = 0
     during: str = ""
     resets: int = 0
     readyz: str = ""
@@ -256,6 +432,18 @@ class Proxy:
     def heal(self) -> None:
         self._say("heal")
 
+    def reply_latency(self, seconds: float, only: str = "") -> None:
+        self._say("reply_latency", str(seconds), *([only] if only else []))
+
+    def error(self, reply: str) -> None:
+        self._say("error", reply)
+
+    def cut(self) -> None:
+        self._say("cut")
+
+    def http(self, status: int, content_type: str, body: str) -> None:
+        self._say("http", str(status), content_type, body)
+
 
 class ChaosStack(LocalStack):
     """The local stack with a fault proxy in front of PocketBase and of Redis; the engine reaches them
@@ -265,6 +453,9 @@ class ChaosStack(LocalStack):
         super().__init__(data, tenants, workers=WORKERS, log=data / "engine.log")
         self.pb_proxy: Proxy | None = None
         self.redis_proxy: Proxy | None = None
+        self.admin_key = self.api_key = ""
+        """The tenant's keys (chaos_stack): each scenario has an affiliate of its own."""
+        self.garbage: Garbage | None = None
 
     engine_start_timeout_s = 60.0  # two workers importing the app on the same two cores
 
@@ -296,6 +487,12 @@ class ChaosStack(LocalStack):
     def redis(self) -> Proxy:
         assert self.redis_proxy is not None
         return self.redis_proxy
+
+    def freeze_pocketbase(self) -> None:
+        os.kill(self.processes["pocketbase"].pid, signal.SIGSTOP)
+
+    def resume_pocketbase(self) -> None:
+        os.kill(self.processes["pocketbase"].pid, signal.SIGCONT)
 
     def served(self, pid: int) -> bool:
         """Whether worker `pid` has answered a request: prometheus-client's multiprocess mode writes a
@@ -346,6 +543,9 @@ class Scenario:
     allow_resets: bool = False
     timed: bool = True
     """The fault lasts `Settings.fault_s` (a killed worker is one instant)."""
+    min_fault_s: float = 0.0
+    """At least this long, whatever `Settings.fault_s`: a frozen PocketBase must outlast the engine's 5 s timeout
+    to be felt, and /readyz (2 s to say PocketBase does not answer) must be read in it after GRACE_S."""
 
 
 def _during(load: Load, start: float, end: float) -> list[tuple[float, int, bool, float]]:
@@ -364,6 +564,13 @@ def _refused(load: Load, start: float, end: float) -> tuple[bool, str]:
     refused = [a for a in answers if a[1] == 503]
     return (len(refused) > 0 and len(refused) == len(answers),
             f"{len(refused)} of {len(answers)} answers were 503 during the fault")
+
+
+def _felt(load: Load, start: float, end: float) -> tuple[bool, str]:
+    """Some order answered 503 between the fault's start and its last late answer."""
+    answers = [a for a in load.answers if start <= a[0] <= end]
+    refused = [a for a in answers if a[1] == 503]
+    return len(refused) > 0, f"{len(refused)} of {len(answers)} orders answered 503 by {end - start:.1f} s after"
 
 
 def _slowed(load: Load, start: float, end: float) -> tuple[bool, str]:
@@ -392,6 +599,53 @@ SCENARIOS = (
     Scenario("PocketBase +500 ms", "500 ms on every call", lambda s: s.pocketbase.latency(0.5),
              lambda s: s.pocketbase.heal(), None, DEPENDENCY_RECOVERY_S, _slowed),
 )
+
+LATE_S = 5.5
+"""Past the engine's PocketBase timeout (5 s): the write is stored, its answer never reaches the engine."""
+LATE_BOUND_S = DEPENDENCY_RECOVERY_S + LATE_S
+"""Writes sent before the fault cleared are still answered (503) up to LATE_S after it: their retries, and the
+drain, get that much longer."""
+REDIS_OOM = "-OOM command not allowed when used memory > 'maxmemory'."
+
+
+def _start_garbage(stack: ChaosStack) -> None:
+    stack.garbage = Garbage(stack.engine_port, stack.api_key, f"g{secrets.token_hex(3)}").start()
+
+
+def _stop_garbage(stack: ChaosStack) -> None:
+    if stack.garbage is not None:
+        stack.garbage.close()
+
+
+FAULTS = (
+    Scenario("PocketBase answers writes late", f"writes stored, answered {LATE_S:g} s late",
+             lambda s: s.pocketbase.reply_latency(LATE_S, "/api/batch"), lambda s: s.pocketbase.heal(), None,
+             LATE_BOUND_S, lambda load, start, end: _felt(load, start, end + LATE_S)),
+    Scenario("PocketBase frozen", "SIGSTOP, then SIGCONT", lambda s: s.freeze_pocketbase(),
+             lambda s: s.resume_pocketbase(), "pocketbase", LATE_BOUND_S,
+             lambda load, start, end: _felt(load, start, end + LATE_S), min_fault_s=8.0),
+    Scenario("Redis -ERR", "every command -ERR", lambda s: s.redis.error("-ERR injected by the chaos proxy"),
+             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served),
+    Scenario("Redis -OOM", "every command -OOM", lambda s: s.redis.error(REDIS_OOM), lambda s: s.redis.heal(),
+             "redis", DEPENDENCY_RECOVERY_S, _served),
+    Scenario("Redis replies cut", "each reply cut half-way", lambda s: s.redis.cut(), lambda s: s.redis.heal(),
+             "redis", DEPENDENCY_RECOVERY_S, _served),
+    Scenario("Redis 1 s late", "every reply 1 s late", lambda s: s.redis.reply_latency(1.0),
+             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served),
+    Scenario("PocketBase 200 not JSON", "a proxy's 200 HTML page",
+             lambda s: s.pocketbase.http(200, "text/html", "<html>maintenance</html>"), lambda s: s.pocketbase.heal(),
+             "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
+    Scenario("PocketBase HTML 404", "a proxy's HTML 404",
+             lambda s: s.pocketbase.http(404, "text/html", "<html><h1>404 Not Found</h1></html>"),
+             lambda s: s.pocketbase.heal(), "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
+    Scenario("PocketBase HTML 502", "a proxy's HTML 502",
+             lambda s: s.pocketbase.http(502, "text/html", "<html><h1>502 Bad Gateway</h1></html>"),
+             lambda s: s.pocketbase.heal(), "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
+    Scenario("order + non-HTTP bytes", "garbage after each order, one write", _start_garbage, _stop_garbage, None,
+             DEPENDENCY_RECOVERY_S, _served),
+)
+"""#23's faults."""
+ALL = SCENARIOS + FAULTS
 
 
 def _readyz_truth(samples: list[Sample], start: float, end: float, down: str | None,
@@ -426,15 +680,21 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
                  out: Any) -> Result:
     result = Result(scenario.name, scenario.fault, bound_s=scenario.bound_s)
     prefix = f"chaos{number}-{secrets.token_hex(3)}"
-    print(f"chaos: {scenario.name}: {scenario.fault}" + (f" for {settings.fault_s:g} s" if scenario.timed else ""),
+    fault_s = max(settings.fault_s, scenario.min_fault_s)
+    print(f"chaos: {scenario.name}: {scenario.fault}" + (f" for {fault_s:g} s" if scenario.timed else ""),
           file=out, flush=True)
-    with Readiness(stack.url) as readiness, Load(stack.url, api_key, prefix, settings) as load:
+    affiliate = f"{prefix}-affiliate"  # its own: its summary counts this scenario's orders only
+    httpx.put(f"{stack.url}/v1/affiliates/{affiliate}", headers={"Authorization": f"Bearer {stack.admin_key}"},
+              json={"name": scenario.name}, timeout=10).raise_for_status()
+    stack.garbage = None
+    with (Readiness(stack.url) as readiness, Load(stack.url, api_key, prefix, settings, affiliate) as load,
+          Summaries(stack.url, api_key, affiliate) as summaries):
         time.sleep(settings.warmup_s)
         start = time.monotonic()
         evidence = scenario.inject(stack)
         recovered: float | None
         if scenario.timed:
-            time.sleep(settings.fault_s)
+            time.sleep(fault_s)
             end = time.monotonic()
             scenario.clear(stack)
             recovered = _recovery(stack, api_key, prefix, end, scenario.bound_s)
@@ -446,11 +706,15 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
             result.recovery_s = None if recovered is None else recovered - start
         time.sleep(settings.after_s)
         load.finish(drain_s=scenario.bound_s)
-    stored = stack.stored_orders(prefix)
-    acks = load.acks
+        time.sleep(0.5)  # a last summary read after the last acknowledgement
+    garbage = stack.garbage
+    stored = {**stack.stored_orders(prefix), **(stack.stored_orders(garbage.prefix) if garbage is not None else {})}
+    acks: dict[str, tuple[str, float]] = {**load.acks, **(garbage.acks if garbage is not None else {})}
     result.acked = len(acks)
-    result.lost = sum(1 for key, (order, _) in acks.items() if order not in stored.get(key, []))
-    result.duplicated = sum(1 for ids in stored.values() if len(ids) > 1)
+    result.lost, result.duplicated = lost_and_duplicated(acks, stored)
+    stale = stale_summaries(summaries.reads, [at for _, at in load.acks.values()], load.paid, load.commission_cents)
+    wrong = load.wrong + summaries.wrong + (garbage.wrong if garbage is not None else [])
+    result.stale, result.wrong = len(stale), len(wrong)
     result.resets = len(load.resets)
     answers = _during(load, start, end)
     result.during = (f"{sum(1 for a in answers if a[1] < 300)} 2xx, {sum(1 for a in answers if a[1] == 503)} 503, "
@@ -466,6 +730,9 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
     result.checks = [
         ("no acknowledged order lost or duplicated", result.lost == 0 and result.duplicated == 0,
          f"{result.acked} acknowledged, {result.lost} lost, {result.duplicated} duplicated"),
+        ("no stale summary", not stale and any(r.code == 200 for r in summaries.reads),
+         f"{len(summaries.reads)} summary reads, {len(stale)} stale" + (f" (first: {stale[0]})" if stale else "")),
+        ("no wrong answer", not wrong, f"{len(wrong)} wrong" + (f" (first: {wrong[0]})" if wrong else "")),
         ("every failure a clean 503 problem+json", not load.unclean and (scenario.allow_resets or not load.resets),
          f"{len(load.unclean)} unclean answers{f' (first: {load.unclean[0]})' if load.unclean else ''}, "
          f"{len(load.resets)} connections reset" + (f" (retried with their keys; first: {load.resets[0][1]})"
@@ -517,9 +784,10 @@ def _recovery(stack: ChaosStack, api_key: str, prefix: str, cleared: float, boun
 
 
 def render(results: list[Result]) -> str:
-    header = ("scenario", "fault", "acked", "lost", "dup", "answers during the fault", "resets", "/readyz during",
-              "recovery (bound)", "result")
-    rows = [header] + [(r.name, r.fault, str(r.acked), str(r.lost), str(r.duplicated), r.during, str(r.resets),
+    header = ("scenario", "fault", "acked", "lost", "dup", "stale", "wrong", "answers during the fault", "resets",
+              "/readyz during", "recovery (bound)", "result")
+    rows = [header] + [(r.name, r.fault, str(r.acked), str(r.lost), str(r.duplicated), str(r.stale), str(r.wrong),
+                        r.during, str(r.resets),
                         r.readyz.split(";")[0],
                         ("-" if r.recovery_s is None else f"{r.recovery_s:.2f} s") + f" (<= {r.bound_s:g} s)",
                         "pass" if r.passed else "FAIL") for r in results]
@@ -539,6 +807,7 @@ def chaos_stack(workdir: Path) -> Generator[tuple[ChaosStack, str]]:
     stack = ChaosStack(workdir, [tenant])
     try:
         stack.start(attempts=1)
+        stack.admin_key, stack.api_key = admin_key, api_key
         admin = {"Authorization": f"Bearer {admin_key}"}
         httpx.put(f"{stack.url}/v1/products/MUG", headers=admin, timeout=10,
                   json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
@@ -552,7 +821,7 @@ def chaos_stack(workdir: Path) -> Generator[tuple[ChaosStack, str]]:
 
 
 def run_chaos(workdir: Path, settings: Settings, out: Any = sys.stdout,
-              scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Result]:
+              scenarios: tuple[Scenario, ...] = ALL) -> list[Result]:
     results: list[Result] = []
     with chaos_stack(workdir) as (stack, api_key):
         print(f"chaos: engine {stack.url} ({WORKERS} workers); PocketBase behind {stack.pocketbase.url_host}, Redis "

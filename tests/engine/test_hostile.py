@@ -269,7 +269,7 @@ def test_a_summary_is_cached_for_five_minutes(hostile: Hostile) -> None:
     async def ttl() -> int:
         redis = Redis(hostile.stack.env["REDIS_URL"], timeout_s=2)
         try:
-            seconds: int = await redis.execute("TTL", f"summary:acme:ana:{MONTH}")
+            seconds: int = await redis.execute("TTL", f"summary2:acme:ana:{MONTH}")
             return seconds
         finally:
             await redis.aclose()

@@ -16,11 +16,12 @@ onBootstrap((e) => {
   // fields by id (type + crc32(name), as PocketBase gave them when the engine created them over REST).
   e.app.importCollectionsByMarshaledJSON(JSON.stringify(schema.collections), false);
 
-  // A status change is two writes in one transaction of the batch API, which PocketBase ships disabled.
+  // A status change is up to three writes in one transaction of the batch API (the transition, the order, the
+  // affiliate's summary version), which PocketBase ships disabled.
   const settings = e.app.settings();
-  if (!settings.batch.enabled || settings.batch.maxRequests < 2) {
+  if (!settings.batch.enabled || settings.batch.maxRequests < 3) {
     settings.batch.enabled = true;
-    if (settings.batch.maxRequests < 2) {
+    if (settings.batch.maxRequests < 3) {
       settings.batch.maxRequests = 50;
     }
     e.app.save(settings);

@@ -1,16 +1,22 @@
 """`python -m engine serve|dev|smoke`.
 
 The engine does not migrate: PocketBase's image applies the engine's schema and account at its own start
-(engine/schema.py, components/pocketbase/pb_hooks/engine_schema.pb.js), and `serve` waits for them (#11.2).
+(engine/schema.py, components/pocketbase/pb_hooks/engine_schema.pb.js, #11.2).
+
+`serve` listens at once, whatever PocketBase does (#20.1): `/healthz` (liveness, and Cloud Run's startup
+probe, components/backends/cloudrun.py) answers 200 from the start; `/readyz` answers the 503 problem naming
+the dependency that does not serve and why (connection refused, no answer, the engine's account refused, a
+collection missing) until PocketBase serves the engine's schema, then 200, without a restart; requests that
+need PocketBase answer the documented 503 problem meanwhile. prod's standby engine points at a PocketBase
+stopped by design: it must start and wait, not exit. After POCKETBASE_START_WAIT_SECONDS of not ready it
+logs once what to check (api._watch_start).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,14 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         from engine.settings import Settings
 
         settings = Settings()  # pyright: ignore[reportCallIssue]
-        # PocketBase first, with the engine's collections: a new deployment may start the engine before
-        # PocketBase, which applies them as it starts.
-        if (code := asyncio.run(_wait_for_schema(settings, settings.pocketbase_start_wait_seconds))) != 0:
-            return code
         _clear_worker_metrics()
         print(_purge_notice(settings), file=sys.stderr, flush=True)
+        # engine/server.py: the requests read before bytes that are not HTTP are answered first (#23.5).
         uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=settings.web_concurrency, access_log=False, log_level="warning")
+                    workers=settings.web_concurrency, access_log=False, log_level="warning",
+                    http="engine.server:HttpProtocol")
         return 0
     if args.command == "smoke":
         from engine.smoke import main as smoke_main
@@ -56,37 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     from engine.dev import run_dev
 
     return run_dev(args.data)
-
-
-async def _wait_for_schema(settings: Settings, wait_s: float) -> int:
-    """Until PocketBase accepts the engine's account and has all its collections, for up to `wait_s`; then
-    what is missing, and 1. Reads records only: the engine holds no right to change the schema."""
-    from engine.adapters.pocketbase import PocketBase, PocketBaseError
-    from engine.schema import ACCOUNTS, missing
-
-    pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
-                            settings.pocketbase_password)
-    deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            try:
-                problem = ""
-                if absent := await missing(pocketbase):
-                    problem = f"PocketBase has no collection {', '.join(absent)}"
-            except PocketBaseError as err:
-                problem = str(err)
-            if not problem:
-                return 0
-            if time.monotonic() >= deadline:
-                print(f"serve: {problem} (POCKETBASE_URL={settings.pocketbase_url}, still so after {wait_s:.0f} s). "
-                      f"PocketBase's image applies the engine's collections and its account in {ACCOUNTS} at its "
-                      "start (pb_hooks/engine_schema.pb.js with engine_schema.json, from PB_ENGINE_EMAIL and "
-                      "PB_ENGINE_PASSWORD): is it that image, of this engine's version, given the password the "
-                      "engine has as POCKETBASE_PASSWORD?", file=sys.stderr)
-                return 1
-            await asyncio.sleep(1.0)
-    finally:
-        await pocketbase.close()
 
 
 def _purge_notice(settings: Settings) -> str:

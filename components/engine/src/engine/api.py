@@ -1,7 +1,6 @@
 """The HTTP API, versioned under /v1. Errors are RFC 9457 problem details."""
 
-
-
+import asyncio
 import hmac
 import json
 import logging
@@ -25,7 +24,7 @@ from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry, shard_documents
-from engine.schema import ACCOUNTS
+from engine.schema import ACCOUNTS, required
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
@@ -197,7 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
-                                settings.pocketbase_password, settings.pocketbase_timeout_seconds)
+                                settings.pocketbase_password, settings.pocketbase_timeout_seconds, required())
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
         purger = None
         if not settings.catalog_purge_missing:
@@ -206,7 +205,9 @@ def create_app(settings: Settings) -> FastAPI:
                                    delay_s=CATALOG_MEMORY_S + 1.0)
         app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
                                   purger)
+        watch = asyncio.create_task(_watch_start(pocketbase, settings))
         yield
+        watch.cancel()
         if purger is not None:
             await purger.close()
         await pocketbase.close()
@@ -283,9 +284,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks = {"pocketbase": await eng().pb.healthy(), "redis": await eng().cache.healthy()}
-        return JSONResponse({"ready": all(checks.values()), "checks": checks}, status_code=200 if all(checks.values())
-                            else 503)
+        """200 `{"ready": true, "checks": {...}}` when both dependencies serve; else the 503 problem naming each
+        one that does not and why (`reasons`), with the same `checks`. PocketBase serves once it accepts the
+        engine's account and holds its collections (PocketBase.schema_problem), then while `/api/health`
+        answers; Redis while it answers PING. `/healthz` (liveness, the startup probe) asks neither: an
+        engine whose PocketBase is stopped (prod's standby) starts and waits, ready on its own when it serves."""
+        pocketbase, redis = await asyncio.gather(eng().pb.unready(), eng().cache.unready())
+        reasons = {name: why for name, why in (("pocketbase", pocketbase), ("redis", redis)) if why is not None}
+        checks = {"pocketbase": pocketbase is None, "redis": redis is None}
+        if not reasons:
+            return JSONResponse({"ready": True, "checks": checks})
+        return problem(503, "Not ready", "; ".join(f"{name}: {why}" for name, why in reasons.items()), ready=False,
+                       checks=checks, reasons=reasons)
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -389,6 +399,25 @@ def create_app(settings: Settings) -> FastAPI:
 
     _tracing(app, settings)
     return app
+
+
+async def _watch_start(pocketbase: PocketBase, settings: Settings) -> None:
+    """From the start: check PocketBase's schema every second (so the engine turns ready on its own, #20.1)
+    and, if it is still not served after `pocketbase_start_wait_seconds`, say once what to look at. The engine
+    keeps serving (liveness, and 503s): a standby engine's PocketBase is stopped by design."""
+    logger = logging.getLogger("engine")
+    deadline = time.monotonic() + settings.pocketbase_start_wait_seconds
+    while (problem := await pocketbase.schema_problem()) is not None:
+        if time.monotonic() >= deadline:
+            logger.warning(
+                "not ready: %s (POCKETBASE_URL=%s, still so after %.0f s). PocketBase's image applies the engine's "
+                "collections and its account in %s at its start (pb_hooks/engine_schema.pb.js with "
+                "engine_schema.json, from PB_ENGINE_EMAIL and PB_ENGINE_PASSWORD): is it that image, of this "
+                "engine's version, given the password the engine has as POCKETBASE_PASSWORD? A standby's "
+                "PocketBase is stopped until failover: then this is expected.", problem, settings.pocketbase_url,
+                settings.pocketbase_start_wait_seconds, ACCOUNTS)
+            deadline = float("inf")
+        await asyncio.sleep(1.0)
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:

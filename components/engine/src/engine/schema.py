@@ -23,8 +23,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.adapters.pocketbase import PocketBase
-
 ACCOUNTS = "engine_accounts"
 """The auth collection holding the engine's one account."""
 RULE = f'@request.auth.collectionName = "{ACCOUNTS}"'
@@ -45,7 +43,10 @@ COLLECTIONS: list[dict[str, Any]] = [
     {"name": "products", "fields": [_text("tenant"), _text("sku"), _text("name"), _text("category", False),
                                     _number("price_cents"), {"name": "active", "type": "bool"}],
      "indexes": ["CREATE UNIQUE INDEX idx_products_tenant_sku ON products (tenant, sku)"]},
-    {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False)],
+    # summary_version: a token every write to the affiliate's orders sets in the same transaction (#23), which
+    # a cached summary must carry to be served (services.Engine.summary).
+    {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False),
+                                      _text("summary_version", False)],
      "indexes": ["CREATE UNIQUE INDEX idx_affiliates_tenant_id ON affiliates (tenant, affiliate_id)"]},
     {"name": "commission_rules", "fields": [_text("tenant"), _number("default_rate_bps"),
                                             {"name": "category_rates_bps", "type": "json"},
@@ -102,16 +103,10 @@ def render() -> str:
     return json.dumps(document(), indent=2) + "\n"
 
 
-async def missing(pocketbase: PocketBase) -> list[str]:
-    """The engine's collections PocketBase does not have, asked as the engine's account (its records, never
-    /api/collections). Raises PocketBaseError when PocketBase refuses the account or cannot answer."""
-    absent: list[str] = []
-    for collection in COLLECTIONS:
-        response = await pocketbase.request("schema", "GET", f"/api/collections/{collection['name']}/records",
-                                            params={"perPage": 1, "skipTotal": 1, "fields": "id"})
-        if response.status_code == 404:
-            absent.append(collection["name"])
-    return absent
+def required() -> tuple[str, ...]:
+    """The collections the engine serves from: until PocketBase has them all it is not ready (#20.1,
+    PocketBase.schema_problem), asked as the engine's account (their records, never /api/collections)."""
+    return tuple(str(collection["name"]) for collection in COLLECTIONS)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = 0.25
     pocketbase_timeout_seconds: float = 5.0
     pocketbase_start_wait_seconds: float = 45.0
-    """How long `serve` waits for PocketBase and the engine's schema in it while PocketBase starts (Cloud Run's
-    startup probe allows 60 s)."""
+    """How long the engine may find PocketBase not serving its schema before it logs what to check (it serves
+    meanwhile: liveness 200, /readyz 503 with the reason, #20.1)."""
     web_concurrency: int = 1
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "commission-engine"

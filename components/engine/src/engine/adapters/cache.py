@@ -30,10 +30,15 @@ class Cache:
         self._paused_until = time.monotonic() + self._pause_s
 
     async def healthy(self) -> bool:
+        return await self.unready() is None
+
+    async def unready(self) -> str | None:
+        """Why Redis does not serve now (for /readyz; its error never carries the URL), or None."""
         try:
-            return await self._redis.execute("PING") == "PONG"
-        except RedisError:
-            return False
+            answer = await self._redis.execute("PING")
+        except RedisError as err:
+            return f"Redis PING: {err}"
+        return None if answer == "PONG" else f"Redis PING answered {str(answer)[:40]!r}"
 
     async def set(self, cache: str, key: str, value: str, ttl_s: int) -> None:
         if not self._available():

@@ -4,6 +4,7 @@ and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, cast
 
@@ -50,13 +51,62 @@ class _Transport(httpx.AsyncHTTPTransport):
             raise httpx.ConnectError(f"the connection was reset as it opened ({err})", request=request) from err
 
 
+def pocketbase_error_body(response: httpx.Response) -> dict[str, Any] | None:
+    """PocketBase's own error document, or None when the answer is not one.
+
+    PocketBase answers every error as JSON `{"status": <code>, "message": "...", "data": {...}}`
+    (pocketbase/pocketbase, tools/router/error.go: `ApiError` with `json:"data"`, `json:"message"`,
+    `json:"status"`). Something in front of it (a load balancer, a proxy, a VM's port answered by another
+    program) answers HTML or plain text: that is not PocketBase's word on the record (#23.4).
+    """
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    fields = cast(dict[str, Any], body)
+    if fields.get("status") != response.status_code or not isinstance(fields.get("message"), str):
+        return None
+    return fields
+
+
+def _why(operation: str, err: httpx.HTTPError, timeout_s: float) -> str:
+    """A failed call in words an operator can act on (no URL, no credentials)."""
+    if isinstance(err, httpx.ConnectTimeout):
+        return f"PocketBase {operation}: no connection within {timeout_s:g} s (ConnectTimeout)"
+    if isinstance(err, httpx.ConnectError):
+        return f"PocketBase {operation}: connection refused or failed (ConnectError: {err})"
+    if isinstance(err, httpx.TimeoutException):
+        return f"PocketBase {operation}: no answer within {timeout_s:g} s ({type(err).__name__})"
+    return f"PocketBase {operation}: {type(err).__name__}"
+
+
 class PocketBase:
-    def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0) -> None:
-        """`accounts`: the auth collection the account is in."""
+    """The engine's PocketBase, which it serves from only once it holds the engine's collections.
+
+    Readiness (#20.1): the engine starts whatever PocketBase does (a standby engine's PocketBase is stopped
+    by design) and asks, at most once a `SCHEMA_RECHECK_S`, whether PocketBase accepts its account and has
+    all of `required` (the collections of engine/schema.py, which PocketBase's image applies at its start).
+    Until it has, every call raises PocketBaseError with the reason (the API's 503 problem) and `/readyz`
+    says it; once it has, that is remembered for the life of the process (the schema is never removed), and
+    readiness is PocketBase's own `/api/health`.
+    """
+
+    SCHEMA_RECHECK_S = 1.0
+
+    def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0,
+                 required: tuple[str, ...] = ()) -> None:
+        """`accounts`: the auth collection the account is in. `required`: the collections to wait for."""
         self._accounts, self._email, self._password = accounts, email, password
+        self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
+        self._required = required
+        self._schema_ok = not required
+        self._schema_problem: tuple[float, str] | None = None
+        self._schema_lock = asyncio.Lock()
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -67,9 +117,74 @@ class PocketBase:
         if response.status_code != 200:
             raise PocketBaseError(f"PocketBase refused the engine's account {self._email} in {self._accounts} "
                                   f"(HTTP {response.status_code})")
-        self._token = response.json()["token"]
+        token = self._json(response, "auth").get("token") if response.status_code == 200 else None
+        if not isinstance(token, str):
+            raise PocketBaseError("PocketBase auth: HTTP 200 without a token")
+        self._token = token
+
+    # -- readiness ---------------------------------------------------------------------------------
+
+    async def schema_problem(self) -> str | None:
+        """None once PocketBase accepts the engine's account and has every required collection; else why not.
+        Rechecked at most once a SCHEMA_RECHECK_S however many requests ask (one check, shared)."""
+        if self._schema_ok:
+            return None
+        async with self._schema_lock:
+            if self._schema_ok:
+                return None
+            if self._schema_problem is not None and time.monotonic() - self._schema_problem[0] < self.SCHEMA_RECHECK_S:
+                return self._schema_problem[1]
+            try:
+                absent = [name for name in self._required if await self._collection_absent(name)]
+                problem = (f"PocketBase has no collection {', '.join(absent)} (its image applies the engine's "
+                           "schema at its start)") if absent else None
+            except PocketBaseError as err:
+                problem = str(err)
+            if problem is None:
+                self._schema_ok, self._schema_problem = True, None
+            else:
+                self._schema_problem = (time.monotonic(), problem)
+            return problem
+
+    async def _collection_absent(self, name: str) -> bool:
+        response = await self._call("schema", "GET", f"/api/collections/{name}/records",
+                                    params={"perPage": 1, "skipTotal": 1, "fields": "id"})
+        if response.status_code == 404:
+            return True
+        self._json(response, "schema")
+        return False
+
+    async def unready(self) -> str | None:
+        """Why the engine cannot serve from PocketBase now (for /readyz), or None."""
+        if (problem := await self.schema_problem()) is not None:
+            return problem
+        wait_s = min(self._timeout_s, 2.0)
+        try:
+            async with asyncio.timeout(wait_s):  # a free connection included: calls may hold them all
+                response = await self._http.get("/api/health")
+        except TimeoutError:
+            return f"PocketBase health: no answer within {wait_s:g} s"
+        except httpx.HTTPError as err:
+            return _why("health", err, wait_s)
+        if response.status_code != 200:
+            return f"PocketBase health: HTTP {response.status_code}"
+        try:  # PocketBase's own answer, {"message": "API is healthy.", "code": 200, ...}, not a proxy's page
+            healthy: Any = response.json()
+        except ValueError:
+            return "PocketBase health: HTTP 200 with a body that is not JSON (something in front of it answered)"
+        if not isinstance(healthy, dict) or "message" not in healthy:
+            return "PocketBase health: HTTP 200 that is not PocketBase's answer"
+        return None
+
+    # -- calls -------------------------------------------------------------------------------------
 
     async def request(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call, once PocketBase holds the engine's schema (else PocketBaseError with the reason)."""
+        if not self._schema_ok and (problem := await self.schema_problem()) is not None:
+            raise PocketBaseError(problem)
+        return await self._call(operation, method, path, **kwargs)
+
+    async def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call, timed and counted.
 
         A write held up by SQLite's lock (B1) does not say so: PocketBase waits for the lock (a 10 s busy
@@ -77,26 +192,29 @@ class PocketBase:
         "database is locked" is only in its own log. Well before that this client gives up (its timeout).
         So a write that times out while PocketBase still answers its health check is counted as locked:
         PocketBase is up and reads go on (WAL), but writes wait for the one writer.
+
+        An error status is PocketBase's only if it comes with PocketBase's error document: an HTML 404 or
+        502 from something in front of it is that thing failing, PocketBaseError (503), never "not found"
+        or "refused" (#23.4).
         """
         start = time.perf_counter()
         metrics.POCKETBASE_IN_FLIGHT.inc()
         try:
-            if self._token is None:
-                await self._authenticate()
-            response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
-            # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
-            # and answers as to a guest; its image answers a guest 401 on records and batches
-            # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
-            # collection of an older schema, superuser-only. Both mean: authenticate again, once.
-            if response.status_code in (401, 403):
-                await self._authenticate()
-                response = await self._http.request(method, path, headers={"Authorization": self._token or ""},
-                                                    **kwargs)
-        except httpx.HTTPError as err:
+            # The timeout bounds the whole call (a free connection, the sign-in, the answer), not each of
+            # httpx's phases: with PocketBase frozen, calls queued for the pool waited 5 s, then 5 s more.
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._signed_in(method, path, **kwargs)
+        except (httpx.HTTPError, TimeoutError) as err:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
-            if method != "GET" and isinstance(err, httpx.ReadTimeout) and await self.healthy(timeout_s=1.0):
+            late = isinstance(err, httpx.ReadTimeout | TimeoutError)
+            if method != "GET" and late and await self.healthy(timeout_s=1.0):
                 metrics.POCKETBASE_LOCKS.labels(operation).inc()
-            raise PocketBaseError(f"PocketBase {operation}: {type(err).__name__}") from err
+            if isinstance(err, TimeoutError):
+                raise PocketBaseError(f"PocketBase {operation}: no answer within {self._timeout_s:g} s") from err
+            raise PocketBaseError(_why(operation, err, self._timeout_s)) from err
+        except PocketBaseError:
+            metrics.POCKETBASE_ERRORS.labels(operation).inc()
+            raise
         finally:
             metrics.POCKETBASE_IN_FLIGHT.dec()
             metrics.POCKETBASE_LATENCY.labels(operation).observe(time.perf_counter() - start)
@@ -105,13 +223,53 @@ class PocketBase:
         if response.status_code >= 500 or response.status_code in (401, 403):
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
+        if response.status_code >= 400 and pocketbase_error_body(response) is None:
+            metrics.POCKETBASE_ERRORS.labels(operation).inc()
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} that is not PocketBase's "
+                                  "error document (something in front of it answered)")
         return response
+
+    async def _signed_in(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._token is None:
+            await self._authenticate()
+        response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
+        # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
+        # and answers as to a guest; its image answers a guest 401 on records and batches
+        # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
+        # collection of an older schema, superuser-only. Both mean: authenticate again, once.
+        if response.status_code in (401, 403):
+            await self._authenticate()
+            response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response, operation: str) -> dict[str, Any]:
+        """The body as a JSON object; a body that is not one (a proxy's page, a cut answer) is PocketBase
+        failing, PocketBaseError (503), never a 500 (#23.3)."""
+        try:
+            body: Any = response.json()
+        except ValueError:
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} with a body that is not "
+                                  "JSON") from None
+        if not isinstance(body, dict):
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} with JSON that is not an "
+                                  "object")
+        return cast(dict[str, Any], body)
+
+    @classmethod
+    def _items(cls, response: httpx.Response, operation: str) -> list[dict[str, Any]]:
+        if response.status_code != 200:
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
+        items: Any = cls._json(response, operation).get("items")
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in cast(list[Any], items)):
+            raise PocketBaseError(f"PocketBase {operation}: a list without its items")
+        return cast(list[dict[str, Any]], items)
 
     async def healthy(self, timeout_s: float | None = None) -> bool:
         try:
-            timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
-            return (await self._http.get("/api/health", timeout=timeout)).status_code == 200
-        except httpx.HTTPError:
+            async with asyncio.timeout(timeout_s if timeout_s is not None else self._timeout_s):
+                return (await self._http.get("/api/health")).status_code == 200
+        except (httpx.HTTPError, TimeoutError):
             return False
 
     async def list(self, operation: str, collection: str, filter_: str, *, fields: str | None = None,
@@ -125,45 +283,60 @@ class PocketBase:
             if sort:
                 params["sort"] = sort
             response = await self.request(operation, "GET", f"/api/collections/{collection}/records", params=params)
-            batch = response.json()["items"]
+            batch = self._items(response, operation)
             items += batch
             if len(batch) < 500:
                 return items
             page += 1
 
-    async def first(self, operation: str, collection: str, filter_: str) -> dict[str, Any] | None:
-        response = await self.request(operation, "GET", f"/api/collections/{collection}/records",
-                                      params={"filter": filter_, "perPage": 1, "skipTotal": 1})
-        items = response.json()["items"]
+    async def first(self, operation: str, collection: str, filter_: str, *, fields: str | None = None
+                    ) -> dict[str, Any] | None:
+        params: dict[str, str | int] = {"filter": filter_, "perPage": 1, "skipTotal": 1}
+        if fields:
+            params["fields"] = fields
+        response = await self.request(operation, "GET", f"/api/collections/{collection}/records", params=params)
+        items = self._items(response, operation)
         return items[0] if items else None
 
     async def get(self, operation: str, collection: str, record_id: str) -> dict[str, Any] | None:
+        """The record, or None when PocketBase itself says it has none (its 404 document: `request` refuses
+        any other error status)."""
         response = await self.request(operation, "GET", f"/api/collections/{collection}/records/{record_id}")
-        return response.json() if response.status_code == 200 else None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
+        return self._json(response, operation)
 
     async def create(self, operation: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.request(operation, "POST", f"/api/collections/{collection}/records", json=body)
-        return self._written(response)
+        return self._written(response, operation)
 
     async def update(self, operation: str, collection: str, record_id: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.request(operation, "PATCH", f"/api/collections/{collection}/records/{record_id}",
                                       json=body)
-        return self._written(response)
+        return self._written(response, operation)
 
     async def batch(self, operation: str, requests: list[dict[str, Any]]) -> list[Any]:
         """Several writes in one transaction (PocketBase's batch API): all stored, or none. Their bodies."""
         response = await self.request(operation, "POST", "/api/batch", json={"requests": requests})
         if response.status_code != 200:
-            self._written(response)
-        return [result.get("body") for result in response.json()]
+            self._written(response, operation)
+        try:
+            results: Any = response.json()
+        except ValueError:
+            raise PocketBaseError(f"PocketBase {operation}: HTTP 200 with a body that is not JSON") from None
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in cast(list[Any], results)):
+            raise PocketBaseError(f"PocketBase {operation}: a batch answer that is not a list of results")
+        return [result.get("body") for result in cast(list[dict[str, Any]], results)]
 
-    @staticmethod
-    def _written(response: httpx.Response) -> dict[str, Any]:
+    @classmethod
+    def _written(cls, response: httpx.Response, operation: str = "write") -> dict[str, Any]:
         if response.status_code == 400:
-            data: Any = response.json().get("data", {})
+            data: Any = cls._json(response, operation).get("data", {})
             if _has_code(data, "validation_not_unique"):
                 raise NotUnique(str(data))
             raise PocketBaseError(f"PocketBase refused the write: {data}")
         if response.status_code not in (200, 201):
             raise PocketBaseError(f"PocketBase write: HTTP {response.status_code}")
-        return response.json()
+        return cls._json(response, operation)
