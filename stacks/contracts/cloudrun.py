@@ -92,13 +92,21 @@ def _fractional_gen1(resource: Planned, _: Context) -> Sequence[Problem]:
     return []
 
 
+def _valid_cpu(cpu: float) -> bool:
+    return 0.08 - 1e-9 <= cpu <= 1 or any(abs(cpu - whole) < 1e-9 for whole in WHOLE_CPUS)
+
+
 def _cpu_values(resource: Planned, _: Context) -> Sequence[Problem]:
+    """The instance (its containers added up, as "each instance is limited to" reads) and each container."""
+    problems: list[Problem] = []
     cpu = instance_cpu(resource.inputs)
-    if cpu is None:
-        return []
-    if cpu < 0.08 or cpu > 8 or (cpu > 1 and not any(abs(cpu - whole) < 1e-9 for whole in WHOLE_CPUS)):
-        return [f"{cpu:g} vCPU"]
-    return []
+    if cpu is not None and not _valid_cpu(cpu):
+        problems.append(f"{cpu:g} vCPU for the instance")
+    for container in _containers(resource.inputs):
+        own = cpu_quantity(get(container, "resources", "limits", "cpu"))
+        if own is not None and not _valid_cpu(own):
+            problems.append(f"{own:g} vCPU for container {container.get('name', '?')}")
+    return problems
 
 
 def _memory_per_cpu(resource: Planned, _: Context) -> Sequence[Problem]:
