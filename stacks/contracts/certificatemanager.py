@@ -36,8 +36,10 @@ def _domains_authorized(plan: Sequence[Planned], _: Context) -> Sequence[tuple[P
 
 RULES: tuple[Rule, ...] = (
     Rule("CM-DNSAUTH-001", "Certificate Manager", "each domain of a DNS-authorized managed certificate has a DNS "
-         "authorization for that domain", "https://cloud.google.com/certificate-manager/docs/dns-authorizations "
-         "(\"a DNS authorization ... covers the domain name and its wildcard\"; a certificate's "
-         "dnsAuthorizations \"Authorizations that will be used for performing domain authorization\", "
-         "pulumi-gcp 10.2.0 certificatemanager CertificateManaged)", check_plan=_domains_authorized),
+         "authorization for that domain", "https://cloud.google.com/certificate-manager/docs/reference/certificate-manager/rest/v1/"
+         "projects.locations.dnsAuthorizations (domain: \"A DnsAuthorization resource covers a single domain and "
+         "its wildcard, e.g. authorization for 'example.com' can be used to issue certificates for "
+         "'example.com' and '*.example.com'\"); https://cloud.google.com/certificate-manager/docs/"
+         "dns-authorizations (\"each DNS authorization covers only a single domain name\")",
+         check_plan=_domains_authorized),
 )

@@ -39,12 +39,13 @@ def _ranges_per_rule(resource: Planned, _: Context) -> Sequence[Problem]:
 _TYPES = frozenset({POLICY})
 RULES: tuple[Rule, ...] = (
     Rule("CA-PRIO-001", "Cloud Armor", "rule priorities are unique integers 0..2147483647 and the policy has its "
-         "default rule at 2147483647 matching '*'", "https://cloud.google.com/armor/docs/security-policy-overview "
-         "(\"Each security policy has a default rule ... priority 2147483647 ... matches all IP addresses\"); "
-         "pulumi-gcp 10.2.0 compute SecurityPolicyRule priority \"unique positive integer ... 0 is the highest "
-         "priority and 2147483647 is the lowest\"", _TYPES, _priorities),
+         "default rule at 2147483647 matching '*'",
+         "pulumi-gcp 10.2.0 compute/security_policy.py rules: \"There must always be a default rule (rule with "
+         "priority 2147483647 and match '*')\"; compute/_inputs.py priority: \"The priority must be a value "
+         "between 0 and 2147483647\"", _TYPES, _priorities),
     Rule("CA-IPS-001", "Cloud Armor", "a basic match condition lists at most 10 IP addresses or ranges",
-         "https://cloud.google.com/armor/quotas (\"IP addresses or IP address ranges per rule: 10\"); "
+         "https://cloud.google.com/armor/quotas (limits: \"Number of IP addresses or IP address ranges per "
+         "rule: 10\"); "
          "https://cloud.google.com/armor/docs/create-security-policy-rules (\"A basic match condition contains "
          "lists of IP addresses or lists of IP address ranges\")", _TYPES, _ranges_per_rule),
 )

@@ -62,7 +62,8 @@ RULES: tuple[Rule, ...] = (
          "https://cloud.google.com/container-optimized-os/docs/concepts/versioning (image families "
          "\"cos-stable\", \"cos-beta\", \"cos-dev\", \"cos-<milestone>-lts\")", _TYPES, _cos_image),
     Rule("GCE-META-001", "Compute Engine", "each metadata entry is at most 256 KB and all metadata at most "
-         "512 KB", "https://cloud.google.com/compute/docs/metadata/setting-custom-metadata#limitations "
-         "(\"Each metadata entry has a maximum size limit of 256 KB ... total size limit of 512 KB\")",
+         "512 KB", "https://cloud.google.com/compute/docs/reference/rest/v1/instances (Metadata.items.value: "
+         "\"their size must be less than or equal to 262144 bytes (256 KiB)\"; items: \"The total "
+         "size of all keys and values must be less than 512 KB\")",
          _TYPES, _metadata),
 )

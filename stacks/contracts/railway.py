@@ -29,9 +29,8 @@ def _replicas_limit(resource: Planned, _: Context) -> Sequence[Problem]:
 _TYPES = frozenset({SERVICE})
 RULES: tuple[Rule, ...] = (
     Rule("RW-VOL-001", "Railway", "a service with a volume runs exactly one replica",
-         "stacks/backends.py (\"Railway's ... rules that ... a service with a volume runs exactly one "
-         "replica\"); https://docs.railway.com/reference/volumes (a volume mounts into one service; Railway "
-         "does not give each replica its own disk)", _TYPES, _volume_one_replica),
+         "https://docs.railway.com/reference/volumes (Caveats: \"Replicas cannot be used with volumes\"); "
+         "stacks/backends.py (\"a service with a volume runs exactly one replica\")", _TYPES, _volume_one_replica),
     Rule("RW-REPLICA-001", "Railway", f"a service runs 1 to {_RAILWAY.max_instances_limit} replicas",
          "stacks/backends.py LIMITS['railway'].max_instances_limit (Railway's plan limits)", _TYPES,
          _replicas_limit),
