@@ -120,7 +120,10 @@ CASES: dict[str, tuple[Plan, list[Plan]]] = {
     "CR-CPU-004": ([ENGINE, SMALL], _each(_with(ENGINE, "template.containers.0.resources.limits.cpu", "2"),
                                      _with(SMALL, "template.containers.0.resources.limits.cpu", "50m"))),
     "CR-MEM-001": ([ENGINE, _with(SMALL, "template.containers.0.resources.limits.memory", "1Gi")], _each(_with(SMALL, "template.containers.0.resources.limits.memory", "2Gi"),
-                    _with(ENGINE, "template.containers.0.resources.limits.memory", "8Gi"))),
+                    _with(ENGINE, "template.containers.0.resources.limits.memory", "8Gi"),
+                    # 4 vCPU (3 + the 1 vCPU sidecar) with 1.5 GiB: the table says 4 vCPU need 2 to 16 GiB.
+                    _with(_with(ENGINE, "template.containers.0.resources.limits.cpu", "3"),
+                          "template.containers.0.resources.limits.memory", "1Gi"))),
     "CR-CONC-001": ([_with(ENGINE, "template.maxInstanceRequestConcurrency", 1000)], _each(_with(ENGINE, "template.maxInstanceRequestConcurrency", 1001))),
     "CR-SCALE-001": ([ENGINE], _each(_with(ENGINE, "template.scaling.minInstanceCount", 6))),
     "CR-PROBE-001": ([ENGINE, _with(ENGINE, "template.containers.0.startupProbe.failureThreshold", 80)], _each(_with(ENGINE, "template.containers.0.startupProbe.failureThreshold", 81))),

@@ -23,6 +23,8 @@ _PROBE_DOC = ("https://cloud.google.com/run/docs/reference/rest/v2/Container#Pro
 DEFAULT_CPU, DEFAULT_MEMORY_MIB, DEFAULT_CONCURRENCY = 1.0, 512.0, 80
 WHOLE_CPUS = (1, 2, 4, 6, 8)
 STARTUP_PROBE_MAX_S = 240
+MEMORY_FLOOR_MIB = ((4, 2048), (6, 4096), (8, 4096))
+"""(vCPU, least MiB): the docs' table, "4 vCPU: 2 to 16 GiB, 6 vCPU: 4 to 24 GiB, 8 vCPU: 4 to 32 GiB"."""
 
 
 def _containers(inputs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -117,8 +119,10 @@ def _memory_per_cpu(resource: Planned, _: Context) -> Sequence[Problem]:
     for above_mib, cpu_millis in ((512, 500), (1024, 1000), *CLOUDRUN_MEMORY_NEEDS_CPU):
         if memory > above_mib:
             needed = cpu_millis / 1000
-    if cpu + 1e-9 < needed or memory > 32768:
-        return [f"{memory:g} MiB with {cpu:g} vCPU (needs at least {needed:g} vCPU, at most 32 GiB)"]
+    least = max((mib for whole, mib in MEMORY_FLOOR_MIB if cpu >= whole), default=0)
+    if cpu + 1e-9 < needed or memory > 32768 or memory < least:
+        return [f"{memory:g} MiB with {cpu:g} vCPU (needs at least {needed:g} vCPU; at least {least} MiB for "
+                f"that CPU; at most 32 GiB)"]
     return []
 
 
@@ -216,10 +220,12 @@ RULES: tuple[Rule, ...] = (
          ' ("The minimum vCPU setting is 0.08 vCPU", "Values greater than 1 must be integer values", table '
          '1, 2, 4, 6, 8 vCPU, "The maximum amount of vCPU you can configure is 8 vCPU")', _TYPES, _cpu_values),
     Rule("CR-MEM-001", "Cloud Run", "memory needs CPU: above 512 MiB 0.5 vCPU, above 1 GiB 1, above 4 GiB 2, "
-         "above 8 GiB 4, above 16 GiB 6, above 24 GiB 8; at most 32 GiB", _MEMORY_DOC + ' ("More than 4 GiB: 2 '
+         "above 8 GiB 4, above 16 GiB 6, above 24 GiB 8; 4 vCPU need 2 GiB, 6 and 8 vCPU 4 GiB; at most 32 GiB",
+         _MEMORY_DOC + ' ("More than 4 GiB: 2 '
          '... More than 24 GiB: 8", "The maximum amount of memory you can configure is 32 GiB"); ' + _CPU_DOC +
          ' ("A minimum of 0.5 vCPU is needed to set a memory limit greater than 512MiB. A minimum of 1 vCPU is '
-         'needed to set a memory limit greater than 1GiB"); table stacks/backends.py CLOUDRUN_MEMORY_NEEDS_CPU',
+         'needed to set a memory limit greater than 1GiB"; table "4 vCPU: 2 to 16 GiB ... 8 vCPU: 4 to 32 GiB"); '
+         'stacks/backends.py CLOUDRUN_MEMORY_NEEDS_CPU',
          _TYPES, _memory_per_cpu),
     Rule("CR-CONC-001", "Cloud Run", "maximum concurrent requests per instance is 1 to 1000", _CONCURRENCY_DOC +
          ' ("By default each Cloud Run instance can receive up to 80 requests at the same time; you can '
@@ -240,8 +246,10 @@ RULES: tuple[Rule, ...] = (
          "always has a single ingress container ... and optionally one or more sidecar containers\"); "
          "https://cloud.google.com/run/docs/deploying#sidecars", _TYPES, _one_ingress),
     Rule("CR-LAUNCH-001", "Cloud Run", "fields of the google-beta schema need launchStage BETA",
-         "issue #20 finding 7 (scaling.cpu_utilization/concurrency_utilization come from the google-beta "
-         "schema, absent from the GA provider); pulumi-gcp 10.2.0 cloudrunv2/service.py launch_stage: \"Set "
-         "the launch stage to a preview stage on input to allow use of preview features in that stage\"",
+         "provider schema: template.scaling cpuUtilization/concurrencyUtilization are \"(Optional, Beta)\" "
+         "(Magic Modules' marker for google-beta-only fields) and registry.terraform.io documents them under "
+         "hashicorp/google-beta/.../google_cloud_run_v2_service#cpu_utilization only; pulumi-gcp 10.2.0 "
+         "cloudrunv2/service.py launch_stage: \"Set the launch stage to a preview stage on input to allow use of "
+         "preview features in that stage\"; issue #20 finding 7",
          _TYPES, _beta_fields),
 )
