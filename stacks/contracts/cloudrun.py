@@ -236,9 +236,10 @@ RULES: tuple[Rule, ...] = (
          _TYPES, _min_max),
     Rule("CR-PROBE-001", "Cloud Run", "a startup probe gives up within 240 s: failureThreshold x periodSeconds "
          "<= 240, periodSeconds and initialDelaySeconds <= 240", "https://cloud.google.com/run/docs/configuring/"
-         'healthchecks ("If a startup probe does not succeed within the specified time (failureThreshold * '
-         'periodSeconds), which cannot exceed 240 seconds"); ' + _PROBE_DOC + ' ("Maximum value for startup '
-         'probe is 240")', _TYPES, _startup_budget),
+         "jobs/healthchecks and .../workerpools/healthchecks (\"This time interval is calculated as "
+         "failureThreshold * periodSeconds and can't exceed 240 seconds\"; services share the v2 Probe "
+         "message); " + _PROBE_DOC + ' (initialDelaySeconds, periodSeconds: "Maximum value for startup probe is '
+         '240")', _TYPES, _startup_budget),
     Rule("CR-PROBE-002", "Cloud Run", "a probe's timeoutSeconds must not exceed its periodSeconds", _PROBE_DOC +
          ' (periodSeconds: "Must be greater or equal than timeoutSeconds")', _TYPES, _probe_timeout),
     Rule("CR-SIDECAR-001", "Cloud Run", "a multi-container instance has exactly one ingress container (the "
