@@ -51,6 +51,7 @@ RULES: tuple[Rule, ...] = (
          "... If read replicas are not enabled for a Standard Tier instance, the only valid value is 1 ... The "
          "valid value for basic tier is 0\")", _TYPES, _replicas),
     Rule("MS-SIZE-001", "Memorystore", "memorySizeGb is 1 to 300 GiB",
-         "https://cloud.google.com/memorystore/docs/redis/redis-tiers (capacity tiers M1 \"1-4 GB\" to M5 "
-         "\"more than 100 GB\", instances up to 300 GB)", _TYPES, _capacity),
+         "https://cloud.google.com/memorystore/docs/redis/redis-tiers (feature comparison: \"Max Redis primary "
+         "size | 300 GB | 300 GB | 300 GB\"); " + _SCHEMA + " (memory_size_gb, an integer: \"Redis memory size in "
+         "GiB\")", _TYPES, _capacity),
 )
