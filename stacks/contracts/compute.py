@@ -14,8 +14,10 @@ E2_CPUS = tuple(range(2, 33, 2))
 E2_MIB_PER_CPU = (512, 8192)
 METADATA_VALUE_MAX_BYTES = 256 * 1024
 METADATA_TOTAL_MAX_BYTES = 512 * 1024
-_COS_FAMILY = re.compile(r"^(?:(?:projects/)?cos-cloud/(?:global/images/)?(?:family/)?)"
-                         r"(cos-stable|cos-beta|cos-dev|cos-(?:arm64-)?(?:\d+-lts|stable|beta|dev))$")
+# A family (`cos-stable`, `cos-121-lts`, ...) or one image of a milestone build (`cos-81-12871-1160-0`,
+# `cos-stable-60-9592-90-0`), in any of the forms the provider resolves.
+_COS_IMAGE = re.compile(r"^(?:projects/)?cos-cloud/(?:global/images/)?(?:family/)?cos-(?:arm64-)?"
+                        r"(?:stable|beta|dev|\d+-lts|(?:(?:stable|beta|dev)-)?\d+-\d+-\d+-\d+)$")
 
 
 def _e2_custom(resource: Planned, _: Context) -> Sequence[Problem]:
@@ -34,7 +36,7 @@ def _cos_image(resource: Planned, _: Context) -> Sequence[Problem]:
     image = get(resource.inputs, "bootDisk", "initializeParams", "image")
     if not isinstance(image, str) or "cos-cloud" not in image:
         return []
-    return [] if _COS_FAMILY.match(image) else [f"image {image}"]
+    return [] if _COS_IMAGE.match(image) else [f"image {image}"]
 
 
 def _metadata(resource: Planned, _: Context) -> Sequence[Problem]:
@@ -58,9 +60,11 @@ RULES: tuple[Rule, ...] = (
          "makeRange(2, 33, 2), minMemPerCore 512, maxMemPerCore 8192; \"Must be an increment of 0.25 (256 MB)\")",
          _TYPES, _e2_custom),
     Rule("GCE-COS-001", "Compute Engine", "a cos-cloud boot image names a Container-Optimized OS image family "
-         "(cos-stable, cos-beta, cos-dev or cos-<milestone>-lts)",
-         "https://cloud.google.com/container-optimized-os/docs/concepts/versioning (image families "
-         "\"cos-stable\", \"cos-beta\", \"cos-dev\", \"cos-<milestone>-lts\")", _TYPES, _cos_image),
+         "(cos-stable, cos-beta, cos-dev, cos-<milestone>-lts) or a milestone build's image",
+         "https://cloud.google.com/container-optimized-os/docs/concepts/versioning (\"image cos-81-12871-1160-0 "
+         "has milestone 81 and build number 12871-1160-0\"; \"we use the image families feature to label and "
+         "identify our LTS releases\"); family form \"projects/cos-cloud/global/images/family/cos-stable\" "
+         "(Cloud Life Sciences VirtualMachine.bootImage)", _TYPES, _cos_image),
     Rule("GCE-META-001", "Compute Engine", "each metadata entry is at most 256 KB and all metadata at most "
          "512 KB", "https://cloud.google.com/compute/docs/reference/rest/v1/instances (Metadata.items.value: "
          "\"their size must be less than or equal to 262144 bytes (256 KiB)\"; items: \"The total "
