@@ -1,7 +1,8 @@
 """`python -m infra plan` (the offline plan of a stack) and `python -m infra compose` (docker-compose.yml).
 
-Exit codes: 0 clean, 1 a mandatory policy violation (or the pack failed), 2 invalid config or usage, or
-(with --diff-against) a change larger than the providers allow in one deploy (stacks/quotas.py)."""
+Exit codes: 0 clean, 1 a mandatory policy violation (or the pack failed), 2 invalid config or usage, a planned
+resource that breaks its service's contract (stacks/contracts), or (with --diff-against) a change larger than
+the providers allow in one deploy (stacks/quotas.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from infra.compose import render_compose
 from infra.config import ConfigError, RawConfig, load_model
 from infra.model import StackModel
 from infra.ops import adopt_zone, certificate, rollout
-from infra.plan import diff_plans, render_tree, run_program
+from infra.plan import contract_violations, diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
 
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     raw, model = loaded
     plan = run_program(model, raw, args.stack)
+    broken = contract_violations(plan, model)
+    if broken:
+        # A deploy of this plan would fail at the provider (or on first start): say so before the pack runs.
+        print(f"error: {len(broken)} planned resource(s) break their service's contract; a deploy would fail:\n"
+              + "\n".join(f"{config_file.name}: {violation.line()}" for violation in broken), file=sys.stderr)
+        return EXIT_INVALID
     try:
         # As the engine starts a pack: the stack's name and its config (PULUMI_STACK, PULUMI_CONFIG).
         report = run_policies(plan.analyzer_inputs(), policy_config(model.waivers), args.policy_pack,

@@ -28,6 +28,7 @@ from infra import program
 from infra.analyzer import AnalyzerInput
 from infra.config import RawConfig, load_model
 from infra.model import StackModel
+from stacks import contracts
 
 PROJECT = "platform"
 SECRET = "[secret]"
@@ -259,6 +260,12 @@ def run_program(model: StackModel, raw: RawConfig, stack: str,
             gc.enable()
     return Plan(stack=stack, config_file=raw.file, resources=tuple(monitor.planned),
                 outputs=monitor.stack_outputs)
+
+
+def contract_violations(plan: Plan, model: StackModel) -> list[contracts.Violation]:
+    """Every planned resource, derived ones included, against its service's documented rules
+    (stacks/contracts): what the provider would refuse, or what would fail on its first start."""
+    return contracts.check(plan.resources, contracts.Context(zone_plan=model.zone.plan))
 
 
 # ---------------------------------------------------------------------------------------------
