@@ -184,6 +184,7 @@ DOCKER_RULE = "Docker HEALTHCHECK, docs.docker.com/reference/dockerfile/#healthc
 # healthchecks is 300 seconds" (docs.railway.com/reference/healthchecks).
 RAILWAY_RULE = "Railway deploy healthcheck, docs.railway.com/reference/healthchecks"
 RAILWAY_HEALTHCHECK_TIMEOUT = 300.0
+RAILWAY_ATTEMPT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -299,8 +300,9 @@ def _railway(plan: Plan, resource: PlannedResource) -> Container:
     probes: tuple[Probe, ...] = ()
     if inputs.get("healthcheck_path"):
         timeout = float(inputs.get("healthcheck_timeout") or RAILWAY_HEALTHCHECK_TIMEOUT)
-        probes = (Probe("deploy", inputs["healthcheck_path"], (), port, 0.0, timeout, 1, timeout, (200, 201),
-                        RAILWAY_RULE),)
+        # Railway documents no timeout per request; each one here may take RAILWAY_ATTEMPT_TIMEOUT.
+        probes = (Probe("deploy", inputs["healthcheck_path"], (), port, 0.0, timeout, 1, RAILWAY_ATTEMPT_TIMEOUT,
+                        (200, 201), RAILWAY_RULE),)
     start = inputs.get("start_command")
     # Railway runs the start command in exec form in place of the image's ENTRYPOINT, split as a shell splits
     # words (docs.railway.com/deployments/start-command; components/backends/railway.py `start_command`).
@@ -656,10 +658,6 @@ class StackBoot:
             value = value.replace(CA_PLACEHOLDER, (self.tls() / "ca.crt").read_text().strip())
         return value
 
-    def local_port(self, container: Container, port: int | None) -> int:
-        """A probe's or a client's port in the container -> where that container listens here."""
-        return self.ports[container.key]
-
     def environment(self, container: Container) -> dict[str, str]:
         env = {k: self.env_value(container, k, v) for k, v in container.env.items()}
         if container.sidecar_of is not None:
@@ -809,9 +807,10 @@ class StackBoot:
                 container = running.container
                 probe = self.startup_probe(container)
                 allowed = min(probe.budget, self.cap_s)
+                passed = self.check(running, probe)
                 elapsed = time.monotonic() - running.started
                 failure = ""
-                if self.check(running, probe):
+                if passed:
                     results.append(BootResult(container, probe, elapsed, allowed))
                     self.started.add(container.key)
                 elif running.process.poll() is not None:
@@ -896,10 +895,8 @@ class StackBoot:
         return levels
 
     def close(self) -> None:
-        for running in self.running.values():
-            _stop(running.process)
-        for process in self.helpers:
-            _stop(process)
+        _stop_all([r.process for r in self.running.values()])
+        _stop_all(self.helpers)
         for hole in self.blackholes.values():
             hole.close()
 
@@ -1053,16 +1050,20 @@ def _wait(check: Any, timeout_s: float, what: str) -> None:
     raise BootFailure(f"{what} did not start within {timeout_s:g} s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """The process and every child it started (its own session): PocketBase under setpriv, uvicorn's workers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)  # children left behind by a parent that exited
+        os.killpg(process.pid, sig)
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
+    """Each process and every child it started (its own session: PocketBase under setpriv, uvicorn's workers),
+    all at once: SIGTERM, then SIGKILL to what is left after the grace period."""
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)  # children left behind too, even by a parent that exited
+        process.wait(timeout=5)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +92,27 @@ def test_the_budgets_follow_each_platforms_documented_rule(plans: dict[str, Plan
     assert not standby.running and "TERMINATED" in standby.why_stopped
 
 
+def test_secrets_reach_each_container_as_test_values_the_same_wherever_the_plan_shares_them(
+    plans: dict[str, Plan], tmp_path: Path,
+) -> None:
+    boot = StackBoot(plans["prod"], tmp_path)
+    try:
+        by_key = {c.key: c for c in boot.containers}
+        engine, database = by_key["prod engine/commission-engine"], by_key["prod database/pocketbase"]
+        engine_env, database_env = boot.environment(engine), boot.environment(database)
+    finally:
+        boot.close()
+
+    # The engine's account: one generated password, read by the engine and set up by PocketBase's hooks.
+    assert engine_env["POCKETBASE_PASSWORD"] == database_env["PB_ENGINE_PASSWORD"]
+    assert engine_env["POCKETBASE_PASSWORD"] != engine.env["POCKETBASE_PASSWORD"], "the plan's stand-in, not a test value"
+    # Memorystore's AUTH string and address inside the URL, its CA a real certificate the emulated instance serves.
+    assert engine_env["REDIS_URL"].startswith("rediss://:") and "@127.0.0.1:" in engine_env["REDIS_URL"]
+    assert engine_env["REDIS_CA_CERT"].startswith("-----BEGIN CERTIFICATE-----\nMII")
+    # The primary PocketBase's address (its VM's internal IP) is where the emulated one listens here.
+    assert engine_env["POCKETBASE_URL"] == f"http://127.0.0.1:{boot.ports[database.key]}"
+
+
 def test_what_cannot_run_here_says_why() -> None:
     reasons = {source: e.cannot_run for source, e in EMULATIONS.items() if e.cannot_run}
 
@@ -98,7 +120,7 @@ def test_what_cannot_run_here_says_why() -> None:
     assert {"grafana/grafana", "prometheuscommunity/stackdriver-exporter"} <= reasons.keys()
 
 
-def _readiness_failures(boot: StackBoot) -> list[str]:
+def _readiness_failures(boot: StackBoot, seen: list[str]) -> list[str]:
     """Each readiness endpoint against the truth: 200 when every dependency serves, else 503 naming those that
     do not. Then each dependency the plan leaves stopped is started (as a failover would) and the service must
     turn ready."""
@@ -111,6 +133,8 @@ def _readiness_failures(boot: StackBoot) -> list[str]:
         dependencies = boot.dependencies(container)
         down = [d for d in dependencies if not boot.serving(d)]
         status, body = boot.readiness(container)
+        seen.append(f"  {container.key}: {emulation.ready_path} {status} with {', '.join(down) or 'nothing'} down: "
+                    f"{body[:200]}")
         if not down and status != 200:
             failures.append(f"{container.key}: {emulation.ready_path} answered {status} while "
                             f"{', '.join(dependencies)} serve: {body[:300]}")
@@ -125,9 +149,11 @@ def _readiness_failures(boot: StackBoot) -> list[str]:
                 failures.append(f"{dependency} (started as a failover would): {failure}")
                 continue
         if down:
-            deadline = time.monotonic() + READY_WITHIN_S
-            while (status := boot.readiness(container)[0]) != 200 and time.monotonic() < deadline:
+            began = time.monotonic()
+            while (status := boot.readiness(container)[0]) != 200 and time.monotonic() < began + READY_WITHIN_S:
                 time.sleep(0.5)
+            seen.append(f"  {container.key}: {emulation.ready_path} {status} {time.monotonic() - began:.1f} s after "
+                        f"{', '.join(down)} served")
             if status != 200:
                 failures.append(f"{container.key}: not ready {READY_WITHIN_S:g} s after {', '.join(down)} served "
                                 f"(last answer {status}): {boot.readiness(container)[1][:300]}")
@@ -150,10 +176,11 @@ def test_every_runnable_service_starts_within_its_probe_budget_and_its_readiness
     with booted(plans[stack]) as (boot, results, failures):
         started = {r.container.key for r in results}
         failures += _liveness_failures(boot)
-        failures += _readiness_failures(boot)
+        seen: list[str] = []
+        failures += _readiness_failures(boot, seen)
         report = "\n".join(f"  {r.container.key}: {r.probe.kind} probe passed {r.elapsed:.1f} s after its start "
                            f"(budget {r.probe.budget:g} s, allowed here {r.allowed:g} s)" for r in results)
-        print(f"{stack}:\n{report}")
+        print(f"{stack}:\n{report}\nreadiness:\n" + "\n".join(seen))
 
     assert not failures, "\n\n".join(failures)
     assert started, f"{stack}: nothing started"
