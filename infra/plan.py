@@ -223,15 +223,16 @@ def _serialize(state: dict[str, Any]) -> Any:
 
 
 def run_plan(raw: RawConfig, stack: str,
-             declare: Callable[[StackModel], None] = program.declare) -> Plan:
+             declare: Callable[[StackModel], None] = program.declare, mocks: PlanMocks | None = None) -> Plan:
     """Validate the config (raising `ConfigError` before anything is declared), then run the program."""
-    return run_program(load_model(raw), raw, stack, declare)
+    return run_program(load_model(raw), raw, stack, declare, mocks)
 
 
 def run_program(model: StackModel, raw: RawConfig, stack: str,
-                declare: Callable[[StackModel], None] = program.declare) -> Plan:
-    """Run the program for an already validated model under the mock engine."""
-    monitor = PlanMonitor(PlanMocks())
+                declare: Callable[[StackModel], None] = program.declare, mocks: PlanMocks | None = None) -> Plan:
+    """Run the program for an already validated model under the mock engine; `mocks` answer what providers
+    compute (infra/boot.py answers what they compute at create, to boot the planned containers)."""
+    monitor = PlanMonitor(mocks or PlanMocks())
     # A loop of our own, set before the runtime is configured so every future it makes is bound to it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
