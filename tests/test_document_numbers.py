@@ -139,6 +139,12 @@ def test_every_stack_backs_up_daily_and_keeps_logs_90_days() -> None:
         assert dr.log_retention_days >= doc.LOG_RETENTION_DAYS, (name, doc.S5_QUOTE)
 
 
+def test_prods_plan_keeps_its_logs_90_days(prod: Plan) -> None:
+    buckets = [r for r in prod.resources if r.type == "gcp:logging/projectBucketConfig:ProjectBucketConfig"]
+
+    assert buckets and all(b.inputs["retentionDays"] >= doc.LOG_RETENTION_DAYS for b in buckets), doc.S5_QUOTE
+
+
 def test_prod_fails_over_within_the_rto_and_targets_the_rpo() -> None:
     dr = registry.PROFILES["prod"].disaster_recovery
 
@@ -252,3 +258,12 @@ def test_the_hand_written_expectations_do_not_come_from_the_code() -> None:
 
     assert "import" not in source.replace("from __future__ import annotations", "").replace(
         "from dataclasses import dataclass", "")
+
+
+def test_the_replica_lag_alert_fires_over_the_rpo(groups: dict[str, dict[str, Any]]) -> None:
+    """The restore test's measured lag (drtool) against issue #13's RPO: over it, the alert pages."""
+    alerts = [r for r in _rules(groups, "platform-alerts") if r["alert"] == "ReplicaLagAboveRpo"]
+    assert len(alerts) == 1
+    match = re.fullmatch(r"(sli:[a-z0-9_]+) > ([0-9.e+-]+)", alerts[0]["expr"])
+    assert match is not None and float(match.group(2)) == doc.RPO_S, (alerts[0]["expr"], doc.RPO_SOURCE)
+    assert "pocketbase_replica_lag_seconds" in _recorded(groups, match.group(1))
