@@ -34,6 +34,7 @@ from pulumi_policy import (
 from policies import waivers as waiver_rules
 from policies.rule import UNKNOWN, Finding, NotApplicable, Resource, Rule, Violation, as_list, as_map, as_violation
 from policies.rules import (
+    compute_vm,
     data_disaster_recovery,
     data_failover_standby,
     data_no_plaintext_secret_env,
@@ -41,6 +42,7 @@ from policies.rules import (
     data_pocketbase_private,
     data_pocketbase_single_volume,
     data_redis_private,
+    data_vm_backups,
     dns_web_records_proxied,
     env_stack_identity,
     iam_cloudflare_token_scope,
@@ -207,6 +209,25 @@ RULES: tuple[Rule, ...] = (
          "mandatory", "a bigger Redis, or one whose size cannot be read",
          resource_check=size_within_document.check_redis,
          config_defaults={"max_vcpus": 2, "max_memory_gib": 4}),
+    Rule("PLAT-VM-001", "A Compute Engine VM runs PocketBase, within 1-2 vCPU and 2-4 GiB",
+         "The container size rules do not see a VM; prod's PocketBase runs on one (C2: 1 vCPU + 2 GB, "
+         "2 + 4 at peaks).", "C2, A7", "medium", "mandatory",
+         "a VM whose service (by image or name) is not PocketBase; a machine type whose size the pack does not "
+         "know; fewer or more vCPUs or GiB than the bounds",
+         resource_check=compute_vm.check_size,
+         config_defaults={"min_vcpus": 1, "max_vcpus": 2, "min_memory_gib": 2, "max_memory_gib": 4}),
+    Rule("PLAT-VM-002", "PocketBase on a VM backs up daily, off the host outside integration",
+         "Daily snapshots bound the data lost in a disaster (C7); the VM's settings are its docker run's.",
+         "C7, S4", "high", "mandatory",
+         "a VM's docker run that cannot be read, a schedule less than daily, outside integration no S3 bucket "
+         "over HTTPS (the user-data is judged when known, at apply)",
+         resource_check=data_vm_backups.check),
+    Rule("PLAT-VM-003", "VMs have no external address and no firewall opens them to the internet",
+         "PocketBase's admin UI on a VM is reachable only inside the VPC.", "S3", "critical", "mandatory",
+         "an access config on a VM's interface, unknown interfaces; an ingress rule reaching a VM (by tag, "
+         "service account, or no target) whose sources are not private ranges, are unknown or are absent "
+         "(0.0.0.0/0)",
+         stack_check=compute_vm.check_exposure),
     Rule("PLAT-LOG-001", "Cloud Logging keeps logs at least 90 days",
          "Audit logs must be kept 90 days; Cloud Logging keeps 30 unless told.", "S5", "high", "mandatory",
          "Cloud Run without a _Default bucket config, or a bucket kept under 90 days",

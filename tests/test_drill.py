@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from infra.ops.drill import DrillSettings, run_drill
+from infra.ops.drill import DrillSettings, recovery_checks, run_drill
 
 
 def test_a_short_drill_loses_no_acknowledged_order() -> None:
@@ -25,3 +25,7 @@ def test_a_short_drill_loses_no_acknowledged_order() -> None:
 
     assert result.failed == 0, result.render()
     assert result.acknowledged > 0 and result.lost == 0 and result.rpo_s == 0
+    # The drill judges what it measured with the shared RPO, RTO and replication checks (tests/test_drill_checks.py
+    # feeds them figures over their targets): none of them may be left out of the drill.
+    judged = {name: ok for name, ok, _ in result.checks}
+    assert {name: ok for name, ok, _ in recovery_checks(result, settings)}.items() <= judged.items(), result.render()

@@ -13,6 +13,7 @@ import pytest
 
 from infra.analyzer import AnalyzerInput, PolicyPackError, PolicyPackProcess, run_policies
 from policies.pack import RULES
+from tests.test_policy_vm import BACKUPS, firewall, vm
 
 ZONE = "7c9e1f3a5b7d4c6e8f0a1b2c3d4e5f60"
 MANAGED, OWASP = "efb7b8c949ac4650a09736fc376e9aee", "4814384a9e5d4991b9815dcfc25d2f1f"
@@ -60,6 +61,8 @@ CLOUD_RUN, RAILWAY = "gcp:cloudrunv2/service:Service", "pulumi-python:dynamic/ra
 VERCEL_ENV = "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable"
 IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
 
+VM, FIREWALL_OK, FIREWALL_OPEN = vm(), firewall(["10.20.0.0/24"]), firewall(["0.0.0.0/0"])
+
 # rule -> (compliant resource, non-compliant resource, what the violation says)
 RESOURCE_CASES: dict[str, tuple[AnalyzerInput, AnalyzerInput, str]] = {
     "PLAT-IAM-005": (_resource(VERCEL_ENV, "env", {"key": "REVALIDATE_TOKEN", "sensitive": True}),
@@ -98,6 +101,13 @@ RESOURCE_CASES: dict[str, tuple[AnalyzerInput, AnalyzerInput, str]] = {
     "PLAT-SIZE-002": (_resource(RAILWAY, "cache", _railway("redis", vcpus=1, memory_gb=1)),
                       _resource(RAILWAY, "cache", _railway("redis", vcpus=4, memory_gb=1)),
                       "4 vCPU; expected at most 2"),
+    # Compute Engine VMs (tests/test_policy_vm.py has every boundary): C2's peak and 0.25 GiB over it.
+    "PLAT-VM-001": (_resource(VM["type"], VM["name"], vm(machine_type="e2-custom-2-4096")["props"]),
+                    _resource(VM["type"], VM["name"], vm(machine_type="e2-custom-2-4352")["props"]),
+                    "4.25 GiB of memory; expected 2 to 4"),
+    "PLAT-VM-002": (_resource(VM["type"], VM["name"], VM["props"]),
+                    _resource(VM["type"], VM["name"], vm(env={**BACKUPS, "PB_BACKUP_CRON": "0 3 * * 0"})["props"]),
+                    "backup schedule '0 3 * * 0' is not at least daily"),
 }
 
 PROXIED = _resource(DNS, "shop", {"zoneId": ZONE, "type": "CNAME", "name": "shop.acme.com", "proxied": True})
@@ -147,6 +157,11 @@ STANDBY = [
 ]
 
 STACK_CASES: dict[str, tuple[list[AnalyzerInput], list[AnalyzerInput], str]] = {
+    "PLAT-VM-003": ([_resource(VM["type"], VM["name"], VM["props"]),
+                     _resource(FIREWALL_OK["type"], FIREWALL_OK["name"], FIREWALL_OK["props"])],
+                    [_resource(VM["type"], VM["name"], VM["props"]),
+                     _resource(FIREWALL_OPEN["type"], FIREWALL_OPEN["name"], FIREWALL_OPEN["props"])],
+                    "admits ['0.0.0.0/0'] to the VMs ['pocketbase-prod']"),
     "PLAT-DATA-006": ([PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "US-EAST1")],
                       [PB_VM, _dr_bucket("backups", "SOUTHAMERICA-EAST1"), _dr_bucket("replica", "SOUTHAMERICA-EAST1")],
                       "the primary's region"),
