@@ -192,8 +192,11 @@ def test_the_docker_backend_runs_collector_tempo_exporters_prometheus_and_grafan
     datasources = yaml.safe_load(grafana["/etc/grafana/provisioning/datasources/prometheus.yml"])["datasources"]
     assert {(d["type"], d["uid"], d["url"]) for d in datasources} == {("prometheus", "prometheus", "http://prometheus:9090"),
                                                                       ("tempo", "tempo", "http://tempo:3200")}
-    assert {f"/var/lib/grafana/dashboards/{n}.json" for n in ("overview", "routes", "tenants")} <= set(grafana)
-    assert json.loads(grafana["/var/lib/grafana/dashboards/overview.json"])["uid"] == "platform-integration-overview"
+    # The dashboards go through Grafana's API, as on the cloud stacks (tests/test_obs_grafana_paths.py): none is a file.
+    assert not [name for name in grafana if name.endswith(".json")]
+    dashboards = {json.loads(str(r.inputs["configJson"]))["uid"] for r in plan.resources
+                  if r.type == "grafana:oss/dashboard:Dashboard"}
+    assert dashboards == {f"platform-integration-{n}" for n in ("overview", "routes", "tenants")}
 
 
 def test_cloud_stacks_use_the_grafana_named_in_config_and_run_no_self_hosted_stack(

@@ -39,6 +39,31 @@ class AlertingArgs:
     prometheus_datasource_uid: str
     emails: tuple[str, ...]
     slack_webhook_url: pulumi.Input[str]
+    file_provisioned_dashboards: frozenset[str] = frozenset()
+    """UIDs this Grafana already loads from provisioning files (the self-hosted one's
+    `provisioned_dashboard_uids`): the API cannot save those, so none may be declared here too."""
+
+
+class DashboardPathConflict(ValueError):
+    """One dashboard UID given two owners: a provisioning file and a `grafana:oss/Dashboard`."""
+
+
+def api_dashboards(environment: str, file_provisioned: frozenset[str]) -> dict[str, str]:
+    """The dashboards created through the API, by name, as JSON; refused for a UID a file provisions.
+
+    Grafana answers such a save with 400 "Cannot save provisioned dashboard": `BuildSaveDashboardCommand`
+    returns `dashboards.ErrDashboardCannotSaveProvisionedDashboard` when `GetProvisionedDashboardDataByDashboardID`
+    finds the dashboard (grafana/grafana pkg/services/dashboards/service/dashboard_service.go; the error is
+    `DashboardErr{Reason: "Cannot save provisioned dashboard", StatusCode: 400}` in
+    pkg/services/dashboards/errors.go). `overwrite` does not lift it."""
+    rendered = {name: render(name, environment) for name in DASHBOARDS}
+    both = sorted(uid for uid in (json.loads(text)["uid"] for text in rendered.values()) if uid in file_provisioned)
+    if both:
+        raise DashboardPathConflict(
+            f"dashboards {both} are provisioned from files and declared as grafana:oss/Dashboard: Grafana answers "
+            "400 \"Cannot save provisioned dashboard\" (dashboards.ErrDashboardCannotSaveProvisionedDashboard); "
+            "expected one path per dashboard: the API")
+    return rendered
 
 
 def _query(datasource_uid: str, expr: str) -> str:
@@ -99,8 +124,8 @@ class Alerting(pulumi.ComponentResource):
             })
         grafana.alerting.RuleGroup(f"{name}-rules", name="platform-slos", folder_uid=folder.uid, interval_seconds=60,
                                    rules=rules, opts=child)
-        for dashboard in DASHBOARDS:
+        for dashboard, config_json in api_dashboards(env, args.file_provisioned_dashboards).items():
             grafana.oss.Dashboard(f"{name}-dashboard-{dashboard}", folder=folder.uid, overwrite=True,
-                                  config_json=render(dashboard, env), opts=child)
+                                  config_json=config_json, opts=child)
         self.register_outputs({})
 
