@@ -171,7 +171,7 @@ def declare(model: StackModel) -> None:
     # Where each signal comes from on this stack's backends, and the rules it deploys (thresholds, one
     # absence alert per scrape job, its cost against its budget).
     telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
-                                         model.gcp.region if model.gcp else None)
+                                         model.gcp.region if model.gcp else None, restore_tested=replica is not None)
     slo_spec = telemetry.spec
     # The engine purges a tenant's catalog from the edge after each product write (C5).
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),

@@ -30,6 +30,19 @@ from components.observability.spec import ObservabilitySpec, minutes
 NO_DATA_STATE = "NoData"
 EXEC_ERR_STATE = "Error"
 ABSENCE_NO_DATA_STATE = "Alerting"
+COVERED_NO_DATA_STATE = "OK"
+"""Only for a rule whose absence another rule pages (`no_data_covered_by`): the DR rules read pushes a day
+apart, and a new stack has none for its first hours; `NoData` would page them as `DatasourceNoData` at once,
+before the first push is due, while the absence alert waits its `for` and then pages."""
+
+
+def no_data_state(alert: str, spec: ObservabilitySpec) -> str:
+    """How a rule reads a query that returns nothing: absence alerts (and the ones covering another rule's
+    absence) as Alerting, a covered rule as OK, every other as NoData, which Grafana notifies."""
+    covered_by = {a.name: a.no_data_covered_by for a in spec.alerts if a.no_data_covered_by is not None}
+    if alert.startswith(ABSENCE_PREFIX) or alert in covered_by.values():
+        return ABSENCE_NO_DATA_STATE
+    return COVERED_NO_DATA_STATE if alert in covered_by else NO_DATA_STATE
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,7 @@ class Alerting(pulumi.ComponentResource):
                 "for_": f"{minutes(alert.for_)}m",
                 "labels": {**alert.labels, "environment": env},
                 "annotations": alert.annotations,
-                "no_data_state": ABSENCE_NO_DATA_STATE if alert.name.startswith(ABSENCE_PREFIX) else NO_DATA_STATE,
+                "no_data_state": no_data_state(alert.name, args.spec),
                 "exec_err_state": EXEC_ERR_STATE,
                 "datas": [
                     {"ref_id": "A", "datasource_uid": args.prometheus_datasource_uid,
