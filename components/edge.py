@@ -277,6 +277,8 @@ class Edge(pulumi.ComponentResource):
     fallback_origin: cloudflare.CustomHostnameFallbackOrigin | None
     api_hostname: str
     saas_cname_target: str
+    records: dict[str, cloudflare.DnsRecord]
+    """The record of each host of `api_records`, by host name: what a client of that host waits for."""
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:edge:Edge", name, None, opts)
@@ -329,10 +331,12 @@ class Edge(pulumi.ComponentResource):
 
     def _platform_hosts(self, child: pulumi.ResourceOptions) -> None:
         # Proxied: the WAF and rate limits only see traffic that goes through Cloudflare (S2).
+        self.records = {}
         for record in self._args.api_records:
-            cloudflare.DnsRecord(f"{self._name}-{record.key}", zone_id=self._args.zone_id, name=record.name,
-                                 type=record.type, content=record.content, proxied=record.proxied, ttl=1,
-                                 comment="Commission Engine API", opts=child)
+            self.records[record.name] = cloudflare.DnsRecord(
+                f"{self._name}-{record.key}", zone_id=self._args.zone_id, name=record.name,
+                type=record.type, content=record.content, proxied=record.proxied, ttl=1,
+                comment="Commission Engine API", opts=child)
         self.fallback_origin = None
         if self._args.custom_domains_enabled:
             record = cloudflare.DnsRecord(

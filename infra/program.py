@@ -211,7 +211,7 @@ def declare(model: StackModel) -> None:
     # Where each signal comes from on this stack's backends, and the rules it deploys (thresholds, one
     # absence alert per scrape job, its cost against its budget).
     telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
-                                         model.gcp.region if model.gcp else None)
+                                         model.gcp.region if model.gcp else None, restore_tested=replica is not None)
     slo_spec = telemetry.spec
     # The engine purges a tenant's catalog from the edge after each product write (C5).
     extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
@@ -226,6 +226,8 @@ def declare(model: StackModel) -> None:
     purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,
                                       edge_settings.token_permissions)
     alerting_opts: pulumi.ResourceOptions | None = None
+    provisioned_dashboards: frozenset[str] = frozenset()
+    self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None
     api_records: list[DnsEntry] = []
     if engine_size.backend == "docker":
         # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
@@ -239,13 +241,8 @@ def declare(model: StackModel) -> None:
         tunnel = OriginTunnel("tunnel", TunnelArgs(
             account_id=zone.account_id, environment=env, targets=targets, size=small,
             routes={api_hostname(zone.name): "http://commission-engine:8000", grafana_host: "http://grafana:3000"}))
+        self_hosted = (observability, tunnel, grafana_host)
         api_records += tunnel.dns
-        # The stack's own Grafana, not `grafana:url`: the alerting resources go where the rules' data is.
-        grafana_provider = grafana.Provider(
-            "grafana-selfhosted", url=f"https://{grafana_host}",
-            auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
-            opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready]))
-        alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
     # Each secret goes only where it is read: the engine purges the edge; it never revalidates Vercel.
     extra_secret_env: dict[str, pulumi.Input[str]] = {"CATALOG_PURGE_TOKEN": purge_token,
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
@@ -311,6 +308,18 @@ def declare(model: StackModel) -> None:
             log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 
     edge = Edge("edge", edge_args(model, api_records, origin_auth, storefront.edge_key))
+    if self_hosted is not None:
+        # The stack's own Grafana, not `grafana:url`: the alerting resources go where the rules' data is. Its
+        # provider calls https://grafana.<zone>, so it waits for Grafana, the tunnel's route and connector, and the
+        # zone's record of that host (declared by the edge): before the record, the name does not resolve.
+        observability, tunnel, grafana_host = self_hosted
+        grafana_provider = grafana.Provider(
+            "grafana-selfhosted", url=f"https://{grafana_host}",
+            auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
+            opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready,
+                                                    edge.records[grafana_host]]))
+        alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
+        provisioned_dashboards = observability.provisioned_dashboard_uids
 
     tenants: dict[str, object] = {}
     tenant_keys: dict[str, object] = {}
@@ -339,6 +348,7 @@ def declare(model: StackModel) -> None:
         prometheus_datasource_uid=model.alerts.prometheus_datasource_uid,
         emails=model.alerts.emails,
         slack_webhook_url=model.alerts.slack_webhook_url.output(),
+        file_provisioned_dashboards=provisioned_dashboards,
     ), opts=alerting_opts)
 
     pulumi.export("environment", env)

@@ -21,11 +21,12 @@ def rules_file(stack: str) -> str:
 def stack_plan(stack: str, base: ObservabilitySpec | None = None) -> TelemetryPlan:
     """What the committed stack file of `stack` deploys (from another spec than slos.yaml with `base`)."""
     from infra.config import load_model
+    from infra.ops.replica import storage_of
     from infra.stackfile import read_stack_file
 
     model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack))
     return plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
-                model.gcp.region if model.gcp else None, base)
+                model.gcp.region if model.gcp else None, base, restore_tested=storage_of(model) is not None)
 
 
 if __name__ == "__main__":

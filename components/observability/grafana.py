@@ -30,6 +30,19 @@ from components.observability.spec import ObservabilitySpec, minutes
 NO_DATA_STATE = "NoData"
 EXEC_ERR_STATE = "Error"
 ABSENCE_NO_DATA_STATE = "Alerting"
+COVERED_NO_DATA_STATE = "OK"
+"""Only for a rule whose absence another rule pages (`no_data_covered_by`): the DR rules read pushes a day
+apart, and a new stack has none for its first hours; `NoData` would page them as `DatasourceNoData` at once,
+before the first push is due, while the absence alert waits its `for` and then pages."""
+
+
+def no_data_state(alert: str, spec: ObservabilitySpec) -> str:
+    """How a rule reads a query that returns nothing: absence alerts (and the ones covering another rule's
+    absence) as Alerting, a covered rule as OK, every other as NoData, which Grafana notifies."""
+    covered_by = {a.name: a.no_data_covered_by for a in spec.alerts if a.no_data_covered_by is not None}
+    if alert.startswith(ABSENCE_PREFIX) or alert in covered_by.values():
+        return ABSENCE_NO_DATA_STATE
+    return COVERED_NO_DATA_STATE if alert in covered_by else NO_DATA_STATE
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,31 @@ class AlertingArgs:
     prometheus_datasource_uid: str
     emails: tuple[str, ...]
     slack_webhook_url: pulumi.Input[str]
+    file_provisioned_dashboards: frozenset[str] = frozenset()
+    """UIDs this Grafana already loads from provisioning files (the self-hosted one's
+    `provisioned_dashboard_uids`): the API cannot save those, so none may be declared here too."""
+
+
+class DashboardPathConflict(ValueError):
+    """One dashboard UID given two owners: a provisioning file and a `grafana:oss/Dashboard`."""
+
+
+def api_dashboards(environment: str, file_provisioned: frozenset[str]) -> dict[str, str]:
+    """The dashboards created through the API, by name, as JSON; refused for a UID a file provisions.
+
+    Grafana answers such a save with 400 "Cannot save provisioned dashboard": `BuildSaveDashboardCommand`
+    returns `dashboards.ErrDashboardCannotSaveProvisionedDashboard` when `GetProvisionedDashboardDataByDashboardID`
+    finds the dashboard (grafana/grafana pkg/services/dashboards/service/dashboard_service.go; the error is
+    `DashboardErr{Reason: "Cannot save provisioned dashboard", StatusCode: 400}` in
+    pkg/services/dashboards/errors.go). `overwrite` does not lift it."""
+    rendered = {name: render(name, environment) for name in DASHBOARDS}
+    both = sorted(uid for uid in (json.loads(text)["uid"] for text in rendered.values()) if uid in file_provisioned)
+    if both:
+        raise DashboardPathConflict(
+            f"dashboards {both} are provisioned from files and declared as grafana:oss/Dashboard: Grafana answers "
+            "400 \"Cannot save provisioned dashboard\" (dashboards.ErrDashboardCannotSaveProvisionedDashboard); "
+            "expected one path per dashboard: the API")
+    return rendered
 
 
 def _query(datasource_uid: str, expr: str) -> str:
@@ -87,7 +125,7 @@ class Alerting(pulumi.ComponentResource):
                 "for_": f"{minutes(alert.for_)}m",
                 "labels": {**alert.labels, "environment": env},
                 "annotations": alert.annotations,
-                "no_data_state": ABSENCE_NO_DATA_STATE if alert.name.startswith(ABSENCE_PREFIX) else NO_DATA_STATE,
+                "no_data_state": no_data_state(alert.name, args.spec),
                 "exec_err_state": EXEC_ERR_STATE,
                 "datas": [
                     {"ref_id": "A", "datasource_uid": args.prometheus_datasource_uid,
@@ -99,8 +137,8 @@ class Alerting(pulumi.ComponentResource):
             })
         grafana.alerting.RuleGroup(f"{name}-rules", name="platform-slos", folder_uid=folder.uid, interval_seconds=60,
                                    rules=rules, opts=child)
-        for dashboard in DASHBOARDS:
+        for dashboard, config_json in api_dashboards(env, args.file_provisioned_dashboards).items():
             grafana.oss.Dashboard(f"{name}-dashboard-{dashboard}", folder=folder.uid, overwrite=True,
-                                  config_json=render(dashboard, env), opts=child)
+                                  config_json=config_json, opts=child)
         self.register_outputs({})
 

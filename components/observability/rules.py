@@ -8,6 +8,7 @@ fires. Burn-rate alerts follow the SRE workbook's multiwindow, multi-burn-rate t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,20 @@ RULES_FILE = "prometheus-rules.yml"
 WINDOW = "{window}"
 
 
+ABSENT_OVER_TIME = re.compile(r"absent_over_time\((?P<metric>[a-zA-Z_:][a-zA-Z0-9_:]*)\[")
+
+
+def absent_metric(alert: AlertSpec) -> str | None:
+    """The metric an alert on a pushed series' absence watches (`absent_over_time(METRIC[...])`), if it is one."""
+    match = ABSENT_OVER_TIME.search(alert.expr)
+    return match.group("metric") if match else None
+
+
 def _alert_rule(alert: AlertSpec) -> dict[str, Any]:
-    # An absence alert reads `up` itself, not its recorded SLI: Prometheus evaluates rule groups in no set
-    # order, and a recorded series one evaluation late would delay the alert that tells of missing data.
-    absence = alert.name.startswith(ABSENCE_PREFIX)
+    # An absence alert reads `up` (or the absent metric) itself, not its recorded SLI: Prometheus evaluates rule
+    # groups in no set order, and a recorded series one evaluation late would delay the alert that tells of
+    # missing data; its SLI is never without a value, so its tests feed the raw series, not `sli:*`.
+    absence = alert.name.startswith(ABSENCE_PREFIX) or absent_metric(alert) is not None
     expr = f"({alert.expr}) > {alert.above:g}" if absence else f"sli:{alert.sli} > {alert.above:g}"
     return {
         "alert": alert.name,
@@ -164,11 +175,31 @@ def _absence_tests(alert: AlertSpec) -> list[dict[str, Any]]:
     ]
 
 
+def _absent_metric_tests(alert: AlertSpec, metric: str) -> list[dict[str, Any]]:
+    """An alert on a pushed metric's absence, tested from the metric: none at all, then one arriving."""
+    rule = _alert_rule(alert)
+    hold = minutes(alert.for_)
+    steps = hold + 10
+    return [
+        {"name": f"{alert.name} fires once nothing of {metric} arrives for {alert.for_}", "interval": "1m",
+         "input_series": [], "alert_rule_test": [
+             {"eval_time": f"{hold - 1}m", "alertname": alert.name, "exp_alerts": []},
+             {"eval_time": f"{hold}m", "alertname": alert.name, "exp_alerts": _expected(rule)}]},
+        {"name": f"{alert.name} stays silent while {metric} arrives", "interval": "1m",
+         "input_series": [{"series": metric, "values": f"1x{steps}"}],
+         "alert_rule_test": [{"eval_time": f"{steps}m", "alertname": alert.name, "exp_alerts": []}]},
+    ]
+
+
 def rule_tests(spec: ObservabilitySpec, rules_file: str = RULES_FILE) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for alert in spec.alerts:
         if alert.name.startswith(ABSENCE_PREFIX):
             tests += _absence_tests(alert)
+            continue
+        metric = absent_metric(alert)
+        if metric is not None:
+            tests += _absent_metric_tests(alert, metric)
             continue
         rule = _alert_rule(alert)
         hold = minutes(alert.for_)

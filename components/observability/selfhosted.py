@@ -2,13 +2,21 @@
 receiving OTLP, Tempo keeping the traces it forwards, cAdvisor for container CPU and memory, a Redis
 exporter, Prometheus scraping the engine, the exporters and the collector with the stack's rules loaded
 (the same scrape jobs as the cloud stacks' agents: components/observability/agent.py), and Grafana with
-its Prometheus and Tempo data sources and the dashboards provisioned. Every file is generated here.
+its Prometheus and Tempo data sources provisioned from files. Every file is generated here.
+
+The dashboards are not provisioned from files: the stack creates them through Grafana's API
+(components/observability/grafana.py), as staging and prod do. Grafana refuses to save through the API a
+dashboard a file provisions (`dashboards.ErrDashboardCannotSaveProvisionedDashboard`, "Cannot save provisioned
+dashboard", 400: grafana/grafana pkg/services/dashboards/service/dashboard_service.go, errors.go), so one UID has
+one path; `provisioned_dashboard_uids` tells `Alerting` which UIDs the files own, and it refuses to create them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_random as random
@@ -18,7 +26,6 @@ from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
 from components.observability.agent import ScrapeJob, scrape_config
 from components.observability.cloud import redis_exporter_spec
-from components.observability.dashboards import DASHBOARDS, render
 from components.observability.rules import dump, rule_groups
 from components.observability.spec import ObservabilitySpec
 from stacks.profile import ServiceProfile
@@ -78,20 +85,34 @@ def prometheus_config(jobs: list[ScrapeJob]) -> str:
     })
 
 
+DASHBOARD_PROVIDERS_DIR = "/etc/grafana/provisioning/dashboards/"
+"""Where Grafana reads its dashboard providers ("adding one or more YAML config files in the
+provisioning/dashboards directory", grafana.com/docs/grafana/latest/administration/provisioning)."""
+
+
 def grafana_files(environment: str) -> dict[str, str]:
-    files = {
+    """Grafana's data sources, provisioned; no dashboard provider (the dashboards go through the API)."""
+    del environment  # the same data sources in every environment; kept for the callers' one signature
+    return {
         "/etc/grafana/provisioning/datasources/prometheus.yml": _yaml({"apiVersion": 1, "datasources": [{
             "name": "Prometheus", "type": "prometheus", "uid": DATASOURCE_UID, "access": "proxy",
             "url": "http://prometheus:9090", "isDefault": True}, {
             "name": "Tempo", "type": "tempo", "uid": TRACES_DATASOURCE_UID, "access": "proxy",
             "url": "http://tempo:3200"}]}),
-        "/etc/grafana/provisioning/dashboards/platform.yml": _yaml({"apiVersion": 1, "providers": [{
-            "name": "platform", "folder": "Platform", "type": "file", "disableDeletion": True,
-            "options": {"path": "/var/lib/grafana/dashboards"}}]}),
     }
-    for name in DASHBOARDS:
-        files[f"/var/lib/grafana/dashboards/{name}.json"] = render(name, environment)
-    return files
+
+
+def provisioned_dashboard_uids(files: dict[str, str]) -> frozenset[str]:
+    """The UIDs of the dashboards Grafana would load from `files`: each JSON file under the path
+    (`options.path`) of a file dashboard provider in the provisioning directory."""
+    paths: list[str] = []
+    for name, content in files.items():
+        if name.startswith(DASHBOARD_PROVIDERS_DIR):
+            document: dict[str, Any] = yaml.safe_load(content) or {}
+            providers: list[dict[str, Any]] = document.get("providers") or []
+            paths += [str(p["options"]["path"]).rstrip("/") + "/" for p in providers if p.get("type", "file") == "file"]
+    return frozenset(str(json.loads(content)["uid"]) for name, content in files.items()
+                     if name.endswith(".json") and any(name.startswith(p) for p in paths))
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,8 @@ class SelfHostedObservability(pulumi.ComponentResource):
     otlp_endpoint: str
     grafana: Endpoint
     grafana_admin_password: pulumi.Output[str]
+    provisioned_dashboard_uids: frozenset[str]
+    """Dashboards Grafana loads from files: none today; the API must not create these (`Alerting`)."""
 
     def __init__(self, name: str, args: SelfHostedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:observability:SelfHosted", name, None, opts)
@@ -142,13 +165,15 @@ class SelfHostedObservability(pulumi.ComponentResource):
             files={"/etc/prometheus/prometheus.yml": prometheus_config(args.jobs),
                    "/etc/prometheus/rules.yml": dump(rule_groups(args.spec))}), args.targets, self)
         public = dataclasses.replace(args.size, public=True)
+        files = grafana_files(args.environment)
+        self.provisioned_dashboard_uids = provisioned_dashboard_uids(files)
         self.grafana = deploy(f"{name}-grafana", ContainerSpec(
             name="grafana", image=GRAFANA_IMAGE, port=3000, size=public,
             env={"GF_AUTH_ANONYMOUS_ENABLED": "false", "GF_USERS_ALLOW_SIGN_UP": "false",
                  "GF_SERVER_ROOT_URL": args.grafana_url},
             secret_env={"GF_SECURITY_ADMIN_PASSWORD": admin.result},
             healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health"],
-            files=grafana_files(args.environment)), args.targets, self)
+            files=files), args.targets, self)
         self.grafana_admin_password = pulumi.Output.secret(admin.result)
         self.otlp_endpoint = f"http://otel-collector:{OTLP_HTTP_PORT}"
         self.register_outputs({})

@@ -40,6 +40,9 @@ class AlertSpec(_Spec):
     severity: Literal["page", "ticket", "info"]
     labels: dict[str, str] = {}
     runbook: Annotated[str, Field(min_length=20)]
+    no_data_covered_by: Annotated[str, Field(pattern=NAME)] | None = None
+    """The alert that pages when this one's series are absent (an absence alert, never without data itself):
+    Grafana may then read this rule's no data as OK instead of paging it (components/observability/grafana.py)."""
 
 
 class ObservabilitySpec(_Spec):
@@ -89,7 +92,17 @@ def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"{path.name}: names used twice: {sorted(duplicates)}")
+    uncovered = uncovered_no_data(spec)
+    if uncovered:
+        raise ValueError(f"{path.name}: no_data_covered_by names no alert of the spec: {uncovered}")
     return spec
+
+
+def uncovered_no_data(spec: ObservabilitySpec) -> list[str]:
+    """Alerts whose `no_data_covered_by` names an alert the spec does not hold (a stack that drops one drops both)."""
+    names = {a.name for a in spec.alerts}
+    return [f"{a.name} -> {a.no_data_covered_by}" for a in spec.alerts
+            if a.no_data_covered_by is not None and a.no_data_covered_by not in names]
 
 
 def minutes(duration: str) -> int:

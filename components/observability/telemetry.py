@@ -118,10 +118,24 @@ def layout(services: Mapping[ServiceName, ServiceProfile], railway_service_names
 COST_ALERT = "ComputeCostAboveBudget"
 
 
+RESTORE_TEST_EXPORTER = "pocketbase_restore_test"
+
+
+def restore_test_alerts(spec: ObservabilitySpec) -> set[str]:
+    """The alerts that read what PocketBase's restore test pushes (`exporters.pocketbase_restore_test`)."""
+    metrics = spec.exporters.get(RESTORE_TEST_EXPORTER, [])
+    return {a.name for a in spec.alerts if any(m in a.expr for m in metrics)}
+
+
 def stack_spec(base: ObservabilitySpec, overrides: Iterable[tuple[str, float | None, str | None]],
-               jobs: Iterable[ScrapeJob], billing: cost.Billing, monthly_budget_usd: float | None) -> ObservabilitySpec:
+               jobs: Iterable[ScrapeJob], billing: cost.Billing, monthly_budget_usd: float | None,
+               restore_tested: bool = True) -> ObservabilitySpec:
     """The spec a stack deploys: its thresholds, an absence alert per scrape job, its cost expression (none
-    where nothing is billed per use: the docker backend's host)."""
+    where nothing is billed per use: the docker backend's host), and the DR alerts only where a restore test
+    runs (a stack that replicates PocketBase): elsewhere their data never comes, and they would page forever."""
+    if not restore_tested:
+        dropped = restore_test_alerts(base)
+        base = base.model_copy(update={"alerts": [a for a in base.alerts if a.name not in dropped]})
     spec = with_overrides(base, overrides)
     spec = with_alerts(spec, [rules.absence_alert(job) for job in jobs])
     per_hour = cost.cost_usd_per_hour(billing)

@@ -3,7 +3,9 @@ verification. Standard library only: the image runs it with its own python3, and
 it, so the restore command, the scheduled restore test, the standby and the drill verify alike.
 
     python3 drtool.py restore-if-empty --dir PB_DATA   a new volume: the latest replica, verified
-    python3 drtool.py replicate --dir PB_DATA -- CMD   Litestream replicating data.db around CMD
+    python3 drtool.py replicate --dir PB_DATA -- CMD   Litestream replicating data.db around CMD, and the
+                                                       restore test every PB_RESTORE_TEST_INTERVAL_SECONDS
+                                                       (its clock in PB_DATA/.restore-test.json)
     python3 drtool.py restore-test                     the scheduled restore test (A5), metrics pushed
 
 The replica is read from LITESTREAM_BUCKET, LITESTREAM_PATH, LITESTREAM_ENDPOINT, LITESTREAM_REGION
@@ -41,6 +43,15 @@ replica lag) to within this, even when no order was written for hours."""
 SYNC_INTERVAL = "1s"
 """Litestream ships the WAL this often (its default): the RPO when the whole host is lost. When only
 PocketBase dies, Litestream ships what the WAL holds as it shuts down (RPO 0, bench/README.md)."""
+SCHEDULE_FILE = ".restore-test.json"
+"""When the scheduled restore test last ran and whether it verified a restore, on the data volume beside the
+database: a restart (a deploy, a VM reboot) reads it back instead of starting the interval again."""
+START_DELAY_SECONDS = 600.0
+"""After a start, an overdue restore test waits this long (PB_RESTORE_TEST_START_DELAY_SECONDS): PocketBase
+is serving and Litestream has shipped its snapshot by then. The DR alerts give a new stack 2 h for its
+first push (components/observability/slos.yaml, RestoreTestNotReporting)."""
+RETRY_SECONDS = 3600.0
+"""A failed restore test is tried again this soon (or at the interval, if shorter), not a whole day later."""
 
 
 @dataclass(frozen=True)
@@ -275,20 +286,65 @@ def replicate(data_dir: Path, command: Sequence[str], env: Mapping[str, str], ho
     threading.Thread(target=_stamp, args=(data_dir / DB_NAME, stop), daemon=True).start()
     interval = float(env.get("PB_RESTORE_TEST_INTERVAL_SECONDS") or 0)
     if interval > 0:
-        threading.Thread(target=_scheduled_restore_tests, args=(interval, env, home, stop), daemon=True).start()
+        schedule = RestoreSchedule(data_dir / SCHEDULE_FILE, interval,
+                                   float(env.get("PB_RESTORE_TEST_START_DELAY_SECONDS") or START_DELAY_SECONDS))
+        threading.Thread(target=_scheduled_restore_tests, args=(schedule, env, home, stop), daemon=True).start()
     code = process.wait()
     stop.set()
     return code
 
 
-def _scheduled_restore_tests(interval: float, env: Mapping[str, str], home: Path, stop: threading.Event) -> None:
+@dataclass(frozen=True)
+class RestoreSchedule:
+    """The restore test's clock, kept in a file on the data volume so that no restart resets it: before,
+    each start waited a whole interval, so PocketBase deployed more often than daily was never tested."""
+
+    path: Path
+    interval: float
+    start_delay: float = START_DELAY_SECONDS
+
+    def last(self) -> tuple[float, bool] | None:
+        """When the last run started and whether it verified a restore; None: never (or unreadable)."""
+        try:
+            state = json.loads(self.path.read_text())
+            return float(state["last_run_at"]), bool(state["ok"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def due(self, now: float, starting: bool) -> float:
+        """The next run: an interval after the last success, `RETRY_SECONDS` after a failure, at once if never
+        run; and, right after a start (`starting`), no earlier than the start delay."""
+        last = self.last()
+        due = now if last is None else self.after(*last)
+        return max(due, now + self.start_delay) if starting else due
+
+    def after(self, started: float, ok: bool) -> float:
+        return started + (self.interval if ok else min(self.interval, RETRY_SECONDS))
+
+    def record(self, started: float, ok: bool) -> None:
+        """Written whole, then renamed over the old file: a crash leaves the old state or the new one."""
+        scratch = self.path.with_name(self.path.name + ".tmp")
+        scratch.write_text(json.dumps({"last_run_at": started, "ok": ok}))
+        scratch.replace(self.path)
+
+
+def _scheduled_restore_tests(schedule: RestoreSchedule, env: Mapping[str, str], home: Path,
+                             stop: threading.Event) -> None:
     """The scheduled restore test (A5), beside the primary: it reads the replica from the bucket, as a
     restore after a disaster would, into a scratch directory and a scratch PocketBase on loopback."""
-    while not stop.wait(interval):
+    due = schedule.due(time.time(), starting=True)
+    while not stop.wait(max(0.0, due - time.time())):
+        started = time.time()
         try:
-            restore_test(env, home)
+            ok = restore_test(env, home) == 0
         except Exception as exc:
             print(f"drtool: restore test failed: {exc}", file=sys.stderr, flush=True)
+            ok = False
+        try:
+            schedule.record(started, ok)
+        except OSError as exc:  # a full volume: the next start may test again sooner, nothing worse
+            print(f"drtool: restore test schedule not saved: {exc}", file=sys.stderr, flush=True)
+        due = schedule.after(started, ok)  # from memory: an unwritable file must not make it loop
 
 
 def _quote(word: str) -> str:
