@@ -248,3 +248,20 @@ def test_removing_a_gate_fails_a_test_of_this_module(gate: str, monkeypatch: pyt
             except (AssertionError, KeyError, TypeError, StopIteration):
                 failed.append(name)
     assert failed, f"no test fails without {gate}"
+
+
+def test_the_preview_runs_only_stacks_whose_providers_it_can_reach_read_only() -> None:
+    """`pulumi preview` configures every provider of the stack. A stack whose Docker host is reached over
+    SSH (integration, #20 item 10) makes the kreuzwerker provider connect at configure time, with the
+    deploy key: a key to the Docker daemon is root on that host, never a read-only credential, so the
+    preview job must not hold it, and such a stack cannot be previewed. The offline plan job covers it."""
+    root = WORKFLOWS.parent.parent
+    previewed = PR["jobs"]["preview"]["strategy"]["matrix"]["stack"]
+    preview_text = _text(PR["jobs"]["preview"])
+    for stack in previewed:
+        config = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()).get("config", {})
+        host = str(config.get("docker:host", ""))
+        assert not host.startswith("ssh://") or "DOCKER_SSH_KEY" in preview_text, (
+            f"the preview previews {stack}, whose docker:host {host} needs an SSH key the preview does not hold")
+    assert "DOCKER_SSH_KEY" not in preview_text, "the preview holds a key to a Docker host (root on it)"
+    assert set(PR["jobs"]["plan"]["strategy"]["matrix"]["stack"]) == {"integration", "staging", "prod"}
