@@ -292,10 +292,19 @@ class Edge(pulumi.ComponentResource):
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
                            args.api_origin_ssl, args.origin_auth_secret, args.storefront_key)
+        # `name` ignores changes: the provider replaces a ruleset whose name changes (`RequiresReplace` on
+        # `name` in terraform-provider-cloudflare internal/services/ruleset/schema.go, v5), and an entry point
+        # adopted from the dashboard (infra/ops/adopt_zone.py) is named "default": replacing it would POST a
+        # second entry point for the phase, which Cloudflare refuses. Pulumi uses the state's value for an
+        # ignored property when it decides between update and replace, and the program's when there is no
+        # state, so created rulesets are still named here ("Ignored properties will still be used from the
+        # program when there is no previous value in the state, most importantly when creating the resource":
+        # https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/). Rules are still updated in place.
+        ruleset_opts = pulumi.ResourceOptions(parent=self, ignore_changes=["name"])
         for phase, phase_rules in rules.items():
             suffix, title = RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
-                               rules=phase_rules, opts=child)
+                               rules=phase_rules, opts=ruleset_opts)
         self._platform_hosts(child)
 
         self.register_outputs({"api_hostname": self.api_hostname,

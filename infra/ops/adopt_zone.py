@@ -147,6 +147,16 @@ def edge_urn(stack: str) -> str:
     return f"urn:pulumi:{stack}::{PROJECT}::{component_type}::{component_name}"
 
 
+def import_command(output: Path, stack: str) -> str:
+    """The `pulumi import` to run. `--protect=false`: the CLI protects what it imports by default ("The resources
+    are protected from deletion by default ... you can pass --protect=false",
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_import/), and the engine refuses to replace or delete a
+    protected resource; the program does not protect its rulesets, so none is left protected behind its back.
+    (The program also ignores changes to a ruleset's `name`, the one property an adopted entry point keeps:
+    components/edge.py.)"""
+    return f"pulumi import --file {output} --stack {stack} --protect=false --generate-code=false"
+
+
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
     adopt = commands.add_parser("adopt-zone", help="write the `pulumi import` file adopting the zone's existing "
                                                    "phase entry points (before a first deploy into an existing zone)")
@@ -207,6 +217,6 @@ def main(args: argparse.Namespace) -> int:
     for entry in found:
         print(f"adopt {entry.phase}: ruleset {entry.ruleset_id} ({len(entry.rules)} rules, replaced by the "
               f"program's at the next `pulumi up`)")
-    print(f"wrote {output} (then: pulumi import --file {output} --stack {args.stack} --generate-code=false) and the "
-          f"rules it replaces to {backup}")
+    print(f"wrote {output} (then: {import_command(output, args.stack)}) and the rules it replaces, header secrets "
+          f"redacted, to {backup}")
     return EXIT_OK
