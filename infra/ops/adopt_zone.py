@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -126,6 +127,33 @@ def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str],
     return found, others
 
 
+REDACTED = "[redacted]"
+HEADER_LITERAL = re.compile(
+    r'(http\.request\.headers(?:\.values)?(?:\[[^\]]*\])+\)?\s*(?:eq|==|ne|!=|contains|matches|~|wildcard|'
+    r'strict wildcard)\s*)(r?)("(?:[^"\\]|\\.)*")', re.IGNORECASE)
+"""A header field compared with a string literal, in the Rules language
+(https://developers.cloudflare.com/ruleset-engine/rules-language/operators/): the literal is what a client must
+send, e.g. the storefront key in `any(http.request.headers["x-storefront-key"][*] eq "...")`."""
+
+
+def redacted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules as saved for review, without the secrets a zone holding the platform's rules carries: each
+    header a rule sets keeps its operation but not its static `value` (the `X-Origin-Auth` secret), and each
+    literal a header is compared with becomes `"[redacted]"` (the storefront key)."""
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        copy = cast(dict[str, Any], json.loads(json.dumps(rule)))
+        if isinstance(copy.get("expression"), str):
+            copy["expression"] = HEADER_LITERAL.sub(lambda m: f'{m.group(1)}"{REDACTED}"', copy["expression"])
+        parameters = copy.get("action_parameters")
+        headers = cast(dict[str, Any], parameters).get("headers") if isinstance(parameters, dict) else None
+        for header in cast(dict[str, Any], headers).values() if isinstance(headers, dict) else ():
+            if isinstance(header, dict) and "value" in header:
+                header["value"] = REDACTED
+        out.append(copy)
+    return out
+
+
 def import_document(zone_id: str, entry_points: list[EntryPoint], edge_urn: str | None = None) -> dict[str, Any]:
     """Pulumi's bulk import file: each entry point as a child of the edge component. On a first deploy the
     file creates the component, empty (`component: true`); into a deployed stack (`edge_urn`) it names the
@@ -212,8 +240,8 @@ def main(args: argparse.Namespace) -> int:
     document = import_document(model.zone.zone_id, found, edge_urn(args.stack) if args.stack_deployed else None)
     output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     backup = output.with_suffix(".rules.json")
-    backup.write_text(json.dumps({e.phase: {"id": e.ruleset_id, "name": e.name, "rules": e.rules} for e in found},
-                                 indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    backup.write_text(json.dumps({e.phase: {"id": e.ruleset_id, "name": e.name, "rules": redacted_rules(e.rules)}
+                                  for e in found}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for entry in found:
         print(f"adopt {entry.phase}: ruleset {entry.ruleset_id} ({len(entry.rules)} rules, replaced by the "
               f"program's at the next `pulumi up`)")
