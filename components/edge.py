@@ -209,8 +209,21 @@ def storefront_ssr_rules(api_host: str, key: pulumi.Input[str]) -> list[cloudfla
     ("Skip phases ... http_ratelimit": https://developers.cloudflare.com/waf/custom-rules/skip/options/;
     custom rules run before rate limiting: https://developers.cloudflare.com/ruleset-engine/reference/phases-list/).
     A missing, empty or wrong value matches nothing, so a header anyone can set exempts nobody; the WAF still
-    runs on these calls. Shoppers stay limited per client IP where their address is seen: the storefront
-    hosts' rule, before Vercel, bounds what SSR can ask of the API."""
+    runs on these calls.
+
+    What bounds SSR then: shoppers stay limited per client IP where Cloudflare sees their address, i.e. on
+    storefront traffic that comes through this zone (`<tenant>.<zone>`, proxied). That bound does NOT hold for a
+    tenant's own domain answered by Vercel directly: such a request never passes this zone's rate limits, and
+    Vercel's Standard Protection "protects all domains except Production Custom Domains"
+    (https://vercel.com/docs/deployment-protection), so SSR reached that way asks the API uncounted. Closing the
+    Vercel side (only Cloudflare reaching the storefront's production domains) is tracked by the security issue,
+    #22 item 5.
+
+    Rotating the key: the new value reaches the edge rule at the next `up`, but Vercel "Changes to environment
+    variables are not applied to previous deployments, they only apply to new deployments. You must redeploy your
+    project" (https://vercel.com/docs/environment-variables/managing-environment-variables). So after a rotation
+    redeploy the storefront (production); until then it still sends the old key, matches nothing here, and its
+    SSR calls are counted per client IP again (the shared egress addresses, so it can be blocked under load)."""
     prefix = f'http.host eq {json.dumps(api_host)} and any(http.request.headers["{STOREFRONT_KEY_HEADER}"][*] eq "'
     expression = prefix + key + '")' if isinstance(key, str) else pulumi.Output.concat(prefix, key, '")')
     return [{"action": "skip", "expression": expression,
