@@ -157,14 +157,15 @@ def test_prod_rolls_out_as_a_canary_then_records_the_promotion_then_smokes() -> 
     rollout = _index(prod, _runs("python -m infra rollout --stack prod"))
     smoke = _index(prod, _runs("python -m engine smoke"))
     assert rollout is not None
-    auth = [s for s in steps[:rollout] if _mints_access_token(s)][-1]
+    minted = [s for s in steps[:rollout] if _mints_access_token(s)]
+    assert minted, "the rollout calls the Cloud Run Admin API with an access token minted before it"
+    auth = minted[-1]
 
     assert smoke is not None and len(ups) == 2
     assert ups[0] < rollout < ups[1] < smoke, "release up, canary, promotion up, smoke"
     assert _unconditional(steps[rollout]) and steps[rollout].get("id") == "rollout"
     assert (steps[ups[1]].get("env") or {}).get("PLATFORM_PROMOTE_ENGINE_REVISION") == \
         "${{ steps.rollout.outputs.revision }}"
-    assert (auth.get("with") or {}).get("token_format") == "access_token"
     assert (steps[rollout].get("env") or {}).get("GOOGLE_OAUTH_ACCESS_TOKEN") == \
         f"${{{{ steps.{auth.get('id')}.outputs.access_token }}}}"
 
