@@ -209,8 +209,21 @@ def storefront_ssr_rules(api_host: str, key: pulumi.Input[str]) -> list[cloudfla
     ("Skip phases ... http_ratelimit": https://developers.cloudflare.com/waf/custom-rules/skip/options/;
     custom rules run before rate limiting: https://developers.cloudflare.com/ruleset-engine/reference/phases-list/).
     A missing, empty or wrong value matches nothing, so a header anyone can set exempts nobody; the WAF still
-    runs on these calls. Shoppers stay limited per client IP where their address is seen: the storefront
-    hosts' rule, before Vercel, bounds what SSR can ask of the API."""
+    runs on these calls.
+
+    What bounds SSR then: shoppers stay limited per client IP where Cloudflare sees their address, i.e. on
+    storefront traffic that comes through this zone (`<tenant>.<zone>`, proxied). That bound does NOT hold for a
+    tenant's own domain answered by Vercel directly: such a request never passes this zone's rate limits, and
+    Vercel's Standard Protection "protects all domains except Production Custom Domains"
+    (https://vercel.com/docs/deployment-protection), so SSR reached that way asks the API uncounted. Closing the
+    Vercel side (only Cloudflare reaching the storefront's production domains) is tracked by the security issue,
+    #22 item 5.
+
+    Rotating the key: the new value reaches the edge rule at the next `up`, but Vercel "Changes to environment
+    variables are not applied to previous deployments, they only apply to new deployments. You must redeploy your
+    project" (https://vercel.com/docs/environment-variables/managing-environment-variables). So after a rotation
+    redeploy the storefront (production); until then it still sends the old key, matches nothing here, and its
+    SSR calls are counted per client IP again (the shared egress addresses, so it can be blocked under load)."""
     prefix = f'http.host eq {json.dumps(api_host)} and any(http.request.headers["{STOREFRONT_KEY_HEADER}"][*] eq "'
     expression = prefix + key + '")' if isinstance(key, str) else pulumi.Output.concat(prefix, key, '")')
     return [{"action": "skip", "expression": expression,
@@ -292,10 +305,19 @@ class Edge(pulumi.ComponentResource):
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
                            args.api_origin_ssl, args.origin_auth_secret, args.storefront_key)
+        # `name` ignores changes: the provider replaces a ruleset whose name changes (`RequiresReplace` on
+        # `name` in terraform-provider-cloudflare internal/services/ruleset/schema.go, v5), and an entry point
+        # adopted from the dashboard (infra/ops/adopt_zone.py) is named "default": replacing it would POST a
+        # second entry point for the phase, which Cloudflare refuses. Pulumi uses the state's value for an
+        # ignored property when it decides between update and replace, and the program's when there is no
+        # state, so created rulesets are still named here ("Ignored properties will still be used from the
+        # program when there is no previous value in the state, most importantly when creating the resource":
+        # https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/). Rules are still updated in place.
+        ruleset_opts = pulumi.ResourceOptions(parent=self, ignore_changes=["name"])
         for phase, phase_rules in rules.items():
             suffix, title = RULESET_NAMES[phase]
             cloudflare.Ruleset(f"{name}-{suffix}", zone_id=args.zone_id, kind="zone", phase=phase, name=title,
-                               rules=phase_rules, opts=child)
+                               rules=phase_rules, opts=ruleset_opts)
         self._platform_hosts(child)
 
         self.register_outputs({"api_hostname": self.api_hostname,

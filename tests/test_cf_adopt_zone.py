@@ -10,6 +10,7 @@ Tested against a fake of the Rulesets API speaking Cloudflare's v4 envelope (`{"
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ import pytest
 
 from infra.plan import Plan
 from tests.conftest import CliResult
+from tests.test_fix2e_ruleset_names import RULESET_TYPE, plan_with_options
 
 PROD_ZONE = "7c9e1f3a5b7d4c6e8f0a1b2c3d4e5f60"  # Pulumi.prod.yaml, platform:zone.zoneId
 TOKEN = "test-token-0123456789"
@@ -33,10 +35,13 @@ DASHBOARD_RULE = {"id": "r1", "action": "execute", "expression": "true", "descri
 class FakeRulesets:
     """A zone's rulesets as the API lists them: its own (kind zone) and Cloudflare's managed ones, two pages."""
 
-    def __init__(self, zone_rulesets: list[dict[str, Any]]) -> None:
+    def __init__(self, zone_rulesets: list[dict[str, Any]],
+                 rules: dict[str, list[dict[str, Any]]] | None = None) -> None:
         managed = {"id": "efb7b8c949ac4650a09736fc376e9aee", "kind": "managed", "name": "Cloudflare Managed Ruleset",
                    "phase": "http_request_firewall_managed"}
         self.pages = [[managed], zone_rulesets]
+        self.rules = rules or {}
+        """Each phase's entry-point rules (default: one dashboard rule)."""
         self.requests: list[str] = []
 
     def answer(self, path: str, query: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
@@ -54,7 +59,7 @@ class FakeRulesets:
             for ruleset in self.pages[1]:
                 if ruleset["phase"] == phase:
                     return 200, {"success": True, "errors": [], "messages": [],
-                                 "result": {**ruleset, "rules": [DASHBOARD_RULE]}}
+                                 "result": {**ruleset, "rules": self.rules.get(phase, [DASHBOARD_RULE])}}
         return 404, {"success": False, "errors": [{"code": 10003, "message": "could not find entrypoint ruleset"}],
                      "messages": [], "result": None}
 
@@ -187,3 +192,99 @@ def test_a_deployed_stack_gaining_a_phase_adopts_only_that_one_under_its_existin
         "resources": [{"type": "cloudflare:index/ruleset:Ruleset", "name": custom.name,
                        "id": f"zones/{PROD_ZONE}/{CUSTOM_ENTRY}", "parent": edge.name}]}
     assert "warning" not in result.err  # the WAF phase is the program's, not an unmanaged one
+
+
+# Properties whose change the provider answers with a replace: `stringplanmodifier.RequiresReplace()` on
+# account_id, zone_id, kind, name and phase (cloudflare/terraform-provider-cloudflare
+# internal/services/ruleset/schema.go, v5), in Pulumi's camelCase.
+REPLACE_ON = ("accountId", "zoneId", "kind", "name", "phase")
+
+
+def _replaced_properties(state: dict[str, Any], goal: dict[str, Any], ignore_changes: list[str]) -> set[str]:
+    """What Pulumi's engine plans to replace the resource over: for each ignored property the goal takes the
+    state's value ("Pulumi ignores a property by using the old value from the state instead of the value provided
+    by the Pulumi program when determining whether an update or replace is needed",
+    https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/), then any RequiresReplace property that
+    still differs triggers a replace."""
+    effective = {k: state[k] if k in ignore_changes and k in state else v for k, v in goal.items()}
+    return {k for k in REPLACE_ON if effective.get(k) != state.get(k)}
+
+
+def test_an_adopted_default_entry_point_is_updated_in_place_not_replaced(
+        run_cli: Callable[..., CliResult], serve: Callable[[FakeRulesets], str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard names its entry points "default" and the program names them "platform WAF" etc.; `name` is
+    RequiresReplace, so after the import the program's options must keep the next `up` from replacing it (a
+    second entry point, refused) and the import must not protect it (a protected resource cannot be replaced or
+    deleted: https://www.pulumi.com/docs/iac/concepts/options/protect/)."""
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    dashboard = [{"id": WAF_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_managed"},
+                 {"id": CUSTOM_ENTRY, "kind": "zone", "name": "default", "phase": "http_request_firewall_custom"}]
+    output = tmp_path / "import-prod.json"
+
+    result = _adopt(run_cli, serve(FakeRulesets(dashboard)), output)
+
+    assert result.code == 0, result.err
+    plan, ignored = plan_with_options("prod")
+    imported = [r for r in json.loads(output.read_text())["resources"] if r["type"] == RULESET_TYPE]
+    assert len(imported) == len(dashboard)
+    for entry in imported:
+        [ours] = [r for r in plan.resources if r.type == RULESET_TYPE and r.name == entry["name"]]
+        [live] = [d for d in dashboard if entry["id"].endswith(d["id"])]
+        # What `pulumi import` records: the provider's read of the live entry point.
+        state = {"zoneId": PROD_ZONE, "kind": live["kind"], "name": live["name"], "phase": live["phase"]}
+        assert _replaced_properties(state, ours.inputs, ignored[ours.urn]) == set(), entry["name"]
+    # The import it tells the operator to run leaves the adopted rulesets unprotected (`pulumi import` protects
+    # by default; "you can pass --protect=false": https://www.pulumi.com/docs/iac/cli/commands/pulumi_import/).
+    assert f"pulumi import --file {output} --stack prod --protect=false" in result.out
+
+
+ORIGIN_SECRET = "origin-auth-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+STOREFRONT_SECRET = "storefront-key-8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
+
+
+def test_the_saved_rules_never_hold_a_header_secret(
+        run_cli: Callable[..., CliResult], serve: Callable[[FakeRulesets], str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone already holding our rules (a re-adoption, a stack recreated over its zone) has the origin-auth
+    header's value in its late-transform rule and the storefront key in its custom rule's expression: the
+    review copy `adopt-zone` writes is a file on an operator's disk, so those values are redacted there."""
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    api = '"api.acme-commerce.com"'
+    rules = {
+        "http_request_late_transform": [{
+            "id": "r2", "action": "rewrite", "expression": f"http.host eq {api}",
+            "action_parameters": {"headers": {"X-Origin-Auth": {"operation": "set", "value": ORIGIN_SECRET},
+                                              "X-Other": {"operation": "remove"}}}}],
+        "http_request_firewall_custom": [{
+            "id": "r3", "action": "skip", "action_parameters": {"phases": ["http_ratelimit"]},
+            "expression": f'http.host eq {api} and any(http.request.headers["x-storefront-key"][*] eq '
+                          f'"{STOREFRONT_SECRET}")'}]}
+    fake = FakeRulesets([
+        {"id": REWRITE_ENTRY, "kind": "zone", "name": "platform request headers", "phase": "http_request_late_transform"},
+        {"id": CUSTOM_ENTRY, "kind": "zone", "name": "platform custom rules", "phase": "http_request_firewall_custom"}],
+        rules)
+    output = tmp_path / "import-prod.json"
+
+    result = _adopt(run_cli, serve(fake), output)
+
+    assert result.code == 0, result.err
+    saved_text = output.with_suffix(".rules.json").read_text()
+    assert ORIGIN_SECRET not in saved_text and STOREFRONT_SECRET not in saved_text
+    assert ORIGIN_SECRET not in result.out + result.err and STOREFRONT_SECRET not in result.out + result.err
+    saved = json.loads(saved_text)
+    # Still reviewable: which header is set, and what the rule matches, with the literal masked.
+    [rewrite] = saved["http_request_late_transform"]["rules"]
+    assert rewrite["action_parameters"]["headers"]["X-Origin-Auth"]["operation"] == "set"
+    assert rewrite["action_parameters"]["headers"]["X-Other"] == {"operation": "remove"}
+    [skip] = saved["http_request_firewall_custom"]["rules"]
+    assert skip["expression"].startswith(f'http.host eq {api} and any(http.request.headers["x-storefront-key"][*] eq ')
+
+
+def test_the_files_adopt_zone_writes_by_default_are_ignored_by_git() -> None:
+    """`adopt-zone --stack S` writes import-S.json and, beside it, import-S.rules.json (the zone's rules)."""
+    names = ["import-prod.json", "import-prod.rules.json", "import-staging.json", "import-staging.rules.json"]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, check=False)
+
+    assert sorted(done.stdout.split()) == sorted(names), done.stdout + done.stderr

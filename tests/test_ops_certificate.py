@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.ops.certificate import Certificate, GcloudError, tolerant
 from tests.conftest import CliResult
 
 DEPLOY = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "deploy.yml"
@@ -168,3 +169,34 @@ def test_the_prod_job_has_time_for_the_documented_provisioning_bound() -> None:
     document: Any = yaml.safe_load(DEPLOY.read_text())
     # Up to 60 minutes of provisioning (Google), the canary's 15 (stacks/prod.py), two `up`s and a smoke.
     assert int(document["jobs"]["prod"]["timeout-minutes"]) >= 60 + 15 + 30
+
+
+def test_a_gcloud_failure_is_retried_after_a_pause_not_back_to_back() -> None:
+    """A blip (a reset connection, a 503) lasts seconds: three attempts in the same instant all meet it, so each
+    retry waits first. Asserted on the injected sleep, not on time."""
+    certificate = Certificate("api-prod-cert", "acme-commerce-prod")
+    answers: list[Any] = [GcloudError("Connection reset by peer"), GcloudError("503"), {"managed": {"state": "ACTIVE"}}]
+    slept: list[float] = []
+
+    def read(_certificate: Certificate) -> dict[str, Any]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    found = tolerant(read, say=lambda _line: None, sleep=slept.append)(certificate)
+
+    assert found == {"managed": {"state": "ACTIVE"}}
+    assert len(slept) == 2 and all(pause >= 1 for pause in slept), slept
+
+
+def test_a_lasting_gcloud_failure_still_ends_after_its_attempts_with_a_pause_between_each() -> None:
+    slept: list[float] = []
+
+    def read(_certificate: Certificate) -> dict[str, Any]:
+        raise GcloudError("PERMISSION_DENIED")
+
+    with pytest.raises(GcloudError, match="PERMISSION_DENIED"):
+        tolerant(read, attempts=3, say=lambda _line: None, sleep=slept.append)(Certificate("c", "p"))
+
+    assert len(slept) == 2, "a pause between attempts, none after the last"

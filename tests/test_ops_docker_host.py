@@ -110,3 +110,25 @@ def test_the_ssh_options_are_handed_to_the_provider_as_a_list() -> None:
     """`docker:sshOpts` is a list of argv items (the provider passes each to `ssh`); a string would be one."""
     options: Any = json.loads(json.dumps(stack_document("integration")["config"].get("docker:sshOpts")))
     assert isinstance(options, list) and all(isinstance(o, str) for o in options)
+
+
+# ssh_config(5): "For each parameter, the first obtained value will be used", and command-line options come
+# first ("1. command-line options 2. user's configuration file ..."). An earlier value in docker:sshOpts wins
+# over the pinned one after it; keywords are case-insensitive and `-oKey=value` / `Key value` are the same option.
+@pytest.mark.parametrize("options", [
+    ["-o", "StrictHostKeyChecking=no", *PINNED],
+    ["-o", "StrictHostKeyChecking=accept-new", *PINNED],
+    ["-oStrictHostKeyChecking=no", *PINNED],
+    ["-o", "stricthostkeychecking no", *PINNED],
+    ["-o", "UserKnownHostsFile=/dev/null", *PINNED],
+    ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=none", *PINNED],
+], ids=["no-first", "accept-new-first", "compact-no-first", "lowercase-space-no-first", "dev-null-first",
+        "none-first"])
+def test_an_earlier_option_that_unpins_the_host_key_is_refused(
+        tmp_path: Path, run_cli: Callable[..., CliResult], options: list[str]) -> None:
+    result = _plan(run_cli, _integration(tmp_path, host="ssh://deploy@docker.int.acme-commerce-int.dev",
+                                         sshOpts=options))
+
+    assert result.code == 2, f"{options} was accepted: ssh takes the first value, so the host key is not pinned"
+    line = next(line for line in result.err.splitlines() if "docker:host" in line)
+    assert "pinned host key" in line and "expected" in line, line

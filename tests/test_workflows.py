@@ -156,14 +156,16 @@ def test_prod_rolls_out_as_a_canary_then_records_the_promotion_then_smokes() -> 
     ups = [i for i, step in enumerate(steps) if _up(step)]
     rollout = _index(prod, _runs("python -m infra rollout --stack prod"))
     smoke = _index(prod, _runs("python -m engine smoke"))
-    auth = next(s for s in steps if str(s.get("uses", "")).startswith("google-github-actions/auth"))
+    assert rollout is not None
+    minted = [s for s in steps[:rollout] if _mints_access_token(s)]
+    assert minted, "the rollout calls the Cloud Run Admin API with an access token minted before it"
+    auth = minted[-1]
 
-    assert rollout is not None and smoke is not None and len(ups) == 2
+    assert smoke is not None and len(ups) == 2
     assert ups[0] < rollout < ups[1] < smoke, "release up, canary, promotion up, smoke"
     assert _unconditional(steps[rollout]) and steps[rollout].get("id") == "rollout"
     assert (steps[ups[1]].get("env") or {}).get("PLATFORM_PROMOTE_ENGINE_REVISION") == \
         "${{ steps.rollout.outputs.revision }}"
-    assert (auth.get("with") or {}).get("token_format") == "access_token"
     assert (steps[rollout].get("env") or {}).get("GOOGLE_OAUTH_ACCESS_TOKEN") == \
         f"${{{{ steps.{auth.get('id')}.outputs.access_token }}}}"
 
@@ -182,6 +184,35 @@ def test_prod_waits_for_its_certificate_after_its_first_up_and_before_it_judges_
     assert up is not None and rollout is not None and smoke is not None and up < wait < rollout < smoke
     assert _unconditional(steps[wait])
     assert gcloud is not None and gcloud < wait, "the wait runs gcloud, set up with the job's workload identity"
+
+
+def _mints_access_token(step: dict[str, Any]) -> bool:
+    return str(step.get("uses", "")).startswith("google-github-actions/auth") and \
+        (step.get("with") or {}).get("token_format") == "access_token"
+
+
+def test_prod_mints_a_fresh_access_token_after_the_certificate_wait_for_its_rollout() -> None:
+    """google-github-actions/auth mints an access token of `access_token_lifetime`, default '3600s' (its action.yml),
+    and GOOGLE_OAUTH_ACCESS_TOKEN is that token, never refreshed. The first deploy's certificate wait alone may take
+    70 minutes after the first `up`, so a token minted before them is expired when the rollout calls the Cloud Run
+    Admin API (401). A token minted after the wait and before the rollout lives through its 15-minute canary."""
+    prod = DEPLOY["jobs"]["prod"]
+    steps = _steps(prod)
+    wait = _index(prod, _runs("python -m infra wait-certificate --stack prod"))
+    rollout = _index(prod, _runs("python -m infra rollout --stack prod"))
+
+    assert wait is not None and rollout is not None and wait < rollout
+    fresh = [s for s in steps[wait + 1:rollout] if _mints_access_token(s) and s.get("id")]
+    assert fresh, "the rollout would use the token minted before the up and the certificate wait (1 h lifetime)"
+    assert _unconditional(fresh[-1])
+    assert (steps[rollout].get("env") or {}).get("GOOGLE_OAUTH_ACCESS_TOKEN") == \
+        f"${{{{ steps.{fresh[-1]['id']}.outputs.access_token }}}}"
+
+
+def _without_fresh_token(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+    steps = deploy["jobs"]["prod"]["steps"]
+    wait = next(i for i, s in enumerate(steps) if "wait-certificate" in str(s.get("run", "")))
+    deploy["jobs"]["prod"]["steps"] = steps[:wait + 1] + [s for s in steps[wait + 1:] if not _mints_access_token(s)]
 
 
 def _without_step(job: str, command: str) -> Any:
@@ -218,6 +249,7 @@ GATES = {
     "prod's environment protection": _set(("jobs", "prod", "environment"), None),
     "prod's canary rollout": _without_step("prod", "python -m infra rollout"),
     "prod's wait for its certificate": _without_step("prod", "python -m infra wait-certificate"),
+    "prod's fresh access token for the rollout": _without_fresh_token,
     "the preview job on pull requests": _set(("jobs", "preview"), None, "pr"),
     "the preview's environment": _set(("jobs", "preview", "environment"), None, "pr"),
 }

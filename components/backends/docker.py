@@ -148,12 +148,35 @@ def _ssh_problems(host: str, raw_options: str | None) -> list[str]:
     if options is None:
         return [f"{SSH_OPTS_KEY}: {raw_options!r} is not a list of ssh arguments; expected e.g. "
                 f'["-o", "{PINNED_HOST_KEY}", "-o", "UserKnownHostsFile=~/.ssh/known_hosts_<stack>"]']
-    known_hosts = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
-    if PINNED_HOST_KEY not in options or not known_hosts or any(f.strip() in ("", "/dev/null") for f in known_hosts):
-        return [f"{HOST_KEY}: {host!r} without a pinned host key (docker:sshOpts {options!r}); expected docker:sshOpts "
-                f'with "-o", "{PINNED_HOST_KEY}" and "-o", "UserKnownHostsFile=<file the deploy writes from a pinned '
-                'value>", so a host that is not ours is refused']
+    # ssh_config(5): "For each parameter, the first obtained value will be used", command-line options first: an
+    # earlier `StrictHostKeyChecking=no` (or accept-new) wins over a later `yes`, so the FIRST value must be safe.
+    given = _first_ssh_values(options)
+    checking, known_hosts = given.get("stricthostkeychecking"), given.get("userknownhostsfile")
+    unsafe_file = known_hosts is None or known_hosts.split()[0].lower() in ("/dev/null", "none")
+    if checking is None or checking.lower() != "yes" or unsafe_file:
+        return [f"{HOST_KEY}: {host!r} without a pinned host key (docker:sshOpts {options!r}; ssh uses the first value "
+                f"of each option: StrictHostKeyChecking {checking!r}, UserKnownHostsFile {known_hosts!r}); expected "
+                f'docker:sshOpts with "-o", "{PINNED_HOST_KEY}" and "-o", "UserKnownHostsFile=<file the deploy writes '
+                'from a pinned value>" and no earlier value for either, so a host that is not ours is refused']
     return []
+
+
+def _first_ssh_values(argv: list[str]) -> dict[str, str]:
+    """The first value ssh takes for each `-o` option in `argv`, by lowercased keyword (ssh_config(5): "Keywords
+    are case-insensitive"; "Configuration options may be separated by whitespace or optional whitespace and exactly
+    one `=`"). `-o Key=value`, `-oKey=value` and `-o "Key value"` are the same option."""
+    first: dict[str, str] = {}
+    items = iter(argv)
+    for item in items:
+        if item == "-o":
+            option = next(items, "")
+        elif item.startswith("-o"):
+            option = item[2:]
+        else:
+            continue
+        keyword, _, value = option.strip().replace("=", " ", 1).partition(" ")
+        first.setdefault(keyword.lower(), value.strip().lstrip("=").strip())
+    return first
 
 
 def _ssh_options(raw: str | None) -> list[str] | None:

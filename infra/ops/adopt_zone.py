@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -126,6 +127,33 @@ def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str],
     return found, others
 
 
+REDACTED = "[redacted]"
+HEADER_LITERAL = re.compile(
+    r'(http\.request\.headers(?:\.values)?(?:\[[^\]]*\])+\)?\s*(?:eq|==|ne|!=|contains|matches|~|wildcard|'
+    r'strict wildcard)\s*)(r?)("(?:[^"\\]|\\.)*")', re.IGNORECASE)
+"""A header field compared with a string literal, in the Rules language
+(https://developers.cloudflare.com/ruleset-engine/rules-language/operators/): the literal is what a client must
+send, e.g. the storefront key in `any(http.request.headers["x-storefront-key"][*] eq "...")`."""
+
+
+def redacted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules as saved for review, without the secrets a zone holding the platform's rules carries: each
+    header a rule sets keeps its operation but not its static `value` (the `X-Origin-Auth` secret), and each
+    literal a header is compared with becomes `"[redacted]"` (the storefront key)."""
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        copy = cast(dict[str, Any], json.loads(json.dumps(rule)))
+        if isinstance(copy.get("expression"), str):
+            copy["expression"] = HEADER_LITERAL.sub(lambda m: f'{m.group(1)}"{REDACTED}"', copy["expression"])
+        parameters = copy.get("action_parameters")
+        headers = cast(dict[str, Any], parameters).get("headers") if isinstance(parameters, dict) else None
+        for header in cast(dict[str, Any], headers).values() if isinstance(headers, dict) else ():
+            if isinstance(header, dict) and "value" in header:
+                header["value"] = REDACTED
+        out.append(copy)
+    return out
+
+
 def import_document(zone_id: str, entry_points: list[EntryPoint], edge_urn: str | None = None) -> dict[str, Any]:
     """Pulumi's bulk import file: each entry point as a child of the edge component. On a first deploy the
     file creates the component, empty (`component: true`); into a deployed stack (`edge_urn`) it names the
@@ -145,6 +173,16 @@ def edge_urn(stack: str) -> str:
     """The edge component's URN in a deployed stack (project `platform`, Pulumi.yaml)."""
     component_type, component_name = EDGE_COMPONENT
     return f"urn:pulumi:{stack}::{PROJECT}::{component_type}::{component_name}"
+
+
+def import_command(output: Path, stack: str) -> str:
+    """The `pulumi import` to run. `--protect=false`: the CLI protects what it imports by default ("The resources
+    are protected from deletion by default ... you can pass --protect=false",
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_import/), and the engine refuses to replace or delete a
+    protected resource; the program does not protect its rulesets, so none is left protected behind its back.
+    (The program also ignores changes to a ruleset's `name`, the one property an adopted entry point keeps:
+    components/edge.py.)"""
+    return f"pulumi import --file {output} --stack {stack} --protect=false --generate-code=false"
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -202,11 +240,11 @@ def main(args: argparse.Namespace) -> int:
     document = import_document(model.zone.zone_id, found, edge_urn(args.stack) if args.stack_deployed else None)
     output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     backup = output.with_suffix(".rules.json")
-    backup.write_text(json.dumps({e.phase: {"id": e.ruleset_id, "name": e.name, "rules": e.rules} for e in found},
-                                 indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    backup.write_text(json.dumps({e.phase: {"id": e.ruleset_id, "name": e.name, "rules": redacted_rules(e.rules)}
+                                  for e in found}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for entry in found:
         print(f"adopt {entry.phase}: ruleset {entry.ruleset_id} ({len(entry.rules)} rules, replaced by the "
               f"program's at the next `pulumi up`)")
-    print(f"wrote {output} (then: pulumi import --file {output} --stack {args.stack} --generate-code=false) and the "
-          f"rules it replaces to {backup}")
+    print(f"wrote {output} (then: {import_command(output, args.stack)}) and the rules it replaces, header secrets "
+          f"redacted, to {backup}")
     return EXIT_OK

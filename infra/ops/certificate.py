@@ -116,10 +116,16 @@ def wait(certificates: Sequence[Certificate], read: Callable[[Certificate], dict
         sleep(interval_s)
 
 
+RETRY_PAUSE_SECONDS = 5.0
+"""Between two attempts of one read: a blip (a reset connection, a 503) lasts seconds, so attempts back to back
+would all meet it."""
+
+
 def tolerant(read: Callable[[Certificate], dict[str, Any]], attempts: int = 3,
-             say: Callable[[str], None] = print) -> Callable[[Certificate], dict[str, Any]]:
-    """`read`, retried on a gcloud error up to `attempts` times in a row (a network blip during an hour-long wait
-    must not fail the deploy); a lasting one (PERMISSION_DENIED, NOT_FOUND) still ends it."""
+             say: Callable[[str], None] = print, pause_s: float = RETRY_PAUSE_SECONDS,
+             sleep: Callable[[float], None] = time.sleep) -> Callable[[Certificate], dict[str, Any]]:
+    """`read`, retried on a gcloud error up to `attempts` times in a row, `pause_s` apart (a network blip during
+    an hour-long wait must not fail the deploy); a lasting one (PERMISSION_DENIED, NOT_FOUND) still ends it."""
     def again(certificate: Certificate) -> dict[str, Any]:
         for attempt in range(1, attempts + 1):
             try:
@@ -127,7 +133,8 @@ def tolerant(read: Callable[[Certificate], dict[str, Any]], attempts: int = 3,
             except GcloudError as err:
                 if attempt == attempts:
                     raise
-                say(f"gcloud failed ({err}); trying again")
+                say(f"gcloud failed ({err}); trying again in {pause_s:.0f} s")
+                sleep(pause_s)
         raise AssertionError("unreachable")
     return again
 
@@ -169,8 +176,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"wait-certificate: {', '.join(c.name for c in certificates)}: until ACTIVE, at most "
           f"{args.timeout_minutes:.0f} minutes", flush=True)
     try:
-        reason = wait(certificates, tolerant(lambda c: describe(c, args.gcloud)), args.timeout_minutes * 60,
-                      args.interval_seconds, say=lambda line: print(line, flush=True))
+        # A retry pauses no longer than a poll would.
+        pause_s = min(RETRY_PAUSE_SECONDS, args.interval_seconds)
+        reason = wait(certificates, tolerant(lambda c: describe(c, args.gcloud), pause_s=pause_s),
+                      args.timeout_minutes * 60, args.interval_seconds, say=lambda line: print(line, flush=True))
     except GcloudError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
