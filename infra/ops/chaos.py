@@ -357,6 +357,8 @@ class AdminProbe:
         self.api = {"Authorization": f"Bearer {api_key}"}
         self.admin = {"Authorization": f"Bearer {admin_key}"}
         self.old_sku, self.rate_sku, self.affiliate = f"{prefix}-old", f"{prefix}-rate", f"{prefix}-new"
+        self.earner = f"{prefix}-probe"
+        """An affiliate from before the fault: an order earns a commission only with one."""
         self.acknowledged: dict[str, bool] = {}
         self.wrong: list[str] = []
         self.orders = 0
@@ -369,11 +371,14 @@ class AdminProbe:
             "Idempotency-Key": f"{self.prefix}probe-{self.orders}"})
 
     def prepare(self) -> None:
-        """Before the fault: the two products exist, and an order of each has cached catalog and rules."""
+        """Before the fault: the two products and an affiliate exist, and an order of each product has cached
+        catalog, rules and affiliates."""
+        httpx.put(f"{self.url}/v1/affiliates/{self.earner}", headers=self.admin, json={"name": "probe"},
+                  timeout=10).raise_for_status()
         for sku in (self.old_sku, self.rate_sku):
             httpx.put(f"{self.url}/v1/products/{sku}", headers=self.admin, timeout=10,
                       json={"name": sku, "category": "probe", "price_cents": self.PRICE_CENTS}).raise_for_status()
-            self._order(sku)
+            self._order(sku, self.earner)
 
     def write(self) -> None:
         """During the fault."""
@@ -400,7 +405,7 @@ class AdminProbe:
                                   f"{response.status_code} {response.text[:100]}")
         if self.acknowledged.get("rate changed"):
             expected = self.PRICE_CENTS * self.RATE_BPS // 10_000
-            response = self._order(self.rate_sku)
+            response = self._order(self.rate_sku, self.earner)
             got = response.json().get("commission_cents") if response.status_code == 201 else None
             if got != expected:
                 self.wrong.append(f"admin write under the fault: the old rate applied, {response.status_code} "

@@ -304,3 +304,45 @@ def test_readyz_answers_within_the_probe_timeout_while_pocketbase_is_blackholed(
         stack.pocketbase.heal()
 
     assert answers == [503] * 4
+
+
+# -- 2, the rollout: an older revision's writes do not replace the versions ------------------------------------
+
+
+def _old_revision_order(stack: FaultStack, tenant: str, affiliate: str) -> None:
+    """An order as an engine of before `summary_version` writes it: the record alone, no version replaced."""
+    pocketbase = f"http://127.0.0.1:{stack.pb_port}"
+    token = httpx.post(f"{pocketbase}/api/collections/_superusers/auth-with-password", timeout=10,
+                       json={"identity": stack.email, "password": stack.password}).json()["token"]
+    httpx.post(f"{pocketbase}/api/collections/orders/records", headers={"Authorization": token}, timeout=10, json={
+        "tenant": tenant, "idempotency_key": uuid.uuid4().hex, "request_hash": "old", "affiliate_id": affiliate,
+        "status": "created", "commission_status": "pending", "currency": "BRL", "created_month": MONTH,
+        "total_cents": 4500, "commission_cents": 450, "lines": []}).raise_for_status()
+
+
+@pytest.mark.parametrize("summary_cache_s", ["300", "0"])
+def test_during_a_rollout_the_summary_cache_off_sees_an_older_revisions_orders(tmp_path: Path,
+                                                                              summary_cache_s: str) -> None:
+    """The README's rollout rule: with SUMMARY_CACHE_SECONDS=0 on the new revision, an order an older revision
+    writes (without replacing summary_version) is in the next summary; with the cache on it is not (why the
+    rule exists)."""
+    entry, tenant = make_tenant("acme")
+    stack = FaultStack(tmp_path, [entry])
+    stack.env["SUMMARY_CACHE_SECONDS"] = summary_cache_s
+    try:
+        stack.start()
+        with httpx.Client(base_url=stack.url, timeout=15) as client:
+            running = Stack(stack, client, tenant)
+            client.put("/v1/products/MUG", headers=running.admin,
+                       json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
+            client.put("/v1/affiliates/ana", headers=running.admin, json={"name": "ana"}).raise_for_status()
+            assert running.order("ana").status_code == 201
+            summary = f"/v1/affiliates/ana/commissions?month={MONTH}"
+            before = [client.get(summary, headers=tenant.headers()).json()["order_count"] for _ in range(2)]
+            _old_revision_order(stack, "acme", "ana")
+            after = client.get(summary, headers=tenant.headers()).json()["order_count"]
+    finally:
+        stack.close()
+
+    assert before == [1, 1]
+    assert after == (2 if summary_cache_s == "0" else 1)

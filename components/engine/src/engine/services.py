@@ -371,11 +371,12 @@ class Engine:
         older version than PocketBase's, so it is never served, never the reverse.
         """
         key = f"summary2:{tenant.slug}:{affiliate_id}:{month}"
+        cached = self.summary_ttl_s > 0  # SUMMARY_CACHE_SECONDS=0: no copy (a rollout's mixed window, README)
         record, (stored,) = await asyncio.gather(
             self.pb.first("summary_version", "affiliates",
                           f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
                           fields="summary_version"),
-            self.cache.mget("summary", [key]))
+            self.cache.mget("summary", [key]) if cached else _none())
         version = None if record is None else str(record.get("summary_version") or "")
         if version is not None and stored is not None:
             stored_version, _, body = stored.partition("\n")
@@ -392,7 +393,7 @@ class Engine:
             result: MonthlySummary = summarize(affiliate_id, month, [
                 (CommissionStatus(g["commission_status"]), view_cents(g), int(g["orders"])) for g in groups])
         body = json.dumps(asdict(result) | {"currency": tenant.currency}, separators=(",", ":"))
-        if version is not None:  # an affiliate without a record has no orders to version: not cached
+        if version is not None and cached:  # an affiliate without a record has no orders to version: not cached
             await self.cache.set("summary", key, f"{version}\n{body}", self.summary_ttl_s)
         return body
 
@@ -416,6 +417,10 @@ def _new_catalog_version(tenant: str) -> dict[str, Any]:
     """The batch request that gives the tenant's catalog, rules and affiliates a new, never used version."""
     return {"method": "PUT", "url": "/api/collections/catalog_versions/records",
             "body": {"id": catalog_version_id(tenant), "tenant": tenant, "catalog_version": secrets.token_hex(8)}}
+
+
+async def _none() -> list[str | None]:
+    return [None]
 
 
 def _new_summary_version(affiliate_record: str) -> dict[str, Any]:
