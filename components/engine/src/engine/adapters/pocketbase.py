@@ -217,7 +217,11 @@ class PocketBase:
         with 400 (0.40.6: `{"message":"Something went wrong while processing your request.","status":400}`),
         where a write would silently drop it. Only when the whole filter is refused is each field asked apart,
         to name the missing ones."""
-        if await self._filter_refused(collection, fields):
+        try:
+            refused = await self._filter_refused(collection, fields)
+        except MissingCollection:
+            return f"collection {collection}"
+        if refused:
             missing = [field for field in fields if await self._filter_refused(collection, (field,))]
             return ", ".join(f"{collection}.{field}" for field in missing) or f"a filter on {collection}"
         return None
@@ -226,11 +230,7 @@ class PocketBase:
         params: dict[str, str | int] = {"perPage": 1, "skipTotal": 1, "fields": "id"}
         if fields:
             params["filter"] = " || ".join(f"{field}=''" for field in fields)
-        try:
-            response = await self._call("schema", "GET", f"/api/collections/{collection}/records", params=params)
-        except MissingCollection:
-            raise PocketBaseError(f"PocketBase lacks collection {collection} (its image applies the engine's "
-                                  "schema at its start)") from None
+        response = await self._call("schema", "GET", f"/api/collections/{collection}/records", params=params)
         if response.status_code == 400:
             return True
         self._items(response, "schema")
