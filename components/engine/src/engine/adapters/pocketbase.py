@@ -229,7 +229,12 @@ class PocketBase:
     async def _filter_refused(self, collection: str, fields: tuple[str, ...]) -> bool:
         params: dict[str, str | int] = {"perPage": 1, "skipTotal": 1, "fields": "id"}
         if fields:
-            params["filter"] = " || ".join(f"{field}=''" for field in fields)
+            # PocketBase resolves every field of a filter before it runs it, so the answer never needs a row:
+            # `id=''` is found empty by the primary key, and `tenant=''` by the tenant-first index SQLite pushes
+            # into the commission_totals view's GROUP BY, where a bare `f=''` could scan every order.
+            guard = "id='' && tenant=''" if "tenant" in fields else "id=''"
+            named = " || ".join(f"{field}=''" for field in fields)
+            params["filter"] = f"{guard} && ({named})"
         response = await self._call("schema", "GET", f"/api/collections/{collection}/records", params=params)
         if response.status_code == 400:
             return True
