@@ -226,3 +226,23 @@ def test_a_run_against_an_engine_that_lies_reports_its_stale_summaries_wrong_ans
 
     assert result.stale > 0 and result.wrong > 0 and result.duplicated == 1, result
     assert {"no stale summary", "no wrong answer", "no acknowledged order lost or duplicated"} <= failed
+
+
+def test_the_admin_probe_reports_an_engine_that_judges_orders_by_old_data() -> None:
+    """#23, second audit: the lying engine acknowledges every admin write (200) and then answers every order 201
+    with a commission of 100 cents: the deactivated product is orderable, and the product's new rate (20 % of
+    1000 cents, by hand: 200) is not applied. The new affiliate's order (201) is right."""
+    from infra.ops.chaos import AdminProbe
+
+    engine = _LyingEngine()
+    probe = AdminProbe(engine.url, "key", "admin", "p1")
+    try:
+        probe.prepare()
+        probe.write()
+        probe.check()
+    finally:
+        engine.server.shutdown()
+
+    assert probe.acknowledged == {"new affiliate": True, "product deactivated": True, "rate changed": True}
+    assert [w.split(",")[0] for w in probe.wrong] == ["admin write under the fault: the deactivated product ordered",
+                                                      "admin write under the fault: the old rate applied"]

@@ -18,14 +18,18 @@ and the faults of #23, each for as long:
 11.-13. something in front of PocketBase answering a 200 that is not JSON, an HTML 404, an HTML 502;
 14. clients sending each order followed by bytes that are not HTTP, in the same write.
 
+In every Redis fault, admin writes are also made while Redis fails (a new affiliate, a product deactivated, a
+product's commission rate changed: AdminProbe), and an order after the fault must be judged against them.
+
 For each: no acknowledged order lost or duplicated (every acknowledged order read back from PocketBase
 itself, once, with the id the engine answered); no stale summary (every summary read of the scenario's own
 affiliate counts at least the orders, and the payments, acknowledged before it was sent: every third order
 is paid, retried until 200 or 409 "already paid"); no wrong answer (an order, payment or summary answered
 with anything but its success or a clean 503 problem+json, a payment of an existing order answered 404, an
-order answered 400); every failure a clean 503 problem+json (a killed worker's in-flight requests are
-connections reset, retried); `/readyz` tells the truth (while a dependency is down, its check is false and
-the answer 503; otherwise 200); the service recovers within the stated bound after the fault clears.
+order answered 400, an order after an acknowledged admin write judged against the data before it); every
+failure a clean 503 problem+json (a killed worker's in-flight requests are connections reset, retried);
+`/readyz` tells the truth (while a dependency is down, its check is false and the answer 503; otherwise
+200); the service recovers within the stated bound after the fault clears.
 It prints a table and `chaos: N passed, M failed`; exit 0 only
 when all passed. `--short` runs 4-second faults (SHORT: the test suite's version).
 
@@ -335,6 +339,79 @@ class Garbage:
             self.stop.wait(0.2)
 
 
+DEFAULT_RATE_BPS = 500
+"""The tenant's commission rate (chaos_stack): 5 %."""
+
+
+class AdminProbe:
+    """Admin writes made while Redis fails, then an order after the fault judged against each (#23, second
+    audit: an -OOM at the moment of the write left the old rules applied, a deactivated product orderable and a
+    new affiliate refused for the cached copies' 24 h). Only writes the engine acknowledged (200) are judged: a
+    refused one (503) changed nothing the client relies on."""
+
+    PRICE_CENTS = 1000
+    RATE_BPS = 2000
+
+    def __init__(self, url: str, api_key: str, admin_key: str, prefix: str) -> None:
+        self.url, self.prefix = url, prefix
+        self.api = {"Authorization": f"Bearer {api_key}"}
+        self.admin = {"Authorization": f"Bearer {admin_key}"}
+        self.old_sku, self.rate_sku, self.affiliate = f"{prefix}-old", f"{prefix}-rate", f"{prefix}-new"
+        self.earner = f"{prefix}-probe"
+        """An affiliate from before the fault: an order earns a commission only with one."""
+        self.acknowledged: dict[str, bool] = {}
+        self.wrong: list[str] = []
+        self.orders = 0
+
+    def _order(self, sku: str, affiliate: str | None = None) -> httpx.Response:
+        self.orders += 1
+        body: dict[str, Any] = {"lines": [{"sku": sku, "quantity": 1}]} | (
+            {"affiliate_id": affiliate} if affiliate else {})
+        return httpx.post(f"{self.url}/v1/orders", json=body, timeout=10, headers=self.api | {
+            "Idempotency-Key": f"{self.prefix}probe-{self.orders}"})
+
+    def prepare(self) -> None:
+        """Before the fault: the two products and an affiliate exist, and an order of each product has cached
+        catalog, rules and affiliates."""
+        httpx.put(f"{self.url}/v1/affiliates/{self.earner}", headers=self.admin, json={"name": "probe"},
+                  timeout=10).raise_for_status()
+        for sku in (self.old_sku, self.rate_sku):
+            httpx.put(f"{self.url}/v1/products/{sku}", headers=self.admin, timeout=10,
+                      json={"name": sku, "category": "probe", "price_cents": self.PRICE_CENTS}).raise_for_status()
+            self._order(sku, self.earner)
+
+    def write(self) -> None:
+        """During the fault."""
+        writes = {
+            "new affiliate": httpx.put(f"{self.url}/v1/affiliates/{self.affiliate}", headers=self.admin,
+                                       json={"name": "new"}, timeout=10),
+            "product deactivated": httpx.put(f"{self.url}/v1/products/{self.old_sku}", headers=self.admin, json={
+                "name": self.old_sku, "category": "probe", "price_cents": self.PRICE_CENTS, "active": False},
+                timeout=10),
+            "rate changed": httpx.put(f"{self.url}/v1/commission-rules", headers=self.admin, timeout=10, json={
+                "default_rate_bps": DEFAULT_RATE_BPS, "product_rates_bps": {self.rate_sku: self.RATE_BPS}}),
+        }
+        self.acknowledged = {name: response.status_code == 200 for name, response in writes.items()}
+
+    def check(self) -> None:
+        """After the fault cleared: each acknowledged write is what the order is judged against."""
+        if self.acknowledged.get("new affiliate") and (response := self._order("MUG", self.affiliate)
+                                                       ).status_code != 201:
+                self.wrong.append(f"admin write under the fault: an order of the new affiliate answered "
+                                  f"{response.status_code} {response.text[:100]}")
+        if self.acknowledged.get("product deactivated") and (response := self._order(self.old_sku)
+                                                             ).status_code != 422:
+                self.wrong.append(f"admin write under the fault: the deactivated product ordered, "
+                                  f"{response.status_code} {response.text[:100]}")
+        if self.acknowledged.get("rate changed"):
+            expected = self.PRICE_CENTS * self.RATE_BPS // 10_000
+            response = self._order(self.rate_sku, self.earner)
+            got = response.json().get("commission_cents") if response.status_code == 201 else None
+            if got != expected:
+                self.wrong.append(f"admin write under the fault: the old rate applied, {response.status_code} "
+                                  f"commission {got} (expected {expected}) {response.text[:80]}")
+
+
 def clean_answer(response: httpx.Response) -> bool:
     """2xx, or a 503 that is an RFC 9457 problem saying so."""
     if response.status_code < 300:
@@ -546,6 +623,8 @@ class Scenario:
     min_fault_s: float = 0.0
     """At least this long, whatever `Settings.fault_s`: a frozen PocketBase must outlast the engine's 5 s timeout
     to be felt, and /readyz (2 s to say PocketBase does not answer) must be read in it after GRACE_S."""
+    admin_probe: bool = False
+    """Admin writes are made during the fault and judged after it (AdminProbe): the Redis faults."""
 
 
 def _during(load: Load, start: float, end: float) -> list[tuple[float, int, bool, float]]:
@@ -595,7 +674,7 @@ SCENARIOS = (
     Scenario("PocketBase unreachable", "connections reset", lambda s: s.pocketbase.reset(),
              lambda s: s.pocketbase.heal(), "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
     Scenario("Redis blackholed", "packets dropped", lambda s: s.redis.blackhole(), lambda s: s.redis.heal(), "redis",
-             DEPENDENCY_RECOVERY_S, _served),
+             DEPENDENCY_RECOVERY_S, _served, admin_probe=True),
     Scenario("PocketBase +500 ms", "500 ms on every call", lambda s: s.pocketbase.latency(0.5),
              lambda s: s.pocketbase.heal(), None, DEPENDENCY_RECOVERY_S, _slowed),
 )
@@ -625,13 +704,13 @@ FAULTS = (
              lambda s: s.resume_pocketbase(), "pocketbase", LATE_BOUND_S,
              lambda load, start, end: _felt(load, start, end + LATE_S), min_fault_s=8.0),
     Scenario("Redis -ERR", "every command -ERR", lambda s: s.redis.error("-ERR injected by the chaos proxy"),
-             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served),
+             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served, admin_probe=True),
     Scenario("Redis -OOM", "every command -OOM", lambda s: s.redis.error(REDIS_OOM), lambda s: s.redis.heal(),
-             "redis", DEPENDENCY_RECOVERY_S, _served),
+             "redis", DEPENDENCY_RECOVERY_S, _served, admin_probe=True),
     Scenario("Redis replies cut", "each reply cut half-way", lambda s: s.redis.cut(), lambda s: s.redis.heal(),
-             "redis", DEPENDENCY_RECOVERY_S, _served),
+             "redis", DEPENDENCY_RECOVERY_S, _served, admin_probe=True),
     Scenario("Redis 1 s late", "every reply 1 s late", lambda s: s.redis.reply_latency(1.0),
-             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served),
+             lambda s: s.redis.heal(), "redis", DEPENDENCY_RECOVERY_S, _served, admin_probe=True),
     Scenario("PocketBase 200 not JSON", "a proxy's 200 HTML page",
              lambda s: s.pocketbase.http(200, "text/html", "<html>maintenance</html>"), lambda s: s.pocketbase.heal(),
              "pocketbase", DEPENDENCY_RECOVERY_S, _refused),
@@ -687,11 +766,16 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
     httpx.put(f"{stack.url}/v1/affiliates/{affiliate}", headers={"Authorization": f"Bearer {stack.admin_key}"},
               json={"name": scenario.name}, timeout=10).raise_for_status()
     stack.garbage = None
+    probe = AdminProbe(stack.url, api_key, stack.admin_key, prefix) if scenario.admin_probe else None
+    if probe is not None:
+        probe.prepare()
     with (Readiness(stack.url) as readiness, Load(stack.url, api_key, prefix, settings, affiliate) as load,
           Summaries(stack.url, api_key, affiliate) as summaries):
         time.sleep(settings.warmup_s)
         start = time.monotonic()
         evidence = scenario.inject(stack)
+        if probe is not None:
+            probe.write()
         recovered: float | None
         if scenario.timed:
             time.sleep(fault_s)
@@ -706,6 +790,8 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
             result.recovery_s = None if recovered is None else recovered - start
         time.sleep(settings.after_s)
         load.finish(drain_s=scenario.bound_s)
+        if probe is not None:
+            probe.check()
         time.sleep(0.5)  # a last summary read after the last acknowledgement
     garbage = stack.garbage
     stored = {**stack.stored_orders(prefix), **(stack.stored_orders(garbage.prefix) if garbage is not None else {})}
@@ -713,7 +799,8 @@ def run_scenario(stack: ChaosStack, api_key: str, scenario: Scenario, settings: 
     result.acked = len(acks)
     result.lost, result.duplicated = lost_and_duplicated(acks, stored)
     stale = stale_summaries(summaries.reads, [at for _, at in load.acks.values()], load.paid, load.commission_cents)
-    wrong = load.wrong + summaries.wrong + (garbage.wrong if garbage is not None else [])
+    wrong = (load.wrong + summaries.wrong + (garbage.wrong if garbage is not None else [])
+             + (probe.wrong if probe is not None else []))
     result.stale, result.wrong = len(stale), len(wrong)
     result.resets = len(load.resets)
     answers = _during(load, start, end)
@@ -814,7 +901,7 @@ def chaos_stack(workdir: Path) -> Generator[tuple[ChaosStack, str]]:
         httpx.put(f"{stack.url}/v1/affiliates/chaos-affiliate", headers=admin, timeout=10,
                   json={"name": "Chaos"}).raise_for_status()
         httpx.put(f"{stack.url}/v1/commission-rules", headers=admin, timeout=10,
-                  json={"default_rate_bps": 500}).raise_for_status()
+                  json={"default_rate_bps": DEFAULT_RATE_BPS}).raise_for_status()
         yield stack, api_key
     finally:
         stack.close()

@@ -43,6 +43,11 @@ COLLECTIONS: list[dict[str, Any]] = [
     {"name": "products", "fields": [_text("tenant"), _text("sku"), _text("name"), _text("category", False),
                                     _number("price_cents"), {"name": "active", "type": "bool"}],
      "indexes": ["CREATE UNIQUE INDEX idx_products_tenant_sku ON products (tenant, sku)"]},
+    # catalog_version: a token every admin write of the tenant's products, rules or affiliates sets in the same
+    # transaction, which a cached catalog, rules or affiliates document must carry to judge an order
+    # (services.Engine._documents): one record per tenant, its id derived from the slug (catalog_version_id).
+    {"name": "catalog_versions", "fields": [_text("tenant"), _text("catalog_version")],
+     "indexes": ["CREATE UNIQUE INDEX idx_catalog_versions_tenant ON catalog_versions (tenant)"]},
     # summary_version: a token every write to the affiliate's orders sets in the same transaction (#23), which
     # a cached summary must carry to be served (services.Engine.summary).
     {"name": "affiliates", "fields": [_text("tenant"), _text("affiliate_id"), _text("name", False),
@@ -103,10 +108,21 @@ def render() -> str:
     return json.dumps(document(), indent=2) + "\n"
 
 
-def required() -> tuple[str, ...]:
-    """The collections the engine serves from: until PocketBase has them all it is not ready (#20.1,
-    PocketBase.schema_problem), asked as the engine's account (their records, never /api/collections)."""
-    return tuple(str(collection["name"]) for collection in COLLECTIONS)
+VIEW_FIELDS = ("tenant", "affiliate_id", "created_month", "commission_status", "cents_high", "cents_low", "orders")
+"""The columns of the commission_totals view the engine filters on or reads (services.Engine.summary)."""
+
+
+def required() -> dict[str, tuple[str, ...]]:
+    """The collections the engine serves from and, for each, the fields it reads or writes: until PocketBase has
+    them all it is not ready (#20.1, PocketBase.schema_problem), asked as the engine's account (their records,
+    never /api/collections).
+
+    Fields, not only collections (#23, second audit): PocketBase ignores a field its schema lacks in a write
+    (an older image's schema without `affiliates.summary_version` stored every order and dropped the version,
+    so cached summaries were served stale for their TTL), so a collection that exists is not enough.
+    """
+    return {str(collection["name"]): VIEW_FIELDS if collection.get("type") == "view"
+            else tuple(str(field["name"]) for field in collection["fields"]) for collection in COLLECTIONS}
 
 
 if __name__ == "__main__":

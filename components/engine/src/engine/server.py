@@ -13,8 +13,12 @@ requests were received". The bytes after a complete request are the next "reques
 answer of each request read before it. So here: while a request read from this connection is still being
 answered (or queued behind one), a parse error is remembered and nothing more is read; once the last of those
 responses is sent, the 400 follows and the connection closes, as uvicorn does. With nothing in flight, a parse
-error is answered at once, exactly as uvicorn does. Pinned to uvicorn 0.54.0 (components/engine/pyproject.toml),
-tested with a raw socket (tests/engine/test_faults.py).
+error is answered at once, exactly as uvicorn does. Nor is it deferred while the last request read still
+expects its body (`cycle.more_body`: a chunked body that turns invalid partway): that request can never be
+completed, its application waits for a body that will not come, and deferring hung the connection for ever
+(#23, second audit); it is answered 400 at once and the connection closes, as uvicorn does. Pinned to uvicorn
+0.54.0 (components/engine/pyproject.toml), tested with a raw socket (tests/engine/test_faults.py and
+test_faults_more.py).
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ class HttpProtocol(HttpToolsProtocol):
         cycle = cast(RequestResponseCycle | None, self.cycle)  # None before the first request (uvicorn's own init)
         return (cycle is not None and not cycle.response_complete) or bool(self.pipeline)
 
+    def _last_request_read_whole(self) -> bool:
+        """Whether the last request read (uvicorn's `self.cycle`, set at each request's headers, pipelined or
+        not) has its whole body: uvicorn's `on_message_complete` sets `more_body = False`."""
+        cycle = cast(RequestResponseCycle | None, self.cycle)
+        return cycle is None or not cycle.more_body
+
     def data_received(self, data: bytes) -> None:
         if self._pending_400:  # nothing after the bytes that were not HTTP is read
             return
@@ -47,7 +57,7 @@ class HttpProtocol(HttpToolsProtocol):
             parser.feed_data(data)
         except httptools.HttpParserError:  # pyright: ignore[reportUnknownMemberType]
             self.logger.warning(INVALID)
-            if self._answering():
+            if self._answering() and self._last_request_read_whole():
                 self._pending_400 = True
                 self.flow.pause_reading()
                 return

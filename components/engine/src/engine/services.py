@@ -13,14 +13,13 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from engine import audit, metrics
 from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
-from engine.adapters.pocketbase import NotUnique, PocketBase, quote
+from engine.adapters.pocketbase import NotUnique, PocketBase, PocketBaseError, pocketbase_data, quote
 from engine.domain.model import (
     COMMISSION_FOR,
     TRANSITIONS,
@@ -83,30 +82,77 @@ class Engine:
         self.summary_ttl_s = summary_ttl_s
         self.catalog_ttl_s = catalog_ttl_s
 
-    # -- cached documents ----------------------------------------------------------------------
+    # -- cached documents: catalog, rules, affiliates --------------------------------------------
     #
-    # A document (a tenant's catalog, rules or affiliates; an affiliate's monthly summary) is cached
-    # as "<generation>\n<json>", and every write sets a new, never used generation after it lands. A
-    # reader gets the generation and the document in one MGET and trusts the document only if they
-    # match; on a miss it tags what it loads with the generation it read *before* loading. So it never
-    # sees a document older than a write that finished before it read. With no generation yet (or
-    # one Redis evicted) it starts one first, since an absent generation cannot tag anything safely.
+    # A tenant's catalog, rules and affiliates are cached in Redis, each as "<tag>\n<json>", and trusted only
+    # while its tag matches both (#23, second audit):
+    #
+    # - the tenant's `catalog_version` in PocketBase, which every admin write of products, rules or affiliates
+    #   replaces in the same transaction as the data (`_admin_write`). This is what makes the guarantee: no
+    #   order is judged against data older than the last acknowledged admin write, whatever Redis did. A Redis
+    #   generation bumped after the write could not: an -OOM, a cut or late reply or a blackhole at that moment
+    #   (swallowed, as a cache must) left the old rules applied, a deactivated product orderable and a new
+    #   affiliate refused for the copies' TTL (24 h), and a wrong commission stored for good.
+    # - the Redis generation (`<kind>-gen:<tenant>`), which every write still bumps after it lands, best
+    #   effort: an engine of before this change, serving beside this one during a rollout, bumps only that.
+    #
+    # Refusing the admin write with 503 when the bump fails was the other way, and is not sound on its own: the
+    # write is stored before the bump fails, so the 503 is a lie and the stale copies stay (a late reply, or a
+    # bump that reached Redis after the reader's check, cannot be detected at all).
+    #
+    # Cost: one PocketBase read per order (one row by the unique index on tenant), at the same time as the one
+    # Redis MGET of the documents, so a hit adds about one PocketBase round trip; the catalog's GET pays it at
+    # most once a CATALOG_MEMORY_S per process. An admin write becomes a batch of two writes. The version is read
+    # before a document is loaded, so a write between the two leaves the copy an older tag, never the reverse.
+    # A tenant with no version record yet (no admin write since this change) has the version "": its copies
+    # are as fresh as the Redis generation makes them, as before, until its first admin write.
 
-    async def _cached(self, kind: str, generation_key: str, key: str, ttl_s: int,
-                      load: Callable[[], Awaitable[str]]) -> str:
-        generation, stored = await self.cache.mget(kind, [generation_key, key])
-        if generation is not None and stored is not None:
-            stored_generation, _, body = stored.partition("\n")
-            if stored_generation == generation:
-                metrics.CACHE_REQUESTS.labels(kind, "hit").inc()
-                return body
-        metrics.CACHE_REQUESTS.labels(kind, "miss").inc()
-        if generation is None:
-            generation = await self.cache.current_generation(kind, generation_key)
-        body = await load()
-        if generation is not None:
-            await self.cache.set(kind, key, f"{generation}\n{body}", ttl_s)
-        return body
+    async def _catalog_version(self, tenant: Tenant) -> str:
+        record = await self.pb.first("catalog_version", "catalog_versions", f"tenant={quote(tenant.slug)}",
+                                     fields="catalog_version")
+        return "" if record is None else str(record["catalog_version"])
+
+    async def _documents(self, tenant: Tenant, kinds: tuple[str, ...]) -> dict[str, str]:
+        """The tenant's documents of `kinds` ("catalog", "rules", "affiliates"), cached while current."""
+        keys = [key for kind in kinds for key in (f"{kind}-gen:{tenant.slug}", f"{_DOCUMENT_KEYS[kind]}:{tenant.slug}")]
+        version, values = await asyncio.gather(self._catalog_version(tenant), self.cache.mget(kinds[0], keys))
+        documents: dict[str, str] = {}
+        for index, kind in enumerate(kinds):
+            generation, stored = values[2 * index], values[2 * index + 1]
+            if generation is not None and stored is not None:
+                stored_tag, _, body = stored.partition("\n")
+                if stored_tag == f"{version}/{generation}":
+                    metrics.CACHE_REQUESTS.labels(kind, "hit").inc()
+                    documents[kind] = body
+                    continue
+            metrics.CACHE_REQUESTS.labels(kind, "miss").inc()
+            if generation is None:  # none yet, or evicted: one started first, since none cannot tag anything
+                generation = await self.cache.current_generation(kind, f"{kind}-gen:{tenant.slug}")
+            with pocketbase_data(kind):
+                body = await self._load(tenant, kind)
+            if generation is not None:
+                await self.cache.set(kind, keys[2 * index + 1], f"{version}/{generation}\n{body}",
+                                     self.catalog_ttl_s)
+            documents[kind] = body
+        return documents
+
+    async def _load(self, tenant: Tenant, kind: str) -> str:
+        """A document from PocketBase (KeyError, ValueError or TypeError: PocketBase answered another shape)."""
+        if kind == "catalog":
+            records = await self.pb.list("catalog", "products", f"tenant={quote(tenant.slug)} && active=true",
+                                         fields="sku,name,category,price_cents", sort="sku")
+            return json.dumps({"currency": tenant.currency, "products": [
+                {"sku": str(r["sku"]), "name": str(r["name"]), "category": str(r["category"] or ""),
+                 "price_cents": int(r["price_cents"])} for r in records]}, separators=(",", ":"))
+        if kind == "rules":
+            record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
+            rules = CommissionRules() if record is None else CommissionRules(
+                int(record.get("default_rate_bps") or 0), dict(record.get("category_rates_bps") or {}),
+                dict(record.get("product_rates_bps") or {}), _order_cap(record))
+            return json.dumps(asdict(rules))
+        records = await self.pb.list("affiliates", "affiliates", f"tenant={quote(tenant.slug)}",
+                                     fields="id,affiliate_id")
+        return json.dumps({str(r["affiliate_id"]): str(r["id"]) for r in records}, sort_keys=True)
 
     # -- catalog, rules, affiliates ----------------------------------------------------------
 
@@ -128,81 +174,55 @@ class Engine:
 
     async def catalog(self, tenant: Tenant) -> str:
         """The tenant's active products as JSON; cached in Redis until a product changes."""
-        async def load() -> str:
-            records = await self.pb.list("catalog", "products", f"tenant={quote(tenant.slug)} && active=true",
-                                         fields="sku,name,category,price_cents", sort="sku")
-            return json.dumps({"currency": tenant.currency, "products": [
-                {k: r[k] for k in ("sku", "name", "category", "price_cents")} for r in records]},
-                separators=(",", ":"))
+        return (await self._documents(tenant, ("catalog",)))["catalog"]
 
-        return await self._cached("catalog", f"catalog-gen:{tenant.slug}", f"catalog:{tenant.slug}",
-                                  self.catalog_ttl_s, load)
-
-    async def _active_products(self, tenant: Tenant) -> dict[str, Product]:
+    @staticmethod
+    def _products(document: str) -> dict[str, Product]:
         """Priced from the catalog document: the catalog price at order time."""
-        catalog = json.loads(await self.catalog(tenant))
+        catalog = json.loads(document)
         return {p["sku"]: Product(p["sku"], p["name"], p["category"] or "", int(p["price_cents"]))
                 for p in catalog["products"]}
 
     async def rules(self, tenant: Tenant) -> CommissionRules:
-        async def load() -> str:
-            record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
-            rules = CommissionRules() if record is None else CommissionRules(
-                int(record.get("default_rate_bps") or 0), record.get("category_rates_bps") or {},
-                record.get("product_rates_bps") or {}, _order_cap(record))
-            return json.dumps(asdict(rules))
-
-        # "rules2": copies cached before caps of 0 were kept read a cap of 0 as none; they are never used.
-        document = await self._cached("rules", f"rules-gen:{tenant.slug}", f"rules2:{tenant.slug}",
-                                      self.catalog_ttl_s, load)
-        return CommissionRules(**json.loads(document))
-
-    async def _affiliates(self, tenant: Tenant) -> dict[str, str]:
-        """The tenant's affiliates: affiliate_id -> their record's id (an order's write sets its summary_version)."""
-        async def load() -> str:
-            records = await self.pb.list("affiliates", "affiliates", f"tenant={quote(tenant.slug)}",
-                                         fields="id,affiliate_id")
-            return json.dumps({r["affiliate_id"]: r["id"] for r in records}, sort_keys=True)
-
-        # "affiliates2": copies cached before #23 are a list of ids without their records'; they are never used.
-        return dict(json.loads(await self._cached("affiliates", f"affiliates-gen:{tenant.slug}",
-                                                  f"affiliates2:{tenant.slug}", self.catalog_ttl_s, load)))
+        return CommissionRules(**json.loads((await self._documents(tenant, ("rules",)))["rules"]))
 
     async def _affiliate_record(self, tenant: Tenant, affiliate_id: str) -> str | None:
-        """The affiliate's record id, from the cached map or else PocketBase."""
-        if (found := (await self._affiliates(tenant)).get(affiliate_id)) is not None:
-            return found
+        """The affiliate's record id, from PocketBase (one row by its unique index): an order's status change
+        sets its summary_version, and an order's creation looks here before it refuses an affiliate unknown to
+        the cached map (an engine of before #23's second audit may have added it without a catalog version)."""
         record = await self.pb.first("affiliates", "affiliates",
                                      f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
                                      fields="id")
         return None if record is None else str(record["id"])
 
-    async def _upsert(self, operation: str, collection: str, filter_: str, body: dict[str, Any]
-                      ) -> dict[str, Any] | None:
-        """Create or update; the record as it was before (None if it is created), for the audit event."""
+    async def _admin_write(self, tenant: Tenant, operation: str, collection: str, filter_: str,
+                           body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create or update, with a new catalog version for the tenant in the same transaction (see the cached
+        documents above); the record as it was before (None if it is created), for the audit event."""
         record = await self.pb.first(operation, collection, filter_)
-        if record is None:
-            await self.pb.create(operation, collection, body)
-        else:
-            await self.pb.update(operation, collection, record["id"], body)
+        url = f"/api/collections/{collection}/records"
+        write = ({"method": "POST", "url": url, "body": body} if record is None
+                 else {"method": "PATCH", "url": f"{url}/{record['id']}", "body": body})
+        await self.pb.batch(operation, [write, _new_catalog_version(tenant.slug)])
         return record
 
     async def put_rules(self, tenant: Tenant, rules: CommissionRules, actor: str = "") -> CommissionRules:
-        before = await self._upsert("rules", "commission_rules", f"tenant={quote(tenant.slug)}",
-                                    {"tenant": tenant.slug, **asdict(rules),
-                                     "order_cap_cents": rules.order_cap_cents or 0,
-                                     "has_order_cap": rules.order_cap_cents is not None})
+        before = await self._admin_write(tenant, "rules", "commission_rules", f"tenant={quote(tenant.slug)}",
+                                         {"tenant": tenant.slug, **asdict(rules),
+                                          "order_cap_cents": rules.order_cap_cents or 0,
+                                          "has_order_cap": rules.order_cap_cents is not None})
         await self.cache.new_generation("rules", f"rules-gen:{tenant.slug}")
-        was = None if before is None else asdict(CommissionRules(
-            int(before.get("default_rate_bps") or 0), before.get("category_rates_bps") or {},
-            before.get("product_rates_bps") or {}, _order_cap(before)))
+        with pocketbase_data("rules"):
+            was = None if before is None else asdict(CommissionRules(
+                int(before.get("default_rate_bps") or 0), before.get("category_rates_bps") or {},
+                before.get("product_rates_bps") or {}, _order_cap(before)))
         audit.record("commission_rules.put", tenant.slug, actor, tenant.slug, was, asdict(rules))
         return rules
 
     async def put_product(self, tenant: Tenant, product: Product, actor: str = "") -> Product:
-        before = await self._upsert("products", "products",
-                                    f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
-                                    {"tenant": tenant.slug, **asdict(product)})
+        before = await self._admin_write(tenant, "products", "products",
+                                         f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
+                                         {"tenant": tenant.slug, **asdict(product)})
         fields = asdict(product)
         audit.record("product.put", tenant.slug, actor, product.sku,
                      None if before is None else {k: before.get(k) for k in fields}, fields)
@@ -213,9 +233,9 @@ class Engine:
         return product
 
     async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str, actor: str = "") -> dict[str, str]:
-        before = await self._upsert("affiliates", "affiliates",
-                                    f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                                    {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
+        before = await self._admin_write(tenant, "affiliates", "affiliates",
+                                         f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
+                                         {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
         await self.cache.new_generation("affiliates", f"affiliates-gen:{tenant.slug}")
         after = {"affiliate_id": affiliate_id, "name": name}
         audit.record("affiliate.put", tenant.slug, actor, affiliate_id,
@@ -232,10 +252,12 @@ class Engine:
         ).hexdigest()
         affiliate_record: str | None = None
         try:
-            if affiliate_id is not None and (affiliate_record := (await self._affiliates(tenant)).get(
-                    affiliate_id)) is None:
+            documents = await self._documents(tenant, ("catalog", "rules") + (("affiliates",) if affiliate_id else ()))
+            if affiliate_id is not None and (affiliate_record := json.loads(documents["affiliates"]).get(
+                    affiliate_id) or await self._affiliate_record(tenant, affiliate_id)) is None:
                 raise DomainError("affiliate_id", f"{affiliate_id!r} is not an affiliate of this tenant")
-            priced = price_order(affiliate_id, lines, await self._active_products(tenant), await self.rules(tenant))
+            priced = price_order(affiliate_id, lines, self._products(documents["catalog"]),
+                                 CommissionRules(**json.loads(documents["rules"])))
         except DomainError:
             # A retry is answered with the order it created, whatever changed since (a product deactivated,
             # a price or a rate): only a request the key never stored is refused. The lookup costs a
@@ -275,12 +297,15 @@ class Engine:
 
     @staticmethod
     def _replay(record: dict[str, Any], request_hash: str) -> dict[str, Any]:
+        if record.get("request_hash") is None:
+            raise PocketBaseError("PocketBase idempotency: an order without its request_hash")
         if record["request_hash"] != request_hash:
             raise IdempotencyConflict("this Idempotency-Key was used for a different request")
         return order_view(record)
 
     async def order(self, tenant: Tenant, order_id: str) -> dict[str, Any]:
-        record = await self.pb.get("get_order", "orders", order_id) if ORDER_ID.fullmatch(order_id) else None
+        record = (await self.pb.get("get_order", "orders", order_id, ORDER_FIELDS) if ORDER_ID.fullmatch(order_id)
+                  else None)
         if record is None or record["tenant"] != tenant.slug:
             raise NotFound(f"no order {order_id!r}")
         return record
@@ -301,7 +326,8 @@ class Engine:
         costs PocketBase about 0.5 ms of CPU more than the single PATCH it replaces.
         """
         record = await self.order(tenant, order_id)
-        current = OrderStatus(record["status"])
+        with pocketbase_data("transition"):
+            current = OrderStatus(record["status"])
         status = next_status(current, action)
         affiliate_id = record.get("affiliate_id") or None
         affiliate_record = None if affiliate_id is None else await self._affiliate_record(tenant, affiliate_id)
@@ -314,7 +340,8 @@ class Engine:
                  "body": {"status": status.value, "commission_status": COMMISSION_FOR[status].value}},
                 *([] if affiliate_record is None else [_new_summary_version(affiliate_record)])])
         except NotUnique:
-            now = OrderStatus((await self.order(tenant, order_id))["status"])
+            with pocketbase_data("transition"):
+                now = OrderStatus((await self.order(tenant, order_id))["status"])
             raise TransitionError(action, now, TRANSITIONS[action][0]) from None
         return order_view(updated[1])
 
@@ -344,11 +371,12 @@ class Engine:
         older version than PocketBase's, so it is never served, never the reverse.
         """
         key = f"summary2:{tenant.slug}:{affiliate_id}:{month}"
+        cached = self.summary_ttl_s > 0  # SUMMARY_CACHE_SECONDS=0: no copy (a rollout's mixed window, README)
         record, (stored,) = await asyncio.gather(
             self.pb.first("summary_version", "affiliates",
                           f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
                           fields="summary_version"),
-            self.cache.mget("summary", [key]))
+            self.cache.mget("summary", [key]) if cached else _none())
         version = None if record is None else str(record.get("summary_version") or "")
         if version is not None and stored is not None:
             stored_version, _, body = stored.partition("\n")
@@ -361,12 +389,38 @@ class Engine:
             "summary", "commission_totals",
             f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)} && created_month={quote(month)}",
             fields="commission_status,cents_high,cents_low,orders")
-        result: MonthlySummary = summarize(affiliate_id, month, [
-            (CommissionStatus(g["commission_status"]), view_cents(g), int(g["orders"])) for g in groups])
+        with pocketbase_data("summary"):
+            result: MonthlySummary = summarize(affiliate_id, month, [
+                (CommissionStatus(g["commission_status"]), view_cents(g), int(g["orders"])) for g in groups])
         body = json.dumps(asdict(result) | {"currency": tenant.currency}, separators=(",", ":"))
-        if version is not None:  # an affiliate without a record has no orders to version: not cached
+        if version is not None and cached:  # an affiliate without a record has no orders to version: not cached
             await self.cache.set("summary", key, f"{version}\n{body}", self.summary_ttl_s)
         return body
+
+
+_DOCUMENT_KEYS = {"catalog": "catalog3", "rules": "rules3", "affiliates": "affiliates3"}
+"""Redis keys of the cached documents. "3": the copies of before #23's second audit are tagged with a Redis
+generation only (catalog, rules2, affiliates2); they are never used, and engines of before keep theirs."""
+ORDER_FIELDS = ("tenant", "status", "commission_status", "currency", "total_cents", "commission_cents", "lines")
+"""What an order's record must hold to be shown or changed (a 200 without them is not PocketBase's record)."""
+
+
+def catalog_version_id(tenant: str) -> str:
+    """The id of the tenant's catalog_versions record, derived from its slug so that every engine upserts the
+    same one (PocketBase's batch `PUT /api/collections/{collection}/records`: "executed as update if bodyParams
+    have a valid existing record id value, otherwise - create", pocketbase JS/Dart SDK `SubBatchService.upsert`;
+    checked on 0.40.6). PocketBase's default record id is 15 characters of [a-z0-9]: hex is of them."""
+    return hashlib.sha256(tenant.encode()).hexdigest()[:15]
+
+
+def _new_catalog_version(tenant: str) -> dict[str, Any]:
+    """The batch request that gives the tenant's catalog, rules and affiliates a new, never used version."""
+    return {"method": "PUT", "url": "/api/collections/catalog_versions/records",
+            "body": {"id": catalog_version_id(tenant), "tenant": tenant, "catalog_version": secrets.token_hex(8)}}
+
+
+async def _none() -> list[str | None]:
+    return [None]
 
 
 def _new_summary_version(affiliate_record: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import cast
 
 from engine import metrics
 from engine.adapters.resp import Redis, RedisError
@@ -54,11 +55,18 @@ class Cache:
             metrics.CACHE_REQUESTS.labels(cache, "skipped").inc()
             return [None] * len(keys)
         try:
-            values: list[str | None] = await self._redis.execute("MGET", *keys)
+            values: object = await self._redis.execute("MGET", *keys)
         except RedisError:
             self._failed(cache)
             return [None] * len(keys)
-        return values
+        # MGET answers an array of one bulk string or nil per key (https://redis.io/docs/latest/commands/mget/:
+        # "Array reply: a list of values at the specified keys"). Anything else (+OK, :1, an array of another
+        # length, from Redis confused or something in front of it) is the cache failing, not a 500 (#23).
+        if not isinstance(values, list) or len(cast(list[object], values)) != len(keys) or not all(
+                value is None or isinstance(value, str) for value in cast(list[object], values)):
+            self._failed(cache)
+            return [None] * len(keys)
+        return cast(list[str | None], values)
 
     async def new_generation(self, cache: str, key: str) -> None:
         """After a write: a generation never used before, so no cached copy matches it.
@@ -77,8 +85,11 @@ class Cache:
             return None
         token = secrets.token_hex(8)
         try:
-            existing: str | None = await self._redis.execute("SET", key, token, "NX", "GET")
+            existing: object = await self._redis.execute("SET", key, token, "NX", "GET")
         except RedisError:
+            self._failed(cache)
+            return None
+        if existing is not None and not isinstance(existing, str):  # not SET's bulk string or nil
             self._failed(cache)
             return None
         return token if existing is None else existing

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import httpx
@@ -21,12 +23,44 @@ class NotUnique(Exception):
     """A write broke a unique index (e.g. the same idempotency key twice)."""
 
 
+class MissingCollection(PocketBaseError):
+    """PocketBase has no such collection (restarted without the engine's schema): not a record not found."""
+
+
+MISSING_COLLECTION = "Missing collection context."
+"""PocketBase's 404 message for a collection it does not have, apart from a record it does not have ("The
+requested resource wasn't found."): pocketbase/pocketbase apis/record_crud.go, `e.NotFoundError("Missing
+collection context.", err)` when `FindCachedCollectionByNameOrId` fails; seen from 0.40.6 as
+`{"data":{},"message":"Missing collection context.","status":404}` (#23, second audit)."""
+
+
+@contextmanager
+def pocketbase_data(operation: str) -> Generator[None]:
+    """Reading what PocketBase answered: a field missing or of another type (something in front of it answered
+    200 with JSON of another shape) is PocketBase failing, the 503 problem, never a 500 (#23, second audit)."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        raise PocketBaseError(f"PocketBase {operation}: an answer of another shape ({type(err).__name__}: "
+                              f"{str(err)[:80]})") from err
+
+
 def _has_code(data: Any, code: str) -> bool:
     """Whether PocketBase's error data holds a field error with `code`, at any depth (a batch nests them)."""
     if isinstance(data, dict):
         fields = cast(dict[str, Any], data)
         return fields.get("code") == code or any(_has_code(value, code) for value in fields.values())
     return False
+
+
+def _written_result(result: Any) -> bool:
+    """Whether one batch result is a write that succeeded: `{"status": 2xx, "body": {"id": "...", ...}}`."""
+    if not isinstance(result, dict):
+        return False
+    fields = cast(dict[str, Any], result)
+    status, body = fields.get("status"), fields.get("body")
+    return (isinstance(status, int) and 200 <= status < 300 and isinstance(body, dict)
+            and isinstance(cast(dict[str, Any], body).get("id"), str))
 
 
 def quote(value: str) -> str:
@@ -87,26 +121,34 @@ class PocketBase:
 
     Readiness (#20.1): the engine starts whatever PocketBase does (a standby engine's PocketBase is stopped
     by design) and asks, at most once a `SCHEMA_RECHECK_S`, whether PocketBase accepts its account and has
-    all of `required` (the collections of engine/schema.py, which PocketBase's image applies at its start).
-    Until it has, every call raises PocketBaseError with the reason (the API's 503 problem) and `/readyz`
-    says it; once it has, that is remembered for the life of the process (the schema is never removed), and
-    readiness is PocketBase's own `/api/health`.
+    all of `required` (the collections of engine/schema.py and the fields the engine reads and writes, which
+    PocketBase's image applies at its start). Until it has, every call raises PocketBaseError with the reason
+    (the API's 503 problem) and `/readyz` says it. Once it has, that holds until PocketBase says otherwise: a
+    refusal of the engine's account (a password rotated on one side) or a missing collection (PocketBase
+    restarted on another data directory, or without the hooks) forgets it, so the next call checks again
+    and `/readyz` says why (#23, second audit: it had said ready for ever, and a GET of an order answered
+    404). Readiness is then one cheap call as the engine's account (`READINESS_COLLECTION`, one row), not
+    PocketBase's `/api/health`, which answers 200 whoever asks and whatever schema it holds.
     """
 
     SCHEMA_RECHECK_S = 1.0
+    READINESS_WAIT_S = 2.0
+    """How long /readyz waits on PocketBase, whatever the calls' timeout: a probe must get an answer."""
+    READINESS_COLLECTION = "orders"
 
     def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0,
-                 required: tuple[str, ...] = ()) -> None:
-        """`accounts`: the auth collection the account is in. `required`: the collections to wait for."""
+                 required: dict[str, tuple[str, ...]] | None = None) -> None:
+        """`accounts`: the auth collection the account is in. `required`: the collections to wait for, each
+        with the fields the engine needs in it."""
         self._accounts, self._email, self._password = accounts, email, password
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
-        self._required = required
-        self._schema_ok = not required
+        self._required = required or {}
+        self._schema_ok = not self._required
         self._schema_problem: tuple[float, str] | None = None
-        self._schema_lock = asyncio.Lock()
+        self._schema_check: asyncio.Future[str | None] | None = None
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -115,6 +157,8 @@ class PocketBase:
         response = await self._http.post(f"/api/collections/{self._accounts}/auth-with-password",
                                          json={"identity": self._email, "password": self._password})
         if response.status_code != 200:
+            if response.status_code in (400, 401, 403, 404):  # refused, or no such auth collection: recheck
+                self._schema_lost()
             raise PocketBaseError(f"PocketBase refused the engine's account {self._email} in {self._accounts} "
                                   f"(HTTP {response.status_code})")
         token = self._json(response, "auth").get("token") if response.status_code == 200 else None
@@ -124,56 +168,97 @@ class PocketBase:
 
     # -- readiness ---------------------------------------------------------------------------------
 
-    async def schema_problem(self) -> str | None:
-        """None once PocketBase accepts the engine's account and has every required collection; else why not.
-        Rechecked at most once a SCHEMA_RECHECK_S however many requests ask (one check, shared)."""
+    def _schema_lost(self) -> None:
+        """PocketBase refused the account or lacks a collection: check the schema again before serving."""
+        if self._required:
+            self._schema_ok, self._schema_problem = False, None
+
+    async def schema_problem(self, wait_s: float | None = None) -> str | None:
+        """None once PocketBase accepts the engine's account and has every required collection and field; else
+        why not. Rechecked at most once a SCHEMA_RECHECK_S however many requests ask (one check, shared).
+
+        `wait_s` (for /readyz): while a check runs longer (PocketBase blackholed: up to the calls' timeout),
+        answer the last problem known, or that the check has not answered, instead of waiting for it; the
+        check goes on, shielded, for the callers that wait (#23, second audit: /readyz took 5 s)."""
         if self._schema_ok:
             return None
-        async with self._schema_lock:
-            if self._schema_ok:
-                return None
-            if self._schema_problem is not None and time.monotonic() - self._schema_problem[0] < self.SCHEMA_RECHECK_S:
-                return self._schema_problem[1]
-            try:
-                absent = [name for name in self._required if await self._collection_absent(name)]
-                problem = (f"PocketBase has no collection {', '.join(absent)} (its image applies the engine's "
-                           "schema at its start)") if absent else None
-            except PocketBaseError as err:
-                problem = str(err)
-            if problem is None:
-                self._schema_ok, self._schema_problem = True, None
-            else:
-                self._schema_problem = (time.monotonic(), problem)
-            return problem
+        last = self._schema_problem
+        if last is not None and time.monotonic() - last[0] < self.SCHEMA_RECHECK_S:
+            return last[1]
+        if self._schema_check is None or self._schema_check.done():
+            self._schema_check = asyncio.ensure_future(self._check_schema())
+        try:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(self._schema_check)
+        except TimeoutError:
+            if last is not None:
+                return last[1]
+            return f"PocketBase schema check: no answer within {wait_s:g} s"
 
-    async def _collection_absent(self, name: str) -> bool:
-        response = await self._call("schema", "GET", f"/api/collections/{name}/records",
-                                    params={"perPage": 1, "skipTotal": 1, "fields": "id"})
-        if response.status_code == 404:
+    async def _check_schema(self) -> str | None:
+        try:
+            gaps = await asyncio.gather(*(self._schema_gap(name, fields) for name, fields in self._required.items()))
+            absent = [gap for gap in gaps if gap]
+            problem = (f"PocketBase lacks {', '.join(absent)} (its image applies the engine's schema at its "
+                       "start)") if absent else None
+        except PocketBaseError as err:
+            problem = str(err)
+        if problem is None:
+            self._schema_ok, self._schema_problem = True, None
+        else:
+            self._schema_problem = (time.monotonic(), problem)
+        return problem
+
+    async def _schema_gap(self, collection: str, fields: tuple[str, ...]) -> str | None:
+        """What of `collection` and its `fields` PocketBase lacks ("collection orders", "affiliates.summary_version")
+        or None, asked as the engine's account with one row at most.
+
+        A field is asked for in a filter: PocketBase refuses a filter on a field its collection does not have
+        with 400 (0.40.6: `{"message":"Something went wrong while processing your request.","status":400}`),
+        where a write would silently drop it. Only when the whole filter is refused is each field asked apart,
+        to name the missing ones."""
+        try:
+            refused = await self._filter_refused(collection, fields)
+        except MissingCollection:
+            return f"collection {collection}"
+        if refused:
+            missing = [field for field in fields if await self._filter_refused(collection, (field,))]
+            return ", ".join(f"{collection}.{field}" for field in missing) or f"a filter on {collection}"
+        return None
+
+    async def _filter_refused(self, collection: str, fields: tuple[str, ...]) -> bool:
+        params: dict[str, str | int] = {"perPage": 1, "skipTotal": 1, "fields": "id"}
+        if fields:
+            # PocketBase resolves every field of a filter before it runs it, so the answer never needs a row:
+            # `id=''` is found empty by the primary key, and `tenant=''` by the tenant-first index SQLite pushes
+            # into the commission_totals view's GROUP BY, where a bare `f=''` could scan every order (EXPLAIN
+            # QUERY PLAN, SQLite 3.40: "SEARCH orders USING INDEX idx_orders_summary (tenant=?)" with it, "SCAN
+            # orders USING INDEX idx_orders_summary" without).
+            guard = "id='' && tenant=''" if "tenant" in fields else "id=''"
+            named = " || ".join(f"{field}=''" for field in fields)
+            params["filter"] = f"{guard} && ({named})"
+        response = await self._call("schema", "GET", f"/api/collections/{collection}/records", params=params)
+        if response.status_code == 400:
             return True
-        self._json(response, "schema")
+        self._items(response, "schema")
         return False
 
     async def unready(self) -> str | None:
         """Why the engine cannot serve from PocketBase now (for /readyz), or None."""
-        if (problem := await self.schema_problem()) is not None:
+        wait_s = min(self._timeout_s, self.READINESS_WAIT_S)
+        started = time.monotonic()
+        if (problem := await self.schema_problem(wait_s)) is not None:
             return problem
-        wait_s = min(self._timeout_s, 2.0)
-        try:
-            async with asyncio.timeout(wait_s):  # a free connection included: calls may hold them all
-                response = await self._http.get("/api/health")
+        wait_s = max(0.1, wait_s - (time.monotonic() - started))
+        try:  # a free connection and the sign-in included: calls may hold them all
+            async with asyncio.timeout(wait_s):
+                response = await self._call("readiness", "GET", f"/api/collections/{self.READINESS_COLLECTION}/records",
+                                            params={"perPage": 1, "skipTotal": 1, "fields": "id"})
+                self._items(response, "readiness")
         except TimeoutError:
-            return f"PocketBase health: no answer within {wait_s:g} s"
-        except httpx.HTTPError as err:
-            return _why("health", err, wait_s)
-        if response.status_code != 200:
-            return f"PocketBase health: HTTP {response.status_code}"
-        try:  # PocketBase's own answer, {"message": "API is healthy.", "code": 200, ...}, not a proxy's page
-            healthy: Any = response.json()
-        except ValueError:
-            return "PocketBase health: HTTP 200 with a body that is not JSON (something in front of it answered)"
-        if not isinstance(healthy, dict) or "message" not in healthy:
-            return "PocketBase health: HTTP 200 that is not PocketBase's answer"
+            return f"PocketBase readiness: no answer within {wait_s:g} s"
+        except PocketBaseError as err:
+            return str(err)
         return None
 
     # -- calls -------------------------------------------------------------------------------------
@@ -220,13 +305,21 @@ class PocketBase:
             metrics.POCKETBASE_LATENCY.labels(operation).observe(time.perf_counter() - start)
         if response.status_code >= 400 and "database is locked" in response.text:  # as /api/sql reports it
             metrics.POCKETBASE_LOCKS.labels(operation).inc()
+        if response.status_code in (401, 403):  # the account refused, again after signing in again: recheck
+            self._schema_lost()
         if response.status_code >= 500 or response.status_code in (401, 403):
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
-        if response.status_code >= 400 and pocketbase_error_body(response) is None:
+        error = pocketbase_error_body(response) if response.status_code >= 400 else None
+        if response.status_code >= 400 and error is None:
             metrics.POCKETBASE_ERRORS.labels(operation).inc()
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} that is not PocketBase's "
                                   "error document (something in front of it answered)")
+        if response.status_code == 404 and error is not None and error.get("message") == MISSING_COLLECTION:
+            metrics.POCKETBASE_ERRORS.labels(operation).inc()
+            self._schema_lost()
+            raise MissingCollection(f"PocketBase {operation}: {path.split('/')[3]}: {MISSING_COLLECTION} "
+                                    "(PocketBase lacks the engine's schema)")
         return response
 
     async def _signed_in(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -257,13 +350,29 @@ class PocketBase:
         return cast(dict[str, Any], body)
 
     @classmethod
-    def _items(cls, response: httpx.Response, operation: str) -> list[dict[str, Any]]:
+    def _items(cls, response: httpx.Response, operation: str, fields: str | None = None) -> list[dict[str, Any]]:
+        """The list's items, each holding the `fields` asked for (all of a record: its id at least)."""
         if response.status_code != 200:
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
         items: Any = cls._json(response, operation).get("items")
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in cast(list[Any], items)):
             raise PocketBaseError(f"PocketBase {operation}: a list without its items")
+        wanted = fields.split(",") if fields else ["id"]
+        if not all(key in item for item in cast(list[dict[str, Any]], items) for key in wanted):
+            raise PocketBaseError(f"PocketBase {operation}: items without the fields asked for ({','.join(wanted)})")
         return cast(list[dict[str, Any]], items)
+
+    @classmethod
+    def _record(cls, response: httpx.Response, operation: str, fields: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A record PocketBase answered: a JSON object with a string id and the `fields` the caller reads; a 200
+        of another shape (`{"code":500,"message":"upstream error"}` from something in front) is PocketBase
+        failing, never a record (#23, second audit: it gave a 201 with id null)."""
+        record = cls._json(response, operation)
+        if not isinstance(record.get("id"), str) or not record["id"]:
+            raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code} without a record id")
+        if absent := [field for field in fields if field not in record]:
+            raise PocketBaseError(f"PocketBase {operation}: a record without {', '.join(absent)}")
+        return record
 
     async def healthy(self, timeout_s: float | None = None) -> bool:
         try:
@@ -283,7 +392,7 @@ class PocketBase:
             if sort:
                 params["sort"] = sort
             response = await self.request(operation, "GET", f"/api/collections/{collection}/records", params=params)
-            batch = self._items(response, operation)
+            batch = self._items(response, operation, fields)
             items += batch
             if len(batch) < 500:
                 return items
@@ -295,18 +404,20 @@ class PocketBase:
         if fields:
             params["fields"] = fields
         response = await self.request(operation, "GET", f"/api/collections/{collection}/records", params=params)
-        items = self._items(response, operation)
+        items = self._items(response, operation, fields)
         return items[0] if items else None
 
-    async def get(self, operation: str, collection: str, record_id: str) -> dict[str, Any] | None:
-        """The record, or None when PocketBase itself says it has none (its 404 document: `request` refuses
-        any other error status)."""
+    async def get(self, operation: str, collection: str, record_id: str, fields: tuple[str, ...] = ()
+                  ) -> dict[str, Any] | None:
+        """The record (with the `fields` the caller reads), or None when PocketBase itself says it has no such
+        record: its 404 document for a record, never its 404 for a missing collection (`_call` raises
+        MissingCollection) nor anyone else's error status (`_call` refuses them)."""
         response = await self.request(operation, "GET", f"/api/collections/{collection}/records/{record_id}")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
             raise PocketBaseError(f"PocketBase {operation}: HTTP {response.status_code}")
-        return self._json(response, operation)
+        return self._record(response, operation, fields)
 
     async def create(self, operation: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.request(operation, "POST", f"/api/collections/{collection}/records", json=body)
@@ -326,9 +437,13 @@ class PocketBase:
             results: Any = response.json()
         except ValueError:
             raise PocketBaseError(f"PocketBase {operation}: HTTP 200 with a body that is not JSON") from None
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in cast(list[Any], results)):
-            raise PocketBaseError(f"PocketBase {operation}: a batch answer that is not a list of results")
-        return [result.get("body") for result in cast(list[dict[str, Any]], results)]
+        # One result per request, each a 2xx with the record written (pocketbase/pocketbase apis/batch.go:
+        # `BatchResponse{Status, Body}` per request, in order); anything else is not PocketBase's answer.
+        if not isinstance(results, list) or len(cast(list[Any], results)) != len(requests) or not all(
+                _written_result(result) for result in cast(list[Any], results)):
+            raise PocketBaseError(f"PocketBase {operation}: a batch answer that is not one written record per "
+                                  f"request ({len(requests)})")
+        return [result["body"] for result in cast(list[dict[str, Any]], results)]
 
     @classmethod
     def _written(cls, response: httpx.Response, operation: str = "write") -> dict[str, Any]:
@@ -339,4 +454,4 @@ class PocketBase:
             raise PocketBaseError(f"PocketBase refused the write: {data}")
         if response.status_code not in (200, 201):
             raise PocketBaseError(f"PocketBase write: HTTP {response.status_code}")
-        return cls._json(response, operation)
+        return cls._record(response, operation)
