@@ -201,7 +201,7 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
                 "cpu_idle": CPU_IDLE,
                 "startup_cpu_boost": True,
             },
-            # Up to 180 s (Cloud Run allows 240): the engine waits for PocketBase, whose VM a deploy may reboot.
+            # Up to 180 s: the engine waits for PocketBase, whose VM a deploy may reboot (CR-PROBE-001).
             "startup_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 3,
                               "failure_threshold": 60, "timeout_seconds": 2},
             "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
