@@ -203,6 +203,12 @@ def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines
     # "-") fail, the rest are not executed and the unit is considered failed", systemd.service(5), ExecStartPre=),
     # and Restart=always starts it again, the read included, with no start limit (StartLimitIntervalSec=0,
     # systemd.unit(5)): an image pull the registry grant does not allow yet is retried the same way.
+    # TimeoutStartSec=infinity: ExecStartPre= runs under the start timeout, by default DefaultTimeoutStartSec=
+    # 90 s (systemd-system.conf(5)), while the script's retry schedule sleeps up to 375 s per read (10 attempts,
+    # the wait doubling from 5 s to at most 60 s) plus 20 s per curl (-m 20). A timeout would kill it mid-schedule
+    # and Restart= would begin the schedule again. The script bounds itself (every curl has -m 20, every read at
+    # most 10 attempts), so it always ends on its own, at worst after (1 + secrets) x 575 s; and the other
+    # ExecStartPre= only writes docker's config. A fixed timeout could only cut a retry that may still succeed.
     return f"""#cloud-config
 write_files:
 - path: /etc/systemd/system/{spec.name}.service
@@ -214,6 +220,7 @@ write_files:
     After=network-online.target
     StartLimitIntervalSec=0{disk_condition}
     [Service]
+    TimeoutStartSec=infinity
     Environment=HOME=/home/{spec.name}
     ExecStartPre=/bin/bash /etc/{spec.name}-secrets.sh
     ExecStartPre=/usr/bin/{login}
