@@ -113,8 +113,7 @@ GCP_APIS: dict[str, tuple[str, str]] = {
     "gcp:storage/": ("storage.googleapis.com", "cloud.google.com/storage/docs/json_api"),
 }
 GCP_API_SERVICE_TYPE = "gcp:projects/service:Service"
-"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com), on by default in every new
-project (cloud.google.com/service-usage/docs/enabled-service#default): it is not declared."""
+"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com): one of the bootstrap APIs."""
 
 # Used by what runs rather than by a resource type, with the grant or the job that uses them.
 GCP_APIS_BY_ROLE: dict[str, str] = {
@@ -125,13 +124,19 @@ GCP_APIS_BY_ROLE: dict[str, str] = {
     "roles/logging.logWriter": "logging.googleapis.com",
 }
 GCP_APIS_ALWAYS: dict[str, str] = {
-    # The deploy workflows authenticate keylessly: a GitHub OIDC token exchanged at STS, then a service account
-    # impersonated through IAM Credentials (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
+    # The bootstrap APIs: enabled once by hand before the first `up` (README, "What the first `pulumi up` of each
+    # stack expects to exist"), since the stack cannot enable them itself: reading a `gcp.projects.Service` calls
+    # Cloud Resource Manager's projects.get (terraform-provider-google resource_google_project_service.go;
+    # hashicorp/terraform-provider-google#6101), enabling is a Service Usage call, and the deploy workflows
+    # authenticate keylessly, a GitHub OIDC token exchanged at STS, then a service account impersonated through
+    # IAM Credentials, before any `up` runs (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
     # pipelines: "Enable the IAM, Resource Manager, Service Account Credentials, and Security Token Service APIs").
+    # The stack declares them only so they are recorded and never disabled on destroy (an enable that is a no-op).
     "sts.googleapis.com": "the deploy workflows' Workload Identity Federation (token exchange)",
     "iamcredentials.googleapis.com": "the deploy workflows' service account impersonation",
     "iam.googleapis.com": "Workload Identity Federation and the services' own accounts",
-    "cloudresourcemanager.googleapis.com": "Workload Identity Federation and project IAM members",
+    "cloudresourcemanager.googleapis.com": "Workload Identity Federation, project IAM members, reading any API",
+    "serviceusage.googleapis.com": "enabling every other API",
 }
 
 

@@ -68,6 +68,9 @@ class GceTarget:
     depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
     """The VM is created or changed only after these (the standby starts after the edge stopped sending to the
     primary)."""
+    grants: Sequence[pulumi.Resource] = ()
+    """IAM grants made elsewhere that the VM uses at its first boot (the DR buckets' writer grants, used through the
+    `pocketbase-dr` account's HMAC key): its IAM propagation wait covers them as it covers its own."""
 
     @property
     def zone(self) -> str:
@@ -290,12 +293,13 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
             secret_fetch_line(project, secret_id, number, variable)))
 
     # As the Cloud Run services do (cloudrun.py, IAM_PROPAGATION): the VM reads its secrets and pulls its image at
-    # its first boot, so it is created only after its grants had time to propagate ("typically 2 minutes",
+    # its first boot, so it is created only after its grants, and those it uses through the DR account's HMAC key
+    # (`target.grants`), had time to propagate ("typically 2 minutes",
     # cloud.google.com/iam/docs/access-change-propagation). Again only when the account, so every grant, changes;
     # a read still denied after that is retried by the boot script (SECRETS_SCRIPT).
     settled = time.Sleep(f"{name}-vm-iam-propagation", create_duration=IAM_PROPAGATION,
                          triggers={"member": account.member},
-                         opts=pulumi.ResourceOptions(parent=parent, depends_on=grants))
+                         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, *target.grants]))
     address = gcp.compute.Address(f"{name}-address", project=project, region=target.region,
                                   name=f"{spec.name}-{env}", address_type="INTERNAL", subnetwork=target.subnetwork,
                                   address=target.address, opts=child)
