@@ -63,6 +63,8 @@ class BackupTarget:
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
     force_path_style: bool = False
+    grants: tuple[pulumi.Resource, ...] = ()
+    """The IAM grants that let the key write the bucket, when the stack declares it: the VM's wait covers them."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class ReplicaTarget:
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
     force_path_style: bool = False
+    grants: tuple[pulumi.Resource, ...] = ()
+    """The IAM grants that let the key write the bucket, when the stack declares it: the VM's wait covers them."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
         locations = {backups_bucket_name(args.project): args.region}
         locations[replica_bucket_name(args.project, args.failover_region)] = args.failover_region or args.region
         buckets: list[gcp.storage.Bucket] = []
+        grants: list[pulumi.Resource] = []
         for bucket_name, location in locations.items():
             role = "backups-and-replica" if len(locations) == 1 else (
                 "backups" if bucket_name == backups_bucket_name(args.project) else "replica")
@@ -226,17 +231,17 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
                                                 "with_state": "ARCHIVED"}}],
                 labels={"platform-role": "pocketbase-dr", "platform-dr-content": role},
                 force_destroy=False, opts=pulumi.ResourceOptions(parent=self, protect=True))
-            gcp.storage.BucketIAMMember(f"{bucket_name}-writer", bucket=bucket.name, role="roles/storage.objectAdmin",
-                                        member=account.email.apply(lambda email: f"serviceAccount:{email}"),
-                                        opts=child)
+            grants.append(gcp.storage.BucketIAMMember(
+                f"{bucket_name}-writer", bucket=bucket.name, role="roles/storage.objectAdmin",
+                member=account.email.apply(lambda email: f"serviceAccount:{email}"), opts=child))
             buckets.append(bucket)
         key = gcp.storage.HmacKey(f"{name}-hmac", project=args.project, service_account_email=account.email,
                                   opts=child)
         self.hmac_access_id = key.access_id
         self.hmac_secret = pulumi.Output.secret(key.secret)
         self.backups = BackupTarget(backups_bucket_name(args.project), GCS_ENDPOINT, args.region, key.access_id,
-                                    self.hmac_secret, force_path_style=True)
+                                    self.hmac_secret, force_path_style=True, grants=tuple(grants))
         self.replica = ReplicaTarget(replica_bucket_name(args.project, args.failover_region), REPLICA_PATH,
                                      GCS_ENDPOINT, args.failover_region or args.region, key.access_id,
-                                     self.hmac_secret, force_path_style=True)
+                                     self.hmac_secret, force_path_style=True, grants=tuple(grants))
         self.register_outputs({"buckets": [b.name for b in buckets]})

@@ -60,4 +60,4 @@ def standby_target(primary: gce.GceTarget, region: str, subnetwork: pulumi.Input
         subnetwork=subnetwork, client_ranges=tuple(client_ranges), registry_server=primary.registry_server,
         registry_repository=primary.registry_repository, deletion_protection=primary.deletion_protection,
         disk_gb=primary.disk_gb, name_suffix="-standby", running=serving, data_disk=serving,
-        address=STANDBY_ADDRESS, depends_on=tuple(depends_on))
+        address=STANDBY_ADDRESS, depends_on=tuple(depends_on), grants=primary.grants)

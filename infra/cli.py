@@ -23,6 +23,7 @@ from infra.ops import adopt_zone, certificate, rollout
 from infra.plan import contract_violations, diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
 from infra.stackfile import read_stack_file
+from stacks.contracts import ContractError, Violation
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_POLICY, EXIT_INVALID = 0, 1, 2
@@ -87,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return EXIT_INVALID
     raw, model = loaded
-    plan = run_program(model, raw, args.stack)
+    try:
+        plan = run_program(model, raw, args.stack)
+    except ContractError as err:  # the program stopped on a resource it was about to declare
+        return _broken_contract(config_file, list(err.violations))
     broken = contract_violations(plan, model)
     if broken:
-        # A deploy of this plan would fail at the provider (or on first start): say so before the pack runs.
-        print(f"error: {len(broken)} planned resource(s) break their service's contract; a deploy would fail:\n"
-              + "\n".join(f"{config_file.name}: {violation.line()}" for violation in broken), file=sys.stderr)
-        return EXIT_INVALID
+        return _broken_contract(config_file, broken)
     try:
         # As the engine starts a pack: the stack's name and its config (PULUMI_STACK, PULUMI_CONFIG).
         report = run_policies(plan.analyzer_inputs(), policy_config(model.waivers), args.policy_pack,
@@ -119,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_POLICY if report.mandatory else EXIT_OK
 
 
+def _broken_contract(config_file: Path, broken: list[Violation]) -> int:
+    """A deploy of this plan would fail at the provider (or on first start): say so, one line per breach, before
+    the pack runs, whether the program stopped on it (`ContractError`) or `plan`'s contract check found it."""
+    print(f"error: {len(broken)} planned resource(s) break their service's contract; a deploy would fail:\n"
+          + "\n".join(ContractError(broken).lines(config_file.name)), file=sys.stderr)
+    return EXIT_INVALID
+
+
 def _load(config_file: Path, stack: str) -> tuple[RawConfig, StackModel] | None:
     """The stack file and its model; on a mistake, every problem on stderr and None."""
     try:
@@ -133,7 +142,10 @@ def _compose(stack: str) -> int:
     loaded = _load(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack)
     if loaded is None:
         return EXIT_INVALID
-    plan = run_program(loaded[1], loaded[0], stack)
+    try:
+        plan = run_program(loaded[1], loaded[0], stack)
+    except ContractError as err:
+        return _broken_contract(PROJECT_DIR / f"Pulumi.{stack}.yaml", list(err.violations))
     if not any(r.type == "docker:index/container:Container" for r in plan.resources):
         print(f"error: stack {stack!r} runs no service on the docker backend", file=sys.stderr)
         return EXIT_INVALID

@@ -52,22 +52,46 @@ def failover_region(model: StackModel) -> str | None:
     return model.gcp.failover_region
 
 
+API_SETTLE = "30s"
+"""How long the resources that use a newly enabled API wait after the enable: an API reported enabled is not yet
+usable everywhere ("eventually consistent", hashicorp/terraform-provider-google#2129; the provider's own enable
+polls until Service Usage lists it, which is not the same as every backend accepting calls). Created with the
+enable only, so no later `up` waits."""
+BOOTSTRAP_API = "cloudresourcemanager.googleapis.com"
+"""Reading any `gcp.projects.Service` calls Cloud Resource Manager's projects.get (terraform-provider-google
+resource_google_project_service.go, `resourceGoogleProjectServiceRead` via `resourceManagerV3...Projects.Get`), so
+it must be on before the stack runs (README, bootstrap) and every other API waits for its declaration."""
+
+
 def enable_gcp_apis(project: str) -> None:
     """Enable the Google APIs the stack uses, derived from the resources it declares, and make each GCP resource
     wait for its API (stacks/backends.py, GCP_APIS): a stack transformation sees every resource registered after
     it, so a new kind of resource brings its API with it, or stops the program if none is known for it.
 
+    Each GCP resource waits for a short sleep after its API's enable (`API_SETTLE`), and every API's enable for
+    Cloud Resource Manager's (`BOOTSTRAP_API`). The bootstrap APIs (GCP_APIS_ALWAYS) are enabled by hand once,
+    before the first `up` (README, "What the first `pulumi up` of each stack expects to exist"): the stack
+    cannot enable them itself, only declare them.
+
     Never disabled on destroy, nor their dependants: other things in the project may use them
     (`disable_on_destroy`, `disable_dependent_services` of google_project_service, whose default would switch an
     API off with the stack). Resources of another project (a shared registry) are that project's owner's.
     """
-    enabled: dict[str, gcp.projects.Service] = {}
+    services: dict[str, gcp.projects.Service] = {}
+    settled: dict[str, time.Sleep] = {}
 
-    def api(name: str) -> gcp.projects.Service:
-        if name not in enabled:
-            enabled[name] = gcp.projects.Service(f"api-{name.split('.')[0]}", project=project, service=name,
-                                                 disable_on_destroy=False, disable_dependent_services=False)
-        return enabled[name]
+    def api(name: str) -> time.Sleep:
+        """The sleep after `name`'s enable: what a resource that uses the API waits for."""
+        if name not in settled:
+            if name != BOOTSTRAP_API:
+                api(BOOTSTRAP_API)
+            first = [] if name == BOOTSTRAP_API else [services[BOOTSTRAP_API]]
+            services[name] = gcp.projects.Service(
+                f"api-{name.split('.')[0]}", project=project, service=name, disable_on_destroy=False,
+                disable_dependent_services=False, opts=pulumi.ResourceOptions(depends_on=first))
+            settled[name] = time.Sleep(f"api-{name.split('.')[0]}-settle", create_duration=API_SETTLE,
+                                       opts=pulumi.ResourceOptions(depends_on=[services[name]]))
+        return settled[name]
 
     for name in sorted(GCP_APIS_ALWAYS):
         api(name)
@@ -182,6 +206,11 @@ def declare(model: StackModel) -> None:
     dr = model.profile.disaster_recovery
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica = declare_storage(model)
+    if targets.gce is not None:
+        # The VMs write the DR buckets through the DR account's HMAC key: their IAM wait covers its grants too.
+        dr_grants = (*(backups.grants if backups else ()), *(replica.grants if replica else ()))
+        targets = dataclasses.replace(targets, gce=dataclasses.replace(targets.gce, grants=tuple(dict.fromkeys(
+            dr_grants))))
     # The environment's Grafana Cloud: the engine's traces and the restore test's metrics go there over OTLP.
     otlp_headers = (cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
                     if model.grafana_cloud else None)

@@ -82,60 +82,9 @@ def cloudrun_min_cpu_for_memory(memory_mib: int) -> int:
 
 
 # What Cloud Run checks of every service it is asked to deploy, declared in a stack file or derived by the
-# program (the `telemetry` service, the failover region's standby engine): one place, run by the cloudrun backend
-# on each planned revision template (components/backends/cloudrun.py). An instance's CPU and memory are its
-# containers' limits added up. Source: Cloud Run, "Configure CPU limits for services"
-# (https://cloud.google.com/run/docs/configuring/services/cpu): "if you want to use less than 1 vCPU, you can
-# select any value between 0.08 and 1 [...] Values greater than 1 must be integer values. If you use less than
-# 1 vCPU, the following requirements are enforced: Memory: A minimum of 0.5 vCPU is needed to set a memory limit
-# greater than 512MiB. A minimum of 1 vCPU is needed to set a memory limit greater than 1GiB. Concurrency:
-# Maximum concurrency must be set to 1. CPU allocated: CPU allocation must be set to CPU allocated only during
-# request processing" (newer wording: "Billing: The billing settings must be set to request-based billing");
-# and its table of memory per vCPU: "1 vCPU Up to 4 GiB, 2 vCPU Up to 8 GiB, 4 vCPU 2 to 16 GiB, 6 vCPU 4 to
-# 24 GiB, 8 vCPU 4 to 32 GiB".
-CLOUDRUN_CPU_SOURCE = "https://cloud.google.com/run/docs/configuring/services/cpu"
-CLOUDRUN_MIN_CPU_MILLIS = 80
-CLOUDRUN_MEMORY_BY_VCPU: dict[int, tuple[int, int]] = {
-    1: (128, 4096), 2: (128, 8192), 4: (2048, 16384), 6: (4096, 24576), 8: (4096, 32768)}
-
-
-@dataclass(frozen=True)
-class CloudRunInstance:
-    """One Cloud Run revision template as Cloud Run judges it: its containers' limits, added up, and how it runs."""
-
-    cpu_millis: int
-    memory_mib: int
-    max_concurrency: int
-    cpu_always_allocated: bool
-    """`cpu_idle: false` (instance-based billing): CPU outside requests too, as agents and warm instances need."""
-
-
-def cloudrun_instance_problems(instance: CloudRunInstance) -> list[str]:
-    """Every rule of Cloud Run's CPU limits the instance breaks, each naming the rule; empty when Cloud Run accepts
-    it."""
-    cpu, memory = instance.cpu_millis, instance.memory_mib
-    problems: list[str] = []
-    if cpu < CLOUDRUN_MIN_CPU_MILLIS:
-        problems.append(f"{cpu}m is below Cloud Run's minimum of 0.08 vCPU")
-    elif cpu < 1000:
-        if instance.max_concurrency != 1:
-            problems.append(f"{cpu}m is less than 1 vCPU, which needs maximum concurrency 1, not "
-                            f"{instance.max_concurrency}")
-        if instance.cpu_always_allocated:
-            problems.append(f"{cpu}m is less than 1 vCPU, which needs CPU allocated only during requests "
-                            "(request-based billing), not always allocated")
-        if memory > 1024 or (memory > 512 and cpu < 500):
-            problems.append(f"{cpu}m cannot have {memory} MiB: more than 512 MiB needs 0.5 vCPU, more than "
-                            "1 GiB needs 1 vCPU")
-    elif cpu % 1000:
-        problems.append(f"{cpu}m: CPU above 1 vCPU must be a whole number of vCPUs")
-    elif cpu // 1000 not in CLOUDRUN_MEMORY_BY_VCPU:
-        problems.append(f"{cpu // 1000} vCPU is not a size Cloud Run offers (1, 2, 4, 6 or 8)")
-    else:
-        low, high = CLOUDRUN_MEMORY_BY_VCPU[cpu // 1000]
-        if not low <= memory <= high:
-            problems.append(f"{cpu // 1000} vCPU takes {low} to {high} MiB of memory, not {memory}")
-    return problems
+# program (the `telemetry` service, the failover region's standby engine), is one table: the Cloud Run service
+# contract (stacks/contracts/cloudrun.py), run by the cloudrun backend on each revision it is about to declare
+# (components/backends/cloudrun.py, `check`) and by `plan` on every planned resource.
 
 
 # The Google API each kind of GCP resource is created through: its REST collection's service
@@ -164,8 +113,7 @@ GCP_APIS: dict[str, tuple[str, str]] = {
     "gcp:storage/": ("storage.googleapis.com", "cloud.google.com/storage/docs/json_api"),
 }
 GCP_API_SERVICE_TYPE = "gcp:projects/service:Service"
-"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com), on by default in every new
-project (cloud.google.com/service-usage/docs/enabled-service#default): it is not declared."""
+"""Enabling an API is itself a call to Service Usage (serviceusage.googleapis.com): one of the bootstrap APIs."""
 
 # Used by what runs rather than by a resource type, with the grant or the job that uses them.
 GCP_APIS_BY_ROLE: dict[str, str] = {
@@ -176,13 +124,19 @@ GCP_APIS_BY_ROLE: dict[str, str] = {
     "roles/logging.logWriter": "logging.googleapis.com",
 }
 GCP_APIS_ALWAYS: dict[str, str] = {
-    # The deploy workflows authenticate keylessly: a GitHub OIDC token exchanged at STS, then a service account
-    # impersonated through IAM Credentials (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
+    # The bootstrap APIs: enabled once by hand before the first `up` (README, "What the first `pulumi up` of each
+    # stack expects to exist"), since the stack cannot enable them itself: reading a `gcp.projects.Service` calls
+    # Cloud Resource Manager's projects.get (terraform-provider-google resource_google_project_service.go;
+    # hashicorp/terraform-provider-google#6101), enabling is a Service Usage call, and the deploy workflows
+    # authenticate keylessly, a GitHub OIDC token exchanged at STS, then a service account impersonated through
+    # IAM Credentials, before any `up` runs (cloud.google.com/iam/docs/workload-identity-federation-with-deployment-
     # pipelines: "Enable the IAM, Resource Manager, Service Account Credentials, and Security Token Service APIs").
+    # The stack declares them only so they are recorded and never disabled on destroy (an enable that is a no-op).
     "sts.googleapis.com": "the deploy workflows' Workload Identity Federation (token exchange)",
     "iamcredentials.googleapis.com": "the deploy workflows' service account impersonation",
     "iam.googleapis.com": "Workload Identity Federation and the services' own accounts",
-    "cloudresourcemanager.googleapis.com": "Workload Identity Federation and project IAM members",
+    "cloudresourcemanager.googleapis.com": "Workload Identity Federation, project IAM members, reading any API",
+    "serviceusage.googleapis.com": "enabling every other API",
 }
 
 

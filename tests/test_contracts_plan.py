@@ -8,16 +8,13 @@ standbys), which config validation never sees."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from infra import cli
 from infra.config import load_model
-from infra.plan import Plan, PlannedResource, contract_violations, run_program
+from infra.plan import contract_violations, run_program
 from infra.stackfile import read_stack_file
 from tests.conftest import PROJECT_DIR, CliResult, stack_document, write_stack
 
@@ -45,35 +42,28 @@ def test_a_declared_service_at_half_a_vcpu_is_refused_by_config_before_any_contr
     assert "CR-CPU" not in result.err  # the plan never ran: the first layer caught it
 
 
-def _half_vcpu_telemetry(resource: PlannedResource) -> PlannedResource:
-    """The telemetry service as a program could derive it: one container at 0.5 vCPU, CPU always allocated,
-    concurrency 80 (what Cloud Run refuses below one vCPU)."""
-    template: dict[str, Any] = dict(resource.inputs["template"])
-    template["containers"] = [{
-        "name": "telemetry", "image": template["containers"][0]["image"], "ports": {"containerPort": 9090},
-        "resources": {"cpuIdle": False, "limits": {"cpu": "500m", "memory": "512Mi"}}}]
-    template["maxInstanceRequestConcurrency"] = 80
-    return dataclasses.replace(resource, inputs=resource.inputs | {"template": template})
-
-
 def test_a_derived_service_at_half_a_vcpu_with_concurrency_80_stops_the_plan(
         tmp_path: Path, run_cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch) -> None:
-    def derive_small_telemetry(*args: Any, **kwargs: Any) -> Plan:
-        plan = run_program(*args, **kwargs)
-        resources = tuple(_half_vcpu_telemetry(r) if r.name == "telemetry-service" else r for r in plan.resources)
-        assert resources != plan.resources, "prod derives a telemetry Cloud Run service"
-        return dataclasses.replace(plan, resources=resources)
+    """The program itself derives the bad size (the telemetry agent's share of its instance shrunk to 0.5 vCPU, so
+    the instance is 0.75 vCPU beside the 0.25 vCPU exporter, concurrency 80, CPU always allocated): the program
+    stops on it, and `plan` reports the rule lines with exit 2, never a traceback."""
+    from components.observability import cloud
 
-    monkeypatch.setattr(cli, "run_program", derive_small_telemetry)
+    def half_a_vcpu_agent(railway: bool) -> tuple[int, int]:
+        return 500, 512
+
+    monkeypatch.setattr(cloud, "telemetry_agent_size", half_a_vcpu_agent)
     path = write_stack(tmp_path, stack_document("prod"), name="Pulumi.prod-copy.yaml")
 
     result = run_cli("plan", "--stack", "prod", "--config-file", str(path))
 
     assert result.code == 2, result.err
+    assert "Traceback" not in result.err
     lines = [ln for ln in result.err.splitlines() if "telemetry-service: CR-CPU-00" in ln]
+    # Cloud Run's CPU page: below 1 vCPU, "Maximum concurrency must be set to 1" and request-based billing.
     assert [ln.split(": ")[2] for ln in lines] == ["CR-CPU-001", "CR-CPU-002"], result.err
     assert all(ln.startswith("Pulumi.prod-copy.yaml: gcp:cloudrunv2/service:Service telemetry-service: ")
                for ln in lines)
-    assert "0.5 vCPU with concurrency 80" in lines[0]
+    assert "concurrency 1 (found: 0.75 vCPU with concurrency 80)" in lines[0]
     assert all(f"source: {CPU_DOC}" in ln for ln in lines)
     assert result.out == ""  # nothing is presented as a plan that would deploy

@@ -19,7 +19,9 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from components.backends.service import ContainerSpec, DnsEntry, Endpoint
-from stacks.backends import CLOUDRUN_CPU_SOURCE, CloudRunInstance, cloudrun_instance_problems
+from stacks.contracts import ContractError
+from stacks.contracts import check as check_contracts
+from stacks.contracts import cloudrun as cloudrun_contract
 
 # No `scaling.cpu_utilization` / `concurrency_utilization`: the google-beta provider documents both as
 # "(Optional, [Beta])" and its own example for them sets `launch_stage = "BETA"`
@@ -133,7 +135,7 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
              ident: str, subnetwork: pulumi.Input[str] | None, labels: Mapping[str, str],
              traffics: pulumi.Input[Sequence[gcp.cloudrunv2.ServiceTrafficArgsDict]]) -> gcp.cloudrunv2.Service:
     """One Cloud Run service as its own account, reading its own secrets (`<ident>-...`)."""
-    check(spec, region)
+    check(name, spec)
     child = pulumi.ResourceOptions(parent=parent)
     account = gcp.serviceaccount.Account(
         f"{name}-sa", project=target.project, account_id=ident[:30],
@@ -199,7 +201,7 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
                 "cpu_idle": CPU_IDLE,
                 "startup_cpu_boost": True,
             },
-            # Up to 180 s (Cloud Run allows 240): the engine waits for PocketBase, whose VM a deploy may reboot.
+            # Up to 180 s: the engine waits for PocketBase, whose VM a deploy may reboot (CR-PROBE-001).
             "startup_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 3,
                               "failure_threshold": 60, "timeout_seconds": 2},
             "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
@@ -228,25 +230,36 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
     )
 
 
-class CloudRunSpecError(ValueError):
-    """A planned Cloud Run service that Cloud Run would refuse: a bug in the program, not in a stack file (those are
-    refused by config validation before anything is declared)."""
+@dataclass(frozen=True)
+class _Draft:
+    """A Cloud Run service as the contract reads a planned one (stacks/contracts/rule.py `Planned`), before it is
+    declared: its containers' limits and how it runs, as `_service` declares them."""
+
+    type: str
+    name: str
+    inputs: dict[str, object]
 
 
-def instance(spec: ContainerSpec) -> CloudRunInstance:
-    """The service's instance as Cloud Run judges it: every container's limits added up, concurrency and CPU
-    allocation as `_service` declares them."""
-    return CloudRunInstance(cpu_millis=spec.size.cpu_millis + sum(s.size.cpu_millis for s in spec.sidecars),
-                            memory_mib=spec.size.memory_mib + sum(s.size.memory_mib for s in spec.sidecars),
-                            max_concurrency=MAX_CONCURRENCY, cpu_always_allocated=not CPU_IDLE)
+_SIZE_RULES = tuple(rule for rule in cloudrun_contract.RULES if rule.id.startswith(("CR-CPU-", "CR-MEM-")))
+"""The contract's rules on an instance's size, concurrency and CPU allocation (the rest read what `plan` sees)."""
 
 
-def check(spec: ContainerSpec, region: str) -> None:
-    """Every Cloud Run service the program plans, declared or derived, passes Cloud Run's own CPU rules."""
-    problems = cloudrun_instance_problems(instance(spec))
-    if problems:
-        raise CloudRunSpecError(f"Cloud Run service {spec.name!r} in {region}: " + "; ".join(problems)
-                                + f" (rule: {CLOUDRUN_CPU_SOURCE})")
+def draft(name: str, spec: ContainerSpec) -> _Draft:
+    """The service `_service` would declare for `spec`, reduced to what the size rules read."""
+    containers = [{"name": part.name, "resources": {
+        "cpuIdle": CPU_IDLE, "limits": {"cpu": _cpu(part.size.cpu_millis), "memory": f"{part.size.memory_mib}Mi"}}}
+        for part in (spec, *spec.sidecars)]
+    return _Draft(cloudrun_contract.SERVICE, name, {
+        "template": {"containers": containers, "maxInstanceRequestConcurrency": MAX_CONCURRENCY}})
+
+
+def check(name: str, spec: ContainerSpec) -> None:
+    """Every Cloud Run service the program plans, declared or derived, keeps the Cloud Run contract's size rules
+    before it is declared: the program stops with `ContractError` (the contract's own rule lines) rather than ask
+    Cloud Run for a revision it refuses."""
+    broken = check_contracts([draft(name, spec)], rules=_SIZE_RULES)
+    if broken:
+        raise ContractError(broken)
 
 
 def _cpu(millis: int) -> str:

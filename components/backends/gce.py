@@ -68,6 +68,9 @@ class GceTarget:
     depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
     """The VM is created or changed only after these (the standby starts after the edge stopped sending to the
     primary)."""
+    grants: Sequence[pulumi.Resource] = ()
+    """IAM grants made elsewhere that the VM uses at its first boot (the DR buckets' writer grants, used through the
+    `pocketbase-dr` account's HMAC key): its IAM propagation wait covers them as it covers its own."""
 
     @property
     def zone(self) -> str:
@@ -203,6 +206,12 @@ def cloud_init(spec: ContainerSpec, image: str, env: dict[str, str], fetch_lines
     # "-") fail, the rest are not executed and the unit is considered failed", systemd.service(5), ExecStartPre=),
     # and Restart=always starts it again, the read included, with no start limit (StartLimitIntervalSec=0,
     # systemd.unit(5)): an image pull the registry grant does not allow yet is retried the same way.
+    # TimeoutStartSec=infinity: ExecStartPre= runs under the start timeout, by default DefaultTimeoutStartSec=
+    # 90 s (systemd-system.conf(5)), while the script's retry schedule sleeps up to 375 s per read (10 attempts,
+    # the wait doubling from 5 s to at most 60 s) plus 20 s per curl (-m 20). A timeout would kill it mid-schedule
+    # and Restart= would begin the schedule again. The script bounds itself (every curl has -m 20, every read at
+    # most 10 attempts), so it always ends on its own, at worst after (1 + secrets) x 575 s; and the other
+    # ExecStartPre= only writes docker's config. A fixed timeout could only cut a retry that may still succeed.
     return f"""#cloud-config
 write_files:
 - path: /etc/systemd/system/{spec.name}.service
@@ -214,6 +223,7 @@ write_files:
     After=network-online.target
     StartLimitIntervalSec=0{disk_condition}
     [Service]
+    TimeoutStartSec=infinity
     Environment=HOME=/home/{spec.name}
     ExecStartPre=/bin/bash /etc/{spec.name}-secrets.sh
     ExecStartPre=/usr/bin/{login}
@@ -283,12 +293,13 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
             secret_fetch_line(project, secret_id, number, variable)))
 
     # As the Cloud Run services do (cloudrun.py, IAM_PROPAGATION): the VM reads its secrets and pulls its image at
-    # its first boot, so it is created only after its grants had time to propagate ("typically 2 minutes",
+    # its first boot, so it is created only after its grants, and those it uses through the DR account's HMAC key
+    # (`target.grants`), had time to propagate ("typically 2 minutes",
     # cloud.google.com/iam/docs/access-change-propagation). Again only when the account, so every grant, changes;
     # a read still denied after that is retried by the boot script (SECRETS_SCRIPT).
     settled = time.Sleep(f"{name}-vm-iam-propagation", create_duration=IAM_PROPAGATION,
                          triggers={"member": account.member},
-                         opts=pulumi.ResourceOptions(parent=parent, depends_on=grants))
+                         opts=pulumi.ResourceOptions(parent=parent, depends_on=[*grants, *target.grants]))
     address = gcp.compute.Address(f"{name}-address", project=project, region=target.region,
                                   name=f"{spec.name}-{env}", address_type="INTERNAL", subnetwork=target.subnetwork,
                                   address=target.address, opts=child)

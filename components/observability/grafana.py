@@ -26,6 +26,9 @@ import pulumiverse_grafana as grafana
 from components.observability.dashboards import DASHBOARDS, render
 from components.observability.rules import ABSENCE_PREFIX, expanded_alerts
 from components.observability.spec import ObservabilitySpec, minutes
+from stacks.contracts import ContractError
+from stacks.contracts import grafana as grafana_contract
+from stacks.contracts.rule import Violation
 
 NO_DATA_STATE = "NoData"
 EXEC_ERR_STATE = "Error"
@@ -57,25 +60,24 @@ class AlertingArgs:
     `provisioned_dashboard_uids`): the API cannot save those, so none may be declared here too."""
 
 
-class DashboardPathConflict(ValueError):
-    """One dashboard UID given two owners: a provisioning file and a `grafana:oss/Dashboard`."""
-
-
-def api_dashboards(environment: str, file_provisioned: frozenset[str]) -> dict[str, str]:
+def api_dashboards(name: str, environment: str, file_provisioned: frozenset[str]) -> dict[str, str]:
     """The dashboards created through the API, by name, as JSON; refused for a UID a file provisions.
 
     Grafana answers such a save with 400 "Cannot save provisioned dashboard": `BuildSaveDashboardCommand`
     returns `dashboards.ErrDashboardCannotSaveProvisionedDashboard` when `GetProvisionedDashboardDataByDashboardID`
     finds the dashboard (grafana/grafana pkg/services/dashboards/service/dashboard_service.go; the error is
     `DashboardErr{Reason: "Cannot save provisioned dashboard", StatusCode: 400}` in
-    pkg/services/dashboards/errors.go). `overwrite` does not lift it."""
-    rendered = {name: render(name, environment) for name in DASHBOARDS}
-    both = sorted(uid for uid in (json.loads(text)["uid"] for text in rendered.values()) if uid in file_provisioned)
+    pkg/services/dashboards/errors.go). `overwrite` does not lift it. The refusal is the contract's rule GF-PROV-001
+    (stacks/contracts/grafana.py), raised as `ContractError` so `plan` reports it with exit 2, naming the
+    `grafana:oss/Dashboard` (`<name>-dashboard-<dashboard>`) that would have been declared."""
+    rendered = {dashboard: render(dashboard, environment) for dashboard in DASHBOARDS}
+    rule = next(r for r in grafana_contract.RULES if r.id == "GF-PROV-001")
+    both = [Violation(grafana_contract.DASHBOARD, f"{name}-dashboard-{dashboard}", rule,
+                      f"uid {uid!r} is also provisioned from a file of the self-hosted Grafana")
+            for dashboard, uid in ((d, json.loads(text)["uid"]) for d, text in rendered.items())
+            if uid in file_provisioned]
     if both:
-        raise DashboardPathConflict(
-            f"dashboards {both} are provisioned from files and declared as grafana:oss/Dashboard: Grafana answers "
-            "400 \"Cannot save provisioned dashboard\" (dashboards.ErrDashboardCannotSaveProvisionedDashboard); "
-            "expected one path per dashboard: the API")
+        raise ContractError(both)
     return rendered
 
 
@@ -137,7 +139,7 @@ class Alerting(pulumi.ComponentResource):
             })
         grafana.alerting.RuleGroup(f"{name}-rules", name="platform-slos", folder_uid=folder.uid, interval_seconds=60,
                                    rules=rules, opts=child)
-        for dashboard, config_json in api_dashboards(env, args.file_provisioned_dashboards).items():
+        for dashboard, config_json in api_dashboards(name, env, args.file_provisioned_dashboards).items():
             grafana.oss.Dashboard(f"{name}-dashboard-{dashboard}", folder=folder.uid, overwrite=True,
                                   config_json=config_json, opts=child)
         self.register_outputs({})

@@ -171,8 +171,22 @@ class SelfHostedObservability(pulumi.ComponentResource):
             name="grafana", image=GRAFANA_IMAGE, port=3000, size=public,
             env={"GF_AUTH_ANONYMOUS_ENABLED": "false", "GF_USERS_ALLOW_SIGN_UP": "false",
                  "GF_SERVER_ROOT_URL": args.grafana_url},
+            # Applied at Grafana's first start only, when it creates its database ("admin_password: The password
+            # of the default Grafana Admin. Set once on first-run. Default is `admin`", grafana/grafana
+            # docs/sources/setup-grafana/configure-grafana/_index.md). With the database on the volume below, this
+            # must stay the password Grafana was created with: the provider (infra/program.py) logs in with it.
+            # Replacing `<name>-grafana-admin` alone would hand the provider a password Grafana never heard of
+            # (401). Rotate in three steps: `pulumi up --target <its URN> --replace <its URN>` (only the new value
+            # is made); set that value in the running Grafana (`docker exec grafana grafana cli admin
+            # reset-admin-password <new>`, the value read from `pulumi stack export --show-secrets`); then
+            # `pulumi up` (the container is replaced with the new variable; the database, with the new password,
+            # stays). A lost password is reset the same way, to the stack's current value.
             secret_env={"GF_SECURITY_ADMIN_PASSWORD": admin.result},
             healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health"],
+            # Grafana's database (folder, dashboards, rule group, contact points created through the API) lives in
+            # `paths.data`, /var/lib/grafana in the image: on a named volume it survives a replaced container, as
+            # PocketBase's data does (components/backends/docker.py declares `<service>-data`).
+            volume_path="/var/lib/grafana",
             files=files), args.targets, self)
         self.grafana_admin_password = pulumi.Output.secret(admin.result)
         self.otlp_endpoint = f"http://otel-collector:{OTLP_HTTP_PORT}"

@@ -20,13 +20,13 @@ from stacks.contracts import (
     railway,
     secretmanager,
 )
-from stacks.contracts.rule import Context, Planned, Rule, Violation
+from stacks.contracts.rule import Context, ContractError, Planned, Rule, Violation
 
 RULES: tuple[Rule, ...] = (*cloudrun.RULES, *compute.RULES, *certificatemanager.RULES, *cloudarmor.RULES,
                            *memorystore.RULES, *secretmanager.RULES, *cloudflare.RULES, *grafana.RULES,
                            *railway.RULES)
 
-__all__ = ["RULES", "Context", "Planned", "Rule", "Violation", "check"]
+__all__ = ["RULES", "Context", "ContractError", "Planned", "Rule", "Violation", "check"]
 
 
 NO_CONTEXT = Context()

@@ -153,15 +153,16 @@ def _probe(probe: Any) -> tuple[int, int, int, int] | None:
 
 
 def _startup_budget(resource: Planned, _: Context) -> Sequence[Problem]:
+    """Each field within the v2 Probe message's maxima for a startup probe; not their product: the services page
+    states no limit on failureThreshold x periodSeconds (only the jobs and worker pools pages do)."""
     problems: list[Problem] = []
     for container in _containers(resource.inputs):
         probe = _probe(get(container, "startupProbe"))
         if probe is None:
             continue
-        delay, _timeout, period, failures = probe
-        if failures * period > STARTUP_PROBE_MAX_S or delay > STARTUP_PROBE_MAX_S or period > STARTUP_PROBE_MAX_S:
-            problems.append(f"{container.get('name', '?')}: failureThreshold {failures} x periodSeconds {period} "
-                            f"= {failures * period} s, initialDelaySeconds {delay}")
+        delay, _timeout, period, _failures = probe
+        if delay > STARTUP_PROBE_MAX_S or period > STARTUP_PROBE_MAX_S:
+            problems.append(f"{container.get('name', '?')}: initialDelaySeconds {delay}, periodSeconds {period}")
     return problems
 
 
@@ -234,12 +235,16 @@ RULES: tuple[Rule, ...] = (
          "https://cloud.google.com/run/docs/configuring/min-instances (pulumi-gcp 10.2.0 cloudrunv2 "
          'ServiceTemplateScaling: "Minimum number of instances ... Combined maximum number of instances")',
          _TYPES, _min_max),
-    Rule("CR-PROBE-001", "Cloud Run", "a startup probe gives up within 240 s: failureThreshold x periodSeconds "
-         "<= 240, periodSeconds and initialDelaySeconds <= 240", "https://cloud.google.com/run/docs/configuring/"
-         "jobs/healthchecks and .../workerpools/healthchecks (\"This time interval is calculated as "
-         "failureThreshold * periodSeconds and can't exceed 240 seconds\"; services share the v2 Probe "
-         "message); " + _PROBE_DOC + ' (initialDelaySeconds, periodSeconds: "Maximum value for startup probe is '
-         '240")', _TYPES, _startup_budget),
+    # Not a budget on failureThreshold x periodSeconds: the services page (cloud.google.com/run/docs/configuring/
+    # healthchecks) gives none, and its own default startup probe is "timeoutSeconds: 240 periodSeconds: 240
+    # failureThreshold: 1". The jobs page's "can't exceed 240 seconds" is now "can't exceed 600 seconds (1800 for
+    # GPU)" (docs.cloud.google.com/run/docs/configuring/jobs/healthchecks) and was never the services' rule.
+    Rule("CR-PROBE-001", "Cloud Run", "a startup probe's periodSeconds and initialDelaySeconds are at most 240",
+         _PROBE_DOC + ' (initialDelaySeconds: "Maximum value for liveness probe is 3600. Maximum value for startup '
+         'probe is 240"; periodSeconds: "Maximum value for liveness probe is 3600. Maximum value for startup probe '
+         'is 240"); https://cloud.google.com/run/docs/configuring/healthchecks states no limit on failureThreshold '
+         'x periodSeconds for services (its default TCP startup probe: "timeoutSeconds: 240 periodSeconds: 240 '
+         'failureThreshold: 1")', _TYPES, _startup_budget),
     Rule("CR-PROBE-002", "Cloud Run", "a probe's timeoutSeconds must not exceed its periodSeconds", _PROBE_DOC +
          ' (periodSeconds: "Must be greater or equal than timeoutSeconds")', _TYPES, _probe_timeout),
     Rule("CR-SIDECAR-001", "Cloud Run", "a multi-container instance has exactly one ingress container (the "

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pulumi.errors import RunError
+
 from stacks.cloudflare import Plan as ZonePlan
 
 UNKNOWN = "[unknown]"
@@ -63,6 +65,24 @@ class Violation:
         what was found and where the rule is written."""
         return (f"{self.resource_type} {self.resource_name}: {self.rule.id}: {self.rule.statement} "
                 f"(found: {self.problem}); source: {self.rule.source}")
+
+
+class ContractError(RunError):
+    """Raised by the program itself where it finds a resource it is about to declare breaking its service's
+    contract (a derived Cloud Run size, a dashboard given two writers): the same rule, the same line as `plan`'s
+    contract check, so `python -m infra plan` reports it with exit 2 (infra/cli.py) and never a traceback.
+
+    A `pulumi.RunError`: under the Pulumi CLI, "a clean exit rather than the usual verbose unhandled error logic
+    which emits the source program text and complete stack trace" (pulumi/pulumi sdk/python/lib/pulumi/errors.py),
+    so a real `pulumi up` stops before registering the resource and prints these lines as its error."""
+
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations = tuple(violations)
+        super().__init__("\n".join(v.line() for v in self.violations))
+
+    def lines(self, file: str) -> list[str]:
+        """`<file>: <type> <name>: <RULE-ID>: <statement> (found: ...); source: ...`, one per breach."""
+        return [f"{file}: {violation.line()}" for violation in self.violations]
 
 
 # --- helpers shared by the service modules --------------------------------------------------------------
