@@ -129,3 +129,21 @@ def test_an_option_under_the_wrong_section_is_found_not_matched_as_a_substring()
     text = "[Unit]\nDescription=x\n[Service]\nStartLimitIntervalSec=0\nExecStartPre=/bin/bash " + SCRIPT + \
         "\nTimeoutStartSec=infinity\nExecStart=/bin/true\n"
     assert any("StartLimitIntervalSec=0 is not under [Unit]" in p for p in unit_problems({UNIT: text}))
+
+
+def test_the_config_watch_runs_before_pocketbase_s_start_can_block(prod_with_versions: Plan) -> None:
+    """`systemctl start` waits for the start job (systemctl(1): "start ... wait until the start job completed"
+    unless --no-block), and PocketBase's start job holds its ExecStartPre= secrets schedule, which now may run
+    long (TimeoutStartSec=infinity). The config watch takes the user-data's ETag as its baseline when it starts;
+    started after a long blocking start, it would miss a `pulumi up` made meanwhile (the very fix of a secret
+    that could not be read), and the VM would never reboot into it. So it starts first, and PocketBase's start
+    does not block cloud-init."""
+    [vm] = [r for r in prod_with_versions.resources if r.type == "gcp:compute/instance:Instance"
+            and r.inputs["name"] == "pocketbase-prod"]
+    user_data = _unwrap(cast(dict[str, object], _unwrap(vm.wire_inputs["metadata"]))["user-data"])
+    runcmd = [str(c) for c in yaml.safe_load(str(user_data))["runcmd"]]
+    starts = [c for c in runcmd if c.startswith("systemctl start")]
+    watch = next(i for i, c in enumerate(starts) if "pocketbase-config-watch.service" in c)
+    service = next(i for i, c in enumerate(starts) if c.split()[-1] == "pocketbase.service")
+    assert watch < service, starts
+    assert "--no-block" in starts[service].split(), starts[service]

@@ -106,9 +106,35 @@ class _SecretManager(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _run(script: str, tmp_path: Path, denials: int) -> tuple[subprocess.CompletedProcess[str], Path, list[str]]:
+class _ExpiringTokens(_SecretManager):
+    """The metadata server hands out a cached token until it is about to expire, then a new one
+    (cloud.google.com/compute/docs/access/authenticate-workloads: "The metadata server caches access tokens until
+    they have 5 minutes of remaining time before they expire"): here a token serves `uses` reads of Secret Manager,
+    then Secret Manager answers 401 UNAUTHENTICATED to it, and the metadata server's next answer is a new token."""
+
+    uses = 2
+    issued: ClassVar[list[int]] = [0, 0]  # [the current token's number, reads it served]
+
+    def do_GET(self) -> None:
+        number, served = self.issued
+        if self.path.startswith("/md/computeMetadata/v1/instance/service-accounts/default/token"):
+            if served >= self.uses:
+                self.issued[:] = [number + 1, 0]
+            self._answer(200, {"access_token": f"ya29.vm-token-{self.issued[0]}", "expires_in": 300,
+                               "token_type": "Bearer"})
+            return
+        if self.headers["Authorization"] != f"Bearer ya29.vm-token-{number}" or served >= self.uses:
+            self._answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
+            return
+        self.issued[1] = served + 1
+        self.headers.replace_header("Authorization", "Bearer ya29.vm-token")
+        super().do_GET()
+
+
+def _run(script: str, tmp_path: Path, denials: int, fake: type[_SecretManager] = _SecretManager
+         ) -> tuple[subprocess.CompletedProcess[str], Path, list[str]]:
     """The script, by bash, with curl's Google hosts pointed at the local fake (the real curl does the rest)."""
-    handler = type("Handler", (_SecretManager,), {"denials": denials, "seen": Counter()})
+    handler = type("Handler", (fake,), {"denials": denials, "seen": Counter(), "issued": [0, 0]})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -156,6 +182,19 @@ def test_a_read_denied_before_the_grant_propagated_is_retried_until_it_succeeds(
     assert proc.returncode == 0, proc.stderr
     assert _env(env_file) == _expected(prod_with_versions)
     assert "403" in proc.stderr, "each failed read is logged (the journal keeps the unit's stderr)"
+
+
+def test_a_token_that_expires_while_a_grant_propagates_is_replaced_not_reused(
+    prod_with_versions: Plan, tmp_path: Path
+) -> None:
+    """Reads retried for minutes outlive the token read at the start: each attempt asks the metadata server for
+    the token again (a cheap local call), so an expired one is never sent twice."""
+    script = _files(prod_with_versions)["/etc/pocketbase-secrets.sh"]
+
+    proc, env_file, _ = _run(script, tmp_path, denials=1, fake=_ExpiringTokens)
+
+    assert proc.returncode == 0, proc.stderr[-600:]
+    assert _env(env_file) == _expected(prod_with_versions)
 
 
 def test_a_read_that_keeps_failing_fails_the_unit_and_leaves_no_empty_secret(

@@ -139,8 +139,12 @@ read_token() {  # the VM account's access token, from the metadata server
 }
 
 read_secret() {  # read_secret URL: the version's value, decoded; fails on an HTTP error or an empty payload
-    local body data
-    body="$(curl -sSf -m 20 -H "Authorization: Bearer $TOKEN" "$1")" || return 1
+    # The token is asked for at every attempt: the metadata server hands out a cached token until about
+    # 5 minutes before it expires (cloud.google.com/compute/docs/access/authenticate-workloads), and reads
+    # retried while a grant propagates (minutes) would otherwise keep sending an expired one.
+    local token body data
+    token="$(read_token)" && [ -n "$token" ] || { echo "no access token from the metadata server" >&2; return 1; }
+    body="$(curl -sSf -m 20 -H "Authorization: Bearer $token" "$1")" || return 1
     data="$(printf '%s\\n' "$body" | sed -n 's/.*"data": *"\\([^"]*\\)".*/\\1/p')"
     [ -n "$data" ] || { echo "no payload in the answer for $1" >&2; return 1; }
     printf '%s' "$data" | base64 -d
@@ -152,7 +156,6 @@ fetch() {  # fetch VARIABLE URL: VARIABLE=<value> into the new env file, or fail
     printf '%s=%s\\n' "$1" "$value" >> "$new"
 }
 
-TOKEN="$(attempt "the metadata server's token" read_token)" || exit 1
 """
 """The head of `/etc/<service>-secrets.sh`; `secret_fetch_line`s follow, then the env file is moved in place.
 `SECRET_RETRY_SECONDS`/`SECRET_RETRY_ATTEMPTS` let a test run it here without waiting."""
@@ -257,8 +260,8 @@ runcmd:
 - blkid /dev/disk/by-id/google-{DEVICE} || mkfs.ext4 -m 0 -E lazy_itable_init=0,discard /dev/disk/by-id/google-{DEVICE}
 - mount -o discard,defaults /dev/disk/by-id/google-{DEVICE} {MOUNT}
 - systemctl daemon-reload
-- systemctl start {spec.name}.service
 - systemctl start {spec.name}-config-watch.service
+- systemctl start --no-block {spec.name}.service
 """
 
 
