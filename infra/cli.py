@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def _broken_contract(config_file: Path, broken: list[Violation]) -> int:
     """A deploy of this plan would fail at the provider (or on first start): say so, one line per breach, before
     the pack runs, whether the program stopped on it (`ContractError`) or `plan`'s contract check found it."""
-    print(f"error: {len(broken)} planned resource(s) break their service's contract; a deploy would fail:\n"
-          + "\n".join(ContractError(broken).lines(config_file.name)), file=sys.stderr)
+    print(ContractError(broken).report(config_file.name), file=sys.stderr)
     return EXIT_INVALID
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from infra.config import RawConfig
     from infra.model import StackModel
+    from infra.plan import Plan
 
 COMMANDS = ("restore", "failover")
 
@@ -27,6 +28,19 @@ def load_stack(stack: str, config_file: Path | None = None) -> tuple[RawConfig, 
         return raw, load_model(raw)
     except ConfigError as err:
         print(f"error: invalid stack config:\n{err}", file=sys.stderr)
+        return None
+
+
+def plan_stack(model: StackModel, raw: RawConfig, stack: str, config_name: str) -> Plan | None:
+    """The program's plan for an operation that needs it (wait-certificate, failback); None, with the rule lines
+    printed as `plan` prints them, when the program stops on a resource that breaks its service's contract."""
+    from infra.plan import run_program
+    from stacks.contracts import ContractError
+
+    try:
+        return run_program(model, raw, stack)
+    except ContractError as err:
+        print(err.report(config_name), file=sys.stderr)
         return None
 
 

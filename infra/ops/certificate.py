@@ -140,15 +140,17 @@ def tolerant(read: Callable[[Certificate], dict[str, Any]], attempts: int = 3,
 
 
 def planned_certificates(stack: str, config_file: Path | None) -> list[Certificate] | None:
-    """The Certificate Manager certificates the program declares for the stack (None: invalid stack file)."""
-    from infra.ops import load_stack
-    from infra.plan import run_program
+    """The Certificate Manager certificates the program declares for the stack (None: an invalid stack file, or a
+    plan the program refuses; either printed)."""
+    from infra.ops import load_stack, plan_stack
 
     loaded = load_stack(stack, config_file)
     if loaded is None:
         return None
     raw, model = loaded
-    plan = run_program(model, raw, stack)
+    plan = plan_stack(model, raw, stack, (config_file or Path(f"Pulumi.{stack}.yaml")).name)
+    if plan is None:
+        return None
     return [Certificate(str(r.inputs["name"]), str(r.inputs["project"]))
             for r in plan.resources if r.type == CERTIFICATE_TYPE]
 

@@ -80,8 +80,7 @@ def _ready(url: str, poll_seconds: float, deadline: float) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     from components.edge import api_hostname
-    from infra.ops import load_stack
-    from infra.plan import run_program
+    from infra.ops import load_stack, plan_stack
     from infra.program import failover_region
 
     config_file = PROJECT_DIR / f"Pulumi.{args.stack}.yaml"
@@ -103,6 +102,15 @@ def main(args: argparse.Namespace) -> int:
             print("failover: nothing changed", file=sys.stderr)
             return EXIT_USAGE
 
+    failback_first: list[str] = []
+    if args.to == "primary":
+        # Planned before anything changes: a plan the program refuses stops the failback here, not after
+        # `pulumi config set` moved the stack to the primary with nothing deployed.
+        plan = plan_stack(dataclasses.replace(model, gcp=dataclasses.replace(model.gcp, serving="primary")),
+                          raw, args.stack, config_file.name)
+        if plan is None:
+            return EXIT_USAGE
+        failback_first = [r.urn for r in plan.resources if (r.type, r.name) in FAILBACK_FIRST]
     url = args.url or f"https://{api_hostname(model.zone.name)}/readyz"
     timeout = args.timeout_seconds or model.profile.disaster_recovery.rto_minutes * 60.0
     started = time.monotonic()
@@ -119,10 +127,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"failover: `pulumi up` ended with {code} (a lost {model.gcp.region} fails its own steps); "
                   "waiting for the API", file=sys.stderr)
     else:
-        plan = run_program(dataclasses.replace(model, gcp=dataclasses.replace(model.gcp, serving="primary")),
-                           raw, args.stack)
-        urns = [r.urn for r in plan.resources if (r.type, r.name) in FAILBACK_FIRST]
-        if _pulumi([*up, *[flag for urn in urns for flag in ("--target", urn)]]) != 0:
+        if _pulumi([*up, *[flag for urn in failback_first for flag in ("--target", urn)]]) != 0:
             print("error: the targeted `pulumi up` (edge back to the primary, standby stopped) failed; the primary "
                   "PocketBase was not started", file=sys.stderr)
             return EXIT_FAILED

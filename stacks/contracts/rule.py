@@ -74,7 +74,9 @@ class ContractError(RunError):
 
     A `pulumi.RunError`: under the Pulumi CLI, "a clean exit rather than the usual verbose unhandled error logic
     which emits the source program text and complete stack trace" (pulumi/pulumi sdk/python/lib/pulumi/errors.py),
-    so a real `pulumi up` stops before registering the resource and prints these lines as its error."""
+    so a real `pulumi up` stops before registering that resource and prints these lines as its error. Resources the
+    program registered before it are not held back: an `up` run without a preview may still create them (as with
+    any error the program raises mid-way), so the deploy workflows preview first."""
 
     def __init__(self, violations: Sequence[Violation]) -> None:
         self.violations = tuple(violations)
@@ -83,6 +85,11 @@ class ContractError(RunError):
     def lines(self, file: str) -> list[str]:
         """`<file>: <type> <name>: <RULE-ID>: <statement> (found: ...); source: ...`, one per breach."""
         return [f"{file}: {violation.line()}" for violation in self.violations]
+
+    def report(self, file: str) -> str:
+        """What every command that runs the program prints for it (stderr, exit 2)."""
+        return (f"error: {len(self.violations)} planned resource(s) break their service's contract; a deploy would "
+                "fail:\n" + "\n".join(self.lines(file)))
 
 
 # --- helpers shared by the service modules --------------------------------------------------------------
