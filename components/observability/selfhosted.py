@@ -177,15 +177,18 @@ class SelfHostedObservability(pulumi.ComponentResource):
             # must stay the password Grafana was created with: the provider (infra/program.py) logs in with it.
             # Replacing `<name>-grafana-admin` alone would hand the provider a password Grafana never heard of
             # (401). Rotate in three steps: `pulumi up --target <its URN> --replace <its URN>` (only the new value
-            # is made); set that value in the running Grafana (`docker exec grafana grafana cli admin
-            # reset-admin-password <new>`, the value read from `pulumi stack export --show-secrets`); then
-            # `pulumi up` (the container is replaced with the new variable; the database, with the new password,
-            # stays). A lost password is reset the same way, to the stack's current value.
+            # is made); pipe that value into the running Grafana, never onto a command line or into a shell's
+            # history: `pulumi stack export --show-secrets | jq -r '.deployment.resources[] | select(.urn |
+            # endswith("::<name>-grafana-admin")) | .outputs.result' | docker exec -i grafana grafana cli admin
+            # reset-admin-password --password-from-stdin`; then `pulumi up` (the container is replaced with the
+            # new variable; the database, with the new password, stays). A lost password is reset the same way.
             secret_env={"GF_SECURITY_ADMIN_PASSWORD": admin.result},
             healthcheck_command=["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health"],
             # Grafana's database (folder, dashboards, rule group, contact points created through the API) lives in
             # `paths.data`, /var/lib/grafana in the image: on a named volume it survives a replaced container, as
-            # PocketBase's data does (components/backends/docker.py declares `<service>-data`).
+            # PocketBase's data does (components/backends/docker.py declares `<service>-data`). The first `up` that
+            # adds the volume replaces the container and starts an empty database while the state still lists
+            # what the API created: run that one `pulumi up --refresh -s integration`, so they are created again.
             volume_path="/var/lib/grafana",
             files=files), args.targets, self)
         self.grafana_admin_password = pulumi.Output.secret(admin.result)
