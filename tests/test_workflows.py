@@ -297,3 +297,13 @@ def test_the_preview_runs_only_stacks_whose_providers_it_can_reach_read_only() -
             f"the preview previews {stack}, whose docker:host {host} needs an SSH key the preview does not hold")
     assert "DOCKER_SSH_KEY" not in preview_text, "the preview holds a key to a Docker host (root on it)"
     assert set(PR["jobs"]["plan"]["strategy"]["matrix"]["stack"]) == {"integration", "staging", "prod"}
+
+
+def test_integration_s_up_refreshes_first() -> None:
+    """Integration's self-hosted Grafana keeps what the API created in its own database: a container replaced (or a
+    volume lost) leaves the state listing a folder, dashboards and rules Grafana no longer has, and a plain `up`
+    would not create them again (it diffs against the state). Integration is rebuilt freely, so every up there
+    refreshes first (pulumi/actions `refresh: true`, as `pulumi up --refresh`)."""
+    [up] = [s for s in _steps(DEPLOY["jobs"]["integration"]) if str(s.get("uses", "")).startswith("pulumi/actions")
+            and s.get("with", {}).get("command") == "up"]
+    assert up["with"].get("refresh") is True, up
