@@ -188,7 +188,7 @@ class SelfHostedObservability(pulumi.ComponentResource):
             # `paths.data`, /var/lib/grafana in the image: on a named volume it survives a replaced container, as
             # PocketBase's data does (components/backends/docker.py declares `<service>-data`). The first `up` that
             # adds the volume replaces the container and starts an empty database while the state still lists
-            # what the API created: integration's deploy refreshes before its up (deploy.yml), so they are created again.
+            # what the API created: integration's deploy refreshes before its up (deploy.yml), so they are made again.
             volume_path="/var/lib/grafana",
             files=files), args.targets, self)
         self.grafana_admin_password = pulumi.Output.secret(admin.result)
