@@ -278,7 +278,8 @@ def test_the_saved_rules_never_hold_a_header_secret(
     assert rewrite["action_parameters"]["headers"]["X-Origin-Auth"]["operation"] == "set"
     assert rewrite["action_parameters"]["headers"]["X-Other"] == {"operation": "remove"}
     [skip] = saved["http_request_firewall_custom"]["rules"]
-    assert skip["expression"].startswith(f'http.host eq {api} and any(http.request.headers["x-storefront-key"][*] eq ')
+    # Every literal is masked (over-redaction is harmless in a file people read); the structure stays.
+    assert skip["expression"] == 'http.host eq "[redacted]" and any(http.request.headers["[redacted]"][*] eq "[redacted]")'
 
 
 def test_the_files_adopt_zone_writes_by_default_are_ignored_by_git() -> None:
@@ -288,3 +289,55 @@ def test_the_files_adopt_zone_writes_by_default_are_ignored_by_git() -> None:
                           capture_output=True, text=True, check=False)
 
     assert sorted(done.stdout.split()) == sorted(names), done.stdout + done.stderr
+
+
+# Every string literal form of the Rules language, hand-written: quoted "..." (with \" and \\ escapes) and
+# raw r"..." / r#"..."# ("Cloudflare rules support two formats for specifying literal strings ... quoted literal
+# strings and raw strings", developers.cloudflare.com/ruleset-engine/rules-language/values/). Any literal may be
+# the storefront key, whatever function, operator or side it sits in, so each one is masked.
+KEY = "sk-9f8e7d6c5b4a"
+LITERAL_FORMS = {
+    "set": (f'http.request.headers["x-key"][0] in {{"{KEY}" "other-{KEY}"}}',
+            'http.request.headers["[redacted]"][0] in {"[redacted]" "[redacted]"}'),
+    "raw": (f'any(http.request.headers["x-key"][*] eq r"{KEY}")',
+            'any(http.request.headers["[redacted]"][*] eq "[redacted]")'),
+    "raw-hash": (f'any(http.request.headers["x-key"][*] eq r#"{KEY} "quoted" "#)',
+                 'any(http.request.headers["[redacted]"][*] eq "[redacted]")'),
+    "lower": (f'any(lower(http.request.headers["x-key"][*])[*] eq "{KEY}")',
+              'any(lower(http.request.headers["[redacted]"][*])[*] eq "[redacted]")'),
+    "starts-with": (f'starts_with(http.request.headers["x-key"][0], "{KEY}")',
+                    'starts_with(http.request.headers["[redacted]"][0], "[redacted]")'),
+    "reversed": (f'"{KEY}" eq http.request.headers["x-key"][0]',
+                 '"[redacted]" eq http.request.headers["[redacted]"][0]'),
+    "escaped-quote": (f'http.host eq "a\\"{KEY}" and true', 'http.host eq "[redacted]" and true'),
+}
+
+
+@pytest.mark.parametrize("form", sorted(LITERAL_FORMS))
+def test_every_string_literal_in_an_expression_is_redacted(form: str) -> None:
+    from infra.ops.adopt_zone import redacted_rules
+    expression, expected = LITERAL_FORMS[form]
+
+    [saved] = redacted_rules([{"id": "r", "action": "block", "expression": expression}])
+
+    assert KEY not in json.dumps(saved)
+    assert saved["expression"] == expected
+
+
+def test_expressions_below_the_top_level_are_redacted_too() -> None:
+    """A rate-limiting rule carries `ratelimit.counting_expression` (and `mitigation_expression` in older
+    rules): same Rules language, same possible secret."""
+    from infra.ops.adopt_zone import redacted_rules
+    counting = f'http.request.headers["x-key"][0] ne "{KEY}"'
+    rule: dict[str, Any] = {"id": "r", "action": "block", "expression": "true",
+            "ratelimit": {"counting_expression": counting,
+                          "mitigation_expression": f'lower(http.request.headers["x-key"][0]) eq r"{KEY}"',
+                          "period": 10},
+            "action_parameters": {"rules": [{"expression": f'"{KEY}" in http.request.headers.values[*]'}]}}
+
+    [saved] = redacted_rules([rule])
+
+    assert KEY not in json.dumps(saved)
+    assert saved["ratelimit"]["counting_expression"] == 'http.request.headers["[redacted]"][0] ne "[redacted]"'
+    assert saved["ratelimit"]["period"] == 10
+    assert rule["ratelimit"]["counting_expression"] == counting, "the input is left as it was"

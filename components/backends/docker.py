@@ -7,6 +7,7 @@ resources and the generated `docker-compose.yml` (`python -m infra compose`) bot
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -143,40 +144,86 @@ def host_problems(values: Mapping[str, str], secret_keys: AbstractSet[str]) -> l
             "host key, or tcp://HOST:2376 with TLS client certificates"]
 
 
+# docker:sshOpts is an ALLOWLIST, not a reading of ssh's argv. ssh(1) takes getopt-style flags, so bundled
+# flags (`-4oKey=v`), flags taking the next word (`-E`, `-F`) and ssh_config(5)'s own syntax ("Configuration
+# options may be separated by whitespace or optional whitespace and exactly one `=`"; "Arguments may optionally
+# be enclosed in double quotes") each let a list that looks pinned leave it unpinned; options such as
+# GlobalKnownHostsFile, KnownHostsCommand and VerifyHostKeyDNS add keys ssh trusts. `ssh -G` (OpenSSH 9.2p1)
+# confirmed each case: see tests/test_ops_docker_host.py. The one accepted form: `-o` followed by a separate
+# `Key=value` item (Key below, case-insensitive, value one word without quotes, `=` or `#`), or `-i` followed by
+# a key file. StrictHostKeyChecking=yes and a UserKnownHostsFile that is a file must both be given, and no other
+# value for either anywhere in the list ("the first obtained value will be used": no order to reason about).
+SSH_OPTION_FLAG = "-o"
+SSH_IDENTITY_FLAG = "-i"
+SSH_ALLOWED_KEYS = {k.lower(): k for k in (
+    "StrictHostKeyChecking", "UserKnownHostsFile", "IdentityFile", "IdentitiesOnly", "ConnectTimeout",
+    "ServerAliveInterval", "ServerAliveCountMax", "Port", "User")}
+SSH_VALUE = re.compile(r"""^[^\s"'=#-][^\s"'=#]*$""")
+"""One word: no whitespace, quotes, `=` or `#` (ssh_config(5) would split, unquote or comment on them), and
+not starting with `-` (never mistaken for a flag)."""
+SSH_OPTS_EXAMPLE = (f'["-o", "{PINNED_HOST_KEY}", "-o", "UserKnownHostsFile=~/.ssh/known_hosts_<stack>", '
+                    '"-i", "~/.ssh/id_<stack>"]')
+
+
 def _ssh_problems(host: str, raw_options: str | None) -> list[str]:
     options = _ssh_options(raw_options)
     if options is None:
-        return [f"{SSH_OPTS_KEY}: {raw_options!r} is not a list of ssh arguments; expected e.g. "
-                f'["-o", "{PINNED_HOST_KEY}", "-o", "UserKnownHostsFile=~/.ssh/known_hosts_<stack>"]']
-    # ssh_config(5): "For each parameter, the first obtained value will be used", command-line options first: an
-    # earlier `StrictHostKeyChecking=no` (or accept-new) wins over a later `yes`, so the FIRST value must be safe.
-    given = _first_ssh_values(options)
-    checking, known_hosts = given.get("stricthostkeychecking"), given.get("userknownhostsfile")
-    unsafe_file = known_hosts is None or known_hosts.split()[0].lower() in ("/dev/null", "none")
-    if checking is None or checking.lower() != "yes" or unsafe_file:
-        return [f"{HOST_KEY}: {host!r} without a pinned host key (docker:sshOpts {options!r}; ssh uses the first value "
-                f"of each option: StrictHostKeyChecking {checking!r}, UserKnownHostsFile {known_hosts!r}); expected "
+        return [f"{SSH_OPTS_KEY}: {raw_options!r} is not a list of ssh arguments; expected e.g. {SSH_OPTS_EXAMPLE}"]
+    pairs, problems = _allowed_ssh_pairs(options)
+    if problems:
+        return problems
+    checking = [value for key, value in pairs if key == "stricthostkeychecking"]
+    known_hosts = [value for key, value in pairs if key == "userknownhostsfile"]
+    if not checking or not known_hosts:
+        return [f"{HOST_KEY}: {host!r} without a pinned host key (docker:sshOpts {options!r} give "
+                f"StrictHostKeyChecking {checking or None!r}, UserKnownHostsFile {known_hosts or None!r}); expected "
                 f'docker:sshOpts with "-o", "{PINNED_HOST_KEY}" and "-o", "UserKnownHostsFile=<file the deploy writes '
-                'from a pinned value>" and no earlier value for either, so a host that is not ours is refused']
+                'from a pinned value>", so a host that is not ours is refused']
     return []
 
 
-def _first_ssh_values(argv: list[str]) -> dict[str, str]:
-    """The first value ssh takes for each `-o` option in `argv`, by lowercased keyword (ssh_config(5): "Keywords
-    are case-insensitive"; "Configuration options may be separated by whitespace or optional whitespace and exactly
-    one `=`"). `-o Key=value`, `-oKey=value` and `-o "Key value"` are the same option."""
-    first: dict[str, str] = {}
-    items = iter(argv)
-    for item in items:
-        if item == "-o":
-            option = next(items, "")
-        elif item.startswith("-o"):
-            option = item[2:]
-        else:
-            continue
-        keyword, _, value = option.strip().replace("=", " ", 1).partition(" ")
-        first.setdefault(keyword.lower(), value.strip().lstrip("=").strip())
-    return first
+def _allowed_ssh_pairs(options: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (lowercased key, value) pairs of an allowlisted docker:sshOpts, or a problem naming the first item
+    outside the allowlist (`docker:sshOpts[i]`)."""
+    pairs: list[tuple[str, str]] = []
+    for index in range(0, len(options), 2):
+        flag = options[index]
+        if flag not in (SSH_OPTION_FLAG, SSH_IDENTITY_FLAG):
+            return [], [_ssh_item_problem(index, flag, '"-o" (followed by a separate Key=value item) or "-i" '
+                                                       "(followed by a key file), each as its own item")]
+        if index + 1 >= len(options):
+            return [], [_ssh_item_problem(index, flag, f"a {'Key=value' if flag == '-o' else 'key file'} item "
+                                                       "after it")]
+        argument = options[index + 1]
+        pair = ("identityfile", argument) if flag == SSH_IDENTITY_FLAG else _ssh_key_value(argument)
+        problem = _ssh_pair_problem(pair) if pair else (
+            f"Key=value with Key one of {', '.join(SSH_ALLOWED_KEYS.values())} and a value of one word without "
+            "spaces, quotes, = or #")
+        if problem:
+            return [], [_ssh_item_problem(index + 1, argument, problem)]
+        pairs.append(cast(tuple[str, str], pair))
+    return pairs, []
+
+
+def _ssh_key_value(argument: str) -> tuple[str, str] | None:
+    key, equals, value = argument.partition("=")
+    return (key.lower(), value) if equals and key.lower() in SSH_ALLOWED_KEYS else None
+
+
+def _ssh_pair_problem(pair: tuple[str, str]) -> str | None:
+    key, value = pair
+    if not SSH_VALUE.match(value):
+        return "a value of one word without spaces, quotes, = or # that does not start with -"
+    if key == "stricthostkeychecking" and value.lower() != "yes":
+        return f"{PINNED_HOST_KEY}: any other value lets ssh accept a host key it does not know"
+    if key == "userknownhostsfile" and value.lower() in ("/dev/null", "none"):
+        return "UserKnownHostsFile=<file the deploy writes from a pinned value>, never /dev/null or none"
+    return None
+
+
+def _ssh_item_problem(index: int, item: str, expected: str) -> str:
+    return (f"{SSH_OPTS_KEY}[{index}]: {item!r} is not an ssh option this stack may use; expected {expected} "
+            f"(e.g. {SSH_OPTS_EXAMPLE})")
 
 
 def _ssh_options(raw: str | None) -> list[str] | None:

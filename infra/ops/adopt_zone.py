@@ -128,23 +128,22 @@ def existing_entry_points(api: Rulesets, zone_id: str, phases: list[str],
 
 
 REDACTED = "[redacted]"
-HEADER_LITERAL = re.compile(
-    r'(http\.request\.headers(?:\.values)?(?:\[[^\]]*\])+\)?\s*(?:eq|==|ne|!=|contains|matches|~|wildcard|'
-    r'strict wildcard)\s*)(r?)("(?:[^"\\]|\\.)*")', re.IGNORECASE)
-"""A header field compared with a string literal, in the Rules language
-(https://developers.cloudflare.com/ruleset-engine/rules-language/operators/): the literal is what a client must
-send, e.g. the storefront key in `any(http.request.headers["x-storefront-key"][*] eq "...")`."""
+STRING_LITERAL = re.compile(r'(?<![A-Za-z0-9_])r(#*)".*?"\1|"(?:[^"\\]|\\.)*"', re.DOTALL)
+"""Every string literal of the Rules language: "Cloudflare rules support two formats for specifying literal
+strings ... quoted literal strings and raw strings" (developers.cloudflare.com/ruleset-engine/rules-language/
+values/): `"..."` with backslash escapes, and `r"..."` / `r#"..."#` (as many `#` as needed) without. A secret
+may sit in any of them: a set `in {"S1" "S2"}`, a function argument (`starts_with(..., "S")`), either side of
+an operator, a `lower(...)` comparison."""
 
 
 def redacted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rules as saved for review, without the secrets a zone holding the platform's rules carries: each
-    header a rule sets keeps its operation but not its static `value` (the `X-Origin-Auth` secret), and each
-    literal a header is compared with becomes `"[redacted]"` (the storefront key)."""
+    header a rule sets keeps its operation but not its static `value` (the `X-Origin-Auth` secret), and every
+    string literal in every `*expression` field, at any depth (`ratelimit.counting_expression` too), becomes
+    `"[redacted]"` (the storefront key; masking harmless literals too costs a reader little)."""
     out: list[dict[str, Any]] = []
     for rule in rules:
-        copy = cast(dict[str, Any], json.loads(json.dumps(rule)))
-        if isinstance(copy.get("expression"), str):
-            copy["expression"] = HEADER_LITERAL.sub(lambda m: f'{m.group(1)}"{REDACTED}"', copy["expression"])
+        copy = cast(dict[str, Any], _redact_expressions(json.loads(json.dumps(rule))))
         parameters = copy.get("action_parameters")
         headers = cast(dict[str, Any], parameters).get("headers") if isinstance(parameters, dict) else None
         for header in cast(dict[str, Any], headers).values() if isinstance(headers, dict) else ():
@@ -152,6 +151,21 @@ def redacted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 header["value"] = REDACTED
         out.append(copy)
     return out
+
+
+def _redact_expressions(node: Any) -> Any:
+    """`node` (a fresh JSON copy, changed in place) with the literals of each `*expression` string masked."""
+    if isinstance(node, list):
+        return [_redact_expressions(item) for item in cast(list[Any], node)]
+    if isinstance(node, dict):
+        fields: dict[str, Any] = cast(dict[str, Any], node)
+        for key, value in fields.items():
+            if key.endswith("expression") and isinstance(value, str):
+                fields[key] = STRING_LITERAL.sub(f'"{REDACTED}"', value)
+            else:
+                fields[key] = _redact_expressions(value)
+        return fields
+    return cast(object, node)
 
 
 def import_document(zone_id: str, entry_points: list[EntryPoint], edge_urn: str | None = None) -> dict[str, Any]:
