@@ -62,6 +62,9 @@ def _started(data: Path) -> Iterator[Stack]:
         stack.start()
         with httpx.Client(base_url=stack.url, timeout=15) as client:
             running = Stack(stack, client, tenant)
+            deadline = time.monotonic() + 15  # start() waits for /healthz; the schema check may still be under way
+            while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
             client.put("/v1/products/MUG", headers=running.admin,
                        json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
             client.put("/v1/commission-rules", headers=running.admin, json={"default_rate_bps": 1000}).raise_for_status()

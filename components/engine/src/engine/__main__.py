@@ -66,7 +66,7 @@ def _purge_notice(settings: Settings) -> str:
     """Once per server, at start: whether product writes purge the catalog from the edge (names only, no values)."""
     if missing := settings.catalog_purge_missing:
         return (f"catalog purge: off, {', '.join(missing)} unset; the edge keeps each catalog until its "
-                f"{settings.catalog_cache_seconds} s expire (normal in local and dev)")
+                f"{settings.edge_seconds} s expire (normal in local and dev)")
     return (f"catalog purge: on, {(settings.catalog_public_base_url or '').rstrip('/')}/v1/catalog/<tenant> "
             f"in zone {settings.cloudflare_zone_id} through {settings.cloudflare_api_url}")
 

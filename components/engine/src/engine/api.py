@@ -24,7 +24,7 @@ from engine.adapters.cloudflare import CatalogPurger
 from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry, shard_documents
-from engine.schema import ACCOUNTS, required
+from engine.schema import ACCOUNTS, required, version_fields
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
@@ -196,7 +196,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
-                                settings.pocketbase_password, settings.pocketbase_timeout_seconds, required())
+                                settings.pocketbase_password, settings.pocketbase_timeout_seconds, required(),
+                                version_fields())
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
         purger = None
         if not settings.catalog_purge_missing:
@@ -332,7 +333,7 @@ def create_app(settings: Settings) -> FastAPI:
         # A browser keeps it a minute, the edge a day (C5): a product write purges the edge's copy,
         # and nothing can purge a browser's, so its max-age stays short.
         return {"ETag": etag, "Cache-Control": f"public, max-age={settings.catalog_browser_seconds}, "
-                                               f"s-maxage={settings.catalog_cache_seconds}"}
+                                               f"s-maxage={max(settings.edge_seconds, 0)}"}
 
     @app.get("/v1/catalog")
     async def catalog(who: Who, if_none_match: Annotated[str | None, Header()] = None) -> Response:

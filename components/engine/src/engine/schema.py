@@ -125,5 +125,13 @@ def required() -> dict[str, tuple[str, ...]]:
             else tuple(str(field["name"]) for field in collection["fields"]) for collection in COLLECTIONS}
 
 
+def version_fields() -> dict[str, tuple[str, ...]]:
+    """The version tokens (services.Engine): text fields, which PocketBase must store as sent. Of another type
+    (number, bool) PocketBase stores one constant for every token and the cache check is off, so the engine is
+    not ready while it finds one (PocketBase._wrong_types) and refuses a write whose answer differs (#23,
+    second audit)."""
+    return {"catalog_versions": ("catalog_version",), "affiliates": ("summary_version",)}
+
+
 if __name__ == "__main__":
     print(render(), end="")

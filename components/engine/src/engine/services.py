@@ -114,6 +114,8 @@ class Engine:
 
     async def _documents(self, tenant: Tenant, kinds: tuple[str, ...]) -> dict[str, str]:
         """The tenant's documents of `kinds` ("catalog", "rules", "affiliates"), cached while current."""
+        if self.catalog_ttl_s <= 0:  # CATALOG_CACHE_SECONDS=0: no copy (a rollout's mixed window, README)
+            return await self._uncached(tenant, kinds)
         keys = [key for kind in kinds for key in (f"{kind}-gen:{tenant.slug}", f"{_DOCUMENT_KEYS[kind]}:{tenant.slug}")]
         version, values = await asyncio.gather(self._catalog_version(tenant), self.cache.mget(kinds[0], keys))
         documents: dict[str, str] = {}
@@ -134,6 +136,17 @@ class Engine:
                 await self.cache.set(kind, keys[2 * index + 1], f"{version}/{generation}\n{body}",
                                      self.catalog_ttl_s)
             documents[kind] = body
+        return documents
+
+    async def _uncached(self, tenant: Tenant, kinds: tuple[str, ...]) -> dict[str, str]:
+        """The documents from PocketBase, Redis not asked: a TTL of 0 is no copy, as for summaries. Redis refuses
+        `SET ... EX 0` ("invalid expire time"), which paused it for every cache (#23, second audit); counted as
+        `skipped`, not as a miss, which the cache-miss alert reads (components/observability/slos.yaml)."""
+        documents: dict[str, str] = {}
+        for kind in kinds:
+            metrics.CACHE_REQUESTS.labels(kind, "skipped").inc()
+            with pocketbase_data(kind):
+                documents[kind] = await self._load(tenant, kind)
         return documents
 
     async def _load(self, tenant: Tenant, kind: str) -> str:
@@ -199,12 +212,39 @@ class Engine:
                            body: dict[str, Any]) -> dict[str, Any] | None:
         """Create or update, with a new catalog version for the tenant in the same transaction (see the cached
         documents above); the record as it was before (None if it is created), for the audit event."""
-        record = await self.pb.first(operation, collection, filter_)
-        url = f"/api/collections/{collection}/records"
-        write = ({"method": "POST", "url": url, "body": body} if record is None
-                 else {"method": "PATCH", "url": f"{url}/{record['id']}", "body": body})
-        await self.pb.batch(operation, [write, _new_catalog_version(tenant.slug)])
-        return record
+        for attempt in (1, 2):
+            record = await self.pb.first(operation, collection, filter_)
+            url = f"/api/collections/{collection}/records"
+            write = ({"method": "POST", "url": url, "body": body} if record is None
+                     else {"method": "PATCH", "url": f"{url}/{record['id']}", "body": body})
+            version = _new_catalog_version(tenant.slug)
+            try:
+                results = await self.pb.batch(operation, [write, version])
+            except NotUnique:
+                # Two first writes of the same record at once: the other one created it (its unique index
+                # refused this one, whose transaction rolled back whole), so this one is now an update
+                # (#23, second audit: it was a 500). Once: a second refusal is not that race.
+                if attempt == 2:
+                    raise PocketBaseError(f"PocketBase {operation}: the write broke a unique index twice") from None
+                continue
+            self._stored_as_sent(operation, tenant, "catalog_versions", "catalog_version", results[1], version)
+            return record
+        raise AssertionError("unreachable")
+
+    def _stored_as_sent(self, operation: str, tenant: Tenant, collection: str, field: str, stored: dict[str, Any],
+                        request: dict[str, Any]) -> None:
+        """The version token as PocketBase stored it (the batch's answer) must be the one sent, in the tenant's
+        record: a field of another type stores one constant for every token (a number 0, a bool false), and the
+        check that no order is judged against older data (or no summary served older) would be off (#23, second
+        audit). Then the write is not acknowledged (503; it is stored, and a retry with the same key answers
+        it), and the engine is not ready, naming the field, until its schema is PocketBase's again."""
+        sent = request["body"][field]
+        got, tenant_of = stored.get(field), stored.get("tenant")  # a dict: PocketBase.batch checks each answer
+        if got != sent or tenant_of != tenant.slug:
+            problem = (f"PocketBase {operation}: {collection}.{field} stored {str(got)[:20]!r} of tenant "
+                       f"{str(tenant_of)[:40]!r} for the token sent (a field of another type? it must be text)")
+            self.pb.schema_broken(problem)
+            raise PocketBaseError(problem)
 
     async def put_rules(self, tenant: Tenant, rules: CommissionRules, actor: str = "") -> CommissionRules:
         before = await self._admin_write(tenant, "rules", "commission_rules", f"tenant={quote(tenant.slug)}",
@@ -278,9 +318,10 @@ class Engine:
             if affiliate_record is None:
                 record = await self.pb.create("create_order", "orders", body)
             else:  # the order and its affiliate's new summary version, in one transaction
-                record = (await self.pb.batch("create_order", [
-                    {"method": "POST", "url": "/api/collections/orders/records", "body": body},
-                    _new_summary_version(affiliate_record)]))[0]
+                version = _new_summary_version(affiliate_record)
+                record, stored = await self.pb.batch("create_order", [
+                    {"method": "POST", "url": "/api/collections/orders/records", "body": body}, version])
+                self._stored_as_sent("create_order", tenant, "affiliates", "summary_version", stored, version)
         except NotUnique:
             # The key was used before (a retry, or a race that another request won): the unique index
             # on (tenant, idempotency_key) decides, and the first order is the answer.
@@ -331,6 +372,7 @@ class Engine:
         status = next_status(current, action)
         affiliate_id = record.get("affiliate_id") or None
         affiliate_record = None if affiliate_id is None else await self._affiliate_record(tenant, affiliate_id)
+        versions = [] if affiliate_record is None else [_new_summary_version(affiliate_record)]
         try:
             updated = await self.pb.batch("transition", [
                 {"method": "POST", "url": "/api/collections/order_transitions/records",
@@ -338,11 +380,13 @@ class Engine:
                           "to_status": status.value}},
                 {"method": "PATCH", "url": f"/api/collections/orders/records/{record['id']}",
                  "body": {"status": status.value, "commission_status": COMMISSION_FOR[status].value}},
-                *([] if affiliate_record is None else [_new_summary_version(affiliate_record)])])
+                *versions])
         except NotUnique:
             with pocketbase_data("transition"):
                 now = OrderStatus((await self.order(tenant, order_id))["status"])
             raise TransitionError(action, now, TRANSITIONS[action][0]) from None
+        for version in versions:
+            self._stored_as_sent("transition", tenant, "affiliates", "summary_version", updated[2], version)
         return order_view(updated[1])
 
     # -- summaries ------------------------------------------------------------------------------
@@ -371,19 +415,23 @@ class Engine:
         older version than PocketBase's, so it is never served, never the reverse.
         """
         key = f"summary2:{tenant.slug}:{affiliate_id}:{month}"
-        cached = self.summary_ttl_s > 0  # SUMMARY_CACHE_SECONDS=0: no copy (a rollout's mixed window, README)
-        record, (stored,) = await asyncio.gather(
-            self.pb.first("summary_version", "affiliates",
-                          f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                          fields="summary_version"),
-            self.cache.mget("summary", [key]) if cached else _none())
-        version = None if record is None else str(record.get("summary_version") or "")
-        if version is not None and stored is not None:
-            stored_version, _, body = stored.partition("\n")
-            if stored_version == version:
-                metrics.CACHE_REQUESTS.labels("summary", "hit").inc()
-                return body
-        metrics.CACHE_REQUESTS.labels("summary", "miss").inc()
+        # SUMMARY_CACHE_SECONDS=0: no copy (a rollout's mixed window, README), so neither Redis nor the version
+        # is asked, and it is counted `skipped`: the cache-miss alert reads hits and misses only (slos.yaml).
+        cached = self.summary_ttl_s > 0
+        version: str | None = None
+        if cached:
+            record, (stored,) = await asyncio.gather(
+                self.pb.first("summary_version", "affiliates",
+                              f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
+                              fields="summary_version"),
+                self.cache.mget("summary", [key]))
+            version = None if record is None else str(record.get("summary_version") or "")
+            if version is not None and stored is not None:
+                stored_version, _, body = stored.partition("\n")
+                if stored_version == version:
+                    metrics.CACHE_REQUESTS.labels("summary", "hit").inc()
+                    return body
+        metrics.CACHE_REQUESTS.labels("summary", "miss" if cached else "skipped").inc()
         # At most three rows: SQLite sums the month's orders (the commission_totals view).
         groups = await self.pb.list(
             "summary", "commission_totals",
@@ -417,10 +465,6 @@ def _new_catalog_version(tenant: str) -> dict[str, Any]:
     """The batch request that gives the tenant's catalog, rules and affiliates a new, never used version."""
     return {"method": "PUT", "url": "/api/collections/catalog_versions/records",
             "body": {"id": catalog_version_id(tenant), "tenant": tenant, "catalog_version": secrets.token_hex(8)}}
-
-
-async def _none() -> list[str | None]:
-    return [None]
 
 
 def _new_summary_version(affiliate_record: str) -> dict[str, Any]:

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     redis_ca_cert: str | None = Field(default=None, repr=False)
     summary_cache_seconds: int = 300
     catalog_cache_seconds: int = 86_400
+    """How long Redis keeps a tenant's catalog, rules and affiliates; 0 or less: no copy (every order reads them
+    from PocketBase; a rollout's mixed window, README). Also the edge's, unless CATALOG_EDGE_SECONDS is set."""
+    catalog_edge_seconds: int | None = None
+    """The catalog's `s-maxage` at the edge (C5: a day); unset, CATALOG_CACHE_SECONDS (as the platform sets it)."""
     catalog_browser_seconds: int = 60
     redis_timeout_seconds: float = 0.25
     pocketbase_timeout_seconds: float = 5.0
@@ -41,6 +45,12 @@ class Settings(BaseSettings):
     """`api.<zone>`: requests for it come through the edge, which adds ORIGIN_AUTH_SECRET; unset, locally."""
     origin_auth_secret: str | None = Field(default=None, repr=False)
     """The value of `X-Origin-Auth` Cloudflare adds to every request it forwards (components/edge.py)."""
+
+    @property
+    def edge_seconds(self) -> int:
+        """The edge's copy of a catalog, apart from Redis's: CATALOG_CACHE_SECONDS=0 turns Redis's copy off
+        without telling the edge to keep none (#23, second audit)."""
+        return self.catalog_cache_seconds if self.catalog_edge_seconds is None else self.catalog_edge_seconds
 
     @property
     def catalog_purge_missing(self) -> list[str]:

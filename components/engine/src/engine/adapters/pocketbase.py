@@ -63,6 +63,11 @@ def _written_result(result: Any) -> bool:
             and isinstance(cast(dict[str, Any], body).get("id"), str))
 
 
+def _seconds(value: float) -> str:
+    """Seconds for a message: tenths at most ("1.7", "2"), not the float a subtraction left (1.69144)."""
+    return f"{round(value, 1):g}"
+
+
 def quote(value: str) -> str:
     """A string literal for a PocketBase filter."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -137,15 +142,19 @@ class PocketBase:
     READINESS_COLLECTION = "orders"
 
     def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0,
-                 required: dict[str, tuple[str, ...]] | None = None) -> None:
+                 required: dict[str, tuple[str, ...]] | None = None,
+                 texts: dict[str, tuple[str, ...]] | None = None) -> None:
         """`accounts`: the auth collection the account is in. `required`: the collections to wait for, each
-        with the fields the engine needs in it."""
+        with the fields the engine needs in it. `texts`: of those, the fields that must be text (the version
+        tokens, engine/schema.py `version_fields`)."""
         self._accounts, self._email, self._password = accounts, email, password
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
+        self._signing_in = asyncio.Lock()
         self._required = required or {}
+        self._texts = texts or {}
         self._schema_ok = not self._required
         self._schema_problem: tuple[float, str] | None = None
         self._schema_check: asyncio.Future[str | None] | None = None
@@ -173,6 +182,12 @@ class PocketBase:
         if self._required:
             self._schema_ok, self._schema_problem = False, None
 
+    def schema_broken(self, problem: str) -> None:
+        """A write PocketBase stored otherwise than sent (a version token of a field of another type, #23 audit
+        2): not ready, saying `problem` until the next check, which names the field (`_wrong_types`)."""
+        if self._required:
+            self._schema_ok, self._schema_problem = False, (time.monotonic(), problem)
+
     async def schema_problem(self, wait_s: float | None = None) -> str | None:
         """None once PocketBase accepts the engine's account and has every required collection and field; else
         why not. Rechecked at most once a SCHEMA_RECHECK_S however many requests ask (one check, shared).
@@ -193,7 +208,7 @@ class PocketBase:
         except TimeoutError:
             if last is not None:
                 return last[1]
-            return f"PocketBase schema check: no answer within {wait_s:g} s"
+            return f"PocketBase schema check: no answer within {_seconds(wait_s or 0.0)} s"
 
     async def _check_schema(self) -> str | None:
         try:
@@ -224,7 +239,25 @@ class PocketBase:
         if refused:
             missing = [field for field in fields if await self._filter_refused(collection, (field,))]
             return ", ".join(f"{collection}.{field}" for field in missing) or f"a filter on {collection}"
-        return None
+        return await self._wrong_types(collection, self._texts.get(collection, ()))
+
+    async def _wrong_types(self, collection: str, texts: tuple[str, ...]) -> str | None:
+        """Which of `texts` PocketBase holds as another type, read in one of the collection's records.
+
+        A filter accepts a field of any type, so a version token's field turned number, bool or json passes the
+        filter check while PocketBase stores one constant for every token (a number field casts "3fa2..." to 0,
+        a bool to false): the cache check is then off (#23, second audit). A record's field answers in its type:
+        a text field as a JSON string, a number as a number, a bool as a bool. An empty collection tells
+        nothing; then the first write, whose answer is checked (services.Engine), finds it. A json field that
+        stores the token as a JSON string is not seen, and needs not be: the tokens still differ."""
+        if not texts:
+            return None
+        response = await self._call("schema", "GET", f"/api/collections/{collection}/records",
+                                    params={"perPage": 1, "skipTotal": 1, "fields": ",".join(texts)})
+        items = self._items(response, "schema", ",".join(texts))
+        wrong = [f"{collection}.{field} as text (it holds {type(items[0][field]).__name__} "
+                 f"{str(items[0][field])[:20]!r})" for field in texts if items and not isinstance(items[0][field], str)]
+        return ", ".join(wrong) or None
 
     async def _filter_refused(self, collection: str, fields: tuple[str, ...]) -> bool:
         params: dict[str, str | int] = {"perPage": 1, "skipTotal": 1, "fields": "id"}
@@ -256,7 +289,7 @@ class PocketBase:
                                             params={"perPage": 1, "skipTotal": 1, "fields": "id"})
                 self._items(response, "readiness")
         except TimeoutError:
-            return f"PocketBase readiness: no answer within {wait_s:g} s"
+            return f"PocketBase readiness: no answer within {_seconds(wait_s)} s"
         except PocketBaseError as err:
             return str(err)
         return None
@@ -324,16 +357,24 @@ class PocketBase:
 
     async def _signed_in(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._token is None:
-            await self._authenticate()
-        response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
+            await self._sign_in(None)
+        token = self._token
+        response = await self._http.request(method, path, headers={"Authorization": token or ""}, **kwargs)
         # PocketBase ignores a token it no longer accepts (expired, or of a password rotated at its start)
         # and answers as to a guest; its image answers a guest 401 on records and batches
         # (engine_schema.pb.js), where a rule would otherwise filter it to an empty list. A 403 is a
         # collection of an older schema, superuser-only. Both mean: authenticate again, once.
         if response.status_code in (401, 403):
-            await self._authenticate()
+            await self._sign_in(token)
             response = await self._http.request(method, path, headers={"Authorization": self._token or ""}, **kwargs)
         return response
+
+    async def _sign_in(self, refused: str | None) -> None:
+        """Sign in unless another call did since `refused` (the token it had, or None): one sign-in for calls
+        that start together, not one each (#23, second audit: the schema check's 7 reads signed in 7 times)."""
+        async with self._signing_in:
+            if self._token == refused:
+                await self._authenticate()
 
     @staticmethod
     def _json(response: httpx.Response, operation: str) -> dict[str, Any]:
