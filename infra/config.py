@@ -356,22 +356,23 @@ def _check_service(name: ServiceName, svc: ServiceProfile, where: typing.Callabl
     if name == "redis" and svc.backend == "cloudrun" and svc.memory_mib % 1024:
         problems.append(f"{where('memory_mib')}: {svc.memory_mib} is not whole GiB, and Redis on Cloud Run is "
                         "Memorystore, sized in GiB; expected a multiple of 1024")
+    cite = f"; source: {limits.source}" if limits.source else ""
     for field in ("cpu_millis", "peak_cpu_millis"):
         value = getattr(svc, field)
         low, high = limits.cpu_millis_range
         if limits.cpu_millis_allowed is not None and value not in limits.cpu_millis_allowed:
             allowed = ", ".join(map(str, limits.cpu_millis_allowed))
             problems.append(f"{where(field)}: {value} is not a CPU size {svc.backend} accepts; "
-                            f"expected one of {allowed}")
+                            f"expected one of {allowed}{cite}")
         elif not low <= value <= high:
             problems.append(f"{where(field)}: {value} is outside what {svc.backend} allows; "
-                            f"expected {low} to {high}")
+                            f"expected {low} to {high}{cite}")
     for field in ("memory_mib", "peak_memory_mib"):
         value = getattr(svc, field)
         low, high = limits.memory_mib_range
         if not low <= value <= high:
             problems.append(f"{where(field)}: {value} is outside what {svc.backend} allows; "
-                            f"expected {low} to {high}")
+                            f"expected {low} to {high}{cite}")
     if svc.backend == "cloudrun":
         for mem_field, cpu_field in (("memory_mib", "cpu_millis"), ("peak_memory_mib", "peak_cpu_millis")):
             needed = cloudrun_min_cpu_for_memory(getattr(svc, mem_field))

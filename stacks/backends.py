@@ -20,6 +20,8 @@ class BackendLimits:
     autoscaling: bool
     volumes: bool
     why_no_volumes: str = ""
+    source: str = ""
+    """Where the backend's limits are written; config errors about them cite it, as contract lines do."""
 
 
 LIMITS: dict[Backend, BackendLimits] = {
@@ -40,6 +42,10 @@ LIMITS: dict[Backend, BackendLimits] = {
         autoscaling=True,
         volumes=False,
         why_no_volumes="Cloud Run has no local disk",
+        # Whole vCPUs only for declared services: below 1 vCPU Cloud Run requires maximum concurrency 1 and
+        # request-based CPU, which services taking concurrent requests cannot have (CR-CPU-001/002).
+        source="https://cloud.google.com/run/docs/configuring/services/cpu and "
+               "https://cloud.google.com/run/docs/configuring/services/memory-limits",
     ),
     # One Compute Engine VM with a persistent disk, private, in the engine's VPC (components/backends/gce.py):
     # E2 custom machine types, 2 to 32 vCPUs (https://cloud.google.com/compute/docs/general-purpose-machines#e2_machine_types).
@@ -50,6 +56,7 @@ LIMITS: dict[Backend, BackendLimits] = {
         max_instances_limit=1,
         autoscaling=False,
         volumes=True,
+        source="https://cloud.google.com/compute/docs/general-purpose-machines#e2_machine_types",
     ),
     "railway": BackendLimits(
         cpu_millis_allowed=None,

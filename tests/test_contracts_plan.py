@@ -40,6 +40,10 @@ def test_a_declared_service_at_half_a_vcpu_is_refused_by_config_before_any_contr
     assert "Pulumi.prod-half.yaml: platform:services.engine.cpuMillis: 500 is not a CPU size" in result.err
     assert "nothing was declared" in result.err
     assert "CR-CPU" not in result.err  # the plan never ran: the first layer caught it
+    # The line names the rule's source, as a contract line does (Cloud Run's CPU page: below 1 vCPU, "Maximum
+    # concurrency must be set to 1", which a service taking concurrent requests cannot have).
+    [line] = [ln for ln in result.err.splitlines() if "engine.cpuMillis: 500" in ln]
+    assert "source: https://cloud.google.com/run/docs/configuring/services/cpu" in line, line
 
 
 def test_a_derived_service_at_half_a_vcpu_with_concurrency_80_stops_the_plan(
