@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -153,3 +153,45 @@ def test_the_objectives_row_draws_each_objective_at_the_documents_number(require
     exprs = [t["expr"] for t in panel["targets"]]
     assert rule["expr"] in exprs or _record_name(requirement) in exprs, \
         f"{requirement}: the panel does not show the objective's series ({_record_name(requirement)})"
+
+
+def _engine_buckets() -> dict[str, set[float]]:
+    """The bucket boundaries of every histogram the engine defines, from prometheus_client's own collection of
+    a probe child (removed again, so nothing the engine exports changes)."""
+    from engine import metrics, vitals
+    from prometheus_client import Histogram
+
+    histograms: list[Histogram] = [metrics.HTTP_LATENCY, metrics.POCKETBASE_LATENCY,
+                                   *(h for h, _, _ in vitals.HISTOGRAMS.values())]
+    bounds: dict[str, set[float]] = {}
+    for histogram in histograms:
+        # Its label names: prometheus_client keeps them only in this attribute (no public accessor).
+        labelnames = cast(tuple[str, ...], vars(histogram)["_labelnames"])
+        probe = tuple("probe" for _ in labelnames)
+        histogram.labels(*probe)
+        try:
+            for family in histogram.collect():
+                bounds[f"{family.name}_bucket"] = {float(s.labels["le"]) for s in family.samples
+                                                   if s.name.endswith("_bucket") and s.labels["le"] != "+Inf"}
+        finally:
+            histogram.remove(*probe)
+    return bounds
+
+
+@pytest.mark.parametrize("requirement", sorted(DOCUMENT))
+def test_a_quantile_objective_is_a_bucket_boundary_of_the_engines_histogram(requirement: str) -> None:
+    """Interpolated between two buckets, a quantile cannot tell 2.5 s from 2.9 s: the document's number must be a
+    boundary of the histogram the objective reads, so the recorded series is exact at the objective."""
+    [rule] = [r for g in rule_groups(stack_plan("prod").spec)["groups"] for r in g["rules"]
+              if r.get("record") == _record_name(requirement)]
+    match = re.search(r"histogram_quantile\([^,]+,.*?\b([a-z_]+_bucket)\b", rule["expr"])
+    if match is None:
+        assert "histogram_quantile" not in rule["expr"], rule["expr"]
+        return  # a ratio, not a quantile: nothing to interpolate
+    exported = {m for metrics in load().exporters.values() for m in metrics}
+    if match.group(1) in exported:
+        return  # another exporter's distribution (Cloud Run's utilization): its buckets are not ours to set
+    buckets = _engine_buckets()
+    assert match.group(1) in buckets, f"{requirement}: {match.group(1)} is not a histogram the engine defines"
+    assert DOCUMENT[requirement].value in buckets[match.group(1)], \
+        f"{requirement}: {DOCUMENT[requirement].value:g} is no bucket of {match.group(1)}: {sorted(buckets[match.group(1)])}"
