@@ -22,22 +22,46 @@ class Panel:
     """(PromQL, legend) pairs."""
     unit: str = "short"
     width: int = 12
+    threshold: float | None = None
+    """An objective, drawn as a red line across the graph (green below it)."""
 
 
-def _panel(panel: Panel, index: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Row:
+    """A row header: the panels after it, up to the next row, are its own."""
+
+    title: str
+
+
+def _thresholds(value: float) -> dict[str, Any]:
+    # Grafana's time series: `custom.thresholdsStyle.mode` "line" draws each threshold step as a line
+    # (grafana/grafana's schema, GraphTresholdsStyleMode: "off" | "line" | "area" | "line+area" | "series");
+    # the base step has no value (`null`), the next one starts at the objective.
+    return {"custom": {"thresholdsStyle": {"mode": "line"}},
+            "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                         {"color": "red", "value": value}]}}
+
+
+def _panel(panel: Panel | Row, index: int) -> dict[str, Any]:
+    if isinstance(panel, Row):
+        return {"id": index + 1, "type": "row", "title": panel.title, "collapsed": False, "panels": [],
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": index * 8}}
+    defaults: dict[str, Any] = {"unit": panel.unit}
+    if panel.threshold is not None:
+        defaults |= _thresholds(panel.threshold)
     return {
         "id": index + 1,
         "type": "timeseries",
         "title": panel.title,
         "datasource": DATASOURCE,
         "gridPos": {"h": 8, "w": panel.width, "x": (index * 12) % 24 if panel.width == 12 else 0, "y": index * 8},
-        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": []},
         "targets": [{"refId": chr(65 + i), "expr": expr, "legendFormat": legend, "datasource": DATASOURCE}
                     for i, (expr, legend) in enumerate(panel.exprs)],
     }
 
 
-def _dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[str, Any]]) -> dict[str, Any]:
+def _dashboard(uid: str, title: str, panels: list[Panel | Row], variables: list[dict[str, Any]]) -> dict[str, Any]:
     templating = [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"}]
     return {"uid": uid, "title": title, "schemaVersion": 39, "editable": False, "time": {"from": "now-6h", "to": "now"},
             "tags": ["platform"], "templating": {"list": templating + variables},
@@ -57,6 +81,30 @@ def _alert_expr(name: str) -> str:
 
     [alert] = [a for a in load().alerts if a.name == name]
     return alert.expr
+
+
+def _legend(expr: str, fallback: str) -> str:
+    """One line per container (`by (name)`) or per tenant (`by (le, tenant)`), else the requirement's id."""
+    for label in ("name", "tenant"):
+        if f"by ({label})" in expr or f", {label})" in expr:
+            return "{{" + label + "}}"
+    return fallback
+
+
+def objectives() -> list[Panel | Row]:
+    """The Objectives row: each SLO of the spec as the series it records, with the document's number drawn.
+    The panel queries the recorded expression itself, not `slo:*`: a hosted Grafana may not hold the platform's
+    recording rules (components/observability/grafana.py)."""
+    from components.observability.spec import load, objective_expr
+
+    spec = load()
+    return [Row("Objectives"), *(
+        Panel(f"{o.requirement} objective: {o.record} {o.operator} {o.objective:g}",
+              ((objective_expr(spec, o), _legend(objective_expr(spec, o), o.requirement)),), o.unit,
+              threshold=o.objective)
+        for o in spec.objectives)]
+
+
 P95 = "histogram_quantile(0.95, sum by (le{by}) (rate(http_request_duration_seconds_bucket{sel}[5m])))"
 
 
@@ -91,6 +139,7 @@ def overview() -> dict[str, Any]:
             ("sli:availability_error_ratio:rate6h / 0.001", "6h burn rate"))),
         Panel("Trend: daily peak requests per second, 30 days (A6)", (
             ("max_over_time(sum(rate(http_requests_total[5m]))[1d:5m])", "daily peak"),), "reqps", 24),
+        *objectives(),
     ], [])
 
 
@@ -140,4 +189,4 @@ def render(name: str, environment: str | None = None) -> str:
 
 
 def exprs(dashboard: dict[str, Any]) -> list[str]:
-    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]

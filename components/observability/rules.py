@@ -15,7 +15,14 @@ from typing import Any
 import yaml
 
 from components.observability.agent import ScrapeJob
-from components.observability.spec import AlertSpec, ObservabilitySpec, SloSpec, minutes, unresolved
+from components.observability.spec import (
+    AlertSpec,
+    ObservabilitySpec,
+    SloSpec,
+    minutes,
+    objective_expr,
+    unresolved,
+)
 
 # (severity, long window, short window, burn rate): page 2 % of the monthly budget in 1 h, 5 % in
 # 6 h; ticket 10 % in 3 days (1d/2h at 3x and 3d/6h at 1x).
@@ -116,7 +123,17 @@ def rule_groups(spec: ObservabilitySpec) -> dict[str, Any]:
         {"name": "platform-alerts", "interval": "1m", "rules": alerts},
         {"name": "platform-slo-burn-recording", "interval": "1m", "rules": burn_recording},
         {"name": "platform-slo-burn-alerts", "interval": "1m", "rules": burn_alerts},
+        {"name": "platform-slo-objectives", "interval": "1m", "rules": objective_rules(spec)},
     ]}
+
+
+def objective_rules(spec: ObservabilitySpec) -> list[dict[str, Any]]:
+    """One recorded series per SLO objective, `slo:<requirement>:<name>`, in the objective's own unit, so that
+    the series compares directly with the document's number (P75 LCP in seconds against 2.5). Alerts stay on
+    their own SLIs; these are what the Objectives row of the overview draws."""
+    return [{"record": o.record, "expr": objective_expr(spec, o),
+             "labels": {"requirement": o.requirement, "objective": f"{o.operator} {o.objective:g}"}}
+            for o in spec.objectives]
 
 
 @dataclass(frozen=True)

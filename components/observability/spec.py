@@ -45,10 +45,30 @@ class AlertSpec(_Spec):
     Grafana may then read this rule's no data as OK instead of paging it (components/observability/grafana.py)."""
 
 
+class ObjectiveSpec(_Spec):
+    """An SLO of the document as the value it keeps (P75 LCP <= 2.5 s), not only the alert past it: recorded
+    as `slo:<requirement>:<name>` (rules.py) and drawn with its threshold in the overview's Objectives row."""
+
+    requirement: Annotated[str, Field(pattern=r"^[A-Z][0-9]+$")]
+    name: Annotated[str, Field(pattern=SLI)]
+    operator: Literal["<", "<="]
+    """The document's "<" or "≤": the series keeps the objective while `series <operator> objective`."""
+    objective: float
+    unit: Literal["s", "percentunit", "none"]
+    expr: Annotated[str, Field(min_length=1)] | None = None
+    same_sli_as: Annotated[str, Field(pattern=NAME)] | None = None
+    """The alert whose SLI this objective bounds (its expression, verbatim), instead of `expr`."""
+
+    @property
+    def record(self) -> str:
+        return f"slo:{self.requirement.lower()}:{self.name}"
+
+
 class ObservabilitySpec(_Spec):
     version: Literal[1]
     exporters: dict[str, list[str]]
     slos: list[SloSpec]
+    objectives: list[ObjectiveSpec] = []
     alerts: list[AlertSpec]
 
 
@@ -92,10 +112,29 @@ def load(path: Path = SPEC_FILE) -> ObservabilitySpec:
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"{path.name}: names used twice: {sorted(duplicates)}")
+    unbound = [f"{o.record}: {problem}" for o in spec.objectives for problem in _objective_problems(spec, o)]
+    if unbound:
+        raise ValueError(f"{path.name}: objectives: {unbound}")
     uncovered = uncovered_no_data(spec)
     if uncovered:
         raise ValueError(f"{path.name}: no_data_covered_by names no alert of the spec: {uncovered}")
     return spec
+
+
+def _objective_problems(spec: ObservabilitySpec, objective: ObjectiveSpec) -> list[str]:
+    if (objective.expr is None) == (objective.same_sli_as is None):
+        return ["give exactly one of expr and same_sli_as"]
+    if objective.same_sli_as is not None and objective.same_sli_as not in {a.name for a in spec.alerts}:
+        return [f"same_sli_as names no alert of the spec: {objective.same_sli_as}"]
+    return []
+
+
+def objective_expr(spec: ObservabilitySpec, objective: ObjectiveSpec) -> str:
+    """The PromQL an objective records: its own, or the SLI of the alert it shares (as the stack deploys it)."""
+    if objective.expr is not None:
+        return objective.expr
+    [alert] = [a for a in spec.alerts if a.name == objective.same_sli_as]
+    return alert.expr
 
 
 def uncovered_no_data(spec: ObservabilitySpec) -> list[str]:
