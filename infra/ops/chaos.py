@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import httpx
 from engine.dev import LocalStack
@@ -250,7 +250,26 @@ def lost_and_duplicated(acks: dict[str, tuple[str, float]], stored: dict[str, li
     return lost, sum(1 for ids in stored.values() if len(ids) > 1)
 
 
-class Summaries:
+class Poller:
+    """A daemon thread that runs `_poll` while its `with` block lasts; `_poll` loops until `stop` is set."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _poll(self) -> None:
+        raise NotImplementedError
+
+
+class Summaries(Poller):
     """The scenario's affiliate's summary, read every 0.2 s: each read is judged against the writes
     acknowledged before it was sent (stale_summaries)."""
 
@@ -258,16 +277,7 @@ class Summaries:
         self.url, self.api_key, self.affiliate = url, api_key, affiliate
         self.reads: list[SummaryRead] = []
         self.wrong: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> Summaries:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+        super().__init__()
 
     def _poll(self) -> None:
         month = time.strftime("%Y-%m", time.gmtime())
@@ -429,22 +439,13 @@ def clean_answer(response: httpx.Response) -> bool:
     return fields.get("status") == 503 and bool(fields.get("title"))
 
 
-class Readiness:
+class Readiness(Poller):
     """`/readyz` every 0.2 s."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.samples: list[Sample] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> Readiness:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
+        super().__init__()
 
     def _poll(self) -> None:
         with httpx.Client(base_url=self.url, timeout=3, limits=KEEPALIVE) as client:

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,17 +28,9 @@ from engine.adapters.pocketbase import PocketBase
 
 from tests.engine.conftest import make_tenant
 from tests.engine.test_faults import MONTH, FaultStack
-from tests.engine.test_faults_more import Stack, _started  # pyright: ignore[reportPrivateUsage]
+from tests.engine.test_faults_more import Stack, own, shared
 
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from _started(tmp_path_factory.mktemp("faults-audit2"))
-
-
-@pytest.fixture
-def own(tmp_path: Path) -> Iterator[Stack]:
-    yield from _started(tmp_path)
+__all__ = ["own", "shared"]  # the stacks of test_faults_more: module-scoped here too, one per module
 
 
 def _superuser(stack: FaultStack) -> httpx.Client:
