@@ -155,6 +155,8 @@ def declare(model: StackModel) -> None:
         failover_region=failover, serving_failover=serving_failover,
         registry=registry if model.services["redis"].backend == "railway" else None,
     ))
+    # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
+    backups, replica = declare_storage(model)
     standby: Standby | None = None
     drained: asyncio.Future[pulumi.Resource] | None = None
     engine_serving: pulumi.Output[str | None] | None = None
@@ -174,6 +176,9 @@ def declare(model: StackModel) -> None:
                 registry_server=model.registry.server if model.registry else None,
                 registry_repository=model.registry.repository if model.registry else None,
                 deletion_protection=env == "prod",
+                # The VMs write the DR buckets through the DR account's HMAC key: their IAM wait covers its grants.
+                grants=tuple(dict.fromkeys((*(backups.grants if backups else ()),
+                                            *(replica.grants if replica else ())))),
                 # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
                 running=not serving_failover, data_disk=not serving_failover)
         if (failover is not None and cache.failover_subnetwork is not None
@@ -204,13 +209,6 @@ def declare(model: StackModel) -> None:
         ), targets.railway, gce_target)
 
     dr = model.profile.disaster_recovery
-    # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
-    backups, replica = declare_storage(model)
-    if targets.gce is not None:
-        # The VMs write the DR buckets through the DR account's HMAC key: their IAM wait covers its grants too.
-        dr_grants = (*(backups.grants if backups else ()), *(replica.grants if replica else ()))
-        targets = dataclasses.replace(targets, gce=dataclasses.replace(targets.gce, grants=tuple(dict.fromkeys(
-            dr_grants))))
     # The environment's Grafana Cloud: the engine's traces and the restore test's metrics go there over OTLP.
     otlp_headers = (cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
                     if model.grafana_cloud else None)
