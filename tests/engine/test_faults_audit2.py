@@ -26,9 +26,8 @@ import pytest
 from engine import schema
 from engine.adapters.pocketbase import PocketBase
 
-from tests.engine.conftest import make_tenant
 from tests.engine.test_faults import MONTH, FaultStack
-from tests.engine.test_faults_more import Stack, own, shared
+from tests.engine.test_faults_more import Stack, own, shared, started
 
 __all__ = ["own", "shared"]  # the stacks of test_faults_more: module-scoped here too, one per module
 
@@ -108,30 +107,21 @@ def test_the_schema_check_signs_the_engine_in_once(shared: Stack) -> None:
 
 
 def test_cache_ttls_of_zero_keep_no_copy_fail_nothing_and_count_no_miss(tmp_path: Path) -> None:
-    entry, tenant = make_tenant("acme")
-    stack = FaultStack(tmp_path, [entry])
-    stack.env |= {"CATALOG_CACHE_SECONDS": "0", "SUMMARY_CACHE_SECONDS": "0", "CATALOG_EDGE_SECONDS": "86400"}
-    try:
-        stack.start()
-        with httpx.Client(base_url=stack.url, timeout=15) as client:
-            running = Stack(stack, client, tenant)
-            client.put("/v1/products/MUG", headers=running.admin,
-                       json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
-            client.put("/v1/affiliates/ana", headers=running.admin, json={"name": "ana"}).raise_for_status()
-            placed = [running.order("ana").status_code for _ in range(2)]
-            version_reads = 'pocketbase_request_duration_seconds_count{operation="summary_version"}'
-            before = {series: _metric(client, series) for series in (
-                'cache_requests_total{cache="summary",result="miss"}', version_reads)}
-            summaries = [client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=tenant.headers())
-                         for _ in range(2)]
-            after = {series: _metric(client, series) for series in before}
-            catalog = client.get("/v1/catalog", headers=tenant.headers())
-            errors = {cache: _metric(client, f'cache_requests_total{{cache="{cache}",result="error"}}')
-                      for cache in ("catalog", "rules", "affiliates", "summary")}
-            skipped = {cache: _metric(client, f'cache_requests_total{{cache="{cache}",result="skipped"}}')
-                       for cache in ("catalog", "summary")}
-    finally:
-        stack.close()
+    ttls = {"CATALOG_CACHE_SECONDS": "0", "SUMMARY_CACHE_SECONDS": "0", "CATALOG_EDGE_SECONDS": "86400"}
+    with started(tmp_path, ttls) as running:
+        client, tenant = running.client, running.tenant
+        placed = [running.order("ana").status_code for _ in range(2)]
+        version_reads = 'pocketbase_request_duration_seconds_count{operation="summary_version"}'
+        before = {series: _metric(client, series) for series in (
+            'cache_requests_total{cache="summary",result="miss"}', version_reads)}
+        summaries = [client.get(f"/v1/affiliates/ana/commissions?month={MONTH}", headers=tenant.headers())
+                     for _ in range(2)]
+        after = {series: _metric(client, series) for series in before}
+        catalog = client.get("/v1/catalog", headers=tenant.headers())
+        errors = {cache: _metric(client, f'cache_requests_total{{cache="{cache}",result="error"}}')
+                  for cache in ("catalog", "rules", "affiliates", "summary")}
+        skipped = {cache: _metric(client, f'cache_requests_total{{cache="{cache}",result="skipped"}}')
+                   for cache in ("catalog", "summary")}
 
     assert placed == [201, 201] and [s.json()["order_count"] for s in summaries] == [2, 2]
     assert errors == dict.fromkeys(errors, 0.0), f"a TTL of 0 made Redis fail: {errors}"

@@ -11,6 +11,7 @@ parse error after it, and nothing hangs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -55,9 +56,12 @@ class Stack:
             "Idempotency-Key": uuid.uuid4().hex})
 
 
-def _started(data: Path) -> Iterator[Stack]:
+def _started(data: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The engine, PocketBase and Redis behind fault proxies, with `env` over the engine's settings, once ready:
+    a product, commission rules and an affiliate in place."""
     entry, tenant = make_tenant("acme")
     stack = FaultStack(data, [entry])
+    stack.env |= env or {}
     try:
         stack.start()
         with httpx.Client(base_url=stack.url, timeout=15) as client:
@@ -72,6 +76,9 @@ def _started(data: Path) -> Iterator[Stack]:
             yield running
     finally:
         stack.close()
+
+
+started = contextlib.contextmanager(_started)
 
 
 @pytest.fixture(scope="module")
@@ -329,23 +336,13 @@ def test_during_a_rollout_the_summary_cache_off_sees_an_older_revisions_orders(t
     """The README's rollout rule: with SUMMARY_CACHE_SECONDS=0 on the new revision, an order an older revision
     writes (without replacing summary_version) is in the next summary; with the cache on it is not (why the
     rule exists)."""
-    entry, tenant = make_tenant("acme")
-    stack = FaultStack(tmp_path, [entry])
-    stack.env["SUMMARY_CACHE_SECONDS"] = summary_cache_s
-    try:
-        stack.start()
-        with httpx.Client(base_url=stack.url, timeout=15) as client:
-            running = Stack(stack, client, tenant)
-            client.put("/v1/products/MUG", headers=running.admin,
-                       json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
-            client.put("/v1/affiliates/ana", headers=running.admin, json={"name": "ana"}).raise_for_status()
-            assert running.order("ana").status_code == 201
-            summary = f"/v1/affiliates/ana/commissions?month={MONTH}"
-            before = [client.get(summary, headers=tenant.headers()).json()["order_count"] for _ in range(2)]
-            _old_revision_order(stack, "acme", "ana")
-            after = client.get(summary, headers=tenant.headers()).json()["order_count"]
-    finally:
-        stack.close()
+    with started(tmp_path, {"SUMMARY_CACHE_SECONDS": summary_cache_s}) as running:
+        client, tenant = running.client, running.tenant
+        assert running.order("ana").status_code == 201
+        summary = f"/v1/affiliates/ana/commissions?month={MONTH}"
+        before = [client.get(summary, headers=tenant.headers()).json()["order_count"] for _ in range(2)]
+        _old_revision_order(running.stack, "acme", "ana")
+        after = client.get(summary, headers=tenant.headers()).json()["order_count"]
 
     assert before == [1, 1]
     assert after == (2 if summary_cache_s == "0" else 1)
