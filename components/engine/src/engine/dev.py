@@ -99,7 +99,7 @@ class LocalStack:
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
 
     engine_start_timeout_s = 30.0
-    """How long the engine may take to listen and answer /healthz."""
+    """How long the engine may take to listen, answer /healthz, then be ready (/readyz)."""
 
     def start(self, attempts: int = 3) -> LocalStack:
         """Start all three; a port taken between choosing and binding it means a retry on fresh ports."""
@@ -129,6 +129,10 @@ class LocalStack:
                 output.close()
         wait_tcp(self.engine_port, self.processes["engine"], timeout_s=self.engine_start_timeout_s)
         wait_http(f"{self.url}/healthz", timeout_s=self.engine_start_timeout_s)
+        # `serve` listens before it has confirmed PocketBase's schema (#20 item 1), and answers 503 until then: a
+        # started local stack is a ready one (/readyz 200), so the first write of a test, a drill or a chaos
+        # run is never refused for a check still under way on a loaded machine.
+        wait_http(f"{self.url}/readyz", timeout_s=self.engine_start_timeout_s)
         return self
 
     def pocketbase_account_env(self) -> dict[str, str]:
