@@ -148,6 +148,7 @@ def test_a_pocketbase_without_a_field_the_engine_needs_is_not_ready_and_named(tm
     monkeypatch.setattr(engine.dev, "POCKETBASE_HOOKS", _hooks_without(tmp_path, "affiliates", "summary_version"))
     entry, _ = make_tenant("acme")
     stack = FaultStack(tmp_path / "stack", [entry])
+    stack.wait_ready = False  # its PocketBase lacks a field: the engine is never ready, which is the point
     (tmp_path / "stack").mkdir()
     try:
         stack.start()
