@@ -54,7 +54,7 @@ def test_every_panel_titled_with_an_objective_draws_the_documents_number(name: s
 def test_the_overview_opens_with_a_status_row() -> None:
     overview = dashboards.overview()["panels"]
     assert overview[0]["type"] == "row" and overview[0]["title"].startswith("Status")
-    status = []
+    status: list[dict[str, Any]] = []
     for panel in overview[1:]:
         if panel["type"] == "row":
             break
