@@ -98,6 +98,8 @@ def generate() -> None:
         output = subprocess.run([str(PYTHON), *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
         (ROOT / target).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / target).write_text(output)
+    print("+ README.md (environments picture)", flush=True)
+    subprocess.run([str(PYTHON), "-m", "infra.picture", "--write"], cwd=ROOT, check=True)
 
 
 def plan(args: list[str]) -> None:

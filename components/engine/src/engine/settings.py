@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     public_hostname: str | None = None
     """`api.<zone>`: requests for it come through the edge, which adds ORIGIN_AUTH_SECRET; unset, locally."""
     origin_auth_secret: str | None = Field(default=None, repr=False)
+    api_docs: bool = False
+    """Serve the API's reference at /docs (Swagger UI over /openapi.json): `python -m engine dev` turns it on; a
+    deployed engine serves no page of its own beside the API."""
     """The value of `X-Origin-Auth` Cloudflare adds to every request it forwards (components/edge.py)."""
 
     @property
