@@ -3,10 +3,12 @@
 The engine passes every value as a string (structured values JSON-encoded) and lists the secret
 keys apart. `secure:` values cannot be decrypted offline: they become `UNDECRYPTED`, still secret.
 
-A key given twice in one mapping is refused, as the Pulumi CLI refuses it: the CLI reads stack files with
-go-yaml v3 (github.com/pulumi/pulumi, sdk/go/common/encoding/marshal.go imports gopkg.in/yaml.v3), whose
-decoder fails with "mapping key %#v already defined at line %d" (gopkg.in/yaml.v3 decode.go, `d.mapping`),
-and YAML itself requires "each of the keys is unique" (yaml.org/spec/1.2.2, 3.2.1.1 Nodes). PyYAML keeps
+A key given twice in one mapping is refused, as the Pulumi CLI refuses it: the CLI reads a stack file with
+`marshaller.Unmarshal` (github.com/pulumi/pulumi, sdk/go/common/workspace/loaders.go, LoadProjectStackBytes),
+which is gopkg.in/yaml.v3's `yaml.Unmarshal` (sdk/go/common/encoding/marshal.go, yamlMarshaler), whose decoder
+is created with `uniqueKeys: true` and fails with "line %d: mapping key %#v already defined at line %d"
+(go-yaml v3 decode.go, newDecoder and `(*decoder).mapping`). YAML itself requires unique keys in a mapping
+(yaml.org/spec/1.2.2, 3.2.1.1). PyYAML keeps
 the last of the two silently, so without this check `plan` would judge a file the CLI rejects, and a reader
 would review the first value while the second is the one in force.
 """
