@@ -12,8 +12,9 @@ project, backup bucket and Grafana stack name carry the environment's word, and 
 environment's word (prod's project and bucket carry `prod`; its zone, storefront project and Grafana are the
 public brand). Words are the name's parts between dots, hyphens, underscores and slashes.
 
-The Grafana organization (`grafana:url` with `grafana:orgId`) is checked in
-components/observability/stackconfig.py: two organizations of one Grafana are two policy trees.
+The Grafana organization (`grafana:url` with `grafana:orgId`) is also checked in
+components/observability/stackconfig.py: two organizations of one self-hosted Grafana are two policy trees; a
+Grafana Cloud stack (`<slug>.grafana.net`) is one environment's whatever the organization.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ def identities(values: Mapping[str, str], undecrypted: str) -> Iterator[Identity
                        f"{json.dumps(name)} (team {team or 'default'})", f"{team}/{name}")
     yield from one("Railway project", "platform:railway", "projectId")
     yield from one("Railway environment", "platform:railway", "environmentId")
+    # A Grafana Cloud stack is https://<slug>.grafana.net; "Each stack is completely isolated from all other stacks
+    # in your account. Features, configuration, and data are not shared across stacks"
+    # (grafana.com/docs/grafana-cloud/account-management/cloud-stacks): one per environment, whatever grafana:orgId.
+    url = values.get("grafana:url")
+    try:
+        host = (urlsplit(url).hostname or "") if url else ""
+    except ValueError:
+        host = ""
+    if host.endswith(".grafana.net"):
+        yield Identity("Grafana Cloud stack", "grafana:url", host, json.dumps(url))
     yield from one("Grafana Cloud Prometheus instance", "platform:grafanaCloud", "prometheusUser")
     yield from one("Grafana Cloud OTLP instance", "platform:grafanaCloud", "otlpUser")
     yield from one("Grafana Cloud Loki instance", "platform:grafanaCloud", "lokiUser")
