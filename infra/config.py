@@ -85,6 +85,7 @@ def load_model(raw: RawConfig) -> m.StackModel:
     # Every namespace the program reads is checked (issue #22 item 13): a key outside `platform:` configures
     # a provider, so it is as much the stack as the platform's own keys.
     problems += providerconfig.key_problems(raw.values, raw.secret_keys, NAMESPACE)
+    problems += providerconfig.project_config_problems(identity_rules.PROJECT_DIR / "Pulumi.yaml")
     fields = raw_fields(StackSpecV1)
     secret_aliases = {fields_alias(f) for f in SECRET_FIELDS}
     for alias in sorted(secret_aliases & top.keys() - secret_names):

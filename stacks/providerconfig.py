@@ -27,6 +27,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
+
 Check = Callable[[str], str | None]
 """A value's format check: None when it is fine, else `<what is wrong>; expected <what>`."""
 
@@ -290,3 +292,18 @@ def key_problems(values: Mapping[str, str], secret_keys: frozenset[str], platfor
                 problems.append(f"{full}: {shown} is not a key this program expects in the {namespace} namespace; "
                                 f"expected only: {allowed}")
     return problems
+
+
+def project_config_problems(project_file: Path) -> list[str]:
+    """Config in the project file (`Pulumi.yaml`'s `config:`) gives every stack its values, merged with the stack
+    file's (project-level config, Pulumi 3.44+; github.com/pulumi/pulumi-yaml/issues/401 shows `gcp:project` from
+    both merged), where a stack file's check cannot see it: the platform keeps all config in the checked stack
+    files, so any is refused."""
+    try:
+        document: object = yaml.safe_load(project_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    if isinstance(document, dict) and "config" in document:
+        return [f"{project_file.name} config: project-level config applies to every stack, unchecked by its stack "
+                "file; expected no `config:` in the project file (each key in the stack files, where it is checked)"]
+    return []

@@ -12,7 +12,7 @@ import pytest
 
 from infra.config import ConfigError, RawConfig, load_model
 from infra.stackfile import read_stack_file
-from stacks.providerconfig import NAMESPACES, provider_keys
+from stacks.providerconfig import NAMESPACES, project_config_problems, provider_keys
 from tests.conftest import PROJECT_DIR, CliResult, stack_document, write_stack
 
 
@@ -167,3 +167,12 @@ def test_an_identity_is_compared_with_every_other_committed_stack(tmp_path: Path
     project = [ln for ln in result.err.splitlines() if ": platform:frontend.projectName: " in ln]
     assert any("(Pulumi.staging.yaml: platform:frontend.projectName)" in ln for ln in project), project
     assert any("carries another environment's name" in ln for ln in project), project  # storefront-staging
+
+
+def test_config_in_the_project_file_is_refused(tmp_path: Path) -> None:
+    # Pulumi merges Pulumi.yaml's `config:` into every stack: an endpoint set there would reach each deploy unchecked.
+    project = tmp_path / "Pulumi.yaml"
+    project.write_text((PROJECT_DIR / "Pulumi.yaml").read_text() + "config:\n  cloudflare:baseUrl: https://x.example\n")
+    [problem] = project_config_problems(project)
+    assert problem.startswith("Pulumi.yaml config: project-level config applies to every stack")
+    assert project_config_problems(PROJECT_DIR / "Pulumi.yaml") == []
