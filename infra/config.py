@@ -32,6 +32,8 @@ from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
 from policies import waivers as waiver_rules
 from policies.pack import RULES, WAIVER_RULE
 from policies.rule import stack_kind
+from stacks import identity as identity_rules
+from stacks import providerconfig
 from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
 from stacks.profile import SERVICE_NAMES, ServiceName, ServiceProfile
 from stacks.registry import PROFILES
@@ -80,6 +82,10 @@ def load_model(raw: RawConfig) -> m.StackModel:
         raise ConfigError(raw.file, [f"{NAMESPACE}:version: {shown}; expected one of "
                                      f"{', '.join(map(str, SPEC_VERSIONS))}"])
 
+    # Every namespace the program reads is checked (issue #22 item 13): a key outside `platform:` configures
+    # a provider, so it is as much the stack as the platform's own keys.
+    problems += providerconfig.key_problems(raw.values, raw.secret_keys, NAMESPACE)
+    problems += providerconfig.project_config_problems(identity_rules.PROJECT_DIR / "Pulumi.yaml")
     fields = raw_fields(StackSpecV1)
     secret_aliases = {fields_alias(f) for f in SECRET_FIELDS}
     for alias in sorted(secret_aliases & top.keys() - secret_names):
@@ -95,6 +101,10 @@ def load_model(raw: RawConfig) -> m.StackModel:
 
     services, service_problems = _merge_services(spec)
     problems += _check_stack_identity(spec, services, raw.stack)
+    problems += _provider_consistency(spec, services, raw.values)
+    # Environments do not share identities (issue #22 item 14), with the project's other committed stack files.
+    problems += identity_rules.shared_problems(raw.stack or spec.environment, raw.values, UNDECRYPTED)
+    problems += identity_rules.naming_problems(spec.environment, raw.values, UNDECRYPTED)
     problems += service_problems + _cross_check(spec, services, raw.stack or spec.environment)
     problems += telemetry_config_problems(spec, services, raw.file, raw.values, NAMESPACE)
     if any(svc.backend == "docker" for svc in services.values()):
@@ -220,6 +230,45 @@ def _check_stack_identity(spec: StackSpecV1, services: Mapping[ServiceName, Serv
             problems.append(f"{NAMESPACE}:services.{name}.backend: \"docker\" is refused in "
                             f"{stack or spec.environment}; the docker backend runs in integration only (one host: no "
                             "failover, no managed backups); expected \"cloudrun\" or \"railway\"")
+    return problems
+
+
+def _provider_consistency(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile],
+                          values: Mapping[str, str]) -> list[str]:
+    """Provider keys say what the platform keys say, and only for providers this stack uses: a default provider
+    configured for another project, region or team would put resources where the stack file does not say."""
+    problems: list[str] = []
+    backends = {svc.backend for svc in services.values()}
+    if spec.gcp is None:
+        problems += [f"{key}: {_show(values[key])} configures Google Cloud, but this stack declares no Google Cloud "
+                     f"resources (no {NAMESPACE}:gcp); expected it removed"
+                     for key in sorted(values) if key.startswith("gcp:")]
+    else:
+        for key, expected, where in (("gcp:project", spec.gcp.project, "gcp.project"),
+                                     ("gcp:region", spec.gcp.region, "gcp.region")):
+            given = values.get(key)
+            if given is None:
+                problems.append(f"{key}: is required because this stack declares Google Cloud resources; expected "
+                                f"{_show(expected)} ({NAMESPACE}:{where})")
+            elif given != expected and given != UNDECRYPTED:
+                problems.append(f"{key}: {_show(given)} is not {NAMESPACE}:{where} {_show(expected)}; expected the "
+                                "same value: the default provider would put resources elsewhere")
+    team = values.get("vercel:team")
+    if team is not None and spec.frontend.team_id is not None and team != spec.frontend.team_id:
+        problems.append(f"vercel:team: {_show(team)} is not {NAMESPACE}:frontend.teamId "
+                        f"{_show(spec.frontend.team_id)}; expected the same team")
+    grafana_url = values.get("grafana:url")
+    if services["engine"].backend == "docker":
+        problems += [f"{key}: {_show(values[key])} is not read: this stack runs its own Grafana (https://grafana."
+                     f"{spec.zone.name}), where its alerting goes; expected it removed"
+                     for key in ("grafana:url", "grafana:orgId") if key in values]
+    elif grafana_url is None:
+        problems.append("grafana:url: is required because the alerting (folder, contact points, rules) goes to the "
+                        "environment's Grafana; expected https://<stack>.grafana.net (without it the provider "
+                        "takes GRAFANA_URL from wherever the deploy runs)")
+    if "docker" not in backends:
+        problems += [f"{key}: is not read: no service of this stack runs on the docker backend; expected it removed"
+                     for key in sorted(values) if key.startswith("docker:")]
     return problems
 
 

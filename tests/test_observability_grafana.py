@@ -179,10 +179,16 @@ def test_staging_and_prod_have_their_own_grafana_and_config_refuses_one_organiza
     with pytest.raises(ConfigError) as refused:
         plan_of(write_stack(tmp_path, staging, "Pulumi.staging.yaml"), "staging")
 
-    assert str(refused.value) == (
+    assert (
         "Pulumi.staging.yaml: grafana:url: https://acme-commerce.grafana.net (organization 1) is already the Grafana "
         "of environment 'prod' (Pulumi.prod.yaml); expected one Grafana organization per environment, since each "
-        "stack owns its organization's whole notification policy tree")
-    # Another organization of the same Grafana is another policy tree: accepted.
+        "stack owns its organization's whole notification policy tree") in str(refused.value).splitlines()
+    # Another organization is another policy tree, but a Grafana Cloud stack is one environment's whatever the
+    # organization (issue #22 item 14): still refused, as prod's Grafana Cloud stack.
     staging["config"]["grafana:orgId"] = 2
-    plan_of(write_stack(tmp_path, staging, "Pulumi.staging.yaml"), "staging")
+    with pytest.raises(ConfigError) as refused:
+        plan_of(write_stack(tmp_path, staging, "Pulumi.staging.yaml"), "staging")
+    lines = str(refused.value).splitlines()
+    assert not any("is already the Grafana of environment" in ln for ln in lines), lines
+    assert any(ln.startswith('Pulumi.staging.yaml: grafana:url: "https://acme-commerce.grafana.net/" is also prod\'s '
+                             "Grafana Cloud stack (Pulumi.prod.yaml: grafana:url)") for ln in lines), lines

@@ -30,6 +30,8 @@ def test_a_broken_stack_file_is_refused(tmp_path: Path, run_cli: Callable[..., C
     expect = case["expect"]
     document = apply_patch(stack_document(case["stack"]), case["patch"])
     path = write_stack(tmp_path, document, name=f"Pulumi.{case['stack']}-broken.yaml")
+    if "text" in case["patch"]:  # what a mapping cannot hold (a key given twice): appended to the file as written
+        path.write_text(path.read_text() + case["patch"]["text"])
 
     result = run_cli("plan", "--stack", case["stack"], "--config-file", str(path))
 
