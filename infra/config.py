@@ -559,6 +559,8 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                        if spec.grafana_cloud and spec.grafana_cloud_token is not None else None),
         railway_api_token=(_secret("railwayApiToken", spec.railway_api_token)
                            if spec.railway_api_token is not None else None),
+        railway_metrics_token=(_secret("railwayMetricsToken", spec.railway_metrics_token)
+                               if spec.railway_metrics_token is not None else None),
         gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days,
                   spec.gcp.serving)
         if spec.gcp else None,

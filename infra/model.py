@@ -145,3 +145,4 @@ class StackModel:
     waivers: tuple[Waiver, ...]
     grafana_cloud: GrafanaCloud | None = None
     railway_api_token: Secret | None = None
+    railway_metrics_token: Secret | None = None

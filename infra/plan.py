@@ -148,6 +148,9 @@ class PlanMocks(pulumi.runtime.Mocks):
                                               "type": "txt", "value": _fake(args.name, length=36)}
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = _fake(args.name, length=int(inputs.get("length", 32)))
+            # Computed at create, like the result: "A bcrypt hash of the generated random password"
+            # (pulumi_random RandomPassword.bcrypt_hash); `$2a$10$` and 53 characters, as Go's bcrypt writes it.
+            state["bcryptHash"] = "$2a$10$" + _fake(f"{args.name}-bcrypt", length=53)
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
         elif args.typ == "pulumi-python:dynamic/railway:Service" and inputs.get("custom_domain"):

@@ -325,12 +325,15 @@ def declare(model: StackModel) -> None:
         railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
                        and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
         railway_token = model.railway_api_token
+        metrics_token = model.railway_metrics_token
         cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
             environment=env, layout=telemetry.layout, engine_backend=engine_size.backend, targets=targets,
             grafana=grafana_cloud,
             redis_url=cache.url if model.services["redis"].backend == "railway" else None,
-            railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids)
-            if model.railway is not None and railway_token is not None and railway_ids else None,
+            railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids,
+                                                metrics_token.output())
+            if (model.railway is not None and railway_token is not None and metrics_token is not None
+                and railway_ids) else None,
             gcp_project=model.gcp.project if model.gcp else None,
             log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 

@@ -227,12 +227,15 @@ class StackSpecV1(_Spec):
     grafana_cloud_token: str | None = None
     # A Railway account token for the log drain and the metrics exporter (project tokens cannot read them).
     railway_api_token: str | None = None
+    # A Railway project token of the stack's environment, the metrics exporter's only (#22 item 4): Railway scopes
+    # it to "Single environment in a project" (docs.railway.com/reference/public-api).
+    railway_metrics_token: str | None = None
     registry_password: str | None = None
     backup_secret_access_key: str | None = None
 
 
 SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key",
-                 "grafana_cloud_token", "railway_api_token")
+                 "grafana_cloud_token", "railway_api_token", "railway_metrics_token")
 
 
 def raw_fields(spec: type[BaseModel]) -> dict[str, Any]:

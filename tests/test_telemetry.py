@@ -163,7 +163,8 @@ def test_railways_metrics_query_is_valid_against_railways_schema() -> None:
 
     assert validate(schema, parse(body["query"])) == []
     assert set(body["variables"]) == {"environmentId", "startDate"}
-    assert module["http_client_config"]["authorization"] == {"type": "Bearer", "credentials_file": "/tmp/token"}
+    # The environment's project token, as Railway takes one (tests/test_railway_metrics_scope.py, #22 item 4).
+    assert module["http_client_config"]["http_headers"] == {"Project-Access-Token": {"files": ["/tmp/token"]}}
     names = {f"{m['name']}_{next(iter(m['values']))}" for m in module["metrics"]}
     assert names == {"railway_cpu_usage_vcpus", "railway_cpu_limit_vcpus", "railway_memory_usage_gigabytes",
                      "railway_memory_limit_gigabytes"}

@@ -31,6 +31,9 @@ CONFIG_ENV = "PROMETHEUS_AGENT_CONFIG"
 """The configuration, as a variable: neither Railway nor Cloud Run mounts a file the program writes."""
 PASSWORD_ENV = "REMOTE_WRITE_PASSWORD"
 """The remote-write token, a secret variable; written to a file Prometheus reads (`password_file`)."""
+EXPORTER_PASSWORD_ENV = "RAILWAY_METRICS_PASSWORD"
+"""The password the agent presents to Railway's metrics exporter (a secret variable; `password_file`): the
+exporter answers no other caller, since it sends its token wherever `/probe?target=` names (#22 item 4)."""
 REPLICA_ENV = "REPLICA"
 METADATA_INSTANCE_ID = "http://metadata.google.internal/computeMetadata/v1/instance/id"
 ReplicaSource = Literal["none", "gce-metadata"]
@@ -57,6 +60,8 @@ class ScrapeJob:
     """How loudly its absence is alerted (`rules.absence_alerts`)."""
     what: str = ""
     """What stops being seen when the job is absent: the absence alert's runbook names it."""
+    basic_auth_user: str | None = None
+    """The exporter admits only this user, with the password the agent reads from `exporter_password_file`."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ def scrape_config(job: ScrapeJob, scrape_interval: str) -> dict[str, Any]:
         config["scrape_interval"] = job.scrape_interval
     # A scrape may last at most its interval (Prometheus refuses a longer timeout).
     config["scrape_timeout"] = interval if _interval_seconds(interval) < 10 else "10s"
+    if job.basic_auth_user is not None:
+        config["basic_auth"] = {"username": job.basic_auth_user, "password_file": exporter_password_file()}
     if job.params:
         config["params"] = {k: list(v) for k, v in job.params.items()}
     if job.targets:
@@ -130,6 +137,7 @@ def start_script(directory: str = "/prometheus", binary: str = "/bin/prometheus"
         "set -eu",
         f'printf "%s" "${CONFIG_ENV}" > {directory}/agent.yml',
         f'printf "%s" "${{{PASSWORD_ENV}:-}}" > {password_file(directory)}',
+        f'printf "%s" "${{{EXPORTER_PASSWORD_ENV}:-}}" > {exporter_password_file(directory)}',
     ]
     if replica == "gce-metadata":
         lines.append(f'[ -n "${{{REPLICA_ENV}:-}}" ] || '
@@ -142,3 +150,7 @@ def start_script(directory: str = "/prometheus", binary: str = "/bin/prometheus"
 
 def password_file(directory: str = "/prometheus") -> str:
     return f"{directory}/remote-write-password"
+
+
+def exporter_password_file(directory: str = "/prometheus") -> str:
+    return f"{directory}/exporter-password"

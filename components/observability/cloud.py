@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 import yaml
 
 from components.backends.railway import RailwayService
@@ -34,6 +35,7 @@ from components.observability.telemetry import (
     CLOUD_MONITORING_PORT,
     RAILWAY_METRICS,
     RAILWAY_METRICS_PORT,
+    RAILWAY_METRICS_USER,
     REDIS_EXPORTER,
     REDIS_EXPORTER_PORT,
     Layout,
@@ -123,8 +125,10 @@ def remote_write(grafana: GrafanaCloud) -> RemoteWrite:
 
 def agent_spec(name: str, backend: Backend, jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str,
                size: ServiceProfile, config: pulumi.Input[str] | None = None,
-               image: Image = images.upstream, labels: Mapping[str, str] | None = None) -> ContainerSpec:
-    """Prometheus in agent mode. `config` (the rendered agent configuration) may be an output, when a job
+               image: Image = images.upstream, labels: Mapping[str, str] | None = None,
+               exporter_password: pulumi.Input[str] | None = None) -> ContainerSpec:
+    """Prometheus in agent mode; `exporter_password` is what it presents to Railway's metrics exporter. `config`
+    (the rendered agent configuration) may be an output, when a job
     names services by ids the stack only knows once they exist; left out, it is rendered from `jobs` with
     `labels` (by default `agent_labels`)."""
     cloud_run = backend == "cloudrun"
@@ -132,7 +136,8 @@ def agent_spec(name: str, backend: Backend, jobs: Sequence[ScrapeJob], grafana: 
     text = config if config is not None else agent.render(agent.agent_config(jobs, remote_write(grafana), labels))
     return ContainerSpec(
         name=name, image=image(images.PROMETHEUS), port=agent.AGENT_PORT, size=size,
-        env={agent.CONFIG_ENV: text}, secret_env={agent.PASSWORD_ENV: grafana.token},
+        env={agent.CONFIG_ENV: text}, secret_env={agent.PASSWORD_ENV: grafana.token, **(
+            {agent.EXPORTER_PASSWORD_ENV: exporter_password} if exporter_password is not None else {})},
         command=["sh", "-c", agent.start_script(replica="gce-metadata" if cloud_run else "none")],
         health_path="/-/ready")
 
@@ -167,9 +172,21 @@ def redis_exporter_spec(backend: Backend, redis_url: pulumi.Input[str], image: I
                          health_path="/health", healthcheck_command=["/redis_exporter", "--version"])
 
 
+EXPORTER_USER = RAILWAY_METRICS_USER
+RAILWAY_PROJECT_TOKEN_ENV = "RAILWAY_PROJECT_TOKEN"
+"""The exporter's Railway token: a project token of the stack's environment (`platform:railwayMetricsToken`)."""
+EXPORTER_WEB_CONFIG_ENV = "EXPORTER_WEB_CONFIG"
+"""exporter-toolkit's web configuration (`--web.config.file`): the agent's bcrypt-hashed password."""
+
+
 def railway_metrics_config(environment_id: str, token_file: str) -> dict[str, Any]:
     """json_exporter's configuration: one POST to Railway's API per scrape, its body a Go template (Sprig's
-    `now`, `dateModify`, `dateInZone`), the latest value of each measurement per service and replica."""
+    `now`, `dateModify`, `dateInZone`), the latest value of each measurement per service and replica.
+
+    The token is a project token of the stack's environment, which Railway takes as `Project-Access-Token`
+    ("Project token | Single environment in a project", https://docs.railway.com/reference/public-api), not
+    an account token as `Authorization: Bearer` (#22 item 4). prometheus/common's `http_headers` (config.Headers,
+    v0.62.0 as json_exporter v0.7.0 builds it) reads each of its `files` on every request."""
     body = json.dumps({"query": RAILWAY_METRICS_QUERY, "variables": {
         "environmentId": environment_id, "startDate": "__START__"}})
     start = '{{ dateInZone "2006-01-02T15:04:05Z" (now | dateModify "-5m") "UTC" }}'
@@ -181,26 +198,43 @@ def railway_metrics_config(environment_id: str, token_file: str) -> dict[str, An
     } for measurement, (name, unit) in RAILWAY_MEASUREMENTS.items()]
     return {"modules": {"railway": {
         "metrics": metrics,
-        "http_client_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}},
+        "http_client_config": {"http_headers": {"Project-Access-Token": {"files": [token_file]}}},
         "headers": {"Content-Type": "application/json"},
         "body": {"content": body.replace("__START__", start), "templatize": True},
     }}}
 
 
-def railway_metrics_spec(backend: Backend, environment_id: str, api_token: pulumi.Input[str],
-                         image: Image = images.upstream) -> ContainerSpec:
+def exporter_web_config(password_hash: str) -> dict[str, Any]:
+    """exporter-toolkit's web configuration: only the agent, with its password (bcrypt, as `basic_auth_users`
+    requires: prometheus/exporter-toolkit docs/web-configuration.md)."""
+    return {"basic_auth_users": {EXPORTER_USER: password_hash}}
+
+
+def railway_metrics_spec(backend: Backend, environment_id: str, project_token: pulumi.Input[str],
+                         password_hash: pulumi.Input[str], image: Image = images.upstream) -> ContainerSpec:
+    """json_exporter fetches whatever URL its caller names in `/probe?target=` with the module's token
+    (prometheus-community/json_exporter v0.7.0 cmd/main.go `probeHandler`: `target :=
+    r.URL.Query().Get("target")`; no configuration fixes it). So it answers only the agent, whose scrape job
+    names Railway's API (exporter-toolkit basic auth: every path, so no health path), and, as a Cloud Run sidecar,
+    listens on loopback (the instance's containers share it; cloud.google.com/run/docs/deploying#sidecars). On
+    Railway it is a service of its own: the private network reaches it, and the password keeps it shut."""
     config = yaml.safe_dump(railway_metrics_config(environment_id, "/tmp/railway-token"),  # pyright: ignore[reportUnknownMemberType]
                             sort_keys=False)
+    web = pulumi.Output.secret(pulumi.Output.from_input(password_hash).apply(
+        lambda hashed: str(yaml.safe_dump(exporter_web_config(hashed)))))  # pyright: ignore[reportUnknownMemberType]
+    listen = f"127.0.0.1:{RAILWAY_METRICS_PORT}" if backend == "cloudrun" else f":{RAILWAY_METRICS_PORT}"
     script = "\n".join([
         "set -eu",
         'printf "%s" "$JSON_EXPORTER_CONFIG" > /tmp/config.yml',
-        'printf "%s" "$RAILWAY_API_TOKEN" > /tmp/railway-token',
-        f"exec /bin/json_exporter --config.file=/tmp/config.yml --web.listen-address=:{RAILWAY_METRICS_PORT}",
+        f'printf "%s" "${RAILWAY_PROJECT_TOKEN_ENV}" > /tmp/railway-token',
+        f'printf "%s" "${EXPORTER_WEB_CONFIG_ENV}" > /tmp/web.yml',
+        "exec /bin/json_exporter --config.file=/tmp/config.yml --web.config.file=/tmp/web.yml "
+        f"--web.listen-address={listen}",
     ])
     return ContainerSpec(name=RAILWAY_METRICS, image=image(images.JSON_EXPORTER), port=RAILWAY_METRICS_PORT,
                          size=_small(backend, *JSON_EXPORTER), env={"JSON_EXPORTER_CONFIG": config},
-                         secret_env={"RAILWAY_API_TOKEN": api_token}, command=["sh", "-c", script],
-                         health_path="/metrics")
+                         secret_env={RAILWAY_PROJECT_TOKEN_ENV: project_token, EXPORTER_WEB_CONFIG_ENV: web},
+                         command=["sh", "-c", script])
 
 
 def cloud_monitoring_spec(project: str, image: Image = images.upstream) -> ContainerSpec:
@@ -213,15 +247,17 @@ def cloud_monitoring_spec(project: str, image: Image = images.upstream) -> Conta
 
 
 def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str, project: str,
-                           railway: tuple[str, pulumi.Input[str]] | None, image: Image = images.upstream
-                           ) -> ContainerSpec:
+                           railway: tuple[str, pulumi.Input[str]] | None, image: Image = images.upstream,
+                           exporter: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None) -> ContainerSpec:
     """The Cloud Run service that reads provider APIs once for the stack: the agent takes requests (its
     readiness), the exporters are its sidecars; one instance, always (the instance sums to one vCPU)."""
     sidecars = [cloud_monitoring_spec(project, image)]
     if railway is not None:
-        sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], image))
+        assert exporter is not None, "Railway's metrics exporter answers the agent's password only"
+        sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], exporter[1], image))
     spec = agent_spec(TELEMETRY_SERVICE, "cloudrun", jobs, grafana, environment,
-                      _small("cloudrun", *telemetry_agent_size(railway is not None)), image=image)
+                      _small("cloudrun", *telemetry_agent_size(railway is not None)), image=image,
+                      exporter_password=exporter[0] if exporter is not None else None)
     return dataclasses.replace(spec, sidecars=tuple(sidecars), project_roles=("roles/monitoring.viewer",))
 
 
@@ -268,9 +304,11 @@ def railway_service_id(endpoint: Endpoint) -> pulumi.Output[str] | None:
 class RailwaySide:
     environment_id: str
     api_token: pulumi.Input[str]
-    """An account token (Locomotive refuses project tokens; the metrics query reads the whole environment)."""
+    """An account token: Locomotive's only (its README: project level keys do not work)."""
     services: Mapping[str, pulumi.Output[str]]
     """The platform's Railway services: name -> service id."""
+    metrics_token: pulumi.Input[str]
+    """The metrics exporter's: a project token of this environment only (#22 item 4)."""
 
 
 @dataclass(frozen=True)
@@ -302,23 +340,30 @@ class CloudTelemetry(pulumi.ComponentResource):
                 railway_ids[spec.name] = service_id
 
         small = _small(args.engine_backend, 250, 256)  # the agent on Railway, one replica
+        # The agent's password to Railway's metrics exporter, which answers no one else (railway_metrics_spec).
+        exporter: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
+        if args.railway is not None:
+            password = random.RandomPassword(f"{name}-railway-metrics-password", length=40, special=False,
+                                             opts=pulumi.ResourceOptions(parent=self))
+            exporter = (pulumi.Output.secret(password.result), pulumi.Output.secret(password.bcrypt_hash))
         if args.engine_backend == "railway":
             if args.redis_url is not None:
                 run("redis-exporter", redis_exporter_spec("railway", args.redis_url, args.image))
-            if args.railway is not None:
+            if args.railway is not None and exporter is not None:
                 run("railway-metrics", railway_metrics_spec("railway", args.railway.environment_id,
-                                                            args.railway.api_token, args.image))
+                                                            args.railway.metrics_token, exporter[1], args.image))
             names = id_names(railway_ids)
             config = names.apply(lambda by_id: agent.render(agent.agent_config(
                 _with_names(args.layout.engine_agent, by_id), remote_write(args.grafana),
                 agent_labels("railway", args.environment))))
             run("agent", agent_spec(AGENT, "railway", args.layout.engine_agent, args.grafana, args.environment, small,
-                                    config=config, image=args.image))
+                                    config=config, image=args.image,
+                                    exporter_password=exporter[0] if exporter is not None else None))
         elif args.engine_backend == "cloudrun" and args.layout.exporter_agent:
             assert args.gcp_project is not None, "Cloud Run runs in the stack's GCP project"
-            railway = (args.railway.environment_id, args.railway.api_token) if args.railway else None
+            railway = (args.railway.environment_id, args.railway.metrics_token) if args.railway else None
             run("service", telemetry_service_spec(args.layout.exporter_agent, args.grafana, args.environment,
-                                                  args.gcp_project, railway, args.image))
+                                                  args.gcp_project, railway, args.image, exporter))
         if args.railway is not None and args.railway.services:
             loki_url, loki_user = args.grafana.loki_url, args.grafana.loki_user
             assert loki_url is not None and loki_user is not None, "Railway's logs go to the stack's Loki"

@@ -33,6 +33,8 @@ REDIS_EXPORTER = "redis-exporter"
 REDIS_EXPORTER_PORT = 9121
 RAILWAY_METRICS = "railway-metrics"
 RAILWAY_METRICS_PORT = 7979
+RAILWAY_METRICS_USER = "telemetry-agent"
+"""The one caller Railway's metrics exporter admits (exporter-toolkit basic auth, cloud.exporter_web_config)."""
 CLOUD_MONITORING = "cloud-monitoring"
 CLOUD_MONITORING_PORT = 9255
 CADVISOR = "cadvisor"
@@ -66,7 +68,7 @@ def railway_metrics_job(host: str, service_names: Mapping[str, str] | None = Non
     """Railway's metrics API through json_exporter; `service_names` (service id -> name) sets `name`."""
     return ScrapeJob(RAILWAY_METRICS, targets=(f"{host}:{RAILWAY_METRICS_PORT}",), metrics_path="/probe",
                      params={"module": ("railway",), "target": (RAILWAY_API_URL,)},
-                     scrape_interval="60s",
+                     scrape_interval="60s", basic_auth_user=RAILWAY_METRICS_USER,
                      name_from=("service_id", service_names) if service_names is not None else None,
                      what="container CPU, memory and cost of the Railway services")
 

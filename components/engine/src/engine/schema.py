@@ -86,6 +86,34 @@ COLLECTIONS: list[dict[str, Any]] = [
 ]
 
 
+ORDER_UPDATABLE = ("status", "commission_status")
+"""The only fields of an order the engine ever changes (services.Engine.transition's PATCH)."""
+
+APPEND_ONLY = ("order_transitions",)
+"""Collections whose records are history: created, never updated (nor deleted)."""
+
+
+def update_rule(collection: str) -> str | None:
+    """What the engine's account may update (#22 item 8): it only uses what it needs.
+
+    - Nothing is ever deleted by the engine (services.Engine writes with POST, PATCH and batch PUT upserts),
+      so every deleteRule is null: "only authorized superusers can perform the action"
+      (https://pocketbase.io/docs/api-rules-and-filters/).
+    - A transition is history: its updateRule is null too.
+    - An order changes status only: any other field in an update body is refused, with
+      `@request.body.<field>:isset = false` ("@request.body.* - the submitted body parameters ... :isset
+      modifier checks whether the client submitted a specific field", same page). A refused update answers
+      404, as an unmatched updateRule does.
+    """
+    if collection in APPEND_ONLY:
+        return None
+    if collection == "orders":
+        fields = next(c for c in COLLECTIONS if c["name"] == "orders")["fields"]
+        frozen = [str(f["name"]) for f in fields if f["name"] not in ORDER_UPDATABLE and f["type"] != "autodate"]
+        return " && ".join([RULE, *(f"@request.body.{name}:isset = false" for name in frozen)])
+    return RULE
+
+
 def document() -> dict[str, Any]:
     """What engine_schema.pb.js applies: the collections in ImportCollections' format, the accounts' collection."""
     collections: list[dict[str, Any]] = [{
@@ -99,7 +127,7 @@ def document() -> dict[str, Any]:
     for collection in COLLECTIONS:
         body: dict[str, Any] = {"type": "base", **collection, "listRule": RULE, "viewRule": RULE}
         if body["type"] == "base":  # a view has no create, update or delete rules: it cannot be written
-            body |= {"createRule": RULE, "updateRule": RULE, "deleteRule": RULE}
+            body |= {"createRule": RULE, "updateRule": update_rule(str(body["name"])), "deleteRule": None}
         collections.append(body)
     return {"accounts": ACCOUNTS, "collections": collections}
 
