@@ -57,7 +57,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi.dynamic as dynamic
@@ -341,16 +341,18 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         instance = self.client.execute("serviceInstance", {"environmentId": env, "serviceId": id_})["serviceInstance"]
         variables: dict[str, Any] = self.client.execute("variables", {
             "environmentId": env, "projectId": props["project_id"], "serviceId": id_})["variables"] or {}
-        declared = props.get("variables") or {}
-        live = {"name": found["name"],
-                "image": (instance.get("source") or {}).get("image"),
-                "start_command": instance.get("startCommand"),
-                "healthcheck_path": instance.get("healthcheckPath"),
-                "variables": {k: v for k, v in variables.items()
-                              if not k.startswith(RAILWAY_PROVIDED_PREFIX) or k in declared}}
+        declared = cast(dict[str, Any], props.get("variables") or {})
+        source = cast(dict[str, Any], instance.get("source") or {})
+        live: dict[str, Any] = {
+            "name": found["name"],
+            "image": source.get("image"),
+            "start_command": instance.get("startCommand"),
+            "healthcheck_path": instance.get("healthcheckPath"),
+            "variables": {k: v for k, v in variables.items()
+                          if not k.startswith(RAILWAY_PROVIDED_PREFIX) or k in declared}}
         # A setting the program leaves unset (None) and Railway reports empty is not drift.
         live = {k: v for k, v in live.items() if v is not None or props.get(k) is not None}
-        outs = {**props, **live}
+        outs: dict[str, Any] = {**props, **live}
         return dynamic.ReadResult(id_, outs, inputs={k: v for k, v in outs.items() if k not in OUTPUT_ONLY})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
