@@ -119,7 +119,7 @@ def test_the_engines_variables_are_diffed_by_name_and_a_secret_only_as_changed(p
 
     prefix = "~     template.containers[commission-engine].envs"
     lines = [ln for ln in body.splitlines() if ln.startswith(prefix)]
-    assert f'{prefix}[FEATURE_FLAGS].value: "checkout-v2"' in lines, lines
+    assert f'{prefix}[FEATURE_FLAGS].value: (added) "checkout-v2"' in lines, lines
     assert any(ln.startswith(f'{prefix}[WEB_CONCURRENCY].value: "') and ln.endswith(' → "8"') for ln in lines), lines
     assert any(ln.startswith(f"{prefix}[CATALOG_PURGE_TOKEN].valueSource") and "(removed)" in ln for ln in lines)
     # One added, one changed, one removed (its secret reference has two leaves): nothing shifted by the insertion.

@@ -111,7 +111,8 @@ class PropertyChange:
     def secret(self) -> bool:
         return is_secret(self.old) or is_secret(self.new)
 
-    def render(self, width: int) -> str:
+    def render(self, width: int, *, in_update: bool = False) -> str:
+        """`in_update`: a property of a resource that is updated, where a new one is said to be added."""
         if self.secret:
             # Never the value, nor the digest that would let one guess a short value.
             what = ("secret added" if self.old is _MISSING else "secret removed" if self.new is _MISSING
@@ -119,7 +120,7 @@ class PropertyChange:
                     else "now a secret" if is_secret(self.new) else "no longer a secret (value hidden)")
             return f"{self.path}: ({what})"
         if self.old is _MISSING:
-            return f"{self.path}: {_show(self.new, width)}"
+            return f"{self.path}: {'(added) ' if in_update else ''}{_show(self.new, width)}"
         if self.new is _MISSING:
             return f"{self.path}: {_show(self.old, width)} → (removed)"
         return f"{self.path}: {_show(self.old, width)} → {_show(self.new, width)}"
@@ -305,7 +306,7 @@ def _type_table(r: Review, limit: int) -> list[str]:
 def _resource_lines(c: ResourceChange, properties: int, width: int) -> list[str]:
     lines = [f"{c.op} {c.type}  {c.name}"]
     shown = c.properties[:properties]
-    lines += [f"{c.op}     {p.render(width)}" for p in shown]
+    lines += [f"{c.op}     {p.render(width, in_update=c.op == '~')}" for p in shown]
     if len(c.properties) > len(shown):
         lines.append(f"{c.op}     … and {len(c.properties) - len(shown)} more properties")
     return [_code(line) for line in lines]
