@@ -329,7 +329,9 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         """What Railway has now, so `pulumi refresh` sees drift (pulumi/pulumi pkg/resource/deploy/step.go
         RefreshStep.Apply: Read's inputs become the ones diffed against the state's). Read back: the name, the
         image, the start command, the health check path and the variables (Railway's own RAILWAY_* ones left
-        out); the rest (limits, placement, volume, domains) is kept as the state has it."""
+        out); the rest (limits, placement, volume, domains) is kept as the state has it. The variables stay secret:
+        the engine marks what Read returns secret where the state had it so (pkg/resource/plugin/provider_plugin.go
+        `Read`: `annotateSecrets(newInputs, req.Inputs)`, `annotateSecrets(newState, req.State)`)."""
         try:
             found = self.client.execute("service", {"id": id_}).get("service")
         except RailwayNotFound:
