@@ -22,6 +22,7 @@ from infra.model import StackModel
 from infra.ops import adopt_zone, certificate, rollout
 from infra.plan import contract_violations, diff_plans, render_tree, run_program
 from infra.policy_report import policy_config, policy_json, render_policy
+from infra.review import cli as review
 from infra.stackfile import read_stack_file
 from stacks.contracts import ContractError, Violation
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     policy.add_argument("--config-file", type=Path, help="a stack file to use instead of Pulumi.<stack>.yaml")
     compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
+    review.add_commands(commands)  # comment, drift: what a pull request or a refresh shows its reviewers (#24)
     ops.add_commands(commands)  # restore: operations on a deployed stack (infra/ops)
     rollout.add_command(commands)  # rollout: the engine's canary (prod) or watched deploy (staging), rolled back
     adopt_zone.add_command(commands)  # adopt-zone: import the zone's existing entry points before a first deploy
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --stack {args.stack!r} is not a stack name; expected letters, digits, '.', '_', '-'",
               file=sys.stderr)
         return EXIT_INVALID
+    if args.command in review.COMMANDS:
+        return review.run(args)
     if args.command in ops.COMMANDS:
         return ops.run(args)
     if args.command == "rollout":

@@ -393,6 +393,16 @@ class Resolvers:
     def service(self, _info: Any, id: str) -> dict[str, Any]:
         return self._service(id)
 
+    def serviceInstance(self, _info: Any, environmentId: str, serviceId: str) -> dict[str, Any]:
+        """The instance as its settings stand now (what serviceInstanceUpdate set, or a dashboard edit)."""
+        service = self._service(serviceId)
+        return {**service["instance"], "serviceId": serviceId, "environmentId": environmentId,
+                "source": service["source"], "serviceName": service["name"]}
+
+    def variables(self, _info: Any, environmentId: str, projectId: str, serviceId: str | None = None,
+                  unrendered: bool | None = None) -> dict[str, str]:
+        return dict(self._service(serviceId)["variables"]) if serviceId else {}
+
 
 class FakeRailway:
     def __init__(self, token: str) -> None:

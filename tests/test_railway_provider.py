@@ -83,7 +83,8 @@ def test_a_service_is_created_updated_and_deleted(railway: FakeRailway) -> None:
     news = {**PROPS, "image": "ghcr.io/acme-commerce/pocketbase:ffffffffffff", "public_port": 8090,
             "variables": {"PB_SUPERUSER_PASSWORD": "rotated"}}
     diff = provider.diff(created.id, created.outs, news)
-    assert diff.changes and not diff.replaces
+    # None is DIFF_UNKNOWN: an update the engine itself names key by key (diffResource); never False.
+    assert diff.changes in (True, None) and not diff.replaces
     updated = provider.update(created.id, created.outs, news)
     assert railway.state.services[created.id]["instance"]["source"] == {"image": news["image"]}
     assert railway.state.services[created.id]["variables"] == {"PB_SUPERUSER_PASSWORD": "rotated"}
@@ -365,7 +366,8 @@ def test_a_new_hostname_replaces_the_custom_domain_not_the_service(railway: Fake
     diff = provider.diff(created.id, created.outs, news)
     updated = provider.update(created.id, created.outs, news)
 
-    assert diff.changes and not diff.replaces
+    # None is DIFF_UNKNOWN: an update the engine itself names key by key (diffResource); never False.
+    assert diff.changes in (True, None) and not diff.replaces
     assert [d["domain"] for d in railway.state.custom_domains.values()] == ["api.acme-commerce.com"]
     assert updated.outs is not None and updated.outs["custom_domain_id"] != created.outs["custom_domain_id"]
     assert railway.state.domains == {}
@@ -468,3 +470,66 @@ def test_check_refuses_a_custom_domain_on_a_service_that_is_not_public(railway: 
 def test_the_verification_txt_carries_the_prefix_once(token: str) -> None:
     # As the Railway CLI prints it (railwayapp/cli src/commands/domain.rs, verification_txt_value).
     assert verification_value(token) == "railway-verify=0f3c9a"
+
+
+# ---- refresh: what the provider reads back (issue #24 item 2) ----
+# `pulumi refresh` calls Read, then Diff(olds = what Read returned, news = the state's inputs) and inverts it
+# (pulumi/pulumi pkg/resource/deploy/step.go RefreshStep.Apply); a Diff answering DIFF_UNKNOWN makes the engine
+# compute which input properties differ itself, by name (pkg/resource/deploy/step_generator.go diffResource:
+# `if diff.Changes == plugin.DiffUnknown { ... diff.DetailedDiff = plugin.NewDetailedDiffFromObjectDiff(...) }`),
+# which is what names them in `refresh --preview-only --json` (the Python dynamic provider sends no detailed diff).
+
+
+def _engine_changed_keys(provider: RailwayServiceProvider, read: Any, inputs: dict[str, Any]) -> list[str] | None:
+    """The input keys the engine reports as drifted after this Read, or None when it could not name them."""
+    diff = provider.diff("svc", read.outs, inputs)
+    if diff.changes is False:
+        return []
+    if diff.changes is None:  # DIFF_UNKNOWN: the engine diffs the inputs Read returned against the state's
+        return sorted(k for k in set(read.inputs or {}) | set(inputs)
+                      if (read.inputs or {}).get(k) != inputs.get(k))
+    return None
+
+
+def test_refresh_reads_back_what_was_changed_in_railway_and_names_it(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+    service = railway.state.services[created.id]
+    # Edited in Railway's dashboard: a variable, the image and the health check path.
+    service["variables"]["PB_SUPERUSER_PASSWORD"] = "changed-by-hand"
+    service["variables"]["DEBUG"] = "1"
+    service["source"] = {"image": "ghcr.io/acme-commerce/pocketbase:ffffffffffff"}
+    service["instance"]["healthcheckPath"] = "/"
+
+    read = provider.read(created.id, created.outs)
+
+    assert read.id == created.id
+    assert read.inputs is not None and read.outs is not None
+    assert read.inputs["variables"] == {"PB_SUPERUSER_PASSWORD": "changed-by-hand", "DEBUG": "1"}
+    assert read.outs["image"] == "ghcr.io/acme-commerce/pocketbase:ffffffffffff"
+    assert _engine_changed_keys(provider, read, dict(PROPS)) == ["healthcheck_path", "image", "variables"]
+
+
+def test_refresh_of_an_untouched_service_reports_no_drift(railway: FakeRailway) -> None:
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+
+    read = provider.read(created.id, created.outs)
+
+    assert _engine_changed_keys(provider, read, dict(PROPS)) == []
+    assert read.outs == created.outs  # outputs such as the deployment and volume ids are kept
+
+
+def test_railways_own_variables_are_not_drift(railway: FakeRailway) -> None:
+    """Railway adds RAILWAY_* variables to every service (docs.railway.com/reference/variables#railway-provided-
+    variables); they are not the program's and never drift."""
+    provider = _provider(railway)
+    created = provider.create(dict(PROPS))
+    assert created.outs is not None
+    railway.state.services[created.id]["variables"]["RAILWAY_PRIVATE_DOMAIN"] = "pocketbase.railway.internal"
+
+    read = provider.read(created.id, created.outs)
+
+    assert _engine_changed_keys(provider, read, dict(PROPS)) == []

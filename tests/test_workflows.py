@@ -28,7 +28,8 @@ def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _text(value: Any) -> str:
-    return yaml.safe_dump(value)
+    # Unwrapped: a long run line folded at 80 columns would split the very commands looked for.
+    return yaml.safe_dump(value, width=1_000_000)
 
 
 def _id_token(workflow: dict[str, Any], job: dict[str, Any]) -> bool:

@@ -57,7 +57,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi.dynamic as dynamic
@@ -163,10 +163,29 @@ mutation serviceDelete($id: String!, $environmentId: String) {
 query service($id: String!) {
   service(id: $id) { id name projectId deletedAt }
 }""",
+    # What a refresh reads back (read): the instance's settings and the service's variables, unrendered (a
+    # `${{ ... }}` reference is compared as written, not as resolved).
+    "serviceInstance": """
+query serviceInstance($environmentId: String!, $serviceId: String!) {
+  serviceInstance(environmentId: $environmentId, serviceId: $serviceId) {
+    source { image }
+    startCommand
+    healthcheckPath
+  }
+}""",
+    "variables": """
+query variables($environmentId: String!, $projectId: String!, $serviceId: String) {
+  variables(environmentId: $environmentId, projectId: $projectId, serviceId: $serviceId, unrendered: true)
+}""",
 }
 
 # Inputs whose change needs a new service rather than an update.
 REPLACE_ON = ("project_id", "environment_id", "name", "volume_mount_path")
+# What the provider adds to the inputs in its outputs; the rest of the outputs are the inputs.
+OUTPUT_ONLY = ("service_id", "volume_id", "domain_id", "domain", "custom_domain_id", "custom_domain_target",
+               "custom_domain_verification", "deployment_id", "private_hostname")
+# Variables Railway sets on every service itself (docs.railway.com/reference/variables#railway-provided-variables).
+RAILWAY_PROVIDED_PREFIX = "RAILWAY_"
 # The outputs that describe the custom domain, None without one.
 CUSTOM_DOMAIN_OUTPUTS = ("custom_domain_id", "custom_domain_target", "custom_domain_verification")
 # Deployment statuses (the schema's DeploymentStatus) that end the wait.
@@ -276,7 +295,15 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         keys = sorted(k for k in set(olds) | set(news)
                       if not k.startswith("__") and k in news and olds.get(k) != news.get(k))
         replaces = [k for k in keys if k in REPLACE_ON]
-        return dynamic.DiffResult(changes=bool(keys), replaces=replaces, delete_before_replace=bool(replaces))
+        if not keys:
+            return dynamic.DiffResult(changes=False)
+        # Only inputs differ (the provider's own code, `__provider`, is the same): answer DIFF_UNKNOWN, so the
+        # engine diffs the inputs itself and names each one that changed (pkg/resource/deploy/step_generator.go
+        # diffResource), in a preview and in a refresh alike; the replacement keys still apply. Were the code to
+        # differ too, the engine would name `__provider` on every service: say plainly that there are changes.
+        same_code = all(olds.get(k) == news.get(k) for k in set(olds) | set(news) if k.startswith("__"))
+        return dynamic.DiffResult(changes=None if same_code else True, replaces=replaces,
+                                  delete_before_replace=bool(replaces))
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         # No source: a source here would deploy before anything else is set (module docstring).
@@ -299,6 +326,12 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(service_id, outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        """What Railway has now, so `pulumi refresh` sees drift (pulumi/pulumi pkg/resource/deploy/step.go
+        RefreshStep.Apply: Read's inputs become the ones diffed against the state's). Read back: the name, the
+        image, the start command, the health check path and the variables (Railway's own RAILWAY_* ones left
+        out); the rest (limits, placement, volume, domains) is kept as the state has it. The variables stay secret:
+        the engine marks what Read returns secret where the state had it so (pkg/resource/plugin/provider_plugin.go
+        `Read`: `annotateSecrets(newInputs, req.Inputs)`, `annotateSecrets(newState, req.State)`)."""
         try:
             found = self.client.execute("service", {"id": id_}).get("service")
         except RailwayNotFound:
@@ -306,7 +339,23 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         if not found or found.get("deletedAt"):
             # Gone from Railway: an empty id tells `pulumi refresh` to drop it from the state.
             return dynamic.ReadResult("", {})
-        return dynamic.ReadResult(id_, {**props, "name": found["name"]})
+        env = props["environment_id"]
+        instance = self.client.execute("serviceInstance", {"environmentId": env, "serviceId": id_})["serviceInstance"]
+        variables: dict[str, Any] = self.client.execute("variables", {
+            "environmentId": env, "projectId": props["project_id"], "serviceId": id_})["variables"] or {}
+        declared = cast(dict[str, Any], props.get("variables") or {})
+        source = cast(dict[str, Any], instance.get("source") or {})
+        live: dict[str, Any] = {
+            "name": found["name"],
+            "image": source.get("image"),
+            "start_command": instance.get("startCommand"),
+            "healthcheck_path": instance.get("healthcheckPath"),
+            "variables": {k: v for k, v in variables.items()
+                          if not k.startswith(RAILWAY_PROVIDED_PREFIX) or k in declared}}
+        # A setting the program leaves unset (None) and Railway reports empty is not drift.
+        live = {k: v for k, v in live.items() if v is not None or props.get(k) is not None}
+        outs: dict[str, Any] = {**props, **live}
+        return dynamic.ReadResult(id_, outs, inputs={k: v for k, v in outs.items() if k not in OUTPUT_ONLY})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         return dynamic.UpdateResult(self._apply(id_, olds, news))

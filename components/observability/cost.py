@@ -29,6 +29,8 @@ class Price:
     unit: str
     source: str
     note: str = ""
+    checked: str = "2026-11-29"
+    """The date the price was read on its source (the pull-request comment shows it next to the figure)."""
 
 
 CLOUD_RUN_PRICING = "https://cloud.google.com/run/pricing"
@@ -36,6 +38,9 @@ MEMORYSTORE_PRICING = "https://cloud.google.com/memorystore/docs/redis/pricing"
 GCE_PRICING = "https://cloud.google.com/compute/vm-instance-pricing#e2_custom_machine_types"
 UNVERIFIED = "estimated as 1.5 times us-central1's figure: confirm it on the page before relying on the alert"
 RAILWAY_PRICING = "https://docs.railway.com/reference/pricing/plans"
+CLOUDFLARE_SAAS_PRICING = "https://developers.cloudflare.com/cloudflare-for-platforms/cloudflare-for-saas/plans/"
+CLOUDFLARE_SAAS_INCLUDED_HOSTNAMES = 100
+"""Free, Pro and Business zones include 100 custom hostnames; each further one is billed per month."""
 
 # Cloud Run prices by region tier ("Cloud Run pricing depends on the selected region"; instance-based
 # billing: "Services with CPU always allocated").
@@ -62,6 +67,10 @@ PRICES: dict[str, Price] = {
                                                       UNVERIFIED),
     "railway.vcpu_minute": Price(0.000463, "USD per vCPU-minute used", RAILWAY_PRICING, "USD 20 per vCPU-month"),
     "railway.gb_minute": Price(0.000231, "USD per GB-minute used", RAILWAY_PRICING, "USD 10 per GB-month"),
+    "cloudflare.saas_custom_hostname_month": Price(
+        0.10, "USD per custom hostname per month beyond the 100 included", CLOUDFLARE_SAAS_PRICING,
+        "Free, Pro and Business plans; also domainee.dev/blog/how-to-set-up-custom-domains-cloudflare-ssl-for-saas",
+        checked="2026-12-07"),
     "docker.host": Price(0.0, "USD per hour attributable to one container", "the integration host",
                          "a fixed host paid outside the platform: nothing is billed per use"),
 }
