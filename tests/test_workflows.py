@@ -483,3 +483,14 @@ def test_integration_s_up_refreshes_first() -> None:
     [up] = [s for s in _steps(DEPLOY["jobs"]["integration"]) if str(s.get("uses", "")).startswith("pulumi/actions")
             and s.get("with", {}).get("command") == "up"]
     assert up["with"].get("refresh") is True, up
+
+
+def test_docs_review_names_every_secret_and_variable_the_workflows_read() -> None:
+    """docs/review.md's table is what a new environment is set up from (and what the bootstrap reconciles with)."""
+    doc = (WORKFLOWS.parent.parent / "docs" / "review.md").read_text()
+    for name in ("deploy.yml", "pull-request.yml"):
+        text = (WORKFLOWS / name).read_text()
+        for kind, key in set(re.findall(r"\b(secrets|vars)\.([A-Z0-9_]+)", text)):
+            assert f"`{key}`" in doc, f"docs/review.md does not name the {kind[:-1] if kind == 'secrets' else 'variable'} {key}"
+    for environment in ("integration", "staging", "production", "preview-staging", "preview-prod"):
+        assert f"`{environment}`" in doc
