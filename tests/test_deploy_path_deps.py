@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from infra.plan import Plan
+
 ROOT = Path(__file__).resolve().parent.parent
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
 
@@ -128,3 +130,33 @@ def test_litestream_is_installed_by_the_hashes_of_the_lock() -> None:
     locked = set(re.findall(r"sha256:([0-9a-f]{64})", entry))
     assert locked and set(re.findall(r"sha256:([0-9a-f]{64})", text)) >= locked
     assert "--require-hashes" in text
+
+
+def _images(value: object) -> list[str]:
+    if isinstance(value, dict):
+        found: list[str] = []
+        for key, inner in value.items():  # pyright: ignore[reportUnknownVariableType]
+            if key in ("image", "imageUri", "source_image") and isinstance(inner, str):
+                found.append(inner)
+            else:
+                found += _images(inner)
+        return found
+    if isinstance(value, list):
+        return [image for inner in value for image in _images(inner)]  # pyright: ignore[reportUnknownVariableType]
+    return []
+
+
+def test_what_runs_is_the_pushed_digest_not_a_tag(committed_plans: dict[str, Plan]) -> None:
+    """Each image this stack pushes (a `docker:index/image:Image` with skipPush false) runs by its digest
+    (pulumi_docker Image.repo_digest: "unique per image build and push. Use when passing a reference to a pushed
+    image to container management resources"), except the standby's by-name reference, which must not wait for a
+    build in a failover (components/standby.py) and relies on the repository's immutable tags."""
+    for stack in ("staging", "prod"):
+        plan = committed_plans[stack]
+        pushed = {str(r.inputs["imageName"]).rsplit(":", 1)[0] for r in plan.resources
+                  if r.type == "docker:index/image:Image" and r.inputs.get("skipPush") is False}
+        assert pushed, stack
+        running = [(r.name, image) for r in plan.resources if r.type != "docker:index/image:Image"
+                   for image in _images(r.inputs) if image.split("@")[0].rsplit(":", 1)[0] in pushed]
+        by_tag = [(name, image) for name, image in running if "@sha256:" not in image and "standby" not in name]
+        assert running and not by_tag, f"{stack} runs pushed images by tag: {by_tag}"
