@@ -14,7 +14,7 @@ from typing import Any
 
 from infra.judge import inputs_json
 from infra.plan import Plan
-from tests.conftest import PROJECT_DIR, CliResult
+from tests.conftest import PROJECT_DIR, CliResult, stack_document, write_stack
 
 STACK = "prod"
 
@@ -67,3 +67,17 @@ def test_a_file_that_is_not_a_plan_of_this_stack_is_refused_with_its_name(
     assert wrong_stack.code == 2 and "planned for stack 'prod', judged as 'staging'" in wrong_stack.err
     assert empty.code == 2 and "no resources: nothing to judge" in empty.err
     assert _judge(run_cli, broken).code == 2
+
+
+def test_a_stack_file_the_base_loader_cannot_read_is_judged_without_its_waivers(
+        tmp_path: Path, committed_plans: dict[str, Plan], run_cli: Callable[..., CliResult]) -> None:
+    """A pull request may add a config key the base branch does not know yet: judged, never waved through, and
+    without the file's waivers (prod waives PLAT-WAF-002 for cafedoce), so stricter, never weaker."""
+    document = stack_document(STACK)
+    document["config"]["platform:aKeyFromTheFuture"] = True
+    config = write_stack(tmp_path, document, f"Pulumi.{STACK}.yaml")
+    result = run_cli("judge", "--stack", STACK, "--analyzer-inputs", str(_write(tmp_path, committed_plans[STACK])),
+                     "--config-file", str(config))
+
+    assert "judging without its waivers" in result.err
+    assert result.code == 1 and "PLAT-WAF-002" in result.out, result.out + result.err
