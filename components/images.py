@@ -54,7 +54,13 @@ def image_name(context: Path, image: str, registry: Registry | None) -> str:
 
 def build_image(name: str, context: Path, image: str, registry: Registry | None,
                 parent: pulumi.Resource) -> pulumi.Output[str]:
-    """Build `context` for linux/amd64; push it when a registry is given (not on the docker backend)."""
+    """Build `context` for linux/amd64; push it when a registry is given (not on the docker backend).
+
+    A pushed image is deployed by its digest (`repoDigest`: "repository@<algorithm>:<hash> ... unique per image build
+    and push. Use when passing a reference to a pushed image to container management resources", pulumi_docker
+    Image.repo_digest): what runs is the exact bytes this deploy pushed, even if the content tag were pushed again.
+    The registry's repository keeps tags immutable besides (Artifact Registry `dockerConfig.immutableTags`, created
+    by the bootstrap), so the standby's by-name reference (components/standby.py) names the same bytes."""
     built = docker.Image(
         name,
         image_name=image_name(context, image, registry),
@@ -66,4 +72,4 @@ def build_image(name: str, context: Path, image: str, registry: Registry | None,
         skip_push=registry is None,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return built.image_name
+    return built.repo_digest if registry is not None else built.image_name

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from infra import ops
+from infra import judge, ops
 from infra.analyzer import PACK_DIR, PolicyPackError, run_policies
 from infra.budget import over_budget
 from infra.compose import render_compose
@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--policy-pack", type=Path, default=PACK_DIR, metavar="DIR",
                       help="the policy pack to run (a pull request's CI runs the base branch's: base/policies), in "
                            "the virtual environment its PulumiPolicy.yaml names, as the CLI does")
+    plan.add_argument("--analyzer-inputs", type=Path, metavar="FILE",
+                      help="also write the resources as a policy pack receives them, for `judge` in another checkout")
     policy = commands.add_parser("policy-config", help="print the stack's waivers as a --policy-pack-config file")
     policy.add_argument("--stack", required=True)
     policy.add_argument("--config-file", type=Path, help="a stack file to use instead of Pulumi.<stack>.yaml")
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     rollout.add_command(commands)  # rollout: the engine's canary (prod) or watched deploy (staging), rolled back
     adopt_zone.add_command(commands)  # adopt-zone: import the zone's existing entry points before a first deploy
     certificate.add_command(commands)  # wait-certificate: a deploy smokes only once its origin's certificate is ACTIVE
+    judge.add_command(commands)  # judge: the base branch's pack over a pull request's plan, running none of its code
     return parser
 
 
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return adopt_zone.main(args)
     if args.command == "wait-certificate":
         return certificate.main(args)
+    if args.command == "judge":
+        return judge.main(args)
     if args.command == "compose":
         return _compose(args.stack)
     if args.command == "policy-config":
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     broken = contract_violations(plan, model)
     if broken:
         return _broken_contract(config_file, broken)
+    if args.analyzer_inputs is not None:
+        args.analyzer_inputs.write_text(judge.inputs_json(args.stack, plan.analyzer_inputs()), encoding="utf-8")
     try:
         # As the engine starts a pack: the stack's name and its config (PULUMI_STACK, PULUMI_CONFIG).
         report = run_policies(plan.analyzer_inputs(), policy_config(model.waivers), args.policy_pack,

@@ -162,6 +162,12 @@ class PlanMocks(pulumi.runtime.Mocks):
             # GCP allocates an internal address from the subnetwork's range (one asked for is kept as asked);
             # a stand-in from 10.20.0.0/24.
             state["address"] = f"10.20.0.{int(_fake(args.name, length=2), 16) % 200 + 10}"
+        elif args.typ == "docker:index/image:Image" and inputs.get("skipPush") is False:
+            # What a push answers: the manifest digest under the repository's name (pulumi_docker Image.repo_digest,
+            # "repository@<algorithm>:<hash>"); a stand-in digest of the content-tagged name.
+            name = str(inputs["imageName"])
+            repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            state["repoDigest"] = f"{repository}@sha256:{_fake(name, length=64)}"
         elif args.typ == "gcp:serviceaccount/account:Account":
             # The address GCP gives an account, so rules can tell it from the default compute one.
             state["email"] = f"{inputs['accountId']}@{inputs.get('project')}.iam.gserviceaccount.com"

@@ -54,7 +54,7 @@ def test_prod_runs_the_agent_beside_the_engine_in_every_cloud_run_instance(
 
     assert list(containers) == ["commission-engine", "telemetry-agent"]
     sidecar = containers["telemetry-agent"]
-    assert str(sidecar["image"]).startswith("us-docker.pkg.dev/acme-commerce-prod/platform/telemetry-prometheus:")
+    assert str(sidecar["image"]).startswith("us-docker.pkg.dev/acme-commerce-prod/platform/telemetry-prometheus@sha256:")
     assert "ports" not in sidecar and sidecar["resources"]["cpuIdle"] is False
     # The instance's containers add up to whole vCPUs (1 + 1).
     assert [c["resources"]["limits"]["cpu"] for c in containers.values()] == ["1", "1"]

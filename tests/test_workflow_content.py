@@ -35,8 +35,10 @@ DEPLOY_ENVIRONMENTS = ("integration", "staging", "production")
 """The environments a deploy reaches (README: integration, then staging, then prod behind `production`)."""
 STATUS_FUNCTIONS = re.compile(r"\b(always|failure|cancelled)\s*\(")
 GATES = {
+    "quota budget against what is deployed": "--diff-against deployed-plan.json",
     "tests": "tools/dev.py test",
     "offline plan with the policy pack and the quota budget": "-m infra plan",
+    "the base branch's pack over the pull request's plan": "-m infra judge",
     "policy config": "-m infra policy-config",
     "certificate wait": "-m infra wait-certificate",
     "smoke": "-m engine smoke",
@@ -181,8 +183,10 @@ def check_gates_can_fail(text: str, *, expected: set[str]) -> None:
     assert expected <= seen, f"gates missing from the workflow: {sorted(expected - seen)}"
 
 
-DEPLOY_GATES = {"tests", "policy config", "certificate wait", "smoke", "rollout", "pulumi up"}
-PR_GATES = {"tests", "offline plan with the policy pack and the quota budget"}
+DEPLOY_GATES = {"tests", "policy config", "certificate wait", "smoke", "rollout", "pulumi up", "pulumi preview",
+                "quota budget against what is deployed"}
+PR_GATES = {"tests", "offline plan with the policy pack and the quota budget",
+            "the base branch's pack over the pull request's plan"}
 
 
 def test_the_pull_request_test_job_runs_the_readmes_test_command_on_every_pull_request() -> None:
@@ -226,7 +230,10 @@ CARELESS: dict[str, tuple[str, str, str]] = {
     "deploy cancelled in progress": ("deploy", "  cancel-in-progress: false\n", "  cancel-in-progress: true\n"),
     "deploy concurrency per run": ("deploy", "  group: deploy\n", "  group: deploy-${{ github.run_id }}\n"),
     "deploy concurrency removed": ("deploy", "concurrency:\n  group: deploy\n  cancel-in-progress: false\n", ""),
-    "smoke swallowed": ("deploy", "--admin-key -\n\n  staging:", "--admin-key - || true\n\n  staging:"),
+    "smoke swallowed": ("deploy", "--admin-key -\n\n  staging-plan:", "--admin-key - || true\n\n  staging-plan:"),
+    "quota budget swallowed": (
+        "deploy", "--stack prod --diff-against deployed-plan.json\n",
+        "--stack prod --diff-against deployed-plan.json || true\n"),
     "rollout with set +e": ("deploy", "        run: .venv/bin/python -m infra rollout --stack prod\n",
                             "        run: |\n          set +e\n          .venv/bin/python -m infra rollout --stack prod\n"),
     "certificate wait allowed to fail": (
@@ -243,7 +250,14 @@ CARELESS: dict[str, tuple[str, str, str]] = {
                                       "  lint:\n    runs-on: ubuntu-24.04\n    timeout-minutes: 60\n"),
     "pull-request test job runs echo": ("pr", PR_TEST, "        run: echo tools/dev.py test\n"),
     "pull-request workflow no longer on pull_request": ("pr", "on:\n  pull_request:\n", "on:\n  push:\n"),
-    "pull-request plan swallowed": ("pr", "--policy-pack base/policies\n", "--policy-pack base/policies || true\n"),
+    "pull-request plan swallowed": ("pr", "--analyzer-inputs analyzer-inputs.json\n",
+                                    "--analyzer-inputs analyzer-inputs.json || true\n"),
+    "base pack's verdict swallowed": ("pr", '| tee -a "$GITHUB_STEP_SUMMARY"\n',
+                                      '| tee -a "$GITHUB_STEP_SUMMARY" || true\n'),
+    "base pack's verdict dropped": ("pr", "          .venv/bin/python -m infra judge", "          echo infra judge"),
+    "base pack's verdict run by a shell without -e": (
+        "pr", "      - name: Judge the pull request's plan with the base branch's policy pack\n",
+        "      - name: Judge the pull request's plan with the base branch's policy pack\n        shell: bash {0}\n"),
 }
 
 

@@ -5,6 +5,7 @@ gate fails a test here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def test_pull_requests_never_see_the_deploy_credentials() -> None:
 def test_the_preview_is_gated_by_its_environment_and_never_runs_for_forks() -> None:
     preview = PR["jobs"]["preview"]
 
-    assert preview.get("environment") == "preview"
+    assert preview.get("environment") == "preview-${{ matrix.stack }}"
     assert "github.event.pull_request.head.repo.full_name == github.repository" in str(preview.get("if"))
     assert "secrets.PULUMI_PREVIEW_ACCESS_TOKEN" in _text(preview.get("env"))
     auth = [s for s in _steps(preview) if str(s.get("uses", "")).startswith("google-github-actions/auth")]
@@ -59,51 +60,106 @@ def test_only_the_gated_preview_may_ask_for_an_identity_token_on_a_pull_request(
     assert [name for name, job in PR["jobs"].items() if _id_token(PR, job)] == ["preview"]
 
 
-@pytest.mark.parametrize("job", ["plan", "preview"])
-def test_a_pull_request_is_judged_by_the_base_branchs_policy_pack(job: str) -> None:
-    steps = _steps(PR["jobs"][job])
+# Write credentials: what can change a provider's resources or the stack. Read-only ones are their own secrets.
+WRITE_SECRETS = ("PULUMI_ACCESS_TOKEN", "CLOUDFLARE_API_TOKEN", "VERCEL_API_TOKEN", "GRAFANA_AUTH", "RAILWAY_TOKEN",
+                 "INTEGRATION_DOCKER_SSH_KEY", "GRAFANA_QUERY_TOKEN")
+READ_SECRETS = {"PULUMI_PREVIEW_ACCESS_TOKEN", "CLOUDFLARE_READ_API_TOKEN", "VERCEL_READ_API_TOKEN", "GRAFANA_READ_AUTH"}
+DEPLOY_JOBS = {"integration": "integration", "staging": "staging", "prod": "production"}
+"""Deploy job -> its GitHub environment (each allows main only and holds that environment's write credentials)."""
+PLAN_JOBS = {"staging-plan": "preview-staging", "prod-plan": "preview-prod"}
+"""Update-plan job on main -> its read-only environment (the one a pull request's preview uses)."""
 
-    base = [s for s in steps if s.get("uses", "").startswith("actions/checkout") and (s.get("with") or {}).get("path") == "base"]
-    assert base and base[0]["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
-    text = _text(steps)
-    assert "cd base && python3 tools/dev.py setup" in text  # the base pack in its own virtualenv
-    if job == "plan":
-        assert "--policy-pack base/policies" in text
-    else:
-        pulumi = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions")]
-        assert pulumi and all(s["with"]["policyPacks"] == "base/policies" for s in pulumi)
-        assert "(cd base && .venv/bin/python -m infra policy-config" in text
-    assert all((s.get("with") or {}).get("persist-credentials") is False
-               for s in steps if str(s.get("uses", "")).startswith("actions/checkout"))
+
+def _secrets(job: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"secrets\.([A-Za-z0-9_]+)", _text(job)))
+
+
+def test_a_preview_holds_read_only_credentials_only() -> None:
+    """`pulumi preview` runs the program with the stack config decrypted: the PR's code (and, on main, the update
+    plan's preview) gets the read-only tokens of `preview-<stack>` and the GCP preview account, nothing that writes."""
+    previews = {"pull-request preview": PR["jobs"]["preview"], **{n: DEPLOY["jobs"][n] for n in PLAN_JOBS}}
+    for name, job in previews.items():
+        assert _secrets(job) <= READ_SECRETS, f"{name} holds {sorted(_secrets(job) - READ_SECRETS)}"
+        assert "GCP_DEPLOY_SERVICE_ACCOUNT" not in _text(job) and "vars.GCP_WORKLOAD_IDENTITY_PROVIDER" not in _text(job)
+        for step in _steps(job):
+            if str(step.get("uses", "")).startswith("pulumi/actions") and step.get("with", {}).get("command"):
+                env = step.get("env") or {}
+                assert env.get("CLOUDFLARE_API_TOKEN") == "${{ secrets.CLOUDFLARE_READ_API_TOKEN }}", name
+                assert env.get("VERCEL_API_TOKEN") == "${{ secrets.VERCEL_READ_API_TOKEN }}", name
+                assert env.get("GRAFANA_AUTH") == "${{ secrets.GRAFANA_READ_AUTH }}", name
+    for name, environment in PLAN_JOBS.items():
+        assert DEPLOY["jobs"][name].get("environment") == environment
+
+
+def test_write_credentials_reach_only_the_deploy_jobs_on_main() -> None:
+    pr_text = (WORKFLOWS / "pull-request.yml").read_text()
+    for secret in WRITE_SECRETS:
+        assert f"secrets.{secret} " not in pr_text and f"secrets.{secret}}}" not in pr_text, secret
+    for name, job in DEPLOY["jobs"].items():
+        holds = _secrets(job) & set(WRITE_SECRETS)
+        if holds or "GCP_DEPLOY_SERVICE_ACCOUNT" in _text(job):
+            assert DEPLOY_JOBS.get(name) == job.get("environment"), f"{name} holds {sorted(holds)} outside its environment"
+            assert job.get("if") == "github.ref == 'refs/heads/main'", f"{name} holds write credentials off main"
+    assert all(_secrets(DEPLOY["jobs"][name]) & set(WRITE_SECRETS) for name in DEPLOY_JOBS)
+
+
+def test_the_policy_verdict_comes_from_the_base_branch_in_a_job_that_runs_no_pull_request_code() -> None:
+    policy, plan = PR["jobs"]["policy"], PR["jobs"]["plan"]
+    steps = _steps(policy)
+
+    checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout")]
+    assert checkouts and all((s.get("with") or {}).get("ref") == "${{ github.event.pull_request.base.sha }}"
+                             and (s.get("with") or {}).get("path") == "base" for s in checkouts), \
+        "the policy job checks out something other than the base branch"
+    runs = [str(s.get("run", "")) for s in steps if s.get("run")]
+    assert runs and all(run.lstrip().startswith(("cd base", "(cd base")) for run in runs), \
+        "a step of the policy job runs outside the base branch's checkout"
+    judge = [run for run in runs if "-m infra judge" in run]
+    assert judge and "--policy-pack policies" in judge[0] and "../pr-plan/analyzer-inputs.json" in judge[0]
+    assert "cd base && python3 tools/dev.py setup" in _text(steps)  # the base pack in its own virtualenv
+    assert policy.get("needs") == "plan" and not _secrets(policy) and not _id_token(PR, policy)
+    downloads = [s for s in steps if str(s.get("uses", "")).startswith("actions/download-artifact")]
+    uploads = [s for s in _steps(plan) if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert downloads and uploads and downloads[0]["with"]["name"] == uploads[0]["with"]["name"]
+    assert "analyzer-inputs.json" in uploads[0]["with"]["path"]
+    assert any("--analyzer-inputs analyzer-inputs.json" in str(s.get("run", "")) for s in _steps(plan))
+    # The pull request's own jobs carry no checkout credentials either.
+    for job in PR["jobs"].values():
+        assert all((s.get("with") or {}).get("persist-credentials") is False
+                   for s in _steps(job) if str(s.get("uses", "")).startswith("actions/checkout"))
 
 
 def test_deploys_run_in_order_each_behind_its_environment_on_main_only() -> None:
     jobs = DEPLOY["jobs"]
+    order = ("integration", "staging-plan", "staging", "prod-plan", "prod")
 
     assert DEPLOY["on"]["push"]["branches"] == ["main"]
-    assert [jobs[j].get("needs") for j in ("integration", "staging", "prod")] == ["test", "integration", "staging"]
-    assert [jobs[j].get("environment") for j in ("integration", "staging", "prod")] == \
-        ["integration", "staging", "production"]
-    assert all(jobs[j].get("if") == "github.ref == 'refs/heads/main'" for j in ("integration", "staging", "prod"))
+    assert [jobs[j].get("needs") for j in order] == ["test", *order[:-1]]
+    assert [jobs[j].get("environment") for j in order] == \
+        ["integration", "preview-staging", "staging", "preview-prod", "production"]
+    assert all(jobs[j].get("if") == "github.ref == 'refs/heads/main'" for j in order)
 
 
 def test_only_prod_on_main_holds_an_identity_token_and_the_provider_condition_is_documented() -> None:
     jobs = DEPLOY["jobs"]
     text = (WORKFLOWS / "deploy.yml").read_text()
 
-    assert [name for name, job in jobs.items() if _id_token(DEPLOY, job)] == ["prod"]
-    auth = [name for name, job in jobs.items()
-            if any(str(s.get("uses", "")).startswith("google-github-actions/auth") for s in _steps(job))]
-    assert auth == ["prod"]
+    assert [name for name, job in jobs.items() if _id_token(DEPLOY, job)] == ["prod-plan", "prod"]
+    deploy_auth = [name for name, job in jobs.items()
+                   if any(str(s.get("uses", "")).startswith("google-github-actions/auth")
+                          and "GCP_DEPLOY_SERVICE_ACCOUNT" in _text(s) for s in _steps(job))]
+    assert deploy_auth == ["prod"]
     for claim in ("assertion.ref == 'refs/heads/main'", "assertion.environment == 'production'",
                   "assertion.repository ==", "deploy.yml@refs/heads/main"):
         assert claim in text
 
 
 def test_every_deploy_runs_the_pack_from_its_own_checkout_of_main() -> None:
-    for name in ("integration", "staging", "prod"):
-        pulumi = [s for s in _steps(DEPLOY["jobs"][name]) if str(s.get("uses", "")).startswith("pulumi/actions")]
-        assert pulumi and all(s["with"]["policyPacks"] == "policies" and s["with"]["command"] == "up" for s in pulumi)
+    for name in ("integration", "staging-plan", "staging", "prod-plan", "prod"):
+        pulumi = [s for s in _steps(DEPLOY["jobs"][name]) if str(s.get("uses", "")).startswith("pulumi/actions")
+                  and (s.get("with") or {}).get("command")]
+        assert pulumi and all(s["with"]["policyPacks"] == "policies" for s in pulumi), name
+        assert all(s["with"]["command"] == ("preview" if name.endswith("-plan") else "up") for s in pulumi), name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +194,7 @@ def test_each_stacks_smoke_through_its_edge_gates_the_next_deploy(job: str, gate
     assert _unconditional(step), "a gate that may fail or be skipped gates nothing"
     assert (step.get("env") or {}).get("STACK") == f"${{{{ vars.PULUMI_ORG }}}}/platform/{job}"
     assert "--admin-key -" in step["run"] and "::add-mask::$SMOKE_ADMIN_KEY" in step["run"], "the key never in argv"
-    assert DEPLOY["jobs"][gates].get("needs") == job
+    assert DEPLOY["jobs"][f"{gates}-plan"].get("needs") == job and DEPLOY["jobs"][gates].get("needs") == f"{gates}-plan"
 
 
 def test_staging_is_watched_and_rolled_back_before_its_smoke() -> None:
@@ -210,6 +266,91 @@ def test_prod_mints_a_fresh_access_token_after_the_certificate_wait_for_its_roll
         f"${{{{ steps.{fresh[-1]['id']}.outputs.access_token }}}}"
 
 
+# ---------------------------------------------------------------------------------------------
+# Apply exactly what was reviewed (#24 items 1 and 6) and the supply chain of the deploy path (#22 item 10).
+
+SHA_PIN = re.compile(r"^\s*(?:-\s+)?uses:\s*([^@\s]+)@([^\s#]+)\s*(#\s*(\S+))?\s*$")
+
+
+@pytest.mark.parametrize("workflow", ["deploy.yml", "pull-request.yml"])
+def test_every_action_is_pinned_by_a_full_commit_sha_with_its_release_in_a_comment(workflow: str) -> None:
+    """A tag can be moved to other code by whoever controls the action's repository; a commit SHA cannot
+    (docs.github.com/en/actions/security-for-github-actions/security-guides/security-hardening-for-github-actions
+    #using-third-party-actions: "Pin actions to a full length commit SHA")."""
+    lines = [line for line in (WORKFLOWS / workflow).read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    assert lines
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for line in lines:
+        match = SHA_PIN.match(line)
+        assert match and re.fullmatch(r"[0-9a-f]{40}", match.group(2)), f"{workflow}: not pinned by SHA: {line.strip()}"
+        assert match.group(4) and re.fullmatch(r"v\d+\.\d+\.\d+", match.group(4)), f"{workflow}: no release tag: {line}"
+        pins.setdefault(match.group(1), set()).add((match.group(2), match.group(4)))
+    # One action, one release: the same SHA for the same tag everywhere.
+    assert all(len(versions) == 1 for versions in pins.values()), pins
+
+
+def _lock_version(package: str) -> str:
+    root = WORKFLOWS.parent.parent
+    match = re.search(rf"^{package}==(\S+)", (root / "requirements.lock").read_text(), re.MULTILINE)
+    assert match, package
+    return match.group(1)
+
+
+def test_the_pulumi_cli_is_pinned_to_the_sdk_version_everywhere() -> None:
+    for workflow in (DEPLOY, PR):
+        assert workflow.get("env", {}).get("PULUMI_VERSION") == _lock_version("pulumi")
+        for job in workflow["jobs"].values():
+            for step in _steps(job):
+                if str(step.get("uses", "")).startswith("pulumi/actions"):
+                    assert step["with"].get("pulumi-version") == "${{ env.PULUMI_VERSION }}", step
+
+
+def _plan_preview(job: dict[str, Any]) -> int | None:
+    return _index(job, lambda s: str(s.get("uses", "")).startswith("pulumi/actions")
+                  and (s.get("with") or {}).get("command") == "preview" and (s.get("with") or {}).get("plan"))
+
+
+def _quota(job: dict[str, Any]) -> int | None:
+    return _index(job, lambda s: "tools/ci/deployed-plan.sh" in str(s.get("run", ""))
+                  and "--diff-against deployed-plan.json" in str(s.get("run", "")))
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_gated_deploy_applies_the_update_plan_its_reviewers_saw(stack: str) -> None:
+    plan_job, deploy_job = DEPLOY["jobs"][f"{stack}-plan"], DEPLOY["jobs"][stack]
+    plan_steps, deploy_steps = _steps(plan_job), _steps(deploy_job)
+    preview = _plan_preview(plan_job)
+    assert preview is not None, f"{stack}-plan saves no update plan"
+    saved = plan_steps[preview]["with"]["plan"]
+    assert plan_steps[preview]["with"].get("comment-on-summary") is True, "the reviewers would not see the plan"
+    assert (plan_steps[preview].get("env") or {}).get("PULUMI_EXPERIMENTAL") == "true"
+    upload = _index(plan_job, lambda s: str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload is not None and upload > preview and plan_steps[upload]["with"]["path"] == saved
+
+    download = _index(deploy_job, lambda s: str(s.get("uses", "")).startswith("actions/download-artifact"))
+    up = _index(deploy_job, _up)
+    assert download is not None and up is not None and download < up
+    assert deploy_steps[download]["with"]["name"] == plan_steps[upload]["with"]["name"]
+    assert deploy_steps[up]["with"].get("plan") == saved, f"{stack}'s up does not apply the reviewed plan (--plan)"
+    assert (deploy_steps[up].get("env") or {}).get("PULUMI_EXPERIMENTAL") == "true"
+    assert _unconditional(deploy_steps[up]) and _unconditional(deploy_steps[download])
+
+
+@pytest.mark.parametrize(("job", "before"), [("integration", "up"), ("staging-plan", "preview"),
+                                             ("prod-plan", "preview")])
+def test_the_quota_budget_runs_before_anything_is_applied_on_main(job: str, before: str) -> None:
+    """stacks/quotas.py on main too (#24 item 6): measured against the commit last deployed, before the up (or
+    before the update plan the deploy applies)."""
+    steps = _steps(DEPLOY["jobs"][job])
+    quota = _quota(DEPLOY["jobs"][job])
+    target = _index(DEPLOY["jobs"][job], _up) if before == "up" else _plan_preview(DEPLOY["jobs"][job])
+    assert quota is not None, f"{job} runs no quota budget"
+    assert target is not None and quota < target, f"{job}'s quota budget runs after its {before}"
+    assert _unconditional(steps[quota])
+    checkout = steps[0]
+    assert str(checkout.get("uses", "")).startswith("actions/checkout") and checkout["with"].get("fetch-depth") == 0
+
+
 def _without_fresh_token(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
     steps = deploy["jobs"]["prod"]["steps"]
     wait = next(i for i, s in enumerate(steps) if "wait-certificate" in str(s.get("run", "")))
@@ -240,6 +381,30 @@ def _smoke_may_fail(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
             step["continue-on-error"] = True
 
 
+def _policy_checks_out_the_pr(_deploy: dict[str, Any], pr: dict[str, Any]) -> None:
+    pr["jobs"]["policy"]["steps"][0]["with"].pop("ref")
+
+
+def _preview_holds_write_token(_deploy: dict[str, Any], pr: dict[str, Any]) -> None:
+    pr["jobs"]["preview"]["steps"][-1]["env"]["CLOUDFLARE_API_TOKEN"] = "${{ secrets.CLOUDFLARE_API_TOKEN }}"
+
+
+def _plan_job_holds_write_token(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+    deploy["jobs"]["staging-plan"]["env"]["PULUMI_ACCESS_TOKEN"] = "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+
+
+def _quota_after_up(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+    steps = deploy["jobs"]["integration"]["steps"]
+    quota = next(s for s in steps if "tools/ci/deployed-plan.sh" in str(s.get("run", "")))
+    steps.remove(quota)
+    steps.insert(next(i for i, s in enumerate(steps) if _up(s)) + 1, quota)
+
+
+_STAGING_UP = next(i for i, s in enumerate(DEPLOY["jobs"]["staging"]["steps"]) if _up(s))
+_PROD_PREVIEW = next(i for i, s in enumerate(DEPLOY["jobs"]["prod-plan"]["steps"])
+                     if (s.get("with") or {}).get("command") == "preview")
+
+
 GATES = {
     "the staging gate: integration's smoke": _without_step("integration", "python -m engine smoke"),
     "the staging gate: integration's smoke allowed to fail": _smoke_may_fail,
@@ -253,6 +418,17 @@ GATES = {
     "prod's fresh access token for the rollout": _without_fresh_token,
     "the preview job on pull requests": _set(("jobs", "preview"), None, "pr"),
     "the preview's environment": _set(("jobs", "preview", "environment"), None, "pr"),
+    "the policy job": _set(("jobs", "policy"), None, "pr"),
+    "the policy job checks out the pull request": _policy_checks_out_the_pr,
+    "the preview holds a write token": _preview_holds_write_token,
+    "staging applies whatever it computes": _set(("jobs", "staging", "steps", _STAGING_UP, "with", "plan"), None),
+    "prod's plan job": _set(("jobs", "prod-plan"), None),
+    "prod's plan not on the summary": _set(("jobs", "prod-plan", "steps", _PROD_PREVIEW, "with", "comment-on-summary"),
+                                           None),
+    "integration's quota budget": _without_step("integration", "tools/ci/deployed-plan.sh"),
+    "prod's quota budget": _without_step("prod-plan", "tools/ci/deployed-plan.sh"),
+    "integration's quota budget after its up": _quota_after_up,
+    "a write token on a plan job": _plan_job_holds_write_token,
 }
 
 
@@ -308,3 +484,14 @@ def test_integration_s_up_refreshes_first() -> None:
     [up] = [s for s in _steps(DEPLOY["jobs"]["integration"]) if str(s.get("uses", "")).startswith("pulumi/actions")
             and s.get("with", {}).get("command") == "up"]
     assert up["with"].get("refresh") is True, up
+
+
+def test_docs_review_names_every_secret_and_variable_the_workflows_read() -> None:
+    """docs/review.md's table is what a new environment is set up from (and what the bootstrap reconciles with)."""
+    doc = (WORKFLOWS.parent.parent / "docs" / "review.md").read_text()
+    for name in ("deploy.yml", "pull-request.yml"):
+        text = (WORKFLOWS / name).read_text()
+        for kind, key in set(re.findall(r"\b(secrets|vars)\.([A-Z0-9_]+)", text)):
+            assert f"`{key}`" in doc, f"docs/review.md does not name the {kind[:-1] if kind == 'secrets' else 'variable'} {key}"
+    for environment in ("integration", "staging", "production", "preview-staging", "preview-prod"):
+        assert f"`{environment}`" in doc
