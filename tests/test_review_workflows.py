@@ -58,7 +58,8 @@ def pr_steps(workflow: dict[str, Any]) -> dict[str, int]:
         "plan": _index(steps, lambda s: "-m infra plan --stack ${{ matrix.stack }} --json --diff-against" in _run(s),
                        "plans the pull request"),
         "full": _index(steps, lambda s: "-m infra comment" in _run(s) and "--full" in _run(s), "writes the summary"),
-        "artifact": _index(steps, lambda s: _uses(s, "actions/upload-artifact@"), "uploads the artifact"),
+        "artifact": _index(steps, lambda s: _uses(s, "actions/upload-artifact@") and s.get("id") == "artifact",
+                           "uploads the artifact"),
         "comment": _index(steps, lambda s: "-m infra comment" in _run(s) and "--full" not in _run(s),
                           "builds the comment"),
         "post": _index(steps, lambda s: _uses(s, "actions/github-script@"), "posts the comment"),
@@ -66,7 +67,9 @@ def pr_steps(workflow: dict[str, Any]) -> dict[str, int]:
     assert at["plan"] < at["full"] < at["artifact"] < at["comment"] < at["post"], at
     plan = steps[at["plan"]]
     assert plan.get("id") == "plan" and "continue-on-error" not in plan and "if" not in plan
-    assert "--policy-pack base/policies" in _run(plan) and "> plan.json" in _run(plan) and "2> plan.stderr" in _run(plan)
+    # The verdict is the `policy` job's (the base branch's pack over `--analyzer-inputs`), not this job's.
+    assert "--analyzer-inputs analyzer-inputs.json" in _run(plan) and "--policy-pack" not in _run(plan)
+    assert "> plan.json" in _run(plan) and "2> plan.stderr" in _run(plan)
     assert "trap 'code=$?; echo \"$code\" > plan-exit-code" in _run(plan) and 'exit "$code"' in _run(plan)
     for name in ("full", "artifact", "comment", "post"):
         condition = str(steps[at[name]].get("if", ""))
@@ -227,8 +230,8 @@ def drift_steps(workflow: dict[str, Any]) -> dict[str, int]:
     at = {
         "auth": _index(steps, lambda s: _uses(s, "google-github-actions/auth@"), "authenticates to GCP"),
         "cli": _index(steps, lambda s: _uses(s, "pulumi/actions@"), "installs the Pulumi CLI"),
-        "read_token": _index(steps, lambda s: "pulumi config set --secret cloudflare:apiToken" in _run(s),
-                             "puts the read-only Cloudflare token in place"),
+        "read_token": _index(steps, lambda s: 'test -n "$CLOUDFLARE_API_TOKEN"' in _run(s),
+                             "checks the read-only Cloudflare token is there"),
         "refresh": _index(steps, lambda s: "pulumi refresh" in _run(s), "refreshes"),
         "parse": _index(steps, lambda s: "-m infra drift" in _run(s), "parses the drift"),
         "issue": _index(steps, lambda s: _uses(s, "actions/github-script@"), "opens or updates the issue"),
@@ -239,6 +242,11 @@ def drift_steps(workflow: dict[str, Any]) -> dict[str, int]:
     order = ["auth", "cli", "read_token", "refresh", "parse", "issue", "page", "fail"]
     assert [at[k] for k in order] == sorted(at.values()), at
     assert "GCP_PREVIEW_" in yaml.safe_dump(steps[at["auth"]]["with"])
+    # The providers read their credentials from their own variables (the stack files hold none): the read-only ones.
+    job_env = next(iter(DRIFT["jobs"].values())).get("env", {})
+    assert job_env.get("CLOUDFLARE_API_TOKEN") == "${{ secrets.CLOUDFLARE_READ_API_TOKEN }}"
+    assert job_env.get("VERCEL_API_TOKEN") == "${{ secrets.VERCEL_READ_API_TOKEN }}"
+    assert job_env.get("GRAFANA_AUTH") == "${{ secrets.GRAFANA_READ_AUTH }}"
     refresh = _run(steps[at["refresh"]])
     assert "--preview-only" in refresh and "--json" in refresh and "> refresh.json" in refresh
     assert "--yes" not in refresh and "--skip-preview" not in refresh
@@ -327,11 +335,12 @@ def _is_plan(s: dict[str, Any]) -> bool:
 
 PR_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "summary step removed": _drop("plan", lambda s: "--full" in _run(s)),
-    "artifact step removed": _drop("plan", lambda s: _uses(s, "actions/upload-artifact@")),
+    "artifact step removed": _drop("plan", lambda s: _uses(s, "actions/upload-artifact@") and s.get("id") == "artifact"),
     "comment step removed": _drop("plan", _is_comment),
     "post step removed": _drop("plan", lambda s: _uses(s, "actions/github-script@")),
     "comment built before the artifact exists": _swap("plan", _is_comment,
-                                                      lambda s: _uses(s, "actions/upload-artifact@")),
+                                                      lambda s: _uses(s, "actions/upload-artifact@")
+                                                      and s.get("id") == "artifact"),
     "post runs only when the plan passed": _edit("plan", lambda s: _uses(s, "actions/github-script@"), "if",
                                                  "always() && ", ""),
     "the exit code is no longer kept": _edit("plan", _is_plan, "run", 'echo "$code" > plan-exit-code; ', ""),
@@ -341,7 +350,7 @@ PR_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
         "await github.paginate(github.rest.issues.listComments, ", "(await github.rest.issues.listComments("),
 }
 DRIFT_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "read-only token step removed": _drop("refresh", lambda s: "cloudflare:apiToken" in _run(s)),
+    "read-only token step removed": _drop("refresh", lambda s: "CLOUDFLARE_API_TOKEN" in _run(s)),
     "refresh applies": _edit("refresh", lambda s: "pulumi refresh" in _run(s), "run", "--preview-only", "--yes"),
     "parse before refresh": _swap("refresh", lambda s: "pulumi refresh" in _run(s), lambda s: "-m infra drift" in _run(s)),
     "issue step removed": _drop("refresh", lambda s: _uses(s, "actions/github-script@")),
