@@ -284,3 +284,26 @@ def test_a_weakening_is_refused_and_its_control_passes(pack: PolicyPackProcess, 
 
     assert passed == [], passed
     assert caught, f"{case}: {rule} did not refuse it"
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 12 in the program: prod's plan declares the record of every read
+
+
+def test_prods_buckets_log_every_request_and_data_access_is_audited_90_days(committed_plans: dict[str, Plan]) -> None:
+    prod = committed_plans["prod"]
+    buckets = {r.inputs["name"]: r.inputs for r in prod.resources if r.type == BUCKET}
+    logs = [b for b in buckets.values() if b.get("labels", {}).get("platform-role") == "access-logs"]
+    audits = [r.inputs for r in prod.resources if r.type == "gcp:projects/iAMAuditConfig:IAMAuditConfig"]
+
+    assert len(logs) == 1 and int(logs[0]["retentionPolicy"]["retentionPeriod"]) >= 90 * 86400
+    dr = [b for b in buckets.values() if b.get("labels", {}).get("platform-role") == "pocketbase-dr"]
+    assert len(dr) == 2 and all(b["logging"]["logBucket"] == logs[0]["name"] for b in dr)
+    assert [(a["service"], sorted(c["logType"] for c in a["auditLogConfigs"])) for a in audits] \
+        == [("storage.googleapis.com", ["DATA_READ", "DATA_WRITE"])]
+    subnets = [r.inputs for r in prod.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
+    assert subnets and all(s["logConfig"]["flowSampling"] == 1 for s in subnets)
+    proxies = [r.inputs for r in prod.resources if r.type == HTTPS_PROXY]
+    policies = [r.inputs for r in prod.resources if r.type == SSL_POLICY]
+    assert proxies and all("sslPolicy" in p for p in proxies)
+    assert [(p["minTlsVersion"], p["profile"]) for p in policies] == [("TLS_1_2", "MODERN")]
