@@ -338,6 +338,11 @@ RULES: tuple[Rule, ...] = (
          "privileged, capabilities beyond the harmless, host PID/IPC/user/cgroup namespaces, host devices, a bind of "
          "docker.sock, containerd, CRI-O or podman sockets (read-only included)",
          resource_check=saas_meaning.check_container),
+    Rule("PLAT-DATA-009", "No literal credential in a container's command line",
+         "A command line is readable by whoever may view the service and by every process on the host.", "S3",
+         "high", "mandatory", "a --password/--token/--requirepass style flag with a literal value, or NAME=value "
+         "assignments of credentials, in a docker, Cloud Run or Railway command",
+         resource_check=saas_meaning.check_command_secrets),
     Rule(WAIVER_RULE, "Waivers are narrow, dated and checked",
          "A waiver that outlives its reason, or waives more than it names, hides the next regression.", "S3",
          "high", "mandatory",

@@ -272,6 +272,16 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
         {"hostPath": "/sys/fs/cgroup", "containerPath": "/sys/fs/cgroup", "readOnly": True}]})],
         [_r(CONTAINER, "c", {"name": "c", "volumes": [
             {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}]})]),
+    "literal secret on a container's command line": (
+        "PLAT-DATA-009", [_r(CONTAINER, "cache", {"name": "redis", "command": [
+            "sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD"']}, stack="integration")],
+        [_r(CONTAINER, "cache", {"name": "redis", "command": ["redis-server", "--requirepass", "hunter2hunter2"]},
+            stack="integration")]),
+    "literal secret in cloud run args": (
+        "PLAT-DATA-009", [_r("gcp:cloudrunv2/service:Service", "svc", {"name": "svc", "template": {"containers": [
+            {"image": "i", "args": ["--port=8000"]}]}})],
+        [_r("gcp:cloudrunv2/service:Service", "svc", {"name": "svc", "template": {"containers": [
+            {"image": "i", "args": ["--api-key=abcd1234efgh5678"]}]}})]),
 }
 
 

@@ -36,8 +36,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
         ("PLAT-EDGE-003",), "the tunnel's routes"),
     "cloudflare:index/zoneSetting:ZoneSetting": (("PLAT-TLS-001", "PLAT-TLS-003"), "zone settings"),
     # Docker (integration)
-    "docker:index/container:Container": (("PLAT-CTR-001", "PLAT-ENV-001", "PLAT-DATA-003", "PLAT-DATA-001",
-                                          "PLAT-IMG-001", "PLAT-IMG-002"), "containers"),
+    "docker:index/container:Container": (("PLAT-CTR-001", "PLAT-DATA-009", "PLAT-ENV-001", "PLAT-DATA-003",
+                                          "PLAT-DATA-001", "PLAT-IMG-001", "PLAT-IMG-002"), "containers"),
     "docker:index/image:Image": (("PLAT-IMG-001",), "images built here"),
     "docker:index/network:Network": (NOTHING, "the host's private bridge; what a container publishes is "
                                               "PLAT-DATA-003's and PLAT-ENV-001's"),
@@ -49,7 +49,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:certificatemanager/certificateMapEntry:CertificateMapEntry": (NOTHING, "the certificate's host"),
     "gcp:certificatemanager/dnsAuthorization:DnsAuthorization": (NOTHING, "proves the domain for the certificate"),
     "gcp:cloudrunv2/service:Service": (("PLAT-IAM-003", "PLAT-IAM-004", "PLAT-DATA-005", "PLAT-SCALE-001",
-                                        "PLAT-SCALE-002", "PLAT-IMG-001", "PLAT-ENV-001", "PLAT-LOG-001"),
+                                        "PLAT-SCALE-002", "PLAT-IMG-001", "PLAT-ENV-001", "PLAT-LOG-001",
+                                        "PLAT-DATA-009"),
                                        "Cloud Run services"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:compute/address:Address": (NOTHING, "a VM's reserved internal address; an external one attaches only "
@@ -100,7 +101,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     # Railway (dynamic providers of this program)
     "pulumi-python:dynamic/observability:LogSink": (("PLAT-LOG-002",), "Railway's log sink"),
     "pulumi-python:dynamic/railway:Service": (("PLAT-DATA-001", "PLAT-DATA-002", "PLAT-DATA-003", "PLAT-DATA-004",
-                                               "PLAT-IMG-001", "PLAT-IMG-002", "PLAT-LOG-002", "PLAT-ENV-001"),
+                                               "PLAT-IMG-001", "PLAT-IMG-002", "PLAT-LOG-002", "PLAT-ENV-001",
+                                               "PLAT-DATA-009"),
                                               "Railway services"),
     # Others
     "random:index/randomPassword:RandomPassword": (NOTHING, "generates a secret in the state; creates nothing"),

@@ -144,3 +144,35 @@ def check_container(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     if as_list(resource.get("devices")):
         out.append(f"container {name!r} maps host devices; expected none")
     return out
+
+
+# PLAT-DATA-009: a literal credential in a container's command line is readable by whoever may view the
+# service (Cloud Run's revision, `docker inspect`, Railway's settings) and by every process on the host (ps).
+_SECRET_FLAG = re.compile(r"(?i)^--?[a-z0-9_-]*(password|passwd|secret|token|api-?key|requirepass|auth)[a-z0-9_-]*$")
+
+
+def literal_secret_args(argv: list[str]) -> list[str]:
+    from policies.rules.gcp_network import metadata_secrets
+
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        flag, _, value = word.partition("=")
+        if not value and i + 1 < len(argv) and _SECRET_FLAG.match(flag):
+            value = argv[i + 1]
+        if _SECRET_FLAG.match(flag) and value and not value.startswith(("$", "/")) and "${" not in value:
+            out.append(f"{flag} is given a literal value")
+    out += [m.replace("metadata 'args'", "the command") for m in metadata_secrets({"args": " ".join(argv)})]
+    return out
+
+
+def check_command_secrets(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-DATA-009."""
+    from policies.rule import CONTAINER_TYPES, command_argv
+
+    if resource.type not in CONTAINER_TYPES:
+        return NotApplicable("not a container service")
+    argv = command_argv(resource)
+    if argv is None:
+        return [f"the command of {resource.get('name')!r} cannot be read; expected one the pack can judge"]
+    return [f"{resource.get('name')!r}: {m}; expected credentials from the environment (a secret reference)"
+            for m in literal_secret_args(argv)]
