@@ -52,6 +52,12 @@ def ca_bundle(certs: Sequence[gcp.redis.outputs.InstanceServerCaCert]) -> str:
     return "".join(cert.cert.strip() + "\n" for cert in certs if cert.cert)
 
 
+FLOW_LOGS: gcp.compute.SubnetworkLogConfigArgsDict = {
+    "aggregation_interval": "INTERVAL_5_SEC", "flow_sampling": 1.0, "metadata": "INCLUDE_ALL_METADATA"}
+"""VPC flow logs on every subnet, the database's included (issue #22 item 12, checkov CKV_GCP_26): every flow,
+sampled whole (cloud.google.com/vpc/docs/flow-logs)."""
+
+
 @dataclass(frozen=True)
 class CacheArgs:
     environment: str
@@ -141,6 +147,7 @@ class Cache(pulumi.ComponentResource):
         subnet = gcp.compute.Subnetwork(
             f"{name}-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
             name=f"platform-{args.environment}-run", ip_cidr_range=SUBNET_RANGE, private_ip_google_access=True,
+            log_config=FLOW_LOGS,
             opts=child)
         self.url, self.ca_certificate = self._instance(name, args, args.gcp_region, f"cache-{args.environment}",
                                                        network)
@@ -151,6 +158,7 @@ class Cache(pulumi.ComponentResource):
         self.vm_subnetwork = gcp.compute.Subnetwork(
             f"{name}-vm-subnet", project=args.gcp_project, region=args.gcp_region, network=network.id,
             name=f"platform-{args.environment}-vms", ip_cidr_range=VM_SUBNET_RANGE, private_ip_google_access=True,
+            log_config=FLOW_LOGS,
             opts=child).id
         self.vm_subnet_range = VM_SUBNET_RANGE
         if args.failover_region is None:
@@ -159,13 +167,13 @@ class Cache(pulumi.ComponentResource):
         failover_subnet = gcp.compute.Subnetwork(
             f"{name}-failover-subnet", project=args.gcp_project, region=args.failover_region, network=network.id,
             name=f"platform-{args.environment}-run-failover", ip_cidr_range=FAILOVER_SUBNET_RANGE,
-            private_ip_google_access=True, opts=child)
+            private_ip_google_access=True, log_config=FLOW_LOGS, opts=child)
         self.failover_subnetwork = failover_subnet.id
         self.failover_subnet_range = FAILOVER_SUBNET_RANGE
         self.failover_vm_subnetwork = gcp.compute.Subnetwork(
             f"{name}-failover-vm-subnet", project=args.gcp_project, region=args.failover_region, network=network.id,
             name=f"platform-{args.environment}-vms-failover", ip_cidr_range=FAILOVER_VM_SUBNET_RANGE,
-            private_ip_google_access=True, opts=child).id
+            private_ip_google_access=True, log_config=FLOW_LOGS, opts=child).id
         self.failover_vm_subnet_range = FAILOVER_VM_SUBNET_RANGE
         if args.serving_failover:
             self.failover_url, self.failover_ca_certificate = self._instance(

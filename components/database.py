@@ -191,6 +191,12 @@ class Database(pulumi.ComponentResource):
                                self.engine_account_password)
 
 
+ACCESS_LOG_DAYS = 90
+"""S5: the audit trail, reads of the data included, is kept 90 days."""
+STORAGE_ANALYTICS = "group:cloud-storage-analytics@google.com"
+"""The identity Cloud Storage writes usage logs as (cloud.google.com/storage/docs/access-logs)."""
+
+
 @dataclass(frozen=True)
 class StorageArgs:
     project: str
@@ -218,6 +224,22 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
         locations[replica_bucket_name(args.project, args.failover_region)] = args.failover_region or args.region
         buckets: list[gcp.storage.Bucket] = []
         grants: list[pulumi.Resource] = []
+        # Every request to the buckets leaves a record (issue #22 item 12, S5): usage logs of each bucket into
+        # an access-log bucket kept 90 days (checkov CKV_GCP_62; cloud.google.com/storage/docs/access-logs:
+        # Cloud Storage writes them as cloud-storage-analytics@google.com, which needs objectCreator there),
+        # and Data Access audit logs naming the principal into the _Default log bucket (90 days, PLAT-LOG-001).
+        access_logs_name = f"{args.project}-pocketbase-access-logs"
+        access_logs = gcp.storage.Bucket(
+            access_logs_name, name=access_logs_name, project=args.project, location=args.region.upper(),
+            storage_class="STANDARD", uniform_bucket_level_access=True, public_access_prevention="enforced",
+            versioning={"enabled": True}, retention_policy={"retention_period": str(ACCESS_LOG_DAYS * 86400)},
+            labels={"platform-role": "access-logs"}, force_destroy=False, opts=child)
+        gcp.storage.BucketIAMMember(
+            f"{access_logs_name}-writer", bucket=access_logs.name, role="roles/storage.objectCreator",
+            member=STORAGE_ANALYTICS, opts=child)
+        gcp.projects.IAMAuditConfig(
+            f"{name}-storage-data-access", project=args.project, service="storage.googleapis.com",
+            audit_log_configs=[{"log_type": "DATA_READ"}, {"log_type": "DATA_WRITE"}], opts=child)
         for bucket_name, location in locations.items():
             role = "backups-and-replica" if len(locations) == 1 else (
                 "backups" if bucket_name == backups_bucket_name(args.project) else "replica")
@@ -230,6 +252,7 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
                                   "condition": {"days_since_noncurrent_time": args.retention_days,
                                                 "with_state": "ARCHIVED"}}],
                 labels={"platform-role": "pocketbase-dr", "platform-dr-content": role},
+                logging={"log_bucket": access_logs.name, "log_object_prefix": bucket_name},
                 force_destroy=False, opts=pulumi.ResourceOptions(parent=self, protect=True))
             grants.append(gcp.storage.BucketIAMMember(
                 f"{bucket_name}-writer", bucket=bucket.name, role="roles/storage.objectAdmin",

@@ -55,6 +55,9 @@ class Storefront(pulumi.ComponentResource):
             preview_deployments_disabled=not args.settings.preview_deployments,
             # Previews need a Vercel login; production is public.
             vercel_authentication={"deployment_type": "standard_protection"},
+            # A fork's pull request deploys with the project's variables only once a team member authorizes it
+            # (Defaults to true, pulumiverse_vercel Project; set so the pack sees it: PLAT-FE-001).
+            git_fork_protection=True,
             automatically_expose_system_environment_variables=True,
             opts=child,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from policies.pack import PACK_NAME, RULES
+from policies.rules.reviewed_types import REFUSED, REVIEWED
 from policies.waivers import MAX_DAYS
 
 
@@ -30,6 +31,22 @@ def render() -> str:
     ]
     lines += [f"| {r.id} | {r.level} | {r.severity} | {r.title} | {r.denies} | {r.why} | {r.requirement} |"
               for r in RULES]
+    lines += [
+        "",
+        "## Resource types",
+        "",
+        "Every resource type the program may declare, in any stack, and the rules that review it (PLAT-TYPE-001",
+        "refuses every other type; a test fails when a plan of the three stacks declares one not listed). A type",
+        "reviewed by no rule in particular says why it needs none. Components of this program (`platform:*`)",
+        "declare nothing themselves.",
+        "",
+        "| type | reviewed by | what it is |",
+        "|------|-------------|------------|",
+    ]
+    lines += [f"| `{t}` | {', '.join(rules) or 'nothing in particular'} | {note} |"
+              for t, (rules, note) in sorted(REVIEWED.items())]
+    lines += ["", "Refused outright:", "", "| type | why |", "|------|-----|"]
+    lines += [f"| `{t}` | {why} |" for t, why in sorted(REFUSED.items())]
     return "\n".join(lines) + "\n"
 
 

@@ -113,6 +113,9 @@ GCP_APIS: dict[str, tuple[str, str]] = {
     # Project IAM members read and write the project's policy: projects.getIamPolicy/setIamPolicy.
     "gcp:projects/iAMMember:": ("cloudresourcemanager.googleapis.com",
                                 "cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy"),
+    # An audit config is part of the project's IAM policy (auditConfigs), set through setIamPolicy too.
+    "gcp:projects/iAMAuditConfig:": ("cloudresourcemanager.googleapis.com",
+                                     "cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy"),
     "gcp:redis/": ("redis.googleapis.com", "cloud.google.com/memorystore/docs/redis/reference/rest"),
     "gcp:secretmanager/": ("secretmanager.googleapis.com", "cloud.google.com/secret-manager/docs/reference/rest"),
     "gcp:serviceaccount/": ("iam.googleapis.com", "cloud.google.com/iam/docs/reference/rest (serviceAccounts)"),

@@ -41,7 +41,8 @@ def prod() -> Plan:
 
 def test_prod_declares_encrypted_versioned_private_buckets_in_its_own_project_the_replica_in_the_failover_region(
         prod: Plan) -> None:
-    buckets = {r.inputs["name"]: r.inputs for r in prod.resources if r.type == "gcp:storage/bucket:Bucket"}
+    buckets = {r.inputs["name"]: r.inputs for r in prod.resources if r.type == "gcp:storage/bucket:Bucket"
+               and r.inputs.get("labels", {}).get("platform-role") == "pocketbase-dr"}
 
     assert set(buckets) == {"acme-commerce-prod-pocketbase-backups", "acme-commerce-prod-pocketbase-replica"}
     for bucket in buckets.values():

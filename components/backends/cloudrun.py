@@ -339,8 +339,14 @@ def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, ta
     gcp.certificatemanager.CertificateMapEntry(
         f"{name}-certificate-map-entry", project=project, name=f"{prefix}-entry", map=cert_map.name,
         hostname=hostname, certificates=[certificate.id], opts=child)
+    # Without an SSL policy the proxy runs GCP's default (COMPATIBLE, TLS 1.0 and 1.1 allowed: cloud.google.com/
+    # load-balancing/docs/ssl-policies-concepts#defining_an_ssl_policy); S1 asks TLS 1.2 at least (PLAT-TLS-004).
+    ssl_policy = gcp.compute.SSLPolicy(
+        f"{name}-ssl-policy", project=project, name=f"{prefix}-tls12", min_tls_version="TLS_1_2", profile="MODERN",
+        opts=child)
     proxy = gcp.compute.TargetHttpsProxy(
         f"{name}-https-proxy", project=project, name=f"{prefix}-https", url_map=url_map.id,
+        ssl_policy=ssl_policy.self_link,
         certificate_map=cert_map.id.apply(lambda i: f"//certificatemanager.googleapis.com/{i}"), opts=child)
     address = gcp.compute.GlobalAddress(f"{name}-address", project=project, name=f"{prefix}-ip", opts=child)
     gcp.compute.GlobalForwardingRule(

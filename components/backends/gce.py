@@ -345,7 +345,7 @@ def deploy(name: str, spec: ContainerSpec, target: GceTarget, parent: pulumi.Res
         f"{name}-nat", project=project, region=target.region, router=router.name, name=f"{spec.name}-{env}-egress",
         nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
         subnetworks=[{"name": target.subnetwork, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
-        log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child)
+        log_config={"enable": True, "filter": "ALL"}, opts=child)
     gcp.compute.Firewall(
         f"{name}-clients", project=project, network=target.network, name=f"{spec.name}-{env}-clients",
         direction="INGRESS", source_ranges=list(target.client_ranges), target_tags=[f"{spec.name}-{env}"],

@@ -39,6 +39,10 @@ apart, and a new stack has none for its first hours; `NoData` would page them as
 before the first push is due, while the absence alert waits its `for` and then pages."""
 
 
+NO_DATA_PAGED_BY = "no_data_paged_by"
+"""The annotation naming, on a rule whose no data reads as OK, the rule that pages that absence."""
+
+
 def no_data_state(alert: str, spec: ObservabilitySpec) -> str:
     """How a rule reads a query that returns nothing: absence alerts (and the ones covering another rule's
     absence) as Alerting, a covered rule as OK, every other as NoData, which Grafana notifies."""
@@ -120,13 +124,18 @@ class Alerting(pulumi.ComponentResource):
             opts=child,
         )
         rules: list[grafana.alerting.RuleGroupRuleArgsDict] = []
+        covered_by = {a.name: a.no_data_covered_by for a in args.spec.alerts if a.no_data_covered_by is not None}
         for alert in expanded_alerts(args.spec):
+            # A rule whose no data reads as OK names the rule that pages its absence, for the pack to check
+            # (PLAT-OBS-001).
+            paged_by = {NO_DATA_PAGED_BY: covered_by[alert.name]} \
+                if no_data_state(alert.name, args.spec) == COVERED_NO_DATA_STATE and alert.name in covered_by else {}
             rules.append({
                 "name": alert.name,
                 "condition": "B",
                 "for_": f"{minutes(alert.for_)}m",
                 "labels": {**alert.labels, "environment": env},
-                "annotations": alert.annotations,
+                "annotations": {**alert.annotations, **paged_by},
                 "no_data_state": no_data_state(alert.name, args.spec),
                 "exec_err_state": EXEC_ERR_STATE,
                 "datas": [

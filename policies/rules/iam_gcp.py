@@ -1,7 +1,7 @@
 """PLAT-IAM-002, -003 and -004: Google Cloud IAM as allow-lists of resource types, roles and members.
 
-Deny by default. Any resource whose type token speaks of IAM (iam, Policy, Binding, Member, an access
-control list) is a grant; only the grants listed in `ALLOWED_GRANTS` exist, with their one role, to
+Deny by default. Any resource whose type is an IAM member, binding, policy, custom role, key or
+access control list (`is_grant`) is a grant; only the grants listed in `ALLOWED_GRANTS` exist, with their one role, to
 members the stack itself declares. Workloads run only as Cloud Run v2 services (or Compute Engine
 instances), each as a service account the stack declares and no other workload shares. `allUsers`
 and `allAuthenticatedUsers` appear nowhere but in the one shape the platform needs: run.invoker on a
@@ -35,14 +35,25 @@ from policies.rule import (
     unknown_paths,
 )
 
-IAM_TOKEN = re.compile(r"(?i)(iam|policy|binding|member|accesscontrol|acl\b|acl:)")
-NOT_IAM = frozenset({
-    # Cloud Armor: which addresses reach the load balancer (judged with the public invoker).
-    "gcp:compute/securityPolicy:SecurityPolicy",
-    # Grafana's alert routing.
-    "grafana:alerting/notificationPolicy:NotificationPolicy",
+# What is an IAM grant, precisely (issue #22 item 9: "Policy" in a name is not IAM; an SSL policy, a
+# Cloud Armor policy or Grafana's notification policy are judged by their own rules). From the installed
+# pulumi-gcp SDK's type tokens (10.2): the `*IamMember`/`*IamBinding`/`*IamPolicy` (and `IAM*`) resources of
+# every service (141 + 17 of each), `IamMemberRemove`, custom roles (`projects/iAMCustomRole`,
+# `organizations/iAMCustomRole`), everything under `gcp:iam/` (deny policies, principal access boundaries,
+# workload identity pools), service account keys, and Cloud Storage's legacy ACL resources. Audit configs
+# (`*IamAuditConfig`) are not grants: PLAT-LOG-003 judges them. A type of another provider that grants
+# access (a Vercel team member, a Cloudflare account member) is on no reviewed list, so PLAT-TYPE-001
+# refuses it.
+IAM_NAME = re.compile(r"(?i)iam(member|binding|policy|memberremove|customrole)$")
+IAM_MODULES = ("gcp:iam/",)
+EXPLICIT_IAM = frozenset({
+    "gcp:serviceaccount/key:Key",
+    # Cloud Storage ACLs (legacy access control: cloud.google.com/storage/docs/access-control/lists).
+    "gcp:storage/bucketACL:BucketACL", "gcp:storage/bucketAccessControl:BucketAccessControl",
+    "gcp:storage/defaultObjectACL:DefaultObjectACL",
+    "gcp:storage/defaultObjectAccessControl:DefaultObjectAccessControl",
+    "gcp:storage/objectACL:ObjectACL", "gcp:storage/objectAccessControl:ObjectAccessControl",
 })
-EXPLICIT_IAM = frozenset({"gcp:serviceaccount/key:Key"})
 ALLOWED_GRANTS: dict[str, frozenset[str]] = {
     # A service reads its own secrets, one grant per secret.
     "gcp:secretmanager/secretIamMember:SecretIamMember": frozenset({"roles/secretmanager.secretAccessor"}),
@@ -61,6 +72,7 @@ ALLOWED_GRANTS: dict[str, frozenset[str]] = {
                                                             "roles/storage.objectCreator",
                                                             "roles/storage.objectViewer"}),
 }
+STORAGE_ANALYTICS = "group:cloud-storage-analytics@google.com"
 PUBLIC_MEMBERS = ("allusers", "allauthenticatedusers")
 _PUBLIC = re.compile(r"(?i)\ball(authenticated)?users\b")
 INTERNAL_LB = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
@@ -76,9 +88,11 @@ _DANGEROUS_PERMISSIONS = re.compile(r"(setIamPolicy|serviceAccountKeys\.create|s
 
 
 def is_grant(resource: Resource) -> bool:
-    if resource.type in NOT_IAM:
-        return False
-    return resource.type in EXPLICIT_IAM or bool(IAM_TOKEN.search(resource.type.split(":", 1)[-1]))
+    """Whether the resource grants access (a member and a role, a policy document, a key or an ACL)."""
+    token = resource.type
+    if token in EXPLICIT_IAM or token.startswith(IAM_MODULES):
+        return True
+    return token.startswith("gcp:") and bool(IAM_NAME.search(token.rsplit(":", 1)[-1]))
 
 
 def declared_accounts(resources: Sequence[Resource]) -> set[str]:
@@ -96,6 +110,8 @@ def check_grants(resources: Sequence[Resource], config: Mapping[str, Any]) -> li
     """PLAT-IAM-002: every grant is an allowed type, with its one role, to a member the stack declares."""
     accounts = declared_accounts(resources)
     secrets = _declared_secrets(resources)
+    access_log_buckets = {r.get("name") for r in resources if r.type == "gcp:storage/bucket:Bucket"
+                          and as_map(r.get("labels")).get("platform-role") == "access-logs"}
     out: list[tuple[str, Finding]] = []
     for r in (r for r in resources if is_grant(r)):
         unknown = unknown_paths(r.props)
@@ -112,7 +128,10 @@ def check_grants(resources: Sequence[Resource], config: Mapping[str, Any]) -> li
         if role not in ALLOWED_GRANTS[r.type]:
             allowed = ", ".join(sorted(ALLOWED_GRANTS[r.type]))
             out.append((r.urn, f"grants {role!r}{_why_not(r)}; expected only {allowed} on this type"))
-        if not isinstance(member, str):
+        if member == STORAGE_ANALYTICS and role == "roles/storage.objectCreator" \
+                and r.get("bucket") in access_log_buckets:
+            pass  # Cloud Storage writes usage logs as this group (cloud.google.com/storage/docs/access-logs)
+        elif not isinstance(member, str):
             out.append((r.urn, "names no single member; expected one member per grant"))
         elif member.lower() in PUBLIC_MEMBERS:
             pass  # judged by PLAT-IAM-004

@@ -1,0 +1,266 @@
+"""Google Cloud's network edge and hosts, judged by what they mean (issue #22 items 9, 12 and 15).
+
+PLAT-TLS-004: every HTTPS target proxy carries an SSL policy of this stack, and every SSL policy allows
+TLS 1.2 at least with the MODERN or RESTRICTED profile. Without one a proxy runs GCP's default
+(COMPATIBLE, TLS 1.0 and 1.1 allowed: cloud.google.com/load-balancing/docs/ssl-policies-concepts);
+`minTlsVersion` takes TLS_1_0..TLS_1_3 and `profile` COMPATIBLE, MODERN, RESTRICTED, CUSTOM or FIPS_202205
+(pulumi_gcp/compute/ssl_policy.py). CUSTOM is refused: its feature list is a cipher list no rule reviews.
+
+PLAT-TLS-005: a plain-HTTP target proxy only fronts a URL map that redirects everything to HTTPS.
+
+PLAT-NET-001: no ingress firewall admits the internet (0.0.0.0/0, ::/0, any public range or no source at
+all) but Google's load-balancer health checkers, 35.191.0.0/16 and 130.211.0.0/22
+(cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges).
+
+PLAT-NET-002: Cloud Armor's default rule (priority 2147483647) denies: an allow-list of Cloudflare's ranges
+is no list when everyone else is allowed too (cloud.google.com/armor/docs/security-policy-overview#default-rules).
+
+PLAT-VM-004: a VM has no serial port access (`serial-port-enable`), OS Login on, project-wide SSH keys
+blocked, Shielded VM secure boot, no external address, and no literal credential in its metadata
+(startup-script, user-data: readable by anyone with compute.instances.get and by every process on the VM
+from the metadata server). cloud.google.com/compute/docs/instances/interacting-with-serial-console,
+cloud.google.com/compute/docs/oslogin, cloud.google.com/compute/shielded-vm/docs/shielded-vm.
+
+PLAT-LOG-004: VPC flow logs on every subnetwork (checkov CKV_GCP_26, bridgecrewio/checkov
+checkov/terraform/checks/resource/gcp/GoogleSubnetworkLoggingEnabled.py: `log_config` set; proxy-only
+subnets cannot have them) and Cloud NAT logging of translations (cloud.google.com/nat/docs/monitoring).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from policies.rule import Finding, NotApplicable, Resource, Verdict, as_list, as_map, is_unknown
+
+SSL_POLICY_TYPES = ("gcp:compute/sSLPolicy:SSLPolicy", "gcp:compute/regionSslPolicy:RegionSslPolicy")
+HTTPS_PROXIES = ("gcp:compute/targetHttpsProxy:TargetHttpsProxy",
+                 "gcp:compute/regionTargetHttpsProxy:RegionTargetHttpsProxy",
+                 "gcp:compute/targetSSLProxy:TargetSSLProxy")
+HTTP_PROXIES = ("gcp:compute/targetHttpProxy:TargetHttpProxy",
+                "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy")
+URL_MAPS = ("gcp:compute/uRLMap:URLMap", "gcp:compute/regionUrlMap:RegionUrlMap")
+TLS_VERSIONS = ("TLS_1_2", "TLS_1_3")
+PROFILES = ("MODERN", "RESTRICTED")
+
+
+def _ssl_policy_findings(r: Resource) -> list[str]:
+    version, profile = r.get("minTlsVersion"), r.get("profile")
+    out: list[str] = []
+    if version not in TLS_VERSIONS:
+        shown = "absent (GCP's default TLS_1_0)" if version is None else repr(version)
+        out.append(f"SSL policy {r.get('name')!r} has minTlsVersion {shown}; expected TLS_1_2 or TLS_1_3 (S1)")
+    if profile not in PROFILES:
+        shown = "absent (GCP's default COMPATIBLE)" if profile is None else repr(profile)
+        out.append(f"SSL policy {r.get('name')!r} has profile {shown}; expected MODERN or RESTRICTED")
+    return out
+
+
+def _refers_to(reference: Any, policy: Resource) -> bool:
+    """A known reference (a self link, an id or a name) names `policy` by its name."""
+    name = policy.get("name")
+    return isinstance(reference, str) and isinstance(name, str) and reference.rstrip("/").rsplit("/", 1)[-1] == name
+
+
+def check_ssl_policies(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-TLS-004."""
+    policies = [r for r in resources if r.type in SSL_POLICY_TYPES]
+    out: list[tuple[str, Finding]] = [(r.urn, f) for r in policies for f in _ssl_policy_findings(r)]
+    for proxy in (r for r in resources if r.type in HTTPS_PROXIES):
+        reference = proxy.get("sslPolicy")
+        if reference is None:
+            out.append((proxy.urn, f"{proxy.get('name')!r} has no SSL policy, so GCP's default applies (TLS 1.0 and "
+                                   "1.1 allowed); expected sslPolicy naming a TLS 1.2 MODERN or RESTRICTED policy"))
+        elif is_unknown(reference):
+            # The policy's self link is known at apply; the stack must declare one, and every one it declares
+            # is judged above, so whichever it names is compliant.
+            if not policies:
+                out.append((proxy.urn, f"{proxy.get('name')!r} names an SSL policy this stack does not declare; "
+                                       "expected one of its own, judged here"))
+        elif not any(_refers_to(reference, p) for p in policies):
+            out.append((proxy.urn, f"{proxy.get('name')!r} uses SSL policy {reference!r}, which this stack does not "
+                                   "declare; expected one of its own, judged here"))
+    return out
+
+
+def _redirects_everything(url_map: Resource) -> bool:
+    redirect = as_map(url_map.get("defaultUrlRedirect"))
+    return redirect.get("httpsRedirect") is True and not url_map.get("defaultService") \
+        and not url_map.get("pathMatchers") and not url_map.get("hostRules")
+
+
+def check_plain_http(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-TLS-005."""
+    maps = [r for r in resources if r.type in URL_MAPS]
+    redirects = [m for m in maps if _redirects_everything(m)]
+    out: list[tuple[str, Finding]] = []
+    for proxy in (r for r in resources if r.type in HTTP_PROXIES):
+        reference = proxy.get("urlMap")
+        named = [m for m in maps if _refers_to(reference, m)]
+        ok = (named and all(m in redirects for m in named)) or (is_unknown(reference) and redirects
+                                                                 and len(redirects) >= sum(
+                                                                     1 for r in resources if r.type in HTTP_PROXIES))
+        if not ok:
+            out.append((proxy.urn, f"plain-HTTP proxy {proxy.get('name')!r} serves URL map {reference!r}, which is "
+                                   "not a "
+                                   "redirect of everything to HTTPS; expected a URL map with only defaultUrlRedirect "
+                                   "httpsRedirect true (S1)"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Firewalls and Cloud Armor
+
+FIREWALL = "gcp:compute/firewall:Firewall"
+HEALTH_CHECKERS = frozenset({"35.191.0.0/16", "130.211.0.0/22"})
+
+
+def _private(cidr: str) -> bool:
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return network.is_private and network.prefixlen >= 8 and not network.is_unspecified
+
+
+def check_firewall(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-NET-001."""
+    if resource.type != FIREWALL:
+        return NotApplicable("not a firewall rule")
+    if resource.get("direction") not in (None, "INGRESS") or (resource.get("denies") and not resource.get("allows")):
+        return NotApplicable("an egress or deny rule")
+    if resource.get("disabled") is True:
+        return NotApplicable("a disabled rule")
+    sources = resource.get("sourceRanges")
+    if is_unknown(sources) or any(is_unknown(s) for s in as_list(sources)):
+        return [f"firewall {resource.get('name')!r} admits sources not known until apply; expected private ranges"]
+    ranges = [str(s) for s in as_list(sources)]
+    if not ranges and not resource.get("sourceTags") and not resource.get("sourceServiceAccounts"):
+        return [f"firewall {resource.get('name')!r} names no source, so GCP admits 0.0.0.0/0; expected private ranges "
+                "or the load balancer's health checkers"]
+    public = [c for c in ranges if not _private(c) and c not in HEALTH_CHECKERS]
+    if public:
+        return [f"firewall {resource.get('name')!r} admits {public} from the internet; expected private ranges or "
+                f"only Google's health checkers {sorted(HEALTH_CHECKERS)}"]
+    return []
+
+
+ARMOR_TYPES = ("gcp:compute/securityPolicy:SecurityPolicy", "gcp:compute/regionSecurityPolicy:RegionSecurityPolicy")
+DEFAULT_PRIORITY = 2147483647
+
+
+def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-NET-002."""
+    if resource.type not in ARMOR_TYPES:
+        return NotApplicable("not a Cloud Armor policy")
+    rules = [as_map(x) for x in as_list(resource.get("rules"))]
+    if is_unknown(resource.get("rules")) and resource.get("rules") is not None:
+        return [f"Cloud Armor policy {resource.get('name')!r} has rules not known until apply; expected them known"]
+    default = [x for x in rules if x.get("priority") == DEFAULT_PRIORITY]
+    if not default:
+        return [f"Cloud Armor policy {resource.get('name')!r} declares no default rule, so GCP's allows everyone; "
+                "expected priority 2147483647 with action deny(403) or deny(404)"]
+    action = default[0].get("action")
+    if not (isinstance(action, str) and action.startswith("deny")):
+        return [f"Cloud Armor policy {resource.get('name')!r} default rule action is {action!r}; expected deny"]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# VMs
+
+INSTANCE_TYPES = ("gcp:compute/instance:Instance", "gcp:compute/instanceTemplate:InstanceTemplate",
+                  "gcp:compute/regionInstanceTemplate:RegionInstanceTemplate",
+                  "gcp:compute/instanceFromTemplate:InstanceFromTemplate")
+_TRUE = ("true", "1", "yes", "y", "on")
+_SCRIPT_KEYS = ("startup-script", "user-data", "shutdown-script", "windows-startup-script-ps1",
+                "sysprep-specialize-script-ps1")
+# A literal credential assigned in a script: NAME=value / NAME: value / --password value, where the name
+# says what it is and the value is a literal, not a $reference or a command substitution.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b[A-Z0-9_.-]*(password|passwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)[A-Z0-9_]*"
+    r"\s*[=:]\s*['\"]?(?![$'\"\s]|\{\{)([^\s'\"$]{8,})")
+_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def metadata_secrets(metadata: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            continue
+        if _KEY_BLOCK.search(value):
+            out.append(f"metadata {key!r} carries a private key")
+        for match in _SECRET_ASSIGNMENT.finditer(value):
+            target = re.split(r"[=:]", match.group(0))[0].strip()
+            out.append(f"metadata {key!r} assigns a literal credential to {target!r}")
+        if key.lower() not in _SCRIPT_KEYS and re.search(r"(?i)(password|secret|token|api[_-]?key)", key):
+            out.append(f"metadata key {key!r} holds a credential")
+    return out
+
+
+def check_vm_hardening(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-VM-004."""
+    if resource.type not in INSTANCE_TYPES:
+        return NotApplicable("not a VM")
+    name = resource.get("name")
+    metadata = as_map(resource.get("metadata"))
+    out: list[str] = []
+    serial = metadata.get("serial-port-enable", "false")
+    if str(serial).lower() in _TRUE or is_unknown(serial):
+        out.append(f"VM {name!r} enables its serial port, an interactive console outside the network's firewall; "
+                   "expected serial-port-enable absent or false")
+    if str(metadata.get("enable-oslogin", "")).lower() not in _TRUE:
+        out.append(f"VM {name!r} does not set enable-oslogin TRUE, so SSH keys in metadata grant access without IAM; "
+                   "expected enable-oslogin TRUE")
+    if str(metadata.get("block-project-ssh-keys", "")).lower() not in _TRUE:
+        out.append(f"VM {name!r} accepts project-wide SSH keys; expected block-project-ssh-keys TRUE")
+    if as_map(resource.get("shieldedInstanceConfig")).get("enableSecureBoot") is not True:
+        out.append(f"VM {name!r} does not use Shielded VM secure boot; expected "
+                   "shieldedInstanceConfig.enableSecureBoot true")
+    for interface in map(as_map, as_list(resource.get("networkInterfaces"))):
+        if as_list(interface.get("accessConfigs")) or as_list(interface.get("ipv6AccessConfigs")):
+            out.append(f"VM {name!r} has an external address (accessConfigs); expected none")
+    out += [f"VM {name!r}: {m}; expected credentials read from Secret Manager at boot"
+            for m in metadata_secrets(metadata)]
+    if resource.get("metadataStartupScript") is not None:
+        out += [f"VM {name!r}: {m}; expected credentials read from Secret Manager at boot"
+                for m in metadata_secrets({"startup-script": resource.get("metadataStartupScript")})]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow logs and NAT logging
+
+SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+ROUTER_NAT = "gcp:compute/routerNat:RouterNat"
+# Subnets for proxies cannot carry flow logs (checkov's PURPOSE_EXCEPTIONS).
+NO_FLOW_LOGS = ("INTERNAL_HTTPS_LOAD_BALANCER", "REGIONAL_MANAGED_PROXY", "GLOBAL_MANAGED_PROXY")
+
+
+def check_network_logs(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-LOG-004."""
+    if resource.type == SUBNETWORK:
+        if resource.get("purpose") in NO_FLOW_LOGS:
+            return NotApplicable("a proxy-only subnet cannot carry flow logs")
+        log = as_map(resource.get("logConfig"))
+        out: list[str] = []
+        if not log:
+            out.append(f"subnetwork {resource.get('name')!r} has no flow logs, so who read the database leaves no "
+                       "network record (checkov CKV_GCP_26); expected logConfig")
+        else:
+            sampling = log.get("flowSampling", 0.5)
+            if not isinstance(sampling, int | float) or sampling <= 0:
+                out.append(f"subnetwork {resource.get('name')!r} samples flows at {sampling!r}; expected more than 0")
+            if log.get("filterExpr") not in (None, "true"):
+                out.append(f"subnetwork {resource.get('name')!r} filters its flow logs ({log.get('filterExpr')!r}); "
+                           "expected every flow")
+        return out
+    if resource.type == ROUTER_NAT:
+        log = as_map(resource.get("logConfig"))
+        if log.get("enable") is not True or log.get("filter") not in ("ALL", "TRANSLATIONS_ONLY"):
+            return [f"Cloud NAT {resource.get('name')!r} logs {dict(log) or 'nothing'}; expected logConfig enable true "
+                    "with filter ALL (every connection it translates)"]
+        return []
+    return NotApplicable("not a subnetwork or NAT")

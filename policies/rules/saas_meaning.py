@@ -1,0 +1,178 @@
+"""Vercel, Grafana and containers judged by what they do (issue #22 item 15).
+
+PLAT-FE-001: a Vercel project keeps Git fork protection on (a fork's pull request deploys with the
+project's variables only once a team member authorizes it), protects its preview deployments
+(`vercelAuthentication.deploymentType` one of the protecting values, or password protection), and has no
+automation bypass secret. pulumiverse_vercel/project.py: `git_fork_protection` ("Defaults to true"),
+`vercel_authentication.deployment_type` (standard_protection_new, standard_protection, all_deployments,
+only_preview_deployments; `none` turns it off), `protection_bypass_for_automation`.
+
+PLAT-FE-002: a sensitive variable, or one whose name says credential, never targets preview or
+development: a preview builds a pull request's code, which reads every variable of its target
+(vercel.com/docs/environment-variables#preview-environment-variables).
+
+PLAT-OBS-001: Grafana contact points send over HTTPS only; alert rules are not paused (`isPaused`), and
+a paging rule never maps no data to OK (`noDataState: OK`: the page stays silent exactly when the
+metric stops) unless its annotation `no_data_paged_by` names a paging rule of the same group whose no data
+is Alerting (the absence alert the program pairs it with). pulumiverse_grafana/alerting/rule_group.py.
+
+PLAT-CTR-001: a container is not privileged, adds no capability beyond the harmless, shares neither
+the host's PID nor IPC namespace, and mounts no runtime socket (docker.sock, containerd, CRI-O, podman):
+each hands root on the host to whoever runs code in it (docs.docker.com/engine/security/#docker-daemon-
+attack-surface).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from policies.rule import NotApplicable, Resource, Verdict, as_list, as_map, is_unknown, strings
+
+VERCEL_PROJECT = "vercel:index/project:Project"
+VERCEL_ENV_TYPES = ("vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable",
+                    "vercel:index/projectEnvironmentVariables:ProjectEnvironmentVariables",
+                    "vercel:index/sharedEnvironmentVariable:SharedEnvironmentVariable")
+PROTECTING = frozenset({"standard_protection_new", "standard_protection", "all_deployments",
+                        "only_preview_deployments"})
+_CREDENTIAL = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|private|credential|auth|dsn|database_url)")
+
+
+def check_vercel_project(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-FE-001."""
+    if resource.type != VERCEL_PROJECT:
+        return NotApplicable("not a Vercel project")
+    name = resource.get("name")
+    out: list[str] = []
+    if resource.get("gitForkProtection") is not True:
+        out.append(f"Vercel project {name!r} has gitForkProtection {resource.get('gitForkProtection')!r}: a fork's "
+                   "pull "
+                   "request deploys with the project's variables unreviewed; expected true, set explicitly")
+    deployment = as_map(resource.get("vercelAuthentication")).get("deploymentType")
+    password = as_map(resource.get("passwordProtection")).get("deploymentType")
+    if deployment not in PROTECTING and password not in PROTECTING:
+        out.append(f"Vercel project {name!r} leaves preview deployments open (vercelAuthentication "
+                   f"{deployment!r}); expected one of {', '.join(sorted(PROTECTING))}")
+    if resource.get("protectionBypassForAutomation") is True:
+        out.append(f"Vercel project {name!r} creates an automation bypass secret for deployment protection; "
+                   "expected none")
+    return out
+
+
+def _variables(resource: Resource) -> list[Mapping[str, Any]]:
+    if resource.type.endswith("projectEnvironmentVariables:ProjectEnvironmentVariables"):
+        return [as_map(v) for v in as_list(resource.get("variables"))]
+    return [resource.props]
+
+
+def check_vercel_env(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-FE-002."""
+    if resource.type not in VERCEL_ENV_TYPES:
+        return NotApplicable("not a Vercel variable")
+    out: list[str] = []
+    for variable in _variables(resource):
+        key, targets = variable.get("key"), as_list(variable.get("targets", variable.get("target")))
+        credential = variable.get("sensitive") is True or (isinstance(key, str) and bool(_CREDENTIAL.search(key)))
+        exposed = [t for t in targets if t != "production"] or ([] if targets else ["every environment"])
+        if variable.get("customEnvironmentIds"):
+            exposed.append("custom environments")
+        if credential and exposed:
+            out.append(f"{key} holds a credential and reaches {exposed}, where a pull request's code reads it; "
+                       "expected target production only")
+    return out
+
+
+CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint"
+RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup"
+
+
+def check_grafana(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-OBS-001."""
+    if resource.type == CONTACT_POINT:
+        plain = sorted({s for s in strings(resource.props) if re.match(r"(?i)^\s*http://", s)})
+        return [f"contact point {resource.get('name')!r} sends to {u!r} over plain HTTP; expected https://"
+                for u in plain]
+    if resource.type == RULE_GROUP:
+        out: list[str] = []
+        if is_unknown(resource.get("rules")):
+            return ["alert rules not known until apply; expected them known"]
+        rules = [as_map(x) for x in as_list(resource.get("rules"))]
+        absence_pagers = {x.get("name") for x in rules if x.get("noDataState") == "Alerting"
+                          and as_map(x.get("labels")).get("severity") == "page" and not x.get("isPaused")}
+        for rule in rules:
+            title = rule.get("name")
+            if rule.get("isPaused") is not False and rule.get("isPaused") is not None:
+                out.append(f"alert rule {title!r} is paused; expected every rule evaluated")
+            paging = as_map(rule.get("labels")).get("severity") == "page"
+            covered = as_map(rule.get("annotations")).get("no_data_paged_by") in absence_pagers
+            if rule.get("noDataState") == "OK" and paging and not covered:
+                out.append(f"paging rule {title!r} maps no data to OK, so it stays silent when its metric stops; "
+                           "expected NoData or Alerting, or annotation no_data_paged_by naming a paging rule of "
+                           "this group whose no data is Alerting")
+        return out
+    return NotApplicable("not a Grafana contact point or rule group")
+
+
+DOCKER_CONTAINER = "docker:index/container:Container"
+_SOCKET = re.compile(r"(?i)(docker\.sock|containerd\.sock|crio\.sock|podman\.sock|/var/run/docker\b|/run/docker\b|"
+                     r"/run/containerd\b)")
+HARMLESS_CAPS = frozenset({"NET_BIND_SERVICE", "CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER", "KILL"})
+
+
+def check_container(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-CTR-001."""
+    if resource.type != DOCKER_CONTAINER:
+        return NotApplicable("not a container")
+    name = resource.get("name")
+    out: list[str] = []
+    if resource.get("privileged") is not None and resource.get("privileged") is not False:
+        out.append(f"container {name!r} is privileged (root on the host); expected not")
+    adds = {str(c).upper().removeprefix("CAP_") for c in as_list(as_map(resource.get("capabilities")).get("adds"))}
+    if adds - HARMLESS_CAPS:
+        out.append(f"container {name!r} adds capabilities {sorted(adds - HARMLESS_CAPS)}; expected none beyond "
+                   f"{', '.join(sorted(HARMLESS_CAPS))}")
+    for mode in ("pidMode", "ipcMode", "usernsMode", "cgroupnsMode"):
+        if resource.get(mode) == "host":
+            out.append(f"container {name!r} shares the host's {mode.removesuffix('Mode')} namespace; expected its own")
+    sources = [as_map(v).get("hostPath") for v in as_list(resource.get("volumes"))]
+    sources += [as_map(m).get("source") for m in as_list(resource.get("mounts")) if as_map(m).get("type") == "bind"]
+    sockets = sorted({str(s) for s in sources if isinstance(s, str) and _SOCKET.search(s)})
+    if sockets:
+        out.append(f"container {name!r} mounts the container runtime's socket {sockets} (read-only does not help: the "
+                   "API is writable over it), root on the host to whoever runs code in it; expected none")
+    if as_list(resource.get("devices")):
+        out.append(f"container {name!r} maps host devices; expected none")
+    return out
+
+
+# PLAT-DATA-009: a literal credential in a container's command line is readable by whoever may view the
+# service (Cloud Run's revision, `docker inspect`, Railway's settings) and by every process on the host (ps).
+_SECRET_FLAG = re.compile(r"(?i)^--?[a-z0-9_-]*(password|passwd|secret|token|api-?key|requirepass|auth)[a-z0-9_-]*$")
+
+
+def literal_secret_args(argv: list[str]) -> list[str]:
+    from policies.rules.gcp_network import metadata_secrets
+
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        flag, _, value = word.partition("=")
+        if not value and i + 1 < len(argv) and _SECRET_FLAG.match(flag):
+            value = argv[i + 1]
+        if _SECRET_FLAG.match(flag) and value and not value.startswith(("$", "/")) and "${" not in value:
+            out.append(f"{flag} is given a literal value")
+    out += [m.replace("metadata 'args'", "the command") for m in metadata_secrets({"args": " ".join(argv)})]
+    return out
+
+
+def check_command_secrets(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-DATA-009."""
+    from policies.rule import CONTAINER_TYPES, command_argv
+
+    if resource.type not in CONTAINER_TYPES:
+        return NotApplicable("not a container service")
+    argv = command_argv(resource)
+    if argv is None:
+        return [f"the command of {resource.get('name')!r} cannot be read; expected one the pack can judge"]
+    return [f"{resource.get('name')!r}: {m}; expected credentials from the environment (a secret reference)"
+            for m in literal_secret_args(argv)]

@@ -1,0 +1,319 @@
+"""Issue #22 items 9, 12 and 15 over Pulumi's Analyzer protocol: deny by default over resource types, and
+each class of weakening refused while its compliant control at the boundary passes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.analyzer import AnalyzerInput, PolicyPackProcess
+from infra.plan import Plan
+from policies.pack import RULES_BY_ID
+from policies.rules.reviewed_types import REFUSED, REVIEWED
+
+ZONE = "7c9e1f3a5b7d4c6e8f0a1b2c3d4e5f60"
+
+
+def _r(type_: str, name: str, props: dict[str, Any], stack: str = "prod") -> AnalyzerInput:
+    return AnalyzerInput(f"urn:pulumi:{stack}::platform::{type_}::{name}", type_, name, props)
+
+
+@pytest.fixture(scope="module")
+def pack() -> Iterator[PolicyPackProcess]:
+    with PolicyPackProcess() as process:
+        process.configure()
+        yield process
+
+
+def _mandatory(pack: PolicyPackProcess, resources: list[AnalyzerInput]) -> list[tuple[str, str]]:
+    responses = [pack.analyze(r) for r in resources] + [pack.analyze_stack(resources)]
+    return [(d.policyName, d.message) for resp in responses for d in resp.diagnostics if d.enforcementLevel == 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 9: an SSL policy is not an IAM grant; TLS 1.1 refused, TLS 1.2 passes
+
+SSL_POLICY, HTTPS_PROXY = "gcp:compute/sSLPolicy:SSLPolicy", "gcp:compute/targetHttpsProxy:TargetHttpsProxy"
+
+
+def _lb(version: str, profile: str = "MODERN", attached: bool = True) -> list[AnalyzerInput]:
+    proxy: dict[str, Any] = {"name": "api-prod-https", "urlMap": "api-prod-urlmap"}
+    if attached:
+        proxy["sslPolicy"] = "projects/acme/global/sslPolicies/api-prod-tls12"
+    return [_r(SSL_POLICY, "engine-ssl-policy", {"name": "api-prod-tls12", "minTlsVersion": version, "profile": profile}),
+            _r(HTTPS_PROXY, "engine-https-proxy", proxy)]
+
+
+def test_an_ssl_policy_of_tls_1_2_passes_and_is_no_iam_grant(pack: PolicyPackProcess) -> None:
+    assert _mandatory(pack, _lb("TLS_1_2")) == []
+
+
+@pytest.mark.parametrize(("version", "profile", "says"), [
+    ("TLS_1_1", "MODERN", "minTlsVersion 'TLS_1_1'"),
+    ("TLS_1_2", "COMPATIBLE", "profile 'COMPATIBLE'"),
+    ("TLS_1_2", "CUSTOM", "profile 'CUSTOM'"),
+])
+def test_an_ssl_policy_below_tls_1_2_or_compatible_is_refused(pack: PolicyPackProcess, version: str, profile: str,
+                                                               says: str) -> None:
+    found = _mandatory(pack, _lb(version, profile))
+    assert [rule for rule, _ in found] == ["PLAT-TLS-004"] and says in found[0][1], found
+
+
+def test_an_https_proxy_without_an_ssl_policy_runs_gcps_default_and_is_refused(pack: PolicyPackProcess) -> None:
+    found = _mandatory(pack, _lb("TLS_1_2", attached=False))
+    assert any(rule == "PLAT-TLS-004" and "no SSL policy" in m for rule, m in found), found
+
+
+@pytest.mark.parametrize("token", [
+    "gcp:projects/iAMMember:IAMMember", "gcp:storage/bucketIAMBinding:BucketIAMBinding",
+    "gcp:organizations/iAMPolicy:IAMPolicy", "gcp:projects/iAMCustomRole:IAMCustomRole",
+    "gcp:iam/denyPolicy:DenyPolicy", "gcp:storage/objectACL:ObjectACL", "gcp:serviceaccount/key:Key",
+    "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"])
+def test_iam_types_are_still_grants(token: str) -> None:
+    from policies.rule import Resource
+    from policies.rules.iam_gcp import is_grant
+    assert is_grant(Resource(token, "x", "urn:pulumi:prod::p::t::x", {}))
+
+
+@pytest.mark.parametrize("token", [SSL_POLICY, "gcp:compute/securityPolicy:SecurityPolicy",
+                                   "gcp:compute/resourcePolicy:ResourcePolicy", "gcp:dns/policy:Policy",
+                                   "gcp:projects/iAMAuditConfig:IAMAuditConfig",
+                                   "grafana:alerting/notificationPolicy:NotificationPolicy"])
+def test_types_that_only_say_policy_are_not_grants(token: str) -> None:
+    from policies.rule import Resource
+    from policies.rules.iam_gcp import is_grant
+    assert not is_grant(Resource(token, "x", "urn:pulumi:prod::p::t::x", {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 15: deny by default over types; POLICIES.md lists every type the program declares
+
+
+def test_every_type_the_three_plans_declare_is_reviewed(committed_plans: dict[str, Plan]) -> None:
+    declared = {r.type for plan in committed_plans.values() for r in plan.resources if r.custom}
+    assert declared - set(REVIEWED) == set()
+
+
+def test_every_reviewing_rule_exists_and_policies_md_lists_each_type() -> None:
+    from pathlib import Path
+    committed = (Path(__file__).resolve().parent.parent / "policies" / "POLICIES.md").read_text()
+    assert all(rule in RULES_BY_ID for rules, _ in REVIEWED.values() for rule in rules)
+    assert all(f"| `{t}` |" in committed for t in [*REVIEWED, *REFUSED])
+    assert all(note for rules, note in REVIEWED.values() if not rules), "a type reviewed by nothing says why"
+
+
+@pytest.mark.parametrize("token", ["cloudflare:index/pageRule:PageRule", "cloudflare:index/accessRule:AccessRule",
+                                   "cloudflare:index/zoneSettingsOverride:ZoneSettingsOverride",
+                                   "gcp:compute/projectMetadata:ProjectMetadata",
+                                   "vercel:index/firewallConfig:FirewallConfig", "gcp:sql/databaseInstance:DatabaseInstance"])
+def test_a_type_no_rule_reviews_is_a_mandatory_violation(pack: PolicyPackProcess, token: str) -> None:
+    found = _mandatory(pack, [_r(token, "x", {"zoneId": ZONE})])
+    assert "PLAT-TYPE-001" in [rule for rule, _ in found], found
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 15: meaning checks, each a refused case and its control at the boundary
+
+VM = "gcp:compute/instance:Instance"
+VM_OK: dict[str, Any] = {
+    "name": "pocketbase-prod", "metadata": {"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+    "shieldedInstanceConfig": {"enableSecureBoot": True}, "networkInterfaces": [{"subnetwork": "s"}]}
+FIREWALL = "gcp:compute/firewall:Firewall"
+BUCKET = "gcp:storage/bucket:Bucket"
+
+
+def _bucket(name: str, **changes: Any) -> AnalyzerInput:
+    props: dict[str, Any] = {"name": name, "project": "acme", "publicAccessPrevention": "enforced",
+                             "uniformBucketLevelAccess": True, "versioning": {"enabled": True},
+                             "logging": {"logBucket": "acme-access-logs"}, **changes}
+    return _r(BUCKET, name, props)
+
+
+ACCESS_LOGS = _bucket("acme-access-logs", logging=None, labels={"platform-role": "access-logs"},
+                      retentionPolicy={"retentionPeriod": 90 * 86400})
+AUDIT = _r("gcp:projects/iAMAuditConfig:IAMAuditConfig", "audit", {
+    "project": "acme", "service": "storage.googleapis.com",
+    "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]})
+DEFAULT_LOGS = _r("gcp:logging/projectBucketConfig:ProjectBucketConfig", "logs",
+                  {"project": "acme", "bucketId": "_Default", "retentionDays": 90})
+STORAGE_OK = [ACCESS_LOGS, _bucket("acme-backups"), AUDIT, DEFAULT_LOGS]
+RULESET, RECORD = "cloudflare:index/ruleset:Ruleset", "cloudflare:index/dnsRecord:DnsRecord"
+API = _r(RECORD, "api", {"zoneId": ZONE, "name": "api.acme.com", "type": "A", "proxied": True, "content": "192.0.2.1"})
+
+
+def _headers(expression: str) -> AnalyzerInput:
+    return _r(RULESET, "origin-auth", {"zoneId": ZONE, "kind": "zone", "phase": "http_request_late_transform", "rules": [
+        {"action": "rewrite", "expression": expression, "actionParameters": {
+            "headers": {"X-Origin-Auth": {"operation": "set", "value": "s" * 48}}}}]})
+
+
+def _cache(expression: str) -> AnalyzerInput:
+    return _r(RULESET, "cache", {"zoneId": ZONE, "kind": "zone", "phase": "http_request_cache_settings", "rules": [
+        {"action": "set_cache_settings", "expression": expression, "actionParameters": {"cache": True}}]})
+
+
+def _tunnel(*ingresses: dict[str, Any]) -> AnalyzerInput:
+    return _r("cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig", "tunnel",
+              {"config": {"ingresses": [*ingresses, {"service": "http_status:404"}]}}, stack="integration")
+
+
+VERCEL = "vercel:index/project:Project"
+VERCEL_OK: dict[str, Any] = {"name": "storefront", "gitForkProtection": True,
+                             "vercelAuthentication": {"deploymentType": "standard_protection"}}
+VERCEL_ENV = "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable"
+RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup"
+
+
+def _rules(*rules: dict[str, Any]) -> AnalyzerInput:
+    return _r(RULE_GROUP, "alerting-rules", {"name": "platform-slos", "rules": list(rules)})
+
+
+PAGE = {"severity": "page"}
+CONTAINER = "docker:index/container:Container"
+EXCLUSION = "gcp:logging/projectExclusion:ProjectExclusion"
+
+# class -> (rule, compliant resources, refused resources)
+CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
+    "vm external address": ("PLAT-VM-004", [_r(VM, "db", VM_OK)], [_r(VM, "db", {
+        **VM_OK, "networkInterfaces": [{"subnetwork": "s", "accessConfigs": [{}]}]})]),
+    "vm serial port": ("PLAT-VM-004", [_r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"], "serial-port-enable": "FALSE"}})],
+                       [_r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"], "serial-port-enable": "TRUE"}})]),
+    "vm without os login": ("PLAT-VM-004", [_r(VM, "db", VM_OK)],
+                            [_r(VM, "db", {**VM_OK, "metadata": {"block-project-ssh-keys": "TRUE"}})]),
+    "vm without secure boot": ("PLAT-VM-004", [_r(VM, "db", VM_OK)], [_r(VM, "db", {
+        **VM_OK, "shieldedInstanceConfig": {"enableSecureBoot": False}})]),
+    "vm startup script with a literal secret": (
+        "PLAT-VM-004", [_r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"],
+                                                            "startup-script": "PB_PASSWORD=$(gcloud secrets versions access latest)"}})],
+        [_r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"], "startup-script": "export PB_PASSWORD=hunter2hunter2"}})]),
+    "firewall open to the internet": ("PLAT-NET-001", [_r(FIREWALL, "hc", {
+        "name": "hc", "direction": "INGRESS", "sourceRanges": ["35.191.0.0/16", "130.211.0.0/22", "10.20.0.0/24"]})],
+        [_r(FIREWALL, "open", {"name": "open", "direction": "INGRESS", "sourceRanges": ["0.0.0.0/0"]})]),
+    "firewall without sources": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["10.0.0.0/8"]})],
+                                 [_r(FIREWALL, "x", {"name": "x", "direction": "INGRESS"})]),
+    "cloud armor default allow": ("PLAT-NET-002", [_r("gcp:compute/securityPolicy:SecurityPolicy", "armor", {
+        "name": "a", "rules": [{"priority": 2147483647, "action": "deny(403)"}]})],
+        [_r("gcp:compute/securityPolicy:SecurityPolicy", "armor", {
+            "name": "a", "rules": [{"priority": 1000, "action": "allow"}, {"priority": 2147483647, "action": "allow"}]})]),
+    "plain http frontend serving": (
+        "PLAT-TLS-005",
+        [_r("gcp:compute/uRLMap:URLMap", "redirect", {"name": "api-redirect", "defaultUrlRedirect": {"httpsRedirect": True}}),
+         _r("gcp:compute/targetHttpProxy:TargetHttpProxy", "http", {"name": "api-http", "urlMap": "api-redirect"})],
+        [_r("gcp:compute/uRLMap:URLMap", "urlmap", {"name": "api-urlmap", "defaultService": "backend"}),
+         _r("gcp:compute/targetHttpProxy:TargetHttpProxy", "http", {"name": "api-http", "urlMap": "api-urlmap"})]),
+    "nat without logging": ("PLAT-LOG-004", [_r("gcp:compute/routerNat:RouterNat", "nat", {
+        "name": "n", "logConfig": {"enable": True, "filter": "ALL"}})],
+        [_r("gcp:compute/routerNat:RouterNat", "nat", {"name": "n", "logConfig": {"enable": True, "filter": "ERRORS_ONLY"}})]),
+    "subnet without flow logs": ("PLAT-LOG-004", [_r("gcp:compute/subnetwork:Subnetwork", "s", {
+        "name": "s", "logConfig": {"flowSampling": 1.0}})], [_r("gcp:compute/subnetwork:Subnetwork", "s", {"name": "s"})]),
+    "bucket public access not enforced": ("PLAT-DATA-008", STORAGE_OK, [
+        ACCESS_LOGS, _bucket("acme-backups", publicAccessPrevention="inherited"), AUDIT, DEFAULT_LOGS]),
+    "bucket without versioning": ("PLAT-DATA-008", STORAGE_OK, [
+        ACCESS_LOGS, _bucket("acme-backups", versioning={"enabled": False}), AUDIT, DEFAULT_LOGS]),
+    "bucket without access logging": ("PLAT-DATA-008", STORAGE_OK, [
+        ACCESS_LOGS, _bucket("acme-backups", logging=None), AUDIT, DEFAULT_LOGS]),
+    "access logs kept 89 days": ("PLAT-DATA-008", STORAGE_OK, [
+        _bucket("acme-access-logs", logging=None, labels={"platform-role": "access-logs"},
+                retentionPolicy={"retentionPeriod": 89 * 86400}), _bucket("acme-backups"), AUDIT, DEFAULT_LOGS]),
+    "no data access audit logs": ("PLAT-LOG-003", STORAGE_OK, [ACCESS_LOGS, _bucket("acme-backups"), DEFAULT_LOGS]),
+    "audit config exempting a member": ("PLAT-LOG-003", STORAGE_OK, [ACCESS_LOGS, _bucket("acme-backups"), DEFAULT_LOGS, _r(
+        "gcp:projects/iAMAuditConfig:IAMAuditConfig", "audit", {"project": "acme", "service": "storage.googleapis.com",
+        "auditLogConfigs": [{"logType": "DATA_READ", "exemptedMembers": ["serviceAccount:dr@acme.iam.gserviceaccount.com"]},
+                            {"logType": "DATA_WRITE"}]})]),
+    "object acl for allusers": ("PLAT-IAM-004", STORAGE_OK, [*STORAGE_OK, _r(
+        "gcp:storage/objectACL:ObjectACL", "acl", {"bucket": "acme-backups", "object": "pb.zip",
+                                                   "roleEntities": ["READER:allUsers"]})]),
+    "log exclusion over audit logs": ("PLAT-LOG-005", [_r(EXCLUSION, "ex", {
+        "name": "ex", "filter": 'resource.type="gcs_bucket" AND NOT logName:"cloudaudit.googleapis.com"'})],
+        [_r(EXCLUSION, "ex", {"name": "ex", "filter": 'resource.type="gcs_bucket"'})]),
+    "ns delegation of a tenant subdomain": ("PLAT-DNS-002", [API], [API, _r(RECORD, "delegate", {
+        "zoneId": ZONE, "name": "demo.acme.com", "type": "NS", "content": "ns1.attacker.example"})]),
+    "cache rule over an authenticated path": (
+        "PLAT-EDGE-001", [_cache('http.host eq "api.acme.com" and starts_with(http.request.uri.path, "/v1/catalog/")')],
+        [_cache('http.host eq "api.acme.com" and starts_with(http.request.uri.path, "/v1/orders/")')]),
+    "origin secret sent to every host": ("PLAT-EDGE-002", [API, _headers('http.host eq "api.acme.com"')],
+                                         [API, _headers("true")]),
+    "origin secret sent to a host the stack does not proxy": (
+        "PLAT-EDGE-002", [API, _headers('http.host in {"api.acme.com"}')],
+        [API, _headers('http.host in {"api.acme.com" "collector.attacker.example"}')]),
+    "configuration rule turning the waf off": ("PLAT-EDGE-004", [_r(RULESET, "cfg", {
+        "zoneId": ZONE, "phase": "http_config_settings", "rules": [
+            {"action": "set_config", "expression": "true", "actionParameters": {"securityLevel": "high"}}]})],
+        [_r(RULESET, "cfg", {"zoneId": ZONE, "phase": "http_config_settings", "rules": [
+            {"action": "set_config", "expression": "true", "actionParameters": {"securityLevel": "off"}}]})]),
+    "tunnel route to the pocketbase admin ui": (
+        "PLAT-EDGE-003", [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"})],
+        [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"},
+                 {"hostname": "db.acme.com", "path": "/_/", "service": "http://pocketbase:8090"})]),
+    "vercel fork protection off": ("PLAT-FE-001", [_r(VERCEL, "sf", VERCEL_OK)],
+                                   [_r(VERCEL, "sf", {**VERCEL_OK, "gitForkProtection": False})]),
+    "vercel previews unprotected": ("PLAT-FE-001", [_r(VERCEL, "sf", {**VERCEL_OK, "vercelAuthentication": {
+        "deploymentType": "only_preview_deployments"}})],
+        [_r(VERCEL, "sf", {**VERCEL_OK, "vercelAuthentication": {"deploymentType": "none"}})]),
+    "vercel sensitive variable in previews": (
+        "PLAT-FE-002", [_r(VERCEL_ENV, "env", {"key": "REVALIDATE_TOKEN", "sensitive": True, "targets": ["production"]})],
+        [_r(VERCEL_ENV, "env", {"key": "REVALIDATE_TOKEN", "sensitive": True, "targets": ["production", "preview"]})]),
+    "grafana contact point over http": (
+        "PLAT-OBS-001", [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [{"url": "https://hooks.example/x"}]})],
+        [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [{"url": "http://hooks.example/x"}]})]),
+    "grafana paused rule": ("PLAT-OBS-001", [_rules({"name": "A", "isPaused": False, "labels": PAGE, "noDataState": "NoData"})],
+                            [_rules({"name": "A", "isPaused": True, "labels": PAGE, "noDataState": "NoData"})]),
+    "grafana paging rule no data ok": (
+        "PLAT-OBS-001",
+        [_rules({"name": "Lag", "labels": PAGE, "noDataState": "OK", "annotations": {"no_data_paged_by": "Missing"}},
+                {"name": "Missing", "labels": PAGE, "noDataState": "Alerting"})],
+        [_rules({"name": "Lag", "labels": PAGE, "noDataState": "OK", "annotations": {"no_data_paged_by": "Missing"}},
+                {"name": "Missing", "labels": PAGE, "noDataState": "OK"})]),
+    "privileged container": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "privileged": False})],
+                             [_r(CONTAINER, "c", {"name": "c", "privileged": True})]),
+    "container with docker socket": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "volumes": [
+        {"hostPath": "/sys/fs/cgroup", "containerPath": "/sys/fs/cgroup", "readOnly": True}]})],
+        [_r(CONTAINER, "c", {"name": "c", "volumes": [
+            {"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock", "readOnly": True}]})]),
+    "literal secret on a container's command line": (
+        "PLAT-DATA-009", [_r(CONTAINER, "cache", {"name": "redis", "command": [
+            "sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD"']}, stack="integration")],
+        [_r(CONTAINER, "cache", {"name": "redis", "command": ["redis-server", "--requirepass", "hunter2hunter2"]},
+            stack="integration")]),
+    "literal secret in cloud run args": (
+        "PLAT-DATA-009", [_r("gcp:cloudrunv2/service:Service", "svc", {"name": "svc", "template": {"containers": [
+            {"image": "i", "args": ["--port=8000"]}]}})],
+        [_r("gcp:cloudrunv2/service:Service", "svc", {"name": "svc", "template": {"containers": [
+            {"image": "i", "args": ["--api-key=abcd1234efgh5678"]}]}})]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_weakening_is_refused_and_its_control_passes(pack: PolicyPackProcess, case: str) -> None:
+    rule, compliant, refused = CASES[case]
+
+    passed = [(r, m) for r, m in _mandatory(pack, compliant) if r == rule]
+    caught = [(r, m) for r, m in _mandatory(pack, refused) if r == rule]
+
+    assert passed == [], passed
+    assert caught, f"{case}: {rule} did not refuse it"
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 12 in the program: prod's plan declares the record of every read
+
+
+def test_prods_buckets_log_every_request_and_data_access_is_audited_90_days(committed_plans: dict[str, Plan]) -> None:
+    prod = committed_plans["prod"]
+    buckets = {r.inputs["name"]: r.inputs for r in prod.resources if r.type == BUCKET}
+    logs = [b for b in buckets.values() if b.get("labels", {}).get("platform-role") == "access-logs"]
+    audits = [r.inputs for r in prod.resources if r.type == "gcp:projects/iAMAuditConfig:IAMAuditConfig"]
+
+    assert len(logs) == 1 and int(logs[0]["retentionPolicy"]["retentionPeriod"]) >= 90 * 86400
+    dr = [b for b in buckets.values() if b.get("labels", {}).get("platform-role") == "pocketbase-dr"]
+    assert len(dr) == 2 and all(b["logging"]["logBucket"] == logs[0]["name"] for b in dr)
+    assert [(a["service"], sorted(c["logType"] for c in a["auditLogConfigs"])) for a in audits] \
+        == [("storage.googleapis.com", ["DATA_READ", "DATA_WRITE"])]
+    subnets = [r.inputs for r in prod.resources if r.type == "gcp:compute/subnetwork:Subnetwork"]
+    assert subnets and all(s["logConfig"]["flowSampling"] == 1 for s in subnets)
+    proxies = [r.inputs for r in prod.resources if r.type == HTTPS_PROXY]
+    policies = [r.inputs for r in prod.resources if r.type == SSL_POLICY]
+    assert proxies and all("sslPolicy" in p for p in proxies)
+    assert [(p["minTlsVersion"], p["profile"]) for p in policies] == [("TLS_1_2", "MODERN")]
