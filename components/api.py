@@ -23,6 +23,11 @@ from components.images import COMPONENTS_DIR, Registry, build_image
 from stacks.profile import ServiceProfile
 
 PORT = 8000
+INTERNAL_PORT = 9000
+"""The engine's private listener (engine.api.EdgeGuard): /metrics, /healthz and /readyz without the edge's
+secret, nothing else. The telemetry agent scrapes it and the platform's probes ask it; no public route leads
+to it: the load balancer's serverless NEG sends to the container port, the tunnel routes to PORT, Railway's
+domain to its target port (PORT), while Railway's healthcheck goes to the PORT variable (set to this)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class EngineArgs:
     workers: int = 2
     prebuilt_image: str | None = None
     """An image CI already built and pushed (D2). Left out, the image is built from `components/engine`."""
+    edge_gate: pulumi.Input[str] | None = None
+    """Cloud Run: what Cloud Armor requires in `X-Origin-Gate` (ContainerSpec.edge_gate)."""
     sidecars: Sequence[ContainerSpec] = ()
     """Cloud Run: the metrics agent in each instance (components/observability/cloud.py)."""
 
@@ -100,6 +107,7 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pul
         "POCKETBASE_EMAIL": args.pocketbase_email,
         "WEB_CONCURRENCY": str(args.workers),
         "OTEL_SERVICE_NAME": "commission-engine",
+        "INTERNAL_PORT": str(INTERNAL_PORT),
         **args.extra_env,
     }
     secret_env: dict[str, pulumi.Input[str]] = {
@@ -119,12 +127,16 @@ def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pul
         health_path="/healthz",
         ready_path="/readyz",
         healthcheck_command=["python", "-c",
-                             f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/healthz')"],
+                             f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{INTERNAL_PORT}/healthz')"],
         public_hostname=args.public_hostname,
+        internal_port=INTERNAL_PORT,
+        edge_gate=args.edge_gate,
         # On Railway the metrics agent reaches every replica at its private address, IPv6 only in environments
         # made before October 2025 (docs.railway.com/networking/private-networking/how-it-works): listen on
         # both families (a `::` socket takes IPv4 too on Linux).
-        command=["python", "-m", "engine", "serve", "--host", "::"] if args.size.backend == "railway" else (),
+        # The public port is named: Railway's PORT variable is the private one, where its healthcheck goes.
+        command=["python", "-m", "engine", "serve", "--host", "::", "--port", str(PORT)]
+        if args.size.backend == "railway" else (),
         sidecars=tuple(args.sidecars),
     )
 

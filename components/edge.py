@@ -31,6 +31,12 @@ PERMISSION_GROUPS = {
 
 VERCEL_CNAME_TARGET = "cname.vercel-dns.com"
 ORIGIN_AUTH_HEADER = "X-Origin-Auth"
+ORIGIN_GATE_HEADER = "X-Origin-Gate"
+"""A second value the edge adds for the API host where a load balancer's Cloud Armor policy checks it
+(components/backends/cloudrun.py `_armor_rules`): Cloud Armor holds it in plain text, so it is not the engine's."""
+STOREFRONT_AUTH_HEADER = "x-storefront-edge-auth"
+"""Added by the edge to what it forwards to the tenants' storefront hosts only; Vercel's firewall denies a
+production request without it (components/frontend.py), so the storefront answers through the edge only (#22.5)."""
 STOREFRONT_KEY_HEADER = "x-storefront-key"
 """The storefront's server proves itself to the edge with this header (lowercase: the Rules language's
 `http.request.headers` keys are lowercase)."""
@@ -83,6 +89,13 @@ class EdgeArgs:
     storefront_key: pulumi.Input[str] | None = None
     """The storefront's server-side key (components/frontend.py): its calls to `api.<zone>` carrying it are
     not counted per client IP (`storefront_ssr_rules`)."""
+    origin_gate: pulumi.Input[str] | None = None
+    """Added as `X-Origin-Gate` to what the edge forwards to `api.<zone>` where Cloud Armor checks it (Cloud Run)."""
+    storefront_hosts: Sequence[str] = ()
+    """Every tenant's storefront host (`<slug>.<zone>` and its own domains): the only hosts the edge adds
+    `storefront_auth` to."""
+    storefront_auth: pulumi.Input[str] | None = None
+    """The value Vercel's firewall requires (components/frontend.py `Storefront.edge_auth`)."""
     api_origin_ssl: str | None = None
     """SSL/TLS mode for `api.<zone>` alone, where its origin cannot pass Full (strict): Railway serves
     a proxied custom domain with its `*.up.railway.app` certificate and says "Do not use Full (Strict)
@@ -247,6 +260,9 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
                log_hosts: Sequence[str], api_origin_ssl: str | None = None,
                origin_auth_secret: pulumi.Input[str] | None = None,
                storefront_key: pulumi.Input[str] | None = None,
+               origin_gate: pulumi.Input[str] | None = None,
+               storefront_hosts: Sequence[str] = (),
+               storefront_auth: pulumi.Input[str] | None = None,
                ) -> dict[str, list[cloudflare.RulesetRuleArgsDict]]:
     """Every rule the edge declares, by phase: what `Edge` deploys and what config validation checks
     against the zone's plan."""
@@ -259,14 +275,28 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
     }
     if storefront_key is not None:
         rules["http_request_firewall_custom"] = storefront_ssr_rules(api_host, storefront_key)
+    transforms: list[cloudflare.RulesetRuleArgsDict] = []
     if origin_auth_secret is not None:
         # A request header transform rule (https://developers.cloudflare.com/rules/transform/request-header-modification/):
         # the late transform phase runs after every other rule, so the header reaches the origin as set.
-        rules["http_request_late_transform"] = [{
+        headers: dict[str, cloudflare.RulesetRuleActionParametersHeadersArgsDict] = {
+            ORIGIN_AUTH_HEADER: {"operation": "set", "value": origin_auth_secret}}
+        if origin_gate is not None:
+            headers[ORIGIN_GATE_HEADER] = {"operation": "set", "value": origin_gate}
+        transforms.append({
             "action": "rewrite", "expression": f"http.host eq {json.dumps(api_host)}",
             "description": "API: prove to the origin that the request came through the edge",
-            "action_parameters": {"headers": {ORIGIN_AUTH_HEADER: {"operation": "set",
-                                                                   "value": origin_auth_secret}}}}]
+            "action_parameters": {"headers": headers}})
+    if storefront_auth is not None and storefront_hosts:
+        # The storefront hosts alone, by name: never the API, Grafana or a host the zone may hold later, so the
+        # value reaches Vercel and nobody else (a `set` replaces whatever a client sent under that name).
+        transforms.append({
+            "action": "rewrite", "expression": f"http.host in {_host_set(storefront_hosts)}",
+            "description": "storefronts: prove to Vercel that the request came through the edge",
+            "action_parameters": {"headers": {STOREFRONT_AUTH_HEADER: {"operation": "set",
+                                                                       "value": storefront_auth}}}})
+    if transforms:
+        rules["http_request_late_transform"] = transforms
     if api_origin_ssl is not None:
         rules["http_config_settings"] = [{
             "action": "set_config", "expression": f"http.host eq {json.dumps(api_host)}",
@@ -304,7 +334,8 @@ class Edge(pulumi.ComponentResource):
         self._zone_settings(child)
         # A zone has one entry-point ruleset per phase: each phase's rules live in one resource.
         rules = edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                           args.api_origin_ssl, args.origin_auth_secret, args.storefront_key)
+                           args.api_origin_ssl, args.origin_auth_secret, args.storefront_key, args.origin_gate,
+                           args.storefront_hosts, args.storefront_auth)
         # `name` ignores changes: the provider replaces a ruleset whose name changes (`RequiresReplace` on
         # `name` in terraform-provider-cloudflare internal/services/ruleset/schema.go, v5), and an entry point
         # adopted from the dashboard (infra/ops/adopt_zone.py) is named "default": replacing it would POST a

@@ -14,6 +14,9 @@ import pulumiverse_vercel as vercel
 
 from stacks.profile import FrontendProfile
 
+EDGE_AUTH_HEADER = "x-storefront-edge-auth"
+"""components/edge.py STOREFRONT_AUTH_HEADER: what the edge adds to the storefront hosts' requests."""
+
 
 @dataclass(frozen=True)
 class StorefrontArgs:
@@ -37,6 +40,9 @@ class Storefront(pulumi.ComponentResource):
     edge_key: pulumi.Output[str]
     """Sent by the storefront's server-side code as `X-Storefront-Key` on its calls to the API: the edge does
     not count those per client IP, since they all leave from Vercel's few egress addresses (issue #20.15)."""
+    edge_auth: pulumi.Output[str]
+    """What the edge adds as `x-storefront-edge-auth` to the storefront hosts' requests (components/edge.py);
+    Vercel's firewall denies a production request without it (#22.5)."""
 
     def __init__(self, name: str, args: StorefrontArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:frontend:Storefront", name, None, opts)
@@ -68,6 +74,38 @@ class Storefront(pulumi.ComponentResource):
         self.revalidate_token = pulumi.Output.secret(token.result)
         edge_key = random.RandomPassword(f"{name}-edge-key", length=48, special=False, opts=child)
         self.edge_key = pulumi.Output.secret(edge_key.result)
+        edge_auth = random.RandomPassword(f"{name}-edge-auth", length=48, special=False, opts=child)
+        self.edge_auth = pulumi.Output.secret(edge_auth.result)
+
+        # Only what came through the edge reaches production (#22.5). Each tenant host is also a domain of this
+        # project, and production answers at its `*.vercel.app` URLs too: a request there goes around the edge's
+        # WAF and rate limits. Vercel's firewall runs "before the cache" on every request to the project
+        # (https://vercel.com/docs/vercel-firewall/vercel-waf/custom-rules), on any of its domains: a production
+        # request whose `x-storefront-edge-auth` is missing or differs is denied. Condition groups are ORed, the
+        # conditions of a group ANDed (pulumiverse-vercel FirewallConfig `condition_groups`/`conditions`);
+        # `environment` is a condition type of Vercel's firewall API (@vercel/sdk FirewallConfig types:
+        # "host" | "path" | ... | "environment"). Previews stay behind Vercel Authentication (`vercel_authentication`
+        # above): the edge never forwards to them, so denying them here would lock developers out for nothing.
+        # The value is readable by the project's members in the firewall's settings and by the zone's members in
+        # its transform rule: it proves the edge forwarded a request, it grants nothing else.
+        def production_and(condition: vercel.FirewallConfigRulesRuleConditionGroupConditionArgsDict,
+                           ) -> vercel.FirewallConfigRulesRuleConditionGroupArgsDict:
+            return {"conditions": [{"type": "environment", "op": "eq", "value": "production"}, condition]}
+
+        vercel.FirewallConfig(
+            f"{name}-firewall", project_id=project.id, team_id=args.team_id, enabled=True,
+            rules={"rules": [{
+                "name": "edge only",
+                "description": "production answers only what the Cloudflare edge forwarded",
+                "active": True,
+                "condition_groups": [
+                    production_and({"type": "header", "key": EDGE_AUTH_HEADER, "op": "nex"}),
+                    production_and({"type": "header", "key": EDGE_AUTH_HEADER, "op": "eq", "value": self.edge_auth,
+                                    "neg": True}),
+                ],
+                "action": {"action": "deny"},
+            }]},
+            opts=child)
 
         # A secret reaches production only: preview deployments build any branch's code.
         variables: list[tuple[str, pulumi.Input[str], bool]] = [

@@ -30,7 +30,9 @@ STOREFRONT_KEY_STAND_IN = "0" * 48
 
 def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = (),
               origin_auth_secret: pulumi.Input[str] = ORIGIN_AUTH_STAND_IN,
-              storefront_key: pulumi.Input[str] = STOREFRONT_KEY_STAND_IN) -> EdgeArgs:
+              storefront_key: pulumi.Input[str] = STOREFRONT_KEY_STAND_IN,
+              origin_gate: pulumi.Input[str] | None = ORIGIN_AUTH_STAND_IN,
+              storefront_auth: pulumi.Input[str] = STOREFRONT_KEY_STAND_IN) -> EdgeArgs:
     """The edge of `model`: what the program declares and what validation checks."""
     return EdgeArgs(
         zone_id=model.zone.zone_id,
@@ -45,6 +47,10 @@ def edge_args(model: StackModel, api_records: Sequence[DnsEntry] = (),
         api_origin_ssl="full" if model.services["engine"].backend == "railway" else None,
         origin_auth_secret=origin_auth_secret,
         storefront_key=storefront_key,
+        # Only a load balancer's Cloud Armor reads it (components/backends/cloudrun.py).
+        origin_gate=origin_gate if model.services["engine"].backend == "cloudrun" else None,
+        storefront_hosts=[h for t in model.tenants for h in t.hostnames],
+        storefront_auth=storefront_auth,
     )
 
 
@@ -68,7 +74,8 @@ def check_edge(model: StackModel) -> list[str]:
     args = edge_args(model)
     rules = {phase: _rules(phase_rules) for phase, phase_rules in
              edge_rules(args.settings, args.zone_name, args.rate_limit_overrides, args.waf_log_only_hosts,
-                        args.api_origin_ssl, args.origin_auth_secret, args.storefront_key).items()}
+                        args.api_origin_ssl, args.origin_auth_secret, args.storefront_key, args.origin_gate,
+                        args.storefront_hosts, args.storefront_auth).items()}
     problems = _rate_limits(plan, limits, rules["http_ratelimit"])
     problems += _cache(plan, limits, rules["http_request_cache_settings"])
     problems += _counts(plan, limits, rules)

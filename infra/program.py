@@ -250,6 +250,10 @@ def declare(model: StackModel) -> None:
         extra_env["POCKETBASE_START_WAIT_SECONDS"] = "150"
     # The edge adds it to what it forwards to the API; the engine refuses the public host without it.
     origin_auth = pulumi.Output.secret(random.RandomPassword("origin-auth", length=48, special=False).result)
+    # What Cloud Armor requires of the edge in front of Cloud Run: readable by the project's viewers in the policy,
+    # so never the engine's secret (components/backends/cloudrun.py `_armor_rules`).
+    origin_gate = pulumi.Output.secret(random.RandomPassword("origin-gate", length=48, special=False).result) \
+        if engine_size.backend == "cloudrun" else None
     purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,
                                       edge_settings.token_permissions)
     alerting_opts: pulumi.ResourceOptions | None = None
@@ -304,6 +308,7 @@ def declare(model: StackModel) -> None:
         prebuilt_image=model.engine_image,
         extra_env=extra_env,
         extra_secret_env=extra_secret_env,
+        edge_gate=origin_gate,
         sidecars=sidecars,
     ))
     api_records += engine.endpoint.dns
@@ -337,7 +342,8 @@ def declare(model: StackModel) -> None:
             gcp_project=model.gcp.project if model.gcp else None,
             log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
 
-    edge = Edge("edge", edge_args(model, api_records, origin_auth, storefront.edge_key))
+    edge = Edge("edge", edge_args(model, api_records, origin_auth, storefront.edge_key,
+                                  origin_gate=origin_gate, storefront_auth=storefront.edge_auth))
     if self_hosted is not None:
         # The stack's own Grafana, not `grafana:url`: the alerting resources go where the rules' data is. Its
         # provider calls https://grafana.<zone>, so it waits for Grafana, the tunnel's route and connector, and the

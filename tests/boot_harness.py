@@ -612,6 +612,7 @@ class StackBoot:
         self.running: dict[str, Running] = {}
         self.blackholes: dict[str, socket.socket] = {}
         self.helpers: list[subprocess.Popen[bytes]] = []
+        self._port_maps: dict[str, dict[int, int]] = {}
         self.managed: dict[str, int] = {}
         """Memorystore instances the plan declares, by resource name: their local TLS port."""
         self._s3: str | None = None
@@ -630,6 +631,8 @@ class StackBoot:
                 port = emulation.port if emulation and emulation.port else container.port
                 if port:
                     self.substitutions[f"{host}:{port}"] = f"127.0.0.1:{self.ports[container.key]}"
+                for planned, here in self.port_map(container).items():
+                    self.substitutions.setdefault(f"{host}:{planned}", f"127.0.0.1:{here}")
         for resource in (r for r in plan.resources if r.type == MEMORYSTORE):
             self.managed[resource.name] = free_ports(1)[0]
             host = memorystore_host(resource.name)
@@ -658,14 +661,33 @@ class StackBoot:
             value = value.replace(CA_PLACEHOLDER, (self.tls() / "ca.crt").read_text().strip())
         return value
 
+    def port_map(self, container: Container) -> dict[int, int]:
+        """Every port of the plan's this container listens on -> where it listens here: its port (`self.ports`) and
+        the engine's private listener (INTERNAL_PORT, components/api.py) and a `--port` its command names, each on a
+        free port of its own unless it is the container's port (a fixed one may be taken on this machine)."""
+        if container.key not in self._port_maps:
+            mapping = {container.port: self.ports[container.key]} if container.port else {}
+            command = [*(container.entrypoint or ()), *(container.args or ())]
+            named = [container.env.get("INTERNAL_PORT", "")] + [
+                w for i, w in enumerate(command) if i and command[i - 1] == "--port"]
+            for word in named:
+                if word.isdigit() and int(word) not in mapping:
+                    mapping[int(word)] = free_ports(1)[0]
+            self._port_maps[container.key] = mapping
+        return self._port_maps[container.key]
+
     def environment(self, container: Container) -> dict[str, str]:
         env = {k: self.env_value(container, k, v) for k, v in container.env.items()}
+        if env.get("INTERNAL_PORT", "").isdigit():
+            env["INTERNAL_PORT"] = str(self.port_map(container)[int(env["INTERNAL_PORT"])])
         if container.sidecar_of is not None:
             # A sidecar reaches the ingress container of its instance at localhost (Cloud Run's container contract).
             ingress = next(c for c in self.containers if c.key == container.sidecar_of)
             for host in ("localhost", "127.0.0.1"):
                 env = {k: v.replace(f"{host}:{ingress.port}", f"127.0.0.1:{self.ports[ingress.key]}")
                        for k, v in env.items()}
+                for planned, here in self.port_map(ingress).items():  # its private listener (the scrape)
+                    env = {k: v.replace(f"{host}:{planned}", f"127.0.0.1:{here}") for k, v in env.items()}
         if container.backend == "cloudrun":
             # Set by Cloud Run in every container of an instance, PORT in the ingress one only
             # (cloud.google.com/run/docs/container-contract#env-vars).
@@ -753,7 +775,7 @@ class StackBoot:
         env = self.environment(container)
         port = self.ports[container.key]
         if emulation.source == "components/engine":
-            return _engine(container, env, port, home)
+            return _engine(container, env, port, home, self.port_map(container))
         if emulation.source == "components/pocketbase":
             if env.get("LITESTREAM_BUCKET"):
                 endpoint = self.s3()
@@ -829,8 +851,8 @@ class StackBoot:
         return results, failures
 
     def check(self, running: Running, probe: Probe) -> bool:
-        """One probe, as the platform runs it against the container."""
-        port = self.ports[running.container.key]
+        """One probe, as the platform runs it against the container: at the port it names (mapped here)."""
+        port = self.port_map(running.container).get(probe.port or 0, self.ports[running.container.key])
         if probe.command:
             argv = [self._probe_word(running, w) for w in probe.command]
             try:
@@ -848,6 +870,8 @@ class StackBoot:
         emulation = self.emulations[container.key]
         port = emulation.port if emulation else container.port
         word = re.sub(rf"(127\.0\.0\.1|localhost):{port}\b", f"127.0.0.1:{self.ports[container.key]}", word)
+        for planned, here in self.port_map(container).items():
+            word = re.sub(rf"(127\.0\.0\.1|localhost):{planned}\b", f"127.0.0.1:{here}", word)
         return {"python": sys.executable, "/redis_exporter": _binary("prometheus-redis-exporter")}.get(word, word)
 
     def readiness(self, container: Container, timeout_s: float = 10.0) -> tuple[int | None, str]:
@@ -930,9 +954,14 @@ def _base_env(env: dict[str, str]) -> dict[str, str]:
             "LANG": "C.UTF-8", **env}
 
 
-def _engine(container: Container, env: dict[str, str], port: int, home: Path) -> Launch:
+def _engine(container: Container, env: dict[str, str], port: int, home: Path,
+            ports: dict[int, int] | None = None) -> Launch:
     image = image_config("components/engine")
     argv = _command(container, image.entrypoint, image.cmd)
+    # A `--port` in the command (Railway's, whose PORT variable is the private listener's) names a listener of the
+    # plan's: here on the port it is mapped to.
+    argv = [str((ports or {}).get(int(w), w)) if i and argv[i - 1] == "--port" and w.isdigit() else w
+            for i, w in enumerate(argv)]
     if argv[0] == "python":
         argv[0] = sys.executable  # the image's /venv/bin/python: here the environment the engine is installed in
     image_env = dict(image.env)

@@ -30,7 +30,7 @@ from components.observability import dashboards
 from components.observability.__main__ import stack_plan
 from components.observability.rules import rule_groups
 from components.observability.spec import load
-from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant, scrape
 
 STACKS = ("integration", "staging", "prod")
 MONTH = time.strftime("%Y-%m", time.gmtime())
@@ -89,7 +89,7 @@ def engine_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         stack.stop("pocketbase")  # reads fail with 5xx: pocketbase_errors_total and a 5xx status appear
         for _ in range(3):
             assert client.get(f"/v1/orders/{uuid.uuid4().hex[:15]}", headers=keys.headers()).status_code >= 500
-        yield _parse_exposition(client.get("/metrics").text)
+        yield _parse_exposition(scrape(client).text)
 
 
 # ---- the queries ----

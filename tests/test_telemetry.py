@@ -62,8 +62,9 @@ def test_prod_runs_the_agent_beside_the_engine_in_every_cloud_run_instance(
     env = _env(sidecar)
     assert env[agent.PASSWORD_ENV] == "<secret manager>"
     config = yaml.safe_load(env[agent.CONFIG_ENV])
+    # The engine's private listener (components/api.py INTERNAL_PORT): the public port refuses the scrape (#22.2).
     assert config["scrape_configs"] == [{"job_name": "commission-engine", "metrics_path": "/metrics",
-                                         "scrape_timeout": "10s", "static_configs": [{"targets": ["localhost:8000"]}]}]
+                                         "scrape_timeout": "10s", "static_configs": [{"targets": ["localhost:9000"]}]}]
     # The instance, and the revision the canary rollout judges it by (Cloud Run's K_REVISION).
     assert config["global"]["external_labels"] == {"environment": "prod", "replica": "${REPLICA}",
                                                    "revision": "${K_REVISION}"}
@@ -104,8 +105,9 @@ def test_staging_runs_its_agent_exporters_and_log_drain_on_railway(committed_pla
 
     assert set(services) == {"commission-engine", "pocketbase", "redis", "telemetry-agent", "redis-exporter",
                              "railway-metrics", "log-drain"}
-    # Every replica is found at its private address: the engine listens on both address families.
-    assert services["commission-engine"].inputs["start_command"] == "python -m engine serve --host ::"
+    # Every replica is found at its private address: the engine listens on both address families. The public
+    # listener is named; Railway's PORT variable is the private one, where its healthcheck goes (#22.2).
+    assert services["commission-engine"].inputs["start_command"] == "python -m engine serve --host :: --port 8000"
     assert services["commission-engine"].inputs["num_replicas"] == 2
     assert services["telemetry-agent"].inputs["start_command"].startswith("sh -c ")
     assert "--enable-feature=agent,expand-external-labels" in services["telemetry-agent"].inputs["start_command"]
@@ -136,7 +138,7 @@ def test_the_railway_agent_finds_every_replica_and_names_railways_metrics_by_ser
     jobs_by_name = {c["job_name"]: c for c in config["scrape_configs"]}
 
     assert jobs_by_name["commission-engine"]["dns_sd_configs"] == [
-        {"names": ["commission-engine.railway.internal"], "type": "AAAA", "port": 8000, "refresh_interval": "30s"}]
+        {"names": ["commission-engine.railway.internal"], "type": "AAAA", "port": 9000, "refresh_interval": "30s"}]
     assert jobs_by_name["redis"]["static_configs"] == [{"targets": ["redis-exporter.railway.internal:9121"]}]
     metrics = jobs_by_name["railway-metrics"]
     assert metrics["metrics_path"] == "/probe" and metrics["params"]["module"] == ["railway"]

@@ -10,6 +10,7 @@ without a Host-header override, and nobody reaches it but through the edge.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -127,7 +128,9 @@ def deploy(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pulum
                                         location=standby.region, name=standby_service.name, role="roles/run.invoker",
                                         member="allUsers", opts=child)
     assert spec.public_hostname is not None, "a public service names the host the edge forwards to it"
-    dns, backend = _load_balancer(name, service, spec.public_hostname, target, parent, standby_service)
+    assert spec.edge_gate is not None, "Cloud Armor admits the edge by the header it adds"
+    dns, backend = _load_balancer(name, service, spec.public_hostname, target, parent, standby_service,
+                                  spec.edge_gate)
     return Endpoint(private_url=service.uri, public_url=None, resources=[service], dns=dns, routing=[backend])
 
 
@@ -186,6 +189,11 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
                          opts=pulumi.ResourceOptions(parent=parent, depends_on=accessors)) if accessors else None
 
     probe_path = spec.health_path or "/"
+    # The probes ask the private listener: the load balancer (serverless NEG) sends requests to the container
+    # port only, so nothing public reaches it (engine.api.EdgeGuard). A probe names its own port ("port: ...
+    # to access on the container", https://cloud.google.com/run/docs/configuring/healthchecks); the sidecars'
+    # probes below already ask a port that is not the ingress one.
+    probe_port = spec.internal_port or spec.port
     template: gcp.cloudrunv2.ServiceTemplateArgsDict = {
         "service_account": account.email,
         "scaling": {"min_instance_count": spec.size.min_instances, "max_instance_count": spec.size.max_instances},
@@ -202,9 +210,9 @@ def _service(name: str, spec: ContainerSpec, target: CloudRunTarget, parent: pul
                 "startup_cpu_boost": True,
             },
             # Up to 180 s: the engine waits for PocketBase, whose VM a deploy may reboot (CR-PROBE-001).
-            "startup_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 3,
+            "startup_probe": {"http_get": {"path": probe_path, "port": probe_port}, "period_seconds": 3,
                               "failure_threshold": 60, "timeout_seconds": 2},
-            "liveness_probe": {"http_get": {"path": probe_path, "port": spec.port}, "period_seconds": 15,
+            "liveness_probe": {"http_get": {"path": probe_path, "port": probe_port}, "period_seconds": 15,
                                "failure_threshold": 3, "timeout_seconds": 3},
             # A command replaces the image's entrypoint, as on Railway (an agent's start-up script).
             **({"commands": list(spec.command)} if spec.command else {}),  # pyright: ignore[reportAssignmentType]
@@ -286,19 +294,42 @@ def _cloudflare_ranges(ranges: cloudflare.GetIpRangesResult) -> list[str]:
     return sorted(ranges.ipv4_cidrs or []) + sorted(ranges.ipv6_cidrs or [])
 
 
-def _armor_rules(ranges: list[str]) -> list[gcp.compute.SecurityPolicyRuleArgsDict]:
-    # A basic Cloud Armor rule matches at most 10 ranges
-    # (https://cloud.google.com/armor/docs/security-policy-overview#ip-address-lists).
+GATE_HEADER = "x-origin-gate"
+"""components/edge.py ORIGIN_GATE_HEADER, as Cloud Armor names it: `request.headers` keys are lowercase."""
+RANGES_PER_RULE = 4
+"""An advanced match condition holds "up to five subexpressions"
+(https://cloud.google.com/armor/docs/rules-language-reference): the header and four ranges."""
+_GATE_VALUE = re.compile(r"[A-Za-z0-9]{32,128}")
+
+
+def _armor_rules(ranges: list[str], gate: str) -> list[gcp.compute.SecurityPolicyRuleArgsDict]:
+    """Allow a request only from Cloudflare's addresses AND carrying the edge's `X-Origin-Gate` value; deny the rest.
+
+    Cloudflare's addresses alone admit every Cloudflare customer, who can point a zone of their own at our
+    load balancer's address; the header is what only our zone's transform rule adds (components/edge.py).
+    Each allow rule is `request.headers['x-origin-gate'] == '<value>' && (inIpRange(origin.ip, r1) || ...)`:
+    a missing header matches no allow rule, so the default rule denies it.
+
+    Why a separate value, not the engine's ORIGIN_AUTH_SECRET: a Cloud Armor expression is stored in the
+    policy as written, readable by anyone who may read the project's security policies (compute.securityPolicies.get:
+    roles/viewer, roles/compute.viewer, ...); Cloud Armor has no secret reference and no hashing in its
+    language. Knowing this value gets a request past Cloud Armor, not past the engine, which still compares
+    X-Origin-Auth (held in Secret Manager, readable by the engine's own account alone) in constant time. The
+    alternative, no header rule at all, lets every Cloudflare customer's requests reach the engine's instances
+    (load, and the engine's own 403 as the only barrier)."""
+    assert _GATE_VALUE.fullmatch(gate), "an alphanumeric value: nothing to escape in a CEL string literal"
+    conditions = [ranges[i:i + RANGES_PER_RULE] for i in range(0, len(ranges), RANGES_PER_RULE)]
     allow: list[gcp.compute.SecurityPolicyRuleArgsDict] = [
-        {"priority": 1000 + i, "action": "allow", "description": "Cloudflare's edge",
-         "match": {"versioned_expr": "SRC_IPS_V1", "config": {"src_ip_ranges": ranges[i * 10:(i + 1) * 10]}}}
-        for i in range((len(ranges) + 9) // 10)]
+        {"priority": 1000 + i, "action": "allow", "description": "Cloudflare's edge, with our zone's header",
+         "match": {"expr": {"expression": f"request.headers['{GATE_HEADER}'] == '{gate}' && ("
+                            + " || ".join(f"inIpRange(origin.ip, '{r}')" for r in group) + ")"}}}
+        for i, group in enumerate(conditions)]
     return [*allow, {"priority": 2147483647, "action": "deny(403)", "description": "everyone else",
                      "match": {"versioned_expr": "SRC_IPS_V1", "config": {"src_ip_ranges": ["*"]}}}]
 
 
 def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, target: CloudRunTarget,
-                   parent: pulumi.Resource, standby: gcp.cloudrunv2.Service | None,
+                   parent: pulumi.Resource, standby: gcp.cloudrunv2.Service | None, gate: pulumi.Input[str],
                    ) -> tuple[list[DnsEntry], gcp.compute.BackendService]:
     child = pulumi.ResourceOptions(parent=parent)
     project = target.project
@@ -319,13 +350,23 @@ def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, ta
     armor = gcp.compute.SecurityPolicy(
         f"{name}-edge-only", project=project, name=f"{prefix}-edge-only", type="CLOUD_ARMOR",
         description="Only Cloudflare's edge may reach the origin",
-        rules=ranges.apply(lambda r: _armor_rules(_cloudflare_ranges(r))), opts=child)
+        rules=pulumi.Output.all(ranges, gate).apply(lambda a: _armor_rules(_cloudflare_ranges(a[0]), a[1])),
+        opts=child)
     backend = gcp.compute.BackendService(
         f"{name}-backend", project=project, name=f"{prefix}-backend", load_balancing_scheme="EXTERNAL_MANAGED",
         protocol="HTTPS", backends=[{"group": serving.id}], security_policy=armor.id,
         log_config={"enable": True, "sample_rate": 1.0}, opts=child)
-    url_map = gcp.compute.URLMap(f"{name}-urlmap", project=project, name=f"{prefix}-urlmap",
-                                 default_service=backend.id, opts=child)
+    # The API host alone reaches the engine. Any other Host (another Cloudflare customer's zone pointed at this
+    # address, a bare IP) gets a redirect to a name that cannot exist (RFC 6761 `.invalid`): nothing of ours.
+    # "Only one of defaultRouteAction or defaultUrlRedirect must be set" and a host rule's path matcher names
+    # the service (pulumi-gcp compute/url_map.py). With the port too: a Host header may carry it (RFC 9110 7.2).
+    url_map = gcp.compute.URLMap(
+        f"{name}-urlmap", project=project, name=f"{prefix}-urlmap",
+        host_rules=[{"hosts": [hostname, f"{hostname}:443"], "path_matcher": "api"}],
+        path_matchers=[{"name": "api", "default_service": backend.id}],
+        default_url_redirect={"host_redirect": "unknown-host.invalid", "path_redirect": "/", "strip_query": True,
+                              "redirect_response_code": "MOVED_PERMANENTLY_DEFAULT"},
+        opts=child)
     # DNS authorization: the certificate is issued while the name is proxied by Cloudflare, where an
     # HTTP or load-balancer authorization would never see Google's challenge.
     authorization = gcp.certificatemanager.DnsAuthorization(

@@ -601,7 +601,11 @@ def registry_credentials(image: pulumi.Input[str], registry: Registry | None) ->
 
 
 def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi.Resource) -> Endpoint:
-    variables: dict[str, pulumi.Input[str]] = {**spec.env, **spec.secret_env, "PORT": str(spec.port)}
+    # Railway's healthcheck asks the PORT variable's port, its domain the target port (`public_port`)
+    # (https://docs.railway.com/reference/healthchecks, "Configure the healthcheck port"): a service with a
+    # private listener is checked there, which the domain never forwards to.
+    variables: dict[str, pulumi.Input[str]] = {**spec.env, **spec.secret_env,
+                                               "PORT": str(spec.internal_port or spec.port)}
     hostname = spec.public_hostname if spec.size.public else None
     service = RailwayService(
         name,

@@ -40,6 +40,12 @@ class ContainerSpec:
     public_hostname: str | None = None
     """The name the edge forwards a public service's requests to (`api.<zone>`): the backend makes the
     service answer for it itself, since overriding the Host header is Cloudflare Enterprise only."""
+    internal_port: int | None = None
+    """A port the service answers its probes and metrics scrape on, which no public route forwards to (the
+    engine's private listener, components/api.py INTERNAL_PORT): the backend's probes ask it."""
+    edge_gate: pulumi.Input[str] | None = None
+    """Cloud Run only: the `X-Origin-Gate` value the edge adds for `public_hostname`, which the load balancer's
+    Cloud Armor policy requires (components/backends/cloudrun.py `_armor_rules`)."""
     sidecars: Sequence[ContainerSpec] = ()
     """Cloud Run only: containers beside this one in each instance, reaching it at localhost (an agent)."""
     project_roles: Sequence[str] = ()

@@ -1,9 +1,9 @@
 """Where every signal of a stack comes from, per backend, and the alert rules that stack deploys.
 
 - The engine's RED metrics, B1-B4 (its PocketBase calls), C3's lookups and the web vitals: docker, the
-  stack's Prometheus scrapes `commission-engine:8000`; Railway, the `telemetry-agent` service scrapes
+  stack's Prometheus scrapes `commission-engine:9000`; Railway, the `telemetry-agent` service scrapes
   every replica (`commission-engine.railway.internal`, AAAA); Cloud Run, a sidecar in each instance
-  scrapes `localhost:8000`.
+  scrapes `localhost:9000`.
 - Redis (C3): the `redis-exporter` container or Railway service; Memorystore's own usage ratio from
   Cloud Monitoring.
 - Container CPU and memory (M3, M4): cAdvisor; Railway's metrics API (`railway-metrics`); Cloud
@@ -28,7 +28,9 @@ from components.observability.spec import ObservabilitySpec, with_alerts, with_c
 from stacks.profile import Backend, ServiceName, ServiceProfile
 
 ENGINE_JOB = "commission-engine"
-ENGINE_PORT = 8000
+ENGINE_PORT = 9000
+"""The engine's private listener (components/api.py INTERNAL_PORT): the only port serving /metrics without the
+edge's secret, and never through the edge (engine.api.EdgeGuard)."""
 REDIS_EXPORTER = "redis-exporter"
 REDIS_EXPORTER_PORT = 9121
 RAILWAY_METRICS = "railway-metrics"

@@ -44,6 +44,12 @@ ORIGIN_AUTH_SECRET = "edge-origin-secret-for-the-tests-0123456789"
 EDGE_HEADERS = {"X-Origin-Auth": ORIGIN_AUTH_SECRET}
 
 
+def scrape(client: httpx.Client) -> httpx.Response:
+    """/metrics as the telemetry agent reads it: from loopback, without the edge's header (engine.api.EdgeGuard
+    never serves it to a request that came through the edge, which `client` plays)."""
+    return httpx.get(str(client.base_url.join("/metrics")), timeout=10)
+
+
 def engine_env() -> dict[str, str]:
     """The engine's processes import `engine` from ENGINE_UNDER_TEST_SRC when it is set: how a new test is
     run against an older engine (e.g. the parent commit's `components/engine/src`, exported with git archive)."""
@@ -54,7 +60,7 @@ def engine_env() -> dict[str, str]:
 def _start(tmp: Path) -> Iterator[Running]:
     entry_a, a = make_tenant("acme")
     entry_b, b = make_tenant("bravo")
-    with local_stack(tmp, [entry_a, entry_b], env=engine_env()) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
+    with local_stack(tmp, [entry_a, entry_b], env=engine_env()) as stack, httpx.Client(base_url=stack.url, timeout=10, headers=EDGE_HEADERS) as client:
         yield Running(stack, client, a, b)
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack
 
-from tests.engine.conftest import EDGE_HEADERS, Running, TenantKeys
+from tests.engine.conftest import EDGE_HEADERS, Running, TenantKeys, scrape
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 
@@ -197,7 +197,7 @@ def test_a_bad_line_is_422_naming_the_line_and_field(ready: Running) -> None:
 def test_metrics_expose_requests_by_route_method_status_and_tenant(ready: Running) -> None:
     ready.client.get("/v1/catalog", headers=ready.a.headers())
 
-    text = ready.client.get("/metrics").text
+    text = scrape(ready.client).text
 
     assert 'http_requests_total{method="GET",route="/v1/catalog",status="200",tenant="acme"}' in text
     for name in ("http_request_duration_seconds_bucket", "pocketbase_request_duration_seconds_bucket",
@@ -210,7 +210,7 @@ def test_readyz_reports_both_dependencies(ready: Running) -> None:
 
 
 def _metric(running: Running, series: str) -> float:
-    for line in running.client.get("/metrics").text.splitlines():
+    for line in scrape(running.client).text.splitlines():
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
@@ -227,7 +227,7 @@ def test_with_redis_killed_the_engine_keeps_serving_from_pocketbase(own_engine: 
     assert order.status_code == 201
     assert summary.status_code == 200 and summary.json()["pending_cents"] == 450
     assert client.get("/readyz").status_code == 503
-    text = client.get("/metrics").text
+    text = scrape(client).text
     errors = sum(float(line.split()[-1]) for line in text.splitlines()
                  if line.startswith("cache_requests_total") and 'result="error"' in line)
     assert errors >= 1, "the outage is counted"
@@ -366,7 +366,7 @@ def test_with_two_workers_metrics_are_summed_and_a_previous_servers_are_gone(tmp
     with local_stack(tmp_path, [entry], workers=2) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
         for _ in range(20):
             client.get("/v1/catalog", headers=tenant.headers())
-        text = client.get("/metrics").text
+        text = scrape(client).text
 
     assert 'tenant="ghost"' not in text
     served = sum(float(line.split()[-1]) for line in text.splitlines()
@@ -442,7 +442,7 @@ def test_every_metric_the_alert_rules_use_is_exported_by_the_engine_or_a_named_e
     from components.observability.spec import load
 
     spec = load()
-    exported = {line.split()[2] for line in ready.client.get("/metrics").text.splitlines()
+    exported = {line.split()[2] for line in scrape(ready.client).text.splitlines()
                 if line.startswith("# TYPE ")}
     exported |= {name for names in spec.exporters.values() for name in names}
     from components.observability.dashboards import DASHBOARDS, exprs

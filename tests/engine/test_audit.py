@@ -14,7 +14,7 @@ import pytest
 from engine.dev import LocalStack, local_stack
 from engine.registry import key_hash
 
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_each_admin_write_is_an_audit_event_with_before_after_and_what_changed(
 ) -> None:
     stack, keys, log = audited
     admin = keys.headers(admin=True)
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, timeout=10, headers=EDGE_HEADERS) as client:
         assert client.put("/v1/products/TEA", headers=admin, json={"name": "Tea", "category": "food",
                                                                     "price_cents": 500}).status_code == 200
         assert client.put("/v1/products/TEA", headers=admin, json={"name": "Tea", "category": "food",
@@ -72,7 +72,7 @@ def test_each_admin_write_is_an_audit_event_with_before_after_and_what_changed(
 
 def test_no_key_is_ever_written_to_the_engines_output(audited: tuple[LocalStack, TenantKeys, Path]) -> None:
     stack, keys, log = audited
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, timeout=10, headers=EDGE_HEADERS) as client:
         client.put("/v1/affiliates/bia", headers=keys.headers(admin=True), json={"name": "Bia"})
         client.put("/v1/affiliates/bia", headers=keys.headers(), json={"name": "Bia"})  # 403: no write, no event
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack, local_stack
 
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant, scrape
 from tests.engine.fake_cloudflare import FakeCloudflare, Reply, fake_cloudflare
 
 BASE_URL = "https://api.acme-commerce.example"
@@ -34,7 +34,7 @@ class Edge:
                                json={"name": sku.title(), "price_cents": price, "active": active})
 
     def metric(self, series: str) -> float:
-        for line in self.client.get("/metrics").text.splitlines():
+        for line in scrape(self.client).text.splitlines():
             if line.startswith(series + " "):
                 return float(line.split()[-1])
         return 0.0
@@ -61,7 +61,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         log = tmp / "engine.log"
         # Two workers: the purge, its counters and the start notice, as in production (WEB_CONCURRENCY=2).
         with local_stack(tmp, list(entries.values()), workers=2, env=env, log=log) as stack, \
-                httpx.Client(base_url=stack.url, timeout=10) as client:
+                httpx.Client(base_url=stack.url, timeout=10, headers=EDGE_HEADERS) as client:
             yield Edge(stack, client, cloudflare, token, log, tenants)
     assert cloudflare.violations == [], "every request the engine sent was one Cloudflare accepts"
 
@@ -128,7 +128,7 @@ def test_a_refusal_is_not_retried_and_the_token_appears_in_no_log_line_or_metric
     assert [call.status for call in edge.cloudflare.calls_for(url("delta"))] == [400]
     assert "catalog purge failed for delta after 1 attempt(s): HTTP 400: 1001 refused Bearer [token]" in log
     assert edge.token not in log and edge.token[3:] not in log
-    assert edge.token not in edge.client.get("/metrics").text
+    assert edge.token not in scrape(edge.client).text
     assert edge.wait_metric('catalog_purge_failures_total{tenant="delta"}', 1) == 1
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack, local_stack
 
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 CALLERS = 50
@@ -50,7 +50,7 @@ class Racing:
 def racing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Racing]:
     entry, tenant = make_tenant("acme")
     with local_stack(tmp_path_factory.mktemp("racing"), [entry], workers=2, env=engine_env()) as stack, \
-            httpx.Client(base_url=stack.url, timeout=30) as client:
+            httpx.Client(base_url=stack.url, timeout=30, headers=EDGE_HEADERS) as client:
         admin = tenant.headers(admin=True)
         assert client.put("/v1/products/MUG", headers=admin, json={"name": "Mug", "price_cents": 4500}
                           ).status_code == 200
@@ -64,7 +64,7 @@ def race(racing: Racing, calls: list[tuple[str, str, dict[str, Any] | None, dict
     """All the calls at once, each on its own connection, released together."""
     async def scenario() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=len(calls) + 10, max_keepalive_connections=len(calls) + 10)
-        async with httpx.AsyncClient(base_url=racing.stack.url, timeout=60, limits=limits) as client:
+        async with httpx.AsyncClient(base_url=racing.stack.url, timeout=60, limits=limits, headers=EDGE_HEADERS) as client:
             # Open every connection first, so the calls themselves leave together.
             await asyncio.gather(*(client.get("/healthz") for _ in calls))
             start = asyncio.Event()

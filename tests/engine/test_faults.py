@@ -25,7 +25,7 @@ import pytest
 from engine.dev import LocalStack
 
 from infra.ops.chaos_proxy import FaultProxy
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, ORIGIN_AUTH_SECRET, TenantKeys, engine_env, make_tenant
 
 TIMEOUT_S = 1.0
 """The engine's PocketBase timeout in these tests (POCKETBASE_TIMEOUT_SECONDS; 5 s by default): the same code
@@ -95,7 +95,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulty]:
     stack = FaultStack(tmp_path_factory.mktemp("faults"), [entry])
     try:
         stack.start()
-        with httpx.Client(base_url=stack.url, timeout=15) as client:
+        with httpx.Client(base_url=stack.url, timeout=15, headers=EDGE_HEADERS) as client:
             admin = tenant.headers(admin=True)
             client.put("/v1/products/MUG", headers=admin,
                        json={"name": "Mug", "category": "home", "price_cents": 4500}).raise_for_status()
@@ -279,7 +279,7 @@ def _responses(raw: bytes) -> list[int]:
 def test_an_order_followed_by_garbage_in_the_same_write_is_answered_as_created(faulty: Faulty) -> None:
     key = uuid.uuid4().hex
     body = json.dumps({"lines": LINES}).encode()
-    request = (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nAuthorization: Bearer {faulty.tenant.api}\r\n"
+    request = (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nX-Origin-Auth: {ORIGIN_AUTH_SECRET}\r\nAuthorization: Bearer {faulty.tenant.api}\r\n"
                f"Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                ).encode() + body + b"\x16\x03\x01\x02\x00 not HTTP at all\r\n\r\n"
     with socket.create_connection(("127.0.0.1", faulty.stack.engine_port), timeout=10) as sock:

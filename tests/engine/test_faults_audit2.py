@@ -26,6 +26,7 @@ import pytest
 from engine import schema
 from engine.adapters.pocketbase import PocketBase
 
+from tests.engine.conftest import EDGE_HEADERS, scrape
 from tests.engine.test_faults import MONTH, FaultStack
 from tests.engine.test_faults_more import Stack, own, shared, started
 
@@ -51,7 +52,7 @@ def _retype(stack: FaultStack, collection: str, field: str, kind: str) -> None:
 
 
 def _metric(client: httpx.Client, series: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
+    for line in scrape(client).text.splitlines():
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return 0.0
@@ -137,7 +138,7 @@ def test_simultaneous_first_writes_of_the_same_record_are_all_acknowledged(share
     sku, affiliate = f"NEW{uuid.uuid4().hex[:6]}", f"new-{uuid.uuid4().hex[:6]}"
 
     def put(i: int) -> tuple[int, int]:
-        with httpx.Client(base_url=shared.stack.url, timeout=15) as client:  # one connection each: at once
+        with httpx.Client(base_url=shared.stack.url, timeout=15, headers=EDGE_HEADERS) as client:  # one connection each: at once
             product = client.put(f"/v1/products/{sku}", headers=shared.admin,
                                  json={"name": "New", "price_cents": 100 + i})
             member = client.put(f"/v1/affiliates/{affiliate}", headers=shared.admin, json={"name": f"n{i}"})

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from engine.dev import pocketbase_binary, wait_http
 
-from tests.engine.conftest import TenantKeys, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, ORIGIN_AUTH_SECRET, TenantKeys, make_tenant
 from tests.engine.test_faults import LINES, MONTH, FaultStack
 from tests.engine.test_faults import _redis_fault as redis_fault  # pyright: ignore[reportPrivateUsage]
 from tests.engine.test_faults import _responses as responses  # pyright: ignore[reportPrivateUsage]
@@ -64,7 +64,7 @@ def _started(data: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
     stack.env |= env or {}
     try:
         stack.start()
-        with httpx.Client(base_url=stack.url, timeout=15) as client:
+        with httpx.Client(base_url=stack.url, timeout=15, headers=EDGE_HEADERS) as client:
             running = Stack(stack, client, tenant)
             deadline = time.monotonic() + 15  # start() waits for /healthz; the schema check may still be under way
             while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
@@ -152,7 +152,7 @@ def test_a_pocketbase_without_a_field_the_engine_needs_is_not_ready_and_named(tm
     (tmp_path / "stack").mkdir()
     try:
         stack.start()
-        with httpx.Client(base_url=stack.url, timeout=15) as client:
+        with httpx.Client(base_url=stack.url, timeout=15, headers=EDGE_HEADERS) as client:
             deadline = time.monotonic() + 3
             while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
                 time.sleep(0.3)
@@ -250,13 +250,13 @@ def _exchange(port: int, parts: list[bytes], wait_s: float = 5.0) -> tuple[list[
 
 def _post(tenant: TenantKeys, extra: str = "") -> bytes:
     body = json.dumps({"lines": LINES}).encode()
-    return (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nAuthorization: Bearer {tenant.api}\r\n"
+    return (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nX-Origin-Auth: {ORIGIN_AUTH_SECRET}\r\nAuthorization: Bearer {tenant.api}\r\n"
             f"Idempotency-Key: {uuid.uuid4().hex}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
 
 
 def test_a_chunked_body_that_turns_invalid_is_answered_400_and_closed(shared: Stack) -> None:
-    head = (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nAuthorization: Bearer {shared.tenant.api}\r\n"
+    head = (f"POST /v1/orders HTTP/1.1\r\nHost: engine\r\nX-Origin-Auth: {ORIGIN_AUTH_SECRET}\r\nAuthorization: Bearer {shared.tenant.api}\r\n"
             f"Idempotency-Key: {uuid.uuid4().hex}\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"li\r\n").encode()
 
@@ -305,7 +305,7 @@ def test_readyz_answers_within_the_probe_timeout_while_pocketbase_is_blackholed(
     try:
         # /readyz's own budget for PocketBase (2 s, PocketBase.unready), with 1 s of slack for this loaded
         # machine; PocketBase's call timeout (5 s) must not be what answers.
-        with httpx.Client(base_url=stack.url, timeout=3.0) as probe:
+        with httpx.Client(base_url=stack.url, timeout=3.0, headers=EDGE_HEADERS) as probe:
             for _ in range(4):
                 try:
                     answers.append(probe.get("/readyz").status_code)

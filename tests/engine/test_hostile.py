@@ -20,7 +20,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack, local_stack
 
-from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant, scrape
 
 MONTH = dt.datetime.now(dt.UTC).strftime("%Y-%m")
 EXACT = 2**53 - 1
@@ -45,7 +45,7 @@ class Hostile:
                                 headers=self.api(slug) | {"Idempotency-Key": key or uuid.uuid4().hex})
 
     def metric(self, series: str) -> float:
-        for line in self.client.get("/metrics").text.splitlines():
+        for line in scrape(self.client).text.splitlines():
             if line.startswith(series + " "):
                 return float(line.split()[-1])
         return 0.0
@@ -61,7 +61,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     for slug in SLUGS:
         entries[slug], tenants[slug] = make_tenant(slug)
     with local_stack(tmp_path_factory.mktemp("hostile"), list(entries.values()), env=engine_env()) as stack, \
-            httpx.Client(base_url=stack.url, timeout=15) as client:
+            httpx.Client(base_url=stack.url, timeout=15, headers=EDGE_HEADERS) as client:
         running = Hostile(stack, client, tenants)
         for slug in SLUGS:
             assert client.put("/v1/products/MUG", headers=running.admin(slug),
@@ -242,7 +242,7 @@ def test_a_vitals_route_ending_in_a_newline_is_refused_and_not_recorded(hostile:
                                                        "metrics": [{"name": "TTFB", "value": 100}]}))
 
     assert _is_problem(response, 422)["errors"][0]["field"] == "route"
-    assert 'route="/produto/[slug]\\n"' not in hostile.client.get("/metrics").text
+    assert 'route="/produto/[slug]\\n"' not in scrape(hostile.client).text
     assert hostile.metric(series) == 0
 
 
@@ -281,7 +281,7 @@ def test_a_write_held_up_by_a_real_sqlite_lock_is_counted_as_one_and_answered_50
     """A real lock: another connection holds SQLite's write lock on PocketBase's own data.db."""
     entry, tenant = make_tenant("acme")
     env = engine_env() | {"POCKETBASE_TIMEOUT_SECONDS": "2"}
-    with local_stack(tmp_path, [entry], env=env) as stack, httpx.Client(base_url=stack.url, timeout=30) as client:
+    with local_stack(tmp_path, [entry], env=env) as stack, httpx.Client(base_url=stack.url, timeout=30, headers=EDGE_HEADERS) as client:
         admin = tenant.headers(admin=True)
         client.put("/v1/products/MUG", headers=admin, json={"name": "Mug", "price_cents": 4500})
         body = {"lines": [{"sku": "MUG", "quantity": 1}]}
@@ -289,7 +289,7 @@ def test_a_write_held_up_by_a_real_sqlite_lock_is_counted_as_one_and_answered_50
                            json=body).status_code == 201
 
         def locks() -> float:
-            return sum(float(line.split()[-1]) for line in client.get("/metrics").text.splitlines()
+            return sum(float(line.split()[-1]) for line in scrape(client).text.splitlines()
                        if line.startswith("pocketbase_lock_errors_total{"))
 
         lock = sqlite3.connect(tmp_path / "pb" / "data.db", timeout=5, isolation_level=None)
@@ -306,7 +306,7 @@ def test_a_write_held_up_by_a_real_sqlite_lock_is_counted_as_one_and_answered_50
         _is_problem(locked, 503)
         assert read_meanwhile.status_code == 200, "reads go on under the write lock"
         assert counted == 1
-        assert 'pocketbase_lock_errors_total{operation="create_order"} 1.0' in client.get("/metrics").text
+        assert 'pocketbase_lock_errors_total{operation="create_order"} 1.0' in scrape(client).text
         time.sleep(1.5)  # PocketBase's own retry of the held-up insert may land now
         retried = [client.post("/v1/orders", headers=tenant.headers() | {"Idempotency-Key": "during-the-lock"},
                                json=body) for _ in range(2)]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from engine.dev import LocalStack, free_port
 
-from tests.engine.conftest import TenantKeys, engine_env, make_tenant
+from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant
 
 LIVENESS_BUDGET_S = 15.0
 """Well inside Cloud Run's startup probe (3 s period, 60 failures) and the Dockerfile's 15 s start period;
@@ -58,7 +58,7 @@ def unstarted(tmp_path: Path) -> Iterator[tuple[LocalStack, TenantKeys]]:
 
 def _order_is_a_503_problem(stack: LocalStack, keys: TenantKeys) -> None:
     """A request that needs the database: the documented 503 problem, never a 500 or a 404."""
-    order = httpx.post(f"{stack.url}/v1/orders", timeout=10, headers={**keys.headers(), "Idempotency-Key": "while-down"},
+    order = httpx.post(f"{stack.url}/v1/orders", timeout=10, headers={**keys.headers(), **EDGE_HEADERS, "Idempotency-Key": "while-down"},
                        json={"lines": [{"sku": "MUG", "quantity": 1}]})
     assert order.status_code == 503, order.text
     assert _problem(order)["title"] == "Storage unavailable"

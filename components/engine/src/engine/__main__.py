@@ -40,17 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        import uvicorn
-
         from engine.settings import Settings
 
         settings = Settings()  # pyright: ignore[reportCallIssue]
         _clear_worker_metrics()
         print(_purge_notice(settings), file=sys.stderr, flush=True)
         # engine/server.py: the requests read before bytes that are not HTTP are answered first (#23.5).
-        uvicorn.run("engine.api:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=settings.web_concurrency, access_log=False, log_level="warning",
-                    http="engine.server:HttpProtocol")
+        serve_both(args.host, args.port, settings.internal_port, settings.web_concurrency)
         return 0
     if args.command == "smoke":
         from engine.smoke import main as smoke_main
@@ -60,6 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     from engine.dev import run_dev
 
     return run_dev(args.data)
+
+
+def serve_both(host: str, port: int, internal_port: int | None, workers: int) -> None:
+    """uvicorn on the public port and, with INTERNAL_PORT, on the private one too: the same application and
+    workers; `scope["server"]` tells api.EdgeGuard which listener a connection came in on."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    # engine/server.py: the requests read before bytes that are not HTTP are answered first (#23.5).
+    options: dict[str, object] = {"factory": True, "host": host, "workers": workers, "access_log": False,
+                                  "log_level": "warning", "http": "engine.server:HttpProtocol"}
+    if internal_port is None:
+        uvicorn.run("engine.api:app_from_env", port=port, **options)  # pyright: ignore[reportArgumentType]
+        return
+    config = uvicorn.Config("engine.api:app_from_env", port=port, **options)  # pyright: ignore[reportArgumentType]
+    private = uvicorn.Config("engine.api:app_from_env", port=internal_port, **options)  # pyright: ignore[reportArgumentType]
+    sockets = [config.bind_socket(), private.bind_socket()]
+    if config.workers > 1:
+        Multiprocess(config, sockets=sockets).run()
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
 
 
 def _purge_notice(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -107,42 +108,85 @@ class Metrics:
             metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
 
 
-class EdgeGuard:
-    """Pure ASGI middleware: the public host answers only what came through the edge (#11.3).
+PRIVATE_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+"""What the private network may ask without the edge's secret: the telemetry agent's scrape and the platform's
+probes. Nothing else is served to a request that did not come through the edge."""
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "via", "cf-connecting-ip", "cf-ray", "x-real-ip")
+"""Headers every proxy in front of the engine adds to what it forwards: Google's external Application Load
+Balancer appends to X-Forwarded-For and adds Via (https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header),
+Cloudflare (and cloudflared) add CF-Connecting-IP, CF-Ray and X-Forwarded-For
+(https://developers.cloudflare.com/fundamentals/reference/http-headers/), Railway's edge X-Forwarded-For and
+X-Real-IP. A caller can add them but a proxy's own cannot be removed: their presence only ever refuses the
+private paths; their absence never grants anything by itself."""
 
-    Cloudflare adds `X-Origin-Auth: <secret>` to every request it forwards for the zone (a request
-    header transform rule, components/edge.py); a request for the public host without it went around
-    the edge (a `*.run.app` or Railway address with a forged Host) and is refused. `/metrics` is
-    never served on the public host: the telemetry agent scrapes it on the private network, where the
-    Host is another name. Only a request that came through the edge has its client address taken from
-    `CF-Connecting-IP`; any other is who the socket says it is.
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class EdgeGuard:
+    """Pure ASGI middleware: only the edge reaches the engine, whatever Host a request names (#22.2).
+
+    Cloudflare adds `X-Origin-Auth: <secret>` to every request it forwards for the API host (a request header
+    transform rule, components/edge.py). With ORIGIN_AUTH_SECRET set, a request without it (compared in constant
+    time) is refused 403 whatever its Host, path or method: Host is the caller's word (another case, a trailing
+    dot, a port, another Cloudflare customer's zone pointed at our origin), so it decides nothing.
+
+    The private paths (/metrics, /healthz, /readyz) are served without the secret only over the private network,
+    which the engine establishes from the socket, never from a header:
+    - on the private listener (INTERNAL_PORT, `scope["server"]`): a port that neither the load balancer (it sends to
+      the container port only), the Cloudflare Tunnel (it routes to the public port), nor Railway's public domain
+      (its target port) forwards to; the telemetry agent scrapes it and the platform's probes ask it;
+    - from a loopback peer (the container's own HEALTHCHECK, a sidecar in the same network namespace) carrying
+      none of the headers a proxy adds (PROXY_HEADERS).
+    `/metrics` is never served to a request that came through the edge (it carries the secret) or a proxy.
+    Only a request that came through the edge has its client address taken from `CF-Connecting-IP`.
+    Without ORIGIN_AUTH_SECRET (a developer's machine) everything is served, as before the edge existed.
     """
 
-    def __init__(self, app: Callable[..., Awaitable[None]], public_hostname: str | None,
-                 origin_auth_secret: str | None) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], origin_auth_secret: str | None,
+                 internal_port: int | None = None) -> None:
         self.app = app
-        self.public = (public_hostname or "").lower() or None
         self.secret = (origin_auth_secret or "").encode() or None
+        self.internal_port = internal_port
+
+    def _private(self, scope: dict[str, Any], headers: dict[str, bytes]) -> bool:
+        server = scope.get("server") or ("", None)
+        if self.internal_port is not None and server[1] == self.internal_port:
+            return True
+        client = scope.get("client") or ("", 0)
+        return _loopback(str(client[0])) and not any(name in headers for name in PROXY_HEADERS)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", ())}
-        host = headers.get("host", b"").decode("latin-1").rsplit(":", 1)[0].lower()
-        given = headers.get("x-origin-auth", b"")
-        via_edge = self.secret is not None and hmac.compare_digest(given, self.secret)
+        given = headers.get("x-origin-auth")
+        via_edge = self.secret is not None and given is not None and hmac.compare_digest(given, self.secret)
         client = scope.get("client") or ("-", 0)
         state = scope.setdefault("state", {})
         state["client_ip"] = headers["cf-connecting-ip"].decode("latin-1") if via_edge and "cf-connecting-ip" in \
             headers else client[0]
-        if self.public is not None and host == self.public:
-            if self.secret is not None and not via_edge:
-                await problem(403, "Forbidden", f"{self.public} is served through its edge only")(scope, receive, send)
-                return
-            if scope.get("path") == "/metrics":
-                await problem(404, "Not Found", "no such resource")(scope, receive, send)
-                return
+        path = scope.get("path", "")
+        if self.secret is None:
+            await self.app(scope, receive, send)
+            return
+        if path in PRIVATE_PATHS and not via_edge and self._private(scope, headers):
+            await self.app(scope, receive, send)
+            return
+        if self.internal_port is not None and (scope.get("server") or ("", None))[1] == self.internal_port:
+            await problem(404, "Not Found", "no such resource")(scope, receive, send)
+            return
+        if not via_edge:
+            await problem(403, "Forbidden", "forbidden")(scope, receive, send)
+            return
+        if path == "/metrics":
+            await problem(404, "Not Found", "no such resource")(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -231,8 +275,8 @@ def create_app(settings: Settings) -> FastAPI:
     tenants = {t.slug: t for t in registry.tenants}
     tenant_slugs = set(tenants)
     app.add_middleware(Metrics)  # pyright: ignore[reportArgumentType]
-    app.add_middleware(EdgeGuard, public_hostname=settings.public_hostname,  # pyright: ignore[reportArgumentType]
-                       origin_auth_secret=settings.origin_auth_secret)
+    app.add_middleware(EdgeGuard, origin_auth_secret=settings.origin_auth_secret,  # pyright: ignore[reportArgumentType]
+                       internal_port=settings.internal_port)
 
     @app.exception_handler(_Problem)
     async def _problem(_: Request, exc: _Problem) -> JSONResponse:

@@ -42,7 +42,11 @@ class Settings(BaseSettings):
     """A Cloudflare API token with Cache Purge on the zone. Never logged."""
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
     public_hostname: str | None = None
-    """`api.<zone>`: requests for it come through the edge, which adds ORIGIN_AUTH_SECRET; unset, locally."""
+    """`api.<zone>`, the host the edge forwards (informational: the guard does not trust Host, api.EdgeGuard)."""
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    """A second listener serving only /metrics, /healthz and /readyz, to the private network without the edge's
+    secret: the telemetry agent and the platform's probes ask it; no load balancer, tunnel or public domain
+    forwards to it (api.EdgeGuard). Unset: no second listener."""
     origin_auth_secret: str | None = Field(default=None, repr=False)
     api_docs: bool = False
     """Serve the API's reference at /docs (Swagger UI over /openapi.json): `python -m engine dev` turns it on; a
