@@ -417,6 +417,9 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         (services["pocketbase"].backend != "docker" and spec.backup_secret_access_key is None,
          "backupSecretAccessKey", "PocketBase backs up daily to S3-compatible storage (C7)"),
         (spec.slack_webhook_url is None, "slackWebhookUrl", "alerts go to Slack (L7)"),
+        (spec.catalog_purge_token is None, "catalogPurgeToken",
+         "the engine purges its tenants' catalogs at the edge (C5); the bootstrap creates it: "
+         "`pulumi -C infra/bootstrap stack output catalogPurgeToken --show-secrets`"),
     ]
     problems = [f"{NAMESPACE}:{key}: is required because {why}" for missing, key, why in needs if missing]
     dr = PROFILES[spec.environment].disaster_recovery
@@ -525,5 +528,6 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                            _secret("backupSecretAccessKey", spec.backup_secret_access_key))
                  if spec.backups and spec.backup_secret_access_key is not None else None),
         engine_image=spec.engine_image,
+        catalog_purge_token=_secret("catalogPurgeToken", spec.catalog_purge_token or ""),
         waivers=tuple(m.Waiver(w.rule, w.resource, w.subject, w.expires, w.ticket, w.reason) for w in spec.waivers),
     )

@@ -145,3 +145,5 @@ class StackModel:
     waivers: tuple[Waiver, ...]
     grafana_cloud: GrafanaCloud | None = None
     railway_api_token: Secret | None = None
+    catalog_purge_token: Secret = Secret("platform:catalogPurgeToken", "")
+    """The engine's Cache Purge token for the zone, created by the bootstrap (infra/bootstrap)."""
