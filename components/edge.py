@@ -399,22 +399,3 @@ class Edge(pulumi.ComponentResource):
             self.fallback_origin = cloudflare.CustomHostnameFallbackOrigin(
                 f"{self._name}-saas-fallback-origin", zone_id=self._args.zone_id,
                 origin=self.saas_cname_target, opts=pulumi.ResourceOptions(parent=self, depends_on=[record]))
-
-
-def catalog_purge_token(name: str, zone_id: str, zone_name: str, expires_on: str,
-                        permissions: Sequence[str]) -> pulumi.Output[str]:
-    """The token the engine purges its tenants' catalogs with: this zone, Cache Purge only (S3)."""
-    token = cloudflare.ApiToken(
-        name,
-        name=f"platform catalog purge ({zone_name})",
-        policies=[{
-            "effect": "allow",
-            "permission_groups": [{"id": PERMISSION_GROUPS[g]} for g in permissions],
-            # Compact, as the API returns it: the provider compares the two as strings.
-            "resources": json.dumps({f"com.cloudflare.api.account.zone.{zone_id}": "*"},
-                                    separators=(",", ":"), sort_keys=True),
-        }],
-        expires_on=f"{expires_on}T00:00:00Z",
-        opts=pulumi.ResourceOptions(additional_secret_outputs=["value"]),
-    )
-    return pulumi.Output.secret(token.value)

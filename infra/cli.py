@@ -17,11 +17,11 @@ from infra import judge, ops
 from infra.analyzer import PACK_DIR, PolicyPackError, run_policies
 from infra.budget import over_budget
 from infra.compose import render_compose
-from infra.config import ConfigError, RawConfig, load_model
+from infra.config import ConfigError, RawConfig, load_model, waiver_rules_today
 from infra.model import StackModel
 from infra.ops import adopt_zone, certificate, rollout
 from infra.plan import contract_violations, diff_plans, render_tree, run_program
-from infra.policy_report import policy_config, policy_json, render_policy
+from infra.policy_report import expiry_warnings, policy_config, policy_json, render_policy
 from infra.review import cli as review
 from infra.stackfile import read_stack_file
 from stacks.contracts import ContractError, Violation
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     policy = commands.add_parser("policy-config", help="print the stack's waivers as a --policy-pack-config file")
     policy.add_argument("--stack", required=True)
     policy.add_argument("--config-file", type=Path, help="a stack file to use instead of Pulumi.<stack>.yaml")
+    boot = commands.add_parser("bootstrap-plan", help="plan an environment's bootstrap (infra/bootstrap) offline")
+    boot.add_argument("stack", metavar="ENV", help="integration, staging or prod")
     compose = commands.add_parser("compose", help="print docker-compose.yml for the docker backend (D4)")
     compose.add_argument("--stack", default="integration", help="a stack whose services all run on docker")
     review.add_commands(commands)  # comment, drift: what a pull request or a refresh shows its reviewers (#24)
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command in review.COMMANDS:
         return review.run(args)
+    if args.command == "bootstrap-plan":
+        from infra.bootstrap.plan import main as bootstrap_plan
+
+        return bootstrap_plan(args.stack)
     if args.command in ops.COMMANDS:
         return ops.run(args)
     if args.command == "rollout":
@@ -114,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_POLICY
 
+    today = waiver_rules_today()  # the day config validation judged the waivers by
     if args.json:
-        document = plan.to_json() | {"policy": policy_json(report, model.waivers)}
+        document = plan.to_json() | {"policy": policy_json(report, model.waivers, today)}
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        for line in expiry_warnings(model.waivers, today):  # stdout stays one JSON document
+            print(line, file=sys.stderr)
     else:
         sys.stdout.write(render_tree(plan))
-        sys.stdout.write(render_policy(report, model.waivers))
+        sys.stdout.write(render_policy(report, model.waivers, today))
     if before is not None:
         out = sys.stderr if args.json else sys.stdout
         out.write(diff_plans(before, plan.to_json()).render())

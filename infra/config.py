@@ -461,11 +461,17 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
          and not _short_lived_registry_login(spec, services), "registryPassword",
          "the engine image is pushed to a registry that is not Artifact Registry with username oauth2accesstoken, "
          "or Railway pulls from it and keeps the credentials"),
-        (services["pocketbase"].backend != "docker" and spec.backups is None, "backups",
-         "PocketBase backs up daily to S3-compatible storage (C7)"),
-        (services["pocketbase"].backend != "docker" and spec.backup_secret_access_key is None,
-         "backupSecretAccessKey", "PocketBase backs up daily to S3-compatible storage (C7)"),
+        # A stack with a GCP project declares its own backup and replica buckets (infra/ops/replica.py): only
+        # one without names a bucket, and its key, here.
+        (services["pocketbase"].backend != "docker" and spec.gcp is None and spec.backups is None, "backups",
+         "PocketBase backs up daily to S3-compatible storage (C7) and the stack has no platform:gcp to declare it in"),
+        (services["pocketbase"].backend != "docker" and spec.gcp is None and spec.backup_secret_access_key is None,
+         "backupSecretAccessKey", "PocketBase backs up daily to S3-compatible storage (C7) and the stack has no "
+         "platform:gcp to declare it in"),
         (spec.slack_webhook_url is None, "slackWebhookUrl", "alerts go to Slack (L7)"),
+        (spec.catalog_purge_token is None, "catalogPurgeToken",
+         "the engine purges its tenants' catalogs at the edge (C5); the bootstrap creates it: "
+         "`pulumi -C infra/bootstrap stack output catalogPurgeToken --show-secrets`"),
     ]
     problems = [f"{NAMESPACE}:{key}: is required because {why}" for missing, key, why in needs if missing]
     dr = PROFILES[spec.environment].disaster_recovery
@@ -576,5 +582,6 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                            _secret("backupSecretAccessKey", spec.backup_secret_access_key))
                  if spec.backups and spec.backup_secret_access_key is not None else None),
         engine_image=spec.engine_image,
+        catalog_purge_token=_secret("catalogPurgeToken", spec.catalog_purge_token or ""),
         waivers=tuple(m.Waiver(w.rule, w.resource, w.subject, w.expires, w.ticket, w.reason) for w in spec.waivers),
     )

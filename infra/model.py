@@ -146,3 +146,5 @@ class StackModel:
     grafana_cloud: GrafanaCloud | None = None
     railway_api_token: Secret | None = None
     railway_metrics_token: Secret | None = None
+    catalog_purge_token: Secret = Secret("platform:catalogPurgeToken", "")
+    """The engine's Cache Purge token for the zone, created by the bootstrap (infra/bootstrap)."""

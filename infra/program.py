@@ -20,7 +20,7 @@ from components.backends.service import ContainerSpec, DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
 from components.database import Database, DatabaseArgs
-from components.edge import Edge, api_hostname, catalog_purge_token, grafana_hostname
+from components.edge import Edge, api_hostname, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
 from components.observability import cloud as cloud_telemetry
@@ -254,8 +254,8 @@ def declare(model: StackModel) -> None:
     # so never the engine's secret (components/backends/cloudrun.py `_armor_rules`).
     origin_gate = pulumi.Output.secret(random.RandomPassword("origin-gate", length=48, special=False).result) \
         if engine_size.backend == "cloudrun" else None
-    purge_token = catalog_purge_token("catalog-purge-token", zone.zone_id, zone.name, zone.tokens_expire_on,
-                                      edge_settings.token_permissions)
+    # Created by the bootstrap, not here: a deploy token that could create it could mint any token (#22.3).
+    purge_token = model.catalog_purge_token.output()
     alerting_opts: pulumi.ResourceOptions | None = None
     provisioned_dashboards: frozenset[str] = frozenset()
     self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None

@@ -232,10 +232,13 @@ class StackSpecV1(_Spec):
     railway_metrics_token: str | None = None
     registry_password: str | None = None
     backup_secret_access_key: str | None = None
+    # The engine's Cloudflare token (Cache Purge on this zone), created by the environment's bootstrap
+    # (infra/bootstrap, output catalogPurgeToken): a stack that creates tokens needs API Tokens Write (#22.3).
+    catalog_purge_token: str | None = None
 
 
 SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key",
-                 "grafana_cloud_token", "railway_api_token", "railway_metrics_token")
+                 "grafana_cloud_token", "railway_api_token", "railway_metrics_token", "catalog_purge_token")
 
 
 def raw_fields(spec: type[BaseModel]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The engine purges exactly the URL the edge caches each tenant's catalog under, in the zone it
-caches it in, with a token that can do that and nothing else (#16.5)."""
+caches it in, with a token that can do that and nothing else (#16.5). The token is created by the
+environment's bootstrap (infra/bootstrap), not by the stack: a stack that creates tokens needs a deploy token
+with API Tokens Write, which can mint a token for any zone (#22.3)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import pytest
 
 from components.edge import PERMISSION_GROUPS, catalog_path
-from infra.plan import Plan, _fake  # pyright: ignore[reportPrivateUsage]
+from infra.plan import Plan
 from tests.cloudflare_rules import Request, cache_settings
 from tests.conftest import STACKS, stack_document
 from tests.environment import service_environment
@@ -32,11 +34,25 @@ def test_the_engine_purges_the_url_the_edge_caches_with_a_zone_scoped_token(
         assert scheme == "https" and host == f"api.{config['platform:zone']['name']}"
         assert cache_settings(rules, Request(host, "/" + path))["cache"] is True, url
 
-    token, secret = env["CATALOG_PURGE_TOKEN"]
+    _, secret = env["CATALOG_PURGE_TOKEN"]
     assert secret, "the purge token reaches the engine as a secret"
-    [api_token] = [r for r in plan.resources if r.type == "cloudflare:index/apiToken:ApiToken"]
-    assert token == _fake(api_token.name, length=40), "the engine holds the token the stack creates"
+    assert "platform:catalogPurgeToken" in config and "secure" in config["platform:catalogPurgeToken"], \
+        "the engine's token comes from the stack's secret config, set from the bootstrap's output"
+    assert not [r for r in plan.resources if r.type.startswith("cloudflare:") and "token" in r.type.lower()], \
+        "the stack creates no Cloudflare token: its deploy token needs no API Tokens Write"
+    assert "catalogPurgeToken" not in plan.outputs, "a secret only the engine uses is no stack output"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_bootstrap_creates_the_purge_token_for_the_zone_with_cache_purge_only(stack: str) -> None:
+    from infra.bootstrap.plan import bootstrap_plan
+
+    config = stack_document(stack)["config"]
+    plan = bootstrap_plan(stack)
+
+    [api_token] = [r for r in plan.resources if r.name == "catalog-purge-token"]
     [policy] = api_token.inputs["policies"]
     assert json.loads(policy["resources"]) == {f"com.cloudflare.api.account.zone.{config['platform:zone']['zoneId']}": "*"}
     assert [g["id"] for g in policy["permissionGroups"]] == [PERMISSION_GROUPS["Cache Purge"]]
-    assert "catalogPurgeToken" not in plan.outputs, "a secret only the engine uses is no stack output"
+    assert api_token.inputs["expiresOn"] == f"{config['platform:zone']['tokensExpireOn']}T00:00:00Z"
+    assert plan.outputs["catalogPurgeToken"].startswith("[secret")

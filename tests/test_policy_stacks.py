@@ -41,7 +41,8 @@ BROKEN: list[tuple[str, str, Mutation, str]] = [
     ("PLAT-SCALE-002", "prod", _service("engine", maxInstances=8), "engine"),
     ("PLAT-SIZE-001", "staging", _service("pocketbase", peakMemoryMib=8192), "database"),
     ("PLAT-SIZE-002", "staging", _service("redis", peakMemoryMib=8192), "cache"),
-    ("PLAT-IAM-001", "staging", _in("platform:zone", "tokensExpireOn", "2031-01-01"), "catalog-purge-token"),
+    # PLAT-IAM-001 (Cloudflare tokens) has no stack-file case any more: no stack declares a token (the bootstrap
+    # creates them, #22.3); its probes (tests/policy_probes/token-*.yaml) feed the pack tokens directly.
     ("PLAT-WAF-002", "prod", lambda doc: doc["config"].pop("platform:waivers"), "edge-waf"),
     ("PLAT-WAF-003", "prod", _tenant(1, "rateLimitPerMinute", 10000), "edge-rate-limits"),
     ("PLAT-IMG-001", "prod", _set("platform:engineImage", "ghcr.io/acme-commerce/commission-engine:latest"), "engine"),

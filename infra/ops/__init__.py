@@ -47,11 +47,15 @@ def plan_stack(model: StackModel, raw: RawConfig, stack: str, config_name: str) 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:  # pyright: ignore[reportPrivateUsage]
     restore = commands.add_parser("restore", help="restore PocketBase's replica into a fresh directory and verify it")
     restore.add_argument("--stack", required=True)
-    restore.add_argument("--at", metavar="TIME", help="the point in time to restore (RFC 3339, UTC); default: latest")
+    restore.add_argument("--at", "--to", dest="at", metavar="TIME",
+                         help="the point in time to restore (RFC 3339, UTC); default: latest")
     restore.add_argument("--output", type=Path, metavar="DIR",
                          help="a new PocketBase data directory to restore into (default: ./restore-<stack>-<time>)")
     restore.add_argument("--replica-url", metavar="s3://BUCKET/PATH?endpoint=...",
                          help="another copy of the replica than the stack's (a drill, the failover region's)")
+    restore.add_argument("--apply", action="store_true",
+                         help="then put the verified copy on the stack's PocketBase VM over IAP (gcloud), restart "
+                              "PocketBase and check it: docs/runbooks/restore.md")
     from infra.ops.failover import add_command
 
     add_command(commands)
@@ -64,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
         return failover(args)
     from infra.ops.restore import main as restore
 
-    return restore(args.stack, args.at, args.output, args.replica_url)
+    return restore(args.stack, args.at, args.output, args.replica_url, apply=args.apply)

@@ -1,6 +1,10 @@
-"""`python -m infra restore --stack S [--at TIME]`: the stack's PocketBase replica (latest, or as it
+"""`python -m infra restore --stack S [--to TIME] [--apply]`: the stack's PocketBase replica (latest, or as it
 was at TIME) restored into a fresh data directory and verified there before anything is switched
 to it: SQLite's `PRAGMA integrity_check`, a fresh PocketBase serving it, and the rows per collection.
+With `--apply` (a stack whose PocketBase runs on a VM: prod), that verified file then goes onto the VM, which
+has no external address, through IAP (`gcloud compute scp/ssh --tunnel-through-iap`): its checksum is compared
+there, the unit is stopped, the old database kept aside, the copy installed, the unit started and PocketBase's
+health checked (docs/runbooks/restore.md).
 
 Credentials come from the environment and are never printed: LITESTREAM_ACCESS_KEY_ID and
 LITESTREAM_SECRET_ACCESS_KEY (the stack outputs `pocketbaseReplicaAccessKeyId` and
@@ -11,10 +15,15 @@ settings PocketBase encrypts in the database. Exit codes: 0 restored and verifie
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import shlex
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from components.pocketbase.drtool import DB_NAME, Replica, RestoreError, litestream_binary, restore, verify
@@ -39,7 +48,21 @@ def _at(value: str | None) -> str | None:
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def main(stack: str, at: str | None, output: Path | None, replica_url: str | None) -> int:
+CREDENTIALS = {
+    "LITESTREAM_ACCESS_KEY_ID": "pulumi stack output pocketbaseReplicaAccessKeyId",
+    "LITESTREAM_SECRET_ACCESS_KEY": "pulumi stack output pocketbaseReplicaSecret --show-secrets",
+    "PB_ENCRYPTION_KEY": "pulumi stack output pocketbaseSettingsKey --show-secrets",
+}
+"""What a restore reads from the environment, and where each comes from. Litestream without a key falls through
+the AWS credential chain (down to the instance metadata service) and says so, not which variable is missing."""
+
+
+def missing_credentials(env: Mapping[str, str]) -> list[str]:
+    return [f"{name} is not set: export {name}=$({source})" for name, source in CREDENTIALS.items()
+            if not env.get(name)]
+
+
+def main(stack: str, at: str | None, output: Path | None, replica_url: str | None, *, apply: bool = False) -> int:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = output or Path.cwd() / f"restore-{stack}-{stamp}"
     if (target / DB_NAME).exists():
@@ -48,9 +71,20 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
     try:
         when = _at(at)
     except ValueError as exc:
-        print(f"error: --at {at!r} is not an RFC 3339 time with a zone, like 2026-03-01T12:00:00Z ({exc})",
+        print(f"error: --to {at!r} is not an RFC 3339 time with a zone, like 2026-03-01T12:00:00Z ({exc})",
               file=sys.stderr)
         return EXIT_USAGE
+    missing = missing_credentials(os.environ)
+    if missing:
+        print("error: " + "\nerror: ".join(missing), file=sys.stderr)
+        return EXIT_USAGE
+    vm = None
+    if apply:
+        vm = vm_of(stack)
+        if vm is None:
+            print(f"error: --apply: stack {stack!r} runs PocketBase on no VM; start PocketBase on the restored "
+                  "directory instead", file=sys.stderr)
+            return EXIT_USAGE
     if replica_url is not None:
         try:
             replica = Replica.from_url(replica_url)
@@ -83,6 +117,110 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
     if not checked.ok:
         print("restore: NOT verified; switch nothing to it", file=sys.stderr)
         return EXIT_FAILED
-    print(f"restore: verified ({sum(checked.counts.values())} rows in {len(checked.counts)} collections); "
-          f"start PocketBase on {target}", file=sys.stderr)
+    print(f"restore: verified ({sum(checked.counts.values())} rows in {len(checked.counts)} collections)"
+          + ("" if vm else f"; start PocketBase on {target}"), file=sys.stderr)
+    if vm is not None:
+        return apply_to_vm(vm, target, run_gcloud, stamp)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# --apply: the verified copy onto the PocketBase VM
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    zone: str
+    project: str
+    unit: str
+    data_dir: str
+    """The host directory the unit mounts as PocketBase's data directory (components/backends/gce.py MOUNT)."""
+    port: int
+
+
+def vm_of(stack: str) -> Vm | None:
+    """The stack's serving PocketBase VM as its plan declares it (name, zone), or None when it runs on none."""
+    from components.backends.gce import MOUNT
+    from components.database import PORT
+    from infra.ops import plan_stack
+
+    loaded = load_stack(stack)
+    if loaded is None:
+        return None
+    raw, model = loaded
+    if model.gcp is None or model.services["pocketbase"].backend != "gce":
+        return None
+    plan = plan_stack(model, raw, stack, f"Pulumi.{stack}.yaml")
+    if plan is None:
+        return None
+    # After a failover (`platform:gcp.serving: failover`) the standby VM is the one serving.
+    wanted = "database-standby" if model.gcp.serving_failover else "database"
+    [instance] = [r for r in plan.resources if r.type == "gcp:compute/instance:Instance" and r.name == wanted]
+    return Vm(str(instance.inputs["name"]), str(instance.inputs["zone"]), model.gcp.project, "pocketbase.service",
+              MOUNT, PORT)
+
+
+Runner = Callable[[Sequence[str]], tuple[int, str]]
+
+
+def run_gcloud(argv: Sequence[str]) -> tuple[int, str]:
+    print("$ " + shlex.join(argv), file=sys.stderr, flush=True)
+    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def apply_to_vm(vm: Vm, restored: Path, run: Runner, stamp: str) -> int:
+    """Copy, check, stop, swap (the old database kept aside), start, check health. Each step stops the next
+    on failure; nothing is stopped until the copy on the VM is byte for byte the verified one."""
+    where = ["--zone", vm.zone, "--project", vm.project, "--tunnel-through-iap"]
+    staged = f"/tmp/restore-{stamp}.db"
+
+    def ssh(script: str) -> tuple[int, str]:
+        return run(["gcloud", "compute", "ssh", vm.name, *where, "--command", script])
+
+    db = f"{vm.data_dir}/{DB_NAME}"
+    aside = f"{vm.data_dir}/before-restore-{stamp}"
+    steps: list[tuple[str, Callable[[], tuple[int, str]]]] = [
+        ("copy the verified database to the VM",
+         lambda: run(["gcloud", "compute", "scp", str(restored / DB_NAME), f"{vm.name}:{staged}", *where])),
+    ]
+    expected = sha256(restored / DB_NAME)
+    code, out = steps[0][1]()
+    if code != 0:
+        print(f"restore --apply: {steps[0][0]} failed ({code}): {out.strip()[-300:]}", file=sys.stderr)
+        return EXIT_FAILED
+    code, out = ssh(f"sha256sum {shlex.quote(staged)}")
+    if code != 0 or out.split()[:1] != [expected]:
+        print(f"restore --apply: the copy on {vm.name} is not the verified one (sha256 {expected}); nothing "
+              "was stopped", file=sys.stderr)
+        return EXIT_FAILED
+    swap = " && ".join([
+        f"sudo systemctl stop {vm.unit}",
+        f"sudo mkdir -p {shlex.quote(aside)}",
+        f"(sudo sh -c {shlex.quote(f'mv {db}* {aside}/')} || true)",
+        f"sudo install -m 0644 --owner=$(stat -c %u {vm.data_dir}) --group=$(stat -c %g {vm.data_dir}) "
+        f"{shlex.quote(staged)} {shlex.quote(db)}",
+        f"sudo systemctl start {vm.unit}",
+    ])
+    code, out = ssh(swap)
+    if code != 0:
+        print(f"restore --apply: swapping the database on {vm.name} failed ({code}): {out.strip()[-300:]}; "
+              f"the previous one is in {aside}", file=sys.stderr)
+        return EXIT_FAILED
+    code, out = ssh(f"curl -fsS --retry 60 --retry-delay 2 --retry-all-errors http://127.0.0.1:{vm.port}/api/health")
+    if code != 0:
+        print(f"restore --apply: PocketBase on {vm.name} is not healthy after the restart ({code}): "
+              f"{out.strip()[-300:]}; the previous database is in {aside}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"restore --apply: {vm.name} serves the restored database (previous one kept in {aside}); check the "
+          "engine's /readyz through the edge and a known order", file=sys.stderr)
     return EXIT_OK
