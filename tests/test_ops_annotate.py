@@ -79,3 +79,25 @@ def test_the_annotate_command_posts_a_deploy(grafana: tuple[str, list[Any]]) -> 
     assert code == 0 and received[0][1]["tags"] == ["deploy", "staging"] and received[0][1]["text"] == "deployed 1a2b3c"
     assert annotate.main_args(["--grafana-url", url, "--environment", "staging", "--tag", "reboot", "--text", "x"],
                               {"GRAFANA_TOKEN": "t"}) == 2, "a tag no dashboard draws is refused"
+
+
+def test_the_deploys_grafana_token_is_preferred_to_the_read_only_query_token() -> None:
+    env = {"GRAFANA_AUTH": "glsa_editor", "GRAFANA_TOKEN": "glsa_viewer"}
+    assert annotate.Annotator.from_env(env, "prod", "https://g.example").token == "glsa_editor"
+    basic = {"GRAFANA_AUTH": "admin:password", "GRAFANA_TOKEN": "glsa_viewer"}
+    assert annotate.Annotator.from_env(basic, "prod", "https://g.example").token == "glsa_viewer"
+
+
+def test_each_gated_deploy_marks_itself_on_the_dashboards_after_its_up() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    deploy = yaml.safe_load((Path(__file__).resolve().parent.parent / ".github/workflows/deploy.yml").read_text())
+    for job in ("staging", "prod"):
+        steps = deploy["jobs"][job]["steps"]
+        up = [i for i, s in enumerate(steps) if (s.get("with") or {}).get("command") == "up"]
+        mark = [i for i, s in enumerate(steps) if "infra.ops.annotate" in str(s.get("run", ""))
+                and "--tag deploy" in str(s.get("run", ""))]
+        assert up and mark and up[0] < mark[0], (job, up, mark)
+        assert "GRAFANA_AUTH" in steps[mark[0]]["env"], "the deploy's Grafana token may write annotations"

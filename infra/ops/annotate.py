@@ -7,7 +7,7 @@ annotations/; the token needs `annotations:write`). An annotation is a note for 
 posted prints one warning and never fails what it annotates.
 
     python -m infra.ops.annotate --grafana-url URL --environment prod --tag deploy --text "deployed 1a2b3c"
-    (token: $GRAFANA_TOKEN; the deploy workflow posts one per `pulumi up`)
+    (token: $GRAFANA_AUTH, else $GRAFANA_TOKEN; the deploy workflow posts one per `pulumi up` of staging and prod)
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ class Annotator:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], environment: str, grafana_url: str) -> Annotator:
-        return cls(grafana_url, env.get("GRAFANA_TOKEN", ""), environment)
+        """The deploy's Grafana service account token (GRAFANA_AUTH, Editor: it may write annotations) when it is a
+        token, else GRAFANA_TOKEN (the rollout's query token, which may be read-only: then one warning)."""
+        auth = env.get("GRAFANA_AUTH", "")
+        return cls(grafana_url, auth if auth and ":" not in auth else env.get("GRAFANA_TOKEN", ""), environment)
 
     def _warn(self, why: str) -> None:
         if not self.warned:
