@@ -107,9 +107,9 @@ def picture(plan: Plan) -> str:
         if "engine" in standbys and "database" in standbys:
             lines.append("  engine_standby --> database_standby")
     for bucket in buckets:
-        if bucket in replica:
-            continue
         name = str(bucket.inputs.get("name"))
+        if not name.endswith("-backups"):  # the replica's (above) and the buckets' access logs
+            continue
         lines += [f'  backups[("bucket {name}<br/>{str(bucket.inputs.get("location", "")).lower()}")]',
                   "  database -->|daily backups| backups"]
     return "\n".join(lines) + "\n"

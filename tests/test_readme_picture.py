@@ -30,6 +30,7 @@ def test_prods_picture_shows_each_hop_of_a_request_and_the_replica_region(commit
                 "front -.->|failover| engine_standby"):
         assert hop in drawn, hop
     assert "replica region us-east1" in drawn and "GCP HTTPS load balancer" in drawn
+    assert drawn.count("-->|daily backups|") == 1 and "access-logs" not in drawn  # one backups bucket
     assert "Cloud Run, southamerica-east1<br/>1 to 5 instances" in drawn  # L1: one warm, up to five
     assert "Cloudflare Tunnel" in picture.picture(committed_plans["integration"])
     assert "Railway, " in picture.picture(committed_plans["staging"])
