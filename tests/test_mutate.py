@@ -39,8 +39,8 @@ def test_every_mutation_changes_something_and_names_what_it_breaks() -> None:
 
 def test_every_selection_and_regenerated_file_exists() -> None:
     for m in MUTATIONS:
-        for test in m.tests:
-            if not test.startswith("-"):
+        for before, test in zip(("", *m.tests), m.tests, strict=False):
+            if not test.startswith("-") and before != "-k":
                 assert (ROOT / test.split("::")[0]).is_file(), f"{m.id}: {test}"
         for target in m.regenerate:
             assert target in GENERATED, f"{m.id}: {target} is not generated"

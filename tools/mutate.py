@@ -66,6 +66,7 @@ class Runner:
         self.python = python
         self.timeout = timeout
         self.generated = generated or {}
+        self.verbose = False
         self._tmp = Path(tempfile.mkdtemp(prefix="mutate-"))
         self._base = self._tmp / "base"
         self._procs: set[subprocess.Popen[str]] = set()
@@ -144,10 +145,14 @@ class Runner:
 
         def one(tests: tuple[str, ...]) -> None:
             work = self._workdir(f"baseline-{abs(hash(tests))}")
+            start = time.monotonic()
             try:
                 code, out = self._pytest(tests, work)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+            if self.verbose:
+                print(f"baseline {'ok' if code == 0 else 'FAILS'} {time.monotonic() - start:6.1f}s  {' '.join(tests)}",
+                      flush=True)
             if code != 0:
                 self._baseline[tests] = f"selection fails unmutated (exit {code}): {_tail(out)}"
 
@@ -213,6 +218,10 @@ def _kill(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # the session this runner started for it
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _tail(out: str, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in out.strip().splitlines()[-lines:])
 
@@ -264,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only the mutations whose id matches (glob or substring); repeatable")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown (bench/README.md)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip running each selection on the unmutated tree first (a re-run of known-good ones)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per pytest run (default 600)")
     args = parser.parse_args(argv)
     chosen = select(args.only)
@@ -277,12 +288,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from dev import GENERATED  # tools/dev.py: the generated files and their generators
 
+    # Ctrl-C, and a plain `kill` too (a background job ignores SIGINT): stop the runs and remove the copies.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
     runner = Runner(ROOT, ROOT / ".venv" / "bin" / "python", timeout=args.timeout, generated=GENERATED)
+    runner.verbose = True
     results: list[Result] = []
     pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
-        print(f"baseline: {len({m.tests for m in chosen})} selections on the unmutated tree", flush=True)
-        runner.baseline(chosen, pool)
+        if not args.no_baseline:
+            print(f"baseline: {len({m.tests for m in chosen})} selections on the unmutated tree", flush=True)
+            runner.baseline(chosen, pool)
         for result in pool.map(runner.run, chosen):
             results.append(result)
             print(table([result], markdown=False), flush=True)
