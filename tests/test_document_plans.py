@@ -162,3 +162,37 @@ def test_preview_deployments_are_never_public(stack: str, committed_plans: dict[
             continue
         protection = cast(dict[str, Any], project.inputs.get("vercelAuthentication") or {})
         assert protection.get("deploymentType") in PROTECTS_PREVIEWS, (stack, protection)
+
+
+def _matches(matcher: dict[str, str], labels: dict[str, str]) -> bool:
+    value = labels.get(matcher["label"], "")
+    pattern = matcher["value"]
+    return {"=": value == pattern, "!=": value != pattern, "=~": re.fullmatch(pattern, value) is not None,
+            "!~": re.fullmatch(pattern, value) is None}[matcher["match"]]
+
+
+def _routed(policy: dict[str, Any], labels: dict[str, str]) -> set[str]:
+    """Grafana's notification policy tree (grafana.com/docs/grafana/latest/alerting/fundamentals/
+    notifications/notification-policies/): child policies are tried in order, the first that matches takes the
+    alert unless it says `continue`, then the next matching sibling too; when no child matches, the parent's
+    contact point receives it."""
+    reached: set[str] = set()
+    for child in cast(list[dict[str, Any]], policy.get("policies") or []):
+        if all(_matches(m, labels) for m in child.get("matchers", [])):
+            reached |= _routed(child, labels)
+            if not child.get("continue"):
+                break
+    return reached or {str(policy["contactPoint"])}
+
+
+def test_pages_reach_slack_and_e_mail_and_tickets_e_mail(committed_plans: dict[str, Plan]) -> None:
+    """Every page reaches the on-call's chat and the alert e-mails (platform:alerts.emails); a ticket the e-mails."""
+    for stack in ("staging", "prod"):
+        policies = [r for r in committed_plans[stack].resources
+                    if r.type == "grafana:alerting/notificationPolicy:NotificationPolicy"]
+        assert len(policies) == 1, stack
+        tree = policies[0].inputs
+        page = _routed(tree, {"severity": "page", "environment": stack, "alertname": "Api5xxRateHigh"})
+        ticket = _routed(tree, {"severity": "ticket", "environment": stack, "alertname": "ContainerCpuHigh"})
+        assert page == {f"platform-{stack}-slack", f"platform-{stack}-email"}, (stack, page)
+        assert ticket == {f"platform-{stack}-email"}, (stack, ticket)
