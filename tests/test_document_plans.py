@@ -196,3 +196,13 @@ def test_pages_reach_slack_and_e_mail_and_tickets_e_mail(committed_plans: dict[s
         ticket = _routed(tree, {"severity": "ticket", "environment": stack, "alertname": "ContainerCpuHigh"})
         assert page == {f"platform-{stack}-slack", f"platform-{stack}-email"}, (stack, page)
         assert ticket == {f"platform-{stack}-email"}, (stack, ticket)
+
+
+def test_the_stale_restore_alert_fires_after_the_days_its_runbook_states() -> None:
+    """A5: BackupRestoreTestStale pages once no restore has been verified for the days its runbook tells the
+    on-call ("for over 8 days"): the number the page is read by, so a threshold changed alone fails here."""
+    spec = yaml.safe_load((PROJECT_DIR / "components" / "observability" / "slos.yaml").read_text())
+    alert = next(a for a in spec["alerts"] if a["name"] == "BackupRestoreTestStale")
+    stated = re.search(r"for over (\d+) days", alert["runbook"])
+    assert stated is not None, alert["runbook"]
+    assert float(alert["above"]) == int(stated.group(1)) * 86400, (alert["above"], alert["runbook"])

@@ -177,3 +177,25 @@ def test_a_cloudflare_token_expires_within_400_days(pack: PolicyPackProcess, day
     ssl = _resource(SETTING, "ssl", {"zoneId": ZONE, "settingId": "ssl", "value": "strict"})
     messages = _says(pack.analyze_stack([ssl, token]), "PLAT-IAM-001")
     assert (messages == []) is ok, messages
+
+
+# ---- C7 / C8 / PLAT-DATA-006: the DR buckets keep what the stack asks, not a day less ----
+
+def _dr_bucket(content: str, location: str, noncurrent_days: int) -> AnalyzerInput:
+    return _resource("gcp:storage/bucket:Bucket", f"pocketbase-{content}", {
+        "name": f"acme-prod-pocketbase-{content}", "location": location, "versioning": {"enabled": True},
+        "publicAccessPrevention": "enforced", "labels": {"platform-role": "pocketbase-dr",
+                                                         "platform-dr-content": content},
+        "lifecycleRules": [{"action": {"type": "Delete"}, "condition": {"daysSinceNoncurrentTime": noncurrent_days}}]})
+
+
+def test_a_dr_bucket_keeps_the_backups_prod_asks_for_and_not_a_day_less(pack: PolicyPackProcess) -> None:
+    from stacks import registry
+
+    days = registry.PROFILES["prod"].disaster_recovery.backup_retention_days
+    vm = _resource("gcp:compute/instance:Instance", "database", {"name": "pocketbase-prod",
+                                                                 "zone": "southamerica-east1-a"})
+    for kept, ok in ((days, True), (days - 1, False)):
+        stack = [vm, _dr_bucket("backups", "SOUTHAMERICA-EAST1", kept), _dr_bucket("replica", "US-EAST1", kept)]
+        messages = [m for m in _says(pack.analyze_stack(stack), "PLAT-DATA-006") if "versions after" in m]
+        assert (messages == []) is ok, (kept, messages)
