@@ -9,6 +9,7 @@
     python3 tools/dev.py generate                                      regenerate the generated files
     python3 tools/dev.py drill                                         the disaster-recovery drill (bench/README.md)
     python3 tools/dev.py chaos [--short]                               faults under load, each checked (bench/README.md)
+    python3 tools/dev.py mutate [--jobs N] [--only PATTERN] [--list]   the mutation campaign (tools/mutations.py)
 
 The virtual environment is `.venv` (the one `Pulumi.yaml` names), installed from the hashed lock files
 (requirements.lock for `plan`, requirements-dev.lock for the rest) and reinstalled when one changes. System
@@ -198,6 +199,14 @@ def chaos(args: list[str]) -> None:
     os.execv(PYTHON, [str(PYTHON), "-m", "infra.ops.chaos", *args])
 
 
+def mutate(args: list[str]) -> None:
+    """Each mutation of tools/mutations.py applied alone to a copy of the tree, its tests run; the kill rate.
+    Not part of `test` (it takes long); its last run's table is in bench/README.md."""
+    setup()
+    os.chdir(ROOT)
+    os.execv(PYTHON, [str(PYTHON), str(ROOT / "tools" / "mutate.py"), *args])
+
+
 def main() -> None:
     command, *args = sys.argv[1:] or ["help"]
     if command == "setup":
@@ -210,6 +219,8 @@ def main() -> None:
         drill(args)
     elif command == "chaos":
         chaos(args)
+    elif command == "mutate":
+        mutate(args)
     elif command == "generate":
         generate()
     elif command == "lock":
