@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
@@ -19,7 +20,7 @@ from components.backends.railway import RailwayTarget
 from components.backends.service import ContainerSpec, DnsEntry
 from components.backends.targets import Targets
 from components.cache import Cache, CacheArgs
-from components.database import Database, DatabaseArgs
+from components.database import BackupTarget, Database, DatabaseArgs, ReplicaTarget
 from components.edge import Edge, api_hostname, grafana_hostname
 from components.frontend import Storefront, StorefrontArgs
 from components.images import Registry
@@ -121,102 +122,188 @@ def _targets(model: StackModel, registry: Registry | None) -> Targets:
     return Targets(docker_network=network, railway=railway)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the services run (the backends' targets) and prod's standby, decided by the network layer."""
+
+    targets: Targets
+    standby: Standby | None
+    drained: asyncio.Future[pulumi.Resource] | None
+    """Failing over, the primary PocketBase stops only after the edge's drain (set by `standby_database`)."""
+
+
+@dataclass(frozen=True)
+class Data:
+    """The data layer: Redis, PocketBase, the buckets its backups and replica go to, and how the engine reaches it."""
+
+    cache: Cache
+    database: Database
+    backups: BackupTarget | None
+    replica: ReplicaTarget | None
+    pocketbase_url: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class Observability:
+    """What the telemetry plan decided (rules, scrape jobs) and where the engine sends its signals."""
+
+    telemetry: observability_stack.TelemetryPlan
+    grafana_cloud: cloud_telemetry.GrafanaCloud | None
+    images: TelemetryImages | None
+    otlp_headers: pulumi.Output[str] | None
+    self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None
+
+
+@dataclass(frozen=True)
+class Api:
+    """The engine and what the edge needs of it: its DNS entries and the secrets it checks on every request."""
+
+    engine: Engine
+    records: list[DnsEntry]
+    origin_auth: pulumi.Output[str]
+    origin_gate: pulumi.Output[str] | None
+
+
 def declare(model: StackModel) -> None:
-    """Declare every resource of the stack described by `model`, and the stack's outputs."""
+    """Declare every resource of the stack described by `model`, and the stack's outputs: one layer after the other,
+    each given what it needs of the layers below (the architecture, read top to bottom)."""
     if model.gcp is not None:
         enable_gcp_apis(model.gcp.project)
-    zone = model.zone
-    api_url = f"https://{api_hostname(zone.name)}"
-    env = model.environment
-    registry = None
-    if model.registry is not None:
-        # No stored password: the deployer's own access token, valid an hour (infra/config.py).
-        password = (model.registry.password.output() if model.registry.password is not None else
-                    pulumi.Output.secret(gcp.organizations.get_client_config_output().access_token))
-        registry = Registry(model.registry.server, model.registry.repository, model.registry.username, password)
-    targets = _targets(model, registry)
+    registry = image_registry(model)
+    storefront = frontend(model)
+    placement, data = data_layer(model, registry)
+    signals = observability(model, registry, placement.targets, data)
+    api = api_layer(model, registry, placement.targets, data, signals)
+    standby_database(model, registry, placement, data, api)
+    cloud_telemetry_layer(model, placement.targets, data, api, signals)
+    zone_edge = edge(model, api, storefront)
+    sites = tenants(model, storefront, zone_edge)
+    alerting(model, signals, zone_edge)
+    outputs(model, api, data, sites)
 
-    storefront = Storefront("storefront", StorefrontArgs(
+
+def image_registry(model: StackModel) -> Registry | None:
+    """Where the platform's images are pushed (none on docker, which builds on its host)."""
+    if model.registry is None:
+        return None
+    # No stored password: the deployer's own access token, valid an hour (infra/config.py).
+    password = (model.registry.password.output() if model.registry.password is not None else
+                pulumi.Output.secret(gcp.organizations.get_client_config_output().access_token))
+    return Registry(model.registry.server, model.registry.repository, model.registry.username, password)
+
+
+def frontend(model: StackModel) -> Storefront:
+    """The Next.js storefront on Vercel, calling the API through the edge."""
+    return Storefront("storefront", StorefrontArgs(
         project_name=model.frontend.project_name,
         repository=model.frontend.repository,
         production_branch=model.frontend.production_branch,
         function_region=model.frontend.function_region,
-        api_url=api_url,
+        api_url=f"https://{api_hostname(model.zone.name)}",
         settings=model.profile.frontend,
         root_directory=model.frontend.root_directory,
         team_id=model.frontend.team_id,
     ))
 
+
+def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement, Data]:
+    """Redis (and, on Google Cloud, the VPC it lives in), the DR buckets, where the services run, and PocketBase."""
+    targets = _targets(model, registry)
     failover = failover_region(model)
     serving_failover = failover is not None and model.gcp is not None and model.gcp.serving_failover
     cache = Cache("cache", CacheArgs(
-        environment=env, size=model.services["redis"], targets=targets,
+        environment=model.environment, size=model.services["redis"], targets=targets,
         gcp_project=model.gcp.project if model.gcp else None, gcp_region=model.gcp.region if model.gcp else None,
         failover_region=failover, serving_failover=serving_failover,
         registry=registry if model.services["redis"].backend == "railway" else None,
     ))
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica = declare_storage(model)
+    placement = _placement(model, registry, targets, cache, backups, replica, failover, serving_failover)
+    database = _database(model, registry, placement.targets, backups, replica)
+    engine_backend = model.services["engine"].backend
+    # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
+    private_path = (model.services["pocketbase"].backend == engine_backend
+                    or (model.services["pocketbase"].backend == "gce" and engine_backend == "cloudrun"))
+    pocketbase_url = database.endpoint.private_url if private_path else database.endpoint.public_url
+    assert pocketbase_url is not None  # made public by the config model when there is no private path
+    return placement, Data(cache, database, backups, replica, pocketbase_url)
+
+
+def _placement(model: StackModel, registry: Registry | None, targets: Targets, cache: Cache,
+               backups: BackupTarget | None, replica: ReplicaTarget | None, failover: str | None,
+               serving_failover: bool) -> Placement:
+    """On Google Cloud: the PocketBase VM in the engine's VPC, prod's standby region, the canary's pin."""
+    if model.gcp is None:
+        return Placement(targets, None, None)
+    env = model.environment
     standby: Standby | None = None
     drained: asyncio.Future[pulumi.Resource] | None = None
     engine_serving: pulumi.Output[str | None] | None = None
-    if model.gcp is not None:
-        # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
-        gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
-                                        bucket_id="_Default", retention_days=model.gcp.log_retention_days)
-        gce_target = None
-        if (cache.vpc_network is not None and cache.vm_subnetwork is not None and cache.vpc_subnet_range
-                and cache.vm_subnet_range):
-            # A private VM in the engine's VPC, in a NATed subnetwork of its own, reached only from the engine's
-            # Direct VPC egress subnet.
-            gce_target = GceTarget(
-                project=model.gcp.project, region=model.gcp.region, environment=env, network=cache.vpc_network,
-                subnetwork=cache.vm_subnetwork, address=vm_address(cache.vm_subnet_range),
-                client_ranges=(cache.vpc_subnet_range,),
-                registry_server=model.registry.server if model.registry else None,
-                registry_repository=model.registry.repository if model.registry else None,
-                deletion_protection=env == "prod",
-                # The VMs write the DR buckets through the DR account's HMAC key: their IAM wait covers its grants.
-                grants=tuple(dict.fromkeys((*(backups.grants if backups else ()),
-                                            *(replica.grants if replica else ())))),
-                # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
-                running=not serving_failover, data_disk=not serving_failover)
-        if (failover is not None and cache.failover_subnetwork is not None
-                and cache.failover_vm_subnetwork is not None):
-            # The engine's standby reaches the standby PocketBase and, while it serves, the failover region's Redis
-            # (a cache: it starts cold). While the primary serves it keeps its settings and serves nothing.
-            failover_redis: dict[str, pulumi.Input[str]] = {}
-            if cache.failover_url is not None and cache.failover_ca_certificate is not None:
-                failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
-            standby = Standby(region=failover, subnetwork=cache.failover_subnetwork, serving=serving_failover,
-                              env={"POCKETBASE_URL": STANDBY_URL}, secret_env=failover_redis)
-            if serving_failover and gce_target is not None and registry is not None:
-                # Failing over, the primary stops, and drops its disk, only after the drain (declared below, once
-                # the engine's load balancer exists): the provider detaches a dropped disk before it stops the
-                # VM, and the primary's engine may take requests until the backend moves. Only then: serving
-                # from the primary, a deploy changing the engine and PocketBase together would wait on itself.
-                drained = asyncio.get_event_loop().create_future()
-                gce_target = dataclasses.replace(gce_target, depends_on=[drained])
-        # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
-        if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
-            engine_serving = serving_revision()
-            pulumi.export(SERVING_OUTPUT, engine_serving)
-        targets = Targets(targets.docker_network, CloudRunTarget(
-            project=model.gcp.project, region=model.gcp.region, environment=env,
-            deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
-            serving_revisions={ENGINE_SERVICE: engine_serving} if engine_serving is not None else {},
-            standby=standby,
-        ), targets.railway, gce_target)
+    # Cloud Logging keeps 30 days unless told; audit logs must be kept 90 (S5).
+    gcp.logging.ProjectBucketConfig("log-retention", project=model.gcp.project, location="global",
+                                    bucket_id="_Default", retention_days=model.gcp.log_retention_days)
+    gce_target = None
+    if (cache.vpc_network is not None and cache.vm_subnetwork is not None and cache.vpc_subnet_range
+            and cache.vm_subnet_range):
+        # A private VM in the engine's VPC, in a NATed subnetwork of its own, reached only from the engine's
+        # Direct VPC egress subnet.
+        gce_target = GceTarget(
+            project=model.gcp.project, region=model.gcp.region, environment=env, network=cache.vpc_network,
+            subnetwork=cache.vm_subnetwork, address=vm_address(cache.vm_subnet_range),
+            client_ranges=(cache.vpc_subnet_range,),
+            registry_server=model.registry.server if model.registry else None,
+            registry_repository=model.registry.repository if model.registry else None,
+            deletion_protection=env == "prod",
+            # The VMs write the DR buckets through the DR account's HMAC key: their IAM wait covers its grants.
+            grants=tuple(dict.fromkeys((*(backups.grants if backups else ()),
+                                        *(replica.grants if replica else ())))),
+            # One writer: the primary runs only while its region serves, on a disk only it has (#13 item 7).
+            running=not serving_failover, data_disk=not serving_failover)
+    if (failover is not None and cache.failover_subnetwork is not None
+            and cache.failover_vm_subnetwork is not None):
+        # The engine's standby reaches the standby PocketBase and, while it serves, the failover region's Redis
+        # (a cache: it starts cold). While the primary serves it keeps its settings and serves nothing.
+        failover_redis: dict[str, pulumi.Input[str]] = {}
+        if cache.failover_url is not None and cache.failover_ca_certificate is not None:
+            failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
+        standby = Standby(region=failover, subnetwork=cache.failover_subnetwork, serving=serving_failover,
+                          env={"POCKETBASE_URL": STANDBY_URL}, secret_env=failover_redis)
+        if serving_failover and gce_target is not None and registry is not None:
+            # Failing over, the primary stops, and drops its disk, only after the drain (declared by
+            # `standby_database`, once the engine's load balancer exists): the provider detaches a dropped disk before
+            # it stops the VM, and the primary's engine may take requests until the backend moves. Only then: serving
+            # from the primary, a deploy changing the engine and PocketBase together would wait on itself.
+            drained = asyncio.get_event_loop().create_future()
+            gce_target = dataclasses.replace(gce_target, depends_on=[drained])
+    # Canary rollouts move the engine's traffic; the program pins what the last one promoted (D7, D8).
+    if model.profile.canary.enabled and model.services["engine"].backend == "cloudrun":
+        engine_serving = serving_revision()
+        pulumi.export(SERVING_OUTPUT, engine_serving)
+    targets = Targets(targets.docker_network, CloudRunTarget(
+        project=model.gcp.project, region=model.gcp.region, environment=env,
+        deletion_protection=env == "prod", vpc_network=cache.vpc_network, vpc_subnetwork=cache.vpc_subnetwork,
+        serving_revisions={ENGINE_SERVICE: engine_serving} if engine_serving is not None else {},
+        standby=standby,
+    ), targets.railway, gce_target)
+    return Placement(targets, standby, drained)
 
+
+def _otlp_headers(model: StackModel) -> pulumi.Output[str] | None:
+    """The environment's Grafana Cloud: the engine's traces and the restore test's metrics go there over OTLP."""
+    if model.grafana_cloud is None:
+        return None
+    return cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
+
+
+def _database(model: StackModel, registry: Registry | None, targets: Targets, backups: BackupTarget | None,
+              replica: ReplicaTarget | None) -> Database:
     dr = model.profile.disaster_recovery
-    # The environment's Grafana Cloud: the engine's traces and the restore test's metrics go there over OTLP.
-    otlp_headers = (cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
-                    if model.grafana_cloud else None)
-    database = Database("database", DatabaseArgs(
-        environment=env,
+    return Database("database", DatabaseArgs(
+        environment=model.environment,
         size=model.services["pocketbase"],
         targets=targets,
-        superuser_email=f"platform-admin@{zone.name}",
+        superuser_email=f"platform-admin@{model.zone.name}",
         backup_cron=dr.backup_cron,
         backup_retention_days=dr.backup_retention_days,
         registry=registry if model.services["pocketbase"].backend != "docker" else None,
@@ -225,23 +312,47 @@ def declare(model: StackModel) -> None:
         restore_test_interval_hours=dr.restore_test_interval_hours,
         # The restore test's metrics go where the DR alerts read them.
         otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
-        otlp_headers=otlp_headers,
+        otlp_headers=_otlp_headers(model),
     ))
-    engine_size = model.services["engine"]
-    # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
-    private_path = (model.services["pocketbase"].backend == engine_size.backend
-                    or (model.services["pocketbase"].backend == "gce" and engine_size.backend == "cloudrun"))
-    pocketbase_url = database.endpoint.private_url if private_path else database.endpoint.public_url
-    assert pocketbase_url is not None  # made public by the config model when there is no private path
 
-    edge_settings = model.profile.edge
-    # Where each signal comes from on this stack's backends, and the rules it deploys (thresholds, one
-    # absence alert per scrape job, its cost against its budget).
+
+def observability(model: StackModel, registry: Registry | None, targets: Targets, data: Data) -> Observability:
+    """Where each signal comes from on this stack's backends and the rules it deploys (thresholds, one absence alert
+    per scrape job, its cost against its budget); on docker, the stack's own Collector, Prometheus and Grafana."""
     telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
-                                         model.gcp.region if model.gcp else None, restore_tested=replica is not None)
-    slo_spec = telemetry.spec
+                                         model.gcp.region if model.gcp else None,
+                                         restore_tested=data.replica is not None)
+    self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None
+    if model.services["engine"].backend == "docker":
+        # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
+        # the edge reaches the Docker host's network (the engine, Grafana) through a tunnel.
+        small = ServiceProfile("docker", 500, 512, 500, 512, 1, 1)
+        zone = model.zone
+        grafana_host = grafana_hostname(zone.name)
+        stack = SelfHostedObservability("observability", SelfHostedArgs(
+            spec=telemetry.spec, environment=model.environment, targets=targets, jobs=list(telemetry.layout.jobs),
+            redis_url=data.cache.url, size=small, grafana_url=f"https://{grafana_host}"))
+        tunnel = OriginTunnel("tunnel", TunnelArgs(
+            account_id=zone.account_id, environment=model.environment, targets=targets, size=small,
+            routes={api_hostname(zone.name): "http://commission-engine:8000", grafana_host: "http://grafana:3000"}))
+        self_hosted = (stack, tunnel, grafana_host)
+    grafana_cloud = images = None
+    if model.grafana_cloud is not None:
+        images = TelemetryImages("telemetry-images", registry)
+        # Traces to the environment's Grafana Cloud stack over OTLP; metrics through the stack's agents.
+        gc = model.grafana_cloud
+        grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
+                                                     gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
+    return Observability(telemetry, grafana_cloud, images, _otlp_headers(model), self_hosted)
+
+def api_layer(model: StackModel, registry: Registry | None, targets: Targets, data: Data,
+              signals: Observability) -> Api:
+    """The Commission Engine: its image, service and tenants' keys, wired to PocketBase, Redis and the telemetry, and
+    the secrets the edge adds to every request it forwards."""
+    zone, engine_size = model.zone, model.services["engine"]
+    api_url = f"https://{api_hostname(zone.name)}"
     # The engine purges a tenant's catalog from the edge after each product write (C5).
-    extra_env = {"CATALOG_CACHE_SECONDS": str(edge_settings.catalog_edge_ttl_seconds),
+    extra_env = {"CATALOG_CACHE_SECONDS": str(model.profile.edge.catalog_edge_ttl_seconds),
                  "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id,
                  "PUBLIC_HOSTNAME": api_hostname(zone.name)}
     if model.services["pocketbase"].backend == "gce":
@@ -256,53 +367,33 @@ def declare(model: StackModel) -> None:
         if engine_size.backend == "cloudrun" else None
     # Created by the bootstrap, not here: a deploy token that could create it could mint any token (#22.3).
     purge_token = model.catalog_purge_token.output()
-    alerting_opts: pulumi.ResourceOptions | None = None
-    provisioned_dashboards: frozenset[str] = frozenset()
-    self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None
-    api_records: list[DnsEntry] = []
-    if engine_size.backend == "docker":
-        # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
-        # the edge reaches the Docker host's network (the engine, Grafana) through a tunnel.
-        small = ServiceProfile("docker", 500, 512, 500, 512, 1, 1)
-        grafana_host = grafana_hostname(zone.name)
-        observability = SelfHostedObservability("observability", SelfHostedArgs(
-            spec=slo_spec, environment=env, targets=targets, jobs=list(telemetry.layout.jobs), redis_url=cache.url,
-            size=small, grafana_url=f"https://{grafana_host}"))
-        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = observability.otlp_endpoint
-        tunnel = OriginTunnel("tunnel", TunnelArgs(
-            account_id=zone.account_id, environment=env, targets=targets, size=small,
-            routes={api_hostname(zone.name): "http://commission-engine:8000", grafana_host: "http://grafana:3000"}))
-        self_hosted = (observability, tunnel, grafana_host)
-        api_records += tunnel.dns
+    records: list[DnsEntry] = []
+    if signals.self_hosted is not None:
+        stack, tunnel, _ = signals.self_hosted
+        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = stack.otlp_endpoint
+        records += tunnel.dns
     # Each secret goes only where it is read: the engine purges the edge; it never revalidates Vercel.
     extra_secret_env: dict[str, pulumi.Input[str]] = {"CATALOG_PURGE_TOKEN": purge_token,
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
-    if cache.ca_certificate is not None:
-        extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
-    grafana_cloud = None
-    telemetry_images = None
+    if data.cache.ca_certificate is not None:
+        extra_secret_env["REDIS_CA_CERT"] = data.cache.ca_certificate
     sidecars: list[ContainerSpec] = []
-    if model.grafana_cloud is not None:
-        telemetry_images = TelemetryImages("telemetry-images", registry)
-        # Traces to the environment's Grafana Cloud stack over OTLP; metrics through the stack's agents.
-        gc = model.grafana_cloud
-        grafana_cloud = cloud_telemetry.GrafanaCloud(gc.prometheus_push_url, gc.prometheus_user, gc.token.output(),
-                                                     gc.otlp_endpoint, gc.otlp_user, gc.loki_url, gc.loki_user)
-        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = gc.otlp_endpoint
-        if otlp_headers is not None:
-            extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = otlp_headers
+    if model.grafana_cloud is not None and signals.grafana_cloud is not None and signals.images is not None:
+        extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = model.grafana_cloud.otlp_endpoint
+        if signals.otlp_headers is not None:
+            extra_secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = signals.otlp_headers
         if engine_size.backend == "cloudrun":
-            sidecars.append(cloud_telemetry.engine_sidecar(telemetry.layout.engine_agent, grafana_cloud, env,
-                                                           telemetry_images))
+            sidecars.append(cloud_telemetry.engine_sidecar(signals.telemetry.layout.engine_agent, signals.grafana_cloud,
+                                                           model.environment, signals.images))
     engine = Engine("engine", EngineArgs(
-        environment=env,
+        environment=model.environment,
         size=engine_size,
         targets=targets,
         tenants=[TenantEntry(t.slug, t.currency) for t in model.tenants],
-        pocketbase_url=pocketbase_url,
-        pocketbase_email=database.engine_account_email,
-        pocketbase_password=database.engine_account_password,
-        redis_url=cache.url,
+        pocketbase_url=data.pocketbase_url,
+        pocketbase_email=data.database.engine_account_email,
+        pocketbase_password=data.database.engine_account_password,
+        redis_url=data.cache.url,
         public_hostname=api_hostname(zone.name),
         registry=registry if engine_size.backend != "docker" else None,
         prebuilt_image=model.engine_image,
@@ -311,89 +402,110 @@ def declare(model: StackModel) -> None:
         edge_gate=origin_gate,
         sidecars=sidecars,
     ))
-    api_records += engine.endpoint.dns
-    if (standby is not None and targets.gce is not None and registry is not None and model.gcp is not None
-            and cache.failover_vm_subnetwork is not None):
-        # The standby PocketBase starts (or stops, failing back) only once the edge's traffic left the other
-        # region, and a drain later: never two writers of one replica (components/standby.py).
-        drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
-                           opts=pulumi.ResourceOptions(depends_on=list(engine.endpoint.routing)))
-        if drained is not None:
-            drained.set_result(drain)
-        # No dependency on the image's build: a failover must not wait for a push; its name is its content.
-        StandbyDatabase("database-standby", StandbyDatabaseArgs(
-            spec=database.spec(pocketbase_image(registry)),
-            target=standby_target(targets.gce, standby.region, cache.failover_vm_subnetwork,
-                                  (cache.failover_subnet_range or "",), standby.serving, [drain])))
-    if grafana_cloud is not None and telemetry_images is not None:
-        endpoints = {"commission-engine": engine.endpoint, "pocketbase": database.endpoint, "redis": cache.endpoint}
-        railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
-                       and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
-        railway_token = model.railway_api_token
-        metrics_token = model.railway_metrics_token
-        cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
-            environment=env, layout=telemetry.layout, engine_backend=engine_size.backend, targets=targets,
-            grafana=grafana_cloud,
-            redis_url=cache.url if model.services["redis"].backend == "railway" else None,
-            railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids,
-                                                metrics_token.output())
-            if (model.railway is not None and railway_token is not None and metrics_token is not None
-                and railway_ids) else None,
-            gcp_project=model.gcp.project if model.gcp else None,
-            log_retention_days=model.profile.disaster_recovery.log_retention_days, image=telemetry_images))
+    return Api(engine, [*records, *engine.endpoint.dns], origin_auth, origin_gate)
 
-    edge = Edge("edge", edge_args(model, api_records, origin_auth, storefront.edge_key,
-                                  origin_gate=origin_gate, storefront_auth=storefront.edge_auth))
-    if self_hosted is not None:
+
+def standby_database(model: StackModel, registry: Registry | None, placement: Placement, data: Data,
+                     api: Api) -> None:
+    """prod's standby PocketBase in the failover region: it starts (or stops, failing back) only once the edge's
+    traffic left the other region, and a drain later: never two writers of one replica (components/standby.py)."""
+    targets, standby, cache = placement.targets, placement.standby, data.cache
+    if (standby is None or targets.gce is None or registry is None or model.gcp is None
+            or cache.failover_vm_subnetwork is None):
+        return
+    drain = time.Sleep("failover-drain", create_duration=DRAIN, triggers={"serving": model.gcp.serving},
+                       opts=pulumi.ResourceOptions(depends_on=list(api.engine.endpoint.routing)))
+    if placement.drained is not None:
+        placement.drained.set_result(drain)
+    # No dependency on the image's build: a failover must not wait for a push; its name is its content.
+    StandbyDatabase("database-standby", StandbyDatabaseArgs(
+        spec=data.database.spec(pocketbase_image(registry)),
+        target=standby_target(targets.gce, standby.region, cache.failover_vm_subnetwork,
+                              (cache.failover_subnet_range or "",), standby.serving, [drain])))
+
+
+def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: Api, signals: Observability) -> None:
+    """On the cloud backends: the agents that scrape the services and ship metrics and logs to Grafana Cloud."""
+    if signals.grafana_cloud is None or signals.images is None:
+        return
+    endpoints = {"commission-engine": api.engine.endpoint, "pocketbase": data.database.endpoint,
+                 "redis": data.cache.endpoint}
+    railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
+                   and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
+    railway_token, metrics_token = model.railway_api_token, model.railway_metrics_token
+    cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
+        environment=model.environment, layout=signals.telemetry.layout,
+        engine_backend=model.services["engine"].backend, targets=targets, grafana=signals.grafana_cloud,
+        redis_url=data.cache.url if model.services["redis"].backend == "railway" else None,
+        railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids,
+                                            metrics_token.output())
+        if (model.railway is not None and railway_token is not None and metrics_token is not None
+            and railway_ids) else None,
+        gcp_project=model.gcp.project if model.gcp else None,
+        log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images))
+
+
+def edge(model: StackModel, api: Api, storefront: Storefront) -> Edge:
+    """The zone: TLS, WAF, rate limits, cache, the API's and the storefronts' records and the headers the origins
+    require of it."""
+    return Edge("edge", edge_args(model, api.records, api.origin_auth, storefront.edge_key,
+                                  origin_gate=api.origin_gate, storefront_auth=storefront.edge_auth))
+
+
+def tenants(model: StackModel, storefront: Storefront, zone_edge: Edge) -> dict[str, TenantSite]:
+    """Per tenant: its platform host and custom domains at the edge and on the storefront."""
+    return {tenant.slug: TenantSite(f"tenant-{tenant.slug}", TenantSiteArgs(
+        slug=tenant.slug,
+        platform_hostname=tenant.platform_hostname,
+        custom_domains=tenant.custom_domains,
+        zone_id=model.zone.zone_id,
+        vercel_project_id=storefront.project_id,
+        saas_cname_target=zone_edge.saas_cname_target,
+        vercel_team_id=model.frontend.team_id,
+        fallback_origin=zone_edge.fallback_origin,
+    )) for tenant in model.tenants}
+
+
+def alerting(model: StackModel, signals: Observability, zone_edge: Edge) -> None:
+    """The SLO rules, contact points and dashboards, in the stack's own Grafana on docker, else at `grafana:url`."""
+    alerting_opts: pulumi.ResourceOptions | None = None
+    provisioned_dashboards: frozenset[str] = frozenset()
+    if signals.self_hosted is not None:
         # The stack's own Grafana, not `grafana:url`: the alerting resources go where the rules' data is. Its
         # provider calls https://grafana.<zone>, so it waits for Grafana, the tunnel's route and connector, and the
         # zone's record of that host (declared by the edge): before the record, the name does not resolve.
-        observability, tunnel, grafana_host = self_hosted
+        stack, tunnel, grafana_host = signals.self_hosted
         grafana_provider = grafana.Provider(
             "grafana-selfhosted", url=f"https://{grafana_host}",
-            auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
-            opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready,
-                                                    edge.records[grafana_host]]))
+            auth=pulumi.Output.concat("admin:", stack.grafana_admin_password),
+            opts=pulumi.ResourceOptions(depends_on=[*stack.grafana.resources, *tunnel.ready,
+                                                    zone_edge.records[grafana_host]]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
-        provisioned_dashboards = observability.provisioned_dashboard_uids
-
-    tenants: dict[str, object] = {}
-    tenant_keys: dict[str, object] = {}
-    for tenant in model.tenants:
-        site = TenantSite(f"tenant-{tenant.slug}", TenantSiteArgs(
-            slug=tenant.slug,
-            platform_hostname=tenant.platform_hostname,
-            custom_domains=tenant.custom_domains,
-            zone_id=zone.zone_id,
-            vercel_project_id=storefront.project_id,
-            saas_cname_target=edge.saas_cname_target,
-            vercel_team_id=model.frontend.team_id,
-            fallback_origin=edge.fallback_origin,
-        ))
-        tenants[tenant.slug] = {
-            "urls": [f"https://{h}" for h in site.hostnames],
-            "dnsRecordsForTenant": [{"name": r.name, "type": r.type, "value": r.value}
-                                    for r in site.dns_instructions],
-        }
-        keys = engine.tenant_keys[tenant.slug]
-        tenant_keys[tenant.slug] = {"apiKey": keys.api_key, "adminKey": keys.admin_key}
-
+        provisioned_dashboards = stack.provisioned_dashboard_uids
     Alerting("alerting", AlertingArgs(
-        environment=env,
-        spec=slo_spec,
+        environment=model.environment,
+        spec=signals.telemetry.spec,
         prometheus_datasource_uid=model.alerts.prometheus_datasource_uid,
         emails=model.alerts.emails,
         slack_webhook_url=model.alerts.slack_webhook_url.output(),
         file_provisioned_dashboards=provisioned_dashboards,
     ), opts=alerting_opts)
 
-    pulumi.export("environment", env)
-    pulumi.export("apiUrl", api_url)
-    pulumi.export("engineImage", engine.image)
-    pulumi.export("tenants", tenants)
+
+def outputs(model: StackModel, api: Api, data: Data, sites: dict[str, TenantSite]) -> None:
+    """What the stack tells its operators: its URL, image, each tenant's URLs and the DNS records its owner adds."""
+    pulumi.export("environment", model.environment)
+    pulumi.export("apiUrl", f"https://{api_hostname(model.zone.name)}")
+    pulumi.export("engineImage", api.engine.image)
+    pulumi.export("tenants", {slug: {
+        "urls": [f"https://{h}" for h in site.hostnames],
+        "dnsRecordsForTenant": [{"name": r.name, "type": r.type, "value": r.value} for r in site.dns_instructions],
+    } for slug, site in sites.items()})
     # The tenants' keys are the one secret output: onboarding hands each tenant its own (README).
-    pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
-    pulumi.export("pocketbaseSettingsKey", database.settings_key)  # `python -m infra restore` verifies with it
+    pulumi.export("tenantKeys", pulumi.Output.secret({slug: {"apiKey": keys.api_key, "adminKey": keys.admin_key}
+                                                      for slug, keys in api.engine.tenant_keys.items()}))
+    pulumi.export("pocketbaseSettingsKey", data.database.settings_key)  # `python -m infra restore` verifies with it
+
 
 
 def run_under_pulumi() -> None:
