@@ -116,6 +116,13 @@ def _variable(name: str, metric: str) -> dict[str, Any]:
 RATE = "sum(rate(http_requests_total[5m]))"
 
 
+def _no_errors_is_zero(by: str, errors: str, requests: str) -> str:
+    """A ratio of errors per `by` that reads 0, not "No data", where requests came and none failed (a series of
+    errors exists only after the first one)."""
+    total = f"sum by ({by}) (rate({requests}[5m]))"
+    return f"(sum by ({by}) (rate({errors}[5m])) or {total} * 0) / {total}"
+
+
 def _alert_expr(name: str) -> str:
     from components.observability.spec import load
 
@@ -182,7 +189,7 @@ def overview() -> dict[str, Any]:
         Row("Traffic and errors"),
         Panel("Requests per second (M5)", ((RATE, "all"),), "reqps"),
         Panel("5xx ratio (M2, SLO < 0.1 %)", (
-            ('sum(rate(http_requests_total{status=~"5.."}[5m])) / ' + RATE, "5xx"),), "percentunit",
+            ('(sum(rate(http_requests_total{status=~"5.."}[5m])) or vector(0)) / ' + RATE, "5xx"),), "percentunit",
             threshold=M2_BUDGET),
         Panel("API latency P50/P95/P99 (M1, SLO P95 <= 500 ms)", tuple(
             (P95.replace("0.95", str(q)).format(by="", sel=""), f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)), "s",
@@ -192,8 +199,8 @@ def overview() -> dict[str, Any]:
         # components/observability/cloud.py); the rollout judges the canary on the same series.
         Row("Canary against stable, by revision"),
         Panel("5xx ratio by revision", ((
-            'sum by (revision) (rate(http_requests_total{status=~"5.."}[5m])) / '
-            "sum by (revision) (rate(http_requests_total[5m]))", "{{revision}}"),), "percentunit"),
+            _no_errors_is_zero("revision", 'http_requests_total{status=~"5.."}', "http_requests_total"),
+            "{{revision}}"),), "percentunit"),
         Panel("P95 latency by revision", ((P95.format(by=", revision", sel=""), "{{revision}}"),), "s"),
         Row("Saturation"),
         # The alerts' own expressions: each backend's source (cAdvisor, Cloud Monitoring, Railway's API).
@@ -242,8 +249,8 @@ def routes() -> dict[str, Any]:
         Panel("Requests per second by route", ((f"sum by (route) (rate(http_requests_total{sel}[5m]))", "{{route}}"),),
               "reqps"),
         Panel("5xx ratio by route", ((
-            f'sum by (route) (rate(http_requests_total{{route=~"$route",status=~"5.."}}[5m])) / '
-            f"sum by (route) (rate(http_requests_total{sel}[5m]))", "{{route}}"),), "percentunit"),
+            _no_errors_is_zero("route", 'http_requests_total{route=~"$route",status=~"5.."}',
+                               f"http_requests_total{sel}"), "{{route}}"),), "percentunit"),
         Panel("P95 latency by route", ((P95.format(by=", route", sel=sel), "{{route}}"),), "s", 24),
     ], [_variable("route", "http_requests_total")])
 
@@ -254,8 +261,8 @@ def tenants() -> dict[str, Any]:
         Panel("Requests per second by tenant", ((f"sum by (tenant) (rate(http_requests_total{sel}[5m]))",
                                                  "{{tenant}}"),), "reqps"),
         Panel("5xx ratio by tenant", ((
-            f'sum by (tenant) (rate(http_requests_total{{tenant=~"$tenant",status=~"5.."}}[5m])) / '
-            f"sum by (tenant) (rate(http_requests_total{sel}[5m]))", "{{tenant}}"),), "percentunit"),
+            _no_errors_is_zero("tenant", 'http_requests_total{tenant=~"$tenant",status=~"5.."}',
+                               f"http_requests_total{sel}"), "{{tenant}}"),), "percentunit"),
         Panel("P95 latency by tenant", ((P95.format(by=", tenant", sel=sel), "{{tenant}}"),), "s"),
         Panel("Orders per hour by tenant", ((f"sum by (tenant) (increase(orders_total{sel}[1h]))", "{{tenant}}"),)),
         Panel("LCP P75 by tenant (U1 <= 2.5 s)", ((
