@@ -30,6 +30,7 @@ from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.standby import STANDBY_URL, StandbyDatabase, StandbyDatabaseArgs, pocketbase_image, standby_target
 from components.tenant import TenantSite, TenantSiteArgs
+from components.tenant_secrets import declare_tenant_secrets
 from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.edge_plan import edge_args
@@ -156,7 +157,7 @@ def declare(model: StackModel) -> None:
         registry=registry if model.services["redis"].backend == "railway" else None,
     ))
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
-    backups, replica = declare_storage(model)
+    backups, replica, restore_account = declare_storage(model)
     standby: Standby | None = None
     drained: asyncio.Future[pulumi.Resource] | None = None
     engine_serving: pulumi.Output[str | None] | None = None
@@ -227,6 +228,14 @@ def declare(model: StackModel) -> None:
         otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
         otlp_headers=otlp_headers,
     ))
+    if model.gcp is not None and restore_account is not None and model.services["pocketbase"].backend == "gce":
+        # `python -m infra restore` verifies the copy with PocketBase's settings key: its account reads the secret the
+        # VM reads (components/backends/gce.py names it `<service>-<env>-<variable>`), no stack output (#22 item 6).
+        gcp.secretmanager.SecretIamMember(
+            "pocketbase-settings-key-restore", project=model.gcp.project,
+            secret_id=f"pocketbase-{env}-pb-encryption-key", role="roles/secretmanager.secretAccessor",
+            member=restore_account.apply(lambda email: f"serviceAccount:{email}"),
+            opts=pulumi.ResourceOptions(depends_on=[database]))
     engine_size = model.services["engine"]
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
     private_path = (model.services["pocketbase"].backend == engine_size.backend
@@ -352,7 +361,6 @@ def declare(model: StackModel) -> None:
         provisioned_dashboards = observability.provisioned_dashboard_uids
 
     tenants: dict[str, object] = {}
-    tenant_keys: dict[str, object] = {}
     for tenant in model.tenants:
         site = TenantSite(f"tenant-{tenant.slug}", TenantSiteArgs(
             slug=tenant.slug,
@@ -369,8 +377,6 @@ def declare(model: StackModel) -> None:
             "dnsRecordsForTenant": [{"name": r.name, "type": r.type, "value": r.value}
                                     for r in site.dns_instructions],
         }
-        keys = engine.tenant_keys[tenant.slug]
-        tenant_keys[tenant.slug] = {"apiKey": keys.api_key, "adminKey": keys.admin_key}
 
     Alerting("alerting", AlertingArgs(
         environment=env,
@@ -385,9 +391,11 @@ def declare(model: StackModel) -> None:
     pulumi.export("apiUrl", api_url)
     pulumi.export("engineImage", engine.image)
     pulumi.export("tenants", tenants)
-    # The tenants' keys are the one secret output: onboarding hands each tenant its own (README).
-    pulumi.export("tenantKeys", pulumi.Output.secret(tenant_keys))
-    pulumi.export("pocketbaseSettingsKey", database.settings_key)  # `python -m infra restore` verifies with it
+    # No output carries a credential: Stack Read would read it (#22 item 6). A tenant's keys go to a secret of its
+    # own that only the deploy account reads (prod), or stay in the state (`python -m infra tenant-keys`); the
+    # settings key is in the secret PocketBase's VM reads (components/backends/gce.py).
+    if model.gcp is not None:
+        declare_tenant_secrets(model.gcp.project, env, engine.tenant_keys)
 
 
 def run_under_pulumi() -> None:
