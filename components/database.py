@@ -41,6 +41,8 @@ DATA_DIR = "/pb/pb_data"
 PORT = 8090
 GCS_ENDPOINT = "https://storage.googleapis.com"
 REPLICA_PATH = "litestream/pocketbase"
+RESTORE_ACCOUNT_ID = "pocketbase-restore"
+"""The account `python -m infra restore` acts as on a stack that declares its buckets: it reads them, nothing else."""
 SOFT_DELETE_SECONDS = 7 * 86400
 """Cloud Storage's default soft-delete window (7 days; 7 to 90 allowed): a deleted or overwritten
 object can be brought back within it, even after its noncurrent version expired."""
@@ -213,6 +215,8 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
     replica: ReplicaTarget
     hmac_access_id: pulumi.Output[str]
     hmac_secret: pulumi.Output[str]
+    """The writers' key: only in the secrets PocketBase's VMs read (components/backends/gce.py), never an output."""
+    restore_account_email: pulumi.Output[str]
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("platform:database:DisasterRecoveryStorage", name, None, opts)
@@ -220,6 +224,16 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(
             f"{name}-writer", account_id="pocketbase-dr", project=args.project,
             display_name="PocketBase backups and replica (HMAC key for the S3-compatible XML API)", opts=child)
+        # `python -m infra restore` reads the buckets as this account, never with the writers' key (#22 item 6): an
+        # operator acts as it with their own short-lived Google credentials (`gcloud auth application-default login
+        # --impersonate-service-account`, cloud.google.com/docs/authentication/use-service-account-impersonation),
+        # and Litestream's `gs` client reads with those application default credentials
+        # (github.com/benbjohnson/litestream gs/replica_client.go, `storage.NewClient`). objectViewer lists and reads
+        # objects and can change nothing (cloud.google.com/storage/docs/access-control/iam-roles). No key is made.
+        restorer = gcp.serviceaccount.Account(
+            f"{name}-restore", account_id=RESTORE_ACCOUNT_ID, project=args.project,
+            display_name="PocketBase restore (reads the backups and the replica)", opts=child)
+        self.restore_account_email = restorer.email
         locations = {backups_bucket_name(args.project): args.region}
         locations[replica_bucket_name(args.project, args.failover_region)] = args.failover_region or args.region
         buckets: list[gcp.storage.Bucket] = []
@@ -257,6 +271,9 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
             grants.append(gcp.storage.BucketIAMMember(
                 f"{bucket_name}-writer", bucket=bucket.name, role="roles/storage.objectAdmin",
                 member=account.email.apply(lambda email: f"serviceAccount:{email}"), opts=child))
+            gcp.storage.BucketIAMMember(
+                f"{bucket_name}-restore", bucket=bucket.name, role="roles/storage.objectViewer",
+                member=restorer.email.apply(lambda email: f"serviceAccount:{email}"), opts=child)
             buckets.append(bucket)
         key = gcp.storage.HmacKey(f"{name}-hmac", project=args.project, service_account_email=account.email,
                                   opts=child)

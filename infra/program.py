@@ -31,6 +31,7 @@ from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
 from components.standby import STANDBY_URL, StandbyDatabase, StandbyDatabaseArgs, pocketbase_image, standby_target
 from components.tenant import TenantSite, TenantSiteArgs
+from components.tenant_secrets import declare_tenant_secrets
 from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
 from infra.edge_plan import edge_args
@@ -179,7 +180,7 @@ def declare(model: StackModel) -> None:
     zone_edge = edge(model, api, storefront)
     sites = tenants(model, storefront, zone_edge)
     alerting(model, signals, zone_edge)
-    outputs(model, api, data, sites)
+    outputs(model, api, sites)
 
 
 def image_registry(model: StackModel) -> Registry | None:
@@ -218,9 +219,17 @@ def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement,
         registry=registry if model.services["redis"].backend == "railway" else None,
     ))
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
-    backups, replica = declare_storage(model)
+    backups, replica, restore_account = declare_storage(model)
     placement = _placement(model, registry, targets, cache, backups, replica, failover, serving_failover)
     database = _database(model, registry, placement.targets, backups, replica)
+    if model.gcp is not None and restore_account is not None and model.services["pocketbase"].backend == "gce":
+        # `python -m infra restore` verifies the copy with PocketBase's settings key: its account reads the secret the
+        # VM reads (components/backends/gce.py names it `<service>-<env>-<variable>`), no stack output (#22 item 6).
+        gcp.secretmanager.SecretIamMember(
+            "pocketbase-settings-key-restore", project=model.gcp.project,
+            secret_id=f"pocketbase-{model.environment}-pb-encryption-key", role="roles/secretmanager.secretAccessor",
+            member=restore_account.apply(lambda email: f"serviceAccount:{email}"),
+            opts=pulumi.ResourceOptions(depends_on=[database]))
     engine_backend = model.services["engine"].backend
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
     private_path = (model.services["pocketbase"].backend == engine_backend
@@ -492,7 +501,7 @@ def alerting(model: StackModel, signals: Observability, zone_edge: Edge) -> None
     ), opts=alerting_opts)
 
 
-def outputs(model: StackModel, api: Api, data: Data, sites: dict[str, TenantSite]) -> None:
+def outputs(model: StackModel, api: Api, sites: dict[str, TenantSite]) -> None:
     """What the stack tells its operators: its URL, image, each tenant's URLs and the DNS records its owner adds."""
     pulumi.export("environment", model.environment)
     pulumi.export("apiUrl", f"https://{api_hostname(model.zone.name)}")
@@ -501,11 +510,11 @@ def outputs(model: StackModel, api: Api, data: Data, sites: dict[str, TenantSite
         "urls": [f"https://{h}" for h in site.hostnames],
         "dnsRecordsForTenant": [{"name": r.name, "type": r.type, "value": r.value} for r in site.dns_instructions],
     } for slug, site in sites.items()})
-    # The tenants' keys are the one secret output: onboarding hands each tenant its own (README).
-    pulumi.export("tenantKeys", pulumi.Output.secret({slug: {"apiKey": keys.api_key, "adminKey": keys.admin_key}
-                                                      for slug, keys in api.engine.tenant_keys.items()}))
-    pulumi.export("pocketbaseSettingsKey", data.database.settings_key)  # `python -m infra restore` verifies with it
-
+    # No output carries a credential: Stack Read would read it (#22 item 6). A tenant's keys go to a secret of its
+    # own that only the deploy account reads (prod), or stay in the state (`python -m infra tenant-keys`); the
+    # settings key is in the secret PocketBase's VM reads (components/backends/gce.py).
+    if model.gcp is not None:
+        declare_tenant_secrets(model.gcp.project, model.environment, api.engine.tenant_keys)
 
 
 def run_under_pulumi() -> None:

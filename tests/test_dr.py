@@ -56,9 +56,8 @@ def test_prod_declares_encrypted_versioned_private_buckets_in_its_own_project_th
 
 def test_prod_replicates_continuously_and_tests_a_restore_daily(prod: Plan) -> None:
     assert _findings(prod) == []
-    assert {"pocketbaseReplica", "pocketbaseReplicaAccessKeyId", "pocketbaseReplicaSecret",
-            "pocketbaseSettingsKey"} <= set(prod.outputs)
-    assert str(prod.outputs["pocketbaseReplicaSecret"]).startswith("[secret")
+    # Where the replica is, for `python -m infra restore`; no key to it (#22 item 6, tests/test_no_secret_outputs.py).
+    assert "pocketbaseReplica" in prod.outputs
 
 
 def test_backups_kept_one_day_instead_of_thirty_fail_the_pack(monkeypatch: pytest.MonkeyPatch) -> None:

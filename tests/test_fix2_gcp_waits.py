@@ -63,8 +63,10 @@ def test_a_resource_waits_for_its_api_to_settle_not_only_for_the_enable(prod: Pl
 def test_the_vm_iam_wait_covers_the_dr_bucket_grants(prod: Plan) -> None:
     dr = [r for r in prod.resources if r.type == "platform:database:DisasterRecoveryStorage"]
     assert len(dr) == 1
+    # The writer's grants (the VMs write through its HMAC key); the restore account's read-only ones are not the VMs'.
     grants = {r.urn for r in prod.resources
-              if r.type == "gcp:storage/bucketIAMMember:BucketIAMMember" and r.parent == dr[0].urn}
+              if r.type == "gcp:storage/bucketIAMMember:BucketIAMMember" and r.parent == dr[0].urn
+              and r.inputs["role"] == "roles/storage.objectAdmin"}
     assert len(grants) == 2, "the backups' and the replica's buckets"
     waits = [r for r in prod.resources if r.type == SLEEP and r.name.endswith("-vm-iam-propagation")]
     assert len(waits) == 2, "the primary's and the standby's VM"

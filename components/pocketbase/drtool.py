@@ -63,6 +63,9 @@ class Replica:
     endpoint: str
     region: str
     force_path_style: bool = False
+    scheme: str = "s3"
+    """`s3` (a key in LITESTREAM_ACCESS_KEY_ID/SECRET), or `gs`: Cloud Storage's own API with the caller's application
+    default credentials (Litestream's gs client, `storage.NewClient`): the restore account, no key (#22 item 6)."""
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> Replica | None:
@@ -74,15 +77,20 @@ class Replica:
 
     @staticmethod
     def from_url(url: str) -> Replica:
-        """`s3://BUCKET/PATH?endpoint=...&region=...&forcePathStyle=true`, as Litestream writes replica URLs."""
+        """`s3://BUCKET/PATH?endpoint=...&region=...&forcePathStyle=true`, as Litestream writes replica URLs, or
+        `gs://BUCKET/PATH`."""
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ValueError(f"{url!r} is not an s3://BUCKET/PATH replica URL")
+        if parsed.scheme not in ("s3", "gs") or not parsed.netloc:
+            raise ValueError(f"{url!r} is not an s3://BUCKET/PATH or gs://BUCKET/PATH replica URL")
+        if parsed.scheme == "gs":
+            return Replica(parsed.netloc, parsed.path.strip("/") or "pocketbase", "", "auto", scheme="gs")
         query = dict(urllib.parse.parse_qsl(parsed.query))
         return Replica(parsed.netloc, parsed.path.strip("/") or "pocketbase", query.get("endpoint", ""),
                        query.get("region", "auto"), query.get("forcePathStyle") == "true")
 
     def url(self) -> str:
+        if self.scheme == "gs":
+            return f"gs://{self.bucket}/{self.path}"
         query = {"region": self.region} | ({"endpoint": self.endpoint} if self.endpoint else {}) | (
             {"forcePathStyle": "true"} if self.force_path_style else {})
         return f"s3://{self.bucket}/{self.path}?{urllib.parse.urlencode(query)}"

@@ -1,5 +1,6 @@
-"""Operations on a deployed stack: `python -m infra restore ...` and `python -m infra failover ...` (dispatched
-by `infra.cli`), and the drill that rehearses a crash and a restore here (`python3 tools/dev.py drill`)."""
+"""Operations on a deployed stack: `python -m infra restore ...`, `python -m infra failover ...` and `python -m infra
+tenant-keys ...` (dispatched by `infra.cli`), and the drill that rehearses a crash and a restore here
+(`python3 tools/dev.py drill`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from infra.model import StackModel
     from infra.plan import Plan
 
-COMMANDS = ("restore", "failover")
+COMMANDS = ("restore", "failover", "tenant-keys")
 
 
 def load_stack(stack: str, config_file: Path | None = None) -> tuple[RawConfig, StackModel] | None:
@@ -57,8 +58,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                          help="then put the verified copy on the stack's PocketBase VM over IAP (gcloud), restart "
                               "PocketBase and check it: docs/runbooks/restore.md")
     from infra.ops.failover import add_command
+    from infra.ops.tenant_keys import add_command as add_tenant_keys
 
     add_command(commands)
+    add_tenant_keys(commands)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         from infra.ops.failover import main as failover
 
         return failover(args)
+    if args.command == "tenant-keys":
+        from infra.ops.tenant_keys import main as tenant_keys
+
+        return tenant_keys(args.stack, args.tenant, args.key, args.pulumi_stack)
     from infra.ops.restore import main as restore
 
     return restore(args.stack, args.at, args.output, args.replica_url, apply=args.apply)

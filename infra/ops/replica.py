@@ -52,26 +52,28 @@ def storage_of(model: StackModel) -> Storage | None:
     return None
 
 
-def declare_storage(model: StackModel) -> tuple[BackupTarget | None, ReplicaTarget | None]:
+def declare_storage(model: StackModel) -> tuple[BackupTarget | None, ReplicaTarget | None, pulumi.Output[str] | None]:
     """In the program: the buckets a stack with a project declares, or `platform:backups`; what PocketBase
-    backs up and replicates to, and the stack outputs `python -m infra restore` reads (secrets stay secret)."""
+    backs up and replicates to, where the replica is (the output `pocketbaseReplica`), and the restore account's
+    email when the stack declares its buckets."""
     storage = storage_of(model)
     if storage is None:
-        return None, None
+        return None, None, None
+    restorer: pulumi.Output[str] | None = None
     replica = storage.replica
     if storage.declared:
         assert model.gcp is not None
         declared = DisasterRecoveryStorage("pocketbase-dr", StorageArgs(
             model.gcp.project, model.gcp.region, _failover_region(model),
             model.profile.disaster_recovery.backup_retention_days))
-        backups, target = declared.backups, declared.replica
+        backups, target, restorer = declared.backups, declared.replica, declared.restore_account_email
     else:
         assert model.backups is not None
         b = model.backups
         backups = BackupTarget(b.bucket, b.endpoint, b.region, b.access_key_id, b.secret_access_key.output())
         target = ReplicaTarget(replica.bucket, replica.path, replica.endpoint, replica.region, b.access_key_id,
                                b.secret_access_key.output())
+    # Where the replica is, never a key to it (#22 item 6): `python -m infra restore` reads a declared bucket as the
+    # `pocketbase-restore` account (components/database.py) and a `platform:backups` bucket with that config's key.
     pulumi.export("pocketbaseReplica", {"url": replica.url(), "bucket": replica.bucket, "path": replica.path})
-    pulumi.export("pocketbaseReplicaAccessKeyId", target.access_key_id)
-    pulumi.export("pocketbaseReplicaSecret", pulumi.Output.secret(target.secret_access_key))
-    return backups, target
+    return backups, target, restorer

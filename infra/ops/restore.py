@@ -6,14 +6,20 @@ has no external address, through IAP (`gcloud compute scp/ssh --tunnel-through-i
 there, the unit is stopped, the old database kept aside, the copy installed, the unit started and PocketBase's
 health checked (docs/runbooks/restore.md).
 
-Credentials come from the environment and are never printed: LITESTREAM_ACCESS_KEY_ID and
-LITESTREAM_SECRET_ACCESS_KEY (the stack outputs `pocketbaseReplicaAccessKeyId` and
-`pocketbaseReplicaSecret`), and PB_ENCRYPTION_KEY (`pocketbaseSettingsKey`), which opens the
-settings PocketBase encrypts in the database. Exit codes: 0 restored and verified, 1 not, 2 usage.
+Credentials come from the environment and are never printed; no stack output holds one (#22 item 6). A stack
+that declares its buckets (prod) is read through Cloud Storage's own API as the `pocketbase-restore` account,
+which may only read them, with the operator's short-lived application default credentials (`gcloud auth
+application-default login --impersonate-service-account=pocketbase-restore@PROJECT.iam.gserviceaccount.com`);
+a `platform:backups` bucket with LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (that config's
+`accessKeyId`, and `platform:backupSecretAccessKey`). PB_ENCRYPTION_KEY, which opens the settings PocketBase
+encrypts in the database, is read from where PocketBase's VM reads it (Secret Manager,
+`pocketbase-<env>-pb-encryption-key`; README "Restore, runbook"). Exit codes: 0 restored and verified, 1
+not, 2 usage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -101,7 +107,9 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
             print(f"error: stack {stack!r} replicates PocketBase nowhere (the docker backend keeps it on its volume)",
                   file=sys.stderr)
             return EXIT_USAGE
-        replica = storage.replica
+        # A declared bucket is read as the restore account (gs: application default credentials), never with the
+        # writers' HMAC key.
+        replica = dataclasses.replace(storage.replica, scheme="gs") if storage.declared else storage.replica
     started = time.monotonic()
     try:
         restore(litestream_binary(), replica, target / DB_NAME, at=when, env=os.environ)
@@ -110,7 +118,7 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
         return EXIT_FAILED
     restored_s = time.monotonic() - started
     checked = verify(target, pocketbase_binary(), os.environ)
-    report = {"stack": stack, "replica": f"s3://{replica.bucket}/{replica.path}", "at": when or "latest",
+    report = {"stack": stack, "replica": f"{replica.scheme}://{replica.bucket}/{replica.path}", "at": when or "latest",
               "directory": str(target), "restore_seconds": round(restored_s, 3),
               "verify_seconds": round(time.monotonic() - started - restored_s, 3), **checked.to_json()}
     print(json.dumps(report, indent=2))
