@@ -19,6 +19,7 @@ def test_prod_restores_from_its_replica_bucket_with_application_default_credenti
                  "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-credentials.json"))
+    monkeypatch.setenv("PB_ENCRYPTION_KEY", "read-from-secret-manager")  # what the command asks for first
 
     code = restore.main("prod", None, tmp_path / "restored", None)
 

@@ -16,22 +16,40 @@ from infra.ops import restore
 from infra.plan import Plan
 from tests.conftest import PROJECT_DIR, CliResult, stack_document
 
-CREDENTIALS = ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY")
-
-
-@pytest.mark.parametrize("missing", CREDENTIALS)
+@pytest.mark.parametrize("missing", ["PB_ENCRYPTION_KEY", "GOOGLE_APPLICATION_CREDENTIALS"])
 def test_a_missing_credential_is_named_before_anything_runs(
         missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]) -> None:
-    for name in CREDENTIALS:
-        monkeypatch.setenv(name, "set")
+    # prod's replica is read through Cloud Storage as the pocketbase-restore account (no key of its own, #22 item 6):
+    # what a restore needs is Google's application default credentials and the settings key.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no gcloud ADC file
+    monkeypatch.delenv("CLOUDSDK_CONFIG", raising=False)
+    monkeypatch.setenv("PB_ENCRYPTION_KEY", "set")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "adc.json"))
     monkeypatch.delenv(missing)
 
     result = run_cli("restore", "--stack", "prod", "--output", str(tmp_path / "new"))
 
     assert result.code == 2, result.err
-    assert missing in result.err and "pulumi stack output" in result.err
+    if missing == "PB_ENCRYPTION_KEY":
+        assert "PB_ENCRYPTION_KEY" in result.err and "gcloud secrets versions access latest" in result.err
+        assert "pocketbase-prod-pb-encryption-key" in result.err and "--project=acme-commerce-prod" in result.err
+    else:
+        assert "application-default login" in result.err
+        assert "pocketbase-restore@acme-commerce-prod.iam.gserviceaccount.com" in result.err
+    assert "stack output" not in result.err, "no stack output holds a credential any more"
     assert "IMDS" not in result.err and "169.254" not in result.err and "ec2" not in result.err.lower()
     assert not (tmp_path / "new").exists()
+
+
+def test_a_key_bucket_names_its_key_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              run_cli: Callable[..., CliResult]) -> None:
+    for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_cli("restore", "--stack", "staging", "--output", str(tmp_path / "new"))
+    assert result.code == 2, result.err
+    for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY"):
+        assert f"{name} is not set" in result.err
+    assert "platform:backupSecretAccessKey" in result.err and "stack output" not in result.err
 
 
 def test_to_is_the_point_in_time_and_is_checked_like_at(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:

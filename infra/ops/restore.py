@@ -54,18 +54,37 @@ def _at(value: str | None) -> str | None:
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-CREDENTIALS = {
-    "LITESTREAM_ACCESS_KEY_ID": "pulumi stack output pocketbaseReplicaAccessKeyId",
-    "LITESTREAM_SECRET_ACCESS_KEY": "pulumi stack output pocketbaseReplicaSecret --show-secrets",
-    "PB_ENCRYPTION_KEY": "pulumi stack output pocketbaseSettingsKey --show-secrets",
-}
-"""What a restore reads from the environment, and where each comes from. Litestream without a key falls through
-the AWS credential chain (down to the instance metadata service) and says so, not which variable is missing."""
+def credentials(stack: str, replica: Replica, project: str | None) -> dict[str, str]:
+    """What a restore of this replica reads from the environment, and where each comes from (never a stack output:
+    none holds a credential, #22 item 6). Litestream without a key falls through the AWS credential chain (down to
+    the instance metadata service) and says so, not which variable is missing."""
+    settings_key = (f"gcloud secrets versions access latest --secret=pocketbase-{stack}-pb-encryption-key "
+                    f"--project={project}" if project else
+                    f"pulumi stack export --stack {stack} --show-secrets | jq -r '.deployment.resources[] | "
+                    f"select(.urn | endswith(\"::database-settings-key\")) | .outputs.result.plaintext'")
+    if replica.scheme == "gs":
+        return {"PB_ENCRYPTION_KEY": settings_key}
+    return {"LITESTREAM_ACCESS_KEY_ID": f"the accessKeyId of platform:backups in Pulumi.{stack}.yaml",
+            "LITESTREAM_SECRET_ACCESS_KEY": f"pulumi config get platform:backupSecretAccessKey --stack {stack}",
+            "PB_ENCRYPTION_KEY": settings_key}
 
 
-def missing_credentials(env: Mapping[str, str]) -> list[str]:
-    return [f"{name} is not set: export {name}=$({source})" for name, source in CREDENTIALS.items()
-            if not env.get(name)]
+def missing_credentials(stack: str, replica: Replica, project: str | None, env: Mapping[str, str]) -> list[str]:
+    missing = [f"{name} is not set: export {name}=$({source})"
+               for name, source in credentials(stack, replica, project).items() if not env.get(name)]
+    if replica.scheme == "gs" and not _google_credentials(env):
+        account = f"pocketbase-restore@{project}.iam.gserviceaccount.com" if project else "pocketbase-restore@PROJECT"
+        missing.append("no Google application default credentials (GOOGLE_APPLICATION_CREDENTIALS unset and no "
+                       f"gcloud ADC file): run gcloud auth application-default login "
+                       f"--impersonate-service-account={account}")
+    return missing
+
+
+def _google_credentials(env: Mapping[str, str]) -> bool:
+    if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return True
+    config = Path(env.get("CLOUDSDK_CONFIG") or Path(env.get("HOME", "~")).expanduser() / ".config" / "gcloud")
+    return (config / "application_default_credentials.json").exists()
 
 
 def main(stack: str, at: str | None, output: Path | None, replica_url: str | None, *, apply: bool = False) -> int:
@@ -79,10 +98,6 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
     except ValueError as exc:
         print(f"error: --to {at!r} is not an RFC 3339 time with a zone, like 2026-03-01T12:00:00Z ({exc})",
               file=sys.stderr)
-        return EXIT_USAGE
-    missing = missing_credentials(os.environ)
-    if missing:
-        print("error: " + "\nerror: ".join(missing), file=sys.stderr)
         return EXIT_USAGE
     vm = None
     if apply:
@@ -110,6 +125,14 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
         # A declared bucket is read as the restore account (gs: application default credentials), never with the
         # writers' HMAC key.
         replica = dataclasses.replace(storage.replica, scheme="gs") if storage.declared else storage.replica
+    project = None
+    if replica_url is None or replica.scheme == "gs":
+        loaded_model = load_stack(stack)
+        project = loaded_model[1].gcp.project if loaded_model is not None and loaded_model[1].gcp else None
+    missing = missing_credentials(stack, replica, project, os.environ)
+    if missing:
+        print("error: " + "\nerror: ".join(missing), file=sys.stderr)
+        return EXIT_USAGE
     started = time.monotonic()
     try:
         restore(litestream_binary(), replica, target / DB_NAME, at=when, env=os.environ)
