@@ -28,7 +28,14 @@ from components.observability import stack as observability_stack
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
-from components.standby import STANDBY_URL, StandbyDatabase, StandbyDatabaseArgs, pocketbase_image, standby_target
+from components.standby import (
+    STANDBY_ADDRESS,
+    STANDBY_URL,
+    StandbyDatabase,
+    StandbyDatabaseArgs,
+    pocketbase_image,
+    standby_target,
+)
 from components.tenant import TenantSite, TenantSiteArgs
 from components.tunnel import OriginTunnel, TunnelArgs
 from infra.config import ConfigError, RawConfig, load_model
@@ -226,6 +233,10 @@ def declare(model: StackModel) -> None:
         # The restore test's metrics go where the DR alerts read them.
         otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
         otlp_headers=otlp_headers,
+        # TLS between the engine and the VMs (S1, #22 item 7): a certificate for the addresses the engine dials.
+        tls_addresses=(tuple(dict.fromkeys((str(targets.gce.address), *([STANDBY_ADDRESS] if standby else []))))
+                       if targets.gce is not None and targets.gce.address is not None
+                       and model.services["pocketbase"].backend == "gce" else ()),
     ))
     engine_size = model.services["engine"]
     # On one private network: the same backend, or a VM in the VPC the engine's Cloud Run egress enters.
@@ -275,6 +286,8 @@ def declare(model: StackModel) -> None:
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
     if cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = cache.ca_certificate
+    if database.tls_certificate is not None:
+        extra_secret_env["POCKETBASE_CA_CERT"] = database.tls_certificate
     grafana_cloud = None
     telemetry_images = None
     sidecars: list[ContainerSpec] = []
@@ -326,8 +339,17 @@ def declare(model: StackModel) -> None:
                        and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
         railway_token = model.railway_api_token
         metrics_token = model.railway_metrics_token
+        # The telemetry service reads provider APIs (Cloud Monitoring, Railway) on the internet: no Direct VPC egress.
+        # Above all not the engine's subnetwork, which is what PocketBase's firewall admits: Direct VPC egress
+        # supports no "network tags or service identity in ingress firewall rules", only "the whole subnet's IP
+        # address range" (cloud.google.com/run/docs/configuring/vpc-direct-vpc), so that subnetwork is the engine's
+        # alone (tests/test_pocketbase_access.py).
+        telemetry_targets = targets
+        if targets.cloudrun is not None:
+            telemetry_targets = dataclasses.replace(targets, cloudrun=dataclasses.replace(
+                targets.cloudrun, vpc_network=None, vpc_subnetwork=None, standby=None))
         cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
-            environment=env, layout=telemetry.layout, engine_backend=engine_size.backend, targets=targets,
+            environment=env, layout=telemetry.layout, engine_backend=engine_size.backend, targets=telemetry_targets,
             grafana=grafana_cloud,
             redis_url=cache.url if model.services["redis"].backend == "railway" else None,
             railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids,
