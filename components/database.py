@@ -25,11 +25,14 @@ Cloud Storage through its XML API with an HMAC key of a dedicated service accoun
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
+import pulumi_tls as tls
 
 from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
@@ -39,6 +42,13 @@ from stacks.profile import ServiceProfile
 IMAGE_CONTEXT = COMPONENTS_DIR / "pocketbase"
 DATA_DIR = "/pb/pb_data"
 PORT = 8090
+TLS_PORT = 8443
+"""Where PocketBase's image serves TLS (pocketbase/tlsproxy.py) when the stack gives it a certificate: PocketBase
+itself then listens on 127.0.0.1:8090 only."""
+TLS_VALIDITY_HOURS = 2 * 365 * 24
+TLS_EARLY_RENEWAL_HOURS = 120 * 24
+"""The certificate is generated again by the first `pulumi up` within 120 days of its end (the provider's
+`early_renewal_hours`): deploys follow every merge, so it never lapses unless prod sees no deploy for 20 months."""
 GCS_ENDPOINT = "https://storage.googleapis.com"
 REPLICA_PATH = "litestream/pocketbase"
 RESTORE_ACCOUNT_ID = "pocketbase-restore"
@@ -104,6 +114,11 @@ class DatabaseArgs:
     otlp_headers: pulumi.Input[str] | None = None
     """Where the restore test pushes its metrics (OTLP/HTTP, a job is not scraped) and its credentials:
     the stack's Grafana, which the DR alerts query. Left out, the metrics are only printed."""
+    tls_addresses: tuple[str, ...] = ()
+    """The IP addresses the engine reaches PocketBase at (the VM's, its standby's): given, PocketBase serves TLS on
+    TLS_PORT with a certificate generated here for exactly those addresses, which the engine pins
+    (`Database.tls_certificate`, POCKETBASE_CA_CERT). Left out, plain HTTP (a private network of one host, or
+    Railway's, whose own transport encryption applies)."""
 
 
 def engine_account_email(superuser_email: str) -> str:
@@ -111,8 +126,14 @@ def engine_account_email(superuser_email: str) -> str:
     return "commission-engine@" + superuser_email.rpartition("@")[2]
 
 
+def _b64(pem: str) -> str:
+    """One line: the VM's env file and docker's `-e` take no newline."""
+    return base64.b64encode(pem.encode()).decode()
+
+
 def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_password: pulumi.Input[str],
-                    encryption_key: pulumi.Input[str], engine_account_password: pulumi.Input[str]) -> ContainerSpec:
+                    encryption_key: pulumi.Input[str], engine_account_password: pulumi.Input[str],
+                    tls_pair: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None) -> ContainerSpec:
     env: dict[str, pulumi.Input[str]] = {
         "PB_SUPERUSER_EMAIL": args.superuser_email,
         "PB_ENGINE_EMAIL": engine_account_email(args.superuser_email),
@@ -143,10 +164,14 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
             # drtool.py pushes the restore test's gauges here, as the OpenTelemetry SDK would read them.
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = args.otlp_endpoint
             secret_env["OTEL_EXPORTER_OTLP_HEADERS"] = args.otlp_headers
+    if tls_pair is not None:
+        # The image's entrypoint writes them to files for tlsproxy.py; the key, like every secret, by Secret Manager.
+        env["PB_TLS_CERT_B64"] = pulumi.Output.from_input(tls_pair[0]).apply(_b64)
+        secret_env["PB_TLS_KEY_B64"] = pulumi.Output.secret(pulumi.Output.from_input(tls_pair[1]).apply(_b64))
     return ContainerSpec(
         name="pocketbase",
         image=image,
-        port=PORT,
+        port=TLS_PORT if tls_pair is not None else PORT,
         size=args.size,
         env=env,
         secret_env=secret_env,
@@ -182,15 +207,37 @@ class Database(pulumi.ComponentResource):
         self.settings_key = pulumi.Output.secret(encryption_key.result)
 
         self._args = args
+        self.tls_certificate: pulumi.Output[str] | None = None
+        """PEM of the certificate PocketBase serves on TLS_PORT (public): the engine's POCKETBASE_CA_CERT."""
+        self._tls_pair: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None
+        if args.tls_addresses:
+            # Self-signed, for exactly the addresses the engine dials: the engine trusts this certificate alone
+            # and checks the address against its subjectAltName (engine/adapters/pocketbase.py `tls_context`), so
+            # neither a public CA nor a name in DNS is involved. The key lives in the state (a secret output of
+            # `tls:PrivateKey`, registry.terraform.io/providers/hashicorp/tls/latest/docs/resources/private_key)
+            # and on the VM through Secret Manager; ECDSA P-256, which every TLS 1.2+ client takes.
+            key = tls.PrivateKey(f"{name}-tls-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+            cert = tls.SelfSignedCert(
+                f"{name}-tls-cert", private_key_pem=key.private_key_pem,
+                subject={"common_name": f"pocketbase-{args.environment}"},
+                ip_addresses=list(args.tls_addresses), validity_period_hours=TLS_VALIDITY_HOURS,
+                early_renewal_hours=TLS_EARLY_RENEWAL_HOURS, is_ca_certificate=False,
+                allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=child)
+            self.tls_certificate = cert.cert_pem
+            self._tls_pair = (cert.cert_pem, pulumi.Output.secret(key.private_key_pem))
         image = build_image(f"{name}-image", IMAGE_CONTEXT, "pocketbase", args.registry, self)
-        self.endpoint = deploy(name, self.spec(image), args.targets, self)
+        endpoint = deploy(name, self.spec(image), args.targets, self)
+        if self._tls_pair is not None:
+            endpoint = dataclasses.replace(endpoint, private_url=endpoint.private_url.apply(
+                lambda url: "https://" + url.removeprefix("http://")))
+        self.endpoint = endpoint
         self.register_outputs({})
 
     def spec(self, image: pulumi.Input[str]) -> ContainerSpec:
         """This PocketBase as a container running `image`, with its settings and generated secrets: the
         standby in the failover region runs the same one (components/standby.py)."""
         return pocketbase_spec(self._args, image, self.superuser_password, self.settings_key,
-                               self.engine_account_password)
+                               self.engine_account_password, self._tls_pair)
 
 
 ACCESS_LOG_DAYS = 90

@@ -23,13 +23,14 @@ import pulumi
 from components.backends import gce
 from components.backends.service import ContainerSpec, Endpoint
 from components.cache import FAILOVER_VM_SUBNET_RANGE
-from components.database import IMAGE_CONTEXT, PORT
+from components.database import IMAGE_CONTEXT, TLS_PORT
 from components.images import Registry, image_name
 
 STANDBY_ADDRESS = gce.vm_address(FAILOVER_VM_SUBNET_RANGE)
 """The standby PocketBase's internal address in the failover region's VM subnetwork (components.cache): fixed, so
 the standby engine is declared before the VM that waits for the load balancer to switch."""
-STANDBY_URL = f"http://{STANDBY_ADDRESS}:{PORT}"
+STANDBY_URL = f"https://{STANDBY_ADDRESS}:{TLS_PORT}"
+"""TLS, as the primary: the stack's certificate names this address too (infra/program.py, `tls_addresses`)."""
 
 
 def pocketbase_image(registry: Registry) -> str:

@@ -137,6 +137,13 @@ def _fake(name: str, *, length: int = 32) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:length]
 
 
+TLS_CERT_PLACEHOLDER = "-----BEGIN CERTIFICATE-----\nPLAN-SELF-SIGNED-CERTIFICATE\n-----END CERTIFICATE-----\n"
+TLS_KEY_PLACEHOLDER = "-----BEGIN PRIVATE KEY-----\nPLAN-PRIVATE-KEY\n-----END PRIVATE KEY-----\n"
+"""What the `tls` provider computes at create (`tls:PrivateKey.privateKeyPem`, `tls:SelfSignedCert.certPem`), as
+PEM-shaped stand-ins: the VM's user-data, which carries them, is then known to the plan (the boot emulation
+replaces them with a real pair)."""
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """Echo inputs back as outputs, plus the few computed outputs the program reads."""
 
@@ -151,6 +158,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             # Computed at create, like the result: "A bcrypt hash of the generated random password"
             # (pulumi_random RandomPassword.bcrypt_hash); `$2a$10$` and 53 characters, as Go's bcrypt writes it.
             state["bcryptHash"] = "$2a$10$" + _fake(f"{args.name}-bcrypt", length=53)
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = TLS_KEY_PLACEHOLDER
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = TLS_CERT_PLACEHOLDER
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
         elif args.typ == "pulumi-python:dynamic/railway:Service" and inputs.get("custom_domain"):

@@ -29,7 +29,14 @@ from components.observability import stack as observability_stack
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
-from components.standby import STANDBY_URL, StandbyDatabase, StandbyDatabaseArgs, pocketbase_image, standby_target
+from components.standby import (
+    STANDBY_ADDRESS,
+    STANDBY_URL,
+    StandbyDatabase,
+    StandbyDatabaseArgs,
+    pocketbase_image,
+    standby_target,
+)
 from components.tenant import TenantSite, TenantSiteArgs
 from components.tenant_secrets import declare_tenant_secrets
 from components.tunnel import OriginTunnel, TunnelArgs
@@ -221,7 +228,7 @@ def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement,
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica, restore_account = declare_storage(model)
     placement = _placement(model, registry, targets, cache, backups, replica, failover, serving_failover)
-    database = _database(model, registry, placement.targets, backups, replica)
+    database = _database(model, registry, placement, backups, replica)
     if model.gcp is not None and restore_account is not None and model.services["pocketbase"].backend == "gce":
         # `python -m infra restore` verifies the copy with PocketBase's settings key: its account reads the secret the
         # VM reads (components/backends/gce.py names it `<service>-<env>-<variable>`), no stack output (#22 item 6).
@@ -305,9 +312,9 @@ def _otlp_headers(model: StackModel) -> pulumi.Output[str] | None:
     return cloud_telemetry.otlp_headers(model.grafana_cloud.otlp_user, model.grafana_cloud.token.output())
 
 
-def _database(model: StackModel, registry: Registry | None, targets: Targets, backups: BackupTarget | None,
+def _database(model: StackModel, registry: Registry | None, placement: Placement, backups: BackupTarget | None,
               replica: ReplicaTarget | None) -> Database:
-    dr = model.profile.disaster_recovery
+    dr, targets = model.profile.disaster_recovery, placement.targets
     return Database("database", DatabaseArgs(
         environment=model.environment,
         size=model.services["pocketbase"],
@@ -322,6 +329,11 @@ def _database(model: StackModel, registry: Registry | None, targets: Targets, ba
         # The restore test's metrics go where the DR alerts read them.
         otlp_endpoint=model.grafana_cloud.otlp_endpoint if model.grafana_cloud else None,
         otlp_headers=_otlp_headers(model),
+        # TLS between the engine and the VMs (S1, #22 item 7): a certificate for the addresses the engine dials.
+        tls_addresses=(tuple(dict.fromkeys((str(targets.gce.address),
+                                            *([STANDBY_ADDRESS] if placement.standby else []))))
+                       if targets.gce is not None and targets.gce.address is not None
+                       and model.services["pocketbase"].backend == "gce" else ()),
     ))
 
 
@@ -386,6 +398,8 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
     if data.cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = data.cache.ca_certificate
+    if data.database.tls_certificate is not None:
+        extra_secret_env["POCKETBASE_CA_CERT"] = data.database.tls_certificate
     sidecars: list[ContainerSpec] = []
     if model.grafana_cloud is not None and signals.grafana_cloud is not None and signals.images is not None:
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = model.grafana_cloud.otlp_endpoint
@@ -442,6 +456,14 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
     railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
                    and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
     railway_token, metrics_token = model.railway_api_token, model.railway_metrics_token
+    # The telemetry service reads provider APIs (Cloud Monitoring, Railway) on the internet: no Direct VPC egress.
+    # Above all not the engine's subnetwork, which is what PocketBase's firewall admits: Direct VPC egress
+    # supports no "network tags or service identity in ingress firewall rules", only "the whole subnet's IP
+    # address range" (cloud.google.com/run/docs/configuring/vpc-direct-vpc), so that subnetwork is the engine's
+    # alone (tests/test_pocketbase_access.py).
+    if targets.cloudrun is not None:
+        targets = dataclasses.replace(targets, cloudrun=dataclasses.replace(
+            targets.cloudrun, vpc_network=None, vpc_subnetwork=None, standby=None))
     cloud_telemetry.CloudTelemetry("telemetry", cloud_telemetry.CloudTelemetryArgs(
         environment=model.environment, layout=signals.telemetry.layout,
         engine_backend=model.services["engine"].backend, targets=targets, grafana=signals.grafana_cloud,

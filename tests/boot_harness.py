@@ -27,6 +27,7 @@ prometheus-redis-exporter). What does not, and why, is `CANNOT_RUN_HERE`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -48,7 +49,7 @@ from typing import Any
 
 import httpx
 
-from infra.plan import Plan, PlanMocks, PlannedResource, run_plan
+from infra.plan import TLS_CERT_PLACEHOLDER, TLS_KEY_PLACEHOLDER, Plan, PlanMocks, PlannedResource, run_plan
 from infra.stackfile import read_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -605,8 +606,9 @@ class StackBoot:
         self.cap_s = cap_s
         self.containers = planned_containers(plan)
         self.emulations = {c.key: emulation_for(plan, c) for c in self.containers}
-        self.ports: dict[str, int] = dict(zip((c.key for c in self.containers),
-                                              free_ports(len(self.containers)), strict=True))
+        spare = free_ports(2 * len(self.containers))  # one each, and one for PocketBase behind TLS (`loopbacks`)
+        self.ports: dict[str, int] = dict(zip((c.key for c in self.containers), spare[:len(self.containers)],
+                                              strict=True))
         self.started: set[str] = set()
         """Containers whose startup probe passed."""
         self.running: dict[str, Running] = {}
@@ -618,8 +620,21 @@ class StackBoot:
         self._s3: str | None = None
         self._tls: Path | None = None
         self.substitutions = self._secret_test_values()
+        self.loopbacks: dict[str, int] = {}
+        """PocketBase containers served through the image's TLS proxy: the port PocketBase itself listens on, on
+        loopback (the image's 127.0.0.1:8090, where its HEALTHCHECK looks)."""
+        if any(TLS_CERT_PLACEHOLDER in v for c in self.containers for v in c.env.values()) or any(
+                _b64(TLS_CERT_PLACEHOLDER) in v for c in self.containers for v in c.env.values()):
+            # The stack's generated certificate and key (`tls` provider): a real pair for where the emulated VM
+            # answers, 127.0.0.1, in every form the plan carries them (PEM to the engine, base64 to the VM).
+            cert, key = self.pocketbase_tls()
+            for placeholder, real in ((TLS_CERT_PLACEHOLDER, cert), (TLS_KEY_PLACEHOLDER, key)):
+                self.substitutions[placeholder] = real
+                self.substitutions[_b64(placeholder)] = _b64(real)
         for container in self.containers:
             emulation = self.emulations[container.key]
+            if "PB_TLS_CERT_B64" in container.env:
+                self.loopbacks[container.key] = spare[len(self.containers) + len(self.loopbacks)]
             if not container.running:
                 # A VPC drops packets to an internal address no running instance holds: a client hangs until its
                 # own timeout. A socket that listens and never accepts does the same here.
@@ -631,6 +646,8 @@ class StackBoot:
                 port = emulation.port if emulation and emulation.port else container.port
                 if port:
                     self.substitutions[f"{host}:{port}"] = f"127.0.0.1:{self.ports[container.key]}"
+                if container.port and container.port != port:  # published elsewhere than the image's default (TLS)
+                    self.substitutions[f"{host}:{container.port}"] = f"127.0.0.1:{self.ports[container.key]}"
                 for planned, here in self.port_map(container).items():
                     self.substitutions.setdefault(f"{host}:{planned}", f"127.0.0.1:{here}")
         for resource in (r for r in plan.resources if r.type == MEMORYSTORE):
@@ -704,7 +721,8 @@ class StackBoot:
         for other in self.containers:
             emulation = self.emulations[other.key]
             port = emulation.port if emulation and emulation.port else other.port
-            if other.key != container.key and any(f"{h}:{port}" in text for h in other.hosts):
+            ports = {port, other.port} - {None}  # the image's default, and where the platform publishes it (TLS)
+            if other.key != container.key and any(f"{h}:{p}" in text for h in other.hosts for p in ports):
                 found.append(other.key)
         found += [name for name in self.managed if f"{memorystore_host(name)}:{MEMORYSTORE_TLS_PORT}" in text]
         return found
@@ -748,6 +766,15 @@ class StackBoot:
                 "-out", "server.crt", "-days", "2")
         return self._tls
 
+    def pocketbase_tls(self) -> tuple[str, str]:
+        """A self-signed certificate for 127.0.0.1 and its key (PEM), as `tls:SelfSignedCert` makes the VM's."""
+        folder = self.workdir / "pocketbase-tls"
+        folder.mkdir(exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=pocketbase-boot",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], cwd=folder, check=True, capture_output=True)
+        return (folder / "cert.pem").read_text(), (folder / "key.pem").read_text()
+
     def start_memorystore(self, name: str) -> None:
         resource = next(r for r in self.plan.resources if r.type == MEMORYSTORE and r.name == name)
         inputs = plain(resource.wire_inputs)
@@ -782,6 +809,10 @@ class StackBoot:
                 httpx.put(f"{endpoint}/{env['LITESTREAM_BUCKET']}", timeout=10)
                 # moto answers on loopback by path, not by a bucket's host name.
                 env.update(LITESTREAM_ENDPOINT=endpoint, LITESTREAM_FORCE_PATH_STYLE="true")
+            if container.key in self.loopbacks:
+                # The image's TLS proxy on the published port; PocketBase itself on loopback (entrypoint.sh).
+                env.update(PB_TLS_LISTEN=f"127.0.0.1:{port}",
+                           PB_HTTP_LOOPBACK=f"127.0.0.1:{self.loopbacks[container.key]}")
             return _pocketbase(container, env, port, home)
         if emulation.source == "redis":
             return _redis(container, env, port, home)
@@ -869,7 +900,8 @@ class StackBoot:
         container = running.container
         emulation = self.emulations[container.key]
         port = emulation.port if emulation else container.port
-        word = re.sub(rf"(127\.0\.0\.1|localhost):{port}\b", f"127.0.0.1:{self.ports[container.key]}", word)
+        inside = self.loopbacks.get(container.key, self.ports[container.key])
+        word = re.sub(rf"(127\.0\.0\.1|localhost):{port}\b", f"127.0.0.1:{inside}", word)
         for planned, here in self.port_map(container).items():
             word = re.sub(rf"(127\.0\.0\.1|localhost):{planned}\b", f"127.0.0.1:{here}", word)
         return {"python": sys.executable, "/redis_exporter": _binary("prometheus-redis-exporter")}.get(word, word)
@@ -971,6 +1003,10 @@ def _engine(container: Container, env: dict[str, str], port: int, home: Path,
     image_env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     # PORT: the image's default, Railway's variable, Cloud Run's injected value; here where it listens.
     return Launch(argv, _base_env({**image_env, **env, "PORT": str(port)}), PROJECT_DIR / "components" / "engine")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _pocketbase(container: Container, env: dict[str, str], port: int, home: Path) -> Launch:

@@ -20,6 +20,7 @@ Cloud Run budget is 180 s, and the failure message names both.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 from pathlib import Path
@@ -109,8 +110,11 @@ def test_secrets_reach_each_container_as_test_values_the_same_wherever_the_plan_
     # Memorystore's AUTH string and address inside the URL, its CA a real certificate the emulated instance serves.
     assert engine_env["REDIS_URL"].startswith("rediss://:") and "@127.0.0.1:" in engine_env["REDIS_URL"]
     assert engine_env["REDIS_CA_CERT"].startswith("-----BEGIN CERTIFICATE-----\nMII")
-    # The primary PocketBase's address (its VM's internal IP) is where the emulated one listens here.
-    assert engine_env["POCKETBASE_URL"] == f"http://127.0.0.1:{boot.ports[database.key]}"
+    # The primary PocketBase's address (its VM's internal IP) is where the emulated one listens here, over TLS
+    # (#22 item 7), with a real certificate for that address in place of the one the stack generates.
+    assert engine_env["POCKETBASE_URL"] == f"https://127.0.0.1:{boot.ports[database.key]}"
+    assert engine_env["POCKETBASE_CA_CERT"].startswith("-----BEGIN CERTIFICATE-----\nMII")
+    assert base64.b64decode(database_env["PB_TLS_CERT_B64"]).decode() == engine_env["POCKETBASE_CA_CERT"]
 
 
 def test_what_cannot_run_here_says_why() -> None:

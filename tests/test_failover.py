@@ -182,9 +182,9 @@ def test_the_standby_replicates_to_the_same_replica_and_restores_it_when_its_dis
     assert {str(r.inputs["secretId"]) for r in pocketbase_envs} >= {
         "pocketbase-prod-standby-litestream-access-key-id", "pocketbase-prod-standby-pb-encryption-key"}
     # Each in its region's VM subnetwork (10.20.1.0/24, 10.21.1.0/24: components/cache.py).
-    assert engine["POCKETBASE_URL"][0] == "http://10.20.1.10:8090"
+    assert engine["POCKETBASE_URL"][0] == "https://10.20.1.10:8443"  # TLS (#22 item 7)
     standby = service_environment(primary, "commission-engine", standby=True)
-    assert standby["POCKETBASE_URL"][0] == "http://10.21.1.10:8090"
+    assert standby["POCKETBASE_URL"][0] == "https://10.21.1.10:8443"
     # Fixed, so the standby engine knows it before the VM (which waits for the load balancer) is declared.
     assert _one(primary, "gcp:compute/address:Address", region=FAILOVER).inputs["address"] == "10.21.1.10"
     assert {k for k in engine if k != "POCKETBASE_URL" and engine[k] != standby[k]} <= {"REDIS_URL", "REDIS_CA_CERT"}

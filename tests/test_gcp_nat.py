@@ -74,4 +74,4 @@ def test_each_vm_sits_in_a_natted_subnetwork_of_its_region_and_admits_that_regio
         # Only that region's engine egress reaches PocketBase's port.
         [rule] = [f for f in _of(plan, "gcp:compute/firewall:Firewall") if f["targetTags"] == vm["tags"]]
         assert rule["sourceRanges"] == [subnets[egress[region]]["ipCidrRange"]]
-        assert rule["allows"] == [{"protocol": "tcp", "ports": ["8090"]}]
+        assert rule["allows"] == [{"protocol": "tcp", "ports": ["8443"]}]  # the image's TLS proxy (#22 item 7)

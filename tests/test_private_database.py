@@ -63,7 +63,7 @@ def test_only_the_engines_egress_subnet_reaches_pocketbase(committed_plans: dict
              and r.inputs.get("direction", "INGRESS") == "INGRESS"]
 
     # The standby's own rule admits the failover region's subnetwork (tests/test_failover.py).
-    admitted = [rule for rule in rules if "8090" in json.dumps(rule.get("allows"))
+    admitted = [rule for rule in rules if "8443" in json.dumps(rule.get("allows"))  # TLS (#22 item 7)
                 and rule["targetTags"] == ["pocketbase-prod"]]
     assert admitted
     for rule in admitted:
@@ -78,10 +78,10 @@ def test_the_engine_reaches_pocketbase_at_its_internal_address(committed_plans: 
 
     subnet = _one(plan, "gcp:compute/subnetwork:Subnetwork", region=PRIMARY, name="platform-prod-vms")
     vm = _resource(plan, "gcp:compute/instance:Instance", name="pocketbase-prod")
-    host = url.removeprefix("http://").removesuffix(":8090")
+    host = url.removeprefix("https://").removesuffix(":8443")
 
     assert address.inputs["addressType"] == "INTERNAL" and address.urn in vm.dependencies
-    assert url.startswith("http://") and url.endswith(":8090")
+    assert url.startswith("https://") and url.endswith(":8443")  # the image's TLS proxy (#22 item 7)
     assert ipaddress.ip_address(host) in ipaddress.ip_network(subnet["ipCidrRange"])
 
 

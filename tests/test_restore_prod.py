@@ -16,6 +16,7 @@ from infra.ops import restore
 from infra.plan import Plan
 from tests.conftest import PROJECT_DIR, CliResult, stack_document
 
+
 @pytest.mark.parametrize("missing", ["PB_ENCRYPTION_KEY", "GOOGLE_APPLICATION_CREDENTIALS"])
 def test_a_missing_credential_is_named_before_anything_runs(
         missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult]) -> None:

@@ -40,9 +40,26 @@ fi
 "$home/pocketbase" superuser upsert "$PB_SUPERUSER_EMAIL" "$PB_SUPERUSER_PASSWORD" $flags
 # ":8090" listens on IPv4 and IPv6: Railway's private network is IPv6-only in environments created
 # before 16 October 2025, and the engine reaches PocketBase there by its railway.internal name.
-set -- "$home/pocketbase" serve --http="${PB_HTTP:-:8090}" --hooksDir="$home/pb_hooks" \
+http="${PB_HTTP:-:8090}"
+tls=""
+if [ -n "${PB_TLS_CERT_B64:-}" ] || [ -n "${PB_TLS_KEY_B64:-}" ]; then
+    # TLS on the network (S1, #22 item 7): the certificate the stack generated, which the engine pins
+    # (POCKETBASE_CA_CERT); PocketBase itself then listens on loopback only, behind tlsproxy.py.
+    : "${PB_TLS_CERT_B64:?PB_TLS_CERT_B64 is required with PB_TLS_KEY_B64 (TLS in front of PocketBase)}"
+    : "${PB_TLS_KEY_B64:?PB_TLS_KEY_B64 is required with PB_TLS_CERT_B64 (TLS in front of PocketBase)}"
+    tls="$(mktemp -d)"
+    (umask 077 && printf %s "$PB_TLS_CERT_B64" | base64 -d > "$tls/cert.pem" \
+        && printf %s "$PB_TLS_KEY_B64" | base64 -d > "$tls/key.pem")
+    unset PB_TLS_KEY_B64
+    http="${PB_HTTP_LOOPBACK:-127.0.0.1:8090}"
+fi
+set -- "$home/pocketbase" serve --http="$http" --hooksDir="$home/pb_hooks" \
     --migrationsDir="$home/pb_migrations" --automigrate=false --dir="$home/pb_data" --encryptionEnv=PB_ENCRYPTION_KEY
 if [ -n "${LITESTREAM_BUCKET:-}" ]; then
-    exec python3 "$home/drtool.py" replicate --dir "$home/pb_data" -- "$@"
+    set -- python3 "$home/drtool.py" replicate --dir "$home/pb_data" -- "$@"
+fi
+if [ -n "$tls" ]; then
+    set -- python3 "$home/tlsproxy.py" --listen "${PB_TLS_LISTEN:-:8443}" --upstream "$http" \
+        --cert "$tls/cert.pem" --key "$tls/key.pem" -- "$@"
 fi
 exec "$@"

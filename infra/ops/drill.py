@@ -128,6 +128,7 @@ def image_home(base: Path) -> Path:
         shutil.copy(BIN / binary, home / binary)
     shutil.copytree(IMAGE_DIR / "pb_hooks", home / "pb_hooks")
     shutil.copy(IMAGE_DIR / "drtool.py", home / "drtool.py")
+    shutil.copy(IMAGE_DIR / "tlsproxy.py", home / "tlsproxy.py")
     shutil.copy(IMAGE_DIR / "entrypoint.sh", home / "entrypoint.sh")
     return home
 

@@ -241,7 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
                                 settings.pocketbase_password, settings.pocketbase_timeout_seconds, required(),
-                                version_fields())
+                                version_fields(), ca_cert=settings.pocketbase_ca_cert)
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
         purger = None
         if not settings.catalog_purge_missing:

@@ -5,6 +5,7 @@ and counted."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -121,6 +122,19 @@ def _why(operation: str, err: httpx.HTTPError, timeout_s: float) -> str:
     return f"PocketBase {operation}: {type(err).__name__}"
 
 
+def tls_context(ca_cert: str | None) -> ssl.SSLContext:
+    """How the engine verifies an `https://` PocketBase (#22 item 7, S1). With `ca_cert` (the certificate the stack
+    generated for PocketBase's VM, components/database.py), that certificate is the only trust anchor and the
+    host name is still checked: the URL's IP address must be one the certificate names (Python matches IP
+    addresses against the subjectAltName's IP entries, docs.python.org/3/library/ssl.html#ssl.SSLContext.
+    check_hostname). Without it, the system's CAs. Never unverified."""
+    if not ca_cert:
+        return ssl.create_default_context()
+    context = ssl.create_default_context(cadata=ca_cert)  # given cadata, no system CA is loaded
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 class PocketBase:
     """The engine's PocketBase, which it serves from only once it holds the engine's collections.
 
@@ -143,14 +157,15 @@ class PocketBase:
 
     def __init__(self, url: str, accounts: str, email: str, password: str, timeout_s: float = 5.0,
                  required: dict[str, tuple[str, ...]] | None = None,
-                 texts: dict[str, tuple[str, ...]] | None = None) -> None:
+                 texts: dict[str, tuple[str, ...]] | None = None, ca_cert: str | None = None) -> None:
         """`accounts`: the auth collection the account is in. `required`: the collections to wait for, each
         with the fields the engine needs in it. `texts`: of those, the fields that must be text (the version
-        tokens, engine/schema.py `version_fields`)."""
+        tokens, engine/schema.py `version_fields`). `ca_cert`: PEM of the certificate an `https://` PocketBase
+        presents (POCKETBASE_CA_CERT), trusted alone; see `tls_context`."""
         self._accounts, self._email, self._password = accounts, email, password
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s, transport=_Transport(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
+            verify=tls_context(ca_cert), limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)))
         self._token: str | None = None
         self._signing_in = asyncio.Lock()
         self._required = required or {}
