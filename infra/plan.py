@@ -151,6 +151,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             # Computed at create, like the result: "A bcrypt hash of the generated random password"
             # (pulumi_random RandomPassword.bcrypt_hash); `$2a$10$` and 53 characters, as Go's bcrypt writes it.
             state["bcryptHash"] = "$2a$10$" + _fake(f"{args.name}-bcrypt", length=53)
+        elif args.typ == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+            # Computed at create (cloudflare provider v6: `client_id`, `client_secret`).
+            state["clientId"] = _fake(f"{args.name}-client-id", length=32) + ".access"
+            state["clientSecret"] = _fake(f"{args.name}-client-secret", length=64)
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
         elif args.typ == "pulumi-python:dynamic/railway:Service" and inputs.get("custom_domain"):

@@ -12,6 +12,7 @@ import pulumi_random as random
 import pulumiverse_grafana as grafana
 import pulumiverse_time as time
 
+from components.access import AccessArgs, OperatorAccess
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget, Standby
 from components.backends.gce import GceTarget, vm_address
@@ -349,11 +350,17 @@ def declare(model: StackModel) -> None:
         # provider calls https://grafana.<zone>, so it waits for Grafana, the tunnel's route and connector, and the
         # zone's record of that host (declared by the edge): before the record, the name does not resolve.
         observability, tunnel, grafana_host = self_hosted
+        # Grafana answers only behind Cloudflare Access (#22 item 11): the alert recipients by e-mail, this
+        # provider by a service token; so it waits for the application too.
+        access = OperatorAccess("grafana-access", AccessArgs(
+            hostname=grafana_host, zone_id=zone.zone_id, account_id=zone.account_id, environment=env,
+            operators=model.alerts.emails))
         grafana_provider = grafana.Provider(
             "grafana-selfhosted", url=f"https://{grafana_host}",
             auth=pulumi.Output.concat("admin:", observability.grafana_admin_password),
+            http_headers=access.headers,
             opts=pulumi.ResourceOptions(depends_on=[*observability.grafana.resources, *tunnel.ready,
-                                                    edge.records[grafana_host]]))
+                                                    edge.records[grafana_host], access.application]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
         provisioned_dashboards = observability.provisioned_dashboard_uids
 
