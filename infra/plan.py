@@ -162,6 +162,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["privateKeyPem"] = TLS_KEY_PLACEHOLDER
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             state["certPem"] = TLS_CERT_PLACEHOLDER
+        elif args.typ == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+            # Computed at create (cloudflare provider v6: `client_id`, `client_secret`).
+            state["clientId"] = _fake(f"{args.name}-client-id", length=32) + ".access"
+            state["clientSecret"] = _fake(f"{args.name}-client-secret", length=64)
         elif args.typ == "cloudflare:index/apiToken:ApiToken":
             state["value"] = _fake(args.name, length=40)
         elif args.typ == "pulumi-python:dynamic/railway:Service" and inputs.get("custom_domain"):

@@ -13,6 +13,7 @@ import pulumi_random as random
 import pulumiverse_grafana as grafana
 import pulumiverse_time as time
 
+from components.access import AccessArgs, OperatorAccess
 from components.api import Engine, EngineArgs, TenantEntry
 from components.backends.cloudrun import CloudRunTarget, Standby
 from components.backends.gce import GceTarget, vm_address
@@ -506,11 +507,17 @@ def alerting(model: StackModel, signals: Observability, zone_edge: Edge) -> None
         # provider calls https://grafana.<zone>, so it waits for Grafana, the tunnel's route and connector, and the
         # zone's record of that host (declared by the edge): before the record, the name does not resolve.
         stack, tunnel, grafana_host = signals.self_hosted
+        # Grafana answers only behind Cloudflare Access (#22 item 11): the alert recipients by e-mail, this
+        # provider by a service token; so it waits for the application too.
+        access = OperatorAccess("grafana-access", AccessArgs(
+            hostname=grafana_host, zone_id=model.zone.zone_id, account_id=model.zone.account_id,
+            environment=model.environment, operators=model.alerts.emails))
         grafana_provider = grafana.Provider(
             "grafana-selfhosted", url=f"https://{grafana_host}",
             auth=pulumi.Output.concat("admin:", stack.grafana_admin_password),
+            http_headers=access.headers,
             opts=pulumi.ResourceOptions(depends_on=[*stack.grafana.resources, *tunnel.ready,
-                                                    zone_edge.records[grafana_host]]))
+                                                    zone_edge.records[grafana_host], access.application]))
         alerting_opts = pulumi.ResourceOptions(providers=[grafana_provider])
         provisioned_dashboards = stack.provisioned_dashboard_uids
     Alerting("alerting", AlertingArgs(

@@ -34,6 +34,7 @@ from pulumi_policy import (
 from policies import waivers as waiver_rules
 from policies.rule import UNKNOWN, Finding, NotApplicable, Resource, Rule, Violation, as_list, as_map, as_violation
 from policies.rules import (
+    cloudflare_access,
     cloudflare_meaning,
     compute_vm,
     data_disaster_recovery,
@@ -60,6 +61,7 @@ from policies.rules import (
     tls_hsts,
     tls_https_redirect,
     tls_zone_settings,
+    vercel_firewall,
     waf_covers_proxied_hosts,
     waf_owasp_blocks_in_prod,
     waf_rate_limits,
@@ -84,7 +86,8 @@ RULES: tuple[Rule, ...] = (
          "permissions, an RFC 3339 expiry",
          "A leaked token must not reach other zones or the account, nor live forever.", "S3", "critical",
          "mandatory",
-         "every Cloudflare token type but apiToken (accountToken included), several policies, a zone the stack "
+         "every Cloudflare token type but apiToken (accountToken included; an Access service token is no API "
+         "token: PLAT-EDGE-005), several policies, a zone the stack "
          "does not configure, a permission group off the list, no or an unreadable expiry, unknown values",
          stack_check=iam_cloudflare_token_scope.check,
          config_defaults={"allowed_permission_groups": ["e17beae8b8cb423a99b1730f21238bed",
@@ -272,9 +275,17 @@ RULES: tuple[Rule, ...] = (
          "ingress allow rules with public or unknown sources, or no source at all (0.0.0.0/0), but Google's "
          "health checkers 35.191.0.0/16 and 130.211.0.0/22",
          resource_check=gcp_network.check_firewall),
-    Rule("PLAT-NET-002", "Cloud Armor denies by default", "An allow-list is no list when everyone else is allowed.",
+    Rule("PLAT-NET-002", "Cloud Armor denies by default and admits only requests carrying the edge's gate header",
+         "An allow-list is no list when everyone else is allowed; Cloudflare's addresses alone admit every "
+         "Cloudflare customer's zone pointed at the load balancer.",
          "S2, S3", "high", "mandatory", "a security policy without a default rule (priority 2147483647) or whose "
-         "default action is not deny", resource_check=gcp_network.check_armor),
+         "default action is not deny; an enforced non-deny rule whose expression is not "
+         "`request.headers['x-origin-gate'] == '<value>' && (...)`", resource_check=gcp_network.check_armor),
+    Rule("PLAT-NET-003", "The load balancer answers the API's host alone",
+         "A default service serves any Host: another Cloudflare customer's zone pointed at our address reaches the "
+         "engine.", "S2, S3", "high", "mandatory",
+         "a URL map with defaultService or a defaultRouteAction with backends; host rules with `*`",
+         resource_check=gcp_network.check_url_map),
     Rule("PLAT-VM-004", "VMs: no serial port, OS Login, no project SSH keys, secure boot, no external address, no "
          "credential in metadata", "Each is a way onto the VM or to its secrets around IAM and the firewall.", "S3",
          "high", "mandatory",
@@ -311,16 +322,35 @@ RULES: tuple[Rule, ...] = (
          config_defaults={"allowed_cache_paths": ["/v1/catalog/"]}),
     Rule("PLAT-EDGE-002", "Request headers (the origin secret) go only to hosts the stack proxies",
          "Under `true` or a negation the origin secret reaches any host of the zone.", "S2", "critical",
-         "mandatory", "a header rule whose expression is not http.host eq/in hosts this stack proxies",
+         "mandatory", "a header rule whose expression is not http.host eq/in hosts this stack proxies; the "
+         "storefront's x-storefront-edge-auth on any host that is not a domain of the stack's Vercel project",
          stack_check=cloudflare_meaning.check_header_transforms),
-    Rule("PLAT-EDGE-003", "Tunnels route one hostname each, never to PocketBase, and end in a 404",
-         "A tunnel route is a public door; PocketBase's admin UI must have none.", "S3", "critical", "mandatory",
+    Rule("PLAT-EDGE-003", "Tunnels route one hostname each, never to PocketBase, operator UIs only behind Access, "
+         "and end in a 404",
+         "A tunnel route is a public door; PocketBase's admin UI must have none, Grafana's one Access guards.", "S3",
+         "critical", "mandatory",
          "a route to PocketBase (by host or port 8090) or a path under /_/, a route for any host, no catch-all "
-         "http_status:404, noTlsVerify", resource_check=cloudflare_meaning.check_tunnel),
+         "http_status:404, noTlsVerify, a route to Grafana or Prometheus (by name or port 3000, 9090, 9093) without "
+         "a self_hosted Access application on its host", stack_check=cloudflare_meaning.check_tunnels),
     Rule("PLAT-EDGE-004", "Configuration rules change no zone setting the pack does not know",
          "Zone settings per request are zone settings.", "S2", "high", "mandatory",
          "configuration-rule settings off the list (disable_waf, disable_apps, ...), securityLevel off, bic off",
          resource_check=cloudflare_meaning.check_config_rules),
+    Rule("PLAT-EDGE-005", "Cloudflare Access admits named people or the deploy's one service token, for a bounded "
+         "time", "An Access policy that admits everyone, an e-mail domain or any service token, or bypasses, opens "
+         "the operator's UI to the internet.", "S3", "critical", "mandatory",
+         "decision bypass; allow includes other than email/emailList (everyone, emailDomain, ip, geo, groups, "
+         "anyValidServiceToken); non_identity other than exactly one serviceToken; application or policy sessions "
+         "over max_session_hours; an application not self_hosted, without policy references, with inline policies or "
+         "optionsPreflightBypass; a service token lasting forever or over max_service_token_hours, or a second one",
+         stack_check=cloudflare_access.check,
+         config_defaults={"max_session_hours": 24, "max_service_token_hours": 8760}),
+    Rule("PLAT-FE-003", "Vercel's firewall denies production requests the edge did not forward",
+         "The storefront's *.vercel.app URLs and domains answer around the edge's WAF and rate limits otherwise.",
+         "S2", "critical", "mandatory",
+         "a firewall not explicitly enabled; no active deny of production requests without x-storefront-edge-auth "
+         "and of those with a different value (a group narrowed by any other condition does not count); any bypass "
+         "rule or IP rule; unknown rules", resource_check=vercel_firewall.check),
     Rule("PLAT-FE-001", "Vercel: fork protection on, previews protected, no bypass secret",
          "A pull request's preview runs code nobody reviewed with the project's variables.", "S3", "high",
          "mandatory", "gitForkProtection not explicitly true; vercelAuthentication and passwordProtection both "

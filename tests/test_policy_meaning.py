@@ -107,7 +107,7 @@ def test_every_reviewing_rule_exists_and_policies_md_lists_each_type() -> None:
 @pytest.mark.parametrize("token", ["cloudflare:index/pageRule:PageRule", "cloudflare:index/accessRule:AccessRule",
                                    "cloudflare:index/zoneSettingsOverride:ZoneSettingsOverride",
                                    "gcp:compute/projectMetadata:ProjectMetadata",
-                                   "vercel:index/firewallConfig:FirewallConfig", "gcp:sql/databaseInstance:DatabaseInstance"])
+                                   "vercel:index/firewallBypass:FirewallBypass", "gcp:sql/databaseInstance:DatabaseInstance"])
 def test_a_type_no_rule_reviews_is_a_mandatory_violation(pack: PolicyPackProcess, token: str) -> None:
     found = _mandatory(pack, [_r(token, "x", {"zoneId": ZONE})])
     assert "PLAT-TYPE-001" in [rule for rule, _ in found], found
@@ -173,6 +173,82 @@ def _rules(*rules: dict[str, Any]) -> AnalyzerInput:
 PAGE = {"severity": "page"}
 CONTAINER = "docker:index/container:Container"
 EXCLUSION = "gcp:logging/projectExclusion:ProjectExclusion"
+
+FIREWALL_CONFIG = "vercel:index/firewallConfig:FirewallConfig"
+EDGE_AUTH = "x-storefront-edge-auth"
+
+
+def _production(condition: dict[str, Any]) -> dict[str, Any]:
+    return {"conditions": [{"type": "environment", "op": "eq", "value": "production"}, condition]}
+
+
+EDGE_DENY: dict[str, Any] = {
+    "name": "edge only", "active": True, "action": {"action": "deny"}, "conditionGroups": [
+        _production({"type": "header", "key": EDGE_AUTH, "op": "nex"}),
+        _production({"type": "header", "key": EDGE_AUTH, "op": "eq", "value": "e" * 48, "neg": True})]}
+
+
+def _vercel_firewall(*rules: dict[str, Any], enabled: bool = True, **changes: Any) -> AnalyzerInput:
+    return _r(FIREWALL_CONFIG, "storefront-firewall", {"projectId": "prj", "enabled": enabled,
+                                                       "rules": {"rules": list(rules)}, **changes})
+
+
+SHOP = _r(RECORD, "shop", {"zoneId": ZONE, "name": "shop.acme.com", "type": "CNAME", "proxied": True,
+                           "content": "cname.vercel-dns.com"})
+SHOP_DOMAIN = _r("vercel:index/projectDomain:ProjectDomain", "shop-domain", {"projectId": "prj", "domain": "shop.acme.com"})
+
+
+def _storefront_header(expression: str) -> AnalyzerInput:
+    return _r(RULESET, "origin-auth", {"zoneId": ZONE, "kind": "zone", "phase": "http_request_late_transform", "rules": [
+        {"action": "rewrite", "expression": expression, "actionParameters": {
+            "headers": {EDGE_AUTH: {"operation": "set", "value": "e" * 48}}}}]})
+
+
+ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
+GATE = "request.headers['x-origin-gate'] == '" + "g" * 48 + "'"
+ARMOR_DEFAULT = {"priority": 2147483647, "action": "deny(403)", "match": {
+    "versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}}
+
+
+def _armor(expression: str, action: str = "allow") -> AnalyzerInput:
+    return _r(ARMOR, "armor", {"name": "api-prod-edge-only", "rules": [
+        {"priority": 1000, "action": action, "match": {"expr": {"expression": expression}}}, ARMOR_DEFAULT]})
+
+
+URL_MAP = "gcp:compute/uRLMap:URLMap"
+API_ONLY: dict[str, Any] = {
+    "name": "api-prod-urlmap", "hostRules": [{"hosts": ["api.acme.com", "api.acme.com:443"], "pathMatcher": "api"}],
+    "pathMatchers": [{"name": "api", "defaultService": "backend"}],
+    "defaultUrlRedirect": {"hostRedirect": "unknown-host.invalid", "pathRedirect": "/", "stripQuery": True}}
+
+ACCESS_APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+ACCESS_POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
+ACCOUNT = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def _access(operators: dict[str, Any] | None = None, deploy: dict[str, Any] | None = None,
+            app: dict[str, Any] | None = None, token: dict[str, Any] | None = None) -> list[AnalyzerInput]:
+    """integration's Grafana behind Access (components/access.py), with `changes` to one of its parts."""
+    return [
+        _r(SERVICE_TOKEN, "grafana-access-deploy", {"accountId": ACCOUNT, "name": "integration deploy",
+                                                    "duration": "8760h", **(token or {})}, stack="integration"),
+        _r(ACCESS_POLICY, "grafana-access-operators", {
+            "accountId": ACCOUNT, "name": "integration operators", "decision": "allow", "sessionDuration": "8h",
+            "includes": [{"email": {"email": "oncall@acme.com"}}], **(operators or {})}, stack="integration"),
+        _r(ACCESS_POLICY, "grafana-access-deploy", {
+            "accountId": ACCOUNT, "name": "integration deploy", "decision": "non_identity",
+            "includes": [{"serviceToken": {"tokenId": "grafana-access-deploy_id"}}], **(deploy or {})},
+            stack="integration"),
+        _r(ACCESS_APP, "grafana-access-app", {
+            "zoneId": ZONE, "name": "integration grafana.acme.com", "domain": "grafana.acme.com", "type": "self_hosted",
+            "sessionDuration": "8h", "policies": [{"id": "grafana-access-operators_id", "precedence": 1},
+                                                  {"id": "grafana-access-deploy_id", "precedence": 2}], **(app or {})},
+            stack="integration")]
+
+
+GRAFANA_ROUTE = {"hostname": "grafana.acme.com", "service": "http://grafana:3000"}
+
 
 # class -> (rule, compliant resources, refused resources)
 CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
@@ -282,6 +358,67 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
             {"image": "i", "args": ["--port=8000"]}]}})],
         [_r("gcp:cloudrunv2/service:Service", "svc", {"name": "svc", "template": {"containers": [
             {"image": "i", "args": ["--api-key=abcd1234efgh5678"]}]}})]),
+    # The storefront answers production only what the edge forwarded (#22.5, Vercel's firewall).
+    "vercel firewall disabled": ("PLAT-FE-003", [_vercel_firewall(EDGE_DENY)],
+                                 [_vercel_firewall(EDGE_DENY, enabled=False)]),
+    "vercel firewall without the edge deny": ("PLAT-FE-003", [_vercel_firewall(EDGE_DENY)], [_vercel_firewall(
+        {**EDGE_DENY, "conditionGroups": EDGE_DENY["conditionGroups"][:1]})]),
+    "vercel firewall edge rule that only logs": ("PLAT-FE-003", [_vercel_firewall(EDGE_DENY)],
+                                                 [_vercel_firewall({**EDGE_DENY, "action": {"action": "log"}})]),
+    "vercel firewall edge deny narrowed to a path": ("PLAT-FE-003", [_vercel_firewall(EDGE_DENY)], [_vercel_firewall(
+        {**EDGE_DENY, "conditionGroups": [
+            {"conditions": [*g["conditions"], {"type": "path", "op": "pre", "value": "/checkout"}]}
+            for g in EDGE_DENY["conditionGroups"]]})]),
+    "vercel firewall bypass around the edge deny": (
+        "PLAT-FE-003", [_vercel_firewall({"name": "bots", "active": True, "action": {"action": "challenge"},
+                                          "conditionGroups": [{"conditions": [{"type": "path", "op": "pre",
+                                                                               "value": "/api"}]}]}, EDGE_DENY)],
+        [_vercel_firewall({"name": "partners", "active": True, "action": {"action": "bypass"},
+                           "conditionGroups": [{"conditions": [{"type": "user_agent", "op": "sub",
+                                                                "value": "partner"}]}]}, EDGE_DENY)]),
+    "vercel firewall ip rule bypassing": (
+        "PLAT-FE-003", [_vercel_firewall(EDGE_DENY, ipRules={"rules": [
+            {"action": "deny", "hostname": "shop.acme.com", "ip": "203.0.113.0/24"}]})],
+        [_vercel_firewall(EDGE_DENY, ipRules={"rules": [
+            {"action": "bypass", "hostname": "shop.acme.com", "ip": "203.0.113.0/24"}]})]),
+    # Cloud Armor admits only Cloudflare's addresses carrying the edge's gate header (#22.5).
+    "cloud armor allow without the gate header": (
+        "PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20') || "
+                                "inIpRange(origin.ip, '103.21.244.0/22'))")],
+        [_armor("inIpRange(origin.ip, '173.245.48.0/20') || inIpRange(origin.ip, '103.21.244.0/22')")]),
+    "cloud armor gate header only on one side of an or": (
+        "PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))")],
+        [_armor(f"{GATE} && inIpRange(origin.ip, '173.245.48.0/20') || inIpRange(origin.ip, '103.21.244.0/22')")]),
+    "cloud armor throttle without the gate header": (
+        "PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))", "throttle")],
+        [_armor("inIpRange(origin.ip, '173.245.48.0/20')", "throttle")]),
+    # The load balancer answers the API's host alone (#22.5).
+    "url map default service": ("PLAT-NET-003", [_r(URL_MAP, "urlmap", API_ONLY)],
+                                [_r(URL_MAP, "urlmap", {**API_ONLY, "defaultUrlRedirect": None,
+                                                        "defaultService": "backend"})]),
+    "url map host rule for any host": ("PLAT-NET-003", [_r(URL_MAP, "urlmap", API_ONLY)], [_r(URL_MAP, "urlmap", {
+        **API_ONLY, "hostRules": [{"hosts": ["*"], "pathMatcher": "api"}]})]),
+    # The storefront's edge header goes to the storefront's hosts alone (#22.5).
+    "storefront header sent to the api host": (
+        "PLAT-EDGE-002", [API, SHOP, SHOP_DOMAIN, _storefront_header('http.host in {"shop.acme.com"}')],
+        [API, SHOP, SHOP_DOMAIN, _storefront_header('http.host in {"shop.acme.com" "api.acme.com"}')]),
+    # integration's Grafana behind Cloudflare Access (#22.11).
+    "access policy admitting everyone": ("PLAT-EDGE-005", _access(), _access(operators={"includes": [{"everyone": {}}]})),
+    "access policy admitting an e-mail domain": (
+        "PLAT-EDGE-005", _access(), _access(operators={"includes": [{"emailDomain": {"domain": "gmail.com"}}]})),
+    "access bypass policy": ("PLAT-EDGE-005", _access(), _access(operators={"decision": "bypass"})),
+    "access service auth for any token": (
+        "PLAT-EDGE-005", _access(), _access(deploy={"includes": [{"anyValidServiceToken": {}}]})),
+    "access service auth for a second token": (
+        "PLAT-EDGE-005", _access(), _access(deploy={"includes": [
+            {"serviceToken": {"tokenId": "grafana-access-deploy_id"}}, {"serviceToken": {"tokenId": "ci_id"}}]})),
+    "access session of a month": ("PLAT-EDGE-005", _access(), _access(app={"sessionDuration": "720h"})),
+    "access policy session of a month": ("PLAT-EDGE-005", _access(), _access(operators={"sessionDuration": "720h"})),
+    "access service token forever": ("PLAT-EDGE-005", _access(), _access(token={"duration": "forever"})),
+    "access application without policies": ("PLAT-EDGE-005", _access(), _access(app={"policies": []})),
+    "access preflight bypass": ("PLAT-EDGE-005", _access(), _access(app={"optionsPreflightBypass": True})),
+    "tunnel route to grafana without access": (
+        "PLAT-EDGE-003", [_tunnel(GRAFANA_ROUTE), *_access()], [_tunnel(GRAFANA_ROUTE)]),
 }
 
 
@@ -317,3 +454,33 @@ def test_prods_buckets_log_every_request_and_data_access_is_audited_90_days(comm
     policies = [r.inputs for r in prod.resources if r.type == SSL_POLICY]
     assert proxies and all("sslPolicy" in p for p in proxies)
     assert [(p["minTlsVersion"], p["profile"]) for p in policies] == [("TLS_1_2", "MODERN")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Types the program now declares are reviewed for meaning, and nothing else refuses them
+
+
+@pytest.mark.parametrize(("what", "resources"), [
+    ("grafana behind access", [_tunnel(GRAFANA_ROUTE), *_access()]),
+    ("the storefront's firewall", [API, SHOP, SHOP_DOMAIN, _storefront_header('http.host in {"shop.acme.com"}'),
+                                   _vercel_firewall(EDGE_DENY)]),
+    ("the api's gate and url map", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))"),
+                                    _r(URL_MAP, "urlmap", API_ONLY)]),
+])
+def test_the_compliant_controls_pass_the_whole_pack(pack: PolicyPackProcess, what: str,
+                                                    resources: list[AnalyzerInput]) -> None:
+    # The zone's own settings and WAF (absent from these few resources) are other rules' business.
+    zone_wide = ("PLAT-TLS-001", "PLAT-TLS-002", "PLAT-TLS-003", "PLAT-WAF-")
+    assert [(r, m) for r, m in _mandatory(pack, resources) if not r.startswith(zone_wide)] == [], what
+
+
+def test_an_access_service_token_is_no_api_token_and_an_access_policy_no_iam_grant() -> None:
+    from policies.rule import Resource
+    from policies.rules.iam_cloudflare_token_scope import is_token
+    from policies.rules.iam_gcp import is_grant
+
+    def res(token: str) -> Resource:
+        return Resource(token, "x", "urn:pulumi:prod::p::t::x", {})
+
+    assert not is_token(res(SERVICE_TOKEN)) and not is_grant(res(ACCESS_POLICY))
+    assert is_token(res("cloudflare:index/accountToken:AccountToken")) and is_token(res("cloudflare:index/apiToken:ApiToken"))

@@ -14,7 +14,7 @@ SOURCE = Path(program.__file__).read_text()
 TREE = ast.parse(SOURCE)
 FUNCTIONS = {node.name: node for node in TREE.body if isinstance(node, ast.FunctionDef)}
 COMPONENTS = {"Storefront", "Cache", "Database", "Engine", "Edge", "TenantSite", "Alerting", "StandbyDatabase",
-              "SelfHostedObservability", "OriginTunnel", "TelemetryImages", "CloudTelemetry"}
+              "SelfHostedObservability", "OriginTunnel", "TelemetryImages", "CloudTelemetry", "OperatorAccess"}
 
 
 def _calls(node: ast.AST) -> list[str]:

@@ -13,10 +13,16 @@ hosts the stack proxies, by `http.host eq` / `in`: under `true`, `ne` or `not` i
 any host of the zone, a tenant's custom hostname whose origin the tenant names included
 (developers.cloudflare.com/rules/transform/request-header-modification/).
 
+The storefront's edge header (`x-storefront-edge-auth`, what Vercel's firewall requires: PLAT-FE-003) goes only
+to the storefront's hosts, the domains of this stack's Vercel project (`vercel:index/projectDomain`): on the API
+or Grafana it would hand the value to another origin, which could then reach the storefront around the edge.
+
 PLAT-EDGE-003: a Cloudflare Tunnel routes by hostname only to reviewed services and never to PocketBase
 (its admin UI `/_/` and superuser API), and ends with a catch-all `http_status:404`
 (developers.cloudflare.com/cloudflare-one/connections/connect-networks/configure-tunnels/local-management/
-configuration-file/).
+configuration-file/). A route to an operator's UI (Grafana, Prometheus: by name or their ports 3000, 9090) sits
+behind a Cloudflare Access application of this stack on exactly its hostname (PLAT-EDGE-005 judges what the
+application admits): without one, Grafana's login page and API answer the internet.
 
 PLAT-EDGE-004: zone settings through a configuration rule (`http_config_settings`, the per-request form
 of zone settings) keep the edge as PLAT-TLS-001 keeps the zone: only settings this rule knows, security
@@ -81,9 +87,15 @@ def check_cache_rules(resource: Resource, config: Mapping[str, Any]) -> Verdict:
 _HOST_ONLY = re.compile(r'^http\.host (?:eq "(?P<one>[^"]+)"|in \{(?P<set>[^}]*)\})$')
 
 
+STOREFRONT_HEADER = "x-storefront-edge-auth"
+"""components/edge.py STOREFRONT_AUTH_HEADER; policies/rules/vercel_firewall.py EDGE_HEADER."""
+PROJECT_DOMAIN = "vercel:index/projectDomain:ProjectDomain"
+
+
 def check_header_transforms(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
     """PLAT-EDGE-002."""
     hosts = {h.host for h in proxied_hosts(resources)}
+    storefronts = {str(r.get("domain")) for r in resources if r.type == PROJECT_DOMAIN}
     out: list[tuple[str, Finding]] = []
     for r in (r for r in resources if r.type == RULESET
               and r.get("phase") in ("http_request_late_transform", "http_request_transform")):
@@ -105,6 +117,13 @@ def check_header_transforms(resources: Sequence[Resource], config: Mapping[str, 
                                    f"{expression!r}{note}"
                                    "; expected http.host eq/in only hosts this stack proxies (the API, the "
                                    "storefronts), so the origin secret goes nowhere else"))
+                continue
+            beyond = [h for h in named if h not in storefronts]
+            if any(str(k).lower() == STOREFRONT_HEADER for k in headers) and beyond:
+                out.append((r.urn, f"request header rule {rule.get('description')!r} sets {STOREFRONT_HEADER} on "
+                                   f"{beyond}, which are not the storefront's domains (vercel projectDomain); "
+                                   "expected the storefront hosts alone, so the value Vercel's firewall requires "
+                                   "reaches no other origin"))
     return out
 
 
@@ -112,8 +131,31 @@ TUNNEL_CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunn
 _POCKETBASE = re.compile(r"(?i)(pocketbase|:8090\b)")
 
 
+ACCESS_APPLICATION = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+_OPERATOR_UI = re.compile(r"(?i)(grafana|prometheus|alertmanager|:3000\b|:9090\b|:9093\b)")
+
+
+def check_tunnels(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-EDGE-003: each tunnel's routes, and Access in front of every route to an operator's UI."""
+    guarded = {str(r.get("domain")) for r in resources if r.type == ACCESS_APPLICATION
+               and r.get("type") == "self_hosted" and isinstance(r.get("domain"), str)}
+    out: list[tuple[str, Finding]] = []
+    for r in (r for r in resources if r.type == TUNNEL_CONFIG):
+        verdict = check_tunnel(r, config)
+        out += [(r.urn, f) for f in verdict] if not isinstance(verdict, NotApplicable) else []
+        cfg = r.get("config")
+        for i in ([] if is_unknown(cfg) else [as_map(x) for x in as_list(as_map(cfg).get("ingresses"))]):
+            service, host = str(i.get("service", "")), i.get("hostname")
+            if host and _OPERATOR_UI.search(service) and str(host) not in guarded:
+                out.append((r.urn, f"tunnel route {host!r} reaches an operator's UI ({service}) with no Cloudflare "
+                                   "Access application of this stack on that host, so its login page and API answer "
+                                   "the internet; expected a self_hosted ZeroTrustAccessApplication with domain "
+                                   f"{host!r}"))
+    return out
+
+
 def check_tunnel(resource: Resource, config: Mapping[str, Any]) -> Verdict:
-    """PLAT-EDGE-003."""
+    """PLAT-EDGE-003, one tunnel's routes."""
     if resource.type != TUNNEL_CONFIG:
         return NotApplicable("not a tunnel configuration")
     cfg = resource.get("config")

@@ -165,7 +165,64 @@ def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     action = default[0].get("action")
     if not (isinstance(action, str) and action.startswith("deny")):
         return [f"Cloud Armor policy {resource.get('name')!r} default rule action is {action!r}; expected deny"]
-    return []
+    out: list[str] = []
+    for rule in rules:
+        kind = rule.get("action")
+        if rule.get("priority") == DEFAULT_PRIORITY or rule.get("preview") is True \
+                or (isinstance(kind, str) and kind.startswith("deny")):
+            # A preview rule is only logged (cloud.google.com/armor/docs/security-policy-overview#preview_mode).
+            continue
+        expression = as_map(as_map(rule.get("match")).get("expr")).get("expression")
+        if not gated(expression):
+            out.append(f"Cloud Armor policy {resource.get('name')!r} rule {rule.get('priority')} lets requests "
+                       f"through ({kind!r}) without requiring the edge's {GATE_HEADER} header: any Cloudflare "
+                       "customer's zone pointed at the load balancer passes it; expected an expression "
+                       f"`request.headers['{GATE_HEADER}'] == '<value>' && (...)`")
+    return out
+
+
+GATE_HEADER = "x-origin-gate"
+"""components/backends/cloudrun.py GATE_HEADER: added by our zone's transform rule alone (components/edge.py)."""
+_GATE = re.compile(r"^request\.headers\['" + GATE_HEADER + r"'\] == '[A-Za-z0-9]{32,}' && \((?P<rest>.*)\)$")
+
+
+def gated(expression: Any) -> bool:
+    """Whether a CEL match expression requires the gate header of everything it matches: the header comparison
+    ANDed with one parenthesised group that closes at the end (so no `||` escapes the header). Cloud Armor's
+    language: cloud.google.com/armor/docs/rules-language-reference (`request.headers['name']`, `&&`, `||`)."""
+    if not isinstance(expression, str):
+        return False
+    match = _GATE.match(" ".join(expression.split()))
+    if match is None:
+        return False
+    depth = 0
+    for char in match.group("rest"):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False  # the group closed before the end: `... && (a) || (b)`
+    return depth == 0
+
+
+def check_url_map(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-NET-003: the load balancer answers the hosts it names and nothing else. `defaultService` (or a
+    `defaultRouteAction` with backends) serves every Host the host rules do not name: another Cloudflare
+    customer's zone pointed at our address, a bare IP. A host rule `*` names every host. pulumi_gcp
+    compute/url_map.py: "Only one of defaultRouteAction or defaultUrlRedirect must be set"; a host rule's
+    `hosts` may hold `*` wildcards (cloud.google.com/load-balancing/docs/url-map-concepts#host-rules)."""
+    if resource.type not in URL_MAPS:
+        return NotApplicable("not a URL map")
+    name = resource.get("name")
+    out: list[str] = []
+    if resource.get("defaultService") is not None:
+        out.append(f"URL map {name!r} sends every Host its host rules do not name to "
+                   f"{resource.get('defaultService')!r}; expected no defaultService, a defaultUrlRedirect away from us")
+    if as_list(as_map(resource.get("defaultRouteAction")).get("weightedBackendServices")):
+        out.append(f"URL map {name!r} routes every unnamed Host to backends (defaultRouteAction); expected none")
+    for rule in map(as_map, as_list(resource.get("hostRules"))):
+        wild = [h for h in as_list(rule.get("hosts")) if not isinstance(h, str) or "*" in h]
+        if wild:
+            out.append(f"URL map {name!r} host rule {wild} matches hosts it does not name; expected exact hosts")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

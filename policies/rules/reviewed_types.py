@@ -30,6 +30,12 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "cloudflare:index/ruleset:Ruleset": (("PLAT-WAF-001", "PLAT-WAF-002", "PLAT-WAF-003", "PLAT-TLS-001",
                                           "PLAT-TLS-002", "PLAT-EDGE-001", "PLAT-EDGE-002", "PLAT-EDGE-004"),
                                          "WAF, rate limits, redirects, cache, header and configuration rules"),
+    "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication": (
+        ("PLAT-EDGE-005", "PLAT-EDGE-003"), "Cloudflare Access in front of an operator's UI (integration's Grafana)"),
+    "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy": (
+        ("PLAT-EDGE-005",), "who Access admits: named e-mails, or the deploy's service token; no IAM grant"),
+    "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": (
+        ("PLAT-EDGE-005",), "the deploy's Access credential; opens Access only, no Cloudflare API token"),
     "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared": (
         NOTHING, "the tunnel itself (a generated secret); where it routes is its config's, PLAT-EDGE-003"),
     "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig": (
@@ -73,7 +79,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:compute/subnetwork:Subnetwork": (("PLAT-LOG-004",), "subnets (flow logs)"),
     "gcp:compute/targetHttpsProxy:TargetHttpsProxy": (("PLAT-TLS-004",), "the HTTPS frontend"),
     "gcp:compute/targetHttpProxy:TargetHttpProxy": (("PLAT-TLS-005",), "a plain-HTTP frontend, as a redirect only"),
-    "gcp:compute/uRLMap:URLMap": (("PLAT-TLS-005",), "the load balancer's routing"),
+    "gcp:compute/uRLMap:URLMap": (("PLAT-TLS-005", "PLAT-NET-003"), "the load balancer's routing"),
     "gcp:logging/projectBucketConfig:ProjectBucketConfig": (("PLAT-LOG-001", "PLAT-LOG-003"), "log retention"),
     "gcp:logging/projectExclusion:ProjectExclusion": (("PLAT-LOG-005",), "log exclusions"),
     "gcp:logging/projectSink:ProjectSink": (("PLAT-LOG-002", "PLAT-LOG-005"), "log sinks"),
@@ -107,6 +113,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     # Others
     "random:index/randomPassword:RandomPassword": (NOTHING, "generates a secret in the state; creates nothing"),
     "time:index/sleep:Sleep": (NOTHING, "waits; creates nothing"),
+    "vercel:index/firewallConfig:FirewallConfig": (("PLAT-FE-003",), "the storefront's firewall: production only "
+                                                                     "through the edge"),
     "vercel:index/project:Project": (("PLAT-FE-001",), "the storefront"),
     "vercel:index/projectDomain:ProjectDomain": (NOTHING, "a tenant host on the storefront; its DNS record is "
                                                           "PLAT-DNS-001's"),
@@ -128,6 +136,8 @@ REFUSED: dict[str, str] = {
     "cloudflare:index/accessRule:AccessRule": "an IP access rule whitelists addresses past the WAF and rate limits",
     "cloudflare:index/zoneLockdown:ZoneLockdown": "legacy lockdowns replace the WAF's review of who may reach a path",
     "cloudflare:index/accountToken:AccountToken": "an account-owned token reaches every zone (PLAT-IAM-001)",
+    "vercel:index/firewallBypass:FirewallBypass": "lets an address around Vercel's system mitigations on a domain; "
+                                                  "the storefront takes traffic from the edge alone (PLAT-FE-003)",
     "gcp:compute/projectMetadata:ProjectMetadata": "project metadata reaches every VM (SSH keys, serial port)",
     "gcp:compute/projectMetadataItem:ProjectMetadataItem": "project metadata reaches every VM (SSH keys, serial port)",
 }
