@@ -307,15 +307,14 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-@pytest.fixture
-def readyz() -> Iterator[tuple[str, list[str]]]:
-    """A local API: 503 twice, then 200 (the standby coming up)."""
+def _api(not_ready: int) -> Iterator[tuple[str, list[str]]]:
+    """A local API: `not_ready` twice, then 200 (the standby coming up)."""
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            code = 200 if len(seen) > 2 else 503
+            code = 200 if len(seen) > 2 else not_ready
             self.send_response(code)
             self.end_headers()
             self.wfile.write(b'{"status": "ok"}' if code == 200 else b"{}")
@@ -330,6 +329,18 @@ def readyz() -> Iterator[tuple[str, list[str]]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/readyz", seen
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def readyz() -> Iterator[tuple[str, list[str]]]:
+    """The engine's own not-ready answer (a 503 problem) twice, then 200."""
+    yield from _api(503)
+
+
+@pytest.fixture
+def readyz_not_found() -> Iterator[tuple[str, list[str]]]:
+    """A 404 twice (the edge or the load balancer answering before the standby serves the route), then 200."""
+    yield from _api(404)
 
 
 def _calls(log: Path) -> list[list[str]]:
@@ -380,6 +391,21 @@ def test_failing_back_stops_the_standby_and_switches_the_origin_before_the_prima
     assert any(t.endswith("gcp:compute/instance:Instance::database-standby") for t in targets), targets
     assert any(t.endswith("gcp:compute/backendService:BackendService::engine-backend") for t in targets), targets
     assert second == ["up", "--stack", "prod", "--yes"]
+    # Failing back serves from the primary region again (runbook, "Failing back"), and says so.
+    assert f"serving from {PRIMARY} (primary)" in result.out, result.out
+    assert FAILOVER not in result.out, result.out
+
+
+def test_a_failover_is_done_only_at_the_first_200_not_at_any_answer(
+        fake_pulumi: Path, readyz_not_found: tuple[str, list[str]], run_cli: Any) -> None:
+    """The runbook times a failover "from the config change to the first 200" (C8: RTO < 1 h): a 404 from
+    whatever answers before the standby serves is not ready."""
+    url, seen = readyz_not_found
+    result = run_cli("failover", "--stack", "prod", "--yes", "--url", url, "--poll-seconds", "0.05")
+
+    assert result.code == 0, result.err
+    assert seen.count("/readyz") == 3, seen
+    assert "serving from us-east1 (failover)" in result.out
 
 
 def test_failover_without_yes_asks_and_a_no_changes_nothing(

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from components.observability import dashboards
 from components.observability.__main__ import stack_plan
+from components.observability.cloud import sidecar_labels
 from components.observability.rules import rule_groups
 from components.observability.spec import load
 from tests.engine.conftest import EDGE_HEADERS, TenantKeys, engine_env, make_tenant, scrape
@@ -89,7 +90,17 @@ def engine_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         stack.stop("pocketbase")  # reads fail with 5xx: pocketbase_errors_total and a 5xx status appear
         for _ in range(3):
             assert client.get(f"/v1/orders/{uuid.uuid4().hex[:15]}", headers=keys.headers()).status_code >= 500
-        yield _parse_exposition(scrape(client).text)
+        yield _as_stored(_parse_exposition(scrape(client).text))
+
+
+def _as_stored(exposition: dict[str, Emitted]) -> dict[str, Emitted]:
+    """The series as the remote store holds them: the engine's sidecar agent adds its external labels
+    (environment, replica, revision: components/observability/cloud.py `sidecar_labels`) to every one it sends,
+    and the dashboards read the store, e.g. the canary against stable `by (revision)`."""
+    for emitted in exposition.values():
+        for label, value in sidecar_labels("prod").items():
+            emitted.labels.setdefault(label, set()).add(value)
+    return exposition
 
 
 # ---- the queries ----

@@ -51,7 +51,7 @@ class Hostile:
         return 0.0
 
 
-SLUGS = ("acme", "replay", "capzero", "capnone", "money", "sums")
+SLUGS = ("acme", "replay", "capzero", "capnone", "money", "sums", "keyowner", "keyreuser")
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,37 @@ def test_a_retry_replays_the_stored_order_after_its_product_is_deactivated_or_re
     assert after_deactivation.json() == first.json() == after_reprice.json()
     assert first.json()["total_cents"] == 1800
     _is_problem(other_body, 409)
+
+
+def test_two_tenants_sending_the_same_idempotency_key_each_get_their_own_order_and_nothing_of_the_other(
+        hostile: Hostile) -> None:
+    """Idempotency keys are the client's: two tenants' clients can pick the same one (a counter, a date). The
+    unique index is on (tenant, key) (README, "The Commission Engine"), so each tenant's key answers only that
+    tenant's orders. Tenant B's request that its own catalog refuses is judged as B's: a 422, never A's order
+    replayed (same body) nor a 409 telling B that someone used the key (another body)."""
+    client, key = hostile.client, f"shared-{uuid.uuid4().hex}"
+    assert client.put("/v1/products/ONLYA", headers=hostile.admin("keyowner"),
+                      json={"name": "Only at A", "price_cents": 700}).status_code == 200
+    owners = hostile.order("keyowner", [{"sku": "ONLYA", "quantity": 1}], key=key)
+    assert owners.status_code == 201, owners.text
+    secret = owners.json()["id"]
+
+    same_body = hostile.order("keyreuser", [{"sku": "ONLYA", "quantity": 1}], key=key)
+    other_body = hostile.order("keyreuser", [{"sku": "ONLYA", "quantity": 2}], key=key)
+    for refused in (same_body, other_body):
+        problem = _is_problem(refused, 422)
+        assert "ONLYA" in json.dumps(problem), problem  # B's own catalog refused it
+        assert secret not in refused.text
+
+    own = hostile.order("keyreuser", [{"sku": "MUG", "quantity": 1}], key=key)
+    assert own.status_code == 201, own.text
+    assert own.json()["id"] != secret and own.json()["total_cents"] == 4500
+    retried = hostile.order("keyreuser", [{"sku": "MUG", "quantity": 1}], key=key)
+    assert (retried.status_code, retried.json()) == (200, own.json())
+    assert client.get(f"/v1/orders/{secret}", headers=hostile.api("keyreuser")).status_code == 404
+
+    owners_retry = hostile.order("keyowner", [{"sku": "ONLYA", "quantity": 1}], key=key)
+    assert (owners_retry.status_code, owners_retry.json()) == (200, owners.json())
 
 
 # -- 3. a cap of 0 is a cap; unset is none -----------------------------------------------------------
