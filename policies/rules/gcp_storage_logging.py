@@ -1,12 +1,13 @@
 """Cloud Storage buckets and the audit trail of reading them (issue #22 items 12 and 15).
 
 PLAT-DATA-008: every bucket enforces public access prevention, uniform bucket-level access and object
-versioning or a retention policy of 90 days at least (never both: "Retention policies and Object Versioning are
-mutually exclusive", cloud.google.com/storage/docs/bucket-lock), and logs its access to another bucket of
+versioning or a retention policy of 90 days at least (never both: "Retention policies and Object Versioning
+are mutually exclusive", cloud.google.com/storage/docs/bucket-lock), and logs its access to another bucket of
 the stack (checkov CKV_GCP_62 "Bucket should log access" and CKV_GCP_63 "Bucket should not log to itself",
-bridgecrewio/checkov checkov/terraform/checks/resource/gcp/CloudStorageLogging.py and CloudStorageSelfLogging.py).
-The bucket that receives the usage logs (labelled `platform-role: access-logs`) is exempt from logging to
-itself and keeps what it receives 90 days at least under a retention policy (S5): cloud.google.com/storage/docs/access-logs.
+bridgecrewio/checkov checkov/terraform/checks/resource/gcp/CloudStorageLogging.py and
+CloudStorageSelfLogging.py). The bucket that receives the usage logs (labelled `platform-role: access-logs`)
+is exempt from logging to itself and keeps what it receives 90 days at least under a retention policy (S5):
+cloud.google.com/storage/docs/access-logs.
 
 PLAT-LOG-003: a stack that holds data in Cloud Storage turns on Data Access audit logs for it:
 `gcp:projects/iAMAuditConfig:IAMAuditConfig` for storage.googleapis.com (or allServices) with DATA_READ and
