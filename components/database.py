@@ -293,7 +293,12 @@ class DisasterRecoveryStorage(pulumi.ComponentResource):
         access_logs = gcp.storage.Bucket(
             access_logs_name, name=access_logs_name, project=args.project, location=args.region.upper(),
             storage_class="STANDARD", uniform_bucket_level_access=True, public_access_prevention="enforced",
-            versioning={"enabled": True}, retention_policy={"retention_period": str(ACCESS_LOG_DAYS * 86400)},
+            # No versioning: "Retention policies and Object Versioning are mutually exclusive"
+            # (cloud.google.com/storage/docs/bucket-lock). The retention policy keeps every log from deletion or
+            # replacement for 90 days, which is what versioning would guard; past that a lifecycle rule deletes it
+            # (an object's `age` counts days since its creation: cloud.google.com/storage/docs/lifecycle#age).
+            retention_policy={"retention_period": str(ACCESS_LOG_DAYS * 86400)},
+            lifecycle_rules=[{"action": {"type": "Delete"}, "condition": {"age": ACCESS_LOG_DAYS + 1}}],
             labels={"platform-role": "access-logs"}, force_destroy=False, opts=child)
         gcp.storage.BucketIAMMember(
             f"{access_logs_name}-writer", bucket=access_logs.name, role="roles/storage.objectCreator",

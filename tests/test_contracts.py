@@ -159,6 +159,11 @@ CASES: dict[str, tuple[Plan, list[Plan]]] = {
     "RW-VOL-001": ([RAILWAY_DB], _each(_with(RAILWAY_DB, "num_replicas", 2))),
     "RW-REPLICA-001": ([_with(RAILWAY_DB, "volume_mount_path", None)], _each(_with(RAILWAY_DB, "num_replicas", 51))),
 }
+CASES["GCS-RETENTION-001"] = (
+    [Res("gcp:storage/bucket:Bucket", "logs", {"retentionPolicy": {"retentionPeriod": "7776000"}}),
+     Res("gcp:storage/bucket:Bucket", "dr", {"versioning": {"enabled": True}})],
+    [[Res("gcp:storage/bucket:Bucket", "logs", {"retentionPolicy": {"retentionPeriod": "7776000"},
+                                                 "versioning": {"enabled": True}})]])
 # Cloudflare's rate limiting table (stacks/cloudflare.py): a Pro zone counts over at most a minute.
 CONTEXT = Context(zone_plan="pro")
 

@@ -131,7 +131,7 @@ def _bucket(name: str, **changes: Any) -> AnalyzerInput:
     return _r(BUCKET, name, props)
 
 
-ACCESS_LOGS = _bucket("acme-access-logs", logging=None, labels={"platform-role": "access-logs"},
+ACCESS_LOGS = _bucket("acme-access-logs", logging=None, versioning=None, labels={"platform-role": "access-logs"},
                       retentionPolicy={"retentionPeriod": 90 * 86400})
 AUDIT = _r("gcp:projects/iAMAuditConfig:IAMAuditConfig", "audit", {
     "project": "acme", "service": "storage.googleapis.com",
@@ -291,7 +291,7 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "bucket without access logging": ("PLAT-DATA-008", STORAGE_OK, [
         ACCESS_LOGS, _bucket("acme-backups", logging=None), AUDIT, DEFAULT_LOGS]),
     "access logs kept 89 days": ("PLAT-DATA-008", STORAGE_OK, [
-        _bucket("acme-access-logs", logging=None, labels={"platform-role": "access-logs"},
+        _bucket("acme-access-logs", logging=None, versioning=None, labels={"platform-role": "access-logs"},
                 retentionPolicy={"retentionPeriod": 89 * 86400}), _bucket("acme-backups"), AUDIT, DEFAULT_LOGS]),
     "no data access audit logs": ("PLAT-LOG-003", STORAGE_OK, [ACCESS_LOGS, _bucket("acme-backups"), DEFAULT_LOGS]),
     "audit config exempting a member": ("PLAT-LOG-003", STORAGE_OK, [ACCESS_LOGS, _bucket("acme-backups"), DEFAULT_LOGS, _r(

@@ -357,6 +357,21 @@ def test_an_update_keeps_the_custom_domain_and_moves_its_port_in_place(railway: 
     assert [d["targetPort"] for d in railway.state.custom_domains.values()] == [8080]
 
 
+def test_every_update_puts_the_custom_domain_back_on_the_public_port_after_drift(railway: FakeRailway) -> None:
+    """PORT is 9000 on Railway (the engine's private listener, which serves /metrics and /readyz's reasons
+    without the edge's secret); a custom domain left there (the dashboard, an older deploy) would route the world
+    to it. Every update sends the target port, not only when `public_port` changed."""
+    provider = _provider(railway)
+    created = provider.create(dict(ENGINE))
+    assert created.outs is not None
+    railway.state.custom_domains[created.outs["custom_domain_id"]]["targetPort"] = 9000  # drift
+
+    updated = provider.update(created.id, created.outs, {**ENGINE, "image": "ghcr.io/acme-commerce/engine:eeeeeeeeeeee"})
+
+    assert updated.outs is not None and updated.outs["custom_domain_id"] == created.outs["custom_domain_id"]
+    assert [d["targetPort"] for d in railway.state.custom_domains.values()] == [8000]
+
+
 def test_a_new_hostname_replaces_the_custom_domain_not_the_service(railway: FakeRailway) -> None:
     provider = _provider(railway)
     created = provider.create(dict(ENGINE))

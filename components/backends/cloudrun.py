@@ -302,7 +302,7 @@ RANGES_PER_RULE = 4
 _GATE_VALUE = re.compile(r"[A-Za-z0-9]{32,128}")
 
 
-def _armor_rules(ranges: list[str], gate: str) -> list[gcp.compute.SecurityPolicyRuleArgsDict]:
+def _armor_rules(ranges: list[str], gate: pulumi.Input[str]) -> list[gcp.compute.SecurityPolicyRuleArgsDict]:
     """Allow a request only from Cloudflare's addresses AND carrying the edge's `X-Origin-Gate` value; deny the rest.
 
     Cloudflare's addresses alone admit every Cloudflare customer, who can point a zone of their own at our
@@ -316,16 +316,26 @@ def _armor_rules(ranges: list[str], gate: str) -> list[gcp.compute.SecurityPolic
     language. Knowing this value gets a request past Cloud Armor, not past the engine, which still compares
     X-Origin-Auth (held in Secret Manager, readable by the engine's own account alone) in constant time. The
     alternative, no header rule at all, lets every Cloudflare customer's requests reach the engine's instances
-    (load, and the engine's own 403 as the only barrier)."""
-    assert _GATE_VALUE.fullmatch(gate), "an alphanumeric value: nothing to escape in a CEL string literal"
+    (load, and the engine's own 403 as the only barrier).
+
+    The list's structure comes from the ranges alone (known at preview: an invoke), and only each expression
+    waits for the gate: at the first preview of an environment the gate's password does not exist yet, so its
+    value is unknown, and a whole rules list unknown then would meet PLAT-NET-002's mandatory "rules not known
+    until apply" (policies/rules/gcp_network.py) and stop the first deploy."""
     conditions = [ranges[i:i + RANGES_PER_RULE] for i in range(0, len(ranges), RANGES_PER_RULE)]
+    value = pulumi.Output.from_input(gate)
     allow: list[gcp.compute.SecurityPolicyRuleArgsDict] = [
         {"priority": 1000 + i, "action": "allow", "description": "Cloudflare's edge, with our zone's header",
-         "match": {"expr": {"expression": f"request.headers['{GATE_HEADER}'] == '{gate}' && ("
-                            + " || ".join(f"inIpRange(origin.ip, '{r}')" for r in group) + ")"}}}
+         "match": {"expr": {"expression": value.apply(lambda g, group=group: _allow_expression(g, group))}}}
         for i, group in enumerate(conditions)]
     return [*allow, {"priority": 2147483647, "action": "deny(403)", "description": "everyone else",
                      "match": {"versioned_expr": "SRC_IPS_V1", "config": {"src_ip_ranges": ["*"]}}}]
+
+
+def _allow_expression(gate: str, group: list[str]) -> str:
+    assert _GATE_VALUE.fullmatch(gate), "an alphanumeric value: nothing to escape in a CEL string literal"
+    return (f"request.headers['{GATE_HEADER}'] == '{gate}' && ("
+            + " || ".join(f"inIpRange(origin.ip, '{r}')" for r in group) + ")")
 
 
 def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, target: CloudRunTarget,
@@ -350,7 +360,7 @@ def _load_balancer(name: str, service: gcp.cloudrunv2.Service, hostname: str, ta
     armor = gcp.compute.SecurityPolicy(
         f"{name}-edge-only", project=project, name=f"{prefix}-edge-only", type="CLOUD_ARMOR",
         description="Only Cloudflare's edge may reach the origin",
-        rules=pulumi.Output.all(ranges, gate).apply(lambda a: _armor_rules(_cloudflare_ranges(a[0]), a[1])),
+        rules=ranges.apply(lambda r: _armor_rules(_cloudflare_ranges(r), gate)),
         opts=child)
     backend = gcp.compute.BackendService(
         f"{name}-backend", project=project, name=f"{prefix}-backend", load_balancing_scheme="EXTERNAL_MANAGED",

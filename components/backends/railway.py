@@ -430,8 +430,9 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
             return dict.fromkeys(CUSTOM_DOMAIN_OUTPUTS)
         port = int(news["public_port"])
         if old_id:
-            if olds.get("public_port") != news["public_port"]:
-                self._move_custom_domain(news["environment_id"], old_id, port)
+            # Sent on every update, not only when public_port changed: a domain drifted to another port (the
+            # dashboard, or PORT, which is the engine's private listener on Railway) is put back on the public one.
+            self._move_custom_domain(news["environment_id"], old_id, port)
             return {key: olds.get(key) for key in CUSTOM_DOMAIN_OUTPUTS}
         # An update that failed after making it left it on the service, out of the state: adopt it.
         found = self._find_custom_domain(service_id, news, host) if olds else None
@@ -441,7 +442,7 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
                 "domain": host, "targetPort": port,
             }})["customDomainCreate"]
             made["custom_domain_id"] = found["id"]
-        elif found.get("targetPort") != port:
+        else:
             self._move_custom_domain(news["environment_id"], found["id"], port)
         return custom_domain_outputs(host, found)
 

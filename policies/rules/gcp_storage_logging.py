@@ -1,11 +1,13 @@
 """Cloud Storage buckets and the audit trail of reading them (issue #22 items 12 and 15).
 
 PLAT-DATA-008: every bucket enforces public access prevention, uniform bucket-level access and object
-versioning, and logs its access to another bucket of the stack (checkov CKV_GCP_62 "Bucket should log
-access" and CKV_GCP_63 "Bucket should not log to itself", bridgecrewio/checkov
-checkov/terraform/checks/resource/gcp/CloudStorageLogging.py and CloudStorageSelfLogging.py). The bucket that
-receives the usage logs (labelled `platform-role: access-logs`) is exempt from logging to itself and keeps
-what it receives 90 days at least under a retention policy (S5): cloud.google.com/storage/docs/access-logs.
+versioning or a retention policy of 90 days at least (never both: "Retention policies and Object Versioning
+are mutually exclusive", cloud.google.com/storage/docs/bucket-lock), and logs its access to another bucket of
+the stack (checkov CKV_GCP_62 "Bucket should log access" and CKV_GCP_63 "Bucket should not log to itself",
+bridgecrewio/checkov checkov/terraform/checks/resource/gcp/CloudStorageLogging.py and
+CloudStorageSelfLogging.py). The bucket that receives the usage logs (labelled `platform-role: access-logs`)
+is exempt from logging to itself and keeps what it receives 90 days at least under a retention policy (S5):
+cloud.google.com/storage/docs/access-logs.
 
 PLAT-LOG-003: a stack that holds data in Cloud Storage turns on Data Access audit logs for it:
 `gcp:projects/iAMAuditConfig:IAMAuditConfig` for storage.googleapis.com (or allServices) with DATA_READ and
@@ -54,14 +56,23 @@ def check_buckets(resources: Sequence[Resource], config: Mapping[str, Any]) -> l
         if r.get("uniformBucketLevelAccess") is not True:
             out.append((r.urn, f"bucket {name!r} keeps object ACLs (uniformBucketLevelAccess not true); expected "
                                "uniform bucket-level access"))
-        if as_map(r.get("versioning")).get("enabled") is not True:
-            out.append((r.urn, f"bucket {name!r} does not keep object versions; expected versioning enabled"))
+        # A retention policy and versioning are "mutually exclusive" (cloud.google.com/storage/docs/bucket-lock):
+        # a bucket holds one or the other. A retention policy of `min_days` at least keeps every object as long as
+        # versioning's noncurrent versions are meant to (and longer: nothing can be deleted or replaced before).
+        versioned = as_map(r.get("versioning")).get("enabled") is True
+        period = as_map(r.get("retentionPolicy")).get("retentionPeriod")
+        try:
+            days = int(str(period)) / 86400
+        except ValueError:
+            days = 0
+        if versioned and period is not None:
+            out.append((r.urn, f"bucket {name!r} has both versioning and a retention policy, which Cloud Storage "
+                               "refuses (mutually exclusive, cloud.google.com/storage/docs/bucket-lock); expected "
+                               "one of them"))
+        elif not versioned and days < min_days and not is_unknown(period):
+            out.append((r.urn, f"bucket {name!r} does not keep object versions; expected versioning enabled or a "
+                               f"retention policy of at least {min_days} days"))
         if _is_access_log_bucket(r):
-            period = as_map(r.get("retentionPolicy")).get("retentionPeriod")
-            try:
-                days = int(str(period)) / 86400
-            except ValueError:
-                days = 0
             if days < min_days:
                 out.append((r.urn, f"access-log bucket {name!r} keeps its logs {period!r} seconds under a retention "
                                    f"policy; expected at least {min_days} days ({min_days * 86400} s, S5)"))

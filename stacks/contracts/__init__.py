@@ -19,12 +19,13 @@ from stacks.contracts import (
     memorystore,
     railway,
     secretmanager,
+    storage,
 )
 from stacks.contracts.rule import Context, ContractError, Planned, Rule, Violation
 
 RULES: tuple[Rule, ...] = (*cloudrun.RULES, *compute.RULES, *certificatemanager.RULES, *cloudarmor.RULES,
                            *memorystore.RULES, *secretmanager.RULES, *cloudflare.RULES, *grafana.RULES,
-                           *railway.RULES)
+                           *railway.RULES, *storage.RULES)
 
 __all__ = ["RULES", "Context", "ContractError", "Planned", "Rule", "Violation", "check"]
 

@@ -161,7 +161,9 @@ class EdgeGuard:
         return _loopback(str(client[0])) and not any(name in headers for name in PROXY_HEADERS)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        # A WebSocket handshake is a request to the origin like any other (its scope is `websocket`, not `http`):
+        # guarded the same. Only `lifespan` (the server's own, no request) passes untouched.
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", ())}
@@ -171,6 +173,7 @@ class EdgeGuard:
         state = scope.setdefault("state", {})
         state["client_ip"] = headers["cf-connecting-ip"].decode("latin-1") if via_edge and "cf-connecting-ip" in \
             headers else client[0]
+        state["via_edge"] = via_edge
         path = scope.get("path", "")
         if self.secret is None:
             await self.app(scope, receive, send)
@@ -179,15 +182,26 @@ class EdgeGuard:
             await self.app(scope, receive, send)
             return
         if self.internal_port is not None and (scope.get("server") or ("", None))[1] == self.internal_port:
-            await problem(404, "Not Found", "no such resource")(scope, receive, send)
+            await _refuse(scope, receive, send, problem(404, "Not Found", "no such resource"))
             return
         if not via_edge:
-            await problem(403, "Forbidden", "forbidden")(scope, receive, send)
+            await _refuse(scope, receive, send, problem(403, "Forbidden", "forbidden"))
             return
         if path == "/metrics":
-            await problem(404, "Not Found", "no such resource")(scope, receive, send)
+            await _refuse(scope, receive, send, problem(404, "Not Found", "no such resource"))
             return
         await self.app(scope, receive, send)
+
+
+async def _refuse(scope: dict[str, Any], receive: Any, send: Any, response: JSONResponse) -> None:
+    """The refusal as an HTTP response; to a WebSocket handshake the same response as a denial ("websocket.http.
+    response", https://asgi.readthedocs.io/en/latest/extensions.html#websocket-denial-response: Starlette's Response
+    sends it for a websocket scope), or where the server lacks that extension a close before accepting, which the
+    server answers 403 (https://asgi.readthedocs.io/en/latest/specs/www.html#close-send-event)."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await response(scope, receive, send)
 
 
 class _Problem(Exception):
@@ -262,8 +276,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # FastAPI's own OpenTelemetry hooks stay off: traces come from `_tracing` when OTLP is configured (one server
     # span per request, tested), metrics from the Metrics middleware; off, they cost no lookup per request.
+    # The API's map (/openapi.json, which /docs reads) only where its reference is served: not to the world.
     app = FastAPI(title="Commission Engine", version="0.1.0", lifespan=lifespan, redoc_url=None,
                   docs_url="/docs" if settings.api_docs else None,
+                  openapi_url="/openapi.json" if settings.api_docs else None,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.registry = registry
 
@@ -329,7 +345,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         """200 `{"ready": true, "checks": {...}}` when both dependencies serve; else the 503 problem naming each
         one that does not and why (`reasons`), with the same `checks`. PocketBase serves once it accepts the
         engine's account and holds its collections (PocketBase.schema_problem), then while `/api/health`
@@ -340,6 +356,10 @@ def create_app(settings: Settings) -> FastAPI:
         checks = {"pocketbase": pocketbase is None, "redis": redis is None}
         if not reasons:
             return JSONResponse({"ready": True, "checks": checks})
+        if request.scope.get("state", {}).get("via_edge"):
+            # Through the edge (the rollout reads `checks` there, infra/ops/rollout.py `dependencies_down`): which
+            # dependency is down, never why; the reasons name addresses and hosts, and stay on the private listener.
+            return problem(503, "Not ready", "not serving: " + ", ".join(reasons), ready=False, checks=checks)
         return problem(503, "Not ready", "; ".join(f"{name}: {why}" for name, why in reasons.items()), ready=False,
                        checks=checks, reasons=reasons)
 
