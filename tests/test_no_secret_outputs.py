@@ -73,7 +73,10 @@ def test_prod_restores_through_a_read_only_account_of_its_own(committed_plans: d
     plan = committed_plans["prod"]
     accounts = {r.inputs["accountId"]: r for r in _by_type(plan, "gcp:serviceaccount/account:Account")}
     restore_member = f"serviceAccount:pocketbase-restore@{PROD_PROJECT}.iam.gserviceaccount.com"
-    buckets = {r.inputs["name"] for r in _by_type(plan, "gcp:storage/bucket:Bucket")}
+    # The DR buckets (backups and replica), not the access-log bucket beside them: a restore reads no access log.
+    buckets = {r.inputs["name"] for r in _by_type(plan, "gcp:storage/bucket:Bucket")
+               if (r.inputs.get("labels") or {}).get("platform-role") == "pocketbase-dr"}
+    assert len(buckets) == 2
 
     assert "pocketbase-restore" in accounts
     restore_grants = [r.inputs for r in _by_type(plan, "gcp:storage/bucketIAMMember:BucketIAMMember")

@@ -58,7 +58,9 @@ def _integration_job() -> dict[str, Any]:
 
 def test_the_integration_deploy_sets_up_the_key_and_pinned_known_hosts_before_pulumi_up() -> None:
     steps = _integration_job()["steps"]
-    up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions"))
+    # The `up`, not the step that only installs the pinned CLI (pulumi/actions without `command`).
+    up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions")
+              and (s.get("with") or {}).get("command") == "up")
     before = json.dumps(steps[:up])
 
     assert "DOCKER_HOST" not in json.dumps(steps), "the stack file's docker:host decides, not a secret's value"

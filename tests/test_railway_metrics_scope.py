@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,6 +40,14 @@ def _module() -> dict[str, Any]:
     module: dict[str, Any] = cloud.railway_metrics_config("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
                                                           "/tmp/railway-token")["modules"]["railway"]
     return module
+
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> None:
+    """The specs hold Pulumi outputs, which need a current event loop; a test before may have closed its own
+    (the tests passed alone and failed after others in the full run)."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def test_the_exporter_sends_a_project_token_as_project_access_token_never_a_bearer() -> None:
