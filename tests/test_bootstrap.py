@@ -157,6 +157,11 @@ def test_railway_gets_a_project_token_for_its_environment_never_an_account_token
     assert (token["project_id"], token["environment_id"]) == (railway["projectId"], railway["environmentId"])
     assert validate(schema, parse(PROJECT_TOKEN_CREATE)) == []
     assert plans["staging"].outputs["railwayProjectToken"].startswith("[secret")
+    # the metrics exporter's own token (platform:railwayMetricsToken), not the deploy's
+    metrics = _one(plans["staging"], "railway-metrics-token").inputs
+    assert (metrics["project_id"], metrics["environment_id"]) == (railway["projectId"], railway["environmentId"])
+    assert metrics["name"] != token["name"]
+    assert plans["staging"].outputs["railwayMetricsToken"].startswith("[secret")
 
 
 def test_the_bootstrap_project_file_has_its_own_name_and_the_repositorys_virtualenv() -> None:

@@ -166,6 +166,11 @@ def declare(environment: str, model: StackModel, cfg: BootstrapConfig,
         token = ProjectToken("railway-project-token", model.railway.project_id, model.railway.environment_id,
                              f"platform {environment} deploy")
         pulumi.export("railwayProjectToken", pulumi.Output.secret(token.token))
+        # The metrics exporter's own project token (`platform:railwayMetricsToken`): a running service never holds
+        # the deploy's, so revoking one does not stop the other (components/observability/cloud.py).
+        metrics = ProjectToken("railway-metrics-token", model.railway.project_id, model.railway.environment_id,
+                               f"platform {environment} metrics")
+        pulumi.export("railwayMetricsToken", pulumi.Output.secret(metrics.token))
 
     pulumi.export("deployServiceAccount", accounts["deploy"].email)
     pulumi.export("previewServiceAccount", accounts["preview"].email)
