@@ -61,8 +61,10 @@ def test_deploy_is_main_and_the_environment_only_and_preview_is_pull_requests(st
                    f"assertion.workflow_ref.startsWith('{REPOSITORY}/.github/workflows/deploy.yml@refs/heads/main')"):
         assert clause in condition
     assert "pull_request" not in condition
-    assert "assertion.event_name == 'pull_request'" in preview["attributeCondition"]
-    assert f"assertion.repository == '{REPOSITORY}'" in preview["attributeCondition"]
+    # The preview provider admits the read-only environment `preview-<stack>` on any event (a pull request's
+    # preview, `<stack>-plan` on main, drift): tests/test_bootstrap_identities.py walks the workflows against it.
+    assert preview["attributeCondition"] == (f"assertion.repository == '{REPOSITORY}' && "
+                                             f"assertion.environment == 'preview-{stack}'")
     # A pull request's token, exchanged through the preview provider, carries gate=preview whatever it claims,
     # and only gate=deploy principals may act as the deploy account.
     assert deploy["attributeMapping"]["attribute.gate"] == "'deploy'"
@@ -81,7 +83,9 @@ def test_prod_deploy_roles_are_derived_from_every_gcp_type_prod_declares(plans: 
                if r.type == "gcp:projects/iAMMember:IAMMember" and r.name.startswith("deploy-")}
 
     assert gcp_types, "prod declares GCP resources"
-    needed = {access.GCP_DEPLOY_ROLES[t][0] for t in gcp_types} - {""}
+    # a custom role is granted by its name in the project (projects/P/roles/ID)
+    needed = {access.GCP_DEPLOY_ROLES[t][0].replace(access.CUSTOM_PREFIX, "projects/acme-commerce-prod/roles/")
+              for t in gcp_types} - {""}
     assert granted == needed | {access.RUNS_AS_ROLE[0]}
     assert "roles/owner" not in granted and "roles/editor" not in granted
     [iam_admin] = [r for r in plans["prod"].resources if r.name == "deploy-resourcemanager.projectIamAdmin"]
@@ -153,6 +157,11 @@ def test_railway_gets_a_project_token_for_its_environment_never_an_account_token
     assert (token["project_id"], token["environment_id"]) == (railway["projectId"], railway["environmentId"])
     assert validate(schema, parse(PROJECT_TOKEN_CREATE)) == []
     assert plans["staging"].outputs["railwayProjectToken"].startswith("[secret")
+    # the metrics exporter's own token (platform:railwayMetricsToken), not the deploy's
+    metrics = _one(plans["staging"], "railway-metrics-token").inputs
+    assert (metrics["project_id"], metrics["environment_id"]) == (railway["projectId"], railway["environmentId"])
+    assert metrics["name"] != token["name"]
+    assert plans["staging"].outputs["railwayMetricsToken"].startswith("[secret")
 
 
 def test_the_bootstrap_project_file_has_its_own_name_and_the_repositorys_virtualenv() -> None:

@@ -5,6 +5,7 @@ holds (and every secret the config spec knows) is set by a `pulumi config set --
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -76,3 +77,112 @@ def test_every_infra_command_of_the_guide_parses() -> None:
         if match:
             argv = shlex.split(match.group(1).replace("$ENV", "prod"))
             parser.parse_args(argv)  # SystemExit on an unknown command or flag
+
+
+# --- The guide against the workflows and the config loader (audit of #25.1) --------------------------------------
+
+WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
+GH_ENVIRONMENT = {"integration": "integration", "staging": "staging", "prod": "production"}
+
+
+def _guide_lines(stack: str) -> list[str]:
+    """The guide's commands for ENV=stack: `# only: a b` lines kept for those stacks only, the guide's shell
+    variables ENV, GH_ENV, PREVIEW_ENV substituted."""
+    blocks = re.findall(r"```sh\n(.*?)```", GUIDE.read_text(), re.S)
+    lines: list[str] = []
+    for line in "\n".join(blocks).replace("\\\n", " ").splitlines():
+        only = re.search(r"#\s*only:\s*([\w ]+)$", line)
+        if only and stack not in only.group(1).split():
+            continue
+        command = line.split("  #")[0].strip()
+        if command and not command.startswith("#"):
+            lines.append(command.replace("$GH_ENV", GH_ENVIRONMENT[stack]).replace("$PREVIEW_ENV", f"preview-{stack}")
+                         .replace("$ENV", stack))
+    return lines
+
+
+def _stack_of(environment: str) -> str:
+    return {"production": "prod"}.get(environment, environment.removeprefix("preview-"))
+
+
+def _workflow_needs() -> dict[str, set[tuple[str, str]]]:
+    """GitHub environment ('' for jobs without one: repository level) -> {(secrets|vars, NAME)} the workflows
+    read there; a matrix job once per stack, a step under `if: ... matrix.stack == 'X'` for X only."""
+    needs: dict[str, set[tuple[str, str]]] = {}
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for stack in job.get("strategy", {}).get("matrix", {}).get("stack", [None]):
+                environment = str(job.get("environment", "")).replace("${{ matrix.stack }}", str(stack))
+                parts = [json.dumps({k: v for k, v in job.items() if k != "steps"})]
+                for step in job.get("steps", []):
+                    only = re.search(r"matrix\.stack == '(\w+)'", str(step.get("if", "")))
+                    if not only or only.group(1) == stack:
+                        parts.append(json.dumps(step))
+                found = re.findall(r"\$\{\{[^}]*?\b(secrets|vars)\.(\w+)", "\n".join(parts))
+                needs.setdefault(environment, set()).update((k, n) for k, n in found if n != "GITHUB_TOKEN")
+    return needs
+
+
+def _guide_sets(stack: str) -> set[tuple[str, str, str]]:
+    """(environment or '' for the repository, secrets|vars, NAME) the guide sets for ENV=stack."""
+    sets: set[tuple[str, str, str]] = set()
+    for line in _guide_lines(stack):
+        match = re.match(r"gh (secret|variable) set (\w+) (.*)$", line)
+        if match:
+            env = re.search(r"--env (\S+)", match.group(3))
+            sets.add((env.group(1) if env else "", "secrets" if match.group(1) == "secret" else "vars", match.group(2)))
+    return sets
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_guide_sets_exactly_the_github_secrets_and_variables_the_workflows_read(stack: str) -> None:
+    needs = _workflow_needs()
+    sets = _guide_sets(stack)
+    repository = {(kind, name) for env, kind, name in sets if env == ""}
+    mine = {env: names for env, names in needs.items() if env and _stack_of(env) == stack}
+
+    assert mine, f"the workflows run {stack} in some GitHub environment"
+    for env, names in mine.items():
+        missing = sorted(n for n in names if (env, *n) not in sets and n not in repository)
+        assert missing == [], f"the workflows read these in environment {env!r}; the guide never sets them"
+        extra = sorted((k, n) for e, k, n in sets if e == env and (k, n) not in names)
+        assert extra == [], f"the guide sets these in {env!r}, which no workflow reads there"
+    assert sorted(e for e, _, _ in sets if e and e not in mine) == [], "environments no job of this stack runs in"
+    assert needs.get("", set()) <= repository
+
+
+def test_nothing_the_guide_sets_in_a_stack_is_refused_by_the_config_loader() -> None:
+    from infra.spec import StackSpecV1, raw_fields
+    from stacks.providerconfig import key_problems
+
+    known = set(raw_fields(StackSpecV1))
+    for stack in STACKS:
+        for line in _guide_lines(stack):
+            match = re.match(r"pulumi config set (--secret )?(\S+)", line)
+            if not match:
+                continue
+            key = match.group(2)
+            if key.startswith("platform:"):
+                assert key.removeprefix("platform:") in known, line
+            else:  # the value is typed in or read from the bootstrap: only whether the key may be there is checked
+                assert key_problems({key: "[placeholder]"}, frozenset({key}), "platform") == [], line
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_stack_is_encrypted_with_kms_only_when_its_jobs_have_a_gcp_identity(stack: str) -> None:
+    """A job can decrypt a gcpkms:// stack only with a GCP identity that holds the key (the bootstrap's deploy and
+    preview accounts); the others use Pulumi Cloud's default secrets provider, which their Pulumi token
+    decrypts (pulumi.com/docs/iac/concepts/secrets/#available-encryption-providers)."""
+    with_gcp: set[str] = set()
+    for path in WORKFLOWS.glob("*.yml"):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for s in job.get("strategy", {}).get("matrix", {}).get("stack", [None]):
+                environment = str(job.get("environment", "")).replace("${{ matrix.stack }}", str(s))
+                for step in job.get("steps", []):
+                    only = re.search(r"matrix\.stack == '(\w+)'", str(step.get("if", "")))
+                    if str(step.get("uses", "")).startswith("google-github-actions/auth@") and (
+                            not only or only.group(1) == s):
+                        with_gcp.add(_stack_of(environment))
+    [init] = [line for line in _guide_lines(stack) if line.startswith("pulumi stack init")]
+
+    assert ("--secrets-provider" in init) == (stack in with_gcp), init

@@ -16,16 +16,45 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+CUSTOM_PREFIX = "custom:"
+"""A role the bootstrap defines in the project (gcp.projects.IAMCustomRole) from CUSTOM_ROLES."""
+
+# roles/iam.serviceAccountAdmin would let the deploy account set any service account's IAM policy
+# (iam.serviceAccounts.setIamPolicy), i.e. grant anyone, itself included, roles/iam.serviceAccountTokenCreator or
+# serviceAccountUser on any account, the deploy account among them ("Service Account Admin ... get and set the
+# IAM policy on a service account", https://cloud.google.com/iam/docs/service-account-permissions). The stack sets
+# no service account's policy (no gcp.serviceaccount.IAM* in components/), so it gets the service-account
+# permissions of that role minus getIamPolicy/setIamPolicy (role's permission list:
+# https://cloud.google.com/iam/docs/roles-permissions/iam#iam.serviceAccountAdmin). Each is supported in custom
+# roles (https://cloud.google.com/iam/docs/custom-roles-permissions-support).
+SERVICE_ACCOUNT_MANAGER = (
+    "iam.serviceAccounts.create", "iam.serviceAccounts.delete", "iam.serviceAccounts.disable",
+    "iam.serviceAccounts.enable", "iam.serviceAccounts.get", "iam.serviceAccounts.list",
+    "iam.serviceAccounts.undelete", "iam.serviceAccounts.update", "resourcemanager.projects.get")
+CUSTOM_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "platformServiceAccountManager": ("Platform service account manager (no IAM policies)", SERVICE_ACCOUNT_MANAGER),
+}
+
 # GCP resource type -> (project-level role of the deploy account, why).
 GCP_DEPLOY_ROLES: dict[str, tuple[str, str]] = {
     "gcp:projects/service:Service": (
         "roles/serviceusage.serviceUsageAdmin", "the stack enables the APIs it uses (run, compute, redis, ...)"),
     "gcp:serviceaccount/account:Account": (
-        "roles/iam.serviceAccountAdmin", "the engine's, PocketBase VM's and telemetry's own runtime accounts"),
+        CUSTOM_PREFIX + "platformServiceAccountManager",
+        "the engine's, PocketBase VM's, restore's and telemetry's own runtime accounts: create, update, delete, "
+        "never their IAM policies (SERVICE_ACCOUNT_MANAGER)"),
     "gcp:projects/iAMMember:IAMMember": (
         "roles/resourcemanager.projectIamAdmin",
         "project grants to those runtime accounts (log and metric writers), limited by a condition to the "
         "roles the plan grants"),
+    # Audit configs are part of the project's IAM policy (Policy.auditConfigs; gcp.projects.IAMAuditConfig
+    # "Updates the IAM policy to enable audit logging for the given service": it calls projects.setIamPolicy,
+    # https://cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy, updateMask
+    # `bindings,etag,auditConfigs`), so the role that sets that policy covers it. The condition on that grant
+    # limits the *roles* a change may grant or revoke (iam.googleapis.com/modifiedGrantsByRole); a change to
+    # audit configs alone modifies no grant, so the condition admits it.
+    "gcp:projects/iAMAuditConfig:IAMAuditConfig": (
+        "roles/resourcemanager.projectIamAdmin", "Data Access audit logs of the services holding tenant data"),
     "gcp:cloudrunv2/service:Service": ("roles/run.admin", "the engine's Cloud Run services (primary, standby)"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ("roles/run.admin", "who may invoke the engine"),
     "gcp:compute/instance:Instance": ("roles/compute.instanceAdmin.v1", "PocketBase's VM (and its standby)"),
@@ -65,7 +94,9 @@ GCP_DEPLOY_ROLES: dict[str, tuple[str, str]] = {
 }
 
 RUNS_AS_ROLE = ("roles/iam.serviceAccountUser",
-                "a Cloud Run service or VM that runs as a runtime account needs its deployer to act as that account")
+                "a Cloud Run service or VM that runs as a runtime account needs its deployer to act as that account "
+                "(iam.serviceAccounts.actAs, get, list: no setIamPolicy, so it cannot grant impersonation; "
+                "https://cloud.google.com/iam/docs/service-account-permissions#user-role)")
 REPOSITORY_ROLE = ("roles/artifactregistry.repoAdmin",
                    "push the engine's and telemetry images (docker:index/image:Image) and grant pulls on them, on "
                    "this one repository")

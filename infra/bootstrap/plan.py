@@ -34,6 +34,10 @@ class BootstrapMocks(PlanMocks):
         elif args.typ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
             state["name"] = ("projects/123456789012/locations/global/workloadIdentityPools/github/providers/"
                              f"{state['workloadIdentityPoolProviderId']}")
+        elif args.typ == "gcp:projects/iAMCustomRole:IAMCustomRole":
+            # "name: The name of the role in the format projects/{{project}}/roles/{{role_id}}" (pulumi_gcp
+            # projects/iam_custom_role.py), what a binding names it by.
+            state["name"] = f"projects/{state['project']}/roles/{state['roleId']}"
         elif args.typ == "gcp:kms/cryptoKey:CryptoKey":
             rid = f"{state['keyRing']}/cryptoKeys/{state['name']}"
         elif args.typ == "gcp:kms/keyRing:KeyRing":

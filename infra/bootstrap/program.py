@@ -59,6 +59,7 @@ class BootstrapConfig:
     github_environment: str
     """The GitHub environment the deploy job of this environment runs in (prod: `production`)."""
     github_preview_environment: str
+    """The read-only GitHub environment of the environment's previews, plans and drift runs (`preview-<env>`)."""
 
 
 def read_config(environment: str, model: StackModel) -> BootstrapConfig:
@@ -71,7 +72,7 @@ def read_config(environment: str, model: StackModel) -> BootstrapConfig:
                            config.get("kmsLocation") or (model.gcp.region if model.gcp else "global"),
                            config.get("grafanaCloudStack"), config.get("grafanaCloudRegion"),
                            config.get("githubEnvironment") or environment,
-                           config.get("githubPreviewEnvironment") or "preview")
+                           config.get("githubPreviewEnvironment") or f"preview-{environment}")
 
 
 def deploy_condition(repository: str, github_environment: str) -> str:
@@ -84,8 +85,15 @@ def deploy_condition(repository: str, github_environment: str) -> str:
 
 
 def preview_condition(repository: str, github_environment: str) -> str:
-    return (f"assertion.repository == '{repository}' && assertion.event_name == 'pull_request' && "
-            f"assertion.environment == '{github_environment}'")
+    """This repository's jobs in the environment's read-only GitHub environment (`preview-<env>`), on any event:
+    a pull request's `preview` (pull_request), `<env>-plan` on main (push, workflow_dispatch) and the drift
+    refresh (schedule, workflow_dispatch) all present it (.github/workflows/; tests/test_bootstrap_identities.py
+    walks them). No event or ref restriction, and that is safe: the account it reaches holds viewer roles only
+    (access.PREVIEW_ROLES), the GitHub environment holds only read tokens, fork pull requests get neither its
+    secrets nor an OIDC token, and only people with write access can run a workflow of this repository at all;
+    the environment's deployment branches are all branches, since a pull request's ref is refs/pull/N/merge
+    (docs/review.md)."""
+    return f"assertion.repository == '{repository}' && assertion.environment == '{github_environment}'"
 
 
 def declare(environment: str, model: StackModel, cfg: BootstrapConfig,
@@ -158,6 +166,11 @@ def declare(environment: str, model: StackModel, cfg: BootstrapConfig,
         token = ProjectToken("railway-project-token", model.railway.project_id, model.railway.environment_id,
                              f"platform {environment} deploy")
         pulumi.export("railwayProjectToken", pulumi.Output.secret(token.token))
+        # The metrics exporter's own project token (`platform:railwayMetricsToken`): a running service never holds
+        # the deploy's, so revoking one does not stop the other (components/observability/cloud.py).
+        metrics = ProjectToken("railway-metrics-token", model.railway.project_id, model.railway.environment_id,
+                               f"platform {environment} metrics")
+        pulumi.export("railwayMetricsToken", pulumi.Output.secret(metrics.token))
 
     pulumi.export("deployServiceAccount", accounts["deploy"].email)
     pulumi.export("previewServiceAccount", accounts["preview"].email)
@@ -188,6 +201,13 @@ def _deploy_roles(model: StackModel, project: str, planned: Sequence[tuple[str, 
             condition = {"title": "only-the-stacks-grants",
                          "expression": "api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
                                        f".hasOnly({json.dumps(granted)})"}
+        if role.startswith(access.CUSTOM_PREFIX):
+            role_id = role.removeprefix(access.CUSTOM_PREFIX)
+            title, permissions = access.CUSTOM_ROLES[role_id]
+            custom = gcp.projects.IAMCustomRole(f"role-{role_id}", project=project, role_id=role_id, title=title,
+                                                permissions=list(permissions), stage="GA")
+            gcp.projects.IAMMember(f"deploy-{role_id}", project=project, role=custom.name, member=member)
+            continue
         gcp.projects.IAMMember(f"deploy-{role.split('/')[1]}", project=project, role=role, member=member,
                                condition=condition)
 
