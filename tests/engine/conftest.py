@@ -50,6 +50,12 @@ def scrape(client: httpx.Client) -> httpx.Response:
     return httpx.get(str(client.base_url.join("/metrics")), timeout=10)
 
 
+def readyz(client: httpx.Client) -> httpx.Response:
+    """/readyz as an operator or the probes read it, on the private path (loopback, no edge header): with the
+    reasons a dependency is not serving, which a request through the edge does not get (engine.api)."""
+    return httpx.get(str(client.base_url.join("/readyz")), timeout=10)
+
+
 def engine_env() -> dict[str, str]:
     """The engine's processes import `engine` from ENGINE_UNDER_TEST_SRC when it is set: how a new test is
     run against an older engine (e.g. the parent commit's `components/engine/src`, exported with git archive)."""

@@ -26,7 +26,7 @@ import pytest
 from engine import schema
 from engine.adapters.pocketbase import PocketBase
 
-from tests.engine.conftest import EDGE_HEADERS, scrape
+from tests.engine.conftest import EDGE_HEADERS, readyz, scrape
 from tests.engine.test_faults import MONTH, FaultStack
 from tests.engine.test_faults_more import Stack, own, shared, started
 
@@ -65,7 +65,7 @@ def _metric(client: httpx.Client, series: str) -> float:
 def test_a_catalog_version_of_another_type_refuses_the_admin_write_and_readyz_names_it(own: Stack, kind: str) -> None:
     _retype(own.stack, "catalog_versions", "catalog_version", kind)  # PocketBase now stores a constant
     write = own.client.put("/v1/commission-rules", headers=own.admin, json={"default_rate_bps": 2000})
-    ready = own.client.get("/readyz")
+    ready = readyz(own.client)  # the private path: with the reasons
 
     assert write.status_code == 503, f"acknowledged without its version stored: {write.status_code} {write.text}"
     assert ready.status_code == 503 and "catalog_versions.catalog_version" in ready.text, ready.text
@@ -74,7 +74,7 @@ def test_a_catalog_version_of_another_type_refuses_the_admin_write_and_readyz_na
 def test_a_summary_version_of_another_type_refuses_the_order_and_readyz_names_it(own: Stack) -> None:
     _retype(own.stack, "affiliates", "summary_version", "number")
     placed = own.order("ana")
-    ready = own.client.get("/readyz")
+    ready = readyz(own.client)  # the private path: with the reasons
 
     assert placed.status_code == 503, f"acknowledged without its summary version: {placed.status_code} {placed.text}"
     assert ready.status_code == 503 and "affiliates.summary_version" in ready.text, ready.text
