@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import json
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -346,8 +347,20 @@ def _check_waivers(spec: StackSpecV1, stack: str) -> list[str]:
     return problems
 
 
+WAIVERS_AS_OF_ENV = "PLATFORM_WAIVERS_AS_OF"
+"""Only for tools/ci/deployed-plan.sh: the deployed commit, planned as the quota budget's baseline, has its waivers
+judged as of its own date (YYYY-MM-DD), so a waiver that expired since does not fail every later deploy. Never a
+date after today; anything but a date is ignored (today)."""
+
+
 def waiver_rules_today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+    today = dt.datetime.now(dt.UTC).date()
+    given = os.environ.get(WAIVERS_AS_OF_ENV, "")
+    try:
+        as_of = dt.date.fromisoformat(given) if given else today
+    except ValueError:
+        return today
+    return min(as_of, today)
 
 
 def _check_dates(spec: StackSpecV1) -> list[str]:

@@ -11,6 +11,12 @@ is created with `uniqueKeys: true` and fails with "line %d: mapping key %#v alre
 (yaml.org/spec/1.2.2, 3.2.1.1). PyYAML keeps
 the last of the two silently, so without this check `plan` would judge a file the CLI rejects, and a reader
 would review the first value while the second is the one in force.
+
+Anchors (`&name`), aliases (`*name`) and merge keys (`<<:`) are refused anywhere in the file: PyYAML and the CLI's
+go-yaml resolve a merge each their own way (an outside audit of this repository found the value a key given both
+by a merge and by the mapping, or by two merged maps, differs between the plan and the CLI, with Go map iteration
+order deciding), so the deploy can use another value than the plan checked; and an alias makes one reviewed
+line set values in places a reader does not see. Each is named by file, line and key path.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
     name = path.name
     try:
         text = path.read_text(encoding="utf-8")
-        duplicates = duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicates = duplicate_keys(tree) + reference_problems(text, tree)
         document: Any = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(name, [f"no such stack file: {path}"]) from None
@@ -121,3 +128,55 @@ def _encode(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str)
+
+
+def _paths(node: yaml.Node | None, path: str, seen: dict[int, str], found: list[tuple[int, str, str]],
+           where: dict[tuple[int, int], str], aliases: list[tuple[str, str]]) -> None:
+    """Walk the composed tree in document order: `where` maps each node's (line, column) to its key path; a node
+    reached a second time is an alias (`aliases`: its path and what it repeats, in document order); a merge key is
+    `found` (line, path, what)."""
+    if node is None or id(node) in seen:
+        return
+    seen[id(node)] = path
+    where.setdefault((node.start_mark.line, node.start_mark.column), path)
+    children: list[tuple[str, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            raw = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            key = config_key(raw) if path == "config" and raw != "<<" else raw
+            child = key if path in ("", "config") else f"{path}.{key}"
+            if raw == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                found.append((key_node.start_mark.line + 1, child, "is a YAML merge key; the CLI (go-yaml) and the "
+                              "plan (PyYAML) may resolve it to different values"))
+            children.append((child, value_node))
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(f"{path}[{i}]", item) for i, item in enumerate(node.value)]
+    for child, value_node in children:
+        if id(value_node) in seen:
+            aliases.append((child, seen[id(value_node)] or "the document"))
+        _paths(value_node, child, seen, found, where, aliases)
+
+
+def reference_problems(text: str, tree: yaml.Node | None) -> list[str]:
+    """Every merge key, alias and anchor of the file, as `key path: at line N, ...; expected ...`."""
+    found: list[tuple[int, str, str]] = []
+    where: dict[tuple[int, int], str] = {}
+    aliases: list[tuple[str, str]] = []
+    _paths(tree, "", {}, found, where, aliases)
+    alias_lines: list[int] = []
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        anchor = getattr(event, "anchor", None)
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            alias_lines.append(mark.line + 1 if mark is not None else 0)
+        elif anchor is not None and mark is not None:
+            path = where.get((mark.line, mark.column), "") or "(document)"
+            found.append((mark.line + 1, path, f"carries the YAML anchor &{anchor}"))
+    merges = {path for _, path, _ in found}
+    for (path, of), line in zip(aliases, alias_lines, strict=False):  # both in document order
+        if path not in merges:  # a merge key's alias is named with the merge
+            found.append((line, path, f"is a YAML alias of {of}; a value set in one place and used in another is "
+                                      "not what a reader reviews"))
+    expected = ("expected plain values written out where they apply: the stack file admits no anchors, aliases or "
+                "merge keys")
+    return [f"{path}: at line {line}, {what}; {expected}" for line, path, what in sorted(found, key=lambda f: f[0])]

@@ -49,6 +49,24 @@ class Identity:
         return self.value.strip().lower().rstrip("./")
 
 
+def canonical_host(host: str) -> str:
+    """The host as the resolver sees it: lowercase, one trailing dot dropped, IDNA-encoded (Python's `idna` codec
+    applies RFC 3490 nameprep, so a fullwidth s, U+FF53, is `s`); a port is never part of it (urlsplit's hostname).
+    Unencodable hosts are compared as given, lowercased."""
+    name = host.strip().lower().removesuffix(".")
+    try:
+        return name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return name
+
+
+def _grafana_host(url: str | None) -> str:
+    try:
+        return canonical_host(urlsplit(url).hostname or "") if url else ""
+    except ValueError:
+        return ""
+
+
 def _decoded(values: Mapping[str, str], key: str) -> dict[str, Any]:
     raw = values.get(key)
     if raw is None:
@@ -93,10 +111,7 @@ def identities(values: Mapping[str, str], undecrypted: str) -> Iterator[Identity
     # in your account. Features, configuration, and data are not shared across stacks"
     # (grafana.com/docs/grafana-cloud/account-management/cloud-stacks): one per environment, whatever grafana:orgId.
     url = values.get("grafana:url")
-    try:
-        host = (urlsplit(url).hostname or "") if url else ""
-    except ValueError:
-        host = ""
+    host = _grafana_host(url)
     if host.endswith(".grafana.net"):
         yield Identity("Grafana Cloud stack", "grafana:url", host, json.dumps(url))
     yield from one("Grafana Cloud Prometheus instance", "platform:grafanaCloud", "prometheusUser")
@@ -122,10 +137,7 @@ def _named(values: Mapping[str, str], undecrypted: str) -> Iterator[tuple[str, s
             yield key, found, True
     url = values.get("grafana:url")
     if url:
-        try:
-            host = urlsplit(url).hostname or ""
-        except ValueError:
-            host = ""
+        host = _grafana_host(url)
         if host.endswith(".grafana.net"):  # a Grafana Cloud stack: its name is the host's first label
             yield "grafana:url", host.removesuffix(".grafana.net"), True
 

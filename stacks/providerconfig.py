@@ -93,6 +93,12 @@ def https_url_problem(value: str) -> str | None:
                "https://HOST"
     if not parts.hostname:
         return "names no host; expected https://HOST"
+    if not parts.hostname.isascii():
+        return "has a non-ASCII host, which IDNA maps onto another name (a fullwidth letter becomes its ASCII one) " \
+               "and escapes comparisons with other stacks; expected https://HOST in ASCII (punycode xn-- labels)"
+    if parts.hostname.endswith("."):
+        return "has a host with a trailing dot, the same host as without it to the resolver but not to comparisons " \
+               "with other stacks; expected https://HOST without the trailing dot"
     if parts.username is not None or parts.password is not None:
         return "carries credentials in the URL; expected https://HOST (credentials come from the deploy job's " \
                "environment)"
@@ -103,6 +109,22 @@ def https_url_problem(value: str) -> str | None:
     except ValueError:
         return None
     return "is an IP address, for which no certificate names the host; expected https://HOST"
+
+
+GRAFANA_CLOUD_URL = re.compile(r"https://[a-z0-9-]+\.grafana\.net/?")
+"""A Grafana Cloud stack's URL: https://<stack slug>.grafana.net ("Each stack ... has its own URL",
+grafana.com/docs/grafana-cloud/account-management/cloud-stacks/); no port, path, userinfo or trailing dot."""
+
+
+def grafana_cloud_url_problem(value: str) -> str | None:
+    """For a stack on Grafana Cloud: the deploy sends its GRAFANA_AUTH (a Grafana Cloud token) to grafana:url
+    (pulumiverse_grafana/config/vars.py: `auth` falls back to GRAFANA_AUTH, `url` is "The root URL of a Grafana
+    server"), so no other host than a Grafana Cloud stack's."""
+    if GRAFANA_CLOUD_URL.fullmatch(value):
+        return None
+    return "is not a Grafana Cloud stack's URL, and the deploy sends its Grafana Cloud token (GRAFANA_AUTH) to " \
+           "this URL's host; expected https://<stack>.grafana.net (lowercase ASCII, no port, path, user or " \
+           "trailing dot)"
 
 
 def _positive_int(value: str) -> str | None:
@@ -279,6 +301,8 @@ def key_problems(values: Mapping[str, str], secret_keys: frozenset[str], platfor
                                 "it in plain text")
                 continue
             problem = None if secret else ns.allowed[key](values[full])
+            if problem is None and not secret and full == "grafana:url" and f"{platform}:grafanaCloud" in values:
+                problem = grafana_cloud_url_problem(values[full])
             if problem is not None:
                 problems.append(f"{full}: {shown} {problem}")
         else:

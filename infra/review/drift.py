@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from infra.review.comment import COMMENT_LIMIT, Budget, text_size
+
 DRIFT_OPS = ("update", "delete", "replace")
 """Ops of a refresh step that mean the provider's resource differs from the state."""
 KIND_MEANING = {
@@ -168,8 +170,48 @@ def _value(value: Any) -> str:
     return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
 
 
+ERRORS_LIMIT = 10_000
+"""The refresh's error diagnostics take at most this much of the body, each at most ERROR_CHARS."""
+ERROR_CHARS = 1_000
+
+
+def _resource_block(r: ResourceDrift) -> list[str]:
+    what = "deleted outside Pulumi (the provider no longer finds it)" if r.op == "delete" \
+        else f"{len(r.properties)} propert{'y differs' if len(r.properties) == 1 else 'ies differ'}"
+    lines = [f"### `{r.type}` {r.name}: {what}"]
+    if r.properties:
+        lines += ["| property | state (code) | live | |", "|---|---|---|---|"]
+        for p in r.properties[:50]:
+            secret = any(isinstance(v, str) and v.startswith("[secret") for v in (p.state, p.live))
+            state, live = ("(secret)", "(secret, differs)") if secret else (_value(p.state), _value(p.live))
+            lines.append(f"| `{p.path}` | {state} | {live} | {KIND_MEANING.get(p.kind, p.kind)} |")
+        if len(r.properties) > 50:
+            lines.append(f"| … {len(r.properties) - 50} more | | | |")
+    lines.append(f"<sub>{r.urn}</sub>")
+    lines.append("")
+    return lines
+
+
+def _error_lines(errors: tuple[str, ...]) -> list[str]:
+    """The errors section within ERRORS_LIMIT (comment.py's Budget): each error cut at ERROR_CHARS."""
+    if not errors:
+        return []
+    budget = Budget(ERRORS_LIMIT)
+    for e in errors:
+        text = e.replace("```", "'''")
+        text = text if len(text) <= ERROR_CHARS else f"{text[:ERROR_CHARS]}… ({len(text):,} chars)"
+        if not budget.add(text):
+            break
+    left = len(errors) - len(budget.lines)
+    more = [f"… and {left} more error{'s' * (left != 1)}, see the run"] if left else []
+    return ["", "**The refresh reported errors:**", "```", *budget.lines, *more, "```"]
+
+
 def render(report: DriftReport, run_url: str | None = None) -> str:
+    """The issue body, within COMMENT_LIMIT (infra/review/comment.py, under GitHub's 65,536-character limit of an
+    issue body, which it refuses with 422): the resources that fit, in order, then "and K more, see the run"."""
     lines = [marker(report.stack), f"## Drift in `{report.stack}`", ""]
+    errors = _error_lines(report.errors)
     if not report.drifted:
         lines.append("No drift: every resource reads back as the state has it.")
     else:
@@ -179,28 +221,26 @@ def render(report: DriftReport, run_url: str | None = None) -> str:
                      "live (a pull request) or put it back with `pulumi up` after review; a `pulumi refresh` "
                      "alone would adopt the change into the state.")
         lines.append("")
-        for r in report.resources:
-            what = "deleted outside Pulumi (the provider no longer finds it)" if r.op == "delete" \
-                else f"{len(r.properties)} propert{'y differs' if len(r.properties) == 1 else 'ies differ'}"
-            lines.append(f"### `{r.type}` {r.name}: {what}")
-            if r.properties:
-                lines += ["| property | state (code) | live | |", "|---|---|---|---|"]
-                for p in r.properties[:50]:
-                    secret = any(isinstance(v, str) and v.startswith("[secret") for v in (p.state, p.live))
-                    state, live = ("(secret)", "(secret, differs)") if secret else (_value(p.state), _value(p.live))
-                    lines.append(f"| `{p.path}` | {state} | {live} | {KIND_MEANING.get(p.kind, p.kind)} |")
-                if len(r.properties) > 50:
-                    lines.append(f"| … {len(r.properties) - 50} more | | | |")
-            lines.append(f"<sub>{r.urn}</sub>")
-            lines.append("")
+        tail: list[str] = []
         if report.unnamed:
             plural = "s" * (report.unnamed != 1)
-            lines.append(f"⚠️ {report.unnamed} more resource{plural} drifted whose provider gave no property diff "
-                         "(`changeSummary` counts them): run `pulumi refresh --preview-only --diff` to see them.")
-    if report.errors:
-        lines += ["", "**The refresh reported errors:**", "```"]
-        lines += [e.replace("```", "'''") for e in report.errors[:30]]
-        lines.append("```")
+            tail.append(f"⚠️ {report.unnamed} more resource{plural} drifted whose provider gave no property diff "
+                        "(`changeSummary` counts them): run `pulumi refresh --preview-only --diff` to see them.")
+        reserve = sum(text_size(t) + 1 for t in (*lines, *tail, *errors)) + 500  # the "and K more" line and margin
+        budget = Budget(COMMENT_LIMIT - reserve)
+        shown = 0
+        for r in report.resources:
+            if not budget.add("\n".join(_resource_block(r))):
+                break
+            shown += 1
+        lines += budget.lines
+        left = len(report.resources) - shown
+        if left:
+            where = f"[the run]({run_url})" if run_url else "the run"
+            lines += [f"… and {left} more drifted resource{'s' * (left != 1)}, see {where} "
+                      "(`pulumi refresh --preview-only --diff`).", ""]
+        lines += tail
+    lines += errors
     return "\n".join(lines).rstrip() + "\n"
 
 
