@@ -106,6 +106,20 @@ def _host_set(hosts: Sequence[str]) -> str:
     return "{" + " ".join(json.dumps(h) for h in sorted(hosts)) + "}"
 
 
+EXPRESSION_MAX_CHARS = 4096
+"""Cloudflare's limit on a rule's expression (stacks/cloudflare.py, which cites it)."""
+
+
+def _host_chunks(hosts: Sequence[str]) -> list[list[str]]:
+    """The hosts, sorted, in as few sets as fit `http.host in {...}` within the expression limit each."""
+    chunks: list[list[str]] = [[]]
+    for host in sorted(hosts):
+        if chunks[-1] and len(f"http.host in {_host_set([*chunks[-1], host])}") > EXPRESSION_MAX_CHARS:
+            chunks.append([])
+        chunks[-1].append(host)
+    return chunks
+
+
 def catalog_path(tenant: str) -> str:
     """The public, per-tenant catalog URL path: the edge caches it by URL, the engine purges it."""
     return f"/v1/catalog/{tenant}"
@@ -290,11 +304,16 @@ def edge_rules(settings: EdgeProfile, zone_name: str, overrides: Sequence[RateLi
     if storefront_auth is not None and storefront_hosts:
         # The storefront hosts alone, by name: never the API, Grafana or a host the zone may hold later, so the
         # value reaches Vercel and nobody else (a `set` replaces whatever a client sent under that name).
-        transforms.append({
-            "action": "rewrite", "expression": f"http.host in {_host_set(storefront_hosts)}",
-            "description": "storefronts: prove to Vercel that the request came through the edge",
-            "action_parameters": {"headers": {STOREFRONT_AUTH_HEADER: {"operation": "set",
-                                                                       "value": storefront_auth}}}})
+        # One rule per set of hosts that fits Cloudflare's expression limit (4,096 characters): at a thousand
+        # tenants one set would be 34 k characters; the plan's rule count (infra/edge_plan.py) bounds the sets.
+        chunks = _host_chunks(storefront_hosts)
+        for number, chunk in enumerate(chunks, start=1):
+            part = f" ({number}/{len(chunks)})" if len(chunks) > 1 else ""
+            transforms.append({
+                "action": "rewrite", "expression": f"http.host in {_host_set(chunk)}",
+                "description": f"storefronts{part}: prove to Vercel that the request came through the edge",
+                "action_parameters": {"headers": {STOREFRONT_AUTH_HEADER: {"operation": "set",
+                                                                           "value": storefront_auth}}}})
     if transforms:
         rules["http_request_late_transform"] = transforms
     if api_origin_ssl is not None:
