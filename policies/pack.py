@@ -60,6 +60,7 @@ from policies.rules import (
     size_within_document,
     tls_hsts,
     tls_https_redirect,
+    tls_private_cert,
     tls_zone_settings,
     vercel_firewall,
     waf_covers_proxied_hosts,
@@ -270,6 +271,14 @@ RULES: tuple[Rule, ...] = (
          "a target HTTP proxy whose URL map is not a redirect of everything to HTTPS (a default service, path "
          "matchers or host rules), or a map it cannot find",
          stack_check=gcp_network.check_plain_http),
+    Rule("PLAT-TLS-006", "Private TLS: a strong key and a server certificate for private addresses only",
+         "A CA flag, client or signing uses, a public name or a weak key turn PocketBase's pinned certificate into one "
+         "that vouches for more than the VMs' private addresses.", "S1, S3", "high", "mandatory",
+         "keys other than ECDSA P256/P384 or RSA >= 3072 bits (the RSA default of 2048 included); certificates that "
+         "are "
+         "a CA or not explicitly not, with uses beyond server_auth/digital_signature/key_encipherment, valid over 825 "
+         "days, naming a non-RFC-1918/ULA address, a DNS name outside .internal, a URI, or nothing",
+         resource_check=tls_private_cert.check),
     Rule("PLAT-NET-001", "No ingress firewall admits the internet",
          "A VM or load balancer backend reachable from anywhere skips the edge.", "S3", "critical", "mandatory",
          "ingress allow rules with public or unknown sources, or no source at all (0.0.0.0/0), but Google's "

@@ -250,6 +250,20 @@ def _access(operators: dict[str, Any] | None = None, deploy: dict[str, Any] | No
 GRAFANA_ROUTE = {"hostname": "grafana.acme.com", "service": "http://grafana:3000"}
 
 
+TLS_KEY = "tls:index/privateKey:PrivateKey"
+TLS_CERT = "tls:index/selfSignedCert:SelfSignedCert"
+# components/database.py: PocketBase's self-signed certificate for the VMs' private addresses, pinned by the engine.
+KEY_OK = {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+CERT_OK: dict[str, Any] = {"subject": {"commonName": "pocketbase-prod"}, "ipAddresses": ["10.20.0.5", "10.30.0.5"],
+                           "validityPeriodHours": 2 * 365 * 24, "earlyRenewalHours": 120 * 24,
+                           "isCaCertificate": False, "allowedUses": ["digital_signature", "key_encipherment",
+                                                                     "server_auth"]}
+
+
+def _cert(**changes: Any) -> AnalyzerInput:
+    return _r(TLS_CERT, "database-tls-cert", {**CERT_OK, **changes})
+
+
 # class -> (rule, compliant resources, refused resources)
 CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "vm external address": ("PLAT-VM-004", [_r(VM, "db", VM_OK)], [_r(VM, "db", {
@@ -419,6 +433,23 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "access preflight bypass": ("PLAT-EDGE-005", _access(), _access(app={"optionsPreflightBypass": True})),
     "tunnel route to grafana without access": (
         "PLAT-EDGE-003", [_tunnel(GRAFANA_ROUTE), *_access()], [_tunnel(GRAFANA_ROUTE)]),
+    # PocketBase's own TLS (#22.7): a server certificate for private addresses, from a strong key.
+    "tls key rsa 2048": ("PLAT-TLS-006", [_r(TLS_KEY, "k", {"algorithm": "RSA", "rsaBits": 3072})],
+                         [_r(TLS_KEY, "k", {"algorithm": "RSA", "rsaBits": 2048})]),
+    "tls key rsa default bits": ("PLAT-TLS-006", [_r(TLS_KEY, "k", KEY_OK)], [_r(TLS_KEY, "k", {"algorithm": "RSA"})]),
+    "tls key ecdsa p224": ("PLAT-TLS-006", [_r(TLS_KEY, "k", {"algorithm": "ECDSA", "ecdsaCurve": "P384"})],
+                           [_r(TLS_KEY, "k", {"algorithm": "ECDSA", "ecdsaCurve": "P224"})]),
+    "tls certificate that is a ca": ("PLAT-TLS-006", [_cert()], [_cert(isCaCertificate=True)]),
+    "tls certificate signing certificates": ("PLAT-TLS-006", [_cert()], [_cert(
+        allowedUses=["digital_signature", "key_encipherment", "server_auth", "cert_signing"])]),
+    "tls certificate for client auth": ("PLAT-TLS-006", [_cert(allowedUses=["server_auth"])],
+                                        [_cert(allowedUses=["server_auth", "client_auth"])]),
+    "tls certificate valid ten years": ("PLAT-TLS-006", [_cert(validityPeriodHours=825 * 24)],
+                                        [_cert(validityPeriodHours=826 * 24)]),
+    "tls certificate for a public address": ("PLAT-TLS-006", [_cert(ipAddresses=["192.168.1.5", "172.16.0.9"])],
+                                             [_cert(ipAddresses=["10.20.0.5", "34.120.0.7"])]),
+    "tls certificate for a public dns name": ("PLAT-TLS-006", [_cert()], [_cert(dnsNames=["api.acme.com"])]),
+    "tls certificate for a uri": ("PLAT-TLS-006", [_cert()], [_cert(uris=["spiffe://acme/pb"])]),
 }
 
 

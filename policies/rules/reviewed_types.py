@@ -110,6 +110,10 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
                                                "PLAT-IMG-001", "PLAT-IMG-002", "PLAT-LOG-002", "PLAT-ENV-001",
                                                "PLAT-DATA-009"),
                                               "Railway services"),
+    # TLS (PocketBase's own certificate, components/database.py)
+    "tls:index/privateKey:PrivateKey": (("PLAT-TLS-006",), "PocketBase's TLS key (a secret in the state)"),
+    "tls:index/selfSignedCert:SelfSignedCert": (("PLAT-TLS-006",), "PocketBase's certificate for the VMs' private "
+                                                                   "addresses, pinned by the engine"),
     # Others
     "random:index/randomPassword:RandomPassword": (NOTHING, "generates a secret in the state; creates nothing"),
     "time:index/sleep:Sleep": (NOTHING, "waits; creates nothing"),
@@ -123,7 +127,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "pulumi:pulumi:Stack": (NOTHING, "the stack itself"),
 }
 # Providers' own resources: what they are configured with is the stack file's, validated per namespace.
-for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "vercel"):
+for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "tls", "vercel"):
     REVIEWED[f"pulumi:providers:{_package}"] = (NOTHING, "a provider; its configuration is the stack file's")
 # This program's own components declare nothing by themselves; their children are judged.
 COMPONENT_PACKAGE = "platform:"
