@@ -63,7 +63,7 @@ def _key(resource: Resource) -> list[str]:
 
 
 def _cert(resource: Resource) -> list[str]:
-    name, out = resource.name, []
+    name, out = resource.name, list[str]()
     if resource.get("isCaCertificate") is not False:
         out.append(f"certificate {name!r} has isCaCertificate {resource.get('isCaCertificate')!r}: a CA key signs "
                    "certificates for any name; expected false, set explicitly")
