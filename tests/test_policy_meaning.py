@@ -264,6 +264,21 @@ def _cert(**changes: Any) -> AnalyzerInput:
     return _r(TLS_CERT, "database-tls-cert", {**CERT_OK, **changes})
 
 
+BACKEND = "gcp:compute/backendService:BackendService"
+
+
+def _vm_meta(extra: dict[str, Any]) -> AnalyzerInput:
+    return _r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"], **extra}})
+
+
+def _vm_script(script: str) -> AnalyzerInput:
+    return _vm_meta({"startup-script": script})
+
+
+def _mounts(host_path: str) -> AnalyzerInput:
+    return _r(CONTAINER, "c", {"name": "c", "volumes": [{"hostPath": host_path, "containerPath": "/data"}]})
+
+
 # class -> (rule, compliant resources, refused resources)
 CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "vm external address": ("PLAT-VM-004", [_r(VM, "db", VM_OK)], [_r(VM, "db", {
@@ -450,6 +465,64 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
                                              [_cert(ipAddresses=["10.20.0.5", "34.120.0.7"])]),
     "tls certificate for a public dns name": ("PLAT-TLS-006", [_cert()], [_cert(dnsNames=["api.acme.com"])]),
     "tls certificate for a uri": ("PLAT-TLS-006", [_cert()], [_cert(uris=["spiffe://acme/pb"])]),
+    # The outside audit's gaps (#22 item 15).
+    "cloud armor default deny in preview": ("PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))")],
+                                            [_r(ARMOR, "armor", {"name": "a", "rules": [
+                                                {**ARMOR_DEFAULT, "preview": True}]})]),
+    "cloud armor allow of every address": ("PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))")],
+                                           [_r(ARMOR, "armor", {"name": "a", "rules": [
+                                               {"priority": 1000, "action": "allow", "match": {
+                                                   "versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["::/0"]}}},
+                                               ARMOR_DEFAULT]})]),
+    "external backend without cloud armor": (
+        "PLAT-NET-002", [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED",
+                                                 "securityPolicy": "api-prod-edge-only"})],
+        [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED"})]),
+    "vm startup script with a bearer token": (
+        "PLAT-VM-004", [_vm_script("curl -H \"Authorization: Bearer $(gcloud auth print-access-token)\" https://x")],
+        [_vm_script("curl -H 'Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789' https://x")]),
+    "vm startup script docker login password": (
+        "PLAT-VM-004", [_vm_script("gcloud auth print-access-token | docker login -u oauth2accesstoken --password-stdin x")],
+        [_vm_script("docker login --password hunter2hunter2 -u me registry.example")]),
+    "vm startup script url userinfo": (
+        "PLAT-VM-004", [_vm_script("git clone https://github.com/acme/app.git")],
+        [_vm_script("git clone https://me:ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/acme/app.git")]),
+    "vm signed startup script url": (
+        "PLAT-VM-004", [_vm_meta({"startup-script-url": "gs://acme-boot/startup.sh"})],
+        [_vm_meta({"startup-script-url": "https://storage.googleapis.com/acme-boot/s.sh?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                                         "&X-Goog-Signature=0123456789abcdef"})]),
+    "container mounting the host root": ("PLAT-CTR-001", [_mounts("/srv/data")], [_mounts("/")]),
+    "container mounting /var/run": ("PLAT-CTR-001", [_mounts("/var/lib/app")], [_mounts("/var/run/")]),
+    "container mounting /run": ("PLAT-CTR-001", [_mounts("/srv/run")], [_mounts("/run")]),
+    "container mounting a socket via dot segments": ("PLAT-CTR-001", [_mounts("/srv/data")],
+                                                     [_mounts("/srv/../var/./run//docker.sock")]),
+    "container on the host network": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "networkMode": "bridge"})],
+                                      [_r(CONTAINER, "c", {"name": "c", "networkMode": "host"})]),
+    "container seccomp unconfined": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["no-new-privileges"]})],
+                                     [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["seccomp=unconfined"]})]),
+    "container apparmor unconfined": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["no-new-privileges"]})],
+                                      [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["apparmor:unconfined"]})]),
+    "tunnel route to the engine's internal listener": (
+        "PLAT-EDGE-003", [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"})],
+        [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"},
+                 {"hostname": "metrics.acme.com", "service": "http://commission-engine:9000"})]),
+    "tunnel route to prometheus": (
+        "PLAT-EDGE-003", [_tunnel(GRAFANA_ROUTE), *_access()],
+        [_tunnel(GRAFANA_ROUTE, {"hostname": "metrics.acme.com", "service": "http://prometheus:9090"}), *_access()]),
+    "firewall from ipv4-mapped space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["fd00::/8"]})],
+                                        [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["::ffff:0:0/96"]})]),
+    "firewall from ietf protocol space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["172.16.0.0/12"]})],
+                                          [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["2001::/23"]})]),
+    "firewall from shared address space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["192.168.0.0/16"]})],
+                                           [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["198.18.0.0/15"]})]),
+    "vercel undeclared variable in previews": (
+        "PLAT-FE-002", [_r(VERCEL_ENV, "env", {"key": "NEXT_PUBLIC_API_URL", "targets": ["production", "preview"]})],
+        [_r(VERCEL_ENV, "env", {"key": "STRIPE_SK_LIVE", "targets": ["production", "preview"]})]),
+    "grafana webhook without tls verification": (
+        "PLAT-OBS-001", [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
+            {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "false"}}]})],
+        [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
+            {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "true"}}]})]),
 }
 
 

@@ -61,7 +61,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:compute/address:Address": (NOTHING, "a VM's reserved internal address; an external one attaches only "
                                              "through accessConfigs, which PLAT-VM-003/004 refuse"),
-    "gcp:compute/backendService:BackendService": (("PLAT-DATA-007",), "the load balancer's backend"),
+    "gcp:compute/backendService:BackendService": (("PLAT-DATA-007", "PLAT-NET-002"), "the load balancer's backend"),
     "gcp:compute/disk:Disk": (NOTHING, "the VM's data disk (PocketBase's backups are PLAT-VM-002's)"),
     "gcp:compute/firewall:Firewall": (("PLAT-VM-003", "PLAT-NET-001"), "firewall rules"),
     "gcp:compute/globalAddress:GlobalAddress": (NOTHING, "the load balancer's address"),
