@@ -54,6 +54,7 @@ from policies.rules import (
     iam_vercel_sensitive_env,
     image_immutable,
     logs_retention,
+    providers,
     reviewed_types,
     saas_meaning,
     scale_engine_replicas,
@@ -279,6 +280,12 @@ RULES: tuple[Rule, ...] = (
          "a CA or not explicitly not, with uses beyond server_auth/digital_signature/key_encipherment, valid over 825 "
          "days, naming a non-RFC-1918/ULA address, a DNS name outside .internal, a URI, or nothing",
          resource_check=tls_private_cert.check),
+    Rule("PLAT-PROV-001", "Explicit providers point at the provider's own API, over verified HTTPS",
+         "A provider's endpoint, TLS flag or credential sends every call of its resources, with the deploy's "
+         "credentials, wherever it says.", "S3", "critical", "mandatory",
+         "a pulumi:providers:<package> input other than the keys the program sets (gcp project/region, vercel team, "
+         "grafana url/orgId/auth/httpHeaders, docker host/ssh/TLS material; version), a grafana url not https://",
+         resource_check=providers.check),
     Rule("PLAT-NET-001", "No ingress firewall admits the internet",
          "A VM or load balancer backend reachable from anywhere skips the edge.", "S3", "critical", "mandatory",
          "ingress allow rules with public or unknown sources, or no source at all (0.0.0.0/0), but Google's "

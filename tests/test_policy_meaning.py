@@ -523,6 +523,22 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
             {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "false"}}]})],
         [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
             {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "true"}}]})]),
+    "cloudflare provider with another base url": (
+        "PLAT-PROV-001", [_r("pulumi:providers:cloudflare", "cf", {"version": "6.4.0"})],
+        [_r("pulumi:providers:cloudflare", "cf", {"baseUrl": "https://evil.example/client/v4"})]),
+    "gcp provider with a custom endpoint": (
+        "PLAT-PROV-001", [_r("pulumi:providers:gcp", "g", {"project": "acme-prod", "region": "europe-west1"})],
+        [_r("pulumi:providers:gcp", "g", {"project": "acme-prod", "computeCustomEndpoint": "https://evil.example/"})]),
+    "grafana provider over http": (
+        "PLAT-PROV-001", [_r("pulumi:providers:grafana", "grafana-selfhosted", {
+            "url": "https://grafana.acme.com", "auth": "admin:x", "httpHeaders": '{"cf-access-client-id":"a"}'},
+            stack="integration")],
+        [_r("pulumi:providers:grafana", "grafana-selfhosted", {"url": "http://grafana.acme.com", "auth": "admin:x"},
+            stack="integration")]),
+    "grafana provider skipping tls verification": (
+        "PLAT-PROV-001", [_r("pulumi:providers:grafana", "g", {"url": "https://grafana.acme.com"}, stack="integration")],
+        [_r("pulumi:providers:grafana", "g", {"url": "https://grafana.acme.com", "insecureSkipVerify": "true"},
+            stack="integration")]),
 }
 
 

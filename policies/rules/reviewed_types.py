@@ -128,7 +128,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
 }
 # Providers' own resources: what they are configured with is the stack file's, validated per namespace.
 for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "tls", "vercel"):
-    REVIEWED[f"pulumi:providers:{_package}"] = (NOTHING, "a provider; its configuration is the stack file's")
+    REVIEWED[f"pulumi:providers:{_package}"] = (("PLAT-PROV-001",), "an explicit provider: its endpoint, TLS and "
+                                                                     "credential inputs")
 # This program's own components declare nothing by themselves; their children are judged.
 COMPONENT_PACKAGE = "platform:"
 
