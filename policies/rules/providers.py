@@ -43,7 +43,8 @@ def check(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         if key in ENGINE_KEYS or value is None:
             continue
         if key not in ALLOWED[package]:
-            out.append(f"provider {resource.name!r} ({package}) sets {key!r}, which the program never sets (an endpoint "
+            out.append(f"provider {resource.name!r} ({package}) sets {key!r}, which the program never sets (an "
+                       "endpoint "
                        "override, a TLS flag or a credential sends the deploy's calls elsewhere); expected only "
                        f"{', '.join(sorted(ALLOWED[package])) or 'none'}")
         elif key in URL_KEYS:
