@@ -54,12 +54,14 @@ from policies.rules import (
     iam_vercel_sensitive_env,
     image_immutable,
     logs_retention,
+    providers,
     reviewed_types,
     saas_meaning,
     scale_engine_replicas,
     size_within_document,
     tls_hsts,
     tls_https_redirect,
+    tls_private_cert,
     tls_zone_settings,
     vercel_firewall,
     waf_covers_proxied_hosts,
@@ -270,17 +272,33 @@ RULES: tuple[Rule, ...] = (
          "a target HTTP proxy whose URL map is not a redirect of everything to HTTPS (a default service, path "
          "matchers or host rules), or a map it cannot find",
          stack_check=gcp_network.check_plain_http),
+    Rule("PLAT-TLS-006", "Private TLS: a strong key and a server certificate for private addresses only",
+         "A CA flag, client or signing uses, a public name or a weak key turn PocketBase's pinned certificate into one "
+         "that vouches for more than the VMs' private addresses.", "S1, S3", "high", "mandatory",
+         "keys other than ECDSA P256/P384 or RSA >= 3072 bits (the RSA default of 2048 included); certificates that "
+         "are "
+         "a CA or not explicitly not, with uses beyond server_auth/digital_signature/key_encipherment, valid over 825 "
+         "days, naming a non-RFC-1918/ULA address, a DNS name outside .internal, a URI, or nothing",
+         resource_check=tls_private_cert.check),
+    Rule("PLAT-PROV-001", "Explicit providers point at the provider's own API, over verified HTTPS",
+         "A provider's endpoint, TLS flag or credential sends every call of its resources, with the deploy's "
+         "credentials, wherever it says.", "S3", "critical", "mandatory",
+         "a pulumi:providers:<package> input other than the keys the program sets (gcp project/region, vercel team, "
+         "grafana url/orgId/auth/httpHeaders, docker host/ssh/TLS material; version), a grafana url not https://",
+         resource_check=providers.check),
     Rule("PLAT-NET-001", "No ingress firewall admits the internet",
          "A VM or load balancer backend reachable from anywhere skips the edge.", "S3", "critical", "mandatory",
          "ingress allow rules with public or unknown sources, or no source at all (0.0.0.0/0), but Google's "
-         "health checkers 35.191.0.0/16 and 130.211.0.0/22",
+         "health checkers 35.191.0.0/16 and 130.211.0.0/22; private means RFC 1918 or fc00::/7 only (not Python's "
+         "is_private: ::ffff:0:0/96, 2001::/23, 198.18.0.0/15 are refused)",
          resource_check=gcp_network.check_firewall),
     Rule("PLAT-NET-002", "Cloud Armor denies by default and admits only requests carrying the edge's gate header",
          "An allow-list is no list when everyone else is allowed; Cloudflare's addresses alone admit every "
          "Cloudflare customer's zone pointed at the load balancer.",
          "S2, S3", "high", "mandatory", "a security policy without a default rule (priority 2147483647) or whose "
          "default action is not deny; an enforced non-deny rule whose expression is not "
-         "`request.headers['x-origin-gate'] == '<value>' && (...)`", resource_check=gcp_network.check_armor),
+         "`request.headers['x-origin-gate'] == '<value>' && (...)`; any deny in preview; an EXTERNAL(_MANAGED) backend "
+         "service without securityPolicy", resource_check=gcp_network.check_armor),
     Rule("PLAT-NET-003", "The load balancer answers the API's host alone",
          "A default service serves any Host: another Cloudflare customer's zone pointed at our address reaches the "
          "engine.", "S2, S3", "high", "mandatory",
@@ -290,7 +308,8 @@ RULES: tuple[Rule, ...] = (
          "credential in metadata", "Each is a way onto the VM or to its secrets around IAM and the firewall.", "S3",
          "high", "mandatory",
          "serial-port-enable on, enable-oslogin or block-project-ssh-keys not TRUE, secure boot off, an access "
-         "config, a literal password, token or private key in startup-script, user-data or any metadata key",
+         "config, a literal password, token or private key in startup-script, user-data or any metadata key, a "
+         "literal Authorization header, docker login --password, a URL with user:password@, a signed URL",
          resource_check=gcp_network.check_vm_hardening),
     Rule("PLAT-LOG-003", "Reads of the data leave a record kept 90 days",
          "A read of the whole database must name who read it (S5).", "S5", "high", "mandatory",
@@ -331,7 +350,8 @@ RULES: tuple[Rule, ...] = (
          "critical", "mandatory",
          "a route to PocketBase (by host or port 8090) or a path under /_/, a route for any host, no catch-all "
          "http_status:404, noTlsVerify, a route to Grafana or Prometheus (by name or port 3000, 9090, 9093) without "
-         "a self_hosted Access application on its host", stack_check=cloudflare_meaning.check_tunnels),
+         "a self_hosted Access application on its host; any route but api -> http://commission-engine:8000 and "
+         "grafana -> http://grafana:3000", stack_check=cloudflare_meaning.check_tunnels),
     Rule("PLAT-EDGE-004", "Configuration rules change no zone setting the pack does not know",
          "Zone settings per request are zone settings.", "S2", "high", "mandatory",
          "configuration-rule settings off the list (disable_waf, disable_apps, ...), securityLevel off, bic off",

@@ -250,6 +250,35 @@ def _access(operators: dict[str, Any] | None = None, deploy: dict[str, Any] | No
 GRAFANA_ROUTE = {"hostname": "grafana.acme.com", "service": "http://grafana:3000"}
 
 
+TLS_KEY = "tls:index/privateKey:PrivateKey"
+TLS_CERT = "tls:index/selfSignedCert:SelfSignedCert"
+# components/database.py: PocketBase's self-signed certificate for the VMs' private addresses, pinned by the engine.
+KEY_OK = {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+CERT_OK: dict[str, Any] = {"subject": {"commonName": "pocketbase-prod"}, "ipAddresses": ["10.20.0.5", "10.30.0.5"],
+                           "validityPeriodHours": 2 * 365 * 24, "earlyRenewalHours": 120 * 24,
+                           "isCaCertificate": False, "allowedUses": ["digital_signature", "key_encipherment",
+                                                                     "server_auth"]}
+
+
+def _cert(**changes: Any) -> AnalyzerInput:
+    return _r(TLS_CERT, "database-tls-cert", {**CERT_OK, **changes})
+
+
+BACKEND = "gcp:compute/backendService:BackendService"
+
+
+def _vm_meta(extra: dict[str, Any]) -> AnalyzerInput:
+    return _r(VM, "db", {**VM_OK, "metadata": {**VM_OK["metadata"], **extra}})
+
+
+def _vm_script(script: str) -> AnalyzerInput:
+    return _vm_meta({"startup-script": script})
+
+
+def _mounts(host_path: str) -> AnalyzerInput:
+    return _r(CONTAINER, "c", {"name": "c", "volumes": [{"hostPath": host_path, "containerPath": "/data"}]})
+
+
 # class -> (rule, compliant resources, refused resources)
 CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "vm external address": ("PLAT-VM-004", [_r(VM, "db", VM_OK)], [_r(VM, "db", {
@@ -419,6 +448,97 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
     "access preflight bypass": ("PLAT-EDGE-005", _access(), _access(app={"optionsPreflightBypass": True})),
     "tunnel route to grafana without access": (
         "PLAT-EDGE-003", [_tunnel(GRAFANA_ROUTE), *_access()], [_tunnel(GRAFANA_ROUTE)]),
+    # PocketBase's own TLS (#22.7): a server certificate for private addresses, from a strong key.
+    "tls key rsa 2048": ("PLAT-TLS-006", [_r(TLS_KEY, "k", {"algorithm": "RSA", "rsaBits": 3072})],
+                         [_r(TLS_KEY, "k", {"algorithm": "RSA", "rsaBits": 2048})]),
+    "tls key rsa default bits": ("PLAT-TLS-006", [_r(TLS_KEY, "k", KEY_OK)], [_r(TLS_KEY, "k", {"algorithm": "RSA"})]),
+    "tls key ecdsa p224": ("PLAT-TLS-006", [_r(TLS_KEY, "k", {"algorithm": "ECDSA", "ecdsaCurve": "P384"})],
+                           [_r(TLS_KEY, "k", {"algorithm": "ECDSA", "ecdsaCurve": "P224"})]),
+    "tls certificate that is a ca": ("PLAT-TLS-006", [_cert()], [_cert(isCaCertificate=True)]),
+    "tls certificate signing certificates": ("PLAT-TLS-006", [_cert()], [_cert(
+        allowedUses=["digital_signature", "key_encipherment", "server_auth", "cert_signing"])]),
+    "tls certificate for client auth": ("PLAT-TLS-006", [_cert(allowedUses=["server_auth"])],
+                                        [_cert(allowedUses=["server_auth", "client_auth"])]),
+    "tls certificate valid ten years": ("PLAT-TLS-006", [_cert(validityPeriodHours=825 * 24)],
+                                        [_cert(validityPeriodHours=826 * 24)]),
+    "tls certificate for a public address": ("PLAT-TLS-006", [_cert(ipAddresses=["192.168.1.5", "172.16.0.9"])],
+                                             [_cert(ipAddresses=["10.20.0.5", "34.120.0.7"])]),
+    "tls certificate for a public dns name": ("PLAT-TLS-006", [_cert()], [_cert(dnsNames=["api.acme.com"])]),
+    "tls certificate for a uri": ("PLAT-TLS-006", [_cert()], [_cert(uris=["spiffe://acme/pb"])]),
+    # The outside audit's gaps (#22 item 15).
+    "cloud armor default deny in preview": ("PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))")],
+                                            [_r(ARMOR, "armor", {"name": "a", "rules": [
+                                                {**ARMOR_DEFAULT, "preview": True}]})]),
+    "cloud armor allow of every address": ("PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))")],
+                                           [_r(ARMOR, "armor", {"name": "a", "rules": [
+                                               {"priority": 1000, "action": "allow", "match": {
+                                                   "versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["::/0"]}}},
+                                               ARMOR_DEFAULT]})]),
+    "external backend without cloud armor": (
+        "PLAT-NET-002", [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED",
+                                                 "securityPolicy": "api-prod-edge-only"})],
+        [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED"})]),
+    "vm startup script with a bearer token": (
+        "PLAT-VM-004", [_vm_script("curl -H \"Authorization: Bearer $(gcloud auth print-access-token)\" https://x")],
+        [_vm_script("curl -H 'Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789' https://x")]),
+    "vm startup script docker login password": (
+        "PLAT-VM-004", [_vm_script("gcloud auth print-access-token | docker login -u oauth2accesstoken --password-stdin x")],
+        [_vm_script("docker login --password hunter2hunter2 -u me registry.example")]),
+    "vm startup script url userinfo": (
+        "PLAT-VM-004", [_vm_script("git clone https://github.com/acme/app.git")],
+        [_vm_script("git clone https://me:ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/acme/app.git")]),
+    "vm signed startup script url": (
+        "PLAT-VM-004", [_vm_meta({"startup-script-url": "gs://acme-boot/startup.sh"})],
+        [_vm_meta({"startup-script-url": "https://storage.googleapis.com/acme-boot/s.sh?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                                         "&X-Goog-Signature=0123456789abcdef"})]),
+    "container mounting the host root": ("PLAT-CTR-001", [_mounts("/srv/data")], [_mounts("/")]),
+    "container mounting /var/run": ("PLAT-CTR-001", [_mounts("/var/lib/app")], [_mounts("/var/run/")]),
+    "container mounting /run": ("PLAT-CTR-001", [_mounts("/srv/run")], [_mounts("/run")]),
+    "container mounting a socket via dot segments": ("PLAT-CTR-001", [_mounts("/srv/data")],
+                                                     [_mounts("/srv/../var/./run//docker.sock")]),
+    "container on the host network": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "networkMode": "bridge"})],
+                                      [_r(CONTAINER, "c", {"name": "c", "networkMode": "host"})]),
+    "container seccomp unconfined": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["no-new-privileges"]})],
+                                     [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["seccomp=unconfined"]})]),
+    "container apparmor unconfined": ("PLAT-CTR-001", [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["no-new-privileges"]})],
+                                      [_r(CONTAINER, "c", {"name": "c", "securityOpts": ["apparmor:unconfined"]})]),
+    "tunnel route to the engine's internal listener": (
+        "PLAT-EDGE-003", [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"})],
+        [_tunnel({"hostname": "api.acme.com", "service": "http://commission-engine:8000"},
+                 {"hostname": "metrics.acme.com", "service": "http://commission-engine:9000"})]),
+    "tunnel route to prometheus": (
+        "PLAT-EDGE-003", [_tunnel(GRAFANA_ROUTE), *_access()],
+        [_tunnel(GRAFANA_ROUTE, {"hostname": "metrics.acme.com", "service": "http://prometheus:9090"}), *_access()]),
+    "firewall from ipv4-mapped space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["fd00::/8"]})],
+                                        [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["::ffff:0:0/96"]})]),
+    "firewall from ietf protocol space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["172.16.0.0/12"]})],
+                                          [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["2001::/23"]})]),
+    "firewall from shared address space": ("PLAT-NET-001", [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["192.168.0.0/16"]})],
+                                           [_r(FIREWALL, "x", {"name": "x", "sourceRanges": ["198.18.0.0/15"]})]),
+    "vercel undeclared variable in previews": (
+        "PLAT-FE-002", [_r(VERCEL_ENV, "env", {"key": "NEXT_PUBLIC_API_URL", "targets": ["production", "preview"]})],
+        [_r(VERCEL_ENV, "env", {"key": "STRIPE_SK_LIVE", "targets": ["production", "preview"]})]),
+    "grafana webhook without tls verification": (
+        "PLAT-OBS-001", [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
+            {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "false"}}]})],
+        [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
+            {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "true"}}]})]),
+    "cloudflare provider with another base url": (
+        "PLAT-PROV-001", [_r("pulumi:providers:cloudflare", "cf", {"version": "6.4.0"})],
+        [_r("pulumi:providers:cloudflare", "cf", {"baseUrl": "https://evil.example/client/v4"})]),
+    "gcp provider with a custom endpoint": (
+        "PLAT-PROV-001", [_r("pulumi:providers:gcp", "g", {"project": "acme-prod", "region": "europe-west1"})],
+        [_r("pulumi:providers:gcp", "g", {"project": "acme-prod", "computeCustomEndpoint": "https://evil.example/"})]),
+    "grafana provider over http": (
+        "PLAT-PROV-001", [_r("pulumi:providers:grafana", "grafana-selfhosted", {
+            "url": "https://grafana.acme.com", "auth": "admin:x", "httpHeaders": '{"cf-access-client-id":"a"}'},
+            stack="integration")],
+        [_r("pulumi:providers:grafana", "grafana-selfhosted", {"url": "http://grafana.acme.com", "auth": "admin:x"},
+            stack="integration")]),
+    "grafana provider skipping tls verification": (
+        "PLAT-PROV-001", [_r("pulumi:providers:grafana", "g", {"url": "https://grafana.acme.com"}, stack="integration")],
+        [_r("pulumi:providers:grafana", "g", {"url": "https://grafana.acme.com", "insecureSkipVerify": "true"},
+            stack="integration")]),
 }
 
 

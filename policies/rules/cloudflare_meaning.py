@@ -154,6 +154,12 @@ def check_tunnels(resources: Sequence[Resource], config: Mapping[str, Any]) -> l
     return out
 
 
+REVIEWED_ROUTES = {"api": "http://commission-engine:8000", "grafana": "http://grafana:3000"}
+"""The routes infra/program.py gives the tunnel: the engine's public listener (not its internal :9000 metrics
+listener) and Grafana, which check_tunnels requires behind Access. Anything else (Prometheus, the engine's metrics)
+is a new way in from the internet and needs its review first."""
+
+
 def check_tunnel(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-EDGE-003, one tunnel's routes."""
     if resource.type != TUNNEL_CONFIG:
@@ -167,6 +173,10 @@ def check_tunnel(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         out.append("the tunnel does not end with a catch-all http_status:404; expected unmatched hosts refused")
     for i in ingresses[:-1]:
         service, path = str(i.get("service", "")), str(i.get("path") or "")
+        label = str(i.get("hostname") or "").split(".", 1)[0].lower()
+        if REVIEWED_ROUTES.get(label) != service.rstrip("/"):
+            out.append(f"tunnel route {i.get('hostname')!r} -> {service!r} is no reviewed route; expected only "
+                       + ", ".join(f"{h}.<zone> -> {s}" for h, s in sorted(REVIEWED_ROUTES.items())))
         if not i.get("hostname") or "*" in str(i.get("hostname")):
             out.append(f"tunnel route to {service!r} matches any host ({i.get('hostname')!r}); expected one hostname")
         if _POCKETBASE.search(service) or "/_/" in path or "_/" in path:

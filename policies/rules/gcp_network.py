@@ -117,12 +117,21 @@ FIREWALL = "gcp:compute/firewall:Firewall"
 HEALTH_CHECKERS = frozenset({"35.191.0.0/16", "130.211.0.0/22"})
 
 
+# An explicit allow set, not Python's `is_private` (which also counts ::ffff:0:0/96, the IPv4-mapped space of every
+# address, and IANA special-purpose blocks such as 2001::/23 and 198.18.0.0/15 that are routable or spoofable from
+# outside the VPC): RFC 1918, RFC 4193 unique-local IPv6, and Google's documented health-check ranges
+# (cloud.google.com/load-balancing/docs/health-check-concepts#ip-ranges). IAP's 35.235.240.0/20
+# (cloud.google.com/iap/docs/using-tcp-forwarding) is not admitted: nothing in this program uses IAP forwarding.
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                                           "fc00::/7"))
+
+
 def _private(cidr: str) -> bool:
     try:
         network = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return False
-    return network.is_private and network.prefixlen >= 8 and not network.is_unspecified
+    return any(network.version == p.version and network.subnet_of(p) for p in PRIVATE_NETWORKS)  # pyright: ignore[reportArgumentType]
 
 
 def check_firewall(resource: Resource, config: Mapping[str, Any]) -> Verdict:
@@ -153,6 +162,8 @@ DEFAULT_PRIORITY = 2147483647
 
 def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-NET-002."""
+    if resource.type in BACKEND_SERVICES:
+        return check_backend_armor(resource, config)
     if resource.type not in ARMOR_TYPES:
         return NotApplicable("not a Cloud Armor policy")
     rules = [as_map(x) for x in as_list(resource.get("rules"))]
@@ -168,6 +179,11 @@ def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     out: list[str] = []
     for rule in rules:
         kind = rule.get("action")
+        # A rule in preview is evaluated and logged but not enforced (cloud.google.com/armor/docs/
+        # security-policy-overview#preview_mode): a deny in preview, the default's above all, denies nothing.
+        if isinstance(kind, str) and kind.startswith("deny") and rule.get("preview") not in (None, False):
+            out.append(f"Cloud Armor policy {resource.get('name')!r} rule {rule.get('priority')} ({kind}) is in "
+                       "preview, so it only logs; expected every deny enforced (preview false)")
         if rule.get("priority") == DEFAULT_PRIORITY or rule.get("preview") is True \
                 or (isinstance(kind, str) and kind.startswith("deny")):
             # A preview rule is only logged (cloud.google.com/armor/docs/security-policy-overview#preview_mode).
@@ -179,6 +195,27 @@ def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
                        "customer's zone pointed at the load balancer passes it; expected an expression "
                        f"`request.headers['{GATE_HEADER}'] == '<value>' && (...)`")
     return out
+
+
+BACKEND_SERVICES = ("gcp:compute/backendService:BackendService",)
+EXTERNAL_SCHEMES = frozenset({"EXTERNAL_MANAGED", "EXTERNAL"})
+
+
+def check_backend_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
+    """PLAT-NET-002: an internet-facing backend service names its Cloud Armor policy; without one the load balancer
+    forwards whatever reaches its address (pulumi_gcp compute/backend_service.py `security_policy`,
+    `load_balancing_scheme` EXTERNAL / EXTERNAL_MANAGED; default EXTERNAL). Unknown at preview is the engine
+    resolving the policy's self link, accepted."""
+    if resource.type not in BACKEND_SERVICES:
+        return NotApplicable("not a backend service")
+    scheme = resource.get("loadBalancingScheme")
+    if scheme is not None and scheme not in EXTERNAL_SCHEMES:
+        return NotApplicable("an internal backend service")
+    policy = resource.get("securityPolicy")
+    if is_unknown(policy) or (isinstance(policy, str) and policy.strip()):
+        return []
+    return [f"backend service {resource.get('name')!r} ({scheme or 'EXTERNAL'}) names no Cloud Armor securityPolicy, "
+            "so it serves whoever reaches the load balancer; expected the edge-only policy"]
 
 
 GATE_HEADER = "x-origin-gate"
@@ -240,6 +277,19 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b[A-Z0-9_.-]*(password|passwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)[A-Z0-9_]*"
     r"\s*[=:]\s*['\"]?(?![$'\"\s]|\{\{)([^\s'\"$]{8,})")
 _KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# Other literal credential forms in a script or URL: an Authorization header with a literal value
+# (RFC 9110 11.6.2, `Bearer`/`Basic`/`token`), `docker login -p/--password VALUE` (docs.docker.com/reference/cli/
+# docker/login: --password-stdin is the supported form), userinfo in a URL (RFC 3986 3.2.1, `user:password@`),
+# and a V4 signed URL (cloud.google.com/storage/docs/access-control/signed-urls: X-Goog-Signature is a bearer
+# credential for the object until it expires).
+_OTHER_FORMS = (
+    (re.compile(r"(?i)authorization\s*:\s*(bearer|basic|token)\s+(?![$'\"\s]|\{\{)[^\s'\"$]{8,}"),
+     "an Authorization header with a literal credential"),
+    (re.compile(r"(?i)\bdocker\s+login\b[^\n;|&]*?\s(-p|--password)(\s+|=)['\"]?(?![$'\"\s])[^\s'\"$]+"),
+     "docker login --password with a literal value"),
+    (re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'\"$]+:(?![$'\"\s])[^/\s@'\"$]+@"), "a URL with a password in it"),
+    (re.compile(r"(?i)[?&](X-Goog-Signature|X-Amz-Signature|Signature|sig)="), "a signed URL (a bearer credential)"),
+)
 
 
 def metadata_secrets(metadata: Mapping[str, Any]) -> list[str]:
@@ -252,6 +302,9 @@ def metadata_secrets(metadata: Mapping[str, Any]) -> list[str]:
         for match in _SECRET_ASSIGNMENT.finditer(value):
             target = re.split(r"[=:]", match.group(0))[0].strip()
             out.append(f"metadata {key!r} assigns a literal credential to {target!r}")
+        for form, what in _OTHER_FORMS:
+            if form.search(value):
+                out.append(f"metadata {key!r} carries {what}")
         if key.lower() not in _SCRIPT_KEYS and re.search(r"(?i)(password|secret|token|api[_-]?key)", key):
             out.append(f"metadata key {key!r} holds a credential")
     return out

@@ -61,7 +61,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:compute/address:Address": (NOTHING, "a VM's reserved internal address; an external one attaches only "
                                              "through accessConfigs, which PLAT-VM-003/004 refuse"),
-    "gcp:compute/backendService:BackendService": (("PLAT-DATA-007",), "the load balancer's backend"),
+    "gcp:compute/backendService:BackendService": (("PLAT-DATA-007", "PLAT-NET-002"), "the load balancer's backend"),
     "gcp:compute/disk:Disk": (NOTHING, "the VM's data disk (PocketBase's backups are PLAT-VM-002's)"),
     "gcp:compute/firewall:Firewall": (("PLAT-VM-003", "PLAT-NET-001"), "firewall rules"),
     "gcp:compute/globalAddress:GlobalAddress": (NOTHING, "the load balancer's address"),
@@ -110,6 +110,10 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
                                                "PLAT-IMG-001", "PLAT-IMG-002", "PLAT-LOG-002", "PLAT-ENV-001",
                                                "PLAT-DATA-009"),
                                               "Railway services"),
+    # TLS (PocketBase's own certificate, components/database.py)
+    "tls:index/privateKey:PrivateKey": (("PLAT-TLS-006",), "PocketBase's TLS key (a secret in the state)"),
+    "tls:index/selfSignedCert:SelfSignedCert": (("PLAT-TLS-006",), "PocketBase's certificate for the VMs' private "
+                                                                   "addresses, pinned by the engine"),
     # Others
     "random:index/randomPassword:RandomPassword": (NOTHING, "generates a secret in the state; creates nothing"),
     "time:index/sleep:Sleep": (NOTHING, "waits; creates nothing"),
@@ -123,8 +127,9 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "pulumi:pulumi:Stack": (NOTHING, "the stack itself"),
 }
 # Providers' own resources: what they are configured with is the stack file's, validated per namespace.
-for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "vercel"):
-    REVIEWED[f"pulumi:providers:{_package}"] = (NOTHING, "a provider; its configuration is the stack file's")
+for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "tls", "vercel"):
+    REVIEWED[f"pulumi:providers:{_package}"] = (("PLAT-PROV-001",), "an explicit provider: its endpoint, TLS and "
+                                                                     "credential inputs")
 # This program's own components declare nothing by themselves; their children are judged.
 COMPONENT_PACKAGE = "platform:"
 

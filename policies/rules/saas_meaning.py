@@ -24,6 +24,7 @@ attack-surface).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,8 @@ VERCEL_ENV_TYPES = ("vercel:index/projectEnvironmentVariable:ProjectEnvironmentV
                     "vercel:index/sharedEnvironmentVariable:SharedEnvironmentVariable")
 PROTECTING = frozenset({"standard_protection_new", "standard_protection", "all_deployments",
                         "only_preview_deployments"})
+PREVIEW_KEYS = frozenset({"NEXT_PUBLIC_API_URL", "CATALOG_REVALIDATE_SECONDS"})
+"""The non-secret variables components/frontend.py gives preview deployments; any other reaches production only."""
 _CREDENTIAL = re.compile(r"(?i)(secret|token|password|passwd|api[_-]?key|private|credential|auth|dsn|database_url)")
 
 
@@ -77,6 +80,9 @@ def check_vercel_env(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         exposed = [t for t in targets if t != "production"] or ([] if targets else ["every environment"])
         if variable.get("customEnvironmentIds"):
             exposed.append("custom environments")
+        if not credential and exposed and key not in PREVIEW_KEYS:
+            out.append(f"{key} is no variable the storefront declares for previews ({', '.join(sorted(PREVIEW_KEYS))}) "
+                       f"and reaches {exposed}; expected target production only")
         if credential and exposed:
             out.append(f"{key} holds a credential and reaches {exposed}, where a pull request's code reads it; "
                        "expected target production only")
@@ -87,12 +93,29 @@ CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint"
 RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup"
 
 
+def _skips_verify(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        for k, v in as_map(value).items():
+            off = str(v).strip().lower() in ("false", "0", "none", "")
+            if re.sub(r"[_-]", "", str(k)).lower() == "insecureskipverify" and not off:
+                return True
+            if _skips_verify(v):
+                return True
+    return any(_skips_verify(v) for v in as_list(value))
+
+
 def check_grafana(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-OBS-001."""
     if resource.type == CONTACT_POINT:
         plain = sorted({s for s in strings(resource.props) if re.match(r"(?i)^\s*http://", s)})
-        return [f"contact point {resource.get('name')!r} sends to {u!r} over plain HTTP; expected https://"
-                for u in plain]
+        out = [f"contact point {resource.get('name')!r} sends to {u!r} over plain HTTP; expected https://"
+               for u in plain]
+        # pulumiverse_grafana alerting/_inputs.py: webhooks[].tls_config (a map, Grafana's `insecureSkipVerify`)
+        # and http_config.oauth2.tls_config.insecure_skip_verify ("Do not verify the server's certificate").
+        if _skips_verify(resource.props):
+            out.append(f"contact point {resource.get('name')!r} turns TLS verification off (insecureSkipVerify), so "
+                       "anyone on the path reads its token; expected the certificate checked")
+        return out
     if resource.type == RULE_GROUP:
         out: list[str] = []
         if is_unknown(resource.get("rules")):
@@ -117,6 +140,16 @@ def check_grafana(resource: Resource, config: Mapping[str, Any]) -> Verdict:
 DOCKER_CONTAINER = "docker:index/container:Container"
 _SOCKET = re.compile(r"(?i)(docker\.sock|containerd\.sock|crio\.sock|podman\.sock|/var/run/docker\b|/run/docker\b|"
                      r"/run/containerd\b)")
+# Parents of the runtime's socket hand the socket over too: a bind of / or /run reaches /run/docker.sock.
+RUNTIME_PARENTS = frozenset({"/", "/var", "/var/run", "/run", "/run/containerd", "/var/run/containerd", "/run/docker",
+                             "/var/run/docker", "/var/lib/docker", "/var/lib/containerd"})
+
+
+def _normal(path: str) -> str:
+    """A host path as the kernel resolves it lexically (dot segments, repeated and trailing slashes)."""
+    return posixpath.normpath("/" + path.strip()).replace("//", "/")
+
+
 HARMLESS_CAPS = frozenset({"NET_BIND_SERVICE", "CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER", "KILL"})
 
 
@@ -137,10 +170,20 @@ def check_container(resource: Resource, config: Mapping[str, Any]) -> Verdict:
             out.append(f"container {name!r} shares the host's {mode.removesuffix('Mode')} namespace; expected its own")
     sources = [as_map(v).get("hostPath") for v in as_list(resource.get("volumes"))]
     sources += [as_map(m).get("source") for m in as_list(resource.get("mounts")) if as_map(m).get("type") == "bind"]
-    sockets = sorted({str(s) for s in sources if isinstance(s, str) and _SOCKET.search(s)})
+    paths = [_normal(s) for s in sources if isinstance(s, str)]
+    sockets = sorted({s for s in paths if _SOCKET.search(s) or s in RUNTIME_PARENTS})
     if sockets:
         out.append(f"container {name!r} mounts the container runtime's socket {sockets} (read-only does not help: the "
                    "API is writable over it), root on the host to whoever runs code in it; expected none")
+    if resource.get("networkMode") == "host":
+        out.append(f"container {name!r} shares the host's network namespace (networkMode host): it reaches every "
+                   "host-local listener, the runtime's and the metadata server's included; expected its own network")
+    unconfined = [o for o in as_list(resource.get("securityOpts"))
+                  if isinstance(o, str) and re.match(r"(?i)^\s*(seccomp|apparmor|label)\s*[=:]\s*(unconfined|disable)",
+                                                     o)]
+    if unconfined:
+        out.append(f"container {name!r} runs without its confinement {unconfined} (docs.docker.com/engine/security/"
+                   "seccomp/, apparmor/); expected Docker's default profiles")
     if as_list(resource.get("devices")):
         out.append(f"container {name!r} maps host devices; expected none")
     return out
