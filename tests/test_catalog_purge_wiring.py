@@ -38,7 +38,9 @@ def test_the_engine_purges_the_url_the_edge_caches_with_a_zone_scoped_token(
     assert secret, "the purge token reaches the engine as a secret"
     assert "platform:catalogPurgeToken" in config and "secure" in config["platform:catalogPurgeToken"], \
         "the engine's token comes from the stack's secret config, set from the bootstrap's output"
-    assert not [r for r in plan.resources if r.type.startswith("cloudflare:") and "token" in r.type.lower()], \
+    # API tokens (an Access service token authenticates to one Access application, it mints nothing).
+    assert not [r for r in plan.resources if r.type in ("cloudflare:index/apiToken:ApiToken",
+                                                       "cloudflare:index/accountToken:AccountToken")], \
         "the stack creates no Cloudflare token: its deploy token needs no API Tokens Write"
     assert "catalogPurgeToken" not in plan.outputs, "a secret only the engine uses is no stack output"
 

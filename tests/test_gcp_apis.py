@@ -27,6 +27,9 @@ EXPECTED_API = {
     "gcp:compute/": "compute.googleapis.com",
     "gcp:logging/": "logging.googleapis.com",
     "gcp:projects/iAMMember:": "cloudresourcemanager.googleapis.com",
+    # An audit config is part of the project's IAM policy (projects.setIamPolicy, Policy.auditConfigs):
+    # cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy
+    "gcp:projects/iAMAuditConfig:": "cloudresourcemanager.googleapis.com",
     "gcp:redis/": "redis.googleapis.com",
     "gcp:secretmanager/": "secretmanager.googleapis.com",
     "gcp:serviceaccount/": "iam.googleapis.com",

@@ -130,6 +130,15 @@ CLOUDFLARE_DEPLOY_GROUPS: dict[tuple[str, str], tuple[str, str, str]] = {
         "Cloudflare Tunnel Write", ACCOUNT, "integration's tunnel to the Docker host"),
     ("cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig", ""): (
         "Cloudflare Tunnel Write", ACCOUNT, "its routes"),
+    # integration's Grafana behind Cloudflare Access (#22 item 11); permission group names as Cloudflare lists them
+    # (developers.cloudflare.com/fundamentals/api/reference/permissions/: "Access: Apps and Policies Write",
+    # "Access: Service Tokens Write"), looked up by name at apply like the others.
+    ("cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication", ""): (
+        "Access: Apps and Policies Write", ACCOUNT, "the Access application in front of Grafana"),
+    ("cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy", ""): (
+        "Access: Apps and Policies Write", ACCOUNT, "who may reach Grafana"),
+    ("cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken", ""): (
+        "Access: Service Tokens Write", ACCOUNT, "the Grafana provider's service token"),
 }
 ALWAYS_ZONE_GROUPS = ("Zone Read",)  # every zone-scoped resource reads its zone first
 FORBIDDEN_GROUPS = frozenset({"API Tokens Write", "API Tokens Edit", "Account Settings Write"})

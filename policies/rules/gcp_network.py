@@ -189,6 +189,8 @@ def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
             # A preview rule is only logged (cloud.google.com/armor/docs/security-policy-overview#preview_mode).
             continue
         expression = as_map(as_map(rule.get("match")).get("expr")).get("expression")
+        if is_unknown(expression):
+            continue  # the gate's value is created by this very deploy (a first preview): judged once it is known
         if not gated(expression):
             out.append(f"Cloud Armor policy {resource.get('name')!r} rule {rule.get('priority')} lets requests "
                        f"through ({kind!r}) without requiring the edge's {GATE_HEADER} header: any Cloudflare "
