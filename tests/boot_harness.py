@@ -446,7 +446,9 @@ def image_source(plan: Plan, image: str) -> str:
     for resource in plan.resources:
         if resource.type == DOCKER_IMAGE:
             inputs = plain(resource.wire_inputs)
-            if inputs.get("imageName") == image:
+            # A pushed image runs by digest (`repo@sha256:...`, components/images.py): the same repository.
+            if inputs.get("imageName") == image or ("@" in image and inputs.get("imageName")
+                                                    and repository(str(inputs["imageName"])) == repository(image)):
                 context = str(inputs["build"]["context"])
                 dockerfile = (PROJECT_DIR / context / "Dockerfile").read_text()
                 instructions = [line.split()[0].upper() for line in dockerfile.splitlines()
