@@ -51,7 +51,8 @@ def test_a_weakened_resource_in_the_file_is_a_mandatory_violation(
     result = _judge(run_cli, _write(tmp_path, committed_plans[STACK], expose_a_bucket))
 
     assert result.code == 1, result.out + result.err
-    assert "does not enforce public access prevention" in result.out
+    # The bucket judged by the rule the base pack has for it (PLAT-DATA-008 names the property and its value).
+    assert "✗ PLAT-" in result.out and "inherited" in result.out, result.out
 
 
 def test_a_file_that_is_not_a_plan_of_this_stack_is_refused_with_its_name(

@@ -207,7 +207,8 @@ def test_the_docker_backend_runs_collector_tempo_exporters_prometheus_and_grafan
     assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert files("prometheus")["/etc/prometheus/rules.yml"] == (GENERATED / "prometheus-rules.yml").read_text()
     scrape = {c["job_name"]: c for c in yaml.safe_load(files("prometheus")["/etc/prometheus/prometheus.yml"])["scrape_configs"]}
-    assert scrape["commission-engine"]["static_configs"] == [{"targets": ["commission-engine:8000"]}]
+    # The engine's internal listener: /metrics is never served on the port the tunnel reaches (#22 item 2).
+    assert scrape["commission-engine"]["static_configs"] == [{"targets": ["commission-engine:9000"]}]
     assert scrape["redis"]["static_configs"] == [{"targets": ["redis-exporter:9121"]}]
     assert scrape["cadvisor"]["static_configs"] == [{"targets": ["cadvisor:8080"]}]
     # The exporter reads Redis with its password: a secret variable, named in the labels, never its value.

@@ -44,13 +44,16 @@ def test_a_tenant_with_two_custom_domains_adds_exactly_its_records_hostnames_and
         ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-novaloja-com-br"),
         ("vercel:index/projectDomain:ProjectDomain", "tenant-novaloja-vercel-www-novaloja-com-br"),
     ]
-    # The one shared resource that lists tenants: the engine service, through its tenant registry.
-    assert [(r["name"], keys) for r, keys in onboard.changed] == [("engine", ["variables"])]
+    # The shared resources that list tenants: the engine service, through its tenant registry, and the edge's
+    # request-header rule that proves to Vercel a storefront request came through the edge (#22 item 5).
+    assert sorted((r["name"], keys) for r, keys in onboard.changed) == [("edge-origin-auth", ["rules"]),
+                                                                        ("engine", ["variables"])]
     assert onboard.removed == []
     # Removing the entry removes exactly what adding it added.
     assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
     assert offboard.added == []
-    assert [(r["name"], keys) for r, keys in offboard.changed] == [("engine", ["variables"])]
+    assert sorted((r["name"], keys) for r, keys in offboard.changed) == [("edge-origin-auth", ["rules"]),
+                                                                         ("engine", ["variables"])]
 
 
 def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list_tenants(tmp_path: Path) -> None:
@@ -61,6 +64,7 @@ def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list
     assert all("novaloja" in r["name"] for r in onboard.added)
     assert onboard.removed == []
     assert sorted((r["name"], keys) for r, keys in onboard.changed) == [
+        ("edge-origin-auth", ["rules"]),  # the storefront hosts the edge's header goes to (#22 item 5)
         ("edge-rate-limits", ["rules"]),
         ("edge-waf", ["rules"]),
         # The failover region's engine knows the same tenants, from its own secret (#13 item 7).
@@ -72,7 +76,7 @@ def test_a_tenant_with_its_own_limits_changes_only_the_shared_rulesets_that_list
                 if matches(rule["expression"], Request("novaloja.acme-commerce.com", "/"))]
     assert [rule["ratelimit"]["requestsPerPeriod"] for rule in override] == [3000]
     assert sorted(r["urn"] for r in offboard.removed) == sorted(r["urn"] for r in onboard.added)
-    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-rate-limits", "edge-waf",
+    assert sorted(r["name"] for r, _ in offboard.changed) == ["edge-origin-auth", "edge-rate-limits", "edge-waf",
                                                                "engine-standby-tenants-json-v", "engine-tenants-json-v"]
 
 
