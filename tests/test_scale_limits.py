@@ -28,7 +28,10 @@ TENANTS = 1000
 def thousand_tenants(tmp_path_factory: pytest.TempPathFactory) -> Plan:
     document = stack_document("prod")
     document["config"]["platform:tenants"] = [
-        {"slug": f"t{i:04d}" + "x" * 58, "name": f"Loja {i}", "currency": "BRL"} for i in range(TENANTS)]
+        # 15-character slugs: with 63-character ones a thousand storefront hosts need 22 request-header rules for
+        # the edge's storefront header (#22 item 5) and Business allows 10, which config refuses by name; that
+        # limit is its own (infra/edge_plan.py), this test is about the engine's registry and secrets.
+        {"slug": f"t{i:04d}" + "x" * 10, "name": f"Loja {i}", "currency": "BRL"} for i in range(TENANTS)]
     document["config"].pop("platform:waivers")
     path = write_stack(Path(tmp_path_factory.mktemp("scale")), document, name="Pulumi.prod.yaml")
     return plan_of(path, "prod")
