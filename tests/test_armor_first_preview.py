@@ -17,24 +17,15 @@ import pytest
 from infra.analyzer import LEVELS, PolicyPackProcess
 from infra.plan import Plan, PlanMocks, run_plan
 from infra.stackfile import read_stack_file
+from tests.boot_harness import plain
 from tests.conftest import PROJECT_DIR
 
 ARMOR = "gcp:compute/securityPolicy:SecurityPolicy"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-_SECRET = "4dabf18193072939515e22adb298388d"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """Pulumi's wire format (as the engine hands inputs to a policy pack): a secret is {sig: SECRET, value}, an
 unknown this sentinel (pulumi sdk/python/lib/pulumi/runtime/rpc.py UNKNOWN)."""
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict) and _SECRET in value:
-        return _plain(cast(dict[str, Any], value)["value"])
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in cast(dict[str, Any], value).items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in cast(list[Any], value)]
-    return value
 
 
 class GateNotYetCreated(PlanMocks):
@@ -62,7 +53,7 @@ def pack() -> Iterator[PolicyPackProcess]:
 
 def _rules(plan: Plan) -> Any:
     [policy] = [r for r in plan.resources if r.type == ARMOR]
-    return _plain(policy.wire_inputs["rules"])
+    return plain(policy.wire_inputs["rules"])
 
 
 def test_the_gate_is_unknown_in_this_plan(first_preview: Plan) -> None:
@@ -70,7 +61,7 @@ def test_the_gate_is_unknown_in_this_plan(first_preview: Plan) -> None:
     [gate] = [r for r in first_preview.resources if r.type == PASSWORD and r.name == "origin-gate"]
     [transforms] = [r for r in first_preview.resources if r.type == "cloudflare:index/ruleset:Ruleset"
                     and r.inputs["phase"] == "http_request_late_transform"]
-    values = [header["value"] for rule in _plain(transforms.wire_inputs["rules"])
+    values = [header["value"] for rule in plain(transforms.wire_inputs["rules"])
               for name, header in rule["actionParameters"]["headers"].items() if name.lower() == "x-origin-gate"]
     assert gate and values == [_UNKNOWN]
 

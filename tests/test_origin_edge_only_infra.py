@@ -15,25 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from infra.plan import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, Plan, PlannedResource
+from tests.boot_harness import plain
 from tests.cloudflare_rules import Request, matches
 from tests.conftest import STACKS, stack_document
-
-_SIG = "4dabf18193072939515e22adb298388d"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict) and _SIG in value:
-        return _plain(cast(dict[str, Any], value)["value"])
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in cast(dict[str, Any], value).items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in cast(list[Any], value)]
-    return value
 
 
 def _one(plan: Plan, type_: str) -> PlannedResource:
@@ -44,7 +33,7 @@ def _one(plan: Plan, type_: str) -> PlannedResource:
 def _transforms(plan: Plan) -> list[dict[str, Any]]:
     [ruleset] = [r for r in plan.resources if r.type == "cloudflare:index/ruleset:Ruleset"
                  and r.inputs["phase"] == "http_request_late_transform"]
-    return _plain(ruleset.wire_inputs["rules"])
+    return plain(ruleset.wire_inputs["rules"])
 
 
 def _headers_for(plan: Plan, host: str) -> dict[str, str]:
@@ -83,7 +72,7 @@ def _armor_action(rules: list[dict[str, Any]], ip: str, headers: dict[str, str])
 def test_cloud_armor_admits_cloudflare_with_the_edges_header_and_nothing_else(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
     policy = _one(plan, "gcp:compute/securityPolicy:SecurityPolicy")
-    rules = _plain(policy.wire_inputs["rules"])
+    rules = plain(policy.wire_inputs["rules"])
     api = f"api.{stack_document('prod')['config']['platform:zone']['name']}"
     edge = _headers_for(plan, api)
     gate = edge.get("x-origin-gate")
@@ -101,7 +90,7 @@ def test_cloud_armor_admits_cloudflare_with_the_edges_header_and_nothing_else(co
 
 
 def test_every_cloud_armor_expression_has_at_most_five_subexpressions(committed_plans: dict[str, Plan]) -> None:
-    rules = _plain(_one(committed_plans["prod"], "gcp:compute/securityPolicy:SecurityPolicy").wire_inputs["rules"])
+    rules = plain(_one(committed_plans["prod"], "gcp:compute/securityPolicy:SecurityPolicy").wire_inputs["rules"])
     for rule in rules:
         if "expr" in rule["match"]:
             expression = rule["match"]["expr"]["expression"]
@@ -110,7 +99,7 @@ def test_every_cloud_armor_expression_has_at_most_five_subexpressions(committed_
 
 def test_the_url_map_routes_the_api_host_alone_and_answers_others_with_nothing(committed_plans: dict[str, Plan]) -> None:
     plan = committed_plans["prod"]
-    url_map = _plain(_one(plan, "gcp:compute/uRLMap:URLMap").wire_inputs)
+    url_map = plain(_one(plan, "gcp:compute/uRLMap:URLMap").wire_inputs)
     backend = _one(plan, "gcp:compute/backendService:BackendService")
     api = f"api.{stack_document('prod')['config']['platform:zone']['name']}"
 
@@ -156,7 +145,7 @@ def test_vercel_denies_production_requests_without_the_edges_header(
         "x-storefront-edge-auth"]
     firewall = _one(plan, "vercel:index/firewallConfig:FirewallConfig")
     project = _one(plan, "vercel:index/project:Project")
-    config = _plain(firewall.wire_inputs)
+    config = plain(firewall.wire_inputs)
 
     def denied(headers: dict[str, str], environment: str = "production") -> bool:
         request = {"header": headers, "environment": environment}
