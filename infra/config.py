@@ -12,15 +12,18 @@ import datetime as dt
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi.runtime
 import pulumi.runtime.config as runtime_config
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from components.backends import docker as docker_backend
@@ -29,7 +32,7 @@ from components.observability.stackconfig import telemetry_config_problems
 from infra import model as m
 from infra import tenants as tenants_check
 from infra.edge_plan import check_edge
-from infra.spec import SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
+from infra.spec import PATTERN_MEANINGS, SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
 from policies import waivers as waiver_rules
 from policies.pack import RULES, WAIVER_RULE
 from policies.rule import stack_kind
@@ -52,6 +55,8 @@ class RawConfig:
     stack: str | None = None
     """The stack this config is for, as the engine names it (`pulumi.get_stack()`, `plan --stack`);
     None when a caller does not say (then `platform:environment` is not compared with it)."""
+    file_problems: tuple[str, ...] = ()
+    """What is wrong with the stack file beside its config, found where the engine read it (an ESC import)."""
 
     @classmethod
     def from_pulumi_runtime(cls) -> RawConfig:
@@ -59,8 +64,21 @@ class RawConfig:
         values: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
         secret = frozenset(k for k in values if pulumi.runtime.is_config_secret(k))
         secret |= frozenset(runtime_config.get_config_secret_keys_env())
-        return cls(file=f"Pulumi.{pulumi.get_stack()}.yaml", values=values, secret_keys=secret,
-                   stack=pulumi.get_stack())
+        stack = pulumi.get_stack()
+        return cls(file=f"Pulumi.{stack}.yaml", values=values, secret_keys=secret, stack=stack,
+                   file_problems=_stack_file_problems(identity_rules.PROJECT_DIR / f"Pulumi.{stack}.yaml"))
+
+
+def _stack_file_problems(path: Path) -> tuple[str, ...]:
+    """Under the CLI the engine has already merged an imported ESC environment into the config it hands over, so
+    the import is found in the file itself (`plan` refuses it in infra/stackfile.py)."""
+    from infra.stackfile import ESC_IMPORT
+
+    try:
+        document: Any = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return ()  # no file (the CLI's --config-file elsewhere) or one the CLI already refused
+    return (ESC_IMPORT,) if isinstance(document, dict) and "environment" in document else ()
 
 
 class ConfigError(Exception):
@@ -87,6 +105,7 @@ def load_model(raw: RawConfig) -> m.StackModel:
     # a provider, so it is as much the stack as the platform's own keys.
     problems += providerconfig.key_problems(raw.values, raw.secret_keys, NAMESPACE)
     problems += providerconfig.project_config_problems(identity_rules.PROJECT_DIR / "Pulumi.yaml")
+    problems += raw.file_problems
     fields = raw_fields(StackSpecV1)
     secret_aliases = {fields_alias(f) for f in SECRET_FIELDS}
     for alias in sorted(secret_aliases & top.keys() - secret_names):
@@ -175,6 +194,9 @@ def _describe(err: Any, secret_aliases: set[str]) -> str:
         return f"{path}: {value} is not allowed; expected {err['ctx']['expected']}"
     if message.startswith("Input should be "):
         return f"{path}: {value} is invalid; expected {message.removeprefix('Input should be ')}"
+    meaning = PATTERN_MEANINGS.get(str(err.get("ctx", {}).get("pattern")))
+    if kind == "string_pattern_mismatch" and meaning is not None:
+        return f"{path}: {value} is invalid; expected {meaning}"
     if message.startswith("String should "):
         return f"{path}: {value} is invalid; expected a string that should {message.removeprefix('String should ')}"
     if message.startswith("List should "):
@@ -212,6 +234,8 @@ def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfil
     problems: list[str] = []
     problems += tenants_check.check_tenants(spec, NAMESPACE, _show)
     problems += _check_dates(spec)
+    problems += _check_backups_endpoint(spec)
+    problems += _check_frontend_repository(spec, stack)
     problems += _check_required_sections(spec, services)
     problems += _check_waivers(spec, stack)
     problems += _check_alert_overrides(spec)
@@ -363,13 +387,74 @@ def waiver_rules_today() -> dt.date:
     return min(as_of, today)
 
 
+TOKEN_LIFETIME_DAYS = 366
+"""How far ahead the bootstrap's zone-scoped tokens may expire: a year (and a leap day). Cloudflare's tokens can
+carry an expiry ("TTL", https://developers.cloudflare.com/fundamentals/api/get-started/create-token/); one that
+lives for decades is a key for good once it leaks, so the date is renewed yearly with the tokens."""
+
+
 def _check_dates(spec: StackSpecV1) -> list[str]:
     try:
-        dt.date.fromisoformat(spec.zone.tokens_expire_on)
+        expires = dt.date.fromisoformat(spec.zone.tokens_expire_on)
     except ValueError:
         return [f"{NAMESPACE}:zone.tokensExpireOn: {_show(spec.zone.tokens_expire_on)} is not a calendar "
                 "date; expected YYYY-MM-DD"]
+    today = waiver_rules_today()
+    if (expires - today).days > TOKEN_LIFETIME_DAYS:
+        return [f"{NAMESPACE}:zone.tokensExpireOn: {_show(spec.zone.tokens_expire_on)} is "
+                f"{(expires - today).days} days ahead; expected at most {TOKEN_LIFETIME_DAYS} days ahead (by "
+                f"{(today + dt.timedelta(days=TOKEN_LIFETIME_DAYS)).isoformat()}): the deploy tokens are renewed "
+                "yearly, never issued for good"]
     return []
+
+
+BACKUP_ENDPOINTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # https://docs.aws.amazon.com/general/latest/gr/s3.html: "s3.<Region>.amazonaws.com", one per region.
+    ("https://s3.<region>.amazonaws.com (AWS)", re.compile(r"https://s3\.(?P<region>[a-z]{2}(-[a-z]+)+-[0-9])\.amazonaws\.com")),
+    # https://cloud.google.com/storage/docs/interoperability: "https://storage.googleapis.com".
+    ("https://storage.googleapis.com (Google Cloud Storage)", re.compile(r"https://storage\.googleapis\.com")),
+    # https://developers.cloudflare.com/r2/api/s3/api/: "https://<ACCOUNT_ID>.r2.cloudflarestorage.com".
+    ("https://<account id>.r2.cloudflarestorage.com (Cloudflare R2)",
+     re.compile(r"https://[0-9a-f]{32}\.r2\.cloudflarestorage\.com")),
+)
+"""Where PocketBase may send its backups (S3-compatible), by the provider's documented endpoint. A prefix check let
+`https://s3.us-east-1.amazonaws.com.attacker.example` through, with the bucket's key signing every request."""
+
+
+def _check_backups_endpoint(spec: StackSpecV1) -> list[str]:
+    backups = spec.backups
+    if backups is None:
+        return []
+    for _, pattern in BACKUP_ENDPOINTS:
+        match = pattern.fullmatch(backups.endpoint.rstrip("/"))
+        if match is None:
+            continue
+        region = match.groupdict().get("region")
+        if region is not None and region != backups.region:
+            return [f"{NAMESPACE}:backups.endpoint: {_show(backups.endpoint)} is the endpoint of region {region}; "
+                    f"expected the endpoint of {NAMESPACE}:backups.region {backups.region} "
+                    f"(https://s3.{backups.region}.amazonaws.com): S3 refuses requests signed for another region"]
+        return []
+    return [f"{NAMESPACE}:backups.endpoint: {_show(backups.endpoint)} is not a storage provider's S3 endpoint; "
+            f"expected the S3 endpoint of the bucket's provider: {', '.join(name for name, _ in BACKUP_ENDPOINTS)}"]
+
+
+def _check_frontend_repository(spec: StackSpecV1, stack: str) -> list[str]:
+    """Every environment builds the one storefront repository (a branch of it per environment): a stack naming
+    another would have Vercel build and serve that owner's code on every tenant host."""
+    problems: list[str] = []
+    ours = spec.frontend.repository
+    for _, file, values in identity_rules.committed_stacks(stack):
+        try:
+            theirs: Any = json.loads(values.get(f"{NAMESPACE}:frontend", "{}")).get("repository")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(theirs, str) and theirs.lower() != ours.lower():
+            problems.append(f"{NAMESPACE}:frontend.repository: {_show(ours)} is not the storefront repository "
+                            f"the other environments build ({file}: {NAMESPACE}:frontend.repository "
+                            f"{_show(theirs)}); expected the same repository in every stack file (move them "
+                            "together)")
+    return problems
 
 
 _SERVICE_FIELDS = ("backend", "cpu_millis", "memory_mib", "peak_cpu_millis", "peak_memory_mib",

@@ -191,16 +191,32 @@ class AlertsSpec(_Spec):
     monthly_budget_usd: Annotated[float | int, Field(gt=0, le=1_000_000)] | None = None
 
 
+GRAFANA_CLOUD_PROMETHEUS = r"^https://prometheus-[a-z0-9-]+\.grafana\.net/api/prom/push$"
+GRAFANA_CLOUD_OTLP = r"^https://otlp-gateway-[a-z0-9-]+\.grafana\.net/otlp$"
+GRAFANA_CLOUD_LOKI = r"^https://logs-[a-z0-9-]+\.grafana\.net$"
+PATTERN_MEANINGS: dict[str, str] = {
+    GRAFANA_CLOUD_PROMETHEUS: "the stack's Grafana Cloud push URL, https://prometheus-<id>.grafana.net/api/prom/push",
+    GRAFANA_CLOUD_OTLP: "the stack's Grafana Cloud OTLP endpoint, https://otlp-gateway-<region>.grafana.net/otlp",
+    GRAFANA_CLOUD_LOKI: "the stack's Grafana Cloud Loki URL, https://logs-<id>.grafana.net",
+}
+"""What a pattern means, said in a config error instead of the pattern itself."""
+
+
 class GrafanaCloudSpec(_Spec):
     """The environment's own Grafana Cloud stack (the one `grafana:url` names): where its agents write
     metrics, the engine sends traces and Railway's logs are drained. The ids are the stack's per-service
     instance ids (Grafana Cloud portal, "Details" of Prometheus, OTLP and Loki)."""
 
-    prometheus_push_url: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+/api/prom/push$")]
+    # Grafana Cloud's own hosts, anchored at `.grafana.net` (a host that only starts like one, such as
+    # `...grafana.net.attacker.example`, would receive the token): "The endpoint looks like
+    # https://otlp-gateway-prod-us-west-0.grafana.net/otlp; the region in it varies per stack"
+    # (https://grafana.com/docs/grafana-cloud/send-data/otlp/send-data-otlp/, the stack's OTLP, Prometheus and Loki
+    # "Details" pages give prometheus-prod-NN-<region>.grafana.net and logs-prod-NNN.grafana.net).
+    prometheus_push_url: Annotated[str, Field(pattern=GRAFANA_CLOUD_PROMETHEUS)]
     prometheus_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
-    otlp_endpoint: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+/otlp$")]
+    otlp_endpoint: Annotated[str, Field(pattern=GRAFANA_CLOUD_OTLP)]
     otlp_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")]
-    loki_url: Annotated[str, Field(pattern=r"^https://[a-z0-9.-]+$")] | None = None
+    loki_url: Annotated[str, Field(pattern=GRAFANA_CLOUD_LOKI)] | None = None
     loki_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] | None = None
 
 

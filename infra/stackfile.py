@@ -29,7 +29,12 @@ import yaml
 
 from infra.config import NAMESPACE, UNDECRYPTED, ConfigError, RawConfig
 
-STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
+STACK_FILE_KEYS = frozenset({"config", "secretsprovider", "encryptedkey", "encryptionsalt"})
+ESC_IMPORT = ("environment: imports a Pulumi ESC environment, whose `pulumiConfig` and `environmentVariables` reach "
+              "the program and its providers unchecked by config validation and the policy pack "
+              "(https://www.pulumi.com/docs/esc/guides/pulumi-iac/); expected every value in this file's `config:`, "
+              "and credentials from the deploy job's GitHub environment (docs/review.md)")
+"""A stack file's top-level `environment:` (Pulumi ESC) is refused: what it injects is never seen here."""
 
 
 def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
@@ -55,7 +60,8 @@ def read_stack_file(path: Path, stack: str | None = None) -> RawConfig:
     document = cast(dict[Any, Any], document)
     unknown = sorted(str(k) for k in document if k not in STACK_FILE_KEYS)
     if unknown:
-        raise ConfigError(name, [f"{k}: is not a stack file key; expected one of: "
+        raise ConfigError(name, [ESC_IMPORT if k == "environment" else
+                                 f"{k}: is not a stack file key; expected one of: "
                                  f"{', '.join(sorted(STACK_FILE_KEYS))}" for k in unknown])
     config: Any = document.get("config") or {}
     if not isinstance(config, dict):

@@ -19,6 +19,8 @@ def _walk(doc: dict[str, Any], parts: list[Any]) -> Any:
 
 
 def apply_patch(doc: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in (patch.get("top") or {}).items():  # a stack-file key beside `config:`
+        doc[key] = value
     for path, value in (patch.get("set") or {}).items():
         parts = _parts(path)
         _walk(doc, parts[:-1])[parts[-1]] = value

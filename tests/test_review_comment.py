@@ -150,6 +150,11 @@ def test_a_policy_failure_shows_its_findings(tmp_path: Path, run_cli: Callable[.
     assert _size(body) < GITHUB_COMMENT_LIMIT
     assert "blocked by the policy pack" in body.splitlines()[1]
     assert "❌ **PLAT-WAF-002** [mandatory]" in body
+    # The findings above come from the pull request's own copy of the pack (the `plan` job runs its code); the
+    # verdict is the `policy` job's, which judges this plan with the base branch's pack
+    # (.github/workflows/pull-request.yml). The comment must not present the one as the other.
+    assert "judged by the base branch's policy pack" not in body
+    assert "the pull request's own policy pack" in body and "the `policy` check" in body
 
 
 def test_a_config_error_shows_every_error_and_no_plan(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:

@@ -341,8 +341,10 @@ def render(r: Review, *, artifact_url: str | None = None, full: bool = False) ->
         " and the job summary"
     # What must always fit is reserved first: the head, the failure's findings or errors (capped), the footer.
     head = [marker(r.stack), _headline(r), ""]
-    footer = ["", f"<sub>Offline plan under Pulumi's mock engine (`python -m infra plan`), judged by the base "
-                  f"branch's policy pack; the authoritative diff is `pulumi preview`. Full plan: {where}.</sub>"]
+    footer = ["", f"<sub>Offline plan under Pulumi's mock engine (`python -m infra plan`). Policy findings here come "
+                  f"from the pull request's own policy pack and inform only: the verdict is the `policy` check, "
+                  f"which judges this plan with the base branch's pack. The authoritative diff is `pulumi preview`. "
+                  f"Full plan: {where}.</sub>"]
     out = _Budget(limit - 300)  # margin for the footer's link
     for line in head:
         out.add(line)
