@@ -365,7 +365,7 @@ def observability(model: StackModel, registry: Registry | None, targets: Targets
     per scrape job, its cost against its budget); on docker, the stack's own Collector, Prometheus and Grafana."""
     telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
                                          model.gcp.region if model.gcp else None,
-                                         restore_tested=data.replica is not None)
+                                         restore_tested=data.replica is not None, postgres=data.postgres is not None)
     self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None
     if model.services["engine"].backend == "docker":
         # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
@@ -513,7 +513,8 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
         if (model.railway is not None and railway_token is not None and metrics_token is not None
             and railway_ids) else None,
         gcp_project=model.gcp.project if model.gcp else None,
-        log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images))
+        log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images,
+        postgres=data.postgres is not None))
 
 
 def edge(model: StackModel, api: Api, storefront: Storefront) -> Edge:

@@ -203,3 +203,51 @@ def test_prod_without_a_replica_is_refused(plan: Plan, pack: PolicyPackProcess) 
     found = _mandatory(pack, resources)
 
     assert any(r == "PLAT-DATA-012" and "has no read replica" in m for r, m in found), found
+
+
+# ---- Alerting (B1-B4 on Postgres, C8): the rules this stack deploys, against hand-written promtool tests ----
+
+PROMTOOL_TESTS = PROJECT_DIR / "tests" / "promtool" / "postgres" / "cloudsql.test.yml"
+
+
+def _postgres_rules(directory: Path) -> str:
+    from components.observability.rules import dump, rule_groups
+    from components.observability.stack import plan as telemetry_plan
+    from infra.config import load_model
+    from infra.stackfile import read_stack_file
+
+    model = load_model(read_stack_file(_postgres_stack(directory), "prod"))
+    assert model.database.postgres
+    telemetry = telemetry_plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
+                               model.gcp.region if model.gcp else None, postgres=model.database.postgres)
+    return dump(rule_groups(telemetry.spec))
+
+
+def test_the_postgres_alerts_fire_on_cloud_sqls_metrics_as_promtool_evaluates_them(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: apt-get install prometheus"
+    (tmp_path / "prometheus-rules.yml").write_text(_postgres_rules(tmp_path))
+    shutil.copy(PROMTOOL_TESTS, tmp_path / PROMTOOL_TESTS.name)
+
+    result = subprocess.run([promtool, "test", "rules", PROMTOOL_TESTS.name], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, check=False)
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_telemetry_service_reads_cloud_sql_and_only_the_postgres_stack_deploys_its_alerts(
+        plan: Plan, committed_plans: dict[str, Plan]) -> None:
+    def exporter_flags(p: Plan) -> list[str]:
+        service = _one(p, RUN, "telemetry-service")
+        sidecar = next(c for c in service.inputs["template"]["containers"] if c["name"] == "stackdriver-exporter")
+        return [a for a in sidecar.get("commands", []) + sidecar.get("args", []) if "cloudsql.googleapis.com" in a]
+
+    assert exporter_flags(plan), "Cloud SQL's metrics are not read"
+    assert exporter_flags(committed_plans["prod"]) == []
+    rules = [r for r in plan.resources if r.type == "grafana:alerting/ruleGroup:RuleGroup"]
+    assert rules and "PostgresReplicaLagHigh" in str(rules[0].inputs)
+    committed_rules = [r for r in committed_plans["prod"].resources if r.type == "grafana:alerting/ruleGroup:RuleGroup"]
+    assert "PostgresReplicaLagHigh" not in str(committed_rules[0].inputs)
