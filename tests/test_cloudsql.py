@@ -104,6 +104,10 @@ def test_the_migrate_job_runs_the_engine_image_as_the_schema_owner_with_its_own_
     assert container["commands"] == list(MIGRATE_COMMAND)
     assert container["image"] == engine.inputs["template"]["containers"][0]["image"]
     env = _env(job, "template", "template", "containers")
+    # PG.md's migration step: the migrator's account on the same host, database and CA, granting POSTGRES_USER.
+    assert {"POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_CA_CERT",
+            "POSTGRES_MIGRATOR_USER", "POSTGRES_MIGRATOR_PASSWORD"} <= env.keys()
+    assert env["POSTGRES_USER"] == ENGINE_USER and env["POSTGRES_DB"] == DATABASE
     assert env["POSTGRES_MIGRATOR_USER"] == MIGRATOR_USER
     assert "secretKeyRef" in env["POSTGRES_MIGRATOR_PASSWORD"]
     assert "POSTGRES_PASSWORD" not in env
