@@ -60,6 +60,9 @@ class EngineArgs:
     """Cloud Run: what Cloud Armor requires in `X-Origin-Gate` (ContainerSpec.edge_gate)."""
     sidecars: Sequence[ContainerSpec] = ()
     """Cloud Run: the metrics agent in each instance (components/observability/cloud.py)."""
+    storage: str = "pocketbase"
+    """`postgres`: the engine keeps its data in PostgreSQL (its POSTGRES_* settings come in `extra_env` /
+    `extra_secret_env`) and is given no PocketBase setting or credential (PG.md: not required then)."""
 
 
 @dataclass(frozen=True)
@@ -101,17 +104,17 @@ def tenant_registry_shards(tenants: Sequence[TenantEntry], api_keys: Sequence[st
 
 
 def engine_spec(args: EngineArgs, image: pulumi.Input[str], shards: Sequence[pulumi.Input[str]]) -> ContainerSpec:
+    pocketbase = args.storage == "pocketbase"
     env: dict[str, pulumi.Input[str]] = {
         "ENVIRONMENT": args.environment,
-        "POCKETBASE_URL": args.pocketbase_url,
-        "POCKETBASE_EMAIL": args.pocketbase_email,
+        **({"POCKETBASE_URL": args.pocketbase_url, "POCKETBASE_EMAIL": args.pocketbase_email} if pocketbase else {}),
         "WEB_CONCURRENCY": str(args.workers),
         "OTEL_SERVICE_NAME": "commission-engine",
         "INTERNAL_PORT": str(INTERNAL_PORT),
         **args.extra_env,
     }
     secret_env: dict[str, pulumi.Input[str]] = {
-        "POCKETBASE_PASSWORD": args.pocketbase_password,
+        **({"POCKETBASE_PASSWORD": args.pocketbase_password} if pocketbase else {}),
         "REDIS_URL": args.redis_url,
         # Hashes only, yet secret: they would let anyone test guessed keys offline.
         **{shard_variable(i): shard for i, shard in enumerate(shards)},

@@ -39,6 +39,7 @@ from policies.rule import stack_kind
 from stacks import identity as identity_rules
 from stacks import providerconfig
 from stacks.backends import LIMITS, NEEDS_VOLUME, cloudrun_min_cpu_for_memory
+from stacks.contracts import cloudsql as cloudsql_contract
 from stacks.profile import SERVICE_NAMES, ServiceName, ServiceProfile
 from stacks.registry import PROFILES
 
@@ -239,6 +240,30 @@ def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfil
     problems += _check_required_sections(spec, services)
     problems += _check_waivers(spec, stack)
     problems += _check_alert_overrides(spec)
+    problems += _check_database(spec, services)
+    return problems
+
+
+def _check_database(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> list[str]:
+    """`platform:database`: PostgreSQL is Cloud SQL in the engine's VPC (components/postgres.py), so only an engine
+    on Cloud Run with a `platform:gcp` project may have it; its machine type is one Cloud SQL takes."""
+    if spec.database is None or spec.database.engine != "postgres":
+        return []
+    where = f"{NAMESPACE}:database"
+    problems: list[str] = []
+    engine = services["engine"].backend
+    if engine != "cloudrun" or spec.gcp is None:
+        shown = (f"the engine runs on {_show(engine)} ({NAMESPACE}:services.engine.backend)" if engine != "cloudrun"
+                 else f"the stack has no {NAMESPACE}:gcp")
+        problems.append(f"{where}.engine: \"postgres\" is Cloud SQL for PostgreSQL, reached at a private address in "
+                        f"the engine's VPC, which only an engine on Cloud Run has, but {shown}; expected "
+                        "\"pocketbase\", or the engine on \"cloudrun\" with platform:gcp (supported: cloudrun)")
+    problem = cloudsql_contract.tier_problem(spec.database.tier)
+    if problem is not None:
+        problems.append(f"{where}.tier: {_show(spec.database.tier)} is not a Cloud SQL for PostgreSQL machine type "
+                        f"({problem}); expected db-custom-<vCPUs>-<MiB>: 1 or an even 2-96 vCPUs, 0.9 to 6.5 GB per "
+                        f"vCPU, a multiple of 256 MB, at least 3840 MB, like db-custom-2-7680; source: "
+                        f"{cloudsql_contract.RULES[0].source.split(' ')[0]}")
     return problems
 
 
@@ -680,6 +705,8 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                            _secret("backupSecretAccessKey", spec.backup_secret_access_key))
                  if spec.backups and spec.backup_secret_access_key is not None else None),
         engine_image=spec.engine_image,
+        database=(m.Database(spec.database.engine, spec.database.tier, spec.database.disk_gb,
+                             spec.database.postgres_version) if spec.database is not None else m.Database()),
         catalog_purge_token=_secret("catalogPurgeToken", spec.catalog_purge_token or ""),
         waivers=tuple(m.Waiver(w.rule, w.resource, w.subject, w.expires, w.ticket, w.reason) for w in spec.waivers),
     )

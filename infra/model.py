@@ -129,6 +129,20 @@ class GrafanaCloud:
 
 
 @dataclass(frozen=True)
+class Database:
+    """`platform:database`: where the engine keeps its data (infra/spec.py DatabaseSpec)."""
+
+    engine: str = "pocketbase"
+    tier: str = "db-custom-2-7680"
+    disk_gb: int = 20
+    postgres_version: int = 16
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine == "postgres"
+
+
+@dataclass(frozen=True)
 class StackModel:
     environment: str
     profile: Profile
@@ -148,3 +162,4 @@ class StackModel:
     railway_metrics_token: Secret | None = None
     catalog_purge_token: Secret = Secret("platform:catalogPurgeToken", "")
     """The engine's Cache Purge token for the zone, created by the bootstrap (infra/bootstrap)."""
+    database: Database = Database()

@@ -30,6 +30,7 @@ from components.observability import stack as observability_stack
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
+from components.postgres import MIGRATOR_USER, MigrateJobArgs, Postgres, PostgresArgs, migrate_job
 from components.standby import (
     STANDBY_ADDRESS,
     STANDBY_URL,
@@ -150,6 +151,8 @@ class Data:
     backups: BackupTarget | None
     replica: ReplicaTarget | None
     pocketbase_url: pulumi.Input[str]
+    postgres: Postgres | None = None
+    """`platform:database: {engine: postgres}`: Cloud SQL in the engine's VPC, which the engine uses instead."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,8 @@ def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement,
     ))
     # The backups' and the replica's buckets (declared in the stack's own project) or `platform:backups` (#13).
     backups, replica, restore_account = declare_storage(model)
-    placement = _placement(model, registry, targets, cache, backups, replica, failover, serving_failover)
+    postgres = _postgres(model, cache, failover)
+    placement = _placement(model, registry, targets, cache, backups, replica, failover, serving_failover, postgres)
     database = _database(model, registry, placement, backups, replica)
     if model.gcp is not None and restore_account is not None and model.services["pocketbase"].backend == "gce":
         # `python -m infra restore` verifies the copy with PocketBase's settings key: its account reads the secret the
@@ -244,12 +248,25 @@ def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement,
                     or (model.services["pocketbase"].backend == "gce" and engine_backend == "cloudrun"))
     pocketbase_url = database.endpoint.private_url if private_path else database.endpoint.public_url
     assert pocketbase_url is not None  # made public by the config model when there is no private path
-    return placement, Data(cache, database, backups, replica, pocketbase_url)
+    return placement, Data(cache, database, backups, replica, pocketbase_url, postgres)
+
+
+def _postgres(model: StackModel, cache: Cache, failover: str | None) -> Postgres | None:
+    """Cloud SQL for PostgreSQL in the engine's VPC (config allows it only with the engine on Cloud Run), with its
+    cross-region replica in the failover region (C8) and high availability in prod."""
+    if not model.database.postgres or model.gcp is None or cache.vpc_network is None:
+        return None
+    db = model.database
+    return Postgres("postgres", PostgresArgs(
+        environment=model.environment, project=model.gcp.project, region=model.gcp.region,
+        network=cache.vpc_network, tier=db.tier, disk_gb=db.disk_gb, version=db.postgres_version,
+        high_availability=model.environment == "prod", failover_region=failover,
+        deletion_protection=True))
 
 
 def _placement(model: StackModel, registry: Registry | None, targets: Targets, cache: Cache,
                backups: BackupTarget | None, replica: ReplicaTarget | None, failover: str | None,
-               serving_failover: bool) -> Placement:
+               serving_failover: bool, postgres: Postgres | None = None) -> Placement:
     """On Google Cloud: the PocketBase VM in the engine's VPC, prod's standby region, the canary's pin."""
     if model.gcp is None:
         return Placement(targets, None, None)
@@ -284,8 +301,13 @@ def _placement(model: StackModel, registry: Registry | None, targets: Targets, c
         failover_redis: dict[str, pulumi.Input[str]] = {}
         if cache.failover_url is not None and cache.failover_ca_certificate is not None:
             failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
+        standby_env: dict[str, pulumi.Input[str]] = {"POCKETBASE_URL": STANDBY_URL}
+        if postgres is not None:
+            # The standby engine dials the cross-region replica, which a failover promotes (docs/runbooks/postgres.md).
+            standby_env, standby_secrets = postgres.standby_env()
+            failover_redis = {**failover_redis, **standby_secrets}
         standby = Standby(region=failover, subnetwork=cache.failover_subnetwork, serving=serving_failover,
-                          env={"POCKETBASE_URL": STANDBY_URL}, secret_env=failover_redis)
+                          env=standby_env, secret_env=failover_redis)
         if serving_failover and gce_target is not None and registry is not None:
             # Failing over, the primary stops, and drops its disk, only after the drain (declared by
             # `standby_database`, once the engine's load balancer exists): the provider detaches a dropped disk before
@@ -343,7 +365,7 @@ def observability(model: StackModel, registry: Registry | None, targets: Targets
     per scrape job, its cost against its budget); on docker, the stack's own Collector, Prometheus and Grafana."""
     telemetry = observability_stack.plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
                                          model.gcp.region if model.gcp else None,
-                                         restore_tested=data.replica is not None)
+                                         restore_tested=data.replica is not None, postgres=data.postgres is not None)
     self_hosted: tuple[SelfHostedObservability, OriginTunnel, str] | None = None
     if model.services["engine"].backend == "docker":
         # The docker backend runs its own OpenTelemetry Collector, Prometheus and Grafana (L6), and
@@ -374,10 +396,10 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
     zone, engine_size = model.zone, model.services["engine"]
     api_url = f"https://{api_hostname(zone.name)}"
     # The engine purges a tenant's catalog from the edge after each product write (C5).
-    extra_env = {"CATALOG_CACHE_SECONDS": str(model.profile.edge.catalog_edge_ttl_seconds),
-                 "CATALOG_PUBLIC_BASE_URL": api_url, "CLOUDFLARE_ZONE_ID": zone.zone_id,
-                 "PUBLIC_HOSTNAME": api_hostname(zone.name)}
-    if model.services["pocketbase"].backend == "gce":
+    extra_env: dict[str, pulumi.Input[str]] = {
+        "CATALOG_CACHE_SECONDS": str(model.profile.edge.catalog_edge_ttl_seconds), "CATALOG_PUBLIC_BASE_URL": api_url,
+        "CLOUDFLARE_ZONE_ID": zone.zone_id, "PUBLIC_HOSTNAME": api_hostname(zone.name)}
+    if model.services["pocketbase"].backend == "gce" and data.postgres is None:
         # A deploy that changes PocketBase reboots its VM (components/backends/gce.py CONFIG_WATCH) while the
         # engine's new revision starts: it waits this long for its account and schema (the startup probe, 180 s).
         extra_env["POCKETBASE_START_WAIT_SECONDS"] = "150"
@@ -399,8 +421,13 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
     if data.cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = data.cache.ca_certificate
-    if data.database.tls_certificate is not None:
+    if data.database.tls_certificate is not None and data.postgres is None:
         extra_secret_env["POCKETBASE_CA_CERT"] = data.database.tls_certificate
+    if data.postgres is not None:
+        # STORAGE=postgres (PG.md): the engine's own account and the primary's CA; no PocketBase credential.
+        postgres_env, postgres_secrets = data.postgres.engine_env()
+        extra_env.update(postgres_env)
+        extra_secret_env.update(postgres_secrets)
     sidecars: list[ContainerSpec] = []
     if model.grafana_cloud is not None and signals.grafana_cloud is not None and signals.images is not None:
         extra_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = model.grafana_cloud.otlp_endpoint
@@ -425,7 +452,19 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
         extra_secret_env=extra_secret_env,
         edge_gate=origin_gate,
         sidecars=sidecars,
+        storage="postgres" if data.postgres is not None else "pocketbase",
     ))
+    if data.postgres is not None and targets.cloudrun is not None and model.gcp is not None \
+            and targets.cloudrun.vpc_network is not None and targets.cloudrun.vpc_subnetwork is not None:
+        # The schema is applied by its owner, in a job the deploy runs before the engine's rollout (PG.md).
+        postgres_env, postgres_secrets = data.postgres.engine_env()
+        migrate_job("engine-migrate", MigrateJobArgs(
+            environment=model.environment, project=model.gcp.project, region=model.gcp.region, image=engine.image,
+            network=targets.cloudrun.vpc_network, subnetwork=targets.cloudrun.vpc_subnetwork,
+            env={**postgres_env, "POSTGRES_MIGRATOR_USER": MIGRATOR_USER},
+            secret_env={"POSTGRES_CA_CERT": postgres_secrets["POSTGRES_CA_CERT"],
+                        "POSTGRES_MIGRATOR_PASSWORD": data.postgres.migrator_password},
+            deletion_protection=model.environment == "prod"), engine)
     return Api(engine, [*records, *engine.endpoint.dns], origin_auth, origin_gate)
 
 
@@ -474,7 +513,8 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
         if (model.railway is not None and railway_token is not None and metrics_token is not None
             and railway_ids) else None,
         gcp_project=model.gcp.project if model.gcp else None,
-        log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images))
+        log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images,
+        postgres=data.postgres is not None))
 
 
 def edge(model: StackModel, api: Api, storefront: Storefront) -> Edge:

@@ -220,6 +220,18 @@ class GrafanaCloudSpec(_Spec):
     loki_user: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] | None = None
 
 
+class DatabaseSpec(_Spec):
+    """Where the engine keeps its data (issue #26): PocketBase (today's), or managed PostgreSQL, which on Google Cloud
+    is Cloud SQL in the engine's VPC (components/postgres.py says why Cloud SQL and not Supabase)."""
+
+    engine: Literal["pocketbase", "postgres"] = "pocketbase"
+    # Cloud SQL's machine type, `db-custom-<vCPUs>-<MiB>` (stacks/contracts/cloudsql.py has the limits).
+    tier: Annotated[str, Field(min_length=1)] = "db-custom-2-7680"
+    # The data disk in GB (SSD); Cloud SQL grows it on its own (autoresize), never shrinks it.
+    disk_gb: Annotated[int, Field(ge=10, le=65536)] = 20
+    postgres_version: Literal[15, 16, 17] = 16
+
+
 class StackSpecV1(_Spec):
     version: Literal[1]
     environment: Literal["integration", "staging", "prod"]
@@ -229,6 +241,7 @@ class StackSpecV1(_Spec):
     alerts: AlertsSpec
     grafana_cloud: GrafanaCloudSpec | None = None
     services: ServicesSpec | None = None
+    database: DatabaseSpec | None = None
     gcp: GcpSpec | None = None
     railway: RailwaySpec | None = None
     registry: RegistrySpec | None = None

@@ -37,6 +37,7 @@ from policies.rules import (
     cloudflare_access,
     cloudflare_meaning,
     compute_vm,
+    data_cloudsql,
     data_disaster_recovery,
     data_failover_standby,
     data_no_plaintext_secret_env,
@@ -393,6 +394,28 @@ RULES: tuple[Rule, ...] = (
          "high", "mandatory", "a --password/--token/--requirepass style flag with a literal value, or NAME=value "
          "assignments of credentials, in a docker, Cloud Run or Railway command",
          resource_check=saas_meaning.check_command_secrets),
+    Rule("PLAT-DATA-010", "Cloud SQL is reachable only at its private address, over TLS",
+         "The engine's orders and commissions must never be one password away from the internet (S1, S3).", "S1, S3",
+         "high", "mandatory",
+         "a Cloud SQL instance with a public IPv4 address (ipv4Enabled unset or true), authorized networks, Data API "
+         "access, no private network, or an sslMode that admits plain TCP",
+         resource_check=data_cloudsql.check_private),
+    Rule("PLAT-DATA-011", "Cloud SQL is backed up with point-in-time recovery, highly available in prod, and "
+         "protected from deletion",
+         "Managed Postgres is the answer to A7 only with replication and automatic backups (C7).", "A7, C7, S4",
+         "high", "mandatory",
+         "a primary without automated backups, without point-in-time recovery, keeping fewer backups than "
+         "min_backup_days, or ZONAL in prod; any instance with deletionProtection false or "
+         "settings.deletionProtectionEnabled not true",
+         resource_check=data_cloudsql.check_protected, config_defaults={"min_backup_days": 7}),
+    Rule("PLAT-DATA-012", "Prod's Cloud SQL primary has a read replica in another region",
+         "Losing the primary region must not lose the orders (C8).", "C8", "high", "mandatory",
+         "in prod: a primary with no read replica, or only replicas in its own region",
+         stack_check=data_cloudsql.check_replica),
+    Rule("PLAT-DATA-013", "A Cloud SQL user's password is generated",
+         "A typed password is a guessable, reused and shared one (S3).", "S3", "high", "mandatory",
+         "a built-in user without a password, or with a known one under 32 characters",
+         resource_check=data_cloudsql.check_user),
     Rule(WAIVER_RULE, "Waivers are narrow, dated and checked",
          "A waiver that outlives its reason, or waives more than it names, hides the next regression.", "S3",
          "high", "mandatory",

@@ -117,6 +117,9 @@ GCP_APIS: dict[str, tuple[str, str]] = {
     "gcp:projects/iAMAuditConfig:": ("cloudresourcemanager.googleapis.com",
                                      "cloud.google.com/resource-manager/reference/rest/v1/projects/setIamPolicy"),
     "gcp:redis/": ("redis.googleapis.com", "cloud.google.com/memorystore/docs/redis/reference/rest"),
+    "gcp:servicenetworking/": ("servicenetworking.googleapis.com",
+                               "cloud.google.com/service-infrastructure/docs/service-networking/reference/rest"),
+    "gcp:sql/": ("sqladmin.googleapis.com", "cloud.google.com/sql/docs/postgres/admin-api/rest"),
     "gcp:secretmanager/": ("secretmanager.googleapis.com", "cloud.google.com/secret-manager/docs/reference/rest"),
     "gcp:serviceaccount/": ("iam.googleapis.com", "cloud.google.com/iam/docs/reference/rest (serviceAccounts)"),
     # Buckets, their IAM and HMAC keys (projects.hmacKeys) are the Cloud Storage JSON API.

@@ -107,6 +107,20 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
      "platform:alerts.emails[0]", "is not a valid e-mail address"),
     ("impossible date", "staging", _set("platform:zone.tokensExpireOn", "2027-02-30"),
      "platform:zone.tokensExpireOn", "is not a calendar date"),
+    # platform:database (issue #26): PostgreSQL is Cloud SQL in the engine's VPC, so Cloud Run only.
+    ("postgres where the engine is not on Cloud Run", "staging", _set("platform:database", {"engine": "postgres"}),
+     "platform:database.engine", 'the engine runs on "railway" (platform:services.engine.backend); expected '
+     '"pocketbase", or the engine on "cloudrun" with platform:gcp (supported: cloudrun)'),
+    ("unknown database engine", "prod", _set("platform:database", {"engine": "mysql"}), "platform:database.engine",
+     "\"mysql\" is not allowed; expected 'pocketbase' or 'postgres'"),
+    ("unknown key under platform:database", "prod", _set("platform:database", {"engine": "postgres", "haa": True}),
+     "platform:database.haa", "is not a known key"),
+    ("Cloud SQL tier with an odd vCPU count", "prod",
+     _set("platform:database", {"engine": "postgres", "tier": "db-custom-3-7680"}), "platform:database.tier",
+     '"db-custom-3-7680" is not a Cloud SQL for PostgreSQL machine type (db-custom-3-7680: 3 vCPUs'),
+    ("Cloud SQL tier above 6.5 GB per vCPU", "prod",
+     _set("platform:database", {"engine": "postgres", "tier": "db-custom-1-8192"}), "platform:database.tier",
+     "outside 0.9 to 6.5 GB per vCPU"),
     ("vercel region that does not exist", "staging", _set("platform:frontend.functionRegion", "mars1"),
      "platform:frontend.functionRegion", "is not a Vercel function region"),
 ]

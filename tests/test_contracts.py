@@ -26,6 +26,9 @@ class Res:
     type: str
     name: str
     inputs: dict[str, Any] = field(default_factory=dict[str, Any])
+    urn: str = ""
+    dependencies: frozenset[str] = frozenset()
+    """What the engine creates before it (infra.plan.PlannedResource), for rules that read dependsOn."""
 
 
 def _container(name: str, cpu: str, memory: str, *, port: int | None = None, idle: bool = False,
@@ -164,6 +167,46 @@ CASES["GCS-RETENTION-001"] = (
      Res("gcp:storage/bucket:Bucket", "dr", {"versioning": {"enabled": True}})],
     [[Res("gcp:storage/bucket:Bucket", "logs", {"retentionPolicy": {"retentionPeriod": "7776000"},
                                                  "versioning": {"enabled": True}})]])
+
+
+# Cloud SQL for PostgreSQL (stacks/contracts/cloudsql.py), written from the docs each rule cites.
+SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+PSA = Res("gcp:servicenetworking/connection:Connection", "psa", {"network": "projects/p/global/networks/vpc"},
+             urn="urn:pulumi:prod::platform::gcp:servicenetworking/connection:Connection::psa")
+PG = Res(SQL, "pg", {"name": "pg", "databaseVersion": "POSTGRES_16", "settings": {
+    "tier": "db-custom-2-7680", "edition": "ENTERPRISE", "deletionProtectionEnabled": True,
+    "ipConfiguration": {"ipv4Enabled": False, "privateNetwork": "projects/p/global/networks/vpc"},
+    "backupConfiguration": {"enabled": True, "pointInTimeRecoveryEnabled": True, "transactionLogRetentionDays": 7}},
+    "deletionProtection": True}, dependencies=frozenset({PSA.urn}))
+REPLICA = Res(SQL, "pg-replica", {**PG.inputs, "name": "pg-replica", "masterInstanceName": "pg",
+                                     "settings": {**PG.inputs["settings"], "backupConfiguration": {}}},
+                 dependencies=frozenset({PSA.urn}))
+
+
+def _sql(resource: Res, path: str, value: Any) -> Res:
+    changed = _with(Res(resource.type, resource.name, resource.inputs), path, value)
+    return Res(resource.type, resource.name, changed.inputs, resource.urn, resource.dependencies)
+
+
+CASES.update({
+    "SQL-TIER-001": ([PG, _sql(PG, "settings.tier", "db-custom-1-3840"), _sql(PG, "settings.tier", "db-custom-96-638976")],
+                     _each(_sql(PG, "settings.tier", "db-custom-3-7680"),  # odd vCPUs above 1
+                           _sql(PG, "settings.tier", "db-custom-2-7700"),  # not a multiple of 256 MB
+                           _sql(PG, "settings.tier", "db-custom-8-7168"),  # below 0.9 GB per vCPU
+                           _sql(PG, "settings.tier", "db-custom-2-14336"),  # above 6.5 GB per vCPU
+                           _sql(PG, "settings.tier", "db-custom-1-3584"),  # below 3840 MB
+                           _sql(PG, "settings.tier", "db-n1-standard-2"))),  # not a PostgreSQL tier
+    "SQL-EDITION-001": ([PG, _sql(_sql(PG, "settings.edition", None), "databaseVersion", "POSTGRES_15")],
+                        _each(_sql(PG, "settings.edition", None), _sql(PG, "settings.edition", "ENTERPRISE_PLUS"))),
+    "SQL-PITR-001": ([PG, _sql(PG, "settings.backupConfiguration.transactionLogRetentionDays", 1)],
+                     _each(_sql(PG, "settings.backupConfiguration.enabled", False),
+                           _sql(PG, "settings.backupConfiguration.transactionLogRetentionDays", 14))),
+    "SQL-REPLICA-001": ([PG, REPLICA], _each(_sql(REPLICA, "settings.backupConfiguration", {"enabled": True}),
+                                             _sql(REPLICA, "settings.ipConfiguration", {"ipv4Enabled": False}))),
+    "SQL-NET-001": ([PSA, PG], [[PG], [PSA, Res(SQL, "pg", PG.inputs)]]),
+    "SQL-DELETE-001": ([PG, _sql(_sql(PG, "deletionProtection", False), "settings.deletionProtectionEnabled", False)],
+                       _each(_sql(PG, "deletionProtection", False))),
+})
 # Cloudflare's rate limiting table (stacks/cloudflare.py): a Pro zone counts over at most a minute.
 CONTEXT = Context(zone_plan="pro")
 

@@ -107,7 +107,7 @@ def test_every_reviewing_rule_exists_and_policies_md_lists_each_type() -> None:
 @pytest.mark.parametrize("token", ["cloudflare:index/pageRule:PageRule", "cloudflare:index/accessRule:AccessRule",
                                    "cloudflare:index/zoneSettingsOverride:ZoneSettingsOverride",
                                    "gcp:compute/projectMetadata:ProjectMetadata",
-                                   "vercel:index/firewallBypass:FirewallBypass", "gcp:sql/databaseInstance:DatabaseInstance"])
+                                   "vercel:index/firewallBypass:FirewallBypass", "gcp:alloydb/cluster:Cluster"])
 def test_a_type_no_rule_reviews_is_a_mandatory_violation(pack: PolicyPackProcess, token: str) -> None:
     found = _mandatory(pack, [_r(token, "x", {"zoneId": ZONE})])
     assert "PLAT-TYPE-001" in [rule for rule, _ in found], found

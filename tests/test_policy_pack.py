@@ -222,6 +222,37 @@ def pack() -> Iterator[PolicyPackProcess]:
         yield process
 
 
+# Cloud SQL (policies/rules/data_cloudsql.py); the planned instances' weakenings are in tests/test_cloudsql.py.
+CLOUD_SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+_PG: dict[str, Any] = {"name": "platform-prod-pg", "region": "southamerica-east1", "deletionProtection": True,
+                       "settings": {"availabilityType": "REGIONAL", "deletionProtectionEnabled": True,
+                                    "ipConfiguration": {"ipv4Enabled": False, "sslMode": "ENCRYPTED_ONLY",
+                                                        "privateNetwork": "projects/p/global/networks/platform-prod"},
+                                    "backupConfiguration": {"enabled": True, "pointInTimeRecoveryEnabled": True,
+                                                            "backupRetentionSettings": {"retainedBackups": 30}}}}
+_PG_REPLICA: dict[str, Any] = {**_PG, "name": "platform-prod-pg-replica", "region": "us-east1",
+                               "masterInstanceName": "platform-prod-pg",
+                               "settings": {**_PG["settings"], "availabilityType": "ZONAL", "backupConfiguration": {}}}
+RESOURCE_CASES.update({
+    "PLAT-DATA-010": (_resource(CLOUD_SQL, "postgres-primary", _PG),
+                      _resource(CLOUD_SQL, "postgres-primary", {**_PG, "settings": {**_PG["settings"], "ipConfiguration": {
+                          "ipv4Enabled": True, "sslMode": "ENCRYPTED_ONLY", "privateNetwork": "x"}}}),
+                      "a public IPv4 address"),
+    "PLAT-DATA-011": (_resource(CLOUD_SQL, "postgres-primary", _PG),
+                      _resource(CLOUD_SQL, "postgres-primary", {**_PG, "settings": {**_PG["settings"],
+                                                                                    "availabilityType": "ZONAL"}}),
+                      "expected REGIONAL"),
+    "PLAT-DATA-013": (_resource("gcp:sql/user:User", "postgres-user-engine", {"name": "engine", "password": "x" * 40}),
+                      _resource("gcp:sql/user:User", "postgres-user-engine", {"name": "engine", "password": "hunter2"}),
+                      "not a generated one"),
+})
+STACK_CASES["PLAT-DATA-012"] = ([_resource(CLOUD_SQL, "postgres-primary", _PG),
+                                 _resource(CLOUD_SQL, "postgres-replica", _PG_REPLICA)],
+                                [_resource(CLOUD_SQL, "postgres-primary", _PG),
+                                 _resource(CLOUD_SQL, "postgres-replica", {**_PG_REPLICA, "region": _PG["region"]})],
+                                "are all in its own region")
+
+
 def _violations(response: Any, rule: str) -> list[str]:
     return [d.message for d in response.diagnostics if d.policyName == rule]
 

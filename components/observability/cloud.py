@@ -59,6 +59,17 @@ CLOUD_MONITORING_PREFIXES = (
     "compute.googleapis.com/instance/memory/balloon",
     "redis.googleapis.com/stats/memory/usage_ratio",
 )
+CLOUD_SQL_PREFIXES = (
+    # Cloud SQL for PostgreSQL, on stacks with `platform:database: {engine: postgres}` (components/postgres.py):
+    # connections, backends waiting on locks, deadlocks, the replica's lag, disk and CPU utilization
+    # (https://cloud.google.com/sql/docs/postgres/admin-api/metrics; docs/runbooks/postgres.md).
+    "cloudsql.googleapis.com/database/postgresql/num_backends",
+    "cloudsql.googleapis.com/database/postgresql/backends_in_wait",
+    "cloudsql.googleapis.com/database/postgresql/deadlock_count",
+    "cloudsql.googleapis.com/database/replication/replica_lag",
+    "cloudsql.googleapis.com/database/disk/utilization",
+    "cloudsql.googleapis.com/database/cpu/utilization",
+)
 
 # Railway's `metrics` query, last five minutes, a point a minute, per service and replica.
 RAILWAY_METRICS_QUERY = """query metrics($environmentId: String!, $startDate: DateTime!) {
@@ -237,9 +248,10 @@ def railway_metrics_spec(backend: Backend, environment_id: str, project_token: p
                          command=["sh", "-c", script])
 
 
-def cloud_monitoring_spec(project: str, image: Image = images.upstream) -> ContainerSpec:
+def cloud_monitoring_spec(project: str, image: Image = images.upstream, postgres: bool = False) -> ContainerSpec:
+    prefixes = (*CLOUD_MONITORING_PREFIXES, *(CLOUD_SQL_PREFIXES if postgres else ()))
     flags = [f"--google.project-ids={project}", f"--web.listen-address=:{CLOUD_MONITORING_PORT}",
-             *(f"--monitoring.metrics-prefixes={p}" for p in CLOUD_MONITORING_PREFIXES)]
+             *(f"--monitoring.metrics-prefixes={p}" for p in prefixes)]
     return ContainerSpec(name="stackdriver-exporter", image=image(images.STACKDRIVER_EXPORTER),
                          port=CLOUD_MONITORING_PORT,
                          size=_small("cloudrun", *STACKDRIVER_EXPORTER),
@@ -248,10 +260,11 @@ def cloud_monitoring_spec(project: str, image: Image = images.upstream) -> Conta
 
 def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, environment: str, project: str,
                            railway: tuple[str, pulumi.Input[str]] | None, image: Image = images.upstream,
-                           exporter: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None) -> ContainerSpec:
+                           exporter: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
+                           postgres: bool = False) -> ContainerSpec:
     """The Cloud Run service that reads provider APIs once for the stack: the agent takes requests (its
     readiness), the exporters are its sidecars; one instance, always (the instance sums to one vCPU)."""
-    sidecars = [cloud_monitoring_spec(project, image)]
+    sidecars = [cloud_monitoring_spec(project, image, postgres)]
     if railway is not None:
         assert exporter is not None, "Railway's metrics exporter answers the agent's password only"
         sidecars.append(railway_metrics_spec("cloudrun", railway[0], railway[1], exporter[1], image))
@@ -324,6 +337,8 @@ class CloudTelemetryArgs:
     gcp_project: str | None
     log_retention_days: int
     image: Image = images.upstream
+    postgres: bool = False
+    """Cloud SQL's metrics are read too (`platform:database: {engine: postgres}`)."""
 
 
 class CloudTelemetry(pulumi.ComponentResource):
@@ -363,7 +378,7 @@ class CloudTelemetry(pulumi.ComponentResource):
             assert args.gcp_project is not None, "Cloud Run runs in the stack's GCP project"
             railway = (args.railway.environment_id, args.railway.metrics_token) if args.railway else None
             run("service", telemetry_service_spec(args.layout.exporter_agent, args.grafana, args.environment,
-                                                  args.gcp_project, railway, args.image, exporter))
+                                                  args.gcp_project, railway, args.image, exporter, args.postgres))
         if args.railway is not None and args.railway.services:
             loki_url, loki_user = args.grafana.loki_url, args.grafana.loki_user
             assert loki_url is not None and loki_user is not None, "Railway's logs go to the stack's Loki"

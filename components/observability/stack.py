@@ -53,9 +53,11 @@ def billing(services: Mapping[ServiceName, ServiceProfile], region: str | None, 
 
 def plan(services: Mapping[ServiceName, ServiceProfile], overrides: Iterable[tuple[str, float | None, str | None]],
          monthly_budget_usd: float | None, region: str | None, base: ObservabilitySpec | None = None,
-         restore_tested: bool = True) -> TelemetryPlan:
-    """`restore_tested`: PocketBase is replicated, so its image runs the scheduled restore test (A5)."""
+         restore_tested: bool = True, postgres: bool = False) -> TelemetryPlan:
+    """`restore_tested`: PocketBase is replicated, so its image runs the scheduled restore test (A5). `postgres`: the
+    stack has Cloud SQL (`platform:database: {engine: postgres}`), so it deploys the Postgres alerts."""
     layout = telemetry.layout(services)
     billed = billing(services, region, layout)
-    spec = telemetry.stack_spec(base or load(), overrides, layout.jobs, billed, monthly_budget_usd, restore_tested)
+    spec = telemetry.stack_spec(base or load(), overrides, layout.jobs, billed, monthly_budget_usd, restore_tested,
+                                postgres)
     return TelemetryPlan(layout, billed, spec)

@@ -131,12 +131,19 @@ def restore_test_alerts(spec: ObservabilitySpec) -> set[str]:
     return {a.name for a in spec.alerts if any(m in a.expr for m in metrics)}
 
 
+POSTGRES = "postgres"
+"""The `service` label of the Cloud SQL alerts (slos.yaml)."""
+
+
 def stack_spec(base: ObservabilitySpec, overrides: Iterable[tuple[str, float | None, str | None]],
                jobs: Iterable[ScrapeJob], billing: cost.Billing, monthly_budget_usd: float | None,
-               restore_tested: bool = True) -> ObservabilitySpec:
+               restore_tested: bool = True, postgres: bool = False) -> ObservabilitySpec:
     """The spec a stack deploys: its thresholds, an absence alert per scrape job, its cost expression (none
     where nothing is billed per use: the docker backend's host), and the DR alerts only where a restore test
     runs (a stack that replicates PocketBase): elsewhere their data never comes, and they would page forever."""
+    if not postgres:
+        # Cloud SQL's alerts read metrics only a stack with `platform:database: {engine: postgres}` has.
+        base = base.model_copy(update={"alerts": [a for a in base.alerts if a.labels.get("service") != POSTGRES]})
     if not restore_tested:
         dropped = restore_test_alerts(base)
         base = base.model_copy(update={"alerts": [a for a in base.alerts if a.name not in dropped]})

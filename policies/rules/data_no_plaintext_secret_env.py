@@ -16,12 +16,16 @@ from typing import Any
 from policies.rule import CLOUD_RUN, NotApplicable, Resource, Verdict, as_list, as_map
 from policies.secrets import credential_name, credential_value
 
+CLOUD_RUN_JOB = "gcp:cloudrunv2/job:Job"
+
 
 def check(resource: Resource, config: Mapping[str, Any]) -> Verdict:
-    if resource.type != CLOUD_RUN:
-        return NotApplicable("not a Cloud Run service")
+    if resource.type not in (CLOUD_RUN, CLOUD_RUN_JOB):
+        return NotApplicable("not a Cloud Run service or job")
     problems: list[str] = []
-    for container in map(as_map, as_list(resource.get("template", "containers"))):
+    # A job's containers are one level deeper: template (the execution) -> template (the task) -> containers.
+    path = ("template", "containers") if resource.type == CLOUD_RUN else ("template", "template", "containers")
+    for container in map(as_map, as_list(resource.get(*path))):
         for env in map(as_map, as_list(container.get("envs"))):
             name = str(env.get("name", ""))
             if "value" in env and (credential_name(name) or credential_value(env.get("value"))):

@@ -81,7 +81,8 @@ DEFAULT_ACCOUNTS = re.compile(r"(-compute@developer\.gserviceaccount\.com|@appsp
 WORKLOAD_MODULES = ("gcp:cloudrun/", "gcp:cloudrunv2/", "gcp:cloudfunctions/", "gcp:cloudfunctionsv2/",
                     "gcp:appengine/", "gcp:container/", "gcp:dataflow/", "gcp:composer/", "gcp:workflows/",
                     "gcp:cloudscheduler/", "gcp:batch/", "gcp:notebooks/", "gcp:workbench/", "gcp:dataproc/")
-WORKLOADS = frozenset({CLOUD_RUN, "gcp:compute/instance:Instance"})
+CLOUD_RUN_JOB = "gcp:cloudrunv2/job:Job"
+WORKLOADS = frozenset({CLOUD_RUN, CLOUD_RUN_JOB, "gcp:compute/instance:Instance"})
 NOT_WORKLOADS = frozenset({"gcp:cloudrunv2/serviceIamMember:ServiceIamMember"})
 _DANGEROUS_PERMISSIONS = re.compile(r"(setIamPolicy|serviceAccountKeys\.create|serviceAccounts\.(getAccessToken|"
                                     r"signBlob|signJwt|implicitDelegation|actAs)|roles\.(create|update))$")
@@ -168,7 +169,9 @@ def check_workloads(resources: Sequence[Resource], config: Mapping[str, Any]) ->
             continue
         if r.type not in WORKLOADS:
             continue
-        account = r.get("template", "serviceAccount") if r.type == CLOUD_RUN else r.get("serviceAccount", "email")
+        account = (r.get("template", "serviceAccount") if r.type == CLOUD_RUN
+                   else r.get("template", "template", "serviceAccount") if r.type == CLOUD_RUN_JOB
+                   else r.get("serviceAccount", "email"))
         if is_unknown(account):
             out.append((r.urn, "its service account is not known until apply; expected a declared account"))
         elif not isinstance(account, str) or not account:

@@ -58,13 +58,16 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
                                         "PLAT-SCALE-002", "PLAT-IMG-001", "PLAT-ENV-001", "PLAT-LOG-001",
                                         "PLAT-DATA-009"),
                                        "Cloud Run services"),
+    "gcp:cloudrunv2/job:Job": (("PLAT-IAM-003", "PLAT-DATA-005", "PLAT-IMG-001"),
+                               "the schema migration job (engine-migrate): its own account, its own secrets"),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:compute/address:Address": (NOTHING, "a VM's reserved internal address; an external one attaches only "
                                              "through accessConfigs, which PLAT-VM-003/004 refuse"),
     "gcp:compute/backendService:BackendService": (("PLAT-DATA-007", "PLAT-NET-002"), "the load balancer's backend"),
     "gcp:compute/disk:Disk": (NOTHING, "the VM's data disk (PocketBase's backups are PLAT-VM-002's)"),
     "gcp:compute/firewall:Firewall": (("PLAT-VM-003", "PLAT-NET-001"), "firewall rules"),
-    "gcp:compute/globalAddress:GlobalAddress": (NOTHING, "the load balancer's address"),
+    "gcp:compute/globalAddress:GlobalAddress": (NOTHING, "the load balancer's address, or the internal range private "
+                                                         "services access peers (purpose VPC_PEERING)"),
     "gcp:compute/globalForwardingRule:GlobalForwardingRule": (
         NOTHING, "forwards to a target proxy, which PLAT-TLS-004 and PLAT-TLS-005 judge"),
     "gcp:compute/instance:Instance": (("PLAT-VM-001", "PLAT-VM-002", "PLAT-VM-003", "PLAT-VM-004", "PLAT-IAM-003"),
@@ -87,6 +90,12 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:projects/iAMAuditConfig:IAMAuditConfig": (("PLAT-LOG-003",), "Data Access audit logs"),
     "gcp:projects/service:Service": (NOTHING, "turns a Google API on; grants nothing"),
     "gcp:redis/instance:Instance": (("PLAT-DATA-003", "PLAT-SIZE-002"), "Memorystore"),
+    "gcp:servicenetworking/connection:Connection": (NOTHING, "peers the VPC with Google's service producer network "
+                                                             "for Cloud SQL's private address; admits nothing else"),
+    "gcp:sql/database:Database": (NOTHING, "a database in an instance PLAT-DATA-010/011 judge"),
+    "gcp:sql/databaseInstance:DatabaseInstance": (("PLAT-DATA-010", "PLAT-DATA-011", "PLAT-DATA-012"),
+                                                  "Cloud SQL for PostgreSQL and its replica"),
+    "gcp:sql/user:User": (("PLAT-DATA-013",), "a database user"),
     "gcp:secretmanager/secret:Secret": (("PLAT-IAM-002", "PLAT-IAM-004"), "secrets (their readers)"),
     "gcp:secretmanager/secretIamMember:SecretIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:secretmanager/secretVersion:SecretVersion": (NOTHING, "a secret's value, a Pulumi secret end to end"),

@@ -14,6 +14,7 @@ from stacks.contracts import (
     cloudarmor,
     cloudflare,
     cloudrun,
+    cloudsql,
     compute,
     grafana,
     memorystore,
@@ -24,7 +25,7 @@ from stacks.contracts import (
 from stacks.contracts.rule import Context, ContractError, Planned, Rule, Violation
 
 RULES: tuple[Rule, ...] = (*cloudrun.RULES, *compute.RULES, *certificatemanager.RULES, *cloudarmor.RULES,
-                           *memorystore.RULES, *secretmanager.RULES, *cloudflare.RULES, *grafana.RULES,
+                           *memorystore.RULES, *cloudsql.RULES, *secretmanager.RULES, *cloudflare.RULES, *grafana.RULES,
                            *railway.RULES, *storage.RULES)
 
 __all__ = ["RULES", "Context", "ContractError", "Planned", "Rule", "Violation", "check"]
