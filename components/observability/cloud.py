@@ -25,7 +25,7 @@ import pulumi
 import pulumi_random as random
 import yaml
 
-from components.backends.railway import RailwayService
+from components.backends.railway import LOG_DRAIN_TOKEN_ENV, RailwayService
 from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
 from components.observability import agent, images
@@ -262,12 +262,16 @@ def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, env
 
 
 def log_drain_spec(environment_id: str, service_ids: pulumi.Input[str], loki_push_url: pulumi.Input[str],
-                   api_token: pulumi.Input[str], image: Image = images.upstream) -> ContainerSpec:
+                   image: Image = images.upstream) -> ContainerSpec:
+    """Locomotive, with a Railway account token (its README: project level keys do not work), which can change every
+    project of the account: it is in no stack file, preview or state; the Railway provider sets it from the deploy
+    job's RAILWAY_LOG_DRAIN_TOKEN when it applies (issue #22 item 1)."""
     return ContainerSpec(
         name=LOG_DRAIN, image=image(images.LOCOMOTIVE), port=8080, size=_small("railway", *SMALL),
         env={"LOCOMOTIVE_ENVIRONMENT_ID": environment_id, "LOCOMOTIVE_SERVICE_IDS": service_ids,
              "LOCOMOTIVE_WEBHOOK_MODE": "loki", "LOCOMOTIVE_ENABLE_DEPLOY_LOGS": "true"},
-        secret_env={"LOCOMOTIVE_WEBHOOK_URL": loki_push_url, "LOCOMOTIVE_RAILWAY_API_KEY": api_token})
+        secret_env={"LOCOMOTIVE_WEBHOOK_URL": loki_push_url},
+        deploy_env={"LOCOMOTIVE_RAILWAY_API_KEY": LOG_DRAIN_TOKEN_ENV})
 
 
 def loki_push_url(loki_url: str, user: str, token: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -303,8 +307,6 @@ def railway_service_id(endpoint: Endpoint) -> pulumi.Output[str] | None:
 @dataclass(frozen=True)
 class RailwaySide:
     environment_id: str
-    api_token: pulumi.Input[str]
-    """An account token: Locomotive's only (its README: project level keys do not work)."""
     services: Mapping[str, pulumi.Output[str]]
     """The platform's Railway services: name -> service id."""
     metrics_token: pulumi.Input[str]
@@ -370,8 +372,7 @@ class CloudTelemetry(pulumi.ComponentResource):
             drained = sorted(railway_ids)
             ids = pulumi.Output.all(*[railway_ids[n] for n in drained]).apply(lambda values: ",".join(values))
             run("log-drain", log_drain_spec(args.railway.environment_id, ids,
-                                            loki_push_url(loki_url, loki_user, args.grafana.token),
-                                            args.railway.api_token, args.image))
+                                            loki_push_url(loki_url, loki_user, args.grafana.token), args.image))
             LogSink(f"{name}-log-sink", loki_url=loki_url, loki_user=loki_user,
                     retention_days=args.log_retention_days, sources=[*drained, LOG_DRAIN], drain=LOG_DRAIN,
                     opts=pulumi.ResourceOptions(parent=self))
