@@ -217,7 +217,17 @@ def railway_metrics_spec(backend: Backend, environment_id: str, project_token: p
     r.URL.Query().Get("target")`; no configuration fixes it). So it answers only the agent, whose scrape job
     names Railway's API (exporter-toolkit basic auth: every path, so no health path), and, as a Cloud Run sidecar,
     listens on loopback (the instance's containers share it; cloud.google.com/run/docs/deploying#sidecars). On
-    Railway it is a service of its own: the private network reaches it, and the password keeps it shut."""
+    Railway it is a service of its own: the private network reaches it, and the password keeps it shut.
+
+    Its token can also write (issue #22 item 4, a limit of Railway's): `project_token` is a project token of this one
+    environment, the narrowest API token Railway has, and Railway's tokens carry a scope, never a permission level
+    ("Project token | Single environment in a project", docs.railway.com/reference/public-api "Choosing a token
+    type"), so it may also change that environment's variables and deployments. Railway's one read-only credential is
+    an OAuth access token with the `project:viewer` scope (docs.railway.com/integrations/oauth/
+    scopes-and-user-consent), which "expire[s] after one hour" (docs.railway.com/integrations/oauth/
+    login-and-tokens) and is renewed with the OAuth app's secret and a refresh token: json_exporter sends a fixed
+    header and cannot renew it, and whether `project:viewer` may read `metrics` is undocumented. docs/review.md,
+    "Railway has no read-only token"."""
     config = yaml.safe_dump(railway_metrics_config(environment_id, "/tmp/railway-token"),  # pyright: ignore[reportUnknownMemberType]
                             sort_keys=False)
     web = pulumi.Output.secret(pulumi.Output.from_input(password_hash).apply(
