@@ -201,9 +201,13 @@ def shared_problems(stack: str, values: Mapping[str, str], undecrypted: str,
     ours = list(identities(values, undecrypted))
     problems: list[str] = []
     for other, file, theirs_values in committed_stacks(stack, directory):
-        theirs = {(i.kind, i.normalized): i for i in identities(theirs_values, undecrypted)}
+        theirs: dict[tuple[str, str], list[Identity]] = {}
+        for found in identities(theirs_values, undecrypted):
+            theirs.setdefault((found.kind, found.normalized), []).append(found)
         for mine in ours:
-            match = theirs.get((mine.kind, mine.normalized))
+            matches = theirs.get((mine.kind, mine.normalized), [])
+            # The same key path when the other file has it there (a Vercel team is in two keys of each file).
+            match = next((m for m in matches if m.path == mine.path), matches[0] if matches else None)
             if match is not None:
                 problems.append(f"{mine.path}: {mine.shown} is also {other}'s {mine.kind} ({file}: {match.path}); "
                                 f"expected {stack}'s own: environments never share a Cloudflare account or zone, "
