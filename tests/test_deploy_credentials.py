@@ -213,3 +213,21 @@ def test_staging_plan_holds_no_registry_password_and_names_the_deploy_variables(
         credentials = service.inputs.get("registry_credentials")
         if credentials:
             assert credentials == {"username": "acme-commerce-ci", "password_from": REGISTRY_PASSWORD_ENV}
+
+
+@pytest.mark.parametrize("backend", ["cloudrun", "docker", "gce"])
+def test_a_deploy_variable_on_a_backend_that_cannot_read_it_is_refused_before_anything_is_declared(
+    backend: str,
+) -> None:
+    """Only the Railway provider sets variables from the deploy job's environment: elsewhere the variable would be
+    silently missing from the running service."""
+    import dataclasses
+
+    from components.backends.targets import Targets, deploy
+    from components.observability import cloud
+
+    drain = cloud.log_drain_spec("env-id", "svc-1,svc-2", "https://user:token@logs.example/loki/api/v1/push")
+    elsewhere = dataclasses.replace(drain, size=dataclasses.replace(drain.size, backend=backend))
+
+    with pytest.raises(ValueError, match=f"deploy_env is supported on the railway backend only, not '{backend}'"):
+        deploy("log-drain", elsewhere, Targets(), parent=None)  # pyright: ignore[reportArgumentType]
