@@ -43,7 +43,10 @@ class Registry:
     repository_prefix: str
     """Everything between the server and the image name, e.g. `acme-commerce` on ghcr.io."""
     username: str
-    password: pulumi.Input[str]
+    password: pulumi.Input[str] | None
+    """None: the deploy job's own `docker login` (a short-lived token, .github/workflows/deploy.yml); pulumi-docker
+    then pushes with the Docker config file's credentials (pulumi/pulumi-docker#461: "use Docker config file
+    credentials when username and password are not provided via the Pulumi program")."""
 
 
 def image_name(context: Path, image: str, registry: Registry | None) -> str:
@@ -67,8 +70,9 @@ def build_image(name: str, context: Path, image: str, registry: Registry | None,
         # Relative to the project directory, where Pulumi runs the program: plans stay machine-independent.
         build={"context": context.relative_to(PROJECT_DIR).as_posix(),
                "dockerfile": (context / "Dockerfile").relative_to(PROJECT_DIR).as_posix(), "platform": "linux/amd64"},
-        registry={"server": registry.server, "username": registry.username, "password": registry.password}
-        if registry is not None else None,
+        registry=None if registry is None else
+        {"server": registry.server} if registry.password is None else
+        {"server": registry.server, "username": registry.username, "password": registry.password},
         skip_push=registry is None,
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -32,7 +32,7 @@ from components.observability.stackconfig import telemetry_config_problems
 from infra import model as m
 from infra import tenants as tenants_check
 from infra.edge_plan import check_edge
-from infra.spec import PATTERN_MEANINGS, SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
+from infra.spec import DEPLOY_CREDENTIALS, PATTERN_MEANINGS, SECRET_FIELDS, SPEC_VERSIONS, StackSpecV1, raw_fields
 from policies import waivers as waiver_rules
 from policies.pack import RULES, WAIVER_RULE
 from policies.rule import stack_kind
@@ -112,7 +112,13 @@ def load_model(raw: RawConfig) -> m.StackModel:
     for alias in sorted(secret_aliases & top.keys() - secret_names):
         problems.append(f"{NAMESPACE}:{alias}: is in plain text but must be a secret; expected it set "
                         f"with `pulumi config set --secret {NAMESPACE}:{alias} <value>`")
-    decoded = {k: _decode(v, structured=_is_structured(fields.get(k))) for k, v in top.items()}
+    for alias in sorted(DEPLOY_CREDENTIALS.keys() & top.keys()):
+        form = "a secret" if alias in secret_names else "in plain text"
+        problems.append(f"{NAMESPACE}:{alias}: is a write credential, {form} in the stack file; write credentials "
+                        "never go in a stack file, not even as a secret (a preview decrypts the stack's config for the "
+                        f"pull request's code); expected it removed: {DEPLOY_CREDENTIALS[alias]}")
+    decoded = {k: _decode(v, structured=_is_structured(fields.get(k))) for k, v in top.items()
+               if k not in DEPLOY_CREDENTIALS}
 
     try:
         spec = StackSpecV1.model_validate(decoded)
@@ -577,13 +583,8 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         ("cloudrun" in backends and spec.gcp is None, "gcp", "a service runs on Cloud Run"),
         ("gce" in backends and spec.gcp is None, "gcp", "a service runs on Compute Engine"),
         ("railway" in backends and spec.railway is None, "railway", "a service runs on Railway"),
-        ("railway" in backends and spec.railway_token is None, "railwayToken", "a service runs on Railway"),
         (services["engine"].backend != "docker" and spec.registry is None, "registry",
          "the engine image is pushed to a registry"),
-        (services["engine"].backend != "docker" and spec.registry_password is None
-         and not _short_lived_registry_login(spec, services), "registryPassword",
-         "the engine image is pushed to a registry that is not Artifact Registry with username oauth2accesstoken, "
-         "or Railway pulls from it and keeps the credentials"),
         # A stack with a GCP project declares its own backup and replica buckets (infra/ops/replica.py): only
         # one without names a bucket, and its key, here.
         (services["pocketbase"].backend != "docker" and spec.gcp is None and spec.backups is None, "backups",
@@ -629,15 +630,10 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
 # Artifact Registry accepts the caller's OAuth access token as a password for the user
 # `oauth2accesstoken` (https://cloud.google.com/artifact-registry/docs/docker/authentication#token):
 # `pulumi up` pushes with the deployer's own credentials, valid an hour, and no key file exists. Cloud
-# Run and the VMs pull with their service accounts. Railway keeps the credentials it is given for
-# every later pull, so a service there still needs a long-lived `registryPassword`.
+# Run and the VMs pull with their service accounts. Any other registry is pushed to with the deploy job's own
+# `docker login` (short-lived), and Railway, which keeps the credentials it is given for every later pull, pulls
+# with a read-only token from the deploy job's environment (RAILWAY_REGISTRY_PASSWORD): none is in the stack file.
 SHORT_LIVED_REGISTRY_USER = "oauth2accesstoken"
-
-
-def _short_lived_registry_login(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> bool:
-    return (spec.registry is not None and spec.registry.server.endswith("-docker.pkg.dev")
-            and spec.registry.username == SHORT_LIVED_REGISTRY_USER
-            and all(svc.backend != "railway" for svc in services.values()))
 
 
 def _camel(snake: str) -> str:
@@ -686,19 +682,14 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                                       spec.grafana_cloud.loki_url, spec.grafana_cloud.loki_user,
                                       _secret("grafanaCloudToken", spec.grafana_cloud_token))
                        if spec.grafana_cloud and spec.grafana_cloud_token is not None else None),
-        railway_api_token=(_secret("railwayApiToken", spec.railway_api_token)
-                           if spec.railway_api_token is not None else None),
         railway_metrics_token=(_secret("railwayMetricsToken", spec.railway_metrics_token)
                                if spec.railway_metrics_token is not None else None),
         gcp=m.Gcp(spec.gcp.project, spec.gcp.region, spec.gcp.failover_region, spec.gcp.log_retention_days,
                   spec.gcp.serving)
         if spec.gcp else None,
-        railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region,
-                           _secret("railwayToken", spec.railway_token))
-                 if spec.railway and spec.railway_token is not None else None),
-        registry=(m.Registry(spec.registry.server, spec.registry.repository, spec.registry.username,
-                             _secret("registryPassword", spec.registry_password)
-                             if spec.registry_password is not None else None)
+        railway=(m.Railway(spec.railway.project_id, spec.railway.environment_id, spec.railway.region)
+                 if spec.railway else None),
+        registry=(m.Registry(spec.registry.server, spec.registry.repository, spec.registry.username)
                   if spec.registry else None),
         backups=(m.Backups(spec.backups.bucket, spec.backups.endpoint, spec.backups.region,
                            spec.backups.access_key_id,

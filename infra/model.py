@@ -86,7 +86,7 @@ class Railway:
     project_id: str
     environment_id: str
     region: str
-    token: Secret
+    """No token: the Railway provider reads RAILWAY_TOKEN from the deploy job's environment (issue #22 item 1)."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,9 @@ class Registry:
     server: str
     repository: str
     username: str
-    password: Secret | None
-    """None: Artifact Registry with the deployer's own short-lived access token (`oauth2accesstoken`)."""
+    """No password in the stack (issue #22 item 1): Artifact Registry takes the deployer's own short-lived access
+    token (`oauth2accesstoken`); any other registry the deploy job's `docker login`; Railway pulls with the deploy
+    environment's RAILWAY_REGISTRY_PASSWORD (components/backends/railway.py)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,6 @@ class StackModel:
     engine_image: str | None
     waivers: tuple[Waiver, ...]
     grafana_cloud: GrafanaCloud | None = None
-    railway_api_token: Secret | None = None
     railway_metrics_token: Secret | None = None
     catalog_purge_token: Secret = Secret("platform:catalogPurgeToken", "")
     """The engine's Cache Purge token for the zone, created by the bootstrap (infra/bootstrap)."""

@@ -42,7 +42,7 @@ from components.standby import (
 from components.tenant import TenantSite, TenantSiteArgs
 from components.tenant_secrets import declare_tenant_secrets
 from components.tunnel import OriginTunnel, TunnelArgs
-from infra.config import ConfigError, RawConfig, load_model
+from infra.config import SHORT_LIVED_REGISTRY_USER, ConfigError, RawConfig, load_model
 from infra.edge_plan import edge_args
 from infra.model import StackModel
 from infra.ops.replica import declare_storage
@@ -198,9 +198,12 @@ def image_registry(model: StackModel) -> Registry | None:
     """Where the platform's images are pushed (none on docker, which builds on its host)."""
     if model.registry is None:
         return None
-    # No stored password: the deployer's own access token, valid an hour (infra/config.py).
-    password = (model.registry.password.output() if model.registry.password is not None else
-                pulumi.Output.secret(gcp.organizations.get_client_config_output().access_token))
+    # No stored password (issue #22 item 1). Artifact Registry: the deployer's own access token, valid an hour
+    # (infra/config.py). Any other registry: the deploy job's own `docker login` with a short-lived token, which
+    # pulumi-docker pushes with when the program gives no password (components/images.py).
+    password = (pulumi.Output.secret(gcp.organizations.get_client_config_output().access_token)
+                if model.registry.username == SHORT_LIVED_REGISTRY_USER
+                and model.registry.server.endswith("-docker.pkg.dev") else None)
     return Registry(model.registry.server, model.registry.repository, model.registry.username, password)
 
 
@@ -495,7 +498,7 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
                  "redis": data.cache.endpoint}
     railway_ids = {name: service_id for name, endpoint in endpoints.items() if endpoint is not None
                    and (service_id := cloud_telemetry.railway_service_id(endpoint)) is not None}
-    railway_token, metrics_token = model.railway_api_token, model.railway_metrics_token
+    metrics_token = model.railway_metrics_token
     # The telemetry service reads provider APIs (Cloud Monitoring, Railway) on the internet: no Direct VPC egress.
     # Above all not the engine's subnetwork, which is what PocketBase's firewall admits: Direct VPC egress
     # supports no "network tags or service identity in ingress firewall rules", only "the whole subnet's IP
@@ -508,10 +511,8 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
         environment=model.environment, layout=signals.telemetry.layout,
         engine_backend=model.services["engine"].backend, targets=targets, grafana=signals.grafana_cloud,
         redis_url=data.cache.url if model.services["redis"].backend == "railway" else None,
-        railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_token.output(), railway_ids,
-                                            metrics_token.output())
-        if (model.railway is not None and railway_token is not None and metrics_token is not None
-            and railway_ids) else None,
+        railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_ids, metrics_token.output())
+        if model.railway is not None and metrics_token is not None and railway_ids else None,
         gcp_project=model.gcp.project if model.gcp else None,
         log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images,
         postgres=data.postgres is not None))

@@ -251,23 +251,36 @@ class StackSpecV1(_Spec):
     waivers: list[WaiverSpec] = []
     # Secrets: always `pulumi config set --secret`. Required ones depend on the backends in use.
     slack_webhook_url: str | None = None
-    railway_token: str | None = None
     # An access policy token of the environment's Grafana Cloud stack: metrics, logs and traces write.
     grafana_cloud_token: str | None = None
-    # A Railway account token for the log drain and the metrics exporter (project tokens cannot read them).
-    railway_api_token: str | None = None
     # A Railway project token of the stack's environment, the metrics exporter's only (#22 item 4): Railway scopes
     # it to "Single environment in a project" (docs.railway.com/reference/public-api).
     railway_metrics_token: str | None = None
-    registry_password: str | None = None
     backup_secret_access_key: str | None = None
     # The engine's Cloudflare token (Cache Purge on this zone), created by the environment's bootstrap
     # (infra/bootstrap, output catalogPurgeToken): a stack that creates tokens needs API Tokens Write (#22.3).
     catalog_purge_token: str | None = None
 
 
-SECRET_FIELDS = ("slack_webhook_url", "railway_token", "registry_password", "backup_secret_access_key",
-                 "grafana_cloud_token", "railway_api_token", "railway_metrics_token", "catalog_purge_token")
+SECRET_FIELDS = ("slack_webhook_url", "backup_secret_access_key", "grafana_cloud_token", "railway_metrics_token",
+                 "catalog_purge_token")
+
+# Write credentials that were stack-file secrets and now come from the deploy job's GitHub environment (issue #22
+# item 1): `pulumi preview` decrypts the stack's config for the pull request's program, and the drift job's refresh
+# reads it with read-only tokens, so a write credential in a stack file reaches code nobody reviewed. Each key is
+# refused, even as `secure:`, with where the credential goes now.
+DEPLOY_CREDENTIALS: dict[str, str] = {
+    "railwayToken": "the Railway provider reads RAILWAY_TOKEN (the project token) from the deploy job's environment "
+                    "when it applies: set the `staging` GitHub environment's secret RAILWAY_TOKEN "
+                    "(docs/first-deploy.md); previews and the drift refresh run without it",
+    "railwayApiToken": "Locomotive's Railway account token is set on the log drain from the deploy job's "
+                       "RAILWAY_LOG_DRAIN_TOKEN when the Railway provider applies: set the `staging` GitHub "
+                       "environment's secret RAILWAY_LOG_DRAIN_TOKEN (docs/first-deploy.md)",
+    "registryPassword": "the engine image is pushed with the deploy job's own docker login (GITHUB_TOKEN with "
+                        "packages: write, valid for the job), Artifact Registry with the deployer's access token, "
+                        "and Railway pulls with the `staging` GitHub environment's read-only secret "
+                        "RAILWAY_REGISTRY_PASSWORD (docs/first-deploy.md)",
+}
 
 
 def raw_fields(spec: type[BaseModel]) -> dict[str, Any]:

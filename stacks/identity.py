@@ -1,9 +1,9 @@
 """Environments do not share identities (issue #22 item 14).
 
-Each environment owns its Cloudflare zone, Google Cloud project, backup bucket and key, image repository,
-Vercel project, Railway project and environment, and Grafana Cloud stack: a value one stack file shares with
-another environment's committed stack file lets one environment's deploy (or its credentials) act on the
-other's (staging rewriting prod's zone; prod's backups in a bucket staging's key reads). When a stack is
+Each environment owns its Cloudflare account and zone, Google Cloud project, backup bucket and key, image
+repository, Vercel team and project, Railway project and environment, and Grafana Cloud stack: a value one stack
+file shares with another environment's committed stack file lets one environment's deploy (or its credentials) act
+on the other's (staging rewriting prod's zone; prod's backups in a bucket staging's key reads). When a stack is
 planned, the project's other committed `Pulumi.<stack>.yaml` files are read and any identity shared with one
 of them is refused, naming both files and key paths.
 
@@ -89,6 +89,11 @@ def identities(values: Mapping[str, str], undecrypted: str) -> Iterator[Identity
 
     yield from one("Cloudflare zone", "platform:zone", "name")
     yield from one("Cloudflare zone id", "platform:zone", "zoneId")
+    # One Cloudflare account per environment (issue #22 item 3): Cloudflare Tunnel and Access permissions are
+    # account-level, and an API token's account resources are all accounts or one whole account
+    # (developers.cloudflare.com/fundamentals/api/reference/permissions/, docs/first-deploy.md): the token that
+    # manages integration's tunnel could manage every tunnel and Access application of a shared account.
+    yield from one("Cloudflare account", "platform:zone", "accountId")
     yield from one("Google Cloud project", "platform:gcp", "project")
     gcp_project = values.get("gcp:project")
     if gcp_project and gcp_project != undecrypted:
@@ -105,6 +110,12 @@ def identities(values: Mapping[str, str], undecrypted: str) -> Iterator[Identity
         name = str(frontend["projectName"])
         yield from one("Vercel project", "platform:frontend", "projectName",
                        f"{json.dumps(name)} (team {team or 'default'})", f"{team}/{name}")
+    # One Vercel team per environment (issue #22 item 3): a Vercel access token's scope is a whole team, every
+    # project of it (docs/first-deploy.md), so a shared team gives integration's token prod's storefront.
+    yield from one("Vercel team", "platform:frontend", "teamId")
+    vercel_team = values.get("vercel:team")
+    if vercel_team and vercel_team != undecrypted:
+        yield Identity("Vercel team", "vercel:team", vercel_team, json.dumps(vercel_team))
     yield from one("Railway project", "platform:railway", "projectId")
     yield from one("Railway environment", "platform:railway", "environmentId")
     # A Grafana Cloud stack is https://<slug>.grafana.net; "Each stack is completely isolated from all other stacks
@@ -190,11 +201,16 @@ def shared_problems(stack: str, values: Mapping[str, str], undecrypted: str,
     ours = list(identities(values, undecrypted))
     problems: list[str] = []
     for other, file, theirs_values in committed_stacks(stack, directory):
-        theirs = {(i.kind, i.normalized): i for i in identities(theirs_values, undecrypted)}
+        theirs: dict[tuple[str, str], list[Identity]] = {}
+        for found in identities(theirs_values, undecrypted):
+            theirs.setdefault((found.kind, found.normalized), []).append(found)
         for mine in ours:
-            match = theirs.get((mine.kind, mine.normalized))
+            matches = theirs.get((mine.kind, mine.normalized), [])
+            # The same key path when the other file has it there (a Vercel team is in two keys of each file).
+            match = next((m for m in matches if m.path == mine.path), matches[0] if matches else None)
             if match is not None:
                 problems.append(f"{mine.path}: {mine.shown} is also {other}'s {mine.kind} ({file}: {match.path}); "
-                                f"expected {stack}'s own: environments never share a zone, project, bucket, key, "
-                                "registry, Vercel project, Railway environment or Grafana stack")
+                                f"expected {stack}'s own: environments never share a Cloudflare account or zone, "
+                                "project, bucket, key, registry, Vercel team or project, Railway environment or "
+                                "Grafana stack")
     return problems

@@ -91,8 +91,8 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
      "platform:alerts.overrides.ApiLatencyP95Hi", "did you mean 'ApiLatencyP95High'?"),
     ("memory above the backend's range", "staging", _services("redis", memoryMib=65536),
      "platform:services.redis.memoryMib", "65536 is outside what railway allows"),
-    ("secret in plain text", "staging", _set("platform:railwayToken", "rw_live_0123456789abcdef"),
-     "platform:railwayToken", "is in plain text but must be a secret"),
+    ("secret in plain text", "staging", _set("platform:railwayMetricsToken", "rw_live_0123456789abcdef"),
+     "platform:railwayMetricsToken", "is in plain text but must be a secret"),
     ("required secret missing", "integration", _delete("platform:slackWebhookUrl"), "platform:slackWebhookUrl",
      "is required because alerts go to Slack"),
     ("section required by a backend", "prod", _delete("platform:gcp"), "platform:gcp",
@@ -162,7 +162,7 @@ def test_several_mistakes_are_reported_together(tmp_path: Path, run_cli: Callabl
 
 def test_a_secret_given_in_plain_text_is_never_echoed(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
     document = stack_document("staging")
-    _set("platform:registryPassword", "hunter2-very-secret-value")(document)
+    _set("platform:railwayMetricsToken", "hunter2-very-secret-value")(document)
 
     result = run_cli("plan", "--stack", "staging", "--config-file", str(write_stack(tmp_path, document)))
 

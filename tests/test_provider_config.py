@@ -155,10 +155,13 @@ def test_the_program_under_pulumi_refuses_a_credential_too() -> None:
 
 def test_an_identity_is_compared_with_every_other_committed_stack(tmp_path: Path,
                                                                   run_cli: Callable[..., CliResult]) -> None:
-    # integration claiming staging's zone id and Vercel project: both named, with staging's file and key path.
+    # integration claiming staging's zone id and Vercel project: both named, with staging's file and key path. A Vercel
+    # project is its team's: claiming staging's takes staging's team too, itself refused (one team per environment).
     integration, staging = stack_document("integration"), stack_document("staging")
     integration["config"]["platform:zone"]["zoneId"] = staging["config"]["platform:zone"]["zoneId"]
     integration["config"]["platform:frontend"]["projectName"] = staging["config"]["platform:frontend"]["projectName"]
+    integration["config"]["platform:frontend"]["teamId"] = staging["config"]["platform:frontend"]["teamId"]
+    integration["config"]["vercel:team"] = staging["config"]["vercel:team"]
 
     result = _plan(run_cli, tmp_path, "integration", integration)
 
@@ -167,6 +170,7 @@ def test_an_identity_is_compared_with_every_other_committed_stack(tmp_path: Path
     project = [ln for ln in result.err.splitlines() if ": platform:frontend.projectName: " in ln]
     assert any("(Pulumi.staging.yaml: platform:frontend.projectName)" in ln for ln in project), project
     assert any("carries another environment's name" in ln for ln in project), project  # storefront-staging
+    assert "(Pulumi.staging.yaml: platform:frontend.teamId)" in _line(result, "platform:frontend.teamId")
 
 
 def test_config_in_the_project_file_is_refused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@
   (https://docs.railway.com/reference/public-api, "Choosing a token type"), sent as `Project-Access-Token`
   (same page; components/backends/railway.py sends the deploy's the same way), never an account token as
   `Authorization: Bearer`, which reaches "All your resources and workspaces". It is the exporter's own
-  (`platform:railwayMetricsToken`), not the deploy's `platform:railwayToken`: a running service never holds
+  (`platform:railwayMetricsToken`), not the deploy's RAILWAY_TOKEN: a running service never holds
   the credential the deploy changes the environment with, and each is revoked alone.
 """
 
@@ -109,11 +109,14 @@ def test_stagings_exporter_holds_no_account_token(staging: Plan) -> None:
     assert "RAILWAY_API_TOKEN" not in exporter
     assert exporter[cloud.RAILWAY_PROJECT_TOKEN_ENV][1] and exporter[cloud.EXPORTER_WEB_CONFIG_ENV][1]
     assert agent_env[agent.EXPORTER_PASSWORD_ENV][1]
-    # The account token is Locomotive's only (its README: "Project level keys do not work").
-    holders = {name for name in ("commission-engine", "pocketbase", "redis", "telemetry-agent", "redis-exporter",
-                                 "railway-metrics", "log-drain")
-               if any("RAILWAY_API" in key for key in service_environment(staging, name))}
-    assert holders == {"log-drain"}
+    # The account token is Locomotive's only (its README: "Project level keys do not work"), and set from the deploy
+    # job's environment when the Railway provider applies, never a plan's input (issue #22 item 1).
+    names = ("commission-engine", "pocketbase", "redis", "telemetry-agent", "redis-exporter", "railway-metrics",
+             "log-drain")
+    assert not {name for name in names if any("RAILWAY_API" in key for key in service_environment(staging, name))}
+    from_deploy = {str(r.inputs["name"]): r.inputs.get("deploy_variables") for r in staging.resources
+                   if r.type == "pulumi-python:dynamic/railway:Service" and r.inputs.get("deploy_variables")}
+    assert from_deploy == {"log-drain": {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}}
 
 
 def test_a_stack_with_railways_metrics_needs_its_own_project_token(tmp_path: Path) -> None:

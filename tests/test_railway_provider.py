@@ -17,7 +17,8 @@ from pulumi.dynamic.config import Config
 
 from components.backends.railway import (
     DOCUMENTS,
-    TOKEN_KEY,
+    REGISTRY_PASSWORD_ENV,
+    TOKEN_ENV,
     RailwayError,
     RailwayServiceProvider,
     custom_domain_dns,
@@ -58,8 +59,10 @@ def railway() -> Iterator[FakeRailway]:
 
 
 def _provider(fake: FakeRailway, token: str = TOKEN) -> RailwayServiceProvider:
-    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0)
-    provider.configure(ConfigureRequest(Config({TOKEN_KEY: token}, "platform")))
+    # The token from the deploy job's environment (never the stack's config: components/backends/railway.py).
+    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0,
+                                      environ={TOKEN_ENV: token, REGISTRY_PASSWORD_ENV: REGISTRY[1]})
+    provider.configure(ConfigureRequest(Config({}, "platform")))
     return provider
 
 
@@ -144,12 +147,14 @@ def test_an_update_deploys_the_new_image(railway: FakeRailway) -> None:
 
 def test_a_private_image_is_pulled_with_the_registry_credentials(railway: FakeRailway) -> None:
     railway.config.registries["ghcr.io"] = REGISTRY
-    credentials = {"username": REGISTRY[0], "password": REGISTRY[1]}
+    credentials = {"username": REGISTRY[0], "password_from": REGISTRY_PASSWORD_ENV}
 
     created = _provider(railway).create({**PROPS, "registry_credentials": credentials})
 
     assert [d.status for d in railway.state.deployments_of(created.id)] == ["SUCCESS"]
+    # The state names where the password comes from, never the password (issue #22 item 1).
     assert created.outs is not None and created.outs["registry_credentials"] == credentials
+    assert REGISTRY[1] not in json.dumps(created.outs)
 
 
 def test_a_failed_deployment_fails_the_create_and_leaves_nothing_behind(railway: FakeRailway) -> None:
@@ -166,20 +171,21 @@ def test_a_failed_deployment_fails_the_create_and_leaves_nothing_behind(railway:
 def test_credentials_the_registry_refuses_fail_the_deployment_without_showing_the_password(
     railway: FakeRailway,
 ) -> None:
-    railway.config.registries["ghcr.io"] = REGISTRY
-    wrong = {"username": REGISTRY[0], "password": "rotated-elsewhere-0123456789"}
+    railway.config.registries["ghcr.io"] = (REGISTRY[0], "rotated-elsewhere-0123456789")
+    credentials = {"username": REGISTRY[0], "password_from": REGISTRY_PASSWORD_ENV}
 
     with pytest.raises(RailwayError, match="FAILED") as caught:
-        _provider(railway).create({**PROPS, "registry_credentials": wrong})
+        _provider(railway).create({**PROPS, "registry_credentials": credentials})
 
-    assert wrong["password"] not in str(caught.value) and TOKEN not in str(caught.value)
+    assert REGISTRY[1] not in str(caught.value) and TOKEN not in str(caught.value)
     assert railway.state.services == {}
 
 
 def test_a_deployment_that_never_finishes_fails_the_create_after_the_timeout(railway: FakeRailway) -> None:
     railway.config.deploy_polls = 1_000
-    provider = RailwayServiceProvider(url=railway.url, backoff_s=0.0, poll_s=0.0, deploy_timeout_s=0.0)
-    provider.configure(ConfigureRequest(Config({TOKEN_KEY: TOKEN}, "platform")))
+    provider = RailwayServiceProvider(url=railway.url, backoff_s=0.0, poll_s=0.0, deploy_timeout_s=0.0,
+                                      environ={TOKEN_ENV: TOKEN})
+    provider.configure(ConfigureRequest(Config({}, "platform")))
 
     with pytest.raises(RailwayError, match="is still DEPLOYING after 0 s"):
         provider.create(dict(PROPS))
@@ -233,7 +239,7 @@ def test_a_refused_token_says_how_to_fix_it_without_showing_the_token(railway: F
         _provider(railway, token=wrong).create(dict(PROPS))
 
     message = str(caught.value)
-    assert "HTTP 401" in message and f"pulumi config set --secret {TOKEN_KEY}" in message
+    assert "HTTP 401" in message and f"set {TOKEN_ENV}" in message
     assert wrong not in message and TOKEN not in message
     assert railway.state.services == {}
 
@@ -272,11 +278,11 @@ def test_the_token_travels_only_in_its_header_never_in_a_request_body_or_the_out
     assert TOKEN not in json.dumps(created.outs)
 
 
-def test_without_a_token_the_provider_says_which_config_key_is_missing() -> None:
-    provider = RailwayServiceProvider(url="http://127.0.0.1:9/unused")
+def test_without_a_token_the_provider_says_which_environment_variable_is_missing() -> None:
+    provider = RailwayServiceProvider(url="http://127.0.0.1:9/unused", environ={})
     provider.configure(ConfigureRequest(Config({}, "platform")))
 
-    with pytest.raises(RailwayError, match=f"pulumi config set --secret {TOKEN_KEY}"):
+    with pytest.raises(RailwayError, match=f"reads {TOKEN_ENV} from the deploy job's environment"):
         provider.create(dict(PROPS))
 
 

@@ -12,7 +12,7 @@ import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
-from components.backends.railway import TOKEN_KEY, RailwayServiceProvider, start_command
+from components.backends.railway import REGISTRY_PASSWORD_ENV, TOKEN_ENV, RailwayServiceProvider, start_command
 from components.backends.targets import Targets
 from components.cache import redis_spec
 from components.images import Registry
@@ -25,6 +25,9 @@ from tests.conftest import PROJECT_DIR, stack_document
 from tests.railway_server import Deployment, FakeRailway
 
 TOKEN = "fake-railway-token-for-the-test"
+PULL_PASSWORD = "fake-read-packages-token-for-the-test"
+# What the staging deploy job's environment holds (.github/workflows/deploy.yml), read by the provider when it applies.
+DEPLOY_ENV = {TOKEN_ENV: TOKEN, REGISTRY_PASSWORD_ENV: PULL_PASSWORD, "RAILWAY_LOG_DRAIN_TOKEN": "fake-drain-token"}
 RAILWAY_SERVICE = "pulumi-python:dynamic/railway:Service"
 # Pulumi's wire format for a secret (infra/plan.py).
 SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
@@ -45,8 +48,7 @@ def plan() -> Iterator[Plan]:
         found = original(model, *args, **kwargs)
         if found.railway is None or found.railway.registry is not None or model.registry is None:
             return found
-        registry = Registry(model.registry.server, model.registry.repository, model.registry.username,
-                            model.registry.password.output())
+        registry = Registry(model.registry.server, model.registry.repository, model.registry.username, None)
         return dataclasses.replace(found, railway=dataclasses.replace(found.railway, registry=registry))
 
     with pytest.MonkeyPatch.context() as patch:
@@ -81,9 +83,10 @@ def deployed(plan: Plan) -> Iterator[tuple[FakeRailway, dict[str, list[Deploymen
     model = _model()
     assert model.registry is not None
     with FakeRailway(TOKEN) as fake:
-        fake.config.registries[model.registry.server] = (model.registry.username, model.registry.password.value)
-        provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0)
-        provider.configure(ConfigureRequest(Config({TOKEN_KEY: TOKEN}, "platform")))
+        # Railway pulls with the read-only token the deploy job's environment holds (RAILWAY_REGISTRY_PASSWORD).
+        fake.config.registries[model.registry.server] = (model.registry.username, PULL_PASSWORD)
+        provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0, environ=DEPLOY_ENV)
+        provider.configure(ConfigureRequest(Config({}, "platform")))
         deployments: dict[str, list[Deployment]] = {}
         for name, props in _railway_inputs(plan).items():
             created = provider.create(props)
@@ -103,7 +106,9 @@ def test_each_service_is_deployed_once_with_its_image_and_its_variables(
 
     for name, props in inputs.items():
         assert [(d.image, d.status) for d in deployments[name]] == [(props["image"], "SUCCESS")], name
-        assert deployments[name][0].variables == props["variables"], name
+        named: dict[str, str] = props.get("deploy_variables") or {}
+        from_deploy = {k: DEPLOY_ENV[v] for k, v in named.items()}
+        assert deployments[name][0].variables == {**props["variables"], **from_deploy}, name
 
 
 def test_the_engine_runs_two_replicas_in_the_stack_region(
@@ -138,7 +143,7 @@ def test_redis_starts_with_its_password_and_its_memory_limit(
     assert started is not None and '--requirepass "$REDIS_PASSWORD"' in started[-1] and "--maxmemory " in started[-1]
 
 
-def test_only_images_on_the_private_registry_carry_its_credentials_and_they_stay_secret(plan: Plan) -> None:
+def test_only_images_on_the_private_registry_carry_its_credentials_and_only_by_name(plan: Plan) -> None:
     masked = _railway_inputs(plan, masked=True)
     registry = stack_document("staging")["config"]["platform:registry"]["server"]
 
@@ -147,7 +152,10 @@ def test_only_images_on_the_private_registry_carry_its_credentials_and_they_stay
     # Redis too: staging runs the upstream image rebuilt into its registry, never Docker Hub's tag (#11.8).
     assert {"pocketbase", "commission-engine", "redis"} <= on_registry
     assert with_credentials == on_registry, "credentials go to the registry they are for, and only there"
-    assert all(str(masked[name]["registry_credentials"]).startswith("[secret:") for name in with_credentials)
+    # The password is no input at all (issue #22 item 1): the provider reads it from the deploy job's environment.
+    assert all(masked[name]["registry_credentials"] == {"username": "acme-commerce-ci",
+                                                         "password_from": REGISTRY_PASSWORD_ENV}
+               for name in with_credentials)
 
 
 @pytest.mark.parametrize("argv", [

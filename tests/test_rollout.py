@@ -25,7 +25,7 @@ from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
 from components.backends.cloudrun import traffic
-from components.backends.railway import TOKEN_KEY, RailwayClient, RailwayServiceProvider
+from components.backends.railway import TOKEN_ENV, RailwayClient, RailwayServiceProvider
 from infra.ops import rollout
 from infra.ops.rollout import CloudRun, Outcome, Policy, Prometheus, Railway
 from stacks.prod import PROFILE as PROD
@@ -434,8 +434,8 @@ def railway() -> Iterator[FakeRailway]:
 
 
 def _provider(fake: FakeRailway) -> RailwayServiceProvider:
-    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0)
-    provider.configure(ConfigureRequest(Config({TOKEN_KEY: RAILWAY_TOKEN}, "platform")))
+    provider = RailwayServiceProvider(url=fake.url, backoff_s=0.0, poll_s=0.0, environ={TOKEN_ENV: RAILWAY_TOKEN})
+    provider.configure(ConfigureRequest(Config({}, "platform")))
     return provider
 
 

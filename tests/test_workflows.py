@@ -62,7 +62,7 @@ def test_only_the_gated_preview_may_ask_for_an_identity_token_on_a_pull_request(
 
 # Write credentials: what can change a provider's resources or the stack. Read-only ones are their own secrets.
 WRITE_SECRETS = ("PULUMI_ACCESS_TOKEN", "CLOUDFLARE_API_TOKEN", "VERCEL_API_TOKEN", "GRAFANA_AUTH", "RAILWAY_TOKEN",
-                 "INTEGRATION_DOCKER_SSH_KEY", "GRAFANA_QUERY_TOKEN")
+                 "INTEGRATION_DOCKER_SSH_KEY", "GRAFANA_QUERY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD")
 READ_SECRETS = {"PULUMI_PREVIEW_ACCESS_TOKEN", "CLOUDFLARE_READ_API_TOKEN", "VERCEL_READ_API_TOKEN", "GRAFANA_READ_AUTH"}
 DEPLOY_JOBS = {"integration": "integration", "staging": "staging", "prod": "production"}
 """Deploy job -> its GitHub environment (each allows main only and holds that environment's write credentials)."""
@@ -101,6 +101,60 @@ def test_write_credentials_reach_only_the_deploy_jobs_on_main() -> None:
             assert DEPLOY_JOBS.get(name) == job.get("environment"), f"{name} holds {sorted(holds)} outside its environment"
             assert job.get("if") == "github.ref == 'refs/heads/main'", f"{name} holds write credentials off main"
     assert all(_secrets(DEPLOY["jobs"][name]) & set(WRITE_SECRETS) for name in DEPLOY_JOBS)
+
+
+# Credentials the Railway provider reads from its environment when it applies (components/backends/railway.py): once
+# `platform:` stack-file secrets, which every preview decrypted (#22 item 1).
+RAILWAY_DEPLOY_ENV = ("RAILWAY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD")
+DRIFT = _load("drift.yml")
+
+
+def _env_names(job: dict[str, Any]) -> set[str]:
+    names = set(job.get("env") or {})
+    for step in _steps(job):
+        names |= set(step.get("env") or {})
+    return names
+
+
+def test_stagings_up_gets_the_railway_credentials_from_its_environment() -> None:
+    staging = DEPLOY["jobs"]["staging"]
+    [up] = [s for s in _steps(staging) if _up(s)]
+
+    env = up.get("env") or {}
+    for name in RAILWAY_DEPLOY_ENV:
+        assert env.get(name) == f"${{{{ secrets.{name} }}}}", f"staging's up does not pass {name} from its environment"
+    assert staging.get("environment") == "staging" and staging.get("if") == "github.ref == 'refs/heads/main'"
+
+
+def test_no_preview_or_refresh_gets_a_railway_credential() -> None:
+    """Railway has no read-only token: a preview and the drift refresh run without any (the provider's check, diff and
+    read need none), so nothing that runs a pull request's program or a saved preview can write to Railway."""
+    previews = {"pull-request preview": PR["jobs"]["preview"], **{n: DEPLOY["jobs"][n] for n in PLAN_JOBS},
+                "drift refresh": DRIFT["jobs"]["refresh"]}
+    for name, job in previews.items():
+        assert not _env_names(job) & set(RAILWAY_DEPLOY_ENV), f"{name} gets {sorted(_env_names(job) & set(RAILWAY_DEPLOY_ENV))}"
+        assert not _secrets(job) & set(RAILWAY_DEPLOY_ENV), name
+    assert not _secrets(DEPLOY["jobs"]["prod"]) & set(RAILWAY_DEPLOY_ENV), "prod runs nothing on Railway"
+
+
+def test_the_engine_image_is_pushed_with_the_staging_jobs_own_short_lived_login() -> None:
+    """No registry password in the stack file: staging's deploy logs in to its registry with the job's GITHUB_TOKEN
+    (packages: write, valid for the job only), before its up, and pulumi-docker pushes with that login."""
+    staging = DEPLOY["jobs"]["staging"]
+    steps = _steps(staging)
+    login = _index(staging, _runs("docker login"))
+    up = _index(staging, _up)
+    server = yaml.safe_load((WORKFLOWS.parent.parent / "Pulumi.staging.yaml").read_text())["config"][
+        "platform:registry"]["server"]
+
+    assert login is not None and up is not None and login < up
+    assert f"docker login {server}" in steps[login]["run"] and "--password-stdin" in steps[login]["run"]
+    assert (steps[login].get("env") or {}).get("REGISTRY_TOKEN") == "${{ secrets.GITHUB_TOKEN }}"
+    assert (staging.get("permissions") or {}).get("packages") == "write"
+    holders = [name for name, job in {**DEPLOY["jobs"], **PR["jobs"], **DRIFT["jobs"]}.items()
+               if (job.get("permissions") or {}).get("packages") == "write"]
+    assert holders == ["staging"], f"packages: write outside staging's deploy: {holders}"
+    assert (DEPLOY.get("permissions") or {}).get("packages") is None and (PR.get("permissions") or {}).get("packages") is None
 
 
 def test_the_policy_verdict_comes_from_the_base_branch_in_a_job_that_runs_no_pull_request_code() -> None:
@@ -393,6 +447,18 @@ def _plan_job_holds_write_token(deploy: dict[str, Any], _pr: dict[str, Any]) -> 
     deploy["jobs"]["staging-plan"]["env"]["PULUMI_ACCESS_TOKEN"] = "${{ secrets.PULUMI_ACCESS_TOKEN }}"
 
 
+def _staging_up_without_the_drain_token(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
+    del deploy["jobs"]["staging"]["steps"][_STAGING_UP]["env"]["RAILWAY_LOG_DRAIN_TOKEN"]
+
+
+def _preview_holds_the_railway_token(_deploy: dict[str, Any], pr: dict[str, Any]) -> None:
+    pr["jobs"]["preview"]["steps"][-1].setdefault("env", {})["RAILWAY_TOKEN"] = "${{ secrets.RAILWAY_TOKEN }}"
+
+
+def _packages_write_on_the_pull_request(_deploy: dict[str, Any], pr: dict[str, Any]) -> None:
+    pr["jobs"]["plan"].setdefault("permissions", {})["packages"] = "write"
+
+
 def _quota_after_up(deploy: dict[str, Any], _pr: dict[str, Any]) -> None:
     steps = deploy["jobs"]["integration"]["steps"]
     quota = next(s for s in steps if "tools/ci/deployed-plan.sh" in str(s.get("run", "")))
@@ -429,6 +495,10 @@ GATES = {
     "prod's quota budget": _without_step("prod-plan", "tools/ci/deployed-plan.sh"),
     "integration's quota budget after its up": _quota_after_up,
     "a write token on a plan job": _plan_job_holds_write_token,
+    "staging's up without Locomotive's token": _staging_up_without_the_drain_token,
+    "the preview holds the Railway token": _preview_holds_the_railway_token,
+    "staging's registry login": _without_step("staging", "docker login"),
+    "packages: write on a pull request": _packages_write_on_the_pull_request,
 }
 
 

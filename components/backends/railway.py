@@ -1,9 +1,21 @@
 """Railway services through Railway's public GraphQL API, as a Pulumi dynamic provider.
 
 There is no Railway provider on PyPI. Every document sent is in `DOCUMENTS` and validates against
-Railway's schema (`tests/test_railway_provider.py`). The token is a project token read from the
-stack config (`platform:railwayToken`) when the provider is configured: it is never a resource input,
-so it is never in the state, and no error message carries it.
+Railway's schema (`tests/test_railway_provider.py`).
+
+Credentials (issue #22 item 1): none is in the stack file or the state. `pulumi preview` decrypts the stack's config
+for the pull request's program, so a write credential there reaches code nobody reviewed; the provider instead reads
+them from its process environment when it applies, which the deploy job alone sets from its GitHub environment
+(`staging`; .github/workflows/deploy.yml). A Pulumi plugin, a dynamic provider included, runs as a child of the CLI
+and inherits its environment. Railway has no read-only token (docs/review.md), so previews and the drift job get
+none: `check` and `diff` never call Railway, and `read` without a token keeps the state as it is (said in `read`).
+- `RAILWAY_TOKEN`: the project token every call sends (`Project-Access-Token`), never a resource input.
+- `deploy_variables` (input): service variables whose values the deploy job's environment holds, by name (Locomotive's
+  account token, RAILWAY_LOG_DRAIN_TOKEN): set on the service when it is applied, never in the inputs or outputs, and
+  left out of what a refresh reads back. A new value reaches Railway on the service's next update.
+- `registry_credentials.password_from` (input): the environment variable with the password Railway pulls the
+  platform's images with (RAILWAY_REGISTRY_PASSWORD, a read-only registry token): Railway keeps it for every later
+  pull, so it is long-lived, and stays out of the state the same way.
 
 A deployment is a snapshot of the service when it is made, so every setting is in place before the
 one deployment a create or an update makes (`serviceInstanceDeployV2`), and the provider waits for it:
@@ -50,12 +62,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -66,7 +79,14 @@ from components.backends.service import ContainerSpec, DnsEntry, Endpoint
 from components.images import Registry
 
 API_URL = "https://backboard.railway.com/graphql/v2"
-TOKEN_KEY = "platform:railwayToken"
+TOKEN_ENV = "RAILWAY_TOKEN"
+"""The project token's variable in the deploy job's environment (the `staging` GitHub environment's secret)."""
+REGISTRY_PASSWORD_ENV = "RAILWAY_REGISTRY_PASSWORD"
+"""The password Railway pulls the platform's private images with (a read-only registry token), likewise."""
+LOG_DRAIN_TOKEN_ENV = "RAILWAY_LOG_DRAIN_TOKEN"
+"""Locomotive's Railway account token (components/observability/cloud.py `log_drain_spec`), likewise."""
+DEPLOY_ENVIRONMENT = "staging"
+"""The GitHub environment whose secrets hold them: the only stack on Railway."""
 
 _CUSTOM_DOMAIN_FIELDS = """
 fragment RailwayCustomDomain on CustomDomain {
@@ -246,8 +266,9 @@ class RailwayClient:
     @staticmethod
     def _http_message(operation: str, status: int, attempts: int) -> str:
         if status in (401, 403):
-            return (f"Railway {operation}: HTTP {status}: the token was refused; set a project token for this "
-                    f"project and environment with `pulumi config set --secret {TOKEN_KEY}`")
+            return (f"Railway {operation}: HTTP {status}: the token was refused; set {TOKEN_ENV} to a project token "
+                    f"of this project and environment (the `{DEPLOY_ENVIRONMENT}` GitHub environment's secret "
+                    f"{TOKEN_ENV}, docs/first-deploy.md)")
         if status == 429:
             return f"Railway {operation}: HTTP 429: rate limited, gave up after {attempts} attempts; retry later"
         return f"Railway {operation}: HTTP {status} after {attempts} attempts"
@@ -258,25 +279,47 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
     variables, optional volume and optional public domain, and deploy it."""
 
     def __init__(self, url: str = API_URL, backoff_s: float = 1.0, poll_s: float = 5.0,
-                 deploy_timeout_s: float = 900.0) -> None:
+                 deploy_timeout_s: float = 900.0, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self._url = url
         self._backoff_s = backoff_s
         self._poll_s = poll_s
         # Railway's healthcheck alone may take 300 s (docs.railway.com/deployments/healthchecks).
         self._deploy_timeout_s = deploy_timeout_s
+        # None: the process environment, read at call time. The provider is pickled into every resource's
+        # `__provider` input, so it never holds the environment (or a token) when it is constructed.
+        self._environ = environ
         self._client: RailwayClient | None = None
 
     def configure(self, req: dynamic.ConfigureRequest) -> None:
-        token = req.config.get(TOKEN_KEY)
-        if token:
-            self._client = RailwayClient(str(token), self._url, backoff_s=self._backoff_s)
+        """The stack's config holds no Railway credential (infra/config.py refuses platform:railwayToken)."""
+        del req
+
+    def _env(self, name: str) -> str:
+        return (self._environ if self._environ is not None else os.environ).get(name, "")
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._env(TOKEN_ENV))
 
     @property
     def client(self) -> RailwayClient:
         if self._client is None:
-            raise RailwayError(f"no Railway token: set it with `pulumi config set --secret {TOKEN_KEY}`")
+            token = self._env(TOKEN_ENV)
+            if not token:
+                raise RailwayError(f"no Railway token: the provider reads {TOKEN_ENV} from the deploy job's "
+                                   f"environment (the `{DEPLOY_ENVIRONMENT}` GitHub environment's secret {TOKEN_ENV}, "
+                                   "docs/first-deploy.md); a preview needs none, `pulumi up` does")
+            self._client = RailwayClient(token, self._url, backoff_s=self._backoff_s)
         return self._client
+
+    def _from_deploy(self, service: str, variable: str, source: str) -> str:
+        value = self._env(source)
+        if not value:
+            raise RailwayError(f"Railway service {service}: {variable} comes from {source} in the deploy job's "
+                               f"environment, which is not set; set the `{DEPLOY_ENVIRONMENT}` GitHub environment's "
+                               f"secret {source} (docs/first-deploy.md)")
+        return value
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         failures: list[dynamic.CheckFailure] = []
@@ -331,7 +374,14 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         image, the start command, the health check path and the variables (Railway's own RAILWAY_* ones left
         out); the rest (limits, placement, volume, domains) is kept as the state has it. The variables stay secret:
         the engine marks what Read returns secret where the state had it so (pkg/resource/plugin/provider_plugin.go
-        `Read`: `annotateSecrets(newInputs, req.Inputs)`, `annotateSecrets(newState, req.State)`)."""
+        `Read`: `annotateSecrets(newInputs, req.Inputs)`, `annotateSecrets(newState, req.State)`).
+
+        Without a token (a refresh by the drift job or a preview: Railway has no read-only token, so they get none) it
+        reads nothing and answers the state as it is: Railway's services are outside drift detection, never reported
+        gone. Variables set from the deploy job's environment (`deploy_variables`) are never read back: a refresh would
+        put their values in the state."""
+        if not self.has_token:
+            return dynamic.ReadResult(id_, props, inputs={k: v for k, v in props.items() if k not in OUTPUT_ONLY})
         try:
             found = self.client.execute("service", {"id": id_}).get("service")
         except RailwayNotFound:
@@ -344,14 +394,15 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         variables: dict[str, Any] = self.client.execute("variables", {
             "environmentId": env, "projectId": props["project_id"], "serviceId": id_})["variables"] or {}
         declared = cast(dict[str, Any], props.get("variables") or {})
+        from_deploy = set(cast(dict[str, Any], props.get("deploy_variables") or {}))
         source = cast(dict[str, Any], instance.get("source") or {})
         live: dict[str, Any] = {
             "name": found["name"],
             "image": source.get("image"),
             "start_command": instance.get("startCommand"),
             "healthcheck_path": instance.get("healthcheckPath"),
-            "variables": {k: v for k, v in variables.items()
-                          if not k.startswith(RAILWAY_PROVIDED_PREFIX) or k in declared}}
+            "variables": {k: v for k, v in variables.items() if k not in from_deploy
+                          and (not k.startswith(RAILWAY_PROVIDED_PREFIX) or k in declared)}}
         # A setting the program leaves unset (None) and Railway reports empty is not drift.
         live = {k: v for k, v in live.items() if v is not None or props.get(k) is not None}
         outs: dict[str, Any] = {**props, **live}
@@ -370,13 +421,21 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
         """Bring the service to `news`, then deploy it once. Returns the outputs kept in the state.
         What it creates that must be undone by itself is noted in `made`."""
         env = news["environment_id"]
+        from_deploy = {name: self._from_deploy(news["name"], name, str(source))
+                       for name, source in sorted(cast(dict[str, Any], news.get("deploy_variables") or {}).items())}
+        credentials = news.get("registry_credentials")
+        pull: dict[str, str] | None = None
+        if credentials:
+            source = str(credentials["password_from"])
+            pull = {"username": credentials["username"],
+                    "password": self._from_deploy(news["name"], "its registry password", source)}
         self.client.execute("serviceInstanceLimitsUpdate", {"input": {
             "serviceId": service_id, "environmentId": env,
             "vCPUs": float(news["vcpus"]), "memoryGB": float(news["memory_gb"]),
         }})
         self.client.execute("variableCollectionUpsert", {"input": {
             "projectId": news["project_id"], "environmentId": env, "serviceId": service_id,
-            "variables": news.get("variables") or {}, "replace": True, "skipDeploys": True,
+            "variables": {**(news.get("variables") or {}), **from_deploy}, "replace": True, "skipDeploys": True,
         }})
         volume_id = olds.get("volume_id")
         if news.get("volume_mount_path") and not volume_id:
@@ -405,10 +464,8 @@ class RailwayServiceProvider(dynamic.ResourceProvider):
             "restartPolicyType": "ON_FAILURE",
             "restartPolicyMaxRetries": 10,
         }
-        credentials = news.get("registry_credentials")
-        if credentials:
-            instance["registryCredentials"] = {"username": credentials["username"],
-                                               "password": credentials["password"]}
+        if pull is not None:
+            instance["registryCredentials"] = pull
         self.client.execute("serviceInstanceUpdate", {"serviceId": service_id, "environmentId": env,
                                                       "input": instance})
         deployed = self.client.execute("serviceInstanceDeployV2", {"environmentId": env, "serviceId": service_id})
@@ -591,14 +648,15 @@ class RailwayTarget:
 
 
 def registry_credentials(image: pulumi.Input[str], registry: Registry | None) -> pulumi.Output[Any] | None:
-    """The registry's username and password, a secret, for an image on its server; None for any other
-    image (credentials a registry does not know fail the pull)."""
+    """The registry's username and where the provider finds the password Railway pulls with (REGISTRY_PASSWORD_ENV,
+    from the deploy job's environment), for an image on its server; None for any other image (credentials a registry
+    does not know fail the pull). Railway keeps them for every later pull: a read-only registry token, never the
+    deploy's push credential, which is short-lived (the deploy job's `docker login`)."""
     if registry is None or (isinstance(image, str) and image_server(image) != registry.server):
         return None
-    credentials = pulumi.Output.all(pulumi.Output.from_input(image), registry.password).apply(
-        lambda args: {"username": registry.username, "password": args[1]}
-        if image_server(args[0]) == registry.server else None)
-    return pulumi.Output.secret(credentials)
+    return pulumi.Output.from_input(image).apply(
+        lambda name: {"username": registry.username, "password_from": REGISTRY_PASSWORD_ENV}
+        if image_server(name) == registry.server else None)
 
 
 def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi.Resource) -> Endpoint:
@@ -624,13 +682,15 @@ def deploy(name: str, spec: ContainerSpec, target: RailwayTarget, parent: pulumi
             "healthcheck_path": spec.ready_path or spec.health_path,
             "start_command": start_command(spec.command) if spec.command else None,
             "variables": pulumi.Output.secret(pulumi.Output.all(**variables)),
+            # Names of environment variables, not values: the provider reads them when it applies.
+            "deploy_variables": dict(spec.deploy_env),
             "registry_credentials": registry_credentials(spec.image, target.registry),
             "volume_mount_path": spec.volume_path,
             "public_port": spec.port if spec.size.public else None,
             # The hostname the edge forwards: a custom domain instead of a *.up.railway.app one.
             "custom_domain": hostname,
         },
-        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables", "registry_credentials"]),
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["variables"]),
     )
     # Derived from the service's URN, not a plain string: a client given this URL (the engine given PocketBase's
     # and Redis's) then depends on this service, so Pulumi creates it only after this service's `create`

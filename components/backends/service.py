@@ -24,6 +24,10 @@ class ContainerSpec:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict[str, pulumi.Input[str]])
     """Values that must stay secret: Secret Manager on Cloud Run, secret variables elsewhere."""
+    deploy_env: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Railway only: variables whose value is a write credential the deploy job's environment holds, by the name of
+    its environment variable (variable -> environment variable). The Railway provider sets them when it applies, so
+    they are in no stack file, preview or state (components/backends/railway.py, issue #22 item 1)."""
     health_path: str | None = None
     """HTTP path answering 200 while the process is alive (liveness, startup)."""
     ready_path: str | None = None

@@ -22,6 +22,9 @@ class Targets:
 
 def deploy(name: str, spec: ContainerSpec, targets: Targets, parent: pulumi.Resource) -> Endpoint:
     backend = spec.size.backend
+    if spec.deploy_env and backend != "railway":
+        # Only the Railway provider reads variables from the deploy job's environment when it applies.
+        raise ValueError(f"{spec.name}: deploy_env is supported on the railway backend only, not {backend!r}")
     if backend == "docker" and targets.docker_network is not None:
         return docker_backend.deploy(name, spec, targets.docker_network, parent)
     if backend == "cloudrun" and targets.cloudrun is not None:

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_random as random
 import yaml
 
-from components.backends.railway import RailwayService
+from components.backends.railway import LOG_DRAIN_TOKEN_ENV, RailwayService
 from components.backends.service import ContainerSpec, Endpoint
 from components.backends.targets import Targets, deploy
 from components.observability import agent, images
@@ -228,7 +228,17 @@ def railway_metrics_spec(backend: Backend, environment_id: str, project_token: p
     r.URL.Query().Get("target")`; no configuration fixes it). So it answers only the agent, whose scrape job
     names Railway's API (exporter-toolkit basic auth: every path, so no health path), and, as a Cloud Run sidecar,
     listens on loopback (the instance's containers share it; cloud.google.com/run/docs/deploying#sidecars). On
-    Railway it is a service of its own: the private network reaches it, and the password keeps it shut."""
+    Railway it is a service of its own: the private network reaches it, and the password keeps it shut.
+
+    Its token can also write (issue #22 item 4, a limit of Railway's): `project_token` is a project token of this one
+    environment, the narrowest API token Railway has, and Railway's tokens carry a scope, never a permission level
+    ("Project token | Single environment in a project", docs.railway.com/reference/public-api "Choosing a token
+    type"), so it may also change that environment's variables and deployments. Railway's one read-only credential is
+    an OAuth access token with the `project:viewer` scope (docs.railway.com/integrations/oauth/
+    scopes-and-user-consent), which "expire[s] after one hour" (docs.railway.com/integrations/oauth/
+    login-and-tokens) and is renewed with the OAuth app's secret and a refresh token: json_exporter sends a fixed
+    header and cannot renew it, and whether `project:viewer` may read `metrics` is undocumented. docs/review.md,
+    "Railway has no read-only token"."""
     config = yaml.safe_dump(railway_metrics_config(environment_id, "/tmp/railway-token"),  # pyright: ignore[reportUnknownMemberType]
                             sort_keys=False)
     web = pulumi.Output.secret(pulumi.Output.from_input(password_hash).apply(
@@ -275,12 +285,16 @@ def telemetry_service_spec(jobs: Sequence[ScrapeJob], grafana: GrafanaCloud, env
 
 
 def log_drain_spec(environment_id: str, service_ids: pulumi.Input[str], loki_push_url: pulumi.Input[str],
-                   api_token: pulumi.Input[str], image: Image = images.upstream) -> ContainerSpec:
+                   image: Image = images.upstream) -> ContainerSpec:
+    """Locomotive, with a Railway account token (its README: project level keys do not work), which can change every
+    project of the account: it is in no stack file, preview or state; the Railway provider sets it from the deploy
+    job's RAILWAY_LOG_DRAIN_TOKEN when it applies (issue #22 item 1)."""
     return ContainerSpec(
         name=LOG_DRAIN, image=image(images.LOCOMOTIVE), port=8080, size=_small("railway", *SMALL),
         env={"LOCOMOTIVE_ENVIRONMENT_ID": environment_id, "LOCOMOTIVE_SERVICE_IDS": service_ids,
              "LOCOMOTIVE_WEBHOOK_MODE": "loki", "LOCOMOTIVE_ENABLE_DEPLOY_LOGS": "true"},
-        secret_env={"LOCOMOTIVE_WEBHOOK_URL": loki_push_url, "LOCOMOTIVE_RAILWAY_API_KEY": api_token})
+        secret_env={"LOCOMOTIVE_WEBHOOK_URL": loki_push_url},
+        deploy_env={"LOCOMOTIVE_RAILWAY_API_KEY": LOG_DRAIN_TOKEN_ENV})
 
 
 def loki_push_url(loki_url: str, user: str, token: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -316,8 +330,6 @@ def railway_service_id(endpoint: Endpoint) -> pulumi.Output[str] | None:
 @dataclass(frozen=True)
 class RailwaySide:
     environment_id: str
-    api_token: pulumi.Input[str]
-    """An account token: Locomotive's only (its README: project level keys do not work)."""
     services: Mapping[str, pulumi.Output[str]]
     """The platform's Railway services: name -> service id."""
     metrics_token: pulumi.Input[str]
@@ -385,8 +397,7 @@ class CloudTelemetry(pulumi.ComponentResource):
             drained = sorted(railway_ids)
             ids = pulumi.Output.all(*[railway_ids[n] for n in drained]).apply(lambda values: ",".join(values))
             run("log-drain", log_drain_spec(args.railway.environment_id, ids,
-                                            loki_push_url(loki_url, loki_user, args.grafana.token),
-                                            args.railway.api_token, args.image))
+                                            loki_push_url(loki_url, loki_user, args.grafana.token), args.image))
             LogSink(f"{name}-log-sink", loki_url=loki_url, loki_user=loki_user,
                     retention_days=args.log_retention_days, sources=[*drained, LOG_DRAIN], drain=LOG_DRAIN,
                     opts=pulumi.ResourceOptions(parent=self))

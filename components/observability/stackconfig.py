@@ -3,8 +3,9 @@
 - A stack whose engine is not on the docker backend writes metrics, traces and logs to its environment's
   Grafana Cloud stack: `platform:grafanaCloud` and the secret `platform:grafanaCloudToken`.
 - A stack with a service on Railway drains Railway's logs to that stack's Loki and reads Railway's
-  metrics API: `platform:grafanaCloud.lokiUrl`, `.lokiUser`, the secret `platform:railwayApiToken` (an account token,
-  Locomotive's only) and the secret `platform:railwayMetricsToken` (a project token of the environment).
+  metrics API: `platform:grafanaCloud.lokiUrl`, `.lokiUser` and the secret `platform:railwayMetricsToken` (a project
+  token of the environment). Locomotive's account token is a write credential: it comes from the deploy job's
+  RAILWAY_LOG_DRAIN_TOKEN, never the stack file (infra/config.py DEPLOY_CREDENTIALS).
 - One Grafana organization per environment. Grafana keeps one notification policy tree per
   organization (grafana.com/docs/grafana/latest/alerting/fundamentals/notifications/notification-policies:
   "a notification policy tree" per organization), which each stack owns whole, so two environments on one
@@ -68,8 +69,6 @@ def telemetry_config_problems(spec: StackSpecV1, services: Mapping[ServiceName, 
          "Railway keeps logs less than 90 days: they are drained to the stack's Loki (S5)"),
         (railway and spec.grafana_cloud is not None and spec.grafana_cloud.loki_user is None, "grafanaCloud.lokiUser",
          "Railway keeps logs less than 90 days: they are drained to the stack's Loki (S5)"),
-        (railway and spec.railway_api_token is None, "railwayApiToken",
-         "Railway's logs are drained with an account token (Locomotive: project level keys do not work)"),
         (railway and spec.railway_metrics_token is None, "railwayMetricsToken",
          "Railway's metrics are read with a project token of this environment only (Project-Access-Token)"),
     ]

@@ -2,7 +2,8 @@
 
 A project token (`projectTokenCreate`, https://docs.railway.com/guides/public-api#project-token) is scoped to
 one project and one environment and is sent as `Project-Access-Token`; it is what the stack's dynamic
-provider uses (`platform:railwayToken`). An account token reaches every project of the account: it stays
+provider uses (the staging deploy environment's `RAILWAY_TOKEN`, never a stack file: #22 item 1). An account
+token reaches every project of the account: it stays
 with the human who runs the bootstrap and is never stored in a stack (#22.3). The mutation validates against
 Railway's schema (tests/schemas/railway-public-api.graphql) in tests/test_bootstrap.py.
 """
