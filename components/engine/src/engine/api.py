@@ -29,6 +29,7 @@ from engine.schema import ACCOUNTS, required, version_fields
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
 from engine.vitals import BeaconError, Recorder, validate
+from engine.writes_paused import RETRY_AFTER_S, WritesPausedProbe
 
 # Patterns match the whole value, in ASCII: pydantic's (Rust) `$` is the end of the text, and MONTH is
 # used with fullmatch, so neither lets a trailing newline or a full-width digit through.
@@ -107,6 +108,8 @@ class Metrics:
             metrics.HTTP_REQUESTS.labels(*labels).inc()
             metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - start)
 
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 PRIVATE_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 """What the private network may ask without the edge's secret: the telemetry agent's scrape and the platform's
@@ -264,9 +267,12 @@ def create_app(settings: Settings) -> FastAPI:
                                    delay_s=CATALOG_MEMORY_S + 1.0)
         app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
                                   purger)
+        app.state.writes_paused = WritesPausedProbe(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
+                                                    settings.pocketbase_password, settings.pocketbase_ca_cert)
         watch = asyncio.create_task(_watch_start(pocketbase, settings))
         yield
         watch.cancel()
+        await app.state.writes_paused.close()
         if purger is not None:
             await purger.close()
         await pocketbase.close()
@@ -336,7 +342,16 @@ def create_app(settings: Settings) -> FastAPI:
         return problem(404, "Not found", str(exc))
 
     @app.exception_handler(PocketBaseError)
-    async def _unavailable(_: Request, exc: PocketBaseError) -> JSONResponse:
+    async def _unavailable(request: Request, exc: PocketBaseError) -> JSONResponse:
+        probe: WritesPausedProbe | None = getattr(request.app.state, "writes_paused", None)
+        if request.method in WRITE_METHODS and probe is not None and await probe.paused():
+            # A migration holds the writes (engine/writes_paused.py): nothing was stored; the same request, with
+            # the same Idempotency-Key, succeeds once the engine serves from the new store.
+            response = problem(503, "Writes paused", "the order store is being moved and takes no writes for a "
+                               "few seconds; retry after Retry-After seconds with the same Idempotency-Key",
+                               error="writes_paused")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         return problem(503, "Storage unavailable", "the order store is unreachable or busy; retry later (an order "
                        "retried with the same Idempotency-Key is created once)")
 
