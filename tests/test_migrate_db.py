@@ -251,3 +251,25 @@ def test_missing_credentials_are_named_with_where_they_come_from(monkeypatch: py
     for name in migrate_db.CREDENTIALS:
         assert f"error: {name} is not set" in err
     assert "database-superuser-password" in err and Path("Pulumi.prod.yaml").name
+
+
+def test_the_cutover_brings_the_writes_made_since_the_copy_and_leaves_pocketbase_paused(seeded: Seeded) -> None:
+    step(seeded, "copy")
+    client = httpx.Client(base_url=seeded.stack.url, timeout=10, headers=EDGE_HEADERS)
+    keys = seeded.bravo
+    late = _ok(client.post("/v1/orders", headers=keys.headers() | {"Idempotency-Key": uuid.uuid4().hex},
+                           json={"affiliate_id": "ana", "lines": [{"sku": "MUG", "quantity": 4}]}))
+    paid = _ok(client.post(f"/v1/orders/{late['id']}/pay", headers=keys.headers()))
+    try:
+        cut = step(seeded, "cutover")
+        assert cut.ok and cut.proof is not None and cut.proof.ok, cut.to_json()
+        assert cut.written["orders"].inserted == 1 and cut.written["order_transitions"].inserted == 1
+        row = sql(seeded, "SELECT total_cents, commission_cents, status FROM orders WHERE id = $1", late["id"])
+        assert row == [{"total_cents": late["total_cents"], "commission_cents": late["commission_cents"],
+                        "status": paid["status"]}]
+        refused = client.post(f"/v1/orders/{late['id']}/refund", headers=keys.headers())
+        assert refused.status_code == 503 and refused.json()["error"] == "writes_paused", refused.text
+    finally:
+        assert step(seeded, "rollback").ok
+        client.close()
+    seeded.orders[str(late["id"])] = paid

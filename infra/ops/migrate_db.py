@@ -590,6 +590,14 @@ async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S,
                 report.proof = await prove(pb, connection)
             report.seconds["verify"] = time.monotonic() - started
             report.ok = report.proof.ok
+            if step == "cutover":
+                # A PocketBase restart applies the declared rules again (engine_schema.pb.js onBootstrap): the
+                # pause would be gone and writes could have landed after the proof.
+                left = [name for name in WRITE_ORDER if name not in await paused(pb)]
+                if left:
+                    report.ok = False
+                    report.proof.differences.append(f"the pause no longer holds on {', '.join(left)} (PocketBase "
+                                                    "restarted?): run the cutover again")
             for difference in report.proof.differences:
                 _say(out, f"DIFFERS {difference}")
             _say(out, "proved: every table, tenant and commission total equal" if report.ok
