@@ -553,16 +553,18 @@ async def _copy(pb: PocketBaseAdmin, connection: Any, report: Report, label: str
 
 
 async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S, out: Any = None,
-                   on_paused: Callable[[], None] | None = None) -> Report:
+                   on_paused: Callable[[float], None] | None = None) -> Report:
     """One step of the migration (module docstring). `on_paused`: called once PocketBase refuses the engine's
-    writes (the drill notes the time)."""
+    writes, with the time.monotonic() the pause began (the drill measures the pause from it)."""
     out = out or sys.stderr
     report = Report(step)
     pb = PocketBaseAdmin(endpoints.pocketbase_url, endpoints.superuser_email, endpoints.superuser_password)
     connection: Any = None
     try:
         if step == "rollback":
+            started = time.monotonic()
             await resume(pb)
+            report.seconds["resume"] = time.monotonic() - started
             left = await paused(pb)
             report.ok = not left
             _say(out, "rollback: PocketBase takes the engine's writes again" if report.ok
@@ -572,10 +574,12 @@ async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S,
         if step == "copy":
             await _copy(pb, connection, report, "copy", out)
         elif step == "cutover":
+            started = time.monotonic()
             await pause(pb)
-            report.paused_at = time.monotonic()
+            report.paused_at = started  # the first collection refuses writes from its PATCH on
+            report.seconds["pause"] = time.monotonic() - started
             if on_paused is not None:
-                on_paused()
+                on_paused(started)
             _say(out, f"writes paused: PocketBase refuses the engine's creates and updates; draining {drain_s:g} s")
             await asyncio.sleep(drain_s)
             await _copy(pb, connection, report, "final_sync", out)

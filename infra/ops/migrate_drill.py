@@ -259,12 +259,12 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                     f"{copied.seconds.get('copy', 0):.2f} s")
                 time.sleep(settings.between_s)
                 cut = asyncio.run(run_step("cutover", endpoints, drain_s=settings.drain_s, out=step_out,
-                                           on_paused=lambda: paused_at.append(time.monotonic())))
+                                           on_paused=paused_at.append))
                 differences = cut.proof.differences if cut.proof else ["no proof"]
                 result.checks.append(("the final sync is proved (rows per tenant, checksums, commission totals)",
                                       cut.ok, "equal" if cut.ok else "; ".join(differences[:5])))
-                say(f"cut-over: paused, drained {settings.drain_s:g} s, final sync "
-                    f"{cut.seconds.get('final_sync', 0):.2f} s, proof {cut.seconds.get('verify', 0):.2f} s: "
+                say(f"cut-over: paused ({cut.seconds.get('pause', 0):.2f} s), drained {settings.drain_s:g} s, "
+                    f"final sync {cut.seconds.get('final_sync', 0):.2f} s, proof {cut.seconds.get('verify', 0):.2f} s: "
                     f"{'proved' if cut.ok else 'NOT proved'}")
                 if cut.ok and engine_has_postgres():
                     restart_engine(stack, pg.engine_env())
@@ -275,11 +275,13 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                            "this engine has no PostgreSQL store (STORAGE unknown to its settings: helper pgport's "
                            "adapter is not merged here)")
                     rolled = asyncio.run(run_step("rollback", endpoints, out=step_out))
-                    say(f"no switch: {why}; rollback: {'pause lifted' if rolled.ok else 'FAILED'}, writes resume "
-                        "on PocketBase")
+                    say(f"no switch: {why}; rollback: {'pause lifted' if rolled.ok else 'FAILED'} in "
+                        f"{rolled.seconds.get('resume', 0):.2f} s, writes resume on PocketBase")
                     result.checks.append(("rollback before resume lifts the pause", rolled.ok, "engine writes to "
                                           "PocketBase again" if rolled.ok else "still paused"))
                 resumed_at = time.monotonic()
+                if paused_at:
+                    say(f"writes resumed {resumed_at - paused_at[0]:.2f} s after the pause began")
                 time.sleep(settings.after_s)
             acks = list(load.acks.values())
             result.acknowledged = len(acks)
