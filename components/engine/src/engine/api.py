@@ -267,12 +267,16 @@ def create_app(settings: Settings) -> FastAPI:
                                    delay_s=CATALOG_MEMORY_S + 1.0)
         app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
                                   purger)
-        app.state.writes_paused = WritesPausedProbe(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
-                                                    settings.pocketbase_password, settings.pocketbase_ca_cert)
+        # Only a PocketBase store is paused by a migration (infra/ops/migrate_db.py); none without its address.
+        paused_probe = WritesPausedProbe(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
+                                         settings.pocketbase_password, settings.pocketbase_ca_cert) \
+            if settings.pocketbase_url else None
+        app.state.writes_paused = paused_probe
         watch = asyncio.create_task(_watch_start(pocketbase, settings))
         yield
         watch.cancel()
-        await app.state.writes_paused.close()
+        if paused_probe is not None:
+            await paused_probe.close()
         if purger is not None:
             await purger.close()
         await pocketbase.close()
