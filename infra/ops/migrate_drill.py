@@ -266,6 +266,7 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                 say(f"cut-over: paused ({cut.seconds.get('pause', 0):.2f} s), drained {settings.drain_s:g} s, "
                     f"final sync {cut.seconds.get('final_sync', 0):.2f} s, proof {cut.seconds.get('verify', 0):.2f} s: "
                     f"{'proved' if cut.ok else 'NOT proved'}")
+                resuming_at = time.monotonic()  # writes may be acknowledged again from here on
                 if cut.ok and engine_has_postgres():
                     restart_engine(stack, pg.engine_env())
                     result.switched = True
@@ -287,14 +288,18 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
             result.acknowledged = len(acks)
             result.paused_answers = load.paused_answers
             result.other_refusals = dict(load.refusals)
+            # The pause begins with the first collection's PATCH and holds once the last one's is done: a write to
+            # a collection not yet paused, or admitted just before, may still be acknowledged in between (the drain
+            # is for those). The pause lasts until the first write acknowledged after it held.
             pause_start = paused_at[0] if paused_at else resumed_at
-            first_after = load.first_ack_after(pause_start)
+            fully_paused = pause_start + cut.seconds.get("pause", 0.0)
+            first_after = load.first_ack_after(fully_paused)
             result.pause_s = (first_after if first_after is not None else resumed_at) - pause_start
-            # Every order acknowledged before the pause must be in PostgreSQL, with the same id, money and status;
-            # after a switch, every order acknowledged at all.
-            # (Without a switch, as of the pause: what PocketBase acknowledged after the rollback stays there.)
-            must = [a for a in acks if result.switched or a.at <= pause_start]
-            as_of = float("inf") if result.switched else pause_start
+            # Every order acknowledged before writes resumed must be in PostgreSQL, with the same id, money and
+            # status: the cut-over's promise. After a switch, every order acknowledged at all. (Without a switch,
+            # what PocketBase acknowledged after the rollback stays there, and is read back through the engine.)
+            must = [a for a in acks if result.switched or a.at <= resuming_at]
+            as_of = float("inf") if result.switched else resuming_at
             found = asyncio.run(_in_postgres(pg, [a.order_id for a in must]))
             lost = [a for a in must
                     if found.get(a.order_id) != (a.total_cents, a.commission_cents, a.status_at(as_of))]
@@ -306,9 +311,9 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                 # Acknowledged on PocketBase after the rollback: the engine reads each back.
                 with httpx.Client(base_url=stack.url, timeout=10,
                                   headers={"Authorization": f"Bearer {api_key}"}) as client:
-                    later = [a for a in acks if a.at > pause_start]
+                    later = [a for a in acks if a.at > resuming_at]
                     unread = [a for a in later if client.get(f"/v1/orders/{a.order_id}").status_code != 200]
-                    changed = [a for a in acks if a.statuses and a.statuses[-1][0] > pause_start
+                    changed = [a for a in acks if a.statuses and a.statuses[-1][0] > resuming_at
                                and client.get(f"/v1/orders/{a.order_id}").json().get("status") != a.statuses[-1][1]]
                     unread += changed
                 result.lost += len(unread)
@@ -316,7 +321,7 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                    if not what.startswith("engine restarting")}
             result.checks += [
                 ("every acknowledged order is in PostgreSQL with the same id, money and status"
-                 + ("" if result.switched else " (those before the pause; the later ones on PocketBase)"),
+                 + ("" if result.switched else " (those before writes resumed; the later ones on PocketBase)"),
                  result.lost == 0 and result.acknowledged > 0,
                  f"{result.lost} of {len(must)} lost" + (f": {result.lost_examples[0]}" if result.lost_examples
                                                           else "")),
@@ -324,6 +329,11 @@ def run_migrate_drill(workdir: Path, settings: MigrateDrillSettings, out: Any = 
                  result.paused_answers > 0, f"{result.paused_answers} answered so"),
                 ("no write was answered otherwise (500, another 503, a hang)", not bad,
                  ", ".join(f"{n}x {what}" for what, n in bad.items()) or "none"),
+                ("no write was acknowledged while the pause held",
+                 not any(fully_paused < a.at < resuming_at for a in acks)
+                 and not any(fully_paused < at < resuming_at for a in acks for at, _ in a.statuses),
+                 f"{sum(1 for a in acks if fully_paused < a.at < resuming_at)} orders in "
+                 f"{resuming_at - fully_paused:.2f} s"),
                 ("orders are acknowledged again after the pause", first_after is not None,
                  f"first after {result.pause_s:.2f} s"),
             ]
