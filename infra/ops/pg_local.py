@@ -129,7 +129,17 @@ UPDATE of the columns it changes, no DELETE, no DDL, transitions INSERT and SELE
 
 
 async def apply_schema(server: Postgres) -> None:
-    """The engine's tables as the migrator (the numbered files in order), then the engine account's grants."""
+    """The engine's tables as the migrator, as the platform applies them: `python -m engine migrate` (PG.md) where
+    the engine has it; otherwise the numbered files in order, then the engine account's grants."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("engine.migrate") is not None:
+        done = subprocess.run([sys.executable, "-m", "engine", "migrate"], env={**os.environ, **server.engine_env()},
+                              check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m engine migrate failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return
     from infra.ops.migrate_db import connect_dsn
 
     connection = await connect_dsn(server.dsn())
