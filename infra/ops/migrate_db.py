@@ -389,9 +389,30 @@ class Written:
     updated: int = 0
 
 
+async def _merge(connection: Any, table: Table, stage: str) -> Written:
+    """Insert what is new and update what differs, from the staging table; how many of each."""
+    columns = ", ".join(f'"{c}"' for c in table.names)
+    select = ", ".join(f'"{c}"::jsonb' if k == "json" else f'"{c}"' for c, k in table.columns)
+    others = [c for c in table.names if c not in table.key]
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in others)
+    differ = (f"({', '.join(f'{table.name}.{chr(34)}{c}{chr(34)}' for c in others)}) IS DISTINCT FROM "
+              f"({', '.join(f'EXCLUDED.{chr(34)}{c}{chr(34)}' for c in others)})")
+    outcome = await connection.fetch(
+        f'INSERT INTO "{table.name}" ({columns}) SELECT {select} FROM "{stage}" '
+        f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets} WHERE {differ} "
+        "RETURNING (xmax = 0) AS inserted")
+    inserted = sum(1 for r in outcome if r["inserted"])
+    return Written(inserted, len(outcome) - inserted)
+
+
 async def write(connection: Any, records: Mapping[str, list[dict[str, Any]]]) -> dict[str, Written]:
-    """Every table merged in one transaction: COPY into a staging table, then insert what is new and update what
-    differs. Nothing is deleted: a row only PostgreSQL has is the proof's to name."""
+    """Every table merged in one transaction: COPY into staging tables, then insert what is new and update what
+    differs. Nothing is deleted: a row only PostgreSQL has is the proof's to name.
+
+    Orders in three moves, for the foreign key and for the engine's rule that an order changes status only with its
+    transition row in the same transaction (0002_engine_rights.sql, a trigger): new orders first, then the
+    transitions, then each order's status walked along the transitions this transaction added (created -> paid ->
+    refunded is two updates), then every other column."""
     rows = {name: [to_row(BY_NAME[name], record) for record in records[name]] for name in WRITE_ORDER}
     written: dict[str, Written] = {}
     async with connection.transaction():
@@ -402,18 +423,23 @@ async def write(connection: Any, records: Mapping[str, list[dict[str, Any]]]) ->
                                      + ", ".join(f'"{c}" {_SQL_TYPES[k]}' for c, k in table.columns)
                                      + ") ON COMMIT DROP")
             await connection.copy_records_to_table(stage, records=rows[name], columns=list(table.names))
-            columns = ", ".join(f'"{c}"' for c in table.names)
-            select = ", ".join(f'"{c}"::jsonb' if k == "json" else f'"{c}"' for c, k in table.columns)
-            others = [c for c in table.names if c not in table.key]
-            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in others)
-            differ = (f"({', '.join(f'{name}.{chr(34)}{c}{chr(34)}' for c in others)}) IS DISTINCT FROM "
-                      f"({', '.join(f'EXCLUDED.{chr(34)}{c}{chr(34)}' for c in others)})")
-            outcome = await connection.fetch(
-                f'INSERT INTO "{name}" ({columns}) SELECT {select} FROM "{stage}" '
-                f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets} WHERE {differ} "
-                "RETURNING (xmax = 0) AS inserted")
-            inserted = sum(1 for r in outcome if r["inserted"])
-            written[name] = Written(inserted, len(outcome) - inserted)
+            if name == "orders":
+                columns = ", ".join(f'"{c}"' for c in table.names)
+                select = ", ".join(f'"{c}"::jsonb' if k == "json" else f'"{c}"' for c, k in table.columns)
+                new = await connection.fetch(f'INSERT INTO orders ({columns}) SELECT {select} FROM stage_orders '
+                                             "ON CONFLICT (id) DO NOTHING RETURNING id")
+                written[name] = Written(len(new), 0)
+                continue
+            written[name] = await _merge(connection, table, stage)
+        for _ in range(len(BY_NAME["order_transitions"].key) + 2):  # the longest walk: created -> paid -> refunded
+            walked = await connection.fetch(
+                "UPDATE orders o SET status = t.to_status FROM order_transitions t, stage_orders s "
+                "WHERE s.id = o.id AND s.status <> o.status AND t.order_id = o.id AND t.from_status = o.status "
+                "AND t.xmin = pg_current_xact_id()::xid RETURNING o.id")
+            if not walked:
+                break
+        changed = await _merge(connection, BY_NAME["orders"], "stage_orders")
+        written["orders"] = Written(written["orders"].inserted, changed.updated)
     return written
 
 
