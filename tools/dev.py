@@ -7,7 +7,8 @@
                                                                        what plan and pulumi need: the deploy jobs)
     python3 tools/dev.py lock                                          the hashed lock files again, after a pin changes
     python3 tools/dev.py generate                                      regenerate the generated files
-    python3 tools/dev.py drill                                         the disaster-recovery drill (bench/README.md)
+    python3 tools/dev.py drill [--migrate-db]                          the disaster-recovery drills (bench/README.md);
+                                                                       --migrate-db: only the move to PostgreSQL
     python3 tools/dev.py chaos [--short]                               faults under load, each checked (bench/README.md)
     python3 tools/dev.py mutate [--jobs N] [--only PATTERN] [--list]   the mutation campaign (tools/mutations.py)
 
@@ -18,6 +19,7 @@ packages the tests need are installed with apt-get when run as root; otherwise t
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -35,6 +37,10 @@ STAMP = VENV / ".platform-installed"
 # command the tests run -> Debian package that provides it
 SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server", "promtool": "prometheus",
                                    "prometheus": "prometheus", "prometheus-redis-exporter": "prometheus-redis-exporter"}
+SYSTEM_PACKAGE_FILES: dict[str, str] = {"/usr/lib/postgresql/*/bin/initdb": "postgresql"}
+"""Installed programs not on PATH -> Debian package: Debian's `postgresql` puts initdb, pg_ctl and postgres in
+/usr/lib/postgresql/<version>/bin (the tests' PostgreSQL, tests/engine/postgres_server.py, and `engine dev
+--storage postgres` look there)."""
 
 
 def _run(*cmd: str | Path, **kwargs: object) -> None:
@@ -124,7 +130,8 @@ def lock() -> None:
 
 
 def system_packages() -> None:
-    missing = sorted({pkg for cmd, pkg in SYSTEM_PACKAGES.items() if shutil.which(cmd) is None})
+    missing = sorted({pkg for cmd, pkg in SYSTEM_PACKAGES.items() if shutil.which(cmd) is None}
+                     | {pkg for pattern, pkg in SYSTEM_PACKAGE_FILES.items() if not glob.glob(pattern)})
     if not missing:
         return
     if os.geteuid() != 0:
@@ -182,13 +189,18 @@ def plan(args: list[str]) -> None:
 
 def drill(args: list[str]) -> None:
     """PocketBase, Litestream, moto's S3 server, Redis and the engine for real: kill, restore, check; then the
-    failover to a standby that restores the replica on its first start (infra/ops/failover_drill.py, ~20 s)."""
+    failover to a standby that restores the replica on its first start (infra/ops/failover_drill.py, ~20 s); then
+    the move to PostgreSQL under load (infra/ops/migrate_drill.py, ~30 s), alone with --migrate-db."""
     setup("dev")
     system_packages()
     os.chdir(ROOT)
+    if "--migrate-db" in args:
+        rest = [arg for arg in args if arg != "--migrate-db"]
+        sys.exit(subprocess.run([str(PYTHON), "-m", "infra.ops.migrate_drill", *rest], check=False).returncode)
     crash = subprocess.run([str(PYTHON), "-m", "infra.ops.drill", *args], check=False)
     failover = subprocess.run([str(PYTHON), "-m", "infra.ops.failover_drill", *args], check=False)
-    sys.exit(crash.returncode or failover.returncode)
+    migrate = subprocess.run([str(PYTHON), "-m", "infra.ops.migrate_drill", *args], check=False)
+    sys.exit(crash.returncode or failover.returncode or migrate.returncode)
 
 
 def chaos(args: list[str]) -> None:

@@ -1,6 +1,6 @@
-"""Operations on a deployed stack: `python -m infra restore ...`, `python -m infra failover ...` and `python -m infra
-tenant-keys ...` (dispatched by `infra.cli`), and the drill that rehearses a crash and a restore here
-(`python3 tools/dev.py drill`)."""
+"""Operations on a deployed stack: `python -m infra restore ...`, `python -m infra failover ...`, `python -m infra
+tenant-keys ...` and `python -m infra migrate-db ...` (dispatched by `infra.cli`), and the drills that rehearse a
+crash and a restore, and the move to PostgreSQL, here (`python3 tools/dev.py drill`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from infra.model import StackModel
     from infra.plan import Plan
 
-COMMANDS = ("restore", "failover", "tenant-keys")
+COMMANDS = ("restore", "failover", "tenant-keys", "migrate-db")
 
 
 def load_stack(stack: str, config_file: Path | None = None) -> tuple[RawConfig, StackModel] | None:
@@ -58,10 +58,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                          help="then put the verified copy on the stack's PocketBase VM over IAP (gcloud), restart "
                               "PocketBase and check it: docs/runbooks/restore.md")
     from infra.ops.failover import add_command
+    from infra.ops.migrate_db import add_command as add_migrate_db
     from infra.ops.tenant_keys import add_command as add_tenant_keys
 
     add_command(commands)
     add_tenant_keys(commands)
+    add_migrate_db(commands)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         from infra.ops.failover import main as failover
 
         return failover(args)
+    if args.command == "migrate-db":
+        from infra.ops.migrate_db import main as migrate_db
+
+        return migrate_db(args)
     if args.command == "tenant-keys":
         from infra.ops.tenant_keys import main as tenant_keys
 
