@@ -24,12 +24,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engine import metrics
 from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
-from engine.adapters.pocketbase import PocketBase, PocketBaseError
 from engine.domain.model import MAX_EXACT, CommissionRules, DomainError, LineRequest, Product, TransitionError
 from engine.registry import Principal, TenantRegistry, shard_documents
-from engine.schema import ACCOUNTS, required, version_fields
+from engine.schema import ACCOUNTS
 from engine.services import CATALOG_MEMORY_S, Engine, IdempotencyConflict, NotFound, order_view
 from engine.settings import Settings
+from engine.storage import Store, StoreUnavailable
 from engine.vitals import BeaconError, Recorder, validate
 
 # Patterns match the whole value, in ASCII: pydantic's (Rust) `$` is the end of the text, and MONTH is
@@ -274,23 +274,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
-        pocketbase = PocketBase(settings.pocketbase_url, ACCOUNTS, settings.pocketbase_email,
-                                settings.pocketbase_password, settings.pocketbase_timeout_seconds, required(),
-                                version_fields(), ca_cert=settings.pocketbase_ca_cert)
+        store = open_store(settings)
         cache = Cache(settings.redis_url, settings.redis_timeout_seconds, settings.redis_ca_cert)
         purger = None
         if not settings.catalog_purge_missing:
             purger = CatalogPurger(settings.cloudflare_api_url, settings.cloudflare_zone_id or "",
                                    settings.catalog_purge_token or "", settings.catalog_public_base_url or "",
                                    delay_s=CATALOG_MEMORY_S + 1.0)
-        app.state.engine = Engine(pocketbase, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
+        app.state.engine = Engine(store, cache, settings.summary_cache_seconds, settings.catalog_cache_seconds,
                                   purger)
-        watch = asyncio.create_task(_watch_start(pocketbase, settings))
+        watch = asyncio.create_task(_watch_start(store, settings))
         yield
         watch.cancel()
         if purger is not None:
             await purger.close()
-        await pocketbase.close()
+        await store.close()
         await cache.close()
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # this worker's in-flight gauges leave the sums
             multiprocess.mark_process_dead(os.getpid())  # pyright: ignore[reportUnknownMemberType]
@@ -356,8 +354,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return problem(404, "Not found", str(exc))
 
-    @app.exception_handler(PocketBaseError)
-    async def _unavailable(_: Request, exc: PocketBaseError) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
         return problem(503, "Storage unavailable", "the order store is unreachable or busy; retry later (an order "
                        "retried with the same Idempotency-Key is created once)")
 
@@ -372,9 +370,10 @@ def create_app(settings: Settings) -> FastAPI:
         engine's account and holds its collections (PocketBase.schema_problem), then while `/api/health`
         answers; Redis while it answers PING. `/healthz` (liveness, the startup probe) asks neither: an
         engine whose PocketBase is stopped (prod's standby) starts and waits, ready on its own when it serves."""
-        pocketbase, redis = await asyncio.gather(eng().pb.unready(), eng().cache.unready())
-        reasons = {name: why for name, why in (("pocketbase", pocketbase), ("redis", redis)) if why is not None}
-        checks = {"pocketbase": pocketbase is None, "redis": redis is None}
+        store = eng().store
+        stored, redis = await asyncio.gather(store.unready(), eng().cache.unready())
+        reasons = {name: why for name, why in ((store.name, stored), ("redis", redis)) if why is not None}
+        checks = {store.name: stored is None, "redis": redis is None}
         if not reasons:
             return JSONResponse({"ready": True, "checks": checks})
         if request.scope.get("state", {}).get("via_edge"):
@@ -488,14 +487,31 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _watch_start(pocketbase: PocketBase, settings: Settings) -> None:
-    """From the start: check PocketBase's schema every second (so the engine turns ready on its own, #20.1)
+def open_store(settings: Settings) -> Store:
+    """The order store the settings choose (STORAGE): PocketBase (default) or PostgreSQL."""
+    from engine.adapters.pocketbase import PocketBase
+    from engine.schema import required, version_fields
+    from engine.storage.pocketbase import PocketBaseStore
+
+    return PocketBaseStore(PocketBase(settings.pocketbase_url or "", ACCOUNTS, settings.pocketbase_email or "",
+                                      settings.pocketbase_password or "", settings.pocketbase_timeout_seconds,
+                                      required(), version_fields(), ca_cert=settings.pocketbase_ca_cert))
+
+
+async def _watch_start(store: Store, settings: Settings) -> None:
+    """From the start: check the store's schema every second (so the engine turns ready on its own, #20.1)
     and, if it is still not served after `pocketbase_start_wait_seconds`, say once what to look at. The engine
     keeps serving (liveness, and 503s): a standby engine's PocketBase is stopped by design."""
     logger = logging.getLogger("engine")
     deadline = time.monotonic() + settings.pocketbase_start_wait_seconds
-    while (problem := await pocketbase.schema_problem()) is not None:
-        if time.monotonic() >= deadline:
+    while (problem := await store.schema_problem()) is not None:
+        if time.monotonic() >= deadline and store.name != "pocketbase":
+            logger.warning("not ready: %s (POSTGRES_HOST=%s, POSTGRES_DB=%s, still so after %.0f s). The schema is "
+                           "applied by `python -m engine migrate` as the migrator account, before the engine starts.",
+                           problem, settings.postgres_host, settings.postgres_db,
+                           settings.pocketbase_start_wait_seconds)
+            deadline = float("inf")
+        elif time.monotonic() >= deadline:
             logger.warning(
                 "not ready: %s (POCKETBASE_URL=%s, still so after %.0f s). PocketBase's image applies the engine's "
                 "collections and its account in %s at its start (pb_hooks/engine_schema.pb.js with "

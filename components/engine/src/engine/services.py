@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import secrets
 import time
 from dataclasses import asdict
 from typing import Any
@@ -19,12 +18,10 @@ from typing import Any
 from engine import audit, metrics
 from engine.adapters.cache import Cache
 from engine.adapters.cloudflare import CatalogPurger
-from engine.adapters.pocketbase import NotUnique, PocketBase, PocketBaseError, pocketbase_data, quote
 from engine.domain.model import (
     COMMISSION_FOR,
     TRANSITIONS,
     CommissionRules,
-    CommissionStatus,
     DomainError,
     LineRequest,
     MonthlySummary,
@@ -36,25 +33,13 @@ from engine.domain.model import (
     summarize,
 )
 from engine.registry import Tenant
+from engine.storage.pocketbase import view_cents
+from engine.storage.port import NewOrder, NotUnique, Store, StoreUnavailable, store_data
+
+__all__ = ["Engine", "IdempotencyConflict", "NotFound", "order_view", "view_cents"]
 
 CATALOG_MEMORY_S = 1.0
-CENTS_SPLIT = 1_000_000_000
 ORDER_ID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
-
-
-def _order_cap(record: dict[str, Any]) -> int | None:
-    """A cap of 0 is a cap: PocketBase stores an unset number as 0, so `has_order_cap` tells them apart.
-    A record written before that field existed has a cap if its number is not 0."""
-    cap = int(record.get("order_cap_cents") or 0)
-    if record.get("has_order_cap"):
-        return cap
-    return cap or None
-
-
-def view_cents(group: dict[str, Any]) -> int:
-    """A sum from the commission_totals view, exact: SQLite sums the billions and the rest apart as
-    integers and hands them over as text, so neither passes through a 64-bit float nor overflows."""
-    return int(group["cents_high"]) * CENTS_SPLIT + int(group["cents_low"])
 
 
 class NotFound(Exception):
@@ -73,9 +58,9 @@ def order_view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class Engine:
-    def __init__(self, pocketbase: PocketBase, cache: Cache, summary_ttl_s: int, catalog_ttl_s: int,
+    def __init__(self, store: Store, cache: Cache, summary_ttl_s: int, catalog_ttl_s: int,
                  purger: CatalogPurger | None = None) -> None:
-        self.pb = pocketbase
+        self.store = store
         self.cache = cache
         self.purger = purger
         self._catalogs: dict[str, tuple[float, str, str]] = {}
@@ -108,9 +93,7 @@ class Engine:
     # are as fresh as the Redis generation makes them, as before, until its first admin write.
 
     async def _catalog_version(self, tenant: Tenant) -> str:
-        record = await self.pb.first("catalog_version", "catalog_versions", f"tenant={quote(tenant.slug)}",
-                                     fields="catalog_version")
-        return "" if record is None else str(record["catalog_version"])
+        return await self.store.catalog_version(tenant.slug)
 
     async def _documents(self, tenant: Tenant, kinds: tuple[str, ...]) -> dict[str, str]:
         """The tenant's documents of `kinds` ("catalog", "rules", "affiliates"), cached while current."""
@@ -130,8 +113,7 @@ class Engine:
             metrics.CACHE_REQUESTS.labels(kind, "miss").inc()
             if generation is None:  # none yet, or evicted: one started first, since none cannot tag anything
                 generation = await self.cache.current_generation(kind, f"{kind}-gen:{tenant.slug}")
-            with pocketbase_data(kind):
-                body = await self._load(tenant, kind)
+            body = await self._load(tenant, kind)
             if generation is not None:
                 await self.cache.set(kind, keys[2 * index + 1], f"{version}/{generation}\n{body}",
                                      self.catalog_ttl_s)
@@ -145,27 +127,20 @@ class Engine:
         documents: dict[str, str] = {}
         for kind in kinds:
             metrics.CACHE_REQUESTS.labels(kind, "skipped").inc()
-            with pocketbase_data(kind):
-                documents[kind] = await self._load(tenant, kind)
+            documents[kind] = await self._load(tenant, kind)
         return documents
 
     async def _load(self, tenant: Tenant, kind: str) -> str:
-        """A document from PocketBase (KeyError, ValueError or TypeError: PocketBase answered another shape)."""
+        """A document from the store (StoreUnavailable: it answered another shape)."""
         if kind == "catalog":
-            records = await self.pb.list("catalog", "products", f"tenant={quote(tenant.slug)} && active=true",
-                                         fields="sku,name,category,price_cents", sort="sku")
+            products = await self.store.products(tenant.slug)
             return json.dumps({"currency": tenant.currency, "products": [
-                {"sku": str(r["sku"]), "name": str(r["name"]), "category": str(r["category"] or ""),
-                 "price_cents": int(r["price_cents"])} for r in records]}, separators=(",", ":"))
+                {"sku": p.sku, "name": p.name, "category": p.category, "price_cents": p.price_cents}
+                for p in products]}, separators=(",", ":"))
         if kind == "rules":
-            record = await self.pb.first("rules", "commission_rules", f"tenant={quote(tenant.slug)}")
-            rules = CommissionRules() if record is None else CommissionRules(
-                int(record.get("default_rate_bps") or 0), dict(record.get("category_rates_bps") or {}),
-                dict(record.get("product_rates_bps") or {}), _order_cap(record))
-            return json.dumps(asdict(rules))
-        records = await self.pb.list("affiliates", "affiliates", f"tenant={quote(tenant.slug)}",
-                                     fields="id,affiliate_id")
-        return json.dumps({str(r["affiliate_id"]): str(r["id"]) for r in records}, sort_keys=True)
+            rules = await self.store.rules(tenant.slug)
+            return json.dumps(asdict(rules or CommissionRules()))
+        return json.dumps(await self.store.affiliates(tenant.slug), sort_keys=True)
 
     # -- catalog, rules, affiliates ----------------------------------------------------------
 
@@ -200,72 +175,21 @@ class Engine:
         return CommissionRules(**json.loads((await self._documents(tenant, ("rules",)))["rules"]))
 
     async def _affiliate_record(self, tenant: Tenant, affiliate_id: str) -> str | None:
-        """The affiliate's record id, from PocketBase (one row by its unique index): an order's status change
-        sets its summary_version, and an order's creation looks here before it refuses an affiliate unknown to
-        the cached map (an engine of before #23's second audit may have added it without a catalog version)."""
-        record = await self.pb.first("affiliates", "affiliates",
-                                     f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                                     fields="id")
-        return None if record is None else str(record["id"])
-
-    async def _admin_write(self, tenant: Tenant, operation: str, collection: str, filter_: str,
-                           body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create or update, with a new catalog version for the tenant in the same transaction (see the cached
-        documents above); the record as it was before (None if it is created), for the audit event."""
-        for attempt in (1, 2):
-            record = await self.pb.first(operation, collection, filter_)
-            url = f"/api/collections/{collection}/records"
-            write = ({"method": "POST", "url": url, "body": body} if record is None
-                     else {"method": "PATCH", "url": f"{url}/{record['id']}", "body": body})
-            version = _new_catalog_version(tenant.slug)
-            try:
-                results = await self.pb.batch(operation, [write, version])
-            except NotUnique:
-                # Two first writes of the same record at once: the other one created it (its unique index
-                # refused this one, whose transaction rolled back whole), so this one is now an update
-                # (#23, second audit: it was a 500). Once: a second refusal is not that race.
-                if attempt == 2:
-                    raise PocketBaseError(f"PocketBase {operation}: the write broke a unique index twice") from None
-                continue
-            self._stored_as_sent(operation, tenant, "catalog_versions", "catalog_version", results[1], version)
-            return record
-        raise AssertionError("unreachable")
-
-    def _stored_as_sent(self, operation: str, tenant: Tenant, collection: str, field: str, stored: dict[str, Any],
-                        request: dict[str, Any]) -> None:
-        """The version token as PocketBase stored it (the batch's answer) must be the one sent, in the tenant's
-        record: a field of another type stores one constant for every token (a number 0, a bool false), and the
-        check that no order is judged against older data (or no summary served older) would be off (#23, second
-        audit). Then the write is not acknowledged (503; it is stored, and a retry with the same key answers
-        it), and the engine is not ready, naming the field, until its schema is PocketBase's again."""
-        sent = request["body"][field]
-        got, tenant_of = stored.get(field), stored.get("tenant")  # a dict: PocketBase.batch checks each answer
-        if got != sent or tenant_of != tenant.slug:
-            problem = (f"PocketBase {operation}: {collection}.{field} stored {str(got)[:20]!r} of tenant "
-                       f"{str(tenant_of)[:40]!r} for the token sent (a field of another type? it must be text)")
-            self.pb.schema_broken(problem)
-            raise PocketBaseError(problem)
+        """The affiliate's reference in the store (one row by its unique key): an order's status change sets its
+        summary_version, and an order's creation looks here before it refuses an affiliate unknown to the cached
+        map (an engine of before #23's second audit may have added it without a catalog version)."""
+        return await self.store.affiliate_ref(tenant.slug, affiliate_id)
 
     async def put_rules(self, tenant: Tenant, rules: CommissionRules, actor: str = "") -> CommissionRules:
-        before = await self._admin_write(tenant, "rules", "commission_rules", f"tenant={quote(tenant.slug)}",
-                                         {"tenant": tenant.slug, **asdict(rules),
-                                          "order_cap_cents": rules.order_cap_cents or 0,
-                                          "has_order_cap": rules.order_cap_cents is not None})
+        before = await self.store.upsert_rules(tenant.slug, rules)
         await self.cache.new_generation("rules", f"rules-gen:{tenant.slug}")
-        with pocketbase_data("rules"):
-            was = None if before is None else asdict(CommissionRules(
-                int(before.get("default_rate_bps") or 0), before.get("category_rates_bps") or {},
-                before.get("product_rates_bps") or {}, _order_cap(before)))
-        audit.record("commission_rules.put", tenant.slug, actor, tenant.slug, was, asdict(rules))
+        audit.record("commission_rules.put", tenant.slug, actor, tenant.slug,
+                     None if before is None else asdict(before), asdict(rules))
         return rules
 
     async def put_product(self, tenant: Tenant, product: Product, actor: str = "") -> Product:
-        before = await self._admin_write(tenant, "products", "products",
-                                         f"tenant={quote(tenant.slug)} && sku={quote(product.sku)}",
-                                         {"tenant": tenant.slug, **asdict(product)})
-        fields = asdict(product)
-        audit.record("product.put", tenant.slug, actor, product.sku,
-                     None if before is None else {k: before.get(k) for k in fields}, fields)
+        before = await self.store.upsert_product(tenant.slug, product)
+        audit.record("product.put", tenant.slug, actor, product.sku, before, asdict(product))
         await self.cache.new_generation("catalog", f"catalog-gen:{tenant.slug}")
         self._catalogs.pop(tenant.slug, None)  # other processes forget theirs within CATALOG_MEMORY_S
         if self.purger is not None:  # in the background, after the write: it never fails or delays it
@@ -273,13 +197,10 @@ class Engine:
         return product
 
     async def put_affiliate(self, tenant: Tenant, affiliate_id: str, name: str, actor: str = "") -> dict[str, str]:
-        before = await self._admin_write(tenant, "affiliates", "affiliates",
-                                         f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                                         {"tenant": tenant.slug, "affiliate_id": affiliate_id, "name": name})
+        before = await self.store.upsert_affiliate(tenant.slug, affiliate_id, name)
         await self.cache.new_generation("affiliates", f"affiliates-gen:{tenant.slug}")
         after = {"affiliate_id": affiliate_id, "name": name}
-        audit.record("affiliate.put", tenant.slug, actor, affiliate_id,
-                     None if before is None else {k: before.get(k) for k in after}, after)
+        audit.record("affiliate.put", tenant.slug, actor, affiliate_id, before, after)
         return after
 
     # -- orders -------------------------------------------------------------------------------
@@ -307,23 +228,16 @@ class Engine:
                 raise
             return self._replay(stored, request_hash), False
         now = dt.datetime.now(dt.UTC)
-        body = {
-            "tenant": tenant.slug, "idempotency_key": idempotency_key, "request_hash": request_hash,
-            "affiliate_id": affiliate_id or "", "status": OrderStatus.CREATED.value,
-            "commission_status": COMMISSION_FOR[OrderStatus.CREATED].value, "currency": tenant.currency,
-            "created_month": now.strftime("%Y-%m"), "total_cents": priced.total_cents,
-            "commission_cents": priced.commission_cents, "lines": [asdict(line) for line in priced.lines],
-        }
+        order = NewOrder(
+            idempotency_key=idempotency_key, request_hash=request_hash, affiliate_id=affiliate_id,
+            status=OrderStatus.CREATED.value, commission_status=COMMISSION_FOR[OrderStatus.CREATED].value,
+            currency=tenant.currency, created_month=now.strftime("%Y-%m"), total_cents=priced.total_cents,
+            commission_cents=priced.commission_cents, lines=[asdict(line) for line in priced.lines])
         try:
-            if affiliate_record is None:
-                record = await self.pb.create("create_order", "orders", body)
-            else:  # the order and its affiliate's new summary version, in one transaction
-                version = _new_summary_version(affiliate_record)
-                record, stored = await self.pb.batch("create_order", [
-                    {"method": "POST", "url": "/api/collections/orders/records", "body": body}, version])
-                self._stored_as_sent("create_order", tenant, "affiliates", "summary_version", stored, version)
+            # with an affiliate, the order and its affiliate's new summary version in one transaction
+            record = await self.store.create_order(tenant.slug, order, affiliate_record)
         except NotUnique:
-            # The key was used before (a retry, or a race that another request won): the unique index
+            # The key was used before (a retry, or a race that another request won): the unique key
             # on (tenant, idempotency_key) decides, and the first order is the answer.
             winner = await self._by_idempotency_key(tenant, idempotency_key)
             if winner is None:
@@ -333,61 +247,42 @@ class Engine:
         return order_view(record), True
 
     async def _by_idempotency_key(self, tenant: Tenant, key: str) -> dict[str, Any] | None:
-        return await self.pb.first("idempotency", "orders",
-                                   f"tenant={quote(tenant.slug)} && idempotency_key={quote(key)}")
+        return await self.store.order_by_key(tenant.slug, key)
 
     @staticmethod
     def _replay(record: dict[str, Any], request_hash: str) -> dict[str, Any]:
         if record.get("request_hash") is None:
-            raise PocketBaseError("PocketBase idempotency: an order without its request_hash")
+            raise StoreUnavailable("the store's idempotency: an order without its request_hash")
         if record["request_hash"] != request_hash:
             raise IdempotencyConflict("this Idempotency-Key was used for a different request")
         return order_view(record)
 
     async def order(self, tenant: Tenant, order_id: str) -> dict[str, Any]:
-        record = (await self.pb.get("get_order", "orders", order_id, ORDER_FIELDS) if ORDER_ID.fullmatch(order_id)
-                  else None)
-        if record is None or record["tenant"] != tenant.slug:
+        record = await self.store.order(tenant.slug, order_id) if ORDER_ID.fullmatch(order_id) else None
+        if record is None:
             raise NotFound(f"no order {order_id!r}")
         return record
 
     async def transition(self, tenant: Tenant, order_id: str, action: str) -> dict[str, Any]:
-        """One status change, of which exactly one wins however many callers race.
-
-        The change is one PocketBase transaction (its batch API): record that the order leaves its
-        status, then update the order. `order_transitions` has a unique index on (order, from status),
-        and an order leaves each status at most once (created -> paid -> refunded, created ->
-        cancelled), so of two changes read from the same status the second transaction breaks the
-        index and rolls back whole; its caller is told the status the winner left.
-
-        Not a pb_hooks route: PocketBase's image would have to ship the engine's hook, and the two be
-        deployed in step. Not `UPDATE ... WHERE status = ...` through `/api/sql`, which would be cheaper:
-        PocketBase's v0.39.0 changelog says its SQL console is "intended for one-off analytic queries
-        ... and not as the primary interface for interacting with your PocketBase data". The batch
-        costs PocketBase about 0.5 ms of CPU more than the single PATCH it replaces.
-        """
+        """One status change, of which exactly one wins however many callers race: the store records that the
+        order leaves its status and changes it in one transaction, keyed by (order, from status), and an order
+        leaves each status at most once (created -> paid -> refunded, created -> cancelled); of two changes read
+        from the same status the second breaks the key and rolls back whole (NotUnique), and its caller is told
+        the status the winner left (storage: PocketBaseStore.transition, PostgresStore.transition)."""
         record = await self.order(tenant, order_id)
-        with pocketbase_data("transition"):
+        with store_data(self.store.name, "transition"):
             current = OrderStatus(record["status"])
         status = next_status(current, action)
         affiliate_id = record.get("affiliate_id") or None
         affiliate_record = None if affiliate_id is None else await self._affiliate_record(tenant, affiliate_id)
-        versions = [] if affiliate_record is None else [_new_summary_version(affiliate_record)]
         try:
-            updated = await self.pb.batch("transition", [
-                {"method": "POST", "url": "/api/collections/order_transitions/records",
-                 "body": {"tenant": tenant.slug, "order_id": record["id"], "from_status": current.value,
-                          "to_status": status.value}},
-                {"method": "PATCH", "url": f"/api/collections/orders/records/{record['id']}",
-                 "body": {"status": status.value, "commission_status": COMMISSION_FOR[status].value}},
-                *versions])
+            updated = await self.store.transition(tenant.slug, record, current.value, status.value,
+                                                  COMMISSION_FOR[status].value, affiliate_record)
         except NotUnique:
-            with pocketbase_data("transition"):
+            with store_data(self.store.name, "transition"):
                 now = OrderStatus((await self.order(tenant, order_id))["status"])
             raise TransitionError(action, now, TRANSITIONS[action][0]) from None
-        for version in versions:
-            self._stored_as_sent("transition", tenant, "affiliates", "summary_version", updated[2], version)
-        return order_view(updated[1])
+        return order_view(updated)
 
     # -- summaries ------------------------------------------------------------------------------
 
@@ -420,26 +315,16 @@ class Engine:
         cached = self.summary_ttl_s > 0
         version: str | None = None
         if cached:
-            record, (stored,) = await asyncio.gather(
-                self.pb.first("summary_version", "affiliates",
-                              f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)}",
-                              fields="summary_version"),
-                self.cache.mget("summary", [key]))
-            version = None if record is None else str(record.get("summary_version") or "")
+            version, (stored,) = await asyncio.gather(self.store.summary_version(tenant.slug, affiliate_id),
+                                                      self.cache.mget("summary", [key]))
             if version is not None and stored is not None:
                 stored_version, _, body = stored.partition("\n")
                 if stored_version == version:
                     metrics.CACHE_REQUESTS.labels("summary", "hit").inc()
                     return body
         metrics.CACHE_REQUESTS.labels("summary", "miss" if cached else "skipped").inc()
-        # At most three rows: SQLite sums the month's orders (the commission_totals view).
-        groups = await self.pb.list(
-            "summary", "commission_totals",
-            f"tenant={quote(tenant.slug)} && affiliate_id={quote(affiliate_id)} && created_month={quote(month)}",
-            fields="commission_status,cents_high,cents_low,orders")
-        with pocketbase_data("summary"):
-            result: MonthlySummary = summarize(affiliate_id, month, [
-                (CommissionStatus(g["commission_status"]), view_cents(g), int(g["orders"])) for g in groups])
+        groups = await self.store.summary_groups(tenant.slug, affiliate_id, month)
+        result: MonthlySummary = summarize(affiliate_id, month, groups)
         body = json.dumps(asdict(result) | {"currency": tenant.currency}, separators=(",", ":"))
         if version is not None and cached:  # an affiliate without a record has no orders to version: not cached
             await self.cache.set("summary", key, f"{version}\n{body}", self.summary_ttl_s)
@@ -449,25 +334,3 @@ class Engine:
 _DOCUMENT_KEYS = {"catalog": "catalog3", "rules": "rules3", "affiliates": "affiliates3"}
 """Redis keys of the cached documents. "3": the copies of before #23's second audit are tagged with a Redis
 generation only (catalog, rules2, affiliates2); they are never used, and engines of before keep theirs."""
-ORDER_FIELDS = ("tenant", "status", "commission_status", "currency", "total_cents", "commission_cents", "lines")
-"""What an order's record must hold to be shown or changed (a 200 without them is not PocketBase's record)."""
-
-
-def catalog_version_id(tenant: str) -> str:
-    """The id of the tenant's catalog_versions record, derived from its slug so that every engine upserts the
-    same one (PocketBase's batch `PUT /api/collections/{collection}/records`: "executed as update if bodyParams
-    have a valid existing record id value, otherwise - create", pocketbase JS/Dart SDK `SubBatchService.upsert`;
-    checked on 0.40.6). PocketBase's default record id is 15 characters of [a-z0-9]: hex is of them."""
-    return hashlib.sha256(tenant.encode()).hexdigest()[:15]
-
-
-def _new_catalog_version(tenant: str) -> dict[str, Any]:
-    """The batch request that gives the tenant's catalog, rules and affiliates a new, never used version."""
-    return {"method": "PUT", "url": "/api/collections/catalog_versions/records",
-            "body": {"id": catalog_version_id(tenant), "tenant": tenant, "catalog_version": secrets.token_hex(8)}}
-
-
-def _new_summary_version(affiliate_record: str) -> dict[str, Any]:
-    """The batch request that gives an affiliate's summaries a new, never used version (Engine.summary)."""
-    return {"method": "PATCH", "url": f"/api/collections/affiliates/records/{affiliate_record}",
-            "body": {"summary_version": secrets.token_hex(8)}}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "placeholder", "todo", "xxx"}
@@ -12,10 +15,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, frozen=True)
 
     environment: str = "local"
-    pocketbase_url: str
-    pocketbase_email: str
+    storage: Literal["pocketbase", "postgres"] = "pocketbase"
+    """The order store (#26): PocketBase (POCKETBASE_*) or PostgreSQL (POSTGRES_*); the other's settings are not
+    required."""
+    pocketbase_url: str | None = None
+    pocketbase_email: str | None = None
     """The engine's own PocketBase account (engine/schema.py ACCOUNTS), never the superuser (#11.2)."""
-    pocketbase_password: str = Field(repr=False)
+    pocketbase_password: str | None = Field(default=None, repr=False)
+    postgres_host: str | None = None
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_db: str | None = None
+    postgres_user: str | None = None
+    """The engine's own role: SELECT/INSERT and column UPDATEs only (engine/migrate.py grants them), no DDL."""
+    postgres_password: str | None = Field(default=None, repr=False)
+    postgres_ca_cert: str | None = Field(default=None, repr=False)
+    """PEM of the server's CA: set, TLS is required and the chain verified against it alone (libpq's
+    sslmode=verify-ca, what Cloud SQL documents for a private IP); unset, plain TCP, for a loopback host only."""
+    postgres_pool_size: int = Field(default=10, ge=1, le=1000)
+    postgres_migrator_user: str | None = None
+    """The schema's owner, for `python -m engine migrate` only; the engine never signs in as it."""
+    postgres_migrator_password: str | None = Field(default=None, repr=False)
     redis_url: str = Field(repr=False)
     tenants_json: str = Field(repr=False)
     """The tenant registry the platform builds (components/api.py): slugs, currencies, key hashes."""
@@ -69,12 +88,43 @@ class Settings(BaseSettings):
                   "CLOUDFLARE_ZONE_ID": self.cloudflare_zone_id, "CATALOG_PURGE_TOKEN": self.catalog_purge_token}
         return [name for name, value in values.items() if not (value or "").strip()]
 
-    @field_validator("pocketbase_password", "redis_url", "tenants_json")
+    @field_validator("pocketbase_password", "postgres_password", "redis_url", "tenants_json")
     @classmethod
-    def not_a_placeholder(cls, value: str) -> str:
-        if value.strip().lower() in PLACEHOLDERS:
+    def not_a_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() in PLACEHOLDERS:
             raise ValueError("is a placeholder; set the real secret")
         return value
+
+    @model_validator(mode="after")
+    def storage_settings(self) -> Settings:
+        """The chosen store's settings are all there; a PostgreSQL reached over plain TCP is a loopback one."""
+        if self.storage == "pocketbase":
+            missing = [name for name, value in (("POCKETBASE_URL", self.pocketbase_url),
+                                                ("POCKETBASE_EMAIL", self.pocketbase_email),
+                                                ("POCKETBASE_PASSWORD", self.pocketbase_password)) if not value]
+            if missing:
+                raise ValueError(f"STORAGE=pocketbase needs {', '.join(missing)}")
+            return self
+        missing = [name for name, value in (("POSTGRES_HOST", self.postgres_host), ("POSTGRES_DB", self.postgres_db),
+                                            ("POSTGRES_USER", self.postgres_user),
+                                            ("POSTGRES_PASSWORD", self.postgres_password)) if not value]
+        if missing:
+            raise ValueError(f"STORAGE=postgres needs {', '.join(missing)}")
+        if not (self.postgres_ca_cert or "").strip() and not local_host(self.postgres_host or ""):
+            raise ValueError(f"POSTGRES_HOST={self.postgres_host!r} is not a loopback address or a unix socket "
+                             "directory, and POSTGRES_CA_CERT is unset: the engine refuses to send its password and "
+                             "the orders over plain TCP; set POSTGRES_CA_CERT to the server's CA (TLS, verify-ca)")
+        return self
+
+
+def local_host(host: str) -> bool:
+    """A host plain TCP may reach: a loopback address or name, or a unix socket directory (an absolute path)."""
+    if host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
     @field_validator("catalog_purge_token")
     @classmethod

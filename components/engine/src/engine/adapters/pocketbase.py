@@ -14,14 +14,13 @@ from typing import Any, cast
 import httpx
 
 from engine import metrics
+from engine.storage.port import NotUnique, StoreUnavailable
+
+__all__ = ["MissingCollection", "NotUnique", "PocketBase", "PocketBaseError", "pocketbase_data", "quote"]
 
 
-class PocketBaseError(Exception):
+class PocketBaseError(StoreUnavailable):
     """PocketBase is unreachable or failed: the request cannot be served (HTTP 503)."""
-
-
-class NotUnique(Exception):
-    """A write broke a unique index (e.g. the same idempotency key twice)."""
 
 
 class MissingCollection(PocketBaseError):
