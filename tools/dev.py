@@ -18,6 +18,7 @@ packages the tests need are installed with apt-get when run as root; otherwise t
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -35,6 +36,10 @@ STAMP = VENV / ".platform-installed"
 # command the tests run -> Debian package that provides it
 SYSTEM_PACKAGES: dict[str, str] = {"redis-server": "redis-server", "promtool": "prometheus",
                                    "prometheus": "prometheus", "prometheus-redis-exporter": "prometheus-redis-exporter"}
+SYSTEM_PACKAGE_FILES: dict[str, str] = {"/usr/lib/postgresql/*/bin/initdb": "postgresql"}
+"""Installed programs not on PATH -> Debian package: Debian's `postgresql` puts initdb, pg_ctl and postgres in
+/usr/lib/postgresql/<version>/bin (the tests' PostgreSQL, tests/engine/postgres_server.py, and `engine dev
+--storage postgres` look there)."""
 
 
 def _run(*cmd: str | Path, **kwargs: object) -> None:
@@ -124,7 +129,8 @@ def lock() -> None:
 
 
 def system_packages() -> None:
-    missing = sorted({pkg for cmd, pkg in SYSTEM_PACKAGES.items() if shutil.which(cmd) is None})
+    missing = sorted({pkg for cmd, pkg in SYSTEM_PACKAGES.items() if shutil.which(cmd) is None}
+                     | {pkg for pattern, pkg in SYSTEM_PACKAGE_FILES.items() if not glob.glob(pattern)})
     if not missing:
         return
     if os.geteuid() != 0:

@@ -13,6 +13,11 @@ import pytest
 from engine.dev import LocalStack, local_stack
 from engine.registry import key_hash
 
+from tests.engine.postgres_server import (  # noqa: F401 (fixtures: a real PostgreSQL)
+    postgres,  # pyright: ignore[reportUnusedImport]
+    postgres_database,  # pyright: ignore[reportUnusedImport]
+)
+
 
 @dataclass(frozen=True)
 class TenantKeys:

@@ -1,7 +1,8 @@
-"""`python -m engine serve|dev|smoke`.
+"""`python -m engine serve|dev|smoke|migrate`.
 
-The engine does not migrate: PocketBase's image applies the engine's schema and account at its own start
-(engine/schema.py, components/pocketbase/pb_hooks/engine_schema.pb.js, #11.2).
+`serve` does not migrate: PocketBase's image applies the engine's schema and account at its own start
+(engine/schema.py, components/pocketbase/pb_hooks/engine_schema.pb.js, #11.2); on PostgreSQL (STORAGE=postgres)
+`migrate` applies it as its own step, as the migrator account (engine/migrate.py, #26).
 
 `serve` listens at once, whatever PocketBase does (#20.1): `/healthz` (liveness, and Cloud Run's startup
 probe, components/backends/cloudrun.py) answers 200 from the start; `/readyz` answers the 503 problem naming
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     dev = commands.add_parser("dev", help="PocketBase, Redis and the engine on free ports, one demo tenant")
     dev.add_argument("--data", help="keep the data in this directory (default: a temporary one)")
+    dev.add_argument("--storage", choices=("pocketbase", "postgres"), default="pocketbase",
+                     help="the order store: PocketBase (default) or a local PostgreSQL, migrated as its own step")
+    commands.add_parser("migrate", help="apply the PostgreSQL schema as the migrator and grant the engine's role "
+                        "(engine/migrate.py)")
     smoke = commands.add_parser("smoke", help="a deployed engine end to end through its edge URL (engine/smoke.py)")
     smoke.add_argument("--url", required=True, help="the API's URL, e.g. https://api.<zone> (the edge)")
     smoke.add_argument("--tenant", required=True, help="the tenant's slug (its public catalog is read)")
@@ -53,9 +58,13 @@ def main(argv: list[str] | None = None) -> int:
 
         admin_key = os.environ.get("SMOKE_ADMIN_KEY", "") if args.admin_key == "-" else args.admin_key
         return smoke_main(args.url, args.tenant, admin_key, args.api_key, args.catalog_wait)
+    if args.command == "migrate":
+        from engine.migrate import main as migrate_main
+
+        return migrate_main()
     from engine.dev import run_dev
 
-    return run_dev(args.data)
+    return run_dev(args.data, args.storage)
 
 
 def serve_both(host: str, port: int, internal_port: int | None, workers: int) -> None:

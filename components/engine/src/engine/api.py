@@ -489,6 +489,10 @@ def create_app(settings: Settings) -> FastAPI:
 
 def open_store(settings: Settings) -> Store:
     """The order store the settings choose (STORAGE): PocketBase (default) or PostgreSQL."""
+    if settings.storage == "postgres":
+        from engine.storage.postgres import PostgresStore
+
+        return PostgresStore.from_settings(settings)
     from engine.adapters.pocketbase import PocketBase
     from engine.schema import required, version_fields
     from engine.storage.pocketbase import PocketBaseStore

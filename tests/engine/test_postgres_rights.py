@@ -1,0 +1,140 @@
+"""What the engine's PostgreSQL role may do, and what only the migrator may (#26), on a real server: the schema is
+applied by `python -m engine migrate` as its owner, which then grants the engine's role SELECT/INSERT, UPDATE on the
+columns it changes, INSERT+SELECT on order_transitions, and nothing else; the trigger of 0002 refuses an order's
+status change without its order_transitions row written by the same transaction. PostgreSQL answers a refused
+privilege with SQLSTATE 42501 insufficient_privilege (https://www.postgresql.org/docs/15/errcodes-appendix.html)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from engine.migrate import migrate
+from engine.storage.postgres import Connection
+
+from tests.engine.postgres_server import Database
+
+
+def _run(database: Database, as_engine: bool, work: Callable[[Connection], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        connection = await database.connect(as_engine)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close()
+    return asyncio.run(main())
+
+
+async def _order(connection: Connection, order_id: str = "o1", tenant: str = "acme") -> None:
+    await connection.execute(
+        "INSERT INTO orders (id, tenant, idempotency_key, request_hash, status, commission_status, currency, "
+        "created_month, total_cents, commission_cents, lines) VALUES ($1, $2, $1, 'h', 'created', 'pending', 'BRL', "
+        "'2026-12', 1000, 100, '[]')", order_id, tenant)
+
+
+REFUSED_TO_THE_ENGINE = {
+    "DELETE an order": "DELETE FROM orders WHERE id = 'o1'",
+    "UPDATE orders.total_cents": "UPDATE orders SET total_cents = 1 WHERE id = 'o1'",
+    "UPDATE orders.tenant": "UPDATE orders SET tenant = 'bravo' WHERE id = 'o1'",
+    "CREATE TABLE": "CREATE TABLE mine (x int)",
+    "UPDATE order_transitions": "UPDATE order_transitions SET to_status = 'refunded'",
+    "DELETE order_transitions": "DELETE FROM order_transitions",
+    "TRUNCATE orders": "TRUNCATE orders",
+    "DROP TABLE": "DROP TABLE products",
+    "ALTER TABLE": "ALTER TABLE orders ADD COLUMN x int",
+    "DISABLE TRIGGER": "ALTER TABLE orders DISABLE TRIGGER orders_status_transition",
+    "DELETE schema_migrations": "DELETE FROM schema_migrations",
+}
+
+
+@pytest.mark.parametrize("what", REFUSED_TO_THE_ENGINE)
+def test_the_engine_role_is_refused(postgres_database: Database, what: str) -> None:
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                                 "VALUES ('acme', 'o1', 'created', 'paid')")
+        with pytest.raises((asyncpg.InsufficientPrivilegeError, asyncpg.exceptions.InvalidSchemaNameError)):
+            await connection.execute(REFUSED_TO_THE_ENGINE[what])
+
+    _run(postgres_database, True, work)
+
+
+def test_the_migrator_can_what_the_engine_cannot(postgres_database: Database) -> None:
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                                 "VALUES ('acme', 'o1', 'created', 'paid')")
+        for what in ("UPDATE orders.total_cents", "CREATE TABLE", "UPDATE order_transitions",
+                     "DELETE order_transitions", "DELETE an order"):
+            await connection.execute(REFUSED_TO_THE_ENGINE[what])
+        assert await connection.fetchval("SELECT count(*) FROM orders") == 0
+
+    _run(postgres_database, False, work)
+
+
+def test_a_status_changes_only_with_its_transition_row_in_the_same_transaction(postgres_database: Database) -> None:
+    refused = asyncpg.IntegrityConstraintViolationError
+
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        with pytest.raises(refused, match="without its order_transitions row"):
+            await connection.execute("UPDATE orders SET status = 'paid' WHERE id = 'o1'")
+        # a row from an earlier transaction does not count: the history would say one change for two
+        await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                                 "VALUES ('acme', 'o1', 'created', 'paid')")
+        with pytest.raises(refused):
+            await connection.execute("UPDATE orders SET status = 'paid' WHERE id = 'o1'")
+        # nor one to another status
+        await _order(connection, "o2")
+        with pytest.raises(refused):
+            async with connection.transaction():
+                await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                                         "VALUES ('acme', 'o2', 'created', 'cancelled')")
+                await connection.execute("UPDATE orders SET status = 'paid' WHERE id = 'o2'")
+        # the engine's way: both in one transaction
+        async with connection.transaction():
+            await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                                     "VALUES ('acme', 'o2', 'created', 'paid')")
+            await connection.execute("UPDATE orders SET status = 'paid', commission_status = 'approved', "
+                                     "updated = now() WHERE id = 'o2'")
+        assert await connection.fetchval("SELECT status FROM orders WHERE id = 'o2'") == "paid"
+        # a change of the other columns it may update needs no row
+        await connection.execute("UPDATE orders SET updated = now() WHERE id = 'o1'")
+
+    for as_engine in (True, False):  # the migrator too: the history is the schema's rule, not a grant
+        _run(postgres_database, as_engine, work)
+        _run(postgres_database, False, lambda c: c.execute("DELETE FROM order_transitions; DELETE FROM orders"))
+
+
+def test_migrate_is_idempotent_and_takes_back_a_stray_grant(postgres_database: Database) -> None:
+    db = postgres_database
+    _run(db, False, lambda c: c.execute(f"GRANT DELETE, TRUNCATE ON orders TO {db.engine}"))
+    assert asyncio.run(migrate(db.host, db.port, db.name, db.migrator, db.migrator_password, db.engine)) == []
+
+    async def work(connection: Connection) -> None:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("DELETE FROM orders")
+
+    _run(db, True, work)
+
+
+def test_python_m_engine_migrate(postgres_database: Database) -> None:
+    """The command the engine's image runs: the applied versions (none: the fixture migrated), or the variable it
+    lacks, named, without a traceback."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")}
+    done = subprocess.run([sys.executable, "-m", "engine", "migrate"], capture_output=True, text=True, timeout=60,
+                          env={**clean, **postgres_database.migrate_env()})
+    assert done.returncode == 0, done.stderr
+    assert "migrations applied: none" in done.stdout and postgres_database.engine in done.stdout
+    assert postgres_database.migrator_password not in done.stdout + done.stderr
+    missing = {k: v for k, v in postgres_database.migrate_env().items() if k != "POSTGRES_MIGRATOR_PASSWORD"}
+    failed = subprocess.run([sys.executable, "-m", "engine", "migrate"], capture_output=True, text=True, timeout=60,
+                            env={**clean, **missing})
+    assert failed.returncode == 2 and "postgres_migrator_password" in failed.stderr.lower(), failed.stderr
+    assert "Traceback" not in failed.stderr
