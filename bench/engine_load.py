@@ -251,9 +251,11 @@ def saturate(workloads: dict[str, tuple[type[FastHttpUser], str]], steps: list[i
 def cpu_processes(stack: LocalStack) -> dict[str, int]:
     """The processes whose CPU a request costs: the engine (its workers), the store (PocketBase, or PostgreSQL with
     its backends) and Redis."""
-    store = next(name for name in stack.processes if name not in ("engine", "redis"))
-    return {"engine": stack.processes["engine"].pid, "store": stack.processes[store].pid,
-            "redis": stack.processes["redis"].pid}
+    if stack.postgres is not None and stack.postgres.process is not None:  # the postmaster; its backends are children
+        store = stack.postgres.process.pid
+    else:
+        store = stack.processes["pocketbase"].pid
+    return {"engine": stack.processes["engine"].pid, "store": store, "redis": stack.processes["redis"].pid}
 
 
 def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, LocalStack], bare: tuple[str, int], users: int,

@@ -72,7 +72,7 @@ def test_the_target_is_not_met_below_a_quarter_of_bare_and_is_not_judged_without
 
 def test_a_quick_run_prints_the_table_for_each_backend_asked(tmp_path: Path) -> None:
     """The real thing, tiny: real engines with their stores and Redis, one window of a second at two users."""
-    storages = "pocketbase"
+    storages = "pocketbase,postgres"
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "engine_load.py"), "--storage", storages,
                           "--scenarios", "3", "--windows", "1", "--window", "1", "--compare-users", "2",
                           "--workers", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
