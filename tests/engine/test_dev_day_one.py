@@ -36,8 +36,8 @@ def test_engine_dev_without_redis_server_names_it_and_how_to_install_it(tmp_path
 
 
 @contextmanager
-def engine_dev(data: Path) -> Generator[dict[str, Any], None, None]:
-    process = subprocess.Popen([sys.executable, "-m", "engine", "dev", "--data", str(data)],
+def engine_dev(data: Path, *options: str) -> Generator[dict[str, Any], None, None]:
+    process = subprocess.Popen([sys.executable, "-m", "engine", "dev", "--data", str(data), *options],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -56,8 +56,11 @@ def readme_first_order() -> str:
     return block.group(1)
 
 
-def test_the_readmes_first_order_earns_the_demo_affiliate_a_commission(tmp_path: Path) -> None:
-    with engine_dev(tmp_path) as dev:
+@pytest.mark.parametrize("storage", ["pocketbase", "postgres"])
+def test_the_readmes_first_order_earns_the_demo_affiliate_a_commission(tmp_path: Path, storage: str) -> None:
+    """On either store: `engine dev --storage postgres` runs a local PostgreSQL, migrated as its own step (#26)."""
+    with engine_dev(tmp_path, "--storage", storage) as dev:
+        assert dev["storage"] == storage
         env = {**os.environ, "URL": dev["url"], "API_KEY": dev["api_key"], "ADMIN_KEY": dev["admin_key"]}
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_first_order()], env=env,
                              capture_output=True, text=True, timeout=60)
