@@ -262,9 +262,10 @@ def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, LocalStack]
             windows: int, seconds: float) -> dict[str, list[dict[str, float]]]:
     """Scenario 3: every workload at `users`, in `windows` rounds of short windows taken in turn; with the
     CPU the engine (its workers), its store and Redis spent per request, which a busy machine disturbs less."""
-    turns = [(f"{who}: {kind}", user, stack.url, cpu_processes(stack))
+    me = {"load": os.getpid()}  # the load generator, on the same cores
+    turns = [(f"{who}: {kind}", user, stack.url, cpu_processes(stack) | me)
              for kind, user in kinds.items() for who, stack in engines.items()]
-    turns.append((BARE, Hello, bare[0], {"engine": bare[1]}))
+    turns.append((BARE, Hello, bare[0], {"engine": bare[1]} | me))
     measured: dict[str, list[dict[str, float]]] = {name: [] for name, _, _, _ in turns}
     for window in range(windows):
         for name, user, url, processes in turns if window % 2 == 0 else reversed(turns):
@@ -272,7 +273,8 @@ def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, LocalStack]
             measured[name].append(total)
             print(f"    window {window + 1:>2} {name:<28} {total['rps']:>7.1f} req/s, p95 {total['p95_ms']:>5.0f} ms, "
                   f"errors {total['failures']}, CPU/request: engine {total['engine_us']:.0f} µs, "
-                  f"store {total.get('store_us', 0):.0f} µs, Redis {total.get('redis_us', 0):.0f} µs")
+                  f"store {total.get('store_us', 0):.0f} µs, Redis {total.get('redis_us', 0):.0f} µs, "
+                  f"load generator {total['load_us']:.0f} µs")
     return measured
 
 
@@ -347,7 +349,9 @@ def main(argv: list[str] | None = None) -> None:
                                        (f"http://127.0.0.1:{hello_port}", hello.pid), args.compare_users, args.windows,
                                        args.window)
                 summary = summarize_windows(side_by_side)
-                print("\n  medians over the windows; CPU: process CPU time / requests served")
+                print("\n  medians over the windows; CPU: process CPU time / requests served; CPU-bound: the share "
+                      "of bare if the cores were all the run's (bare's CPU per request over this one's, load "
+                      "generator included)")
                 print("\n".join(side_by_side_table(summary)))
                 if (target := postgres_target(summary)) is not None:
                     print(target)

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _window(rps: float, p50: float = 5, p99: float = 50, engine_us: float = 0, store_us: float = 0,
-            redis_us: float = 0, failures: int = 0) -> dict[str, float]:
+            redis_us: float = 0, failures: int = 0, load_us: float = 500) -> dict[str, float]:
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "failures": failures, "engine_us": engine_us,
-            "store_us": store_us, "redis_us": redis_us}
+            "store_us": store_us, "redis_us": redis_us, "load_us": load_us}
 
 
 def test_storage_names_both_backends_in_order_each_once() -> None:
@@ -50,16 +50,19 @@ def test_each_workload_is_a_share_of_the_bare_endpoints_median_with_its_cpu_per_
     }
     summary = summarize_windows(measured)
     assert summary["pocketbase: mix"]["share"] == pytest.approx(110 / 1100)
+    # The bare endpoint: 0.14 ms in its server and 0.5 in the load generator per request; the mix on PostgreSQL
+    # 1.0 + 0.4 + 0.03 + 0.5: were the cores all the run's, the mix could be 0.64 / 1.93 of bare.
     assert summary["postgres: mix"] == pytest.approx({"rps": 290, "share": 290 / 1100, "p50_ms": 5, "p99_ms": 60,
                                                       "errors": 2, "engine_ms": 1.0, "store_ms": 0.4,
-                                                      "redis_ms": 0.03})
+                                                      "redis_ms": 0.03, "load_ms": 0.5,
+                                                      "cpu_bound_share": 0.64 / 1.93})
     assert summary[BARE]["share"] == pytest.approx(1.0)
     lines = side_by_side_table(summary)
-    assert "engine CPU ms/req" in lines[0] and "of bare" in lines[0]
+    assert "engine CPU ms/req" in lines[0] and "of bare" in lines[0] and "load gen ms/req" in lines[0]
     assert [line.split()[0:2] for line in lines[1:]] == [["pocketbase:", "mix"], ["postgres:", "mix"],
                                                         ["bare", "FastAPI"]]
     postgres = lines[2].split()
-    assert postgres[2:10] == ["290.0", "26.4%", "5", "60", "2", "1.000", "0.400", "0.030"]
+    assert postgres[2:12] == ["290.0", "26.4%", "5", "60", "2", "1.000", "0.400", "0.030", "0.500", "33.2%"]
     assert postgres_target(summary) == "  target: the mix on PostgreSQL at 25% of bare or more: 26.4%, MET"
 
 
@@ -86,4 +89,4 @@ def test_a_quick_run_prints_the_table_for_each_backend_asked(tmp_path: Path) -> 
     assert set(summary) == {*expected, BARE}
     for name in expected:
         assert summary[name]["rps"] > 0 and summary[name]["errors"] == 0
-        assert summary[name]["engine_ms"] > 0 and summary[name]["store_ms"] > 0
+        assert summary[name]["engine_ms"] > 0 and summary[name]["store_ms"] > 0 and summary[name]["load_ms"] > 0
