@@ -60,7 +60,7 @@ def readme_first_order() -> str:
 def test_the_readmes_first_order_earns_the_demo_affiliate_a_commission(tmp_path: Path, storage: str) -> None:
     """On either store: `engine dev --storage postgres` runs a local PostgreSQL, migrated as its own step (#26)."""
     with engine_dev(tmp_path, "--storage", storage) as dev:
-        assert dev["storage"] == storage
+        assert storage in httpx.get(f"{dev['url']}/readyz", timeout=10).json()["checks"]
         env = {**os.environ, "URL": dev["url"], "API_KEY": dev["api_key"], "ADMIN_KEY": dev["admin_key"]}
         run = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_first_order()], env=env,
                              capture_output=True, text=True, timeout=60)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import astuple
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
-from engine.dev import local_stack
+from engine.dev import local_stack, wait_http
 from engine.migrate import migrate
 from engine.settings import Settings
+from engine.storage import NewOrder, StoreUnavailable, WritesPaused
 from engine.storage.postgres import PostgresStore, migrations, schema_version
 from pydantic import ValidationError
 
@@ -88,7 +90,7 @@ def test_readiness_names_a_missing_or_older_schema_and_a_server_down(postgres: L
     assert refused.startswith("PostgreSQL schema:") and "Error" in refused, refused
 
 
-def test_readyz_reasons_when_postgres_stops_and_the_engine_recovers(tmp_path: Path) -> None:
+def test_readyz_reasons_when_postgres_stops_and_ready_again_when_it_is_back(tmp_path: Path) -> None:
     entry, keys = make_tenant("acme")
     with local_stack(tmp_path, [entry], env=engine_env(), storage="postgres") as stack:
         ready = readyz(httpx.Client(base_url=stack.url))
@@ -99,10 +101,50 @@ def test_readyz_reasons_when_postgres_stops_and_the_engine_recovers(tmp_path: Pa
         assert down.status_code == 503
         assert down.json()["checks"] == {"postgres": False, "redis": True}
         assert down.json()["reasons"]["postgres"].startswith("PostgreSQL readiness:"), down.json()
-        order = httpx.post(f"{stack.url}/v1/orders", headers={**keys.headers(), "Idempotency-Key": "key-0000001",
-                                                                "X-Origin-Auth": engine_env()["ORIGIN_AUTH_SECRET"]},
-                           json={"lines": [{"sku": "x", "quantity": 1}]}, timeout=15)
-        assert order.status_code == 503 and order.json()["title"] == "Storage unavailable"
+        headers = {**keys.headers(admin=True), "X-Origin-Auth": engine_env()["ORIGIN_AUTH_SECRET"]}
+        product = httpx.put(f"{stack.url}/v1/products/x", headers=headers, json={"name": "X", "price_cents": 10},
+                            timeout=15)
+        assert product.status_code == 503 and product.json()["title"] == "Storage unavailable"
+        # PostgreSQL back (the same data and port): the pool's dead connections are replaced, ready without a restart
+        stack.postgres.start()
+        wait_http(f"{stack.url}/readyz", timeout_s=30)
+        product = httpx.put(f"{stack.url}/v1/products/x", headers=headers, json={"name": "X", "price_cents": 10},
+                            timeout=15)
+        assert product.status_code == 200, product.text
+
+
+def test_a_read_only_database_is_writes_paused_and_reads_still_serve(postgres_database: Database) -> None:
+    """A cut-over makes the database read-only: the store says WritesPaused (a StoreUnavailable: 503 by default,
+    which the API may answer as writes_paused), not a generic failure, and reads go on."""
+    db = postgres_database
+    order = NewOrder("key-0000001", "h", None, "created", "pending", "BRL", "2026-12", 10, 1, [])
+
+    async def scenario(stage: str) -> object:
+        store = PostgresStore(db.host, db.port, db.name, db.engine, db.engine_password)
+        try:
+            if stage == "write":
+                return await store.create_order("acme", order, None)
+            with pytest.raises(WritesPaused):
+                await store.create_order("acme", NewOrder("key-0000002", *astuple(order)[1:]), None)
+            with pytest.raises(WritesPaused):
+                await store.upsert_affiliate("acme", "ana", "Ana")
+            return await store.order_by_key("acme", "key-0000001")
+        finally:
+            await store.close()
+
+    written = asyncio.run(scenario("write"))
+    postgres_sql = f"ALTER DATABASE {db.name} SET default_transaction_read_only = on"
+
+    async def pause() -> None:
+        connection = await db.connect(as_engine=False)
+        try:
+            await connection.execute(postgres_sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(pause())
+    assert asyncio.run(scenario("read")) == written
+    assert issubclass(WritesPaused, StoreUnavailable)
 
 
 def test_tls_is_verified_against_the_given_ca_alone(tmp_path: Path) -> None:

@@ -280,7 +280,7 @@ def run_dev(data_dir: str | None, storage: str = "pocketbase") -> int:
             stack.start()
             seed_demo(stack.url, admin_key)
             print(json.dumps({"url": stack.url, "tenant": "demo", "api_key": api_key, "admin_key": admin_key,
-                              "docs": f"{stack.url}/docs", "storage": storage}), flush=True)
+                              "docs": f"{stack.url}/docs"}), flush=True)
             while not stop.is_set():
                 time.sleep(0.5)
         except KeyboardInterrupt:

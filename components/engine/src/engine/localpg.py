@@ -97,11 +97,13 @@ class LocalPostgres:
             self.sockets.mkdir(exist_ok=True)
 
     def start(self, timeout_s: float = 60.0) -> LocalPostgres:
+        """initdb (the first time), then the server; again after `stop()`: the same data, on the same port."""
         bindir = postgres_bin()
-        self._own()
-        subprocess.run([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
-                        "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                       check=True, capture_output=True, user=self._user, cwd=self.root)
+        if not (self.data / "PG_VERSION").exists():
+            self._own()
+            subprocess.run([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
+                            "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+                           check=True, capture_output=True, user=self._user, cwd=self.root)
         options: list[str] = []
         if self.tls is not None:  # copied beside the data, the server's own: it refuses a key others can read
             for source, name in zip(self.tls, ("server.crt", "server.key"), strict=True):

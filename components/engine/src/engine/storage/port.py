@@ -21,6 +21,11 @@ class StoreUnavailable(Exception):
     (HTTP 503 "Storage unavailable"). PocketBase's PocketBaseError is one."""
 
 
+class WritesPaused(StoreUnavailable):
+    """The store refuses writes for now, on purpose (a migration's cut-over made it read-only): reads still serve.
+    A StoreUnavailable, so a 503 by default; the API may answer it apart (writes_paused, with Retry-After)."""
+
+
 class NotUnique(Exception):
     """A write broke a unique key (the same idempotency key twice, a status left twice): a race another write won."""
 

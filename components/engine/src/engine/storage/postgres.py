@@ -37,7 +37,7 @@ import asyncpg
 
 from engine.domain.model import CommissionRules, CommissionStatus, Product
 from engine.settings import Settings, local_host
-from engine.storage.port import NewOrder, NotUnique, Record, StoreUnavailable
+from engine.storage.port import NewOrder, NotUnique, Record, StoreUnavailable, WritesPaused
 
 Row = Mapping[str, Any]
 
@@ -188,6 +188,10 @@ class PostgresStore:
                         return await work(connection)
         except asyncpg.UniqueViolationError as err:
             raise NotUnique(f"PostgreSQL {operation}: {_constraint(err)}") from None
+        except asyncpg.ReadOnlySQLTransactionError as err:
+            # SQLSTATE 25006: a write in a read-only transaction, which is what a cut-over makes the database
+            # (ALTER DATABASE ... SET default_transaction_read_only = on, or a replica not yet promoted).
+            raise WritesPaused(f"PostgreSQL {operation}: the database refuses writes for now ({err})") from err
         except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError, asyncpg.InsufficientPrivilegeError) as err:
             self._schema_ok, self._schema_problem = False, None  # check again before serving
             raise PostgresError(f"PostgreSQL {operation}: {type(err).__name__}: {str(err)[:120]}") from err
