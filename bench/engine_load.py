@@ -9,14 +9,17 @@
    app served the same way (the ceiling). Reports the highest throughput each sustains with
    P95 <= 500 ms, and the ratio to the ceiling.
 
-3. Side by side (with `--baseline REV`): a second engine, `components/engine/src` as of that git
-   revision, runs beside this one (its own PocketBase and Redis, the same seed). The mix and the
-   write path of both, and the bare endpoint, are measured at a fixed number of users in short
-   windows taken in turn (the order reversed every other window), so each engine's throughput is a
-   share of the bare endpoint measured seconds apart, and the two are compared window by window.
+3. Side by side: one engine per storage backend (`--storage pocketbase,postgres`, both by default; each
+   with its own store and Redis, the same seed) and, with `--baseline REV`, the engine of that git revision
+   (`components/engine/src` as of REV) on each backend too. The mix and the write path of each, and the bare
+   endpoint, are measured at a fixed number of users in short windows taken in turn (the order reversed every
+   other window), so each engine's throughput is a share of the bare endpoint measured seconds apart; the CPU
+   the engine, its store and Redis spend per request is counted (process CPU time / requests served).
+   Target: the mix on PostgreSQL at 25 % of the bare endpoint or more (#26).
 
-    .venv/bin/python bench/engine_load.py [--workers 2] [--steady 30] [--step 10] [--scenarios 1 2 3]
-                                          [--baseline HEAD~1] [--compare-users 16] [--windows 8] [--window 5]
+    .venv/bin/python bench/engine_load.py [--storage pocketbase,postgres] [--workers 2] [--steady 30] [--step 10]
+                                          [--scenarios 1 2 3] [--baseline HEAD~1] [--compare-users 16]
+                                          [--windows 8] [--window 5]
 """
 
 from __future__ import annotations
@@ -39,11 +42,21 @@ import uuid  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from io import BytesIO  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 from engine.dev import LocalStack, demo_tenant, free_port, local_stack, wait_http  # noqa: E402
+from load_report import (  # noqa: E402
+    BARE,
+    STORAGES,
+    median,
+    parse_storages,
+    postgres_target,
+    side_by_side_table,
+    summarize_windows,
+)
 from locust import FastHttpUser, between, constant, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
@@ -160,7 +173,7 @@ def export_engine(revision: str, into: Path) -> str:
 
 
 def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seconds: float,
-        processes: dict[str, int] | None = None) -> dict[str, dict]:
+        processes: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """Ramp up, reset, measure `seconds` of steady load; per endpoint and in total. With `processes`
     (name -> pid), also the CPU each process tree spent per request counted, in µs ("<name>_us")."""
     user.host = host
@@ -191,8 +204,12 @@ def run(user: type[FastHttpUser], host: str, users: int, spawn_rate: float, seco
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process and its children (uvicorn's workers), so far."""
+    """User and system CPU of a process and its children (uvicorn's workers), so far. This process's own only: its
+    children are the engines, stores and Redis it started, measured apart; it is the load generator."""
     root = psutil.Process(pid)
+    if pid == os.getpid():
+        times = root.cpu_times()
+        return times.user + times.system
     total = 0.0
     for process in [root, *root.children(recursive=True)]:
         try:
@@ -203,7 +220,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def table(title: str, rows: dict[str, dict]) -> None:
+def table(title: str, rows: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}")
     print(f"  {'endpoint':<40} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>7}")
     for name, r in sorted(rows.items(), key=lambda kv: kv[0] == "all"):
@@ -235,57 +252,78 @@ def saturate(workloads: dict[str, tuple[type[FastHttpUser], str]], steps: list[i
     return median, results
 
 
+def cpu_processes(stack: LocalStack) -> dict[str, int]:
+    """The processes whose CPU a request costs: the engine (its workers), the store (PocketBase, or PostgreSQL with
+    its backends) and Redis."""
+    if stack.postgres is not None and stack.postgres.process is not None:  # the postmaster; its backends are children
+        store = stack.postgres.process.pid
+    else:
+        store = stack.processes["pocketbase"].pid
+    return {"engine": stack.processes["engine"].pid, "store": store, "redis": stack.processes["redis"].pid}
+
+
 def compare(kinds: dict[str, type[FastHttpUser]], engines: dict[str, LocalStack], bare: tuple[str, int], users: int,
             windows: int, seconds: float) -> dict[str, list[dict[str, float]]]:
     """Scenario 3: every workload at `users`, in `windows` rounds of short windows taken in turn; with the
-    CPU the engine (its workers) and PocketBase spent per request, which a busy machine disturbs less."""
-    turns = [(f"{who}: {kind}", user, stack.url, {"engine": stack.processes["engine"].pid,
-                                                 "pocketbase": stack.processes["pocketbase"].pid})
+    CPU the engine (its workers), its store and Redis spent per request, which a busy machine disturbs less."""
+    me = {"load": os.getpid()}  # the load generator, on the same cores
+    turns = [(f"{who}: {kind}", user, stack.url, cpu_processes(stack) | me)
              for kind, user in kinds.items() for who, stack in engines.items()]
-    turns.append(("bare FastAPI hello", Hello, bare[0], {"engine": bare[1]}))
+    turns.append((BARE, Hello, bare[0], {"engine": bare[1]} | me))
     measured: dict[str, list[dict[str, float]]] = {name: [] for name, _, _, _ in turns}
     for window in range(windows):
         for name, user, url, processes in turns if window % 2 == 0 else reversed(turns):
             total = run(user, url, users, spawn_rate=users, seconds=seconds, processes=processes)["all"]
             measured[name].append(total)
-            print(f"    window {window + 1:>2} {name:<20} {total['rps']:>7.1f} req/s, p95 {total['p95_ms']:>5.0f} ms, "
+            print(f"    window {window + 1:>2} {name:<28} {total['rps']:>7.1f} req/s, p95 {total['p95_ms']:>5.0f} ms, "
                   f"errors {total['failures']}, CPU/request: engine {total['engine_us']:.0f} µs, "
-                  f"PocketBase {total.get('pocketbase_us', 0):.0f} µs")
+                  f"store {total.get('store_us', 0):.0f} µs, Redis {total.get('redis_us', 0):.0f} µs, "
+                  f"load generator {total['load_us']:.0f} µs")
     return measured
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+def start_engines(stacks: ExitStack, tmp: Path, tenant: dict[str, object], storages: list[str], workers: int,
+                  baseline: str | None) -> dict[str, LocalStack]:
+    """One engine per storage backend, named by it ("pocketbase", "postgres"); with a baseline revision, that
+    engine on each backend too ("baseline pocketbase", ...)."""
+    engines: dict[str, LocalStack] = {}
+    source = export_engine(baseline, tmp / "baseline-src") if baseline else None
+    for storage in storages:
+        # The default backend is named only when another is asked for: an engine of before #26 has no `storage`.
+        backend: dict[str, Any] = {"storage": storage} if storage != "pocketbase" else {}
+        if source is not None:
+            engines[f"baseline {storage}"] = stacks.enter_context(local_stack(
+                tmp / f"baseline-{storage}", [tenant], workers=workers, env={"PYTHONPATH": source},
+                log=tmp / f"baseline-{storage}.log", **backend))
+        # The engines' output (the seed's audit events) in a file of the run's directory, not among the figures.
+        engines[storage] = stacks.enter_context(local_stack(tmp / storage, [tenant], workers=workers,
+                                                            log=tmp / f"{storage}.log", **backend))
+    return engines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--storage", type=parse_storages, default=list(STORAGES),
+                        help="storage backends, side by side (default: pocketbase,postgres)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for the engine and the bare app")
     parser.add_argument("--steady", type=float, default=30, help="seconds measured in scenario 1")
     parser.add_argument("--step", type=float, default=10, help="seconds measured per saturation step")
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--scenarios", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3],
-                        help="which to run (3 needs --baseline)")
-    parser.add_argument("--baseline", help="also run the engine of this git revision, side by side (e.g. HEAD~1)")
+                        help="which to run")
+    parser.add_argument("--baseline", help="also run the engine of this git revision on each backend (e.g. HEAD~1)")
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32, 64], help="users per saturation step")
     parser.add_argument("--rounds", type=int, default=1, help="saturation rounds; each figure is the median round")
     parser.add_argument("--compare-users", type=int, default=16, help="users in scenario 3")
     parser.add_argument("--windows", type=int, default=8, help="rounds of windows in scenario 3")
     parser.add_argument("--window", type=float, default=5, help="seconds measured per window in scenario 3")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    storages: list[str] = args.storage
 
     tenant, api_key, admin_key = demo_tenant()
     KEYS.update(api=api_key, admin=admin_key)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stacks:
-        stack = stacks.enter_context(local_stack(Path(tmp) / "engine", [tenant], workers=args.workers))
-        engines = {"engine": stack}
-        if args.baseline:
-            source = export_engine(args.baseline, Path(tmp) / "baseline-src")
-            baseline = stacks.enter_context(local_stack(Path(tmp) / "baseline", [tenant], workers=args.workers,
-                                                        env={"PYTHONPATH": source}))
-            engines = {"baseline": baseline, "engine": stack}
+        engines = start_engines(stacks, Path(tmp), tenant, storages, args.workers, args.baseline)
         for running in engines.values():
             seed(running.url, admin_key)
         hello_port = free_port()
@@ -294,60 +332,59 @@ def main() -> None:
                                   "--no-access-log"], cwd=Path(__file__).parent, env=os.environ.copy())
         try:
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
-            print(f"engine{'s' if len(engines) > 1 else ''} and bare app: uvicorn, {args.workers} workers each; "
+            print(f"engines ({', '.join(engines)}) and bare app: uvicorn, {args.workers} workers each; "
                   f"machine: {os.cpu_count()} cores, load generator in this process")
-            rows: dict[str, dict[str, dict]] = {}
+            rows: dict[str, dict[str, dict[str, Any]]] = {}
             if 1 in args.scenarios:
-                for name, running in engines.items():
-                    rows[name] = run(Shopper, running.url, args.users, spawn_rate=50, seconds=args.steady)
+                for name in storages:
+                    rows[name] = run(Shopper, engines[name].url, args.users, spawn_rate=50, seconds=args.steady)
                     table(f"Scenario 1 ({name}): {args.users} users, 0.5-1.5 s think time, {args.steady:.0f} s steady",
                           rows[name])
                     met = rows[name]["all"]["p95_ms"] <= 100 and rows[name]["all"]["failures"] == 0
                     print(f"  target P95 <= 100 ms over the mix, no errors: {'MET' if met else 'NOT MET'}")
-            # Before scenario 2, which loads this engine alone: a summary miss costs more as the month's orders
-            # grow, so the two engines are compared holding the same orders.
+            # Before scenario 2, which loads each engine alone: a summary miss costs more as the month's orders
+            # grow, so the engines are compared holding the same orders.
             side_by_side: dict[str, list[dict[str, float]]] = {}
-            if 3 in args.scenarios and "baseline" in engines:
-                print(f"\nScenario 3: side by side, {args.compare_users} users, {args.windows} x {args.window:.0f} s "
+            summary: dict[str, dict[str, float]] = {}
+            if 3 in args.scenarios:
+                print(f"\nScenario 3: side by side, {args.compare_users} users, {args.windows} x {args.window:g} s "
                       f"windows each, in turn")
                 side_by_side = compare({"mix": Saturating, "writes": Writer}, engines,
                                        (f"http://127.0.0.1:{hello_port}", hello.pid), args.compare_users, args.windows,
                                        args.window)
-                bare = side_by_side["bare FastAPI hello"]
-                bare_rps = median([w["rps"] for w in bare])
-                print(f"\n  {'workload':<20} {'median req/s':>12} {'max p95 ms':>10} {'errors':>7} "
-                      f"{'share of bare':>14} {'engine µs/req':>14} {'PocketBase µs/req':>18}")
-                for name, windows in side_by_side.items():
-                    rps = median([w["rps"] for w in windows])
-                    print(f"  {name:<20} {rps:>12.1f} {max(w['p95_ms'] for w in windows):>10.0f} "
-                          f"{sum(w['failures'] for w in windows):>7.0f} {rps / bare_rps:>14.1%} "
-                          f"{median([w['engine_us'] for w in windows]):>14.0f} "
-                          f"{median([w.get('pocketbase_us', 0.0) for w in windows]):>18.0f}")
-                for kind in ("mix", "writes"):
-                    new, old = side_by_side[f"engine: {kind}"], side_by_side[f"baseline: {kind}"]
-                    ratios = [n["rps"] / o["rps"] for n, o in zip(new, old, strict=True)]
-                    shares = [(n["rps"] / b["rps"], o["rps"] / b["rps"])
-                              for n, o, b in zip(new, old, bare, strict=True)]
-                    ratio = median(ratios)
-                    print(f"  {kind}: engine / baseline, window by window: "
-                          f"{', '.join(f'{r:.2f}' for r in ratios)}; median {ratio:.2f} (target >= 0.90: "
-                          f"{'MET' if ratio >= 0.9 else 'NOT MET'}); share of bare, median: "
-                          f"{median([n for n, _ in shares]):.1%} vs {median([o for _, o in shares]):.1%}")
+                summary = summarize_windows(side_by_side)
+                print("\n  medians over the windows; CPU: process CPU time / requests served; CPU-bound: the share "
+                      "of bare if the cores were all the run's (bare's CPU per request over this one's, load "
+                      "generator included)")
+                print("\n".join(side_by_side_table(summary)))
+                if (target := postgres_target(summary)) is not None:
+                    print(target)
+                for storage in storages if args.baseline else ():
+                    for kind in ("mix", "writes"):
+                        new, old = side_by_side[f"{storage}: {kind}"], side_by_side[f"baseline {storage}: {kind}"]
+                        ratios = [n["rps"] / o["rps"] for n, o in zip(new, old, strict=True)]
+                        print(f"  {storage} {kind}: engine / baseline, window by window: "
+                              f"{', '.join(f'{r:.2f}' for r in ratios)}; median {median(ratios):.2f}")
             best: dict[str, tuple[float, int, float]] = {}
             if 2 in args.scenarios:
                 print("\nScenario 2: saturation (no think time), highest req/s with P95 <= 500 ms")
-                best, _ = saturate({"mix": (Saturating, stack.url), "writes": (Writer, stack.url),
-                                    "catalog (cached)": (CatalogReader, stack.url),
-                                    "summary (cached)": (SummaryReader, stack.url),
-                                    "bare FastAPI hello": (Hello, f"http://127.0.0.1:{hello_port}")},
-                                   args.steps, args.step, args.rounds)
-                ceiling = best["bare FastAPI hello"][0]
-                print(f"\n  {'workload':<28} {'req/s':>8} {'users':>6} {'p95 ms':>7} {'vs bare':>8}")
+                workloads: dict[str, tuple[type[FastHttpUser], str]] = {}
+                for name in storages:
+                    url = engines[name].url
+                    workloads |= {f"{name}: mix": (Saturating, url), f"{name}: writes": (Writer, url),
+                                  f"{name}: catalog (cached)": (CatalogReader, url),
+                                  f"{name}: summary (cached)": (SummaryReader, url)}
+                workloads[BARE] = (Hello, f"http://127.0.0.1:{hello_port}")
+                best, _ = saturate(workloads, args.steps, args.step, args.rounds)
+                ceiling = best[BARE][0]
+                print(f"\n  {'workload':<36} {'req/s':>8} {'users':>6} {'p95 ms':>7} {'vs bare':>8}")
                 for name, (rps, users, p95) in best.items():
-                    print(f"  {name:<28} {rps:>8.1f} {users:>6} {p95:>7.0f} {rps / ceiling:>8.0%}")
-                met = min(best["catalog (cached)"][0], best["summary (cached)"][0]) >= 0.5 * ceiling
+                    print(f"  {name:<36} {rps:>8.1f} {users:>6} {p95:>7.0f} {rps / ceiling if ceiling else 0:>8.0%}")
+                cached = [rps for name, (rps, _, _) in best.items() if name.endswith("(cached)")]
+                met = min(cached) >= 0.5 * ceiling
                 print(f"  target cached reads >= 50 % of the bare endpoint: {'MET' if met else 'NOT MET'}")
-            print(json.dumps({"scenario1": rows, "saturation": best, "side_by_side": side_by_side}), file=sys.stderr)
+            print(json.dumps({"scenario1": rows, "saturation": best, "side_by_side": side_by_side,
+                              "summary": summary}), file=sys.stderr)
         finally:
             hello.terminate()
             hello.wait(timeout=10)

@@ -2,11 +2,13 @@
 
 import asyncio
 import hmac
+import importlib.util
 import ipaddress
 import json
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -250,9 +252,28 @@ def _logging() -> None:
         logger.propagate = False
 
 
+OPTIONAL_IMPORTS_RETRIED = ("sniffio",)
+"""Modules a library imports inside a function on every call, optionally. httpcore's `current_async_library()`
+runs `import sniffio` at every lock, event and cancellation shield it creates, several per PocketBase call, and
+falls back to "asyncio" when it fails; anyio stopped installing sniffio in 4.11 (agronholm/anyio#1021), and Python
+does not cache a failed import, so every call searched sys.path: 11 % of the engine's CPU on the mix
+(bench/README.md; encode/httpcore#1103, still open)."""
+
+
+def _refuse_missing_optional_imports() -> None:
+    """A module of OPTIONAL_IMPORTS_RETRIED that is not installed is entered in sys.modules as None: importing it
+    then raises ModuleNotFoundError at once, without a search ("If the value is None, the import raises
+    ModuleNotFoundError", https://docs.python.org/3/reference/import.html#the-module-cache). The caller's answer
+    is the same; an installed module is left alone."""
+    for name in OPTIONAL_IMPORTS_RETRIED:
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # pyright: ignore[reportArgumentType]
+
+
 def create_app(settings: Settings) -> FastAPI:
     registry = TenantRegistry.from_documents([settings.tenants_json, *shard_documents(os.environ)])
     _logging()
+    _refuse_missing_optional_imports()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
@@ -560,7 +581,11 @@ def _tracing(app: FastAPI, settings: Settings) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
         endpoint=settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces")))
     trace.set_tracer_provider(provider)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # One server span per request. Not also a span per ASGI message it receives or sends (the instrumentation's
+    # default, "<route> http send", kind internal, twice a response): `exclude_spans` drops them
+    # (opentelemetry-instrumentation-fastapi 0.66b2, FastAPIInstrumentor.instrument_app); in process they were half
+    # of tracing's CPU per request, which is several times the rest of the framework's (bench/README.md).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
 
 
 def app_from_env() -> FastAPI:
