@@ -1,4 +1,5 @@
-"""The use cases: orders, commission summaries, catalog and admin, over PocketBase and Redis.
+"""The use cases: orders, commission summaries, catalog and admin, over the order store (storage/port.py: PocketBase
+or PostgreSQL) and Redis.
 
 Every query is scoped to the caller's tenant; a record of another tenant is "not found", whatever
 id the caller sends.
