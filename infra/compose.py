@@ -72,6 +72,9 @@ def compose_document(plan: Plan) -> tuple[dict[str, Any], list[str]]:
                                       "start_period": check["startPeriod"]}
         service |= {
             "restart": container["restart"],
+            # Compose spec: "cgroup_parent specifies an optional parent cgroup for the container" (the cgroup
+            # cAdvisor names it by, components/backends/docker.py cgroup_parent).
+            "cgroup_parent": container["cgroupParent"],
             "mem_limit": f"{container['memory']}m",
             "cpus": round(container["cpuQuota"] / container["cpuPeriod"], 3),
             "networks": ["platform"],

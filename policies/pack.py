@@ -387,7 +387,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-CTR-001", "Containers are unprivileged and reach no runtime socket",
          "A privileged container or the Docker socket is root on the host.", "S3", "critical", "mandatory",
          "privileged, capabilities beyond the harmless, host PID/IPC/user/cgroup namespaces, host devices, a bind of "
-         "docker.sock, containerd, CRI-O or podman sockets (read-only included)",
+         "docker.sock, containerd, CRI-O or podman sockets (read-only included); never waived, in any stack",
          resource_check=saas_meaning.check_container),
     Rule("PLAT-DATA-009", "No literal credential in a container's command line",
          "A command line is readable by whoever may view the service and by every process on the host.", "S3",

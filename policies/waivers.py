@@ -3,9 +3,10 @@
 
 A waiver waives one rule for one resource and one subject: a tenant (its hosts), a host, or the
 resource itself, never a whole zone. It carries an expiry date at most `MAX_DAYS` ahead, a ticket
-and a reason that says something. IAM rules are never waived in production. In the pack's config a
-rule's waivers are `{"waivers": [{"resource", "subject", "expires", "ticket", "reason"}, ...]}`;
-PLAT-WAIVER-001 gets all of them, each with its `rule`, and checks them against the whole stack.
+and a reason that says something. IAM rules are never waived in production, the rules in
+`NEVER_WAIVED` nowhere. In the pack's config a rule's waivers are
+`{"waivers": [{"resource", "subject", "expires", "ticket", "reason"}, ...]}`; PLAT-WAIVER-001 gets all
+of them, each with its `rule`, and checks them against the whole stack.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def expiry_problem(expires: Any, today: dt.date) -> str | None:
     return None
 
 
+NEVER_WAIVED = {"PLAT-CTR-001": "a privileged container or a runtime socket is root on the host, in any environment"}
+"""Rules no waiver covers, in any stack, with why (#22 item 11: cAdvisor's docker.sock waiver was the last)."""
+
+
 def field_problems(entry: Mapping[str, Any], rule: str, stack: str, today: dt.date,
                    is_iam: bool) -> list[tuple[str, str]]:
     """(field, problem) for everything wrong with one waiver on its own."""
@@ -88,6 +93,8 @@ def field_problems(entry: Mapping[str, Any], rule: str, stack: str, today: dt.da
         problem = reason_problem(entry["reason"])
         if problem:
             problems.append(("reason", problem))
+    if rule in NEVER_WAIVED:
+        problems.append(("rule", f"{rule} is never waived: {NEVER_WAIVED[rule]}; expected the container fixed"))
     if is_iam and stack_kind(stack) == "prod":
         problems.append(("rule", f"{rule} is an IAM rule, and IAM rules cannot be waived in {stack}; "
                                  "expected the grant fixed"))

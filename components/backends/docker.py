@@ -27,6 +27,23 @@ ENV_LABEL = "platform.env"
 """The container's plain (non-secret) variables as JSON: `docker-compose.yml` is generated from them."""
 SECRET_ENV_LABEL = "platform.secret-env"
 """Names (never values) of the container's secret variables, for `docker-compose.yml` to reference."""
+CGROUP_SLICE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def cgroup_parent(name: str) -> str:
+    """The cgroup every container runs under, named after it, so that cAdvisor, which reads cgroups and never
+    Docker's API (#22 item 11, components/observability/selfhosted.py), sees which container a cgroup is.
+
+    A slice name, because Docker's systemd cgroup driver takes only that: runc's ExpandSlice (opencontainers/runc
+    libcontainer/cgroups/systemd/common.go) requires the `.slice` suffix, no `/`, and no empty component between
+    dashes ("test--a.slice isn't permitted, nor is -test.slice"), and nests `a-b.slice` as `/a.slice/a-b.slice`;
+    the container's own cgroup is `docker-<id>.scope` under it. With the cgroupfs driver the same name is one
+    directory, `/platform-<name>.slice/<id>`. Either way the path ends `/platform-<name>.slice/<container>`, which
+    the cadvisor scrape turns into the `name` label (components/observability/telemetry.py)."""
+    if not CGROUP_SLICE.fullmatch(name):
+        raise ValueError(f"container name {name!r} cannot name a systemd slice; expected lowercase letters, digits "
+                         "and single '-' between them")
+    return f"platform-{name}.slice"
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ def deploy(name: str, spec: ContainerSpec, network: docker.Network, parent: pulu
         wait=healthcheck is not None,
         wait_timeout=HEALTH_WAIT_SECONDS,
         restart=RESTART,
+        cgroup_parent=cgroup_parent(spec.name),
         memory=settings.memory_mib,
         cpu_period=100_000,
         cpu_quota=settings.cpu_quota,

@@ -56,6 +56,8 @@ class ScrapeJob:
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict[str, tuple[str, ...]])
     name_from: tuple[str, Mapping[str, str]] | None = None
     """(label, {value: name}): sets the `name` label the container alerts group by from another label."""
+    name_from_pattern: tuple[str, str] | None = None
+    """(label, regex with one group): sets `name` to the group where the label matches (a cgroup path)."""
     severity: Literal["page", "ticket"] = "ticket"
     """How loudly its absence is alerted (`rules.absence_alerts`)."""
     what: str = ""
@@ -103,6 +105,14 @@ def scrape_config(job: ScrapeJob, scrape_interval: str) -> dict[str, Any]:
         config["metric_relabel_configs"] = [{"source_labels": [label], "target_label": "name"}, *(
             {"source_labels": [label], "regex": value, "target_label": "name", "replacement": name}
             for value, name in sorted(names.items()))]
+    if job.name_from_pattern is not None:
+        label, regex = job.name_from_pattern
+        # "replace: Match regex against the concatenated source_labels. Then, set target_label to replacement,
+        # with match group references (${1}, ${2}, ...) in replacement substituted by their value. If regex does
+        # not match, no replacement takes place" (prometheus.io/docs/prometheus/latest/configuration/configuration,
+        # <relabel_config>); the regex is anchored at both ends.
+        config.setdefault("metric_relabel_configs", []).append(
+            {"source_labels": [label], "regex": regex, "target_label": "name", "replacement": "$1"})
     return config
 
 

@@ -151,12 +151,20 @@ class SelfHostedObservability(pulumi.ComponentResource):
             files={"/etc/otelcol-contrib/config.yaml": collector_config()}), args.targets, self)
         deploy(f"{name}-cadvisor", ContainerSpec(
             name="cadvisor", image=CADVISOR_IMAGE, port=8080, size=args.size,
-            # Containers' CPU and memory only (M3, M4): their cgroups, and Docker's socket for their names.
-            # Not the host's root file system, nor the rest of /var/run; disk metrics are off.
+            # Containers' CPU and memory only (M3, M4), from their cgroups alone (#22 item 11): no Docker socket,
+            # which is the whole Engine API and so root on the host, even mounted read-only (google/cadvisor#2009),
+            # and no /var/lib/docker, which only Docker's factory reads. Without the socket Docker's factory does
+            # not register ("Registration of the docker container factory failed" is logged and cAdvisor goes on,
+            # google/cadvisor container/factory.go InitializePlugins), and with --docker_only the raw factory takes
+            # only "/" and the cgroups under --raw_cgroup_prefix_whitelist (container/raw/factory.go
+            # CanHandleAndAccept): the containers' own parents, `platform-<name>.slice` (components/backends/
+            # docker.py cgroup_parent), under /platform.slice with Docker's systemd driver, at the root with
+            # cgroupfs. Their `name` label, which Docker's factory used to set, is set by the scrape from the path
+            # (telemetry.cadvisor_job). Disk metrics are off.
             command=["--docker_only=true", "--housekeeping_interval=15s", "--disable_root_cgroup_stats=true",
+                     "--raw_cgroup_prefix_whitelist=/platform.slice/,/platform-",
                      "--disable_metrics=disk,diskIO,network,tcp,udp,percpu,sched,process,hugetlb,referenced_memory"],
-            host_mounts={"/sys/fs/cgroup": "/sys/fs/cgroup", "/var/run/docker.sock": "/var/run/docker.sock",
-                         "/var/lib/docker": "/var/lib/docker"}),
+            host_mounts={"/sys/fs/cgroup": "/sys/fs/cgroup"}),
             args.targets, self)
         deploy(f"{name}-prometheus", ContainerSpec(
             name="prometheus", image=PROMETHEUS_IMAGE, port=9090, size=args.size,

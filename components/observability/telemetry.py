@@ -80,8 +80,19 @@ def cloud_monitoring_job() -> ScrapeJob:
                      what="Cloud Run's container CPU, memory and billable time, and Memorystore's memory")
 
 
+CGROUP_NAME = r".*/platform-(.+)\.slice/(?:docker-)?[0-9a-f]{64}(?:\.scope)?"
+"""A container's cgroup path as cAdvisor's raw factory reports it (`id`), its container's name captured: the
+leaf under the parent Docker makes from `platform-<name>.slice` (components/backends/docker.py cgroup_parent), i.e.
+`/platform.slice/platform-a.slice/platform-a-b.slice/docker-<64 hex>.scope` with the systemd driver and
+`/platform-a-b.slice/<64 hex>` with cgroupfs. The slices above a container (no limit of their own) do not match.
+Prometheus anchors the regex at both ends; `.*` is greedy, so the innermost `platform-` slice names it."""
+
+
 def cadvisor_job() -> ScrapeJob:
-    return ScrapeJob(CADVISOR, targets=(f"{CADVISOR}:8080",), what="container CPU and memory on the Docker host")
+    # cAdvisor reads cgroups, not Docker's API (#22 item 11): a container has its path as `id` and no `name`, which
+    # the CPU and memory alerts select and group by; the scrape sets it from the path.
+    return ScrapeJob(CADVISOR, targets=(f"{CADVISOR}:8080",), what="container CPU and memory on the Docker host",
+                     name_from_pattern=("id", CGROUP_NAME))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.domain.model import COMMISSION_FOR, TRANSITIONS, OrderStatus
+
 ACCOUNTS = "engine_accounts"
 """The auth collection holding the engine's one account."""
 RULE = f'@request.auth.collectionName = "{ACCOUNTS}"'
@@ -93,6 +95,39 @@ APPEND_ONLY = ("order_transitions",)
 """Collections whose records are history: created, never updated (nor deleted)."""
 
 
+def _moves() -> list[tuple[OrderStatus, OrderStatus]]:
+    """The lifecycle's (from, to) moves in the domain's order: created->paid, created->cancelled, paid->refunded."""
+    return list(TRANSITIONS.values())
+
+
+INITIAL = OrderStatus.CREATED
+"""The status an order is created in: the one no move leads to (services.Engine.create_order)."""
+assert {INITIAL} == set(OrderStatus) - {to for _, to in _moves()}
+
+
+def _any(terms: list[str]) -> str:
+    return "(" + " || ".join(terms) + ")"
+
+
+def order_transition_rule() -> str:
+    """The join that admits an order's update (#22 item 8): the transition record of this order (same tenant) out
+    of its current status into the status the body sets must exist. The engine writes it in the same batch,
+    first (services.Engine.transition), and a batch runs its requests in one transaction on one connection
+    (pocketbase/pocketbase apis/batch.go: `app.RunInTransaction(func(txApp) ...)`, each request's event on
+    `txApp`), so the rule's query sees the record the batch has just created; tested against the real binary
+    (tests/engine/test_engine_account_rights.py).
+
+    `@collection.<name>.<field>` joins a collection the record has no relation to, and `?=` is "any/at least one
+    of" over the joined rows (https://pocketbase.io/docs/api-rules-and-filters/, "@collection.*" and the `?`
+    operators); the terms on one `@collection.order_transitions` join one row, so all four must hold on the same
+    record (a test has one order's record out of `created` and another's out of `paid`, and the move is refused).
+    The lookup is by the unique index (order_id, from_status).
+    """
+    join = "@collection.order_transitions"
+    return " && ".join([f"{join}.order_id ?= id", f"{join}.tenant ?= tenant", f"{join}.from_status ?= status",
+                        f"{join}.to_status ?= @request.body.status"])
+
+
 def update_rule(collection: str) -> str | None:
     """What the engine's account may update (#22 item 8): it only uses what it needs.
 
@@ -104,13 +139,50 @@ def update_rule(collection: str) -> str | None:
       `@request.body.<field>:isset = false` ("@request.body.* - the submitted body parameters ... :isset
       modifier checks whether the client submitted a specific field", same page). A refused update answers
       404, as an unmatched updateRule does.
+    - And only along the lifecycle (domain.model TRANSITIONS, COMMISSION_FOR): `status` (the stored value) is
+      a move's from-status, `@request.body.status` its to-status and `@request.body.commission_status` the
+      to-status's commission status, both sent, and the move's transition record exists
+      (`order_transition_rule`). That is exactly the PATCH body the engine sends, and engines of the previous
+      version send the same one, so a rollout's mixed window is admitted.
     """
     if collection in APPEND_ONLY:
         return None
     if collection == "orders":
         fields = next(c for c in COLLECTIONS if c["name"] == "orders")["fields"]
         frozen = [str(f["name"]) for f in fields if f["name"] not in ORDER_UPDATABLE and f["type"] != "autodate"]
-        return " && ".join([RULE, *(f"@request.body.{name}:isset = false" for name in frozen)])
+        moves = _any([f'(status = "{old.value}" && @request.body.status = "{new.value}" && '
+                      f'@request.body.commission_status = "{COMMISSION_FOR[new].value}")' for old, new in _moves()])
+        return " && ".join([RULE, *(f"@request.body.{name}:isset = false" for name in frozen), moves,
+                            order_transition_rule()])
+    return RULE
+
+
+def create_rule(collection: str) -> str:
+    """What the engine's account may create (#22 item 8).
+
+    - An order is created `created`, its commission `pending` (services.Engine.create_order), never further
+      along: a later status is reached only by a move with its transition.
+    - A transition records a move of the lifecycle, of an order of its tenant.
+
+      Not checked: that the order is in the move's from-status now. One written ahead (out of `paid` while the
+      order is `created`) takes the unique (order_id, from_status) slot and so blocks the real move later (its
+      batch breaks the index and the caller is told 409); it moves nothing, as the order's updateRule admits a
+      move only out of the status the order is in. The check cannot be added without changing what a caller
+      that loses a race is told: PocketBase checks a createRule before it inserts, so the loser's transition
+      (read from the status the winner has just left) would be refused by the rule (400 without
+      `validation_not_unique`) instead of breaking the index, which engines, this one and the previous version
+      (services.Engine.transition, adapters' NotUnique), answer with 503 instead of 409
+      (tests/engine/test_concurrency.py).
+    """
+    if collection == "orders":
+        return " && ".join([RULE, f'@request.body.status = "{INITIAL.value}"',
+                            f'@request.body.commission_status = "{COMMISSION_FOR[INITIAL].value}"'])
+    if collection == "order_transitions":
+        moves = _any([f'(@request.body.from_status = "{old.value}" && @request.body.to_status = "{new.value}")'
+                      for old, new in _moves()])
+        join = "@collection.orders"
+        return " && ".join([RULE, moves, f"{join}.id ?= @request.body.order_id",
+                            f"{join}.tenant ?= @request.body.tenant"])
     return RULE
 
 
@@ -127,7 +199,8 @@ def document() -> dict[str, Any]:
     for collection in COLLECTIONS:
         body: dict[str, Any] = {"type": "base", **collection, "listRule": RULE, "viewRule": RULE}
         if body["type"] == "base":  # a view has no create, update or delete rules: it cannot be written
-            body |= {"createRule": RULE, "updateRule": update_rule(str(body["name"])), "deleteRule": None}
+            name = str(body["name"])
+            body |= {"createRule": create_rule(name), "updateRule": update_rule(name), "deleteRule": None}
         collections.append(body)
     return {"accounts": ACCOUNTS, "collections": collections}
 
