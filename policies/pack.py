@@ -382,8 +382,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-FE-001", "Vercel: fork protection on, previews protected, no bypass secret",
          "A pull request's preview runs code nobody reviewed with the project's variables.", "S3", "high",
          "mandatory", "gitForkProtection not explicitly true; vercelAuthentication and passwordProtection both "
-         "off or none; protectionBypassForAutomation; optionsAllowlist; a project domain serving a gitBranch or "
-         "redirecting to a host that is no other domain of the stack's storefront",
+         "off or none; protectionBypassForAutomation; optionsAllowlist; publicSource; a project domain serving a "
+         "gitBranch or redirecting to a host that is no other domain of the stack's storefront",
          stack_check=saas_meaning.check_vercel_stack),
     Rule("PLAT-FE-002", "Vercel credentials reach production only",
          "A preview builds a pull request's code, which reads its target's variables.", "S3", "high", "mandatory",

@@ -63,9 +63,15 @@ def _ssl_policy_findings(r: Resource) -> list[str]:
 
 
 def _refers_to(reference: Any, policy: Resource) -> bool:
-    """A known reference (a self link, an id or a name) names `policy` by its name."""
-    name = policy.get("name")
-    return isinstance(reference, str) and isinstance(name, str) and reference.rstrip("/").rsplit("/", 1)[-1] == name
+    """A known reference (a self link, an id or a name) names `policy` by its name, and by its project when the
+    reference names one (`projects/{{project}}/global/...`: the same name in another project is another resource)."""
+    name, project = policy.get("name"), policy.get("project")
+    if not (isinstance(reference, str) and isinstance(name, str)):
+        return False
+    named = re.search(r"(?:^|/)projects/([^/]+)/", reference)
+    if named is not None and isinstance(project, str) and named.group(1) != project:
+        return False
+    return reference.rstrip("/").rsplit("/", 1)[-1] == name
 
 
 def check_ssl_policies(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:

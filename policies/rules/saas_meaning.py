@@ -62,6 +62,12 @@ def check_vercel_project(resource: Resource, config: Mapping[str, Any]) -> Verdi
                    "expected none")
     # pulumiverse_vercel/project.py `options_allowlist`: "Disable Deployment Protection for CORS preflight `OPTIONS`
     # requests for a list of paths".
+    # project.py `public_source`: "By default, visitors to the `/_logs` and `/_src` paths of your Production and
+    # Preview Deployments must log in with Vercel (requires being a member of your team) to see the Source, Logs and
+    # Deployment Status of your project. Setting `public_source` to `true` disables this behaviour".
+    if resource.get("publicSource") not in (None, False):
+        out.append(f"Vercel project {name!r} publishes its source and build logs (publicSource "
+                   f"{resource.get('publicSource')!r}); expected publicSource absent or false")
     if resource.get("optionsAllowlist") is not None:
         out.append(f"Vercel project {name!r} lets OPTIONS requests past deployment protection "
                    f"({resource.get('optionsAllowlist')!r}); expected no optionsAllowlist")
