@@ -11,6 +11,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,9 +89,14 @@ class Plan:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
+    default_providers: tuple[PlannedResource, ...] = ()
+    """The providers the engine registers by itself, one per package a resource without an explicit provider uses
+    (`default_providers`); the pack judges them as it judges the rest."""
+
     def analyzer_inputs(self) -> list[AnalyzerInput]:
-        """The custom resources as the engine would hand them to a policy pack."""
-        return [AnalyzerInput(r.urn, r.type, r.name, r.wire_inputs, r.parent) for r in self.resources if r.custom]
+        """The custom resources as the engine would hand them to a policy pack, its default providers included."""
+        return [AnalyzerInput(r.urn, r.type, r.name, r.wire_inputs, r.parent)
+                for r in (*self.default_providers, *self.resources) if r.custom]
 
     def count_by_type(self) -> Counter[str]:
         return Counter(r.type for r in self.resources if r.custom)
@@ -144,6 +150,11 @@ PEM-shaped stand-ins: the VM's user-data, which carries them, is then known to t
 replaces them with a real pair)."""
 
 
+GLOBAL_COLLECTIONS = {"gcp:compute/securityPolicy:SecurityPolicy": "securityPolicies",
+                      "gcp:compute/targetHttpsProxy:TargetHttpsProxy": "targetHttpsProxies",
+                      "gcp:compute/targetHttpProxy:TargetHttpProxy": "targetHttpProxies"}
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """Echo inputs back as outputs, plus the few computed outputs the program reads."""
 
@@ -187,6 +198,12 @@ class PlanMocks(pulumi.runtime.Mocks):
             # The address GCP gives an account, so rules can tell it from the default compute one.
             state["email"] = f"{inputs['accountId']}@{inputs.get('project')}.iam.gserviceaccount.com"
             state["member"] = f"serviceAccount:{state['email']}"
+        collection = GLOBAL_COLLECTIONS.get(args.typ)
+        if collection is not None and isinstance(inputs.get("name"), str):
+            # GCP's id of these: `projects/{{project}}/global/<collection>/{{name}}` (pulumi_gcp compute/
+            # security_policy.py, target_https_proxy.py, target_http_proxy.py, "Import"), what a preview of an
+            # existing stack passes on as `.id`; the rules resolve references by it.
+            return f"projects/{inputs.get('project')}/global/{collection}/{inputs['name']}", state
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -212,6 +229,8 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         # The SDK gives each executor thread that answers an RPC an event loop; close them at the end.
         self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+        self.default_requests: set[tuple[str, str, str]] = set()
+        """(package, version, plugin URL) of every custom resource registered without an explicit provider."""
 
     def RegisterResource(self, request: Any) -> Any:  # gRPC method names
         response = super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]
@@ -224,6 +243,8 @@ class PlanMonitor(pulumi_mocks.MockMonitor):
                 if key in state:
                     state[key] = {_SIG_KEY: _SECRET_SIG, "value": state[key]}
             response.object.CopyFrom(_serialize(state))
+        if request.custom and not request.provider and not request.type.startswith("pulumi:providers:"):
+            self.default_requests.add((request.type.split(":", 1)[0], request.version, request.pluginDownloadURL))
         if request.type != "pulumi:pulumi:Stack":
             self.thread_loops.add(asyncio.get_event_loop())  # set by the SDK for this thread
             raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
@@ -284,7 +305,41 @@ def run_program(model: StackModel, raw: RawConfig, stack: str,
         if collector_was_enabled:
             gc.enable()
     return Plan(stack=stack, config_file=raw.file, resources=tuple(monitor.planned),
-                outputs=monitor.stack_outputs)
+                outputs=monitor.stack_outputs, default_providers=default_providers(monitor, raw, stack))
+
+
+def _qname(text: str) -> str:
+    """sdk/go/common/tokens/names.go IntoQName: `/`-separated names of [A-Za-z0-9_.-], empty segments dropped."""
+    return "/".join(re.sub(r"[^A-Za-z0-9_.-]", "_", part) for part in text.split("/") if part) or "_"
+
+
+DYNAMIC_PACKAGES = frozenset({"pulumi-python", "pulumi-nodejs"})
+
+
+def default_providers(monitor: PlanMonitor, raw: RawConfig, stack: str) -> tuple[PlannedResource, ...]:
+    """What the engine registers for every resource without an explicit provider (github.com/pulumi/pulumi,
+    pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent): `pulumi:providers:<package>`, one per
+    package, version and plugin URL the SDK asks for, named by providers/provider.go DefaultName, whose inputs are
+    the package's stack config (target.go GetPackageConfig: its namespace's keys without the namespace; for a dynamic
+    provider every key, namespaced), secure values secret, and `version`. The plugin URL goes under `__internal`,
+    which analyzers never see (SkipInternalKeys)."""
+    out: dict[str, PlannedResource] = {}
+    for package, version, url in sorted(monitor.default_requests):
+        name = "default" + (f"_{re.sub(r'[.+-]', '_', version)}" if version else "") \
+            + (f"_{_qname(url)}" if url else "")
+        config: dict[str, Any] = {}
+        for key, value in sorted(raw.values.items()):
+            namespace, _, short = key.partition(":")
+            if package in DYNAMIC_PACKAGES or namespace == package:
+                config[key if package in DYNAMIC_PACKAGES else short] = \
+                    {_SIG_KEY: _SECRET_SIG, "value": value} if key in raw.secret_keys else value
+        if version:
+            config["version"] = version
+        token = f"pulumi:providers:{package}"
+        out[name + token] = PlannedResource(
+            urn=f"urn:pulumi:{stack}::{PROJECT}::{token}::{name}", type=token, name=name, parent=None, custom=True,
+            inputs=mask(config), wire_inputs=wire(config))
+    return tuple(out.values())
 
 
 def contract_violations(plan: Plan, model: StackModel) -> list[contracts.Violation]:

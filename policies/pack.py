@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import pulumi_policy.policy as _policy_module
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -59,6 +60,7 @@ from policies.rules import (
     reviewed_types,
     saas_meaning,
     scale_engine_replicas,
+    secrets_generated,
     size_within_document,
     tls_hsts,
     tls_https_redirect,
@@ -266,12 +268,14 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-TLS-004", "HTTPS load balancers run an SSL policy of TLS 1.2 or newer, MODERN or RESTRICTED",
          "Without one GCP's default COMPATIBLE policy admits TLS 1.0 and 1.1.", "S1", "high", "mandatory",
          "an HTTPS proxy without sslPolicy or naming one the stack does not declare; a policy below TLS_1_2, "
-         "without a version, or with profile COMPATIBLE, CUSTOM, FIPS or none",
+         "without a version, or with profile COMPATIBLE, CUSTOM, FIPS or none; tlsEarlyData PERMISSIVE or "
+         "UNRESTRICTED (replayable 0-RTT requests)",
          stack_check=gcp_network.check_ssl_policies),
     Rule("PLAT-TLS-005", "Plain-HTTP load balancer frontends only redirect to HTTPS",
          "No API answer may travel unencrypted, at the origin either.", "S1", "high", "mandatory",
          "a target HTTP proxy whose URL map is not a redirect of everything to HTTPS (a default service, path "
-         "matchers or host rules), or a map it cannot find",
+         "matchers or host rules), or a map it cannot find; a forwarding rule to a target the stack does not "
+         "declare, 443 to anything but an HTTPS proxy, 80 to anything but a redirect-only HTTP proxy, other ports",
          stack_check=gcp_network.check_plain_http),
     Rule("PLAT-TLS-006", "Private TLS: a strong key and a server certificate for private addresses only",
          "A CA flag, client or signing uses, a public name or a weak key turn PocketBase's pinned certificate into one "
@@ -291,7 +295,8 @@ RULES: tuple[Rule, ...] = (
          "A VM or load balancer backend reachable from anywhere skips the edge.", "S3", "critical", "mandatory",
          "ingress allow rules with public or unknown sources, or no source at all (0.0.0.0/0), but Google's "
          "health checkers 35.191.0.0/16 and 130.211.0.0/22; private means RFC 1918 or fc00::/7 only (not Python's "
-         "is_private: ::ffff:0:0/96, 2001::/23, 198.18.0.0/15 are refused)",
+         "is_private: ::ffff:0:0/96, 2001::/23, 198.18.0.0/15 are refused); any direction but exactly EGRESS is "
+         "ingress",
          resource_check=gcp_network.check_firewall),
     Rule("PLAT-NET-002", "Cloud Armor denies by default and admits only requests carrying the edge's gate header",
          "An allow-list is no list when everyone else is allowed; Cloudflare's addresses alone admit every "
@@ -299,7 +304,8 @@ RULES: tuple[Rule, ...] = (
          "S2, S3", "high", "mandatory", "a security policy without a default rule (priority 2147483647) or whose "
          "default action is not deny; an enforced non-deny rule whose expression is not "
          "`request.headers['x-origin-gate'] == '<value>' && (...)`; any deny in preview; an EXTERNAL(_MANAGED) backend "
-         "service without securityPolicy", resource_check=gcp_network.check_armor),
+         "service without securityPolicy or naming one the stack does not declare",
+         stack_check=gcp_network.check_armor_stack),
     Rule("PLAT-NET-003", "The load balancer answers the API's host alone",
          "A default service serves any Host: another Cloudflare customer's zone pointed at our address reaches the "
          "engine.", "S2, S3", "high", "mandatory",
@@ -320,7 +326,8 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-LOG-004", "Subnets carry flow logs and NAT logs its translations",
          "Who talked to the database, and where the VM sent data, leave a network record.", "S5", "medium",
          "mandatory", "a subnetwork without logConfig (checkov CKV_GCP_26), sampling 0 or a filter; a Cloud NAT "
-         "not logging ALL or TRANSLATIONS_ONLY", resource_check=gcp_network.check_network_logs),
+         "not logging ALL or TRANSLATIONS_ONLY; an auto-mode network (autoCreateSubnetworks not false)",
+         resource_check=gcp_network.check_network_logs),
     Rule("PLAT-LOG-005", "No log exclusion drops audit logs",
          "An exclusion is the quiet way to erase the audit trail (S5).", "S5", "high", "mandatory",
          "an enabled exclusion (or a sink's) whose filter does not keep cloudaudit.googleapis.com, names audit logs, "
@@ -352,7 +359,8 @@ RULES: tuple[Rule, ...] = (
          "a route to PocketBase (by host or port 8090) or a path under /_/, a route for any host, no catch-all "
          "http_status:404, noTlsVerify, a route to Grafana or Prometheus (by name or port 3000, 9090, 9093) without "
          "a self_hosted Access application on its host; any route but api -> http://commission-engine:8000 and "
-         "grafana -> http://grafana:3000", stack_check=cloudflare_meaning.check_tunnels),
+         "grafana -> http://grafana:3000; a tunnel whose configSrc is not cloudflare (routes in a local file); "
+         "noTlsVerify in the top-level originRequest too", stack_check=cloudflare_meaning.check_tunnels),
     Rule("PLAT-EDGE-004", "Configuration rules change no zone setting the pack does not know",
          "Zone settings per request are zone settings.", "S2", "high", "mandatory",
          "configuration-rule settings off the list (disable_waf, disable_apps, ...), securityLevel off, bic off",
@@ -375,20 +383,26 @@ RULES: tuple[Rule, ...] = (
     Rule("PLAT-FE-001", "Vercel: fork protection on, previews protected, no bypass secret",
          "A pull request's preview runs code nobody reviewed with the project's variables.", "S3", "high",
          "mandatory", "gitForkProtection not explicitly true; vercelAuthentication and passwordProtection both "
-         "off or none; protectionBypassForAutomation", resource_check=saas_meaning.check_vercel_project),
+         "off or none; protectionBypassForAutomation; optionsAllowlist; publicSource; a project domain serving a "
+         "gitBranch or redirecting to a host that is no other domain of the stack's storefront",
+         stack_check=saas_meaning.check_vercel_stack),
     Rule("PLAT-FE-002", "Vercel credentials reach production only",
          "A preview builds a pull request's code, which reads its target's variables.", "S3", "high", "mandatory",
-         "a sensitive or credential-named variable targeting preview, development, custom environments or all",
+         "a sensitive or credential-named variable targeting preview, development, custom environments or all; "
+         "variables inline on the project (environments)",
          resource_check=saas_meaning.check_vercel_env),
     Rule("PLAT-OBS-001", "Alerts travel over HTTPS and page when data stops",
          "A paused rule or no-data-as-OK page is a silent outage; a webhook over HTTP leaks its token.", "M5, S1",
-         "high", "mandatory", "contact point URLs over http://, paused rules, noDataState OK on severity=page rules",
+         "high", "mandatory", "contact point URLs over http://, paused rules, noDataState OK on severity=page rules; "
+         "paging rules whose noDataState is not NoData/Alerting or execErrState not Error/Alerting; mute or active "
+         "timings on the severity=page route",
          resource_check=saas_meaning.check_grafana),
     Rule("PLAT-CTR-001", "Containers are unprivileged and reach no runtime socket",
          "A privileged container or the Docker socket is root on the host.", "S3", "critical", "mandatory",
          "privileged, capabilities beyond the harmless, host PID/IPC/user/cgroup namespaces, host devices, a bind of "
-         "docker.sock, containerd, CRI-O or podman sockets (read-only included); never waived, in any stack",
-         resource_check=saas_meaning.check_container),
+         "docker.sock, containerd, CRI-O or podman sockets (read-only included); volumes with another driver or "
+         "driverOpts (a bind of the host), a volumeName the stack does not declare; never waived, in any stack",
+         stack_check=saas_meaning.check_containers),
     Rule("PLAT-DATA-009", "No literal credential in a container's command line",
          "A command line is readable by whoever may view the service and by every process on the host.", "S3",
          "high", "mandatory", "a --password/--token/--requirepass style flag with a literal value, or NAME=value "
@@ -416,6 +430,11 @@ RULES: tuple[Rule, ...] = (
          "A typed password is a guessable, reused and shared one (S3).", "S3", "high", "mandatory",
          "a built-in user without a password, or with a known one under 32 characters",
          resource_check=data_cloudsql.check_user),
+    Rule("PLAT-SECRET-001", "Generated credentials are long and secret values stay Pulumi secrets",
+         "A short password is guessed; a secret version in plain text is readable by whoever reads the state.", "S3",
+         "high", "mandatory", "a RandomPassword shorter than 16 characters (or of unknown length); a Secret Manager "
+         "version whose secretData is not a Pulumi secret",
+         resource_check=secrets_generated.check, config_defaults={"min_length": 16}),
     Rule(WAIVER_RULE, "Waivers are narrow, dated and checked",
          "A waiver that outlives its reason, or waives more than it names, hides the next regression.", "S3",
          "high", "mandatory",
@@ -501,6 +520,34 @@ _UNKNOWN_SENTINELS = frozenset({
     "dd056dcd-154b-4c76-9bd3-c8f88648b5ff"})
 
 
+SECRET_KEYS_MARK = "__secretKeys"
+"""Where the pack keeps which top-level inputs were secret. pulumi_policy 1.21's Analyze and AnalyzeStack unwrap
+every secret envelope (policy.py: `deserialize_properties(...)` without proxy_secrets), so a rule could not tell a
+value kept secret from one in plain text in the state; the engine never sends `__` keys to an analyzer
+(analyzer_plugin.go, SkipInternalKeys), so the mark cannot collide with an input."""
+_SIG_KEY, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+_deserialize = _policy_module.deserialize_properties  # pyright: ignore[reportPrivateImportUsage]
+
+
+def _deserialize_marking_secrets(props: dict[str, Any], proxy_secrets: bool = False) -> dict[str, Any]:
+    result = _deserialize(props, proxy_secrets)
+    secret = sorted(k for k, v in props.items() if isinstance(v, Mapping)
+                    and cast(Mapping[str, Any], v).get(_SIG_KEY) == _SECRET_SIG)
+    if secret:
+        result[SECRET_KEYS_MARK] = secret
+    return result
+
+
+_policy_module.deserialize_properties = _deserialize_marking_secrets  # pyright: ignore[reportPrivateImportUsage]
+
+
+def resource_of(resource_type: str, name: str, urn: str, props: Any) -> Resource:
+    """A rule's view of a resource: plain inputs, and which of them were secret."""
+    data = dict(plain(props))
+    secret = data.pop(SECRET_KEYS_MARK, None)
+    return Resource(resource_type, name, urn, data, frozenset(str(k) for k in as_list(secret)))
+
+
 def _error(rule: Rule, exc: Exception) -> str:
     return (f"{rule.id} could not read these inputs ({type(exc).__name__}: {str(exc)[:200]}); expected inputs "
             "the rule can judge, so it refuses them")
@@ -553,7 +600,7 @@ def apply_waivers(rule: Rule, violations: list[tuple[str, Violation]], config: M
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         config = rule_config(rule, args.get_config() or {})
-        resource = Resource(args.resource_type, args.name, args.urn, plain(args.props))
+        resource = resource_of(args.resource_type, args.name, args.urn, args.props)
         assert rule.resource_check is not None
         try:
             verdict = rule.resource_check(resource, config)
@@ -578,7 +625,7 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
         config = rule_config(rule, args.get_config() or {})
-        resources = [Resource(r.resource_type, r.name, r.urn, plain(r.props)) for r in args.resources]
+        resources = [resource_of(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
         found = evaluate(rule, resources, config)
         # PLAT-WAIVER-001's own findings are never waived.
         left, reasons = (found, []) if rule.id == WAIVER_RULE else apply_waivers(rule, found, config, resources)

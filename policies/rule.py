@@ -54,6 +54,9 @@ class Resource:
     name: str
     urn: str
     props: Mapping[str, Any]
+    secret_keys: frozenset[str] = frozenset()
+    """The top-level inputs the engine marked secret (pulumi_policy unwraps the envelope; policies/pack.py keeps
+    which keys had one)."""
 
     @property
     def stack(self) -> str:

@@ -92,7 +92,7 @@ def test_types_that_only_say_policy_are_not_grants(token: str) -> None:
 
 
 def test_every_type_the_three_plans_declare_is_reviewed(committed_plans: dict[str, Plan]) -> None:
-    declared = {r.type for plan in committed_plans.values() for r in plan.resources if r.custom}
+    declared = {r.type for plan in committed_plans.values() for r in plan.analyzer_inputs()}
     assert declared - set(REVIEWED) == set()
 
 
@@ -475,7 +475,8 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
                                                    "versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["::/0"]}}},
                                                ARMOR_DEFAULT]})]),
     "external backend without cloud armor": (
-        "PLAT-NET-002", [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED",
+        "PLAT-NET-002", [_armor(f"{GATE} && (inIpRange(origin.ip, '173.245.48.0/20'))"),
+                         _r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED",
                                                  "securityPolicy": "api-prod-edge-only"})],
         [_r(BACKEND, "backend", {"name": "b", "loadBalancingScheme": "EXTERNAL_MANAGED"})]),
     "vm startup script with a bearer token": (
@@ -523,6 +524,14 @@ CASES: dict[str, tuple[str, list[AnalyzerInput], list[AnalyzerInput]]] = {
             {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "false"}}]})],
         [_r("grafana:alerting/contactPoint:ContactPoint", "cp", {"name": "c", "webhooks": [
             {"url": "https://hooks.example/x", "tlsConfig": {"insecureSkipVerify": "true"}}]})]),
+    # Generated credentials and secret values (#22, second outside pass, case 22).
+    "generated password under 16 characters": (
+        "PLAT-SECRET-001", [_r("random:index/randomPassword:RandomPassword", "p", {"length": 16})],
+        [_r("random:index/randomPassword:RandomPassword", "p", {"length": 15})]),
+    "secret version in plain text": (
+        "PLAT-SECRET-001", [_r("gcp:secretmanager/secretVersion:SecretVersion", "v", {"secret": "s", "secretData": {
+            "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "AKIAPLAINTEXTKEY0001"}})],
+        [_r("gcp:secretmanager/secretVersion:SecretVersion", "v", {"secret": "s", "secretData": "AKIAPLAINTEXTKEY0001"})]),
     "cloudflare provider with another base url": (
         "PLAT-PROV-001", [_r("pulumi:providers:cloudflare", "cf", {"version": "6.4.0"})],
         [_r("pulumi:providers:cloudflare", "cf", {"baseUrl": "https://evil.example/client/v4"})]),

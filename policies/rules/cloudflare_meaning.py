@@ -128,6 +128,7 @@ def check_header_transforms(resources: Sequence[Resource], config: Mapping[str, 
 
 
 TUNNEL_CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
+TUNNEL = "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"
 _POCKETBASE = re.compile(r"(?i)(pocketbase|:8090\b)")
 
 
@@ -140,6 +141,14 @@ def check_tunnels(resources: Sequence[Resource], config: Mapping[str, Any]) -> l
     guarded = {str(r.get("domain")) for r in resources if r.type == ACCESS_APPLICATION
                and r.get("type") == "self_hosted" and isinstance(r.get("domain"), str)}
     out: list[tuple[str, Finding]] = []
+    # pulumi_cloudflare zero_trust_tunnel_cloudflared.py `config_src`: "If `local`, manage the tunnel using a YAML
+    # file on the origin machine. If `cloudflare`, manage the tunnel on the Zero Trust dashboard": a local tunnel's
+    # routes are in cloudflared's own file, which no rule reads.
+    for r in (r for r in resources if r.type == TUNNEL):
+        if r.get("configSrc") != "cloudflare":
+            out.append((r.urn, f"tunnel {r.get('name')!r} has configSrc {r.get('configSrc')!r}: its routes live in "
+                               "cloudflared's own file, which no rule reads; expected configSrc cloudflare with a "
+                               "ZeroTrustTunnelCloudflaredConfig judged here"))
     for r in (r for r in resources if r.type == TUNNEL_CONFIG):
         verdict = check_tunnel(r, config)
         out += [(r.urn, f) for f in verdict] if not isinstance(verdict, NotApplicable) else []
@@ -171,6 +180,10 @@ def check_tunnel(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     out: list[str] = []
     if not ingresses or ingresses[-1].get("service") != "http_status:404" or ingresses[-1].get("hostname"):
         out.append("the tunnel does not end with a catch-all http_status:404; expected unmatched hosts refused")
+    # The top-level originRequest applies to every route (developers.cloudflare.com/cloudflare-one/connections/
+    # connect-networks/configure-tunnels/cloudflared-parameters/origin-parameters/).
+    if as_map(as_map(cfg).get("originRequest")).get("noTlsVerify") not in (None, False):
+        out.append("the tunnel's top-level originRequest skips TLS verification to every origin; expected it checked")
     for i in ingresses[:-1]:
         service, path = str(i.get("service", "")), str(i.get("path") or "")
         label = str(i.get("hostname") or "").split(".", 1)[0].lower()
@@ -182,7 +195,7 @@ def check_tunnel(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         if _POCKETBASE.search(service) or "/_/" in path or "_/" in path:
             out.append(f"tunnel route {i.get('hostname')!r}{path} reaches PocketBase ({service}), its admin UI /_/ and "
                        "superuser API included; expected PocketBase on the private network only")
-        if as_map(i.get("originRequest")).get("noTlsVerify") is True:
+        if as_map(i.get("originRequest")).get("noTlsVerify") not in (None, False):
             out.append(f"tunnel route {i.get('hostname')!r} skips TLS verification to its origin; expected it checked")
     return out
 

@@ -183,8 +183,9 @@ def check_exposure(resources: Sequence[Resource], config: Mapping[str, Any]) -> 
                 out.append((vm.urn, f"VM {vm.props.get('name')!r} has an external address (an access config on "
                                     "its network interface); expected a private VM reached only inside the VPC"))
     for firewall in (r for r in resources if r.type == FIREWALL):
-        if str(firewall.props.get("direction") or "INGRESS") != "INGRESS" or not as_list(
-                firewall.props.get("allows")):
+        # Anything but exactly EGRESS is judged as ingress: pulumi_gcp compute/firewall.py `direction` takes
+        # INGRESS or EGRESS (default INGRESS); a value the rule cannot place (`ingress`, unknown) is no egress.
+        if firewall.props.get("direction") == "EGRESS" or not as_list(firewall.props.get("allows")):
             continue
         reached = [vm for vm in vms if _reaches(firewall, vm)]
         if not reached:

@@ -43,6 +43,10 @@ HTTP_PROXIES = ("gcp:compute/targetHttpProxy:TargetHttpProxy",
                 "gcp:compute/regionTargetHttpProxy:RegionTargetHttpProxy")
 URL_MAPS = ("gcp:compute/uRLMap:URLMap", "gcp:compute/regionUrlMap:RegionUrlMap")
 TLS_VERSIONS = ("TLS_1_2", "TLS_1_3")
+EARLY_DATA = (None, "DISABLED", "STRICT")
+"""pulumi_gcp compute/target_https_proxy.py `tls_early_data`: STRICT (early data only for safe methods without
+query parameters), PERMISSIVE (safe methods, query parameters too), UNRESTRICTED (any method: replayable POSTs),
+DISABLED (the default). cloud.google.com/load-balancing/docs/https#tls-early-data: early data can be replayed."""
 PROFILES = ("MODERN", "RESTRICTED")
 
 
@@ -59,9 +63,15 @@ def _ssl_policy_findings(r: Resource) -> list[str]:
 
 
 def _refers_to(reference: Any, policy: Resource) -> bool:
-    """A known reference (a self link, an id or a name) names `policy` by its name."""
-    name = policy.get("name")
-    return isinstance(reference, str) and isinstance(name, str) and reference.rstrip("/").rsplit("/", 1)[-1] == name
+    """A known reference (a self link, an id or a name) names `policy` by its name, and by its project when the
+    reference names one (`projects/{{project}}/global/...`: the same name in another project is another resource)."""
+    name, project = policy.get("name"), policy.get("project")
+    if not (isinstance(reference, str) and isinstance(name, str)):
+        return False
+    named = re.search(r"(?:^|/)projects/([^/]+)/", reference)
+    if named is not None and isinstance(project, str) and named.group(1) != project:
+        return False
+    return reference.rstrip("/").rsplit("/", 1)[-1] == name
 
 
 def check_ssl_policies(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
@@ -69,6 +79,10 @@ def check_ssl_policies(resources: Sequence[Resource], config: Mapping[str, Any])
     policies = [r for r in resources if r.type in SSL_POLICY_TYPES]
     out: list[tuple[str, Finding]] = [(r.urn, f) for r in policies for f in _ssl_policy_findings(r)]
     for proxy in (r for r in resources if r.type in HTTPS_PROXIES):
+        early = proxy.get("tlsEarlyData")
+        if early not in EARLY_DATA:
+            out.append((proxy.urn, f"{proxy.get('name')!r} accepts TLS early data {early!r}: 0-RTT requests can be "
+                                   "replayed by anyone who saw them; expected tlsEarlyData absent, DISABLED or STRICT"))
         reference = proxy.get("sslPolicy")
         if reference is None:
             out.append((proxy.urn, f"{proxy.get('name')!r} has no SSL policy, so GCP's default applies (TLS 1.0 and "
@@ -91,11 +105,51 @@ def _redirects_everything(url_map: Resource) -> bool:
         and not url_map.get("pathMatchers") and not url_map.get("hostRules")
 
 
+FORWARDING_RULES = ("gcp:compute/globalForwardingRule:GlobalForwardingRule",)
+
+
+def _forwarding_findings(resources: Sequence[Resource], redirects: Sequence[Resource],
+                         maps: Sequence[Resource]) -> list[tuple[str, Finding]]:
+    """A forwarding rule's `target` (pulumi_gcp compute/global_forwarding_rule.py: "The URL of the target resource
+    to receive the matched traffic") is a target proxy this stack declares: port 443 to an HTTPS proxy (judged by
+    PLAT-TLS-004), port 80 to an HTTP proxy whose URL map only redirects to HTTPS; no other port or target. A target
+    unknown at preview (a proxy created by this deploy) is one of the stack's, all of which are judged."""
+    https = [r for r in resources if r.type in HTTPS_PROXIES]
+    http = [r for r in resources if r.type in HTTP_PROXIES]
+    out: list[tuple[str, Finding]] = []
+    for rule in (r for r in resources if r.type in FORWARDING_RULES):
+        target, ports = rule.get("target"), str(rule.get("portRange") or "").strip()
+        low, _, high = ports.partition("-")
+        port = low if not high or high == low else ports  # "443" or "443-443"; a range is no single port
+        name = rule.get("name")
+        if port not in ("443", "80"):
+            out.append((rule.urn, f"forwarding rule {name!r} forwards port(s) {ports or 'all'!r}; expected 443 to an "
+                                  "HTTPS proxy or 80 to a redirect-only HTTP proxy"))
+            continue
+        if is_unknown(target):
+            if not (https if port == "443" else http):
+                out.append((rule.urn, f"forwarding rule {name!r} forwards {port} to a target this stack does not "
+                                      "declare; expected one of its own proxies"))
+            continue
+        to_https = [p for p in https if _refers_to(target, p)]
+        to_http = [p for p in http if _refers_to(target, p)]
+        if port == "443" and not to_https:
+            out.append((rule.urn, f"forwarding rule {name!r} forwards 443 to {target!r}, which is no HTTPS proxy of "
+                                  "this stack; expected one judged by PLAT-TLS-004"))
+        elif port == "80":
+            redirecting = [p for p in to_http if any(_refers_to(p.get("urlMap"), m) for m in redirects)
+                           and not any(_refers_to(p.get("urlMap"), m) and m not in redirects for m in maps)]
+            if not redirecting:
+                out.append((rule.urn, f"forwarding rule {name!r} forwards 80 to {target!r}, which is no HTTP proxy of "
+                                      "this stack that only redirects to HTTPS; expected a redirect-only proxy (S1)"))
+    return out
+
+
 def check_plain_http(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
     """PLAT-TLS-005."""
     maps = [r for r in resources if r.type in URL_MAPS]
     redirects = [m for m in maps if _redirects_everything(m)]
-    out: list[tuple[str, Finding]] = []
+    out: list[tuple[str, Finding]] = _forwarding_findings(resources, redirects, maps)
     for proxy in (r for r in resources if r.type in HTTP_PROXIES):
         reference = proxy.get("urlMap")
         named = [m for m in maps if _refers_to(reference, m)]
@@ -138,7 +192,9 @@ def check_firewall(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-NET-001."""
     if resource.type != FIREWALL:
         return NotApplicable("not a firewall rule")
-    if resource.get("direction") not in (None, "INGRESS") or (resource.get("denies") and not resource.get("allows")):
+    # Anything but exactly EGRESS is judged as ingress (pulumi_gcp compute/firewall.py `direction`: INGRESS or
+    # EGRESS, default INGRESS): a lowercase or unknown direction is no reason to look away.
+    if resource.get("direction") == "EGRESS" or (resource.get("denies") and not resource.get("allows")):
         return NotApplicable("an egress or deny rule")
     if resource.get("disabled") is True:
         return NotApplicable("a disabled rule")
@@ -196,6 +252,30 @@ def check_armor(resource: Resource, config: Mapping[str, Any]) -> Verdict:
                        f"through ({kind!r}) without requiring the edge's {GATE_HEADER} header: any Cloudflare "
                        "customer's zone pointed at the load balancer passes it; expected an expression "
                        f"`request.headers['{GATE_HEADER}'] == '<value>' && (...)`")
+    return out
+
+
+def check_armor_stack(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-NET-002 over the stack: every policy and backend as check_armor judges it, and a backend's
+    `securityPolicy` names a Cloud Armor policy this stack declares (by its name, the last segment of its id or
+    self link `projects/{{project}}/global/securityPolicies/{{name}}`, pulumi_gcp compute/security_policy.py), or
+    is unknown at preview (a policy created by this deploy: one of the stack's, all judged here). A policy the stack
+    does not declare is one no rule has read: it may allow everyone."""
+    policies = [r for r in resources if r.type in ARMOR_TYPES]
+    out: list[tuple[str, Finding]] = []
+    for r in resources:
+        verdict = check_armor(r, config)
+        if not isinstance(verdict, NotApplicable):
+            out += [(r.urn, f) for f in verdict]
+        if r.type in BACKEND_SERVICES and not isinstance(verdict, NotApplicable):
+            policy = r.get("securityPolicy")
+            if is_unknown(policy):
+                if not policies:
+                    out.append((r.urn, f"backend service {r.get('name')!r} names a Cloud Armor policy this stack does "
+                                       "not declare; expected its own, judged here"))
+            elif isinstance(policy, str) and policy.strip() and not any(_refers_to(policy, p) for p in policies):
+                out.append((r.urn, f"backend service {r.get('name')!r} uses Cloud Armor policy {policy!r}, which this "
+                                   "stack does not declare, so no rule has read what it allows; expected its own"))
     return out
 
 
@@ -347,6 +427,7 @@ def check_vm_hardening(resource: Resource, config: Mapping[str, Any]) -> Verdict
 
 SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
 ROUTER_NAT = "gcp:compute/routerNat:RouterNat"
+NETWORK = "gcp:compute/network:Network"
 # Subnets for proxies cannot carry flow logs (checkov's PURPOSE_EXCEPTIONS).
 NO_FLOW_LOGS = ("INTERNAL_HTTPS_LOAD_BALANCER", "REGIONAL_MANAGED_PROXY", "GLOBAL_MANAGED_PROXY")
 
@@ -375,4 +456,13 @@ def check_network_logs(resource: Resource, config: Mapping[str, Any]) -> Verdict
             return [f"Cloud NAT {resource.get('name')!r} logs {dict(log) or 'nothing'}; expected logConfig enable true "
                     "with filter ALL (every connection it translates)"]
         return []
-    return NotApplicable("not a subnetwork or NAT")
+    if resource.type == NETWORK:
+        # pulumi_gcp compute/network.py `auto_create_subnetworks`: "When set to true, the network is created in
+        # 'auto subnet mode' and it will create a subnet for each region automatically" (default true); those
+        # subnets carry no flow logs and no rule of this pack sees them.
+        if resource.get("autoCreateSubnetworks") is not False:
+            return [f"network {resource.get('name')!r} creates a subnet in every region (autoCreateSubnetworks "
+                    f"{resource.get('autoCreateSubnetworks')!r}, default true), none with flow logs; expected "
+                    "autoCreateSubnetworks false and subnetworks of its own"]
+        return []
+    return NotApplicable("not a subnetwork, network or NAT")

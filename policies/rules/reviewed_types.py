@@ -37,7 +37,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": (
         ("PLAT-EDGE-005",), "the deploy's Access credential; opens Access only, no Cloudflare API token"),
     "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared": (
-        NOTHING, "the tunnel itself (a generated secret); where it routes is its config's, PLAT-EDGE-003"),
+        ("PLAT-EDGE-003",), "the tunnel itself, configured remotely (configSrc cloudflare) so its routes are judged"),
     "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig": (
         ("PLAT-EDGE-003",), "the tunnel's routes"),
     "cloudflare:index/zoneSetting:ZoneSetting": (("PLAT-TLS-001", "PLAT-TLS-003"), "zone settings"),
@@ -47,7 +47,7 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "docker:index/image:Image": (("PLAT-IMG-001",), "images built here"),
     "docker:index/network:Network": (NOTHING, "the host's private bridge; what a container publishes is "
                                               "PLAT-DATA-003's and PLAT-ENV-001's"),
-    "docker:index/volume:Volume": (NOTHING, "a named volume on the host; no access of its own"),
+    "docker:index/volume:Volume": (("PLAT-CTR-001",), "a named volume on the host: a plain local one, no bind"),
     # Google Cloud
     "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
     "gcp:certificatemanager/certificate:Certificate": (NOTHING, "the load balancer's managed certificate"),
@@ -69,10 +69,10 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:compute/globalAddress:GlobalAddress": (NOTHING, "the load balancer's address, or the internal range private "
                                                          "services access peers (purpose VPC_PEERING)"),
     "gcp:compute/globalForwardingRule:GlobalForwardingRule": (
-        NOTHING, "forwards to a target proxy, which PLAT-TLS-004 and PLAT-TLS-005 judge"),
+        ("PLAT-TLS-005",), "forwards 443 to a declared HTTPS proxy, 80 to a redirect-only HTTP proxy"),
     "gcp:compute/instance:Instance": (("PLAT-VM-001", "PLAT-VM-002", "PLAT-VM-003", "PLAT-VM-004", "PLAT-IAM-003"),
                                       "VMs"),
-    "gcp:compute/network:Network": (NOTHING, "the custom-mode VPC; its subnets and firewalls are judged"),
+    "gcp:compute/network:Network": (("PLAT-LOG-004",), "the custom-mode VPC; its subnets and firewalls are judged"),
     "gcp:compute/regionNetworkEndpointGroup:RegionNetworkEndpointGroup": (("PLAT-DATA-007",), "serverless NEGs"),
     "gcp:compute/router:Router": (NOTHING, "carries the VM's NAT, which PLAT-LOG-004 judges"),
     "gcp:compute/routerNat:RouterNat": (("PLAT-LOG-004",), "the VM's egress"),
@@ -98,7 +98,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "gcp:sql/user:User": (("PLAT-DATA-013",), "a database user"),
     "gcp:secretmanager/secret:Secret": (("PLAT-IAM-002", "PLAT-IAM-004"), "secrets (their readers)"),
     "gcp:secretmanager/secretIamMember:SecretIamMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
-    "gcp:secretmanager/secretVersion:SecretVersion": (NOTHING, "a secret's value, a Pulumi secret end to end"),
+    "gcp:secretmanager/secretVersion:SecretVersion": (("PLAT-SECRET-001",), "a secret's value, a Pulumi secret end "
+                                                                             "to end"),
     "gcp:serviceaccount/account:Account": (("PLAT-IAM-003",), "workload identities"),
     "gcp:storage/bucket:Bucket": (("PLAT-DATA-006", "PLAT-DATA-008", "PLAT-LOG-003"), "buckets"),
     "gcp:storage/bucketIAMMember:BucketIAMMember": (("PLAT-IAM-002", "PLAT-IAM-004"), "a grant"),
@@ -109,7 +110,8 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
                                              "is PLAT-IAM-002's"),
     # Grafana
     "grafana:alerting/contactPoint:ContactPoint": (("PLAT-OBS-001",), "where alerts go"),
-    "grafana:alerting/notificationPolicy:NotificationPolicy": (NOTHING, "routes alerts to the contact points"),
+    "grafana:alerting/notificationPolicy:NotificationPolicy": (("PLAT-OBS-001",), "routes alerts to the contact "
+                                                                                  "points; pages never muted"),
     "grafana:alerting/ruleGroup:RuleGroup": (("PLAT-OBS-001",), "alert rules"),
     "grafana:oss/dashboard:Dashboard": (NOTHING, "a dashboard; reads what Grafana may read"),
     "grafana:oss/folder:Folder": (NOTHING, "holds the dashboards and rules"),
@@ -124,19 +126,19 @@ REVIEWED: dict[str, tuple[tuple[str, ...], str]] = {
     "tls:index/selfSignedCert:SelfSignedCert": (("PLAT-TLS-006",), "PocketBase's certificate for the VMs' private "
                                                                    "addresses, pinned by the engine"),
     # Others
-    "random:index/randomPassword:RandomPassword": (NOTHING, "generates a secret in the state; creates nothing"),
+    "random:index/randomPassword:RandomPassword": (("PLAT-SECRET-001",), "generates a credential in the state"),
     "time:index/sleep:Sleep": (NOTHING, "waits; creates nothing"),
     "vercel:index/firewallConfig:FirewallConfig": (("PLAT-FE-003",), "the storefront's firewall: production only "
                                                                      "through the edge"),
-    "vercel:index/project:Project": (("PLAT-FE-001",), "the storefront"),
-    "vercel:index/projectDomain:ProjectDomain": (NOTHING, "a tenant host on the storefront; its DNS record is "
-                                                          "PLAT-DNS-001's"),
+    "vercel:index/project:Project": (("PLAT-FE-001", "PLAT-FE-002"), "the storefront"),
+    "vercel:index/projectDomain:ProjectDomain": (("PLAT-FE-001",), "a tenant host on the storefront's production "
+                                                                   "deployment; its DNS record is PLAT-DNS-001's"),
     "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable": (("PLAT-IAM-005", "PLAT-FE-002"),
                                                                            "the storefront's variables"),
     "pulumi:pulumi:Stack": (NOTHING, "the stack itself"),
 }
 # Providers' own resources: what they are configured with is the stack file's, validated per namespace.
-for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "tls", "vercel"):
+for _package in ("cloudflare", "docker", "gcp", "grafana", "random", "time", "tls", "vercel", "pulumi-python"):
     REVIEWED[f"pulumi:providers:{_package}"] = (("PLAT-PROV-001",), "an explicit provider: its endpoint, TLS and "
                                                                      "credential inputs")
 # This program's own components declare nothing by themselves; their children are judged.

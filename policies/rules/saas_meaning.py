@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policies.rule import NotApplicable, Resource, Verdict, as_list, as_map, is_unknown, strings
+from policies.rule import Finding, NotApplicable, Resource, Verdict, as_list, as_map, is_unknown, strings
 
 VERCEL_PROJECT = "vercel:index/project:Project"
 VERCEL_ENV_TYPES = ("vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable",
@@ -60,6 +60,47 @@ def check_vercel_project(resource: Resource, config: Mapping[str, Any]) -> Verdi
     if resource.get("protectionBypassForAutomation") is True:
         out.append(f"Vercel project {name!r} creates an automation bypass secret for deployment protection; "
                    "expected none")
+    # pulumiverse_vercel/project.py `options_allowlist`: "Disable Deployment Protection for CORS preflight `OPTIONS`
+    # requests for a list of paths".
+    # project.py `public_source`: "By default, visitors to the `/_logs` and `/_src` paths of your Production and
+    # Preview Deployments must log in with Vercel (requires being a member of your team) to see the Source, Logs and
+    # Deployment Status of your project. Setting `public_source` to `true` disables this behaviour".
+    if resource.get("publicSource") not in (None, False):
+        out.append(f"Vercel project {name!r} publishes its source and build logs (publicSource "
+                   f"{resource.get('publicSource')!r}); expected publicSource absent or false")
+    if resource.get("optionsAllowlist") is not None:
+        out.append(f"Vercel project {name!r} lets OPTIONS requests past deployment protection "
+                   f"({resource.get('optionsAllowlist')!r}); expected no optionsAllowlist")
+    return out
+
+
+VERCEL_DOMAIN = "vercel:index/projectDomain:ProjectDomain"
+
+
+def check_vercel_stack(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-FE-001 over the stack: each project as check_vercel_project judges it, and each project domain serves
+    the production deployment: no `git_branch` (pulumiverse_vercel/project_domain.py: "Git branch to link to the
+    project domain. Deployments from this git branch will be assigned the domain name": a branch's preview code
+    on a tenant host, with production's variables reachable from it) and a `redirect` only to another domain of
+    this stack's storefront (project_domain.py `redirect`: "The domain name that serves as a target destination
+    for redirects")."""
+    out: list[tuple[str, Finding]] = []
+    for r in resources:
+        verdict = check_vercel_project(r, config)
+        if not isinstance(verdict, NotApplicable):
+            out += [(r.urn, f) for f in verdict]
+    domains = [r for r in resources if r.type == VERCEL_DOMAIN]
+    hosts = {str(r.get("domain")).lower().rstrip(".") for r in domains if isinstance(r.get("domain"), str)}
+    for r in domains:
+        if r.get("gitBranch") is not None:
+            out.append((r.urn, f"project domain {r.get('domain')!r} serves git branch {r.get('gitBranch')!r}, a "
+                               "preview of code nobody reviewed on a production host; expected the production "
+                               "deployment (no gitBranch)"))
+        redirect = r.get("redirect")
+        if redirect is not None and (not isinstance(redirect, str) or redirect.lower().rstrip(".") not in hosts
+                                     or redirect.lower().rstrip(".") == str(r.get("domain")).lower().rstrip(".")):
+            out.append((r.urn, f"project domain {r.get('domain')!r} redirects to {redirect!r}, which is no other "
+                               f"domain of this stack's storefront; expected one of {sorted(hosts)}"))
     return out
 
 
@@ -71,6 +112,14 @@ def _variables(resource: Resource) -> list[Mapping[str, Any]]:
 
 def check_vercel_env(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-FE-002."""
+    if resource.type == VERCEL_PROJECT:
+        # pulumiverse_vercel/project.py `environments`: variables inline on the project, each with its `target`s
+        # ("Deprecated: use ProjectEnvironmentVariables"); none are declared so, so none escape this rule.
+        inline = resource.get("environments")
+        if is_unknown(inline) or as_list(inline):
+            return [f"Vercel project {resource.get('name')!r} declares variables inline (environments), whose targets "
+                    "may include preview; expected none, each variable a ProjectEnvironmentVariable judged here"]
+        return []
     if resource.type not in VERCEL_ENV_TYPES:
         return NotApplicable("not a Vercel variable")
     out: list[str] = []
@@ -133,8 +182,42 @@ def check_grafana(resource: Resource, config: Mapping[str, Any]) -> Verdict:
                 out.append(f"paging rule {title!r} maps no data to OK, so it stays silent when its metric stops; "
                            "expected NoData or Alerting, or annotation no_data_paged_by naming a paging rule of "
                            "this group whose no data is Alerting")
+            elif paging and rule.get("noDataState") not in (*PAGING_NO_DATA, "OK"):
+                out.append(f"paging rule {title!r} maps no data to {rule.get('noDataState')!r}; expected NoData or "
+                           "Alerting (KeepLast never pages a metric that stops before it fires)")
+            if paging and rule.get("execErrState") not in PAGING_EXEC_ERROR:
+                out.append(f"paging rule {title!r} maps a query error to {rule.get('execErrState')!r}, so it stays "
+                           "silent when its query fails; expected Error or Alerting")
         return out
-    return NotApplicable("not a Grafana contact point or rule group")
+    if resource.type == NOTIFICATION_POLICY:
+        if is_unknown(resource.get("policies")):
+            return ["notification routes not known until apply; expected them known"]
+        return [f"the severity=page route {route} is muted or active only at times ({timings}); expected pages "
+                "delivered at any hour" for route, timings in _timed_page_routes(resource.get("policies"), False)]
+    return NotApplicable("not a Grafana contact point, rule group or notification policy")
+
+
+NOTIFICATION_POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy"
+PAGING_NO_DATA = (None, "NoData", "Alerting")
+PAGING_EXEC_ERROR = (None, "Error", "Alerting")
+"""pulumiverse_grafana/alerting/_inputs.py RuleGroupRule: no_data_state NoData, Alerting, OK, KeepLast (default
+NoData); exec_err_state OK, Error, Alerting, KeepLast (default Alerting). NoData and Error fire DatasourceNoData /
+DatasourceError alerts with the rule's labels, so they page (grafana.com/docs/grafana/latest/alerting/
+fundamentals/alert-rule-evaluation/state-and-health/)."""
+
+
+def _timed_page_routes(policies: Any, under_page: bool) -> list[tuple[str, list[Any]]]:
+    """Routes (or routes under one) matching severity=page that carry mute or active timings
+    (pulumiverse_grafana/alerting/_inputs.py NotificationPolicyPolicy mute_timings, active_timings)."""
+    out: list[tuple[str, list[Any]]] = []
+    for policy in map(as_map, as_list(policies)):
+        page = under_page or any(as_map(m).get("label") == "severity" and as_map(m).get("value") == "page"
+                                 and as_map(m).get("match") in ("=", "=~") for m in as_list(policy.get("matchers")))
+        timings = as_list(policy.get("muteTimings")) + as_list(policy.get("activeTimings"))
+        if page and (timings or is_unknown(policy.get("muteTimings")) or is_unknown(policy.get("activeTimings"))):
+            out.append((repr(policy.get("contactPoint")), timings or ["unknown"]))
+        out += _timed_page_routes(policy.get("policies"), page)
+    return out
 
 
 DOCKER_CONTAINER = "docker:index/container:Container"
@@ -151,6 +234,36 @@ def _normal(path: str) -> str:
 
 
 HARMLESS_CAPS = frozenset({"NET_BIND_SERVICE", "CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER", "KILL"})
+
+
+DOCKER_VOLUME = "docker:index/volume:Volume"
+
+
+def check_containers(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-CTR-001 over the stack: each container as check_container judges it, each named volume as a plain
+    local volume (pulumi_docker/volume.py `driver`, `driver_opts`: `type=none, o=bind, device=/var/run` is a bind
+    mount of the host's /var/run, docs.docker.com/reference/cli/docker/volume/create/ "--opt type=none --opt
+    o=bind --opt device=..."), and a container's `volumeName` names a volume of this stack (Docker uses a volume of
+    that name already on the host, whatever it binds)."""
+    volumes = {str(r.get("name")): r for r in resources if r.type == DOCKER_VOLUME}
+    out: list[tuple[str, Finding]] = []
+    for r in resources:
+        if r.type == DOCKER_VOLUME:
+            if r.get("driver") not in (None, "local") or as_map(r.get("driverOpts")) or is_unknown(r.get("driverOpts")):
+                out.append((r.urn, f"volume {r.get('name')!r} uses driver {r.get('driver')!r} with options "
+                                   f"{r.get('driverOpts')!r} (a bind or remote mount of what the host holds); "
+                                   "expected a plain local volume"))
+            continue
+        verdict = check_container(r, config)
+        if isinstance(verdict, NotApplicable):
+            continue
+        out += [(r.urn, f) for f in verdict]
+        for mount in map(as_map, as_list(r.get("volumes"))):
+            named = mount.get("volumeName")
+            if named is not None and str(named) not in volumes:
+                out.append((r.urn, f"container {r.get('name')!r} mounts volume {named!r}, which this stack does not "
+                                   "declare (whatever the host has under that name); expected one of its own"))
+    return out
 
 
 def check_container(resource: Resource, config: Mapping[str, Any]) -> Verdict:
