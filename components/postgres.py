@@ -24,11 +24,22 @@ Cloud Run in a VPC of the stack's own Google Cloud project, and Cloud SQL lives 
 
 What is declared: the private services access range and connection in the engine's VPC, the primary (REGIONAL in
 prod, TLS only, no public address, backups + PITR, deletion protection at both levels, lock and slow-statement
-logging), the cross-region replica where the profile runs a failover region, the database, two users with generated
-passwords (the engine's and the schema owner's, `migrator`), and the `engine-migrate` Cloud Run job (`python -m
-engine migrate`, the engine's image) that applies the schema as the migrator before each engine rollout
-(docs/runbooks/postgres.md). Each password goes to Secret Manager as a secret only its user's service account reads
-(the engine's through components/backends/cloudrun.py, the job's here).
+logging), the cross-region replica where the profile runs a failover region, the database, one Cloud SQL user (the
+schema owner, `migrator`), two generated passwords (the migrator's and the engine's), and the `engine-migrate` Cloud
+Run job (`python -m engine migrate`, the engine's image) that applies the schema as the migrator before each engine
+rollout (docs/runbooks/postgres.md). Each password goes to Secret Manager as a secret only its user's service account
+reads (the engine's through components/backends/cloudrun.py, the job's here); the engine's password also goes to a
+secret of the job's, which creates the engine's role with it.
+
+The engine's role is not a `gcp.sql.User`: "All users you create using Cloud SQL are created as part of the
+cloudsqlsuperuser role, and have the same set of attributes as the postgres user: CREATEROLE, CREATEDB, and LOGIN"
+(https://cloud.google.com/sql/docs/postgres/users, "Other PostgreSQL users"; the provider's `database_roles` is
+write-only, "will not be read from the API", so it could not even be checked). A CREATEROLE engine could, on
+PostgreSQL 15, grant itself the migrator ("A role with CREATEROLE privilege can alter and drop other roles, too, as
+well as grant or revoke membership in them", https://www.postgresql.org/docs/15/role-attributes.html) and from 16 on
+still create roles and databases. `engine migrate` creates it as the migrator (which keeps its API user: it needs
+cloudsqlsuperuser's CREATEROLE for that) with NOCREATEROLE NOCREATEDB NOINHERIT and no membership, and checks so on
+every run (engine/migrate.py); PLAT-DATA-014 refuses a Cloud SQL user as a Cloud Run service's POSTGRES_USER.
 
 PocketBase stays declared beside it (a decision, README "database"): the cut-over copies PocketBase into PostgreSQL
 (`python -m infra migrate-db`), and its rollback resumes on PocketBase, so both exist until the migration is
@@ -142,11 +153,10 @@ class Postgres(pulumi.ComponentResource):
         migrator_password = random.RandomPassword(f"{name}-migrator-password", length=40, special=False, opts=child)
         self.engine_password = pulumi.Output.secret(engine_password.result)
         self.migrator_password = pulumi.Output.secret(migrator_password.result)
-        self.users = [
-            gcp.sql.User(f"{name}-user-{user}", project=args.project, instance=self.instance.name, name=user,
-                         password=password, type="BUILT_IN", opts=pulumi.ResourceOptions(parent=self,
-                                                                                        depends_on=[database]))
-            for user, password in ((ENGINE_USER, self.engine_password), (MIGRATOR_USER, self.migrator_password))]
+        # The migrator only: the engine's role is created by `engine migrate` (module doc).
+        self.users = [gcp.sql.User(f"{name}-user-{MIGRATOR_USER}", project=args.project, instance=self.instance.name,
+                                   name=MIGRATOR_USER, password=self.migrator_password, type="BUILT_IN",
+                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[database]))]
         self.register_outputs({})
 
     def engine_env(self) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
@@ -157,6 +167,15 @@ class Postgres(pulumi.ComponentResource):
         secret: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": self.engine_password,
                                                 "POSTGRES_CA_CERT": self.ca_certificate}
         return env, secret
+
+    def migrate_env(self) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
+        """`engine-migrate`'s settings (engine/migrate.py): the engine's address, database and role name, the
+        migrator's account, and the engine's password, which the step sets on the role it creates; not the engine's
+        POSTGRES_PASSWORD variable (the job never signs in as the engine)."""
+        env, secret = self.engine_env()
+        return ({**env, "POSTGRES_MIGRATOR_USER": MIGRATOR_USER},
+                {"POSTGRES_CA_CERT": secret["POSTGRES_CA_CERT"], "POSTGRES_MIGRATOR_PASSWORD": self.migrator_password,
+                 "POSTGRES_ENGINE_PASSWORD": self.engine_password})
 
     def standby_env(self) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
         """The standby engine in the failover region dials the replica, which a failover promotes

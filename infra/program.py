@@ -30,7 +30,7 @@ from components.observability import stack as observability_stack
 from components.observability.grafana import Alerting, AlertingArgs
 from components.observability.images import TelemetryImages
 from components.observability.selfhosted import SelfHostedArgs, SelfHostedObservability
-from components.postgres import MIGRATOR_USER, MigrateJobArgs, Postgres, PostgresArgs, migrate_job
+from components.postgres import MigrateJobArgs, Postgres, PostgresArgs, migrate_job
 from components.standby import (
     STANDBY_ADDRESS,
     STANDBY_URL,
@@ -460,14 +460,12 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
     if data.postgres is not None and targets.cloudrun is not None and model.gcp is not None \
             and targets.cloudrun.vpc_network is not None and targets.cloudrun.vpc_subnetwork is not None:
         # The schema is applied by its owner, in a job the deploy runs before the engine's rollout (PG.md).
-        postgres_env, postgres_secrets = data.postgres.engine_env()
+        # It also creates the engine's role, with the engine's password (components/postgres.py).
+        migrate_env, migrate_secrets = data.postgres.migrate_env()
         migrate_job("engine-migrate", MigrateJobArgs(
             environment=model.environment, project=model.gcp.project, region=model.gcp.region, image=engine.image,
             network=targets.cloudrun.vpc_network, subnetwork=targets.cloudrun.vpc_subnetwork,
-            env={**postgres_env, "POSTGRES_MIGRATOR_USER": MIGRATOR_USER},
-            secret_env={"POSTGRES_CA_CERT": postgres_secrets["POSTGRES_CA_CERT"],
-                        "POSTGRES_MIGRATOR_PASSWORD": data.postgres.migrator_password},
-            deletion_protection=model.environment == "prod"), engine)
+            env=migrate_env, secret_env=migrate_secrets, deletion_protection=model.environment == "prod"), engine)
     return Api(engine, [*records, *engine.endpoint.dns], origin_auth, origin_gate)
 
 

@@ -430,6 +430,12 @@ RULES: tuple[Rule, ...] = (
          "A typed password is a guessable, reused and shared one (S3).", "S3", "high", "mandatory",
          "a built-in user without a password, or with a known one under 32 characters",
          resource_check=data_cloudsql.check_user),
+    Rule("PLAT-DATA-014", "A Cloud Run service signs in to Cloud SQL as a role made in SQL, not as a Cloud SQL user",
+         "Users the Cloud SQL API creates are cloudsqlsuperuser members with CREATEROLE and CREATEDB, which can take "
+         "the schema owner's rights: the engine's account must hold only what it uses (#26).", "S3", "high",
+         "mandatory",
+         "a BUILT_IN gcp.sql.User whose name is the POSTGRES_USER of a Cloud Run service",
+         stack_check=data_cloudsql.check_engine_login),
     Rule("PLAT-SECRET-001", "Generated credentials are long and secret values stay Pulumi secrets",
          "A short password is guessed; a secret version in plain text is readable by whoever reads the state.", "S3",
          "high", "mandatory", "a RandomPassword shorter than 16 characters (or of unknown length); a Secret Manager "

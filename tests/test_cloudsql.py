@@ -110,12 +110,36 @@ def test_the_migrate_job_runs_the_engine_image_as_the_schema_owner_with_its_own_
     assert env["POSTGRES_USER"] == ENGINE_USER and env["POSTGRES_DB"] == DATABASE
     assert env["POSTGRES_MIGRATOR_USER"] == MIGRATOR_USER
     assert "secretKeyRef" in env["POSTGRES_MIGRATOR_PASSWORD"]
+    # The step creates and strips the engine's role and sets its password (engine/migrate.py): the engine's
+    # password, from a secret of the job's own, never the engine's POSTGRES_PASSWORD variable.
+    assert "secretKeyRef" in env["POSTGRES_ENGINE_PASSWORD"]
     assert "POSTGRES_PASSWORD" not in env
     assert task["serviceAccount"] != engine.inputs["template"]["serviceAccount"]
     # Its secrets are read by its account alone.
     readers = [r for r in plan.resources if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"
                and str(r.inputs.get("secretId", "")).startswith(f"{MIGRATE_JOB}-prod-")]
     assert readers and all(r.name.startswith(f"{MIGRATE_JOB}-") for r in readers)
+
+
+def test_the_engine_role_is_no_cloud_sql_user_and_its_password_reaches_the_job_alone(plan: Plan) -> None:
+    """"All users you create using Cloud SQL are created as part of the cloudsqlsuperuser role, and have the same set
+    of attributes as the postgres user: CREATEROLE, CREATEDB, and LOGIN" (https://cloud.google.com/sql/docs/postgres/
+    users): the engine's role is created by `engine-migrate` instead, so the only API user is the migrator, which
+    needs CREATEROLE to create it. The engine's password goes to the engine's secret and to one of the job's, each read
+    by that one service account."""
+    users = [r for r in plan.resources if r.type == USER]
+    assert [u.inputs["name"] for u in users] == [MIGRATOR_USER]
+    engine = _one(plan, RUN, "engine")
+    job = _one(plan, JOB, MIGRATE_JOB)
+    members = {r.inputs.get("secretId"): r.inputs.get("member") for r in plan.resources
+               if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"}
+    job_secret = _env(job, "template", "template", "containers")["POSTGRES_ENGINE_PASSWORD"]["secretKeyRef"]["secret"]
+    engine_secret = _env(engine, "template", "containers")["POSTGRES_PASSWORD"]["secretKeyRef"]["secret"]
+    assert job_secret != engine_secret
+    readers = [r for r in plan.resources if r.type == "gcp:secretmanager/secretIamMember:SecretIamMember"
+               and r.inputs.get("secretId") == job_secret]
+    assert len(readers) == 1 and job_secret in members, readers
+    assert readers[0].name.startswith(f"{MIGRATE_JOB}-")
 
 
 def _inputs(plan: Plan) -> list[AnalyzerInput]:
@@ -184,7 +208,7 @@ WEAKENINGS: list[tuple[str, str, Callable[[dict[str, Any]], None], str, str]] = 
      "PLAT-DATA-011", "deletionProtection is false"),
     ("no API deletion protection", "postgres-replica", _set("settings", "deletionProtectionEnabled", value=False),
      "PLAT-DATA-011", "deletionProtectionEnabled is not true"),
-    ("a typed password", "postgres-user-engine", _set("password", value="Winter2026!"),
+    ("a typed password", "postgres-user-migrator", _set("password", value="Winter2026!"),
      "PLAT-DATA-013", "not a generated one"),
 ]
 
@@ -199,6 +223,19 @@ def test_each_weakening_of_the_database_is_refused(plan: Plan, pack: PolicyPackP
     found = _mandatory(pack, resources)
 
     assert any(r == rule and says in message for r, message in found), found
+
+
+def test_the_engine_signing_in_as_a_cloud_sql_user_is_refused(plan: Plan, pack: PolicyPackProcess) -> None:
+    """A Cloud SQL API user (cloudsqlsuperuser, CREATEROLE, CREATEDB) as the login of a Cloud Run service: the API
+    user renamed to the engine's POSTGRES_USER, as the program declared it before (PLAT-DATA-014)."""
+    resources = _weaken([r for r in _inputs(plan) if r.type in (SQL, USER, RUN)], "postgres-user-migrator",
+                        _set("name", value=ENGINE_USER))
+
+    found = _mandatory(pack, resources)
+
+    assert any(r == "PLAT-DATA-014" and f"{ENGINE_USER!r}" in m and "cloudsqlsuperuser" in m for r, m in found), found
+    as_planned = _mandatory(pack, [r for r in _inputs(plan) if r.type in (SQL, USER, RUN)])
+    assert not [m for r, m in as_planned if r == "PLAT-DATA-014"], as_planned
 
 
 def test_prod_without_a_replica_is_refused(plan: Plan, pack: PolicyPackProcess) -> None:

@@ -242,8 +242,10 @@ RESOURCE_CASES.update({
                       _resource(CLOUD_SQL, "postgres-primary", {**_PG, "settings": {**_PG["settings"],
                                                                                     "availabilityType": "ZONAL"}}),
                       "expected REGIONAL"),
-    "PLAT-DATA-013": (_resource("gcp:sql/user:User", "postgres-user-engine", {"name": "engine", "password": "x" * 40}),
-                      _resource("gcp:sql/user:User", "postgres-user-engine", {"name": "engine", "password": "hunter2"}),
+    "PLAT-DATA-013": (_resource("gcp:sql/user:User", "postgres-user-migrator",
+                                {"name": "migrator", "password": "x" * 40}),
+                      _resource("gcp:sql/user:User", "postgres-user-migrator",
+                                {"name": "migrator", "password": "hunter2"}),
                       "not a generated one"),
 })
 STACK_CASES["PLAT-DATA-012"] = ([_resource(CLOUD_SQL, "postgres-primary", _PG),
@@ -251,6 +253,14 @@ STACK_CASES["PLAT-DATA-012"] = ([_resource(CLOUD_SQL, "postgres-primary", _PG),
                                 [_resource(CLOUD_SQL, "postgres-primary", _PG),
                                  _resource(CLOUD_SQL, "postgres-replica", {**_PG_REPLICA, "region": _PG["region"]})],
                                 "are all in its own region")
+# The engine's role as a Cloud SQL API user (cloudsqlsuperuser, CREATEROLE, CREATEDB) rather than made in SQL by
+# `engine migrate`: https://cloud.google.com/sql/docs/postgres/users.
+_PG_SERVICE = {"template": {"containers": [{"envs": [{"name": "POSTGRES_USER", "value": "engine"}]}]}}
+STACK_CASES["PLAT-DATA-014"] = ([_resource("gcp:sql/user:User", "postgres-user-migrator", {"name": "migrator"}),
+                                 _resource("gcp:cloudrunv2/service:Service", "engine", _PG_SERVICE)],
+                                [_resource("gcp:sql/user:User", "postgres-user-engine", {"name": "engine"}),
+                                 _resource("gcp:cloudrunv2/service:Service", "engine", _PG_SERVICE)],
+                                "is a member of cloudsqlsuperuser")
 
 
 def _violations(response: Any, rule: str) -> list[str]:

@@ -56,7 +56,7 @@ class Postgres:
         return {"STORAGE": "postgres", "POSTGRES_HOST": self.host, "POSTGRES_PORT": str(self.port),
                 "POSTGRES_DB": self.database, "POSTGRES_USER": self.engine_user,
                 "POSTGRES_PASSWORD": self.engine_password, "POSTGRES_MIGRATOR_USER": self.migrator_user,
-                "POSTGRES_MIGRATOR_PASSWORD": self.migrator_password}
+                "POSTGRES_MIGRATOR_PASSWORD": self.migrator_password, "POSTGRES_ENGINE_PASSWORD": self.engine_password}
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -97,8 +97,13 @@ def postgres_server(database: str = "engine") -> Generator[Postgres]:
         started = True
         server = Postgres("127.0.0.1", port, database, "engine_migrator", secrets.token_hex(16),
                           "engine", secrets.token_hex(16))
-        script = (f"CREATE ROLE {server.migrator_user} LOGIN PASSWORD {_sql_literal(server.migrator_password)};\n"
-                  f"CREATE ROLE {server.engine_user} LOGIN PASSWORD {_sql_literal(server.engine_password)};\n"
+        # The migrator holds CREATEROLE and creates the engine's role, as on Cloud SQL where `engine migrate` does
+        # (engine/migrate.py): it then holds ADMIN OPTION on it, which PostgreSQL 16+ asks to alter it.
+        script = (f"CREATE ROLE {server.migrator_user} LOGIN CREATEROLE "
+                  f"PASSWORD {_sql_literal(server.migrator_password)};\n"
+                  f"SET ROLE {server.migrator_user};\n"
+                  f"CREATE ROLE {server.engine_user} LOGIN NOINHERIT PASSWORD {_sql_literal(server.engine_password)};\n"
+                  "RESET ROLE;\n"
                   f"CREATE DATABASE {database} OWNER {server.migrator_user};\n"
                   f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;\n"
                   f"GRANT CONNECT ON DATABASE {database} TO {server.engine_user};\n")

@@ -1,4 +1,4 @@
-"""PLAT-DATA-010..013: Cloud SQL for PostgreSQL, the engine's database on the Postgres path (issue #26, A7, C8).
+"""PLAT-DATA-010..014: Cloud SQL for PostgreSQL, the engine's database on the Postgres path (issue #26, A7, C8).
 
 - 010 private and TLS only: no public IPv4 (`ipv4Enabled` defaults to true, so it must say false), no authorized
   networks, no Data API access from the internet, a private network, and `sslMode` ENCRYPTED_ONLY or
@@ -14,6 +14,8 @@
   can: a value not known until apply (a generated one) passes, a known one must be at least 32 characters (the
   platform generates 40), which a typed password rarely is. A long typed value still passes: the limit of a pack
   that sees values, not their origin.
+- 014 (stack) no Cloud Run service's POSTGRES_USER is a Cloud SQL API user (cloudsqlsuperuser, CREATEROLE, CREATEDB):
+  the engine's role is made in SQL by `python -m engine migrate` (`check_engine_login`).
 """
 
 from __future__ import annotations
@@ -121,3 +123,36 @@ def check_user(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         return [f"the password is {len(password)} characters, not a generated one; expected a random.RandomPassword "
                 f"of at least {MIN_PASSWORD} characters"]
     return []
+
+
+SERVICE = "gcp:cloudrunv2/service:Service"
+
+
+def _postgres_users(service: Resource) -> list[str]:
+    """The POSTGRES_USER a Cloud Run service's containers sign in as (plain values; a secret one is not a name)."""
+    return [str(env.get("value")) for container in as_list(service.get("template", "containers"))
+            for env in as_list(as_map(container).get("envs"))
+            if as_map(env).get("name") == "POSTGRES_USER" and isinstance(as_map(env).get("value"), str)]
+
+
+def check_engine_login(resources: Sequence[Resource], config: Mapping[str, Any]) -> list[tuple[str, Finding]]:
+    """PLAT-DATA-014: no Cloud Run service signs in to PostgreSQL as a Cloud SQL API user. "All users you create using
+    Cloud SQL are created as part of the cloudsqlsuperuser role, and have the same set of attributes as the postgres
+    user: CREATEROLE, CREATEDB, and LOGIN" (https://cloud.google.com/sql/docs/postgres/users); on PostgreSQL 15 a
+    CREATEROLE role may "grant or revoke membership in" any non-superuser role
+    (https://www.postgresql.org/docs/15/role-attributes.html), the schema owner's included. A workload's role is
+    created in SQL by the migration step instead (engine/migrate.py). A job may sign in as one (engine-migrate, as the
+    migrator, which needs CREATEROLE to create the engine's role)."""
+    users = {str(r.get("name")): r for r in resources if r.type == USER and r.get("type") in (None, "BUILT_IN")
+             and isinstance(r.get("name"), str)}
+    out: list[tuple[str, Finding]] = []
+    for service in (r for r in resources if r.type == SERVICE):
+        for login in _postgres_users(service):
+            if login in users:
+                out.append((users[login].urn,
+                            f"the Cloud SQL user {login!r} is the POSTGRES_USER of Cloud Run service "
+                            f"{service.name!r}: a user the Cloud SQL API creates is a member of cloudsqlsuperuser with "
+                            "CREATEROLE and CREATEDB, so it can give itself any role's rights; expected the service's "
+                            "role created in SQL by its migration step (python -m engine migrate), NOCREATEROLE "
+                            "NOCREATEDB, no membership"))
+    return out

@@ -21,7 +21,7 @@ def migrated(server: LocalPostgres) -> Database:
     """A new database with the engine's schema applied by its migrator and the engine role's grants."""
     database = server.database()
     asyncio.run(migrate(database.host, database.port, database.name, database.migrator, database.migrator_password,
-                        database.engine))
+                        database.engine, engine_password=database.engine_password))
     return database
 
 

@@ -7,7 +7,9 @@ privilege with SQLSTATE 42501 insufficient_privilege (https://www.postgresql.org
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,7 +20,7 @@ import pytest
 from engine.migrate import migrate
 from engine.storage.postgres import Connection
 
-from tests.engine.postgres_server import Database
+from tests.engine.postgres_server import Database, LocalPostgres
 
 
 def _run(database: Database, as_engine: bool, work: Callable[[Connection], Awaitable[Any]]) -> Any:
@@ -138,3 +140,124 @@ def test_python_m_engine_migrate(postgres_database: Database) -> None:
                             env={**clean, **missing})
     assert failed.returncode == 2 and "postgres_migrator_password" in failed.stderr.lower(), failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+# --- The engine's role as Cloud SQL would create it (#26 item 1: "the engine's account holds only what it uses") ---
+# "All users you create using Cloud SQL are created as part of the cloudsqlsuperuser role, and have the same set of
+# attributes as the postgres user: CREATEROLE, CREATEDB, and LOGIN" (https://cloud.google.com/sql/docs/postgres/users,
+# "Other PostgreSQL users"). On PostgreSQL 15 "a role with CREATEROLE privilege can alter and drop other roles, too, as
+# well as grant or revoke membership in them" but superusers (https://www.postgresql.org/docs/15/role-attributes.html):
+# such an engine role grants itself the migrator, the schema's owner, and the grants of `engine migrate` are moot.
+# PostgreSQL 16 narrows CREATEROLE to roles held WITH ADMIN OPTION (commit cf5eb37, "Restrict the privileges of
+# CREATEROLE users"; https://www.postgresql.org/docs/16/role-attributes.html), yet still lets it CREATE ROLE, and
+# CREATEDB still creates databases: so `engine migrate` strips both whatever the server's version.
+
+def _like_cloud_sql(server: LocalPostgres, database: Database) -> None:
+    """The engine's role as `gcp.sql.User` leaves it: CREATEROLE CREATEDB, a member of cloudsqlsuperuser (as the
+    migrator, Cloud SQL's other user, is)."""
+    server.superuser("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'cloudsqlsuperuser') THEN "
+                     "CREATE ROLE cloudsqlsuperuser NOLOGIN CREATEROLE CREATEDB; END IF; END $$",
+                     f"ALTER ROLE {database.engine} CREATEROLE CREATEDB",
+                     f"ALTER ROLE {database.migrator} CREATEROLE CREATEDB",
+                     f"GRANT cloudsqlsuperuser TO {database.engine}, {database.migrator}")
+
+
+def _escalations(database: Database) -> dict[str, str]:
+    stray = secrets.token_hex(4)
+    return {  # in this order: a GRANT that succeeds makes the later ones succeed through inheritance
+        "GRANT the migrator to itself": f"GRANT {database.migrator} TO {database.engine}",
+        "SET ROLE the migrator": f"SET ROLE {database.migrator}",
+        "SET ROLE cloudsqlsuperuser": "SET ROLE cloudsqlsuperuser",
+        "take the migrator's password": f"ALTER ROLE {database.migrator} PASSWORD 'stolen-{stray}'",
+        "CREATE ROLE": f"CREATE ROLE stray_{stray} LOGIN PASSWORD 'x'",
+        "CREATE DATABASE": f"CREATE DATABASE stray_{stray}",
+        "CREATE TABLE": "CREATE TABLE mine (x int)",
+        "DROP TABLE": "DROP TABLE products",
+        "DELETE an order": "DELETE FROM orders",
+        "DELETE order_transitions": "DELETE FROM order_transitions",
+    }
+
+
+def _went_through(database: Database) -> list[str]:
+    """What of `_escalations` the engine's role did: each attempt on its own, the role reset after each."""
+    async def work(connection: Connection) -> list[str]:
+        done: list[str] = []
+        for what, statement in _escalations(database).items():
+            try:
+                await connection.execute(statement)
+                done.append(what)
+            except asyncpg.PostgresError:
+                pass
+            await connection.execute("RESET ROLE")
+        return done
+
+    return _run(database, True, work)
+
+
+def _python_m_engine_migrate(database: Database, **extra: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")}
+    return subprocess.run([sys.executable, "-m", "engine", "migrate"], capture_output=True, text=True, timeout=60,
+                          env={**clean, **database.migrate_env(), **extra})
+
+
+def test_migrate_strips_an_engine_role_cloud_sql_created(postgres: LocalPostgres) -> None:
+    database = postgres.database()
+    _like_cloud_sql(postgres, database)
+    done = _python_m_engine_migrate(database)
+    assert done.returncode == 0, done.stderr
+    assert _went_through(database) == []
+    assert database.engine_password not in done.stdout + done.stderr
+
+    async def attributes(connection: Connection) -> Any:
+        return await connection.fetchrow(
+            "SELECT rolcreaterole, rolcreatedb, rolinherit, rolsuper, rolreplication, rolbypassrls, "
+            "(SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships "
+            "FROM pg_roles r WHERE rolname = $1", database.engine)
+
+    assert dict(_run(database, False, attributes)) == {
+        "rolcreaterole": False, "rolcreatedb": False, "rolinherit": False, "rolsuper": False,
+        "rolreplication": False, "rolbypassrls": False, "memberships": 0}
+
+
+def test_migrate_creates_the_engine_role_when_missing_and_sets_its_password(postgres: LocalPostgres) -> None:
+    """The platform declares no engine user any more: the first `engine-migrate` creates it (NOCREATEROLE
+    NOCREATEDB NOINHERIT, CONNECT on its database) with POSTGRES_ENGINE_PASSWORD; a later run with another password
+    (a rotation) sets that one and the old one is refused."""
+    database = postgres.database()
+    postgres.superuser(f"REVOKE CONNECT ON DATABASE {database.name} FROM {database.engine}",
+                       f"DROP ROLE {database.engine}")
+    done = _python_m_engine_migrate(database)
+    assert done.returncode == 0, done.stderr
+    assert database.engine_password not in done.stdout + done.stderr
+    _run(database, True, _order)  # it signs in with that password and does its work
+    assert _went_through(database) == []
+    rotated = dataclasses.replace(database, engine_password=secrets.token_hex(16))
+    assert _python_m_engine_migrate(rotated).returncode == 0
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        _run(database, True, _order)
+    assert _run(rotated, True, lambda c: c.fetchval("SELECT count(*) FROM orders")) == 1
+
+
+@pytest.mark.parametrize(("superuser_did", "kept"), [
+    ("GRANT postgres TO {engine}", "membership in postgres"),  # a superuser's role: CREATEROLE cannot revoke it
+    ("ALTER ROLE {engine} SUPERUSER", "SUPERUSER"),
+    ("ALTER ROLE {engine} BYPASSRLS", "BYPASSRLS"),
+])
+def test_migrate_fails_naming_what_the_engine_role_keeps(postgres: LocalPostgres, superuser_did: str,
+                                                         kept: str) -> None:
+    """What the migrator cannot take back stops the step (exit 1), the role and what it keeps named: the grants are
+    not renewed over a role that could undo them, and the engine is not rolled out (docs/runbooks/postgres.md)."""
+    database = postgres.database()
+    _like_cloud_sql(postgres, database)
+    postgres.superuser(superuser_did.format(engine=database.engine))
+    done = _python_m_engine_migrate(database)
+    assert done.returncode == 1, done.stdout
+    assert f"the engine's role '{database.engine}' (POSTGRES_USER) keeps" in done.stderr, done.stderr
+    assert kept in done.stderr and "Traceback" not in done.stderr
+    assert database.engine_password not in done.stdout + done.stderr
+    assert "renewed" not in done.stdout
+
+
+def test_migrate_refuses_the_migrator_as_the_engine_role(postgres_database: Database) -> None:
+    done = _python_m_engine_migrate(postgres_database, POSTGRES_USER=postgres_database.migrator)
+    assert done.returncode == 1 and "is the migrator" in done.stderr, done.stderr

@@ -61,9 +61,11 @@ class Database:
                 "POSTGRES_DB": self.name, "POSTGRES_USER": self.engine, "POSTGRES_PASSWORD": self.engine_password}
 
     def migrate_env(self) -> dict[str, str]:
-        """`python -m engine migrate`'s settings: the engine's plus the migrator account."""
+        """`python -m engine migrate`'s settings: the engine's, the migrator account and the engine role's password
+        (which the step sets)."""
         return {**self.engine_env(), "POSTGRES_MIGRATOR_USER": self.migrator,
-                "POSTGRES_MIGRATOR_PASSWORD": self.migrator_password}
+                "POSTGRES_MIGRATOR_PASSWORD": self.migrator_password,
+                "POSTGRES_ENGINE_PASSWORD": self.engine_password}
 
     async def connect(self, as_engine: bool = True) -> Connection:
         user, password = ((self.engine, self.engine_password) if as_engine
@@ -146,12 +148,18 @@ class LocalPostgres:
         asyncio.run(self._superuser(*statements, database=database))
 
     def database(self, name: str | None = None) -> Database:
-        """A new database owned by a new migrator role, and a new engine login role (no rights yet: `migrate`)."""
+        """A new database owned by a new migrator role, and a new engine login role (no rights yet: `migrate`).
+
+        The migrator holds CREATEROLE, as Cloud SQL's users do (https://cloud.google.com/sql/docs/postgres/users), and
+        creates the engine's role itself, as `engine migrate` would: so it holds ADMIN OPTION on it, which PostgreSQL
+        16+ asks of a CREATEROLE role to alter another (https://www.postgresql.org/docs/16/role-attributes.html)."""
         name = name or f"engine_{secrets.token_hex(4)}"
         database = Database("127.0.0.1", self.port, name, f"{name}_migrator", secrets.token_hex(16),
                             f"{name}_engine", secrets.token_hex(16))
-        self.superuser(f"CREATE ROLE {database.migrator} LOGIN PASSWORD '{database.migrator_password}'",
-                       f"CREATE ROLE {database.engine} LOGIN PASSWORD '{database.engine_password}'",
+        self.superuser(f"CREATE ROLE {database.migrator} LOGIN CREATEROLE PASSWORD '{database.migrator_password}'",
+                       f"SET ROLE {database.migrator}",
+                       f"CREATE ROLE {database.engine} LOGIN NOINHERIT PASSWORD '{database.engine_password}'",
+                       "RESET ROLE",
                        f"CREATE DATABASE {name} OWNER {database.migrator}")
         # The database's owner owns schema public too (pg_database_owner, PostgreSQL 15); nobody else may connect.
         self.superuser(f"REVOKE ALL ON DATABASE {name} FROM PUBLIC",
