@@ -44,7 +44,7 @@ REFUSED_TO_THE_ENGINE = {
     "UPDATE orders.total_cents": "UPDATE orders SET total_cents = 1 WHERE id = 'o1'",
     "UPDATE orders.tenant": "UPDATE orders SET tenant = 'bravo' WHERE id = 'o1'",
     "CREATE TABLE": "CREATE TABLE mine (x int)",
-    "UPDATE order_transitions": "UPDATE order_transitions SET to_status = 'refunded'",
+    "UPDATE order_transitions": "UPDATE order_transitions SET to_status = 'cancelled'",  # a move of the lifecycle
     "DELETE order_transitions": "DELETE FROM order_transitions",
     "TRUNCATE orders": "TRUNCATE orders",
     "DROP TABLE": "DROP TABLE products",
