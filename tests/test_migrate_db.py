@@ -165,8 +165,8 @@ def test_a_copy_missing_a_row_is_refused_naming_it(seeded: Seeded) -> None:
 def test_a_row_of_another_tenant_is_refused_naming_it(seeded: Seeded) -> None:
     step(seeded, "copy")
     stray = secrets.token_hex(7)
-    sql(seeded, "INSERT INTO orders SELECT $1, 'intruder', idempotency_key, request_hash, affiliate_id, status, "
-                "commission_status, currency, created_month, total_cents, commission_cents, lines, created, "
+    sql(seeded, "INSERT INTO orders SELECT $1, 'intruder', idempotency_key, request_hash, affiliate_id, 'created', "
+                "'pending', currency, created_month, total_cents, commission_cents, lines, created, "
                 "updated FROM orders LIMIT 1", stray)
     try:
         differences = _differences(seeded)

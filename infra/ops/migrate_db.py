@@ -409,10 +409,11 @@ async def write(connection: Any, records: Mapping[str, list[dict[str, Any]]]) ->
     """Every table merged in one transaction: COPY into staging tables, then insert what is new and update what
     differs. Nothing is deleted: a row only PostgreSQL has is the proof's to name.
 
-    Orders in three moves, for the foreign key and for the engine's rule that an order changes status only with its
-    transition row in the same transaction (0002_engine_rights.sql, a trigger): new orders first, then the
-    transitions, then each order's status walked along the transitions this transaction added (created -> paid ->
-    refunded is two updates), then every other column."""
+    Orders in three moves, for the foreign key and for the schema's rules (0002_engine_rights.sql,
+    0003_engine_history.sql): an order is inserted as created with its commission pending, changes status only with
+    its transition row in the same transaction, and its commission is its status's (domain.model COMMISSION_FOR).
+    So new orders first, as created; then the transitions; then each order's status and commission walked along the
+    transitions this transaction added (created -> paid -> refunded is two updates); then every other column."""
     rows = {name: [to_row(BY_NAME[name], record) for record in records[name]] for name in WRITE_ORDER}
     written: dict[str, Written] = {}
     async with connection.transaction():
@@ -425,22 +426,41 @@ async def write(connection: Any, records: Mapping[str, list[dict[str, Any]]]) ->
             await connection.copy_records_to_table(stage, records=rows[name], columns=list(table.names))
             if name == "orders":
                 columns = ", ".join(f'"{c}"' for c in table.names)
-                select = ", ".join(f'"{c}"::jsonb' if k == "json" else f'"{c}"' for c, k in table.columns)
-                new = await connection.fetch(f'INSERT INTO orders ({columns}) SELECT {select} FROM stage_orders '
+                born = ", ".join("'created'" if c == "status" else "'pending'" if c == "commission_status"
+                                 else f'"{c}"::jsonb' if k == "json" else f'"{c}"' for c, k in table.columns)
+                new = await connection.fetch(f'INSERT INTO orders ({columns}) SELECT {born} FROM stage_orders '
                                              "ON CONFLICT (id) DO NOTHING RETURNING id")
                 written[name] = Written(len(new), 0)
                 continue
             written[name] = await _merge(connection, table, stage)
         for _ in range(len(BY_NAME["order_transitions"].key) + 2):  # the longest walk: created -> paid -> refunded
             walked = await connection.fetch(
-                "UPDATE orders o SET status = t.to_status FROM order_transitions t, stage_orders s "
+                f"UPDATE orders o SET status = t.to_status, commission_status = {_commission_sql()} "
+                "FROM order_transitions t, stage_orders s "
                 "WHERE s.id = o.id AND s.status <> o.status AND t.order_id = o.id AND t.from_status = o.status "
                 "AND t.xmin = pg_current_xact_id()::xid RETURNING o.id")
             if not walked:
                 break
-        changed = await _merge(connection, BY_NAME["orders"], "stage_orders")
-        written["orders"] = Written(written["orders"].inserted, changed.updated)
+        # An UPDATE, not _merge's INSERT ... ON CONFLICT: every staged order is in the table by now, and row-level
+        # BEFORE INSERT triggers (orders_born_created) run for an INSERT ... ON CONFLICT DO UPDATE even when it ends
+        # as an update (https://www.postgresql.org/docs/15/trigger-definition.html).
+        others = [(c, k) for c, k in BY_NAME["orders"].columns if c != "id"]
+        staged = ", ".join(f's."{c}"::jsonb' if k == "json" else f's."{c}"' for c, k in others)
+        changed = await connection.fetch(
+            f"UPDATE orders o SET ({', '.join(f'{chr(34)}{c}{chr(34)}' for c, _ in others)}) = ({staged}) "
+            f"FROM stage_orders s WHERE s.id = o.id AND "
+            f"({', '.join(f'o.{chr(34)}{c}{chr(34)}' for c, _ in others)}) IS DISTINCT FROM ({staged}) RETURNING o.id")
+        written["orders"] = Written(written["orders"].inserted, len(changed))
     return written
+
+
+def _commission_sql() -> str:
+    """The commission of the status `t.to_status`, as domain.model COMMISSION_FOR says (the schema checks it)."""
+    from engine.domain.model import COMMISSION_FOR
+
+    cases = " ".join(f"WHEN '{status.value}' THEN '{commission.value}'"
+                     for status, commission in COMMISSION_FOR.items())
+    return f"CASE t.to_status {cases} END"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,8 +104,9 @@ def postgres_server(database: str = "engine") -> Generator[Postgres]:
                   f"SET ROLE {server.migrator_user};\n"
                   f"CREATE ROLE {server.engine_user} LOGIN NOINHERIT PASSWORD {_sql_literal(server.engine_password)};\n"
                   "RESET ROLE;\n"
+                  # PUBLIC keeps PostgreSQL's default CONNECT and TEMPORARY, as on a database Cloud SQL's API creates
+                  # (https://www.postgresql.org/docs/15/ddl-priv.html); the migrations take TEMPORARY back (0003).
                   f"CREATE DATABASE {database} OWNER {server.migrator_user};\n"
-                  f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;\n"
                   f"GRANT CONNECT ON DATABASE {database} TO {server.engine_user};\n")
         subprocess.run(_as_postgres([str(binaries / "psql"), "-h", str(sockets), "-p", str(port), "-U", "postgres",
                                      "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]),
@@ -120,8 +121,11 @@ def postgres_server(database: str = "engine") -> Generator[Postgres]:
 
 ENGINE_GRANTS = """
 GRANT USAGE ON SCHEMA public TO {engine};
-GRANT SELECT, INSERT ON products, catalog_versions, affiliates, commission_rules, orders, order_transitions
-    TO {engine};
+GRANT SELECT, INSERT ON products, catalog_versions, affiliates, commission_rules TO {engine};
+GRANT SELECT ON orders, order_transitions TO {engine};
+GRANT INSERT (id, tenant, idempotency_key, request_hash, affiliate_id, status, commission_status, currency,
+    created_month, total_cents, commission_cents, lines) ON orders TO {engine};
+GRANT INSERT (tenant, order_id, from_status, to_status) ON order_transitions TO {engine};
 GRANT UPDATE (name, category, price_cents, active) ON products TO {engine};
 GRANT UPDATE (catalog_version) ON catalog_versions TO {engine};
 GRANT UPDATE (name, summary_version) ON affiliates TO {engine};

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from engine.domain.model import COMMISSION_FOR, TRANSITIONS, CommissionStatus, OrderStatus
 from engine.migrate import migrate
 from engine.storage.postgres import Connection
 
@@ -45,7 +46,7 @@ REFUSED_TO_THE_ENGINE = {
     "UPDATE orders.total_cents": "UPDATE orders SET total_cents = 1 WHERE id = 'o1'",
     "UPDATE orders.tenant": "UPDATE orders SET tenant = 'bravo' WHERE id = 'o1'",
     "CREATE TABLE": "CREATE TABLE mine (x int)",
-    "UPDATE order_transitions": "UPDATE order_transitions SET to_status = 'refunded'",
+    "UPDATE order_transitions": "UPDATE order_transitions SET to_status = 'cancelled'",  # a move of the lifecycle
     "DELETE order_transitions": "DELETE FROM order_transitions",
     "TRUNCATE orders": "TRUNCATE orders",
     "DROP TABLE": "DROP TABLE products",
@@ -261,3 +262,156 @@ def test_migrate_fails_naming_what_the_engine_role_keeps(postgres: LocalPostgres
 def test_migrate_refuses_the_migrator_as_the_engine_role(postgres_database: Database) -> None:
     done = _python_m_engine_migrate(postgres_database, POSTGRES_USER=postgres_database.migrator)
     assert done.returncode == 1 and "is the migrator" in done.stderr, done.stderr
+
+
+# -- #26 outside audit: the history and the money columns cannot be forged by the engine's role -----------------
+# The database keeps PostgreSQL's defaults for PUBLIC (CONNECT and TEMPORARY), as a database created through Cloud
+# SQL's API does (engine/localpg.py Database): "PostgreSQL grants privileges on some types of objects to PUBLIC by
+# default ... CONNECT and TEMPORARY (create temporary tables) privileges for databases"
+# (https://www.postgresql.org/docs/15/ddl-priv.html).
+
+_STATUS_FOR_SQL = ("INSERT INTO order_transitions (tenant, order_id, from_status, to_status) "
+                   "VALUES ($1, $2, $3, $4)")
+
+
+def test_the_engine_role_cannot_create_a_temporary_table(postgres_database: Database) -> None:
+    """A temporary table `order_transitions` would come first in the session's search_path ("the current
+    session's temporary-table schema ... is searched first", ddl-schemas.html#DDL-SCHEMAS-PATH)."""
+    async def work(connection: Connection) -> None:
+        assert not await connection.fetchval("SELECT has_database_privilege('public', current_database(), 'TEMP')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("CREATE TEMP TABLE order_transitions (order_id text, from_status text, "
+                                     "to_status text)")
+
+    _run(postgres_database, True, work)
+
+
+def test_a_temporary_order_transitions_does_not_satisfy_the_trigger(postgres_database: Database) -> None:
+    """Whoever may create a temporary table (the migrator does, for migrate-db's staging tables): the trigger reads
+    public.order_transitions, not the session's shadow."""
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="without its order_transitions row"):
+            async with connection.transaction():
+                await connection.execute("CREATE TEMP TABLE order_transitions (tenant text, order_id text, "
+                                         "from_status text, to_status text) ON COMMIT DROP")
+                await connection.execute("INSERT INTO order_transitions VALUES ('acme', 'o1', 'created', 'paid')")
+                await connection.execute("UPDATE orders SET status = 'paid', commission_status = 'approved' "
+                                         "WHERE id = 'o1'")
+        assert await connection.fetchval("SELECT status FROM orders WHERE id = 'o1'") == "created"
+
+    _run(postgres_database, False, work)
+
+
+@pytest.mark.parametrize("status", [s.value for s in OrderStatus if s is not OrderStatus.CREATED])
+def test_an_order_is_inserted_only_as_created(postgres_database: Database, status: str) -> None:
+    async def work(connection: Connection) -> None:
+        with pytest.raises(asyncpg.PostgresError, match="inserted as created"):
+            await connection.execute(
+                "INSERT INTO orders (id, tenant, idempotency_key, request_hash, status, commission_status, currency, "
+                "created_month, total_cents, commission_cents, lines) VALUES ('o9', 'acme', 'k', 'h', $1, $2, 'BRL', "
+                "'2020-01', 100, 10, '[]')", status, COMMISSION_FOR[OrderStatus(status)].value)
+
+    for as_engine in (True, False):
+        _run(postgres_database, as_engine, work)
+
+
+@pytest.mark.parametrize("commission", [c.value for c in CommissionStatus if c is not CommissionStatus.PENDING])
+def test_a_new_order_has_its_commission_pending(postgres_database: Database, commission: str) -> None:
+    async def work(connection: Connection) -> None:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                "INSERT INTO orders (id, tenant, idempotency_key, request_hash, status, commission_status, currency, "
+                "created_month, total_cents, commission_cents, lines) VALUES ('o9', 'acme', 'k', 'h', 'created', $1, "
+                "'BRL', '2020-01', 100, 10, '[]')", commission)
+
+    _run(postgres_database, True, work)
+
+
+@pytest.mark.parametrize("column", ["created", "updated"])
+def test_the_engine_role_cannot_choose_an_order_s_timestamps(postgres_database: Database, column: str) -> None:
+    async def work(connection: Connection) -> None:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute(
+                f"INSERT INTO orders (id, tenant, idempotency_key, request_hash, status, commission_status, currency, "
+                f"created_month, total_cents, commission_cents, lines, {column}) VALUES ('o9', 'acme', 'k', 'h', "
+                f"'created', 'pending', 'BRL', '2020-01', 100, 10, '[]', '2020-01-01')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("INSERT INTO order_transitions (tenant, order_id, from_status, to_status, created) "
+                                     "VALUES ('acme', 'o1', 'created', 'paid', '2020-01-01')")
+
+    _run(postgres_database, True, work)
+
+
+def test_commission_status_changes_only_with_its_status(postgres_database: Database) -> None:
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        for commission in ("approved", "reversed", "paid_out"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await connection.execute("UPDATE orders SET commission_status = $1 WHERE id = 'o1'", commission)
+        # along a transition, only to the commission the domain gives the new status
+        with pytest.raises(asyncpg.CheckViolationError):
+            async with connection.transaction():
+                await connection.execute(_STATUS_FOR_SQL, "acme", "o1", "created", "paid")
+                await connection.execute("UPDATE orders SET status = 'paid', commission_status = 'reversed' "
+                                         "WHERE id = 'o1'")
+        async with connection.transaction():
+            await connection.execute(_STATUS_FOR_SQL, "acme", "o1", "created", "paid")
+            await connection.execute("UPDATE orders SET status = 'paid', commission_status = 'approved' "
+                                     "WHERE id = 'o1'")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute("UPDATE orders SET commission_status = 'pending' WHERE id = 'o1'")
+        assert await connection.fetchval("SELECT commission_status FROM orders WHERE id = 'o1'") == "approved"
+
+    _run(postgres_database, True, work)
+
+
+@pytest.mark.parametrize("status", list(OrderStatus))
+def test_the_schema_s_commission_per_status_is_the_domain_s(postgres_database: Database, status: OrderStatus) -> None:
+    """The rule in SQL against domain.model COMMISSION_FOR and TRANSITIONS: each status reached along the lifecycle
+    takes exactly its commission, no other."""
+    path = {OrderStatus.CREATED: [], OrderStatus.PAID: ["pay"], OrderStatus.CANCELLED: ["cancel"],
+            OrderStatus.REFUNDED: ["pay", "refund"]}[status]
+
+    async def work(connection: Connection) -> None:
+        for other in CommissionStatus:
+            oid = f"o{other.value}"
+            await _order(connection, oid)
+            async with connection.transaction():
+                for action in path:
+                    old, new = TRANSITIONS[action]
+                    await connection.execute(_STATUS_FOR_SQL, "acme", oid, old.value, new.value)
+                    await connection.execute("UPDATE orders SET status = $2, commission_status = $3 WHERE id = $1",
+                                             oid, new.value, COMMISSION_FOR[new].value)
+            if other is COMMISSION_FOR[status]:
+                continue
+            with pytest.raises(asyncpg.CheckViolationError):
+                await connection.execute("UPDATE orders SET commission_status = $2 WHERE id = $1", oid, other.value)
+
+    _run(postgres_database, True, work)
+
+
+def test_a_transition_row_carries_its_order_s_tenant(postgres_database: Database) -> None:
+    async def work(connection: Connection) -> None:
+        await _order(connection, "o1", "acme")
+        await _order(connection, "o2", "bravo")
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            async with connection.transaction():
+                await connection.execute(_STATUS_FOR_SQL, "bravo", "o1", "created", "paid")
+                await connection.execute("UPDATE orders SET status = 'paid', commission_status = 'approved' "
+                                         "WHERE id = 'o1'")
+        assert await connection.fetchval("SELECT count(*) FROM order_transitions") == 0
+
+    _run(postgres_database, True, work)
+
+
+@pytest.mark.parametrize(("old", "new"), [(a.value, b.value) for a in OrderStatus for b in OrderStatus
+                                          if a is not b and (a, b) not in TRANSITIONS.values()])
+def test_a_transition_row_follows_the_lifecycle(postgres_database: Database, old: str, new: str) -> None:
+    """Only domain.model TRANSITIONS' moves: a refunded order does not go back to created."""
+    async def work(connection: Connection) -> None:
+        await _order(connection)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(_STATUS_FOR_SQL, "acme", "o1", old, new)
+
+    _run(postgres_database, True, work)

@@ -161,9 +161,10 @@ class LocalPostgres:
                        f"CREATE ROLE {database.engine} LOGIN NOINHERIT PASSWORD '{database.engine_password}'",
                        "RESET ROLE",
                        f"CREATE DATABASE {name} OWNER {database.migrator}")
-        # The database's owner owns schema public too (pg_database_owner, PostgreSQL 15); nobody else may connect.
-        self.superuser(f"REVOKE ALL ON DATABASE {name} FROM PUBLIC",
-                       f"GRANT CONNECT ON DATABASE {name} TO {database.engine}")
+        # The database's owner owns schema public too (pg_database_owner, PostgreSQL 15). PUBLIC keeps PostgreSQL's
+        # default CONNECT and TEMPORARY on the database (https://www.postgresql.org/docs/15/ddl-priv.html), as a
+        # database Cloud SQL's API creates does: what the engine's role must not use, the migrations take back
+        # (0003_engine_history.sql), so the tests see what Cloud SQL gives.
         return database
 
     def stop(self) -> None:

@@ -42,8 +42,14 @@ TABLES = ("products", "catalog_versions", "affiliates", "commission_rules", "ord
 GRANTS = (
     "GRANT USAGE ON SCHEMA public TO {role}",
     "GRANT SELECT ON schema_migrations TO {role}",
-    "GRANT SELECT, INSERT ON products, catalog_versions, affiliates, commission_rules, orders, order_transitions "
-    "TO {role}",
+    "GRANT SELECT, INSERT ON products, catalog_versions, affiliates, commission_rules TO {role}",
+    # orders and their history: SELECT, and INSERT of the columns the engine writes (storage/postgres.py); created
+    # and updated take their defaults (now()): "other columns will therefore receive default values"
+    # (https://www.postgresql.org/docs/15/sql-grant.html)
+    "GRANT SELECT ON orders, order_transitions TO {role}",
+    "GRANT INSERT (id, tenant, idempotency_key, request_hash, affiliate_id, status, commission_status, currency, "
+    "created_month, total_cents, commission_cents, lines) ON orders TO {role}",
+    "GRANT INSERT (tenant, order_id, from_status, to_status) ON order_transitions TO {role}",
     # services.Engine's admin writes (storage/postgres.py upsert_*), a status change, a summary version:
     "GRANT UPDATE (name, category, price_cents, active) ON products TO {role}",
     "GRANT UPDATE (catalog_version) ON catalog_versions TO {role}",
