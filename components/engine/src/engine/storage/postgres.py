@@ -111,9 +111,10 @@ unique_violation, NotUnique), the order's new status, its affiliate's new summar
 
 - The transition row is written only for an order of tenant $2 in status $3 (else no row at all: nothing changed,
   the caller's NotUnique, as a stale read is).
-- 0002's trigger on the order's update finds the transition row: a BEFORE ROW trigger's queries see the rows the
-  same statement changed before (https://www.postgresql.org/docs/15/trigger-datachanges.html), and the row's xmin is
-  this transaction, no savepoint (tests/engine/test_postgres_round_trips.py proves both).
+- 0002's trigger on the order's update finds the transition row: queries in a row-level BEFORE trigger "see the
+  effects of data changes for rows previously processed in the same outer command" when the function is VOLATILE
+  (plpgsql's default; https://www.postgresql.org/docs/15/trigger-datachanges.html), the update joins `moved` so
+  reads its row first, and the row's xmin is this transaction, no savepoint (test_postgres_round_trips.py).
 - `unchanged` keeps a transition row from staying without its change: should the order leave $3 between this
   statement's snapshot and its update without a transition row (only the schema's owner, the trigger disabled,
   can), the update finds nothing, and a second row with the same key makes the whole statement fail with
