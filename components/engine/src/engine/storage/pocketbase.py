@@ -200,6 +200,14 @@ class PocketBaseStore:
             return None
         return record
 
+    async def order_for_change(self, tenant: str, order_id: str) -> tuple[Record, str | None] | None:
+        """The order, then its affiliate's record id: two reads (a PocketBase filter cannot join them here)."""
+        record = await self.order(tenant, order_id)
+        if record is None:
+            return None
+        affiliate_id = record.get("affiliate_id") or None
+        return record, None if affiliate_id is None else await self.affiliate_ref(tenant, str(affiliate_id))
+
     async def transition(self, tenant: str, order: Record, from_status: str, to_status: str,
                          commission_status: str, affiliate_ref: str | None) -> Record:
         """One PocketBase transaction (its batch API): record that the order leaves its status, then update the

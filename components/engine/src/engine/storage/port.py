@@ -115,6 +115,12 @@ class Store(Protocol):
         """The tenant's order (None: no such order, or another tenant's)."""
         ...
 
+    async def order_for_change(self, tenant: str, order_id: str) -> tuple[Record, str | None] | None:
+        """The tenant's order and its affiliate's reference (what `affiliate_ref` answers; None: no affiliate, or
+        none by that id), as a status change needs them (None: no such order, or another tenant's). PostgreSQL
+        answers both in one query."""
+        ...
+
     async def transition(self, tenant: str, order: Record, from_status: str, to_status: str,
                          commission_status: str, affiliate_ref: str | None) -> Record:
         """In one transaction: the row saying the order left `from_status`, the order's new status, its affiliate's

@@ -4,11 +4,13 @@ The tables are migrations/0001_initial.sql's, applied by `python -m engine migra
 (engine/migrate.py); the engine's role holds SELECT/INSERT and the column UPDATEs it makes, nothing else.
 
 - Every query names the tenant: a row of another tenant is "not there", whatever id the caller sends.
-- A status change is one transaction: `INSERT INTO order_transitions` (primary key (order_id, from_status)), then
-  `UPDATE orders ... WHERE id AND tenant AND status = <from>`: of changes racing from one status the primary key
-  lets one commit; the others wait for it, then fail with unique_violation (SQLSTATE 23505), NotUnique.
-  (https://www.postgresql.org/docs/15/index-unique-checks.html: "if a conflicting row has been inserted by an
-  as-yet-uncommitted transaction, the would-be inserter must wait to see if that transaction commits".)
+- A status change is one statement, so one transaction (TRANSITION): `INSERT INTO order_transitions` (primary key
+  (order_id, from_status)), then `UPDATE orders ... WHERE id AND tenant AND status = <from>`: of changes racing from
+  one status the primary key lets one commit; the others wait for it, then fail with unique_violation (SQLSTATE
+  23505), NotUnique. (https://www.postgresql.org/docs/15/index-unique-checks.html: "if a conflicting row has been
+  inserted by an as-yet-uncommitted transaction, the would-be inserter must wait to see if that transaction
+  commits".) A new order and its affiliate's summary version are one statement too (CREATE_ORDER): a request's
+  write is one round trip, and the pool adds none on release (_keep_session).
 - Money is bigint cents; a month's sum is SUM(bigint), which PostgreSQL computes as numeric
   (https://www.postgresql.org/docs/15/functions-aggregate.html: sum(bigint) -> numeric), read by asyncpg as a
   Decimal and turned into an int: exact at any size.
@@ -70,6 +72,55 @@ ORDER_COLUMNS = ("id, tenant, idempotency_key, request_hash, affiliate_id, statu
                  "created_month, total_cents, commission_cents, lines, created")
 
 
+CREATE_ORDER = f"""
+WITH created AS (
+    INSERT INTO orders (id, tenant, idempotency_key, request_hash, affiliate_id, status, commission_status, currency,
+                        created_month, total_cents, commission_cents, lines)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {ORDER_COLUMNS}
+), summary AS (
+    UPDATE affiliates SET summary_version = $14 WHERE tenant = $2 AND affiliate_id = $13
+)
+SELECT {ORDER_COLUMNS} FROM created"""
+"""A new order, and its affiliate's new summary version ($13: the affiliate's id, NULL: none to change)."""
+
+ORDER_FOR_CHANGE = f"""
+SELECT {", ".join(f"o.{column}" for column in ORDER_COLUMNS.split(", "))}, a.affiliate_id AS affiliate_ref
+FROM orders o LEFT JOIN affiliates a ON a.tenant = o.tenant AND a.affiliate_id = o.affiliate_id
+WHERE o.id = $1 AND o.tenant = $2"""
+
+TRANSITION = f"""
+WITH moved AS (
+    INSERT INTO order_transitions (tenant, order_id, from_status, to_status)
+    SELECT tenant, id, status, $4 FROM orders WHERE id = $1 AND tenant = $2 AND status = $3
+    RETURNING order_id
+), changed AS (
+    UPDATE orders SET status = $4, commission_status = $5, updated = now()
+    FROM moved WHERE orders.id = moved.order_id AND orders.tenant = $2 AND orders.status = $3
+    RETURNING {", ".join(f"orders.{column}" for column in ORDER_COLUMNS.split(", "))}
+), unchanged AS (
+    INSERT INTO order_transitions (tenant, order_id, from_status, to_status)
+    SELECT $2, order_id, $3, $4 FROM moved WHERE NOT EXISTS (SELECT 1 FROM changed)
+), summary AS (
+    UPDATE affiliates SET summary_version = $7
+    WHERE tenant = $2 AND affiliate_id = $6 AND EXISTS (SELECT 1 FROM changed)
+)
+SELECT {ORDER_COLUMNS} FROM changed"""
+"""A status change in one statement: the row saying the order left status $3 for $4 (order_transitions' primary key
+(order_id, from_status) lets one of racing changes in: the others wait for it to commit, then fail with
+unique_violation, NotUnique), the order's new status, its affiliate's new summary version ($6: NULL, none).
+
+- The transition row is written only for an order of tenant $2 in status $3 (else no row at all: nothing changed,
+  the caller's NotUnique, as a stale read is).
+- 0002's trigger on the order's update finds the transition row: queries in a row-level BEFORE trigger "see the
+  effects of data changes for rows previously processed in the same outer command" when the function is VOLATILE
+  (plpgsql's default; https://www.postgresql.org/docs/15/trigger-datachanges.html), the update joins `moved` so
+  reads its row first, and the row's xmin is this transaction, no savepoint (test_postgres_round_trips.py).
+- `unchanged` keeps a transition row from staying without its change: should the order leave $3 between this
+  statement's snapshot and its update without a transition row (only the schema's owner, the trigger disabled,
+  can), the update finds nothing, and a second row with the same key makes the whole statement fail with
+  unique_violation, as a lost race does."""
+
+
 def migrations() -> list[tuple[int, Path]]:
     """The numbered migration files the engine ships, in order."""
     return sorted((int(m.group(1)), path) for path in MIGRATIONS.iterdir()
@@ -115,6 +166,20 @@ def _order(row: Any) -> Record:
             "created_month": row["created_month"], "total_cents": int(row["total_cents"]),
             "commission_cents": int(row["commission_cents"]), "lines": ordered,
             "created": pocketbase_time(row["created"])}
+
+
+async def _keep_session(_: object) -> None:
+    """The pool's reset of a connection going back, beyond asyncpg's own rollback: nothing, which spares a round trip
+    per pooled call (12 % of the engine's CPU on the mix, bench/README.md #26).
+
+    asyncpg 0.32.0's pool, on release (pool.py `PoolConnectionHolder.release`): with a `reset` given it awaits
+    `Connection._reset()` and then `reset(connection)`; without one, `Connection.reset()`, which is `_reset()` and
+    then the query of `get_reset_query()`: `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`
+    (connection.py `reset`, `get_reset_query`). `_reset()` itself clears the listener callbacks and sends ROLLBACK
+    when a transaction is still open, so that stays. The query undoes session state, and the store makes none: no
+    advisory lock (the migration step's lock is on its own connection, migrate.py), no cursor (fetch, fetchrow,
+    fetchval), no LISTEN, no SET or set_config. The statement cache is the connection's, kept by either (RESET ALL
+    does not deallocate prepared statements)."""
 
 
 def _constraint(err: Exception) -> str:
@@ -166,7 +231,8 @@ class PostgresStore:
         async with self._opening:
             if self._pool is None:
                 pool: Any = await asyncpg.create_pool(min_size=0, max_size=self._pool_size,  # pyright: ignore[reportUnknownMemberType]
-                                                      command_timeout=self._timeout_s, **self._connect)
+                                                      command_timeout=self._timeout_s, reset=_keep_session,
+                                                      **self._connect)
                 self._pool = cast(Pool, pool)
         return self._pool
 
@@ -354,32 +420,27 @@ class PostgresStore:
     # -- orders -------------------------------------------------------------------------------------------
 
     async def create_order(self, tenant: str, order: NewOrder, affiliate_ref: str | None) -> Record:
+        """The order and its affiliate's new summary version in one statement (CREATE_ORDER), so one round trip and
+        one transaction: a statement outside BEGIN is a transaction of its own, whole or not at all
+        (https://www.postgresql.org/docs/15/tutorial-transactions.html: "every SQL statement is executed within a
+        transaction ... a group of statements surrounded by BEGIN and COMMIT"). An id already taken fails the whole
+        statement (nothing kept) and is tried again with another."""
         async def create(connection: Connection) -> Record:
             for _ in range(3):
                 try:
-                    async with connection.transaction():  # a savepoint: an id taken retries, nothing else
-                        row = await connection.fetchrow(
-                            f"INSERT INTO orders (id, tenant, idempotency_key, request_hash, affiliate_id, status, "
-                            f"commission_status, currency, created_month, total_cents, commission_cents, lines) "
-                            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {ORDER_COLUMNS}",
-                            _new_id(), tenant, order.idempotency_key, order.request_hash, order.affiliate_id,
-                            order.status, order.commission_status, order.currency, order.created_month,
-                            order.total_cents, order.commission_cents, json.dumps(order.lines))
+                    row = await connection.fetchrow(
+                        CREATE_ORDER, _new_id(), tenant, order.idempotency_key, order.request_hash, order.affiliate_id,
+                        order.status, order.commission_status, order.currency, order.created_month,
+                        order.total_cents, order.commission_cents, json.dumps(order.lines), affiliate_ref,
+                        secrets.token_hex(8))
                 except asyncpg.UniqueViolationError as err:
                     if _constraint(err) == "orders_pkey":
                         continue
                     raise
-                if affiliate_ref is not None:
-                    await self._new_summary_version(connection, tenant, affiliate_ref)
                 return _order(row)
             raise PostgresError("PostgreSQL create_order: three random order ids were all taken")
 
-        return await self._call("create_order", create, transaction=True)
-
-    @staticmethod
-    async def _new_summary_version(connection: Connection, tenant: str, affiliate_id: str) -> None:
-        await connection.execute("UPDATE affiliates SET summary_version = $3 WHERE tenant = $1 AND affiliate_id = $2",
-                                 tenant, affiliate_id, secrets.token_hex(8))
+        return await self._call("create_order", create)
 
     async def order_by_key(self, tenant: str, idempotency_key: str) -> Record | None:
         row = await self._call("idempotency", lambda c: c.fetchrow(
@@ -391,23 +452,20 @@ class PostgresStore:
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND tenant = $2", order_id, tenant))
         return None if row is None else _order(row)
 
+    async def order_for_change(self, tenant: str, order_id: str) -> tuple[Record, str | None] | None:
+        """The order and its affiliate's id if that affiliate exists (affiliate_ref's answer), in one query."""
+        row = await self._call("get_order", lambda c: c.fetchrow(ORDER_FOR_CHANGE, order_id, tenant))
+        return None if row is None else (_order(row), row["affiliate_ref"])
+
     async def transition(self, tenant: str, order: Record, from_status: str, to_status: str,
                          commission_status: str, affiliate_ref: str | None) -> Record:
-        async def change(connection: Connection) -> Record:
-            await connection.execute(
-                "INSERT INTO order_transitions (tenant, order_id, from_status, to_status) VALUES ($1, $2, $3, $4)",
-                tenant, order["id"], from_status, to_status)
-            row = await connection.fetchrow(
-                f"UPDATE orders SET status = $4, commission_status = $5, updated = now() "
-                f"WHERE id = $1 AND tenant = $2 AND status = $3 RETURNING {ORDER_COLUMNS}",
-                order["id"], tenant, from_status, to_status, commission_status)
-            if row is None:  # left that status by another way than a transition row: no change, rolled back
-                raise NotUnique(f"PostgreSQL transition: the order is no longer {from_status}")
-            if affiliate_ref is not None:
-                await self._new_summary_version(connection, tenant, affiliate_ref)
-            return _order(row)
-
-        return await self._call("transition", change, transaction=True)
+        """One statement (TRANSITION), so one round trip and one transaction: see there."""
+        row = await self._call("transition", lambda c: c.fetchrow(
+            TRANSITION, order["id"], tenant, from_status, to_status, commission_status, affiliate_ref,
+            secrets.token_hex(8)))
+        if row is None:  # the order is no longer in that status: nothing written
+            raise NotUnique(f"PostgreSQL transition: the order is no longer {from_status}")
+        return _order(row)
 
     # -- summaries -------------------------------------------------------------------------------------------
 
