@@ -44,6 +44,8 @@ from typing import Any, cast
 import httpx
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MIGRATE_JOB = "engine-migrate"
+"""The schema job's name (components/postgres.py MIGRATE_JOB; not imported: this command needs no Pulumi SDK)."""
 PAGE = 500
 DRAIN_S = 6.0
 """After the pause, before the final read: the engine's POCKETBASE_TIMEOUT_SECONDS (5 s, engine/settings.py) and a
@@ -768,7 +770,11 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(report.to_json(), indent=2))
     if args.step == "cutover" and report.ok:
-        print(f"migrate-db: next, switch the engine to PostgreSQL (writes stay paused until it serves):\n"
+        print(f"migrate-db: next, switch the engine to PostgreSQL (writes stay paused until its revision serves; "
+              f"docs/runbooks/migrate-db.md steps 3-4):\n"
               f"  pulumi config set --path platform:database.engine postgres --stack {args.stack}\n"
-              f"  pulumi up --stack {args.stack}", file=sys.stderr)
+              f"  pulumi up --stack {args.stack}\n"
+              f"  gcloud run jobs execute {MIGRATE_JOB} --wait ...\n"
+              f"  python -m infra rollout --stack {args.stack}\n"
+              f"  python -m infra migrate-db --stack {args.stack} --step verify --after-switch", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
