@@ -253,15 +253,22 @@ def _cross_check(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfil
 def _check_database(spec: StackSpecV1, services: Mapping[ServiceName, ServiceProfile]) -> list[str]:
     """`platform:database`: PostgreSQL is Cloud SQL in the engine's VPC (components/postgres.py), so only an engine
     on Cloud Run with a `platform:gcp` project may have it; its machine type is one Cloud SQL takes."""
-    if spec.database is None or spec.database.engine != "postgres":
+    if spec.database is None:
         return []
     where = f"{NAMESPACE}:database"
+    serving = spec.database.engine == "postgres"
+    if serving and spec.database.declare_postgres is False:
+        return [f"{where}.declarePostgres: false contradicts engine \"postgres\" (the engine cannot serve from an "
+                "undeclared database); expected true, or leave it out"]
+    if not serving and not spec.database.declare_postgres:
+        return []
     problems: list[str] = []
     engine = services["engine"].backend
     if engine != "cloudrun" or spec.gcp is None:
         shown = (f"the engine runs on {_show(engine)} ({NAMESPACE}:services.engine.backend)" if engine != "cloudrun"
                  else f"the stack has no {NAMESPACE}:gcp")
-        problems.append(f"{where}.engine: \"postgres\" is Cloud SQL for PostgreSQL, reached at a private address in "
+        key, what = ("engine", '"postgres"') if serving else ("declarePostgres", "true")
+        problems.append(f"{where}.{key}: {what} is Cloud SQL for PostgreSQL, reached at a private address in "
                         f"the engine's VPC, which only an engine on Cloud Run has, but {shown}; expected "
                         "\"pocketbase\", or the engine on \"cloudrun\" with platform:gcp (supported: cloudrun)")
     problem = cloudsql_contract.tier_problem(spec.database.tier)
@@ -697,7 +704,8 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
                  if spec.backups and spec.backup_secret_access_key is not None else None),
         engine_image=spec.engine_image,
         database=(m.Database(spec.database.engine, spec.database.tier, spec.database.disk_gb,
-                             spec.database.postgres_version) if spec.database is not None else m.Database()),
+                             spec.database.postgres_version, bool(spec.database.declare_postgres))
+                  if spec.database is not None else m.Database()),
         catalog_purge_token=_secret("catalogPurgeToken", spec.catalog_purge_token or ""),
         waivers=tuple(m.Waiver(w.rule, w.resource, w.subject, w.expires, w.ticket, w.reason) for w in spec.waivers),
     )

@@ -137,10 +137,18 @@ class Database:
     tier: str = "db-custom-2-7680"
     disk_gb: int = 20
     postgres_version: int = 16
+    declare_postgres: bool = False
+    """Cloud SQL declared while the engine still serves from PocketBase (before the cut-over)."""
 
     @property
     def postgres(self) -> bool:
+        """The engine serves from PostgreSQL."""
         return self.engine == "postgres"
+
+    @property
+    def cloud_sql(self) -> bool:
+        """Cloud SQL, its users and the migrate job are declared: the engine serves from them, or will."""
+        return self.postgres or self.declare_postgres
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,8 @@ class Data:
     replica: ReplicaTarget | None
     pocketbase_url: pulumi.Input[str]
     postgres: Postgres | None = None
-    """`platform:database: {engine: postgres}`: Cloud SQL in the engine's VPC, which the engine uses instead."""
+    """`platform:database: {engine: postgres}`: Cloud SQL in the engine's VPC, which the engine uses instead; or
+    `{declarePostgres: true}`: declared beside PocketBase, which the engine keeps using until the cut-over."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def data_layer(model: StackModel, registry: Registry | None) -> tuple[Placement,
 def _postgres(model: StackModel, cache: Cache, failover: str | None) -> Postgres | None:
     """Cloud SQL for PostgreSQL in the engine's VPC (config allows it only with the engine on Cloud Run), with its
     cross-region replica in the failover region (C8) and high availability in prod."""
-    if not model.database.postgres or model.gcp is None or cache.vpc_network is None:
+    if not model.database.cloud_sql or model.gcp is None or cache.vpc_network is None:
         return None
     db = model.database
     return Postgres("postgres", PostgresArgs(
@@ -305,7 +306,7 @@ def _placement(model: StackModel, registry: Registry | None, targets: Targets, c
         if cache.failover_url is not None and cache.failover_ca_certificate is not None:
             failover_redis = {"REDIS_URL": cache.failover_url, "REDIS_CA_CERT": cache.failover_ca_certificate}
         standby_env: dict[str, pulumi.Input[str]] = {"POCKETBASE_URL": STANDBY_URL}
-        if postgres is not None:
+        if postgres is not None and model.database.postgres:
             # The standby engine dials the cross-region replica, which a failover promotes (docs/runbooks/postgres.md).
             standby_env, standby_secrets = postgres.standby_env()
             failover_redis = {**failover_redis, **standby_secrets}
@@ -402,7 +403,8 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
     extra_env: dict[str, pulumi.Input[str]] = {
         "CATALOG_CACHE_SECONDS": str(model.profile.edge.catalog_edge_ttl_seconds), "CATALOG_PUBLIC_BASE_URL": api_url,
         "CLOUDFLARE_ZONE_ID": zone.zone_id, "PUBLIC_HOSTNAME": api_hostname(zone.name)}
-    if model.services["pocketbase"].backend == "gce" and data.postgres is None:
+    serving_postgres = data.postgres is not None and model.database.postgres
+    if model.services["pocketbase"].backend == "gce" and not serving_postgres:
         # A deploy that changes PocketBase reboots its VM (components/backends/gce.py CONFIG_WATCH) while the
         # engine's new revision starts: it waits this long for its account and schema (the startup probe, 180 s).
         extra_env["POCKETBASE_START_WAIT_SECONDS"] = "150"
@@ -424,9 +426,9 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
                                                       "ORIGIN_AUTH_SECRET": origin_auth}
     if data.cache.ca_certificate is not None:
         extra_secret_env["REDIS_CA_CERT"] = data.cache.ca_certificate
-    if data.database.tls_certificate is not None and data.postgres is None:
+    if data.database.tls_certificate is not None and not serving_postgres:
         extra_secret_env["POCKETBASE_CA_CERT"] = data.database.tls_certificate
-    if data.postgres is not None:
+    if data.postgres is not None and serving_postgres:
         # STORAGE=postgres (PG.md): the engine's own account and the primary's CA; no PocketBase credential.
         postgres_env, postgres_secrets = data.postgres.engine_env()
         extra_env.update(postgres_env)
@@ -455,17 +457,20 @@ def api_layer(model: StackModel, registry: Registry | None, targets: Targets, da
         extra_secret_env=extra_secret_env,
         edge_gate=origin_gate,
         sidecars=sidecars,
-        storage="postgres" if data.postgres is not None else "pocketbase",
+        storage="postgres" if serving_postgres else "pocketbase",
     ))
     if data.postgres is not None and targets.cloudrun is not None and model.gcp is not None \
             and targets.cloudrun.vpc_network is not None and targets.cloudrun.vpc_subnetwork is not None:
-        # The schema is applied by its owner, in a job the deploy runs before the engine's rollout (PG.md).
+        # The schema is applied by its owner, in a job the deploy runs before the engine's rollout (PG.md), declared
+        # with Cloud SQL (also before the engine serves from it) and as the database component's child, so that
+        # `pulumi up --target '...::platform:database:Postgres**'` creates it with the instance (the runbook).
         # It also creates the engine's role, with the engine's password (components/postgres.py).
         migrate_env, migrate_secrets = data.postgres.migrate_env()
         migrate_job("engine-migrate", MigrateJobArgs(
             environment=model.environment, project=model.gcp.project, region=model.gcp.region, image=engine.image,
             network=targets.cloudrun.vpc_network, subnetwork=targets.cloudrun.vpc_subnetwork,
-            env=migrate_env, secret_env=migrate_secrets, deletion_protection=model.environment == "prod"), engine)
+            env=migrate_env, secret_env=migrate_secrets, deletion_protection=model.environment == "prod"),
+            data.postgres)
     return Api(engine, [*records, *engine.endpoint.dns], origin_auth, origin_gate)
 
 

@@ -230,6 +230,10 @@ class DatabaseSpec(_Spec):
     # The data disk in GB (SSD); Cloud SQL grows it on its own (autoresize), never shrinks it.
     disk_gb: Annotated[int, Field(ge=10, le=65536)] = 20
     postgres_version: Literal[15, 16, 17] = 16
+    # Cloud SQL, its users and the `engine-migrate` job declared while the engine still serves from PocketBase: the
+    # state before the cut-over (docs/runbooks/migrate-db.md), which then flips `engine` alone. Implied by
+    # `engine: postgres`, where false is refused.
+    declare_postgres: bool | None = None
 
 
 class StackSpecV1(_Spec):

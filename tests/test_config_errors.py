@@ -121,6 +121,14 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("Cloud SQL tier above 6.5 GB per vCPU", "prod",
      _set("platform:database", {"engine": "postgres", "tier": "db-custom-1-8192"}), "platform:database.tier",
      "outside 0.9 to 6.5 GB per vCPU"),
+    # Cloud SQL declared while the engine still serves from PocketBase (docs/runbooks/migrate-db.md, before the day).
+    ("postgres declared where the engine is not on Cloud Run", "staging",
+     _set("platform:database", {"declarePostgres": True}), "platform:database.declarePostgres",
+     'the engine runs on "railway" (platform:services.engine.backend)'),
+    ("postgres serving but declared off", "prod",
+     _set("platform:database", {"engine": "postgres", "declarePostgres": False}), "platform:database.declarePostgres",
+     'false contradicts engine "postgres" (the engine cannot serve from an undeclared database); expected true, or '
+     'leave it out'),
     ("vercel region that does not exist", "staging", _set("platform:frontend.functionRegion", "mars1"),
      "platform:frontend.functionRegion", "is not a Vercel function region"),
 ]

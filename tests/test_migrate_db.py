@@ -273,3 +273,76 @@ def test_the_cutover_brings_the_writes_made_since_the_copy_and_leaves_pocketbase
         assert step(seeded, "rollback").ok
         client.close()
     seeded.orders[str(late["id"])] = paid
+
+
+def test_a_mapping_bug_shows_because_pocketbases_side_is_canonicalised_from_the_raw_records(
+        seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy's mapping (to_row feeds COPY) drops a product's name: the proof must not use that mapping for
+    PocketBase's side, else the same bug is on both sides and the copy is 'proved'."""
+    step(seeded, "copy")
+    right = migrate_db.to_row
+
+    def dropping_names(table: migrate_db.Table, record: Any) -> tuple[Any, ...]:
+        row = right(table, record)
+        if table.name != "products":
+            return row
+        return tuple("" if name == "name" else value for name, value in zip(table.names, row, strict=True))
+
+    monkeypatch.setattr(migrate_db, "to_row", dropping_names)
+    try:
+        step(seeded, "copy")
+        differences = _differences(seeded)
+        assert "products acme/MUG: differs in name" in differences, differences
+        assert "products bravo/TEE: differs in name" in differences
+    finally:
+        monkeypatch.setattr(migrate_db, "to_row", right)
+        step(seeded, "copy")
+    assert _differences(seeded) == []
+
+
+def _cli_env(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg = seeded.pg
+    for name, value in {"POCKETBASE_URL": seeded.endpoints.pocketbase_url,
+                        "PB_SUPERUSER_EMAIL": seeded.stack.email, "PB_SUPERUSER_PASSWORD": seeded.stack.password,
+                        "POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_DB": pg.database,
+                        "POSTGRES_MIGRATOR_USER": pg.migrator_user,
+                        "POSTGRES_MIGRATOR_PASSWORD": pg.migrator_password}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_verify_after_the_switch_fails_on_a_row_only_in_pocketbase_and_names_every_one(
+        seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """After the switch, rows only in PostgreSQL (written there since) are expected; a row PocketBase has and
+    PostgreSQL lacks is a write the move lost: exit 1 with each such row named, however many differ besides."""
+    step(seeded, "copy")
+    _cli_env(seeded, monkeypatch)
+    from infra.cli import main
+
+    strays = [secrets.token_hex(7) for _ in range(migrate_db.MAX_NAMED + 3)]
+    for stray in strays:  # written on PostgreSQL after the switch
+        sql(seeded, "INSERT INTO orders SELECT $1, tenant, $1, request_hash, affiliate_id, status, commission_status, "
+                    "currency, created_month, total_cents, commission_cents, lines, created, updated FROM orders "
+                    "WHERE affiliate_id IS NULL LIMIT 1", stray)
+    try:
+        capsys.readouterr()
+        assert main(["migrate-db", "--stack", "integration", "--step", "verify", "--after-switch"]) == 0
+        assert "LOST" not in capsys.readouterr().err
+        lost = sorted(seeded.orders)[-1]
+        sql(seeded, "DELETE FROM order_transitions WHERE order_id = $1", lost)
+        sql(seeded, "DELETE FROM orders WHERE id = $1", lost)
+        assert main(["migrate-db", "--stack", "integration", "--step", "verify", "--after-switch"]) == 1
+        err = capsys.readouterr().err
+        assert f"LOST orders {lost}: only in PocketBase" in err, err
+    finally:
+        sql(seeded, "DELETE FROM orders WHERE id = ANY($1::text[])", strays)
+        step(seeded, "copy")
+    assert _differences(seeded) == []
+
+
+def test_the_superuser_password_hint_decodes_pulumis_secret_json() -> None:
+    """A secret in `pulumi stack export --show-secrets` is {"plaintext": "<JSON>"} (infra/ops/tenant_keys.py): a
+    string's JSON keeps its quotes unless decoded."""
+    hint = migrate_db.CREDENTIALS["PB_SUPERUSER_PASSWORD"]
+    assert ".plaintext | fromjson" in hint
+    runbook = (Path(__file__).resolve().parent.parent / "docs/runbooks/migrate-db.md").read_text()
+    assert ".outputs.result.plaintext')" not in runbook and ".plaintext | fromjson" in runbook

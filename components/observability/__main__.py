@@ -27,7 +27,7 @@ def stack_plan(stack: str, base: ObservabilitySpec | None = None) -> TelemetryPl
     model = load_model(read_stack_file(PROJECT_DIR / f"Pulumi.{stack}.yaml", stack))
     return plan(model.services, model.alerts.overrides, model.alerts.monthly_budget_usd,
                 model.gcp.region if model.gcp else None, base, restore_tested=storage_of(model) is not None,
-                postgres=model.database.postgres)
+                postgres=model.database.cloud_sql)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import ssl
 import sys
 import time
@@ -43,6 +44,8 @@ from typing import Any, cast
 import httpx
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MIGRATE_JOB = "engine-migrate"
+"""The schema job's name (components/postgres.py MIGRATE_JOB; not imported: this command needs no Pulumi SDK)."""
 PAGE = 500
 DRAIN_S = 6.0
 """After the pause, before the final read: the engine's POCKETBASE_TIMEOUT_SECONDS (5 s, engine/settings.py) and a
@@ -183,6 +186,46 @@ def line(table: Table, row: tuple[Any, ...]) -> str:
     """A row's canonical line: text as the hex of its UTF-8, NULL as `-`, integers in decimal, booleans t/f, JSON as
     the hex of its jsonb text, times in UTC to the millisecond (PocketBase's precision); `|` between."""
     return "|".join(_cell(kind, value) for (_, kind), value in zip(table.columns, row, strict=True))
+
+
+_PB_TIME = re.compile(r"\A\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}Z\Z")
+
+
+def _pb_cell(table: Table, name: str, kind: str, record: Mapping[str, Any]) -> str:
+    """One cell of PocketBase's side of the proof, from the raw record field: not through `to_row`, which feeds the
+    copy, so that a bug in that mapping shows as a difference instead of being on both sides."""
+    value = record.get(name)
+    where = f"{table.name} {record.get('id')!r}.{name}"
+    if table.name == "commission_rules" and name == "order_cap_cents":
+        # A number PocketBase stores as 0 when unset; `has_order_cap` says 0 is a cap (engine/services.py).
+        if not isinstance(value, int | float) and value is not None:
+            raise MappingError(f"{where}: {value!r} is not a number")
+        return str(int(value or 0)) if record.get("has_order_cap") or value else "-"
+    if kind in ("text", "ntext"):
+        text = "" if value is None else value
+        if not isinstance(text, str):
+            raise MappingError(f"{where}: {value!r} is not text")
+        return "-" if kind == "ntext" and not text else text.encode().hex()
+    if kind in ("int", "nint"):
+        if value is None:
+            return "0"
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise MappingError(f"{where}: {value!r} is not a whole number")
+        return str(int(value))
+    if kind == "bool":
+        return "t" if value is True else "f"
+    if kind == "json":
+        return jsonb_text(([] if name == "lines" else {}) if value is None else value).encode().hex()
+    # PocketBase's autodate is already the canonical form: UTC, milliseconds, "Z".
+    if not isinstance(value, str) or not _PB_TIME.match(value):
+        raise MappingError(f"{where}: {value!r} is not PocketBase's date")
+    return value
+
+
+def pb_line(table: Table, record: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+    """A PocketBase record's key and canonical line (as `line` gives for a row), computed from the record alone."""
+    return (tuple(str(record.get(k)) for k in table.key),
+            "|".join(_pb_cell(table, name, kind, record) for name, kind in table.columns))
 
 
 def row_key(table: Table, row: tuple[Any, ...]) -> tuple[str, ...]:
@@ -476,6 +519,9 @@ class Proof:
         default_factory=dict[str, tuple[tuple[int, int] | None, tuple[int, int] | None]])
     """"tenant/affiliate/month/status" -> ((cents, orders) in PocketBase, in PostgreSQL)"""
     differences: list[str] = field(default_factory=list[str])
+    lost: list[str] = field(default_factory=list[str])
+    """Every row PocketBase holds and PostgreSQL does not ("<table> <key>"), none left out: after the switch, a write
+    the move lost."""
 
     @property
     def ok(self) -> bool:
@@ -491,6 +537,7 @@ class Proof:
             "commission_totals": {"groups": len(self.totals),
                                   "equal": all(a == b for a, b in self.totals.values())},
             "differences": self.differences,
+            "only_in_pocketbase": self.lost,
         }
 
 
@@ -508,8 +555,7 @@ async def prove(pb: PocketBaseAdmin, connection: Any) -> Proof:
     proof = Proof()
     records = await read_all(pb)
     for table in TABLES:
-        ours = {row_key(table, row): line(table, row)
-                for row in (to_row(table, record) for record in records[table.name])}
+        ours = dict(pb_line(table, record) for record in records[table.name])
         pb_sum = checksum([ours[k] for k in sorted(ours)])
         theirs = {tuple(str(r[f"k{i}"]) for i in range(len(table.key))): str(r["line"])
                   for r in await connection.fetch(sql_lines(table))}
@@ -530,6 +576,7 @@ async def prove(pb: PocketBaseAdmin, connection: Any) -> Proof:
             where = f"{table.name} {'/'.join(key)}"
             if key not in theirs:
                 named.append(f"{where}: only in PocketBase")
+                proof.lost.append(where)
             elif key not in ours:
                 named.append(f"{where}: only in PostgreSQL")
             elif ours[key] != theirs[key]:
@@ -599,9 +646,11 @@ async def _copy(pb: PocketBaseAdmin, connection: Any, report: Report, label: str
 
 
 async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S, out: Any = None,
-                   on_paused: Callable[[float], None] | None = None) -> Report:
+                   on_paused: Callable[[float], None] | None = None, after_switch: bool = False) -> Report:
     """One step of the migration (module docstring). `on_paused`: called once PocketBase refuses the engine's
-    writes, with the time.monotonic() the pause began (the drill measures the pause from it)."""
+    writes, with the time.monotonic() the pause began (the drill measures the pause from it). `after_switch`
+    (verify only): the engine serves from PostgreSQL, so rows only there, or changed there, are its writes since;
+    what fails is a row only in PocketBase, a write the move lost."""
     out = out or sys.stderr
     report = Report(step)
     pb = PocketBaseAdmin(endpoints.pocketbase_url, endpoints.superuser_email, endpoints.superuser_password)
@@ -639,7 +688,7 @@ async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S,
                 await _copy(pb, connection, report, "final_sync_again", out)
                 report.proof = await prove(pb, connection)
             report.seconds["verify"] = time.monotonic() - started
-            report.ok = report.proof.ok
+            report.ok = report.proof.ok if not after_switch else not report.proof.lost
             if step == "cutover":
                 # A PocketBase restart applies the declared rules again (engine_schema.pb.js onBootstrap): the
                 # pause would be gone and writes could have landed after the proof.
@@ -648,8 +697,18 @@ async def run_step(step: str, endpoints: Endpoints, *, drain_s: float = DRAIN_S,
                     report.ok = False
                     report.proof.differences.append(f"the pause no longer holds on {', '.join(left)} (PocketBase "
                                                     "restarted?): run the cutover again")
+            if after_switch:
+                for where in report.proof.lost:
+                    _say(out, f"LOST {where}: only in PocketBase")
+                _say(out, f"after the switch: {len(report.proof.differences)} differences, written on PostgreSQL "
+                     "since (expected); none lost" if report.ok else
+                     f"NOT moved: {len(report.proof.lost)} rows only in PocketBase (runbook: after the switch)")
+                return report
             for difference in report.proof.differences:
                 _say(out, f"DIFFERS {difference}")
+            for where in report.proof.lost:  # each one, also past the MAX_NAMED of its table
+                if f"{where}: only in PocketBase" not in report.proof.differences:
+                    _say(out, f"DIFFERS {where}: only in PocketBase")
             _say(out, "proved: every table, tenant and commission total equal" if report.ok
                  else "NOT proved: switch nothing (runbook: rollback)")
         return report
@@ -673,6 +732,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--drain-seconds", type=float, default=DRAIN_S,
                         help=f"after the pause, before the final read (default {DRAIN_S:g}: the engine's PocketBase "
                              "timeout and a second; raise it with POCKETBASE_TIMEOUT_SECONDS)")
+    parser.add_argument("--after-switch", action="store_true",
+                        help="verify once the engine serves from PostgreSQL: rows written there since are expected; "
+                             "exit 1 on any row only in PocketBase (a lost write), each named")
 
 
 CREDENTIALS = {
@@ -680,7 +742,9 @@ CREDENTIALS = {
                       "(gcloud compute start-iap-tunnel <vm> 8090 --local-host-port=localhost:8090 ...) and give "
                       "http://localhost:8090",
     "PB_SUPERUSER_PASSWORD": "pulumi stack export --stack {stack} --show-secrets | jq -r '.deployment.resources[] | "
-                             "select(.urn | endswith(\"::database-superuser-password\")) | .outputs.result'",
+                             "select(.urn | endswith(\"::database-superuser-password\")) | "
+                             ".outputs.result.plaintext | fromjson' "
+                             "(a secret's plaintext is its JSON, infra/ops/tenant_keys.py)",
     "POSTGRES_HOST": "the Cloud SQL instance's private address (pulumi stack output, or the console)",
     "POSTGRES_DB": "the engine's database name",
     "POSTGRES_MIGRATOR_USER": "the schema owner's account, as `python -m engine migrate` signs in",
@@ -712,17 +776,25 @@ def main(args: argparse.Namespace) -> int:
     if endpoints is None:
         print("error: " + "\nerror: ".join(missing), file=sys.stderr)
         return EXIT_USAGE
+    if args.after_switch and args.step != "verify":
+        print(f"error: --after-switch is for --step verify, not {args.step}", file=sys.stderr)
+        return EXIT_USAGE
     if args.drain_seconds < 0:
         print(f"error: --drain-seconds {args.drain_seconds:g}: expected 0 or more seconds", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = asyncio.run(run_step(args.step, endpoints, drain_s=args.drain_seconds))
+        report = asyncio.run(run_step(args.step, endpoints, drain_s=args.drain_seconds,
+                                      after_switch=bool(args.after_switch)))
     except (MappingError, RuntimeError, OSError, httpx.HTTPError) as exc:
         print(f"error: migrate-db {args.step}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(json.dumps(report.to_json(), indent=2))
     if args.step == "cutover" and report.ok:
-        print(f"migrate-db: next, switch the engine to PostgreSQL (writes stay paused until it serves):\n"
+        print(f"migrate-db: next, switch the engine to PostgreSQL (writes stay paused until its revision serves; "
+              f"docs/runbooks/migrate-db.md steps 3-4):\n"
               f"  pulumi config set --path platform:database.engine postgres --stack {args.stack}\n"
-              f"  pulumi up --stack {args.stack}", file=sys.stderr)
+              f"  pulumi up --stack {args.stack}\n"
+              f"  gcloud run jobs execute {MIGRATE_JOB} --wait ...\n"
+              f"  python -m infra rollout --stack {args.stack}\n"
+              f"  python -m infra migrate-db --stack {args.stack} --step verify --after-switch", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
