@@ -149,7 +149,8 @@ def test_no_transition_row_stays_when_the_order_left_its_status_without_one(
             try:
                 transaction: Any = owner.transaction()
                 await transaction.start()
-                await owner.execute("UPDATE orders SET status = 'cancelled' WHERE id = $1", order["id"])
+                await owner.execute("UPDATE orders SET status = 'cancelled', commission_status = 'reversed' WHERE id = $1",
+                                    order["id"])  # the commission its status gives (0003's check)
                 change = asyncio.ensure_future(store.transition("owner", order, "created", "paid", "approved", "ana"))
                 # the change waits for the owner's row lock (its snapshot still saw `created`)
                 while not await owner.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
