@@ -317,7 +317,7 @@ def _provider_consistency(spec: StackSpecV1, services: Mapping[ServiceName, Serv
                 problems.append(f"{key}: {_show(given)} is not {NAMESPACE}:{where} {_show(expected)}; expected the "
                                 "same value: the default provider would put resources elsewhere")
     team = values.get("vercel:team")
-    if team is not None and spec.frontend.team_id is not None and team != spec.frontend.team_id:
+    if team is not None and team != spec.frontend.team_id:
         problems.append(f"vercel:team: {_show(team)} is not {NAMESPACE}:frontend.teamId "
                         f"{_show(spec.frontend.team_id)}; expected the same team")
     grafana_url = values.get("grafana:url")

@@ -99,7 +99,9 @@ class FrontendSpec(_Spec):
     repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
     production_branch: Annotated[str, Field(min_length=1, max_length=255)]
     root_directory: str | None = None
-    team_id: Annotated[str, Field(pattern=r"^team_[A-Za-z0-9]+$")] | None = None
+    # Required: the team is the environment's identity (one Vercel team per environment, stacks/identity.py), and
+    # only its id is comparable across stack files (a slug in vercel:team matched no other stack's id).
+    team_id: Annotated[str, Field(pattern=r"^team_[A-Za-z0-9]+$")]
     function_region: VercelRegion = "gru1"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -167,3 +168,25 @@ def test_the_runtime_socket_rule_is_never_waived() -> None:
 def test_the_integration_stack_waives_nothing_for_cadvisor() -> None:
     stack = yaml.safe_load((PROJECT_DIR / "Pulumi.integration.yaml").read_text())
     assert [w for w in stack["config"].get("platform:waivers", []) if w.get("rule") == "PLAT-CTR-001"] == []
+
+
+@pytest.mark.parametrize("driver, path", [
+    # Docker's systemd driver (its default on cgroup v2): runc expands `platform-redis.slice` (opencontainers/runc
+    # systemd ExpandSlice) and names the scope docker-<id>.scope.
+    ("systemd", f"/platform.slice/platform-redis.slice/docker-{REDIS_ID}.scope"),
+    # cgroupfs on a host whose init is not systemd: the relative parent goes under the root.
+    ("cgroupfs, no systemd", f"/platform-redis.slice/{REDIS_ID}"),
+    # cgroupfs on a systemd host: runc puts a relative path under the parent of its own cgroup
+    # (opencontainers/cgroups fs2/defaultpath.go), which is dockerd's, /system.slice (outside audit, session 7).
+    ("cgroupfs under systemd", f"/system.slice/platform-redis.slice/{REDIS_ID}"),
+])
+def test_cadvisor_reports_and_names_a_container_under_each_cgroup_driver(driver: str, path: str) -> None:
+    """cAdvisor with --docker_only reports only cgroups under a whitelisted prefix (container/raw/factory.go
+    CanHandleAndAccept: strings.HasPrefix over --raw_cgroup_prefix_whitelist), and the scrape names it from the path:
+    a layout no prefix covers leaves the memory and CPU alerts (M3, M4) without data while up{job="cadvisor"} is 1."""
+    command = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())["services"]["cadvisor"]["command"]
+    flag = next(c for c in command if c.startswith("--raw_cgroup_prefix_whitelist="))
+    prefixes = flag.split("=", 1)[1].split(",")
+    assert any(path.startswith(p) for p in prefixes), (driver, path, prefixes)
+    match = re.fullmatch(telemetry.CGROUP_NAME, path)
+    assert match is not None and match.group(1) == "redis", (driver, path)

@@ -159,10 +159,12 @@ class SelfHostedObservability(pulumi.ComponentResource):
             # only "/" and the cgroups under --raw_cgroup_prefix_whitelist (container/raw/factory.go
             # CanHandleAndAccept): the containers' own parents, `platform-<name>.slice` (components/backends/
             # docker.py cgroup_parent), under /platform.slice with Docker's systemd driver, at the root with
-            # cgroupfs. Their `name` label, which Docker's factory used to set, is set by the scrape from the path
+            # cgroupfs on a host without systemd, and under /system.slice with cgroupfs on a systemd host (runc puts
+            # a relative path under the parent of its own cgroup, dockerd's: opencontainers/cgroups
+            # fs2/defaultpath.go). Their `name` label, which Docker's factory used to set, is set by the scrape from the path
             # (telemetry.cadvisor_job). Disk metrics are off.
             command=["--docker_only=true", "--housekeeping_interval=15s", "--disable_root_cgroup_stats=true",
-                     "--raw_cgroup_prefix_whitelist=/platform.slice/,/platform-",
+                     "--raw_cgroup_prefix_whitelist=/platform.slice/,/platform-,/system.slice/platform-",
                      "--disable_metrics=disk,diskIO,network,tcp,udp,percpu,sched,process,hugetlb,referenced_memory"],
             host_mounts={"/sys/fs/cgroup": "/sys/fs/cgroup"}),
             args.targets, self)
