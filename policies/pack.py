@@ -412,23 +412,29 @@ RULES: tuple[Rule, ...] = (
          "The engine's orders and commissions must never be one password away from the internet (S1, S3).", "S1, S3",
          "high", "mandatory",
          "a Cloud SQL instance with a public IPv4 address (ipv4Enabled unset or true), authorized networks, Data API "
-         "access, no private network, or an sslMode that admits plain TCP",
+         "access, no private network, an sslMode that admits plain TCP, Private Service Connect (pscConfigs on), "
+         "a private path for Google services, a server CA other than the per-instance one, or an ipConfiguration "
+         "key the rule has not reviewed",
          resource_check=data_cloudsql.check_private),
     Rule("PLAT-DATA-011", "Cloud SQL is backed up with point-in-time recovery, highly available in prod, and "
          "protected from deletion",
          "Managed Postgres is the answer to A7 only with replication and automatic backups (C7).", "A7, C7, S4",
          "high", "mandatory",
          "a primary without automated backups, without point-in-time recovery, keeping fewer backups than "
-         "min_backup_days, or ZONAL in prod; any instance with deletionProtection false or "
+         "min_backup_days (or not counted as COUNT), keeping transaction logs fewer than min_log_retention_days "
+         "days with PITR on, or ZONAL in prod; any instance with deletionProtection false or "
          "settings.deletionProtectionEnabled not true",
-         resource_check=data_cloudsql.check_protected, config_defaults={"min_backup_days": 7}),
+         resource_check=data_cloudsql.check_protected,
+         config_defaults={"min_backup_days": 7, "min_log_retention_days": 7}),
     Rule("PLAT-DATA-012", "Prod's Cloud SQL primary has a read replica in another region",
          "Losing the primary region must not lose the orders (C8).", "C8", "high", "mandatory",
          "in prod: a primary with no read replica, or only replicas in its own region",
          stack_check=data_cloudsql.check_replica),
     Rule("PLAT-DATA-013", "A Cloud SQL user's password is generated",
          "A typed password is a guessable, reused and shared one (S3).", "S3", "high", "mandatory",
-         "a built-in user without a password, or with a known one under 32 characters",
+         "a built-in user without a password, or with a known one under 32 characters; an IAM (CLOUD_IAM_*) user "
+         "or the cloudsql.iam_authentication flag on, which the platform does not declare; a rootPassword on an "
+         "instance",
          resource_check=data_cloudsql.check_user),
     Rule("PLAT-DATA-014", "A Cloud Run service signs in to Cloud SQL as a role made in SQL, not as a Cloud SQL user",
          "Users the Cloud SQL API creates are cloudsqlsuperuser members with CREATEROLE and CREATEDB, which can take "

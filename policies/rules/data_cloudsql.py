@@ -3,17 +3,21 @@
 - 010 private and TLS only: no public IPv4 (`ipv4Enabled` defaults to true, so it must say false), no authorized
   networks, no Data API access from the internet, a private network, and `sslMode` ENCRYPTED_ONLY or
   TRUSTED_CLIENT_CERTIFICATE_REQUIRED (ALLOW_UNENCRYPTED_AND_ENCRYPTED, or unset, lets a client speak plain TCP:
-  cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances#sslmode).
-- 011 a primary is backed up daily with point-in-time recovery, keeps at least `min_backup_days` backups, is
+  cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances#sslmode). Every other ipConfiguration input is
+  reviewed (IP_KEYS) and an unknown one refused: no Private Service Connect, no private path for Google services, the
+  per-instance server CA.
+- 011 a primary is backed up daily with point-in-time recovery, keeps at least `min_backup_days` backups (counted
+  as COUNT) and `min_log_retention_days` days of transaction logs, is
   REGIONAL (a standby in a second zone) outside integration and staging, and every instance is protected from
   deletion twice: the provider's `deletionProtection` (default true, refused when false) and the API's
   `settings.deletionProtectionEnabled` (default false, so it must say true).
 - 012 (stack) prod's primary has a read replica in another region (C8), whose `masterInstanceName` is the primary.
-- 013 a built-in user's password is a generated one. CrossGuard hands a policy its inputs with secrets unwrapped
-  (policies/rules/data_no_plaintext_secret_env.py), so a rule cannot see where a value came from; it judges what it
-  can: a value not known until apply (a generated one) passes, a known one must be at least 32 characters (the
-  platform generates 40), which a typed password rarely is. A long typed value still passes: the limit of a pack
-  that sees values, not their origin.
+- 013 a built-in user's password is a generated one; no IAM database user or `cloudsql.iam_authentication` flag (the
+  platform declares none), and no `rootPassword` on an instance (the `postgres` superuser's). CrossGuard hands a
+  policy its inputs with secrets unwrapped (policies/rules/data_no_plaintext_secret_env.py), so a rule cannot see
+  where a value came from; it judges what it can: a value not known until apply (a generated one) passes, a known
+  one must be at least 32 characters (the platform generates 40), which a typed password rarely is. A long typed
+  value still passes: the limit of a pack that sees values, not their origin.
 - 014 (stack) no Cloud Run service's POSTGRES_USER is a Cloud SQL API user (cloudsqlsuperuser, CREATEROLE, CREATEDB):
   the engine's role is made in SQL by `python -m engine migrate` (`check_engine_login`).
 """
@@ -51,9 +55,59 @@ def check_private(resource: Resource, config: Mapping[str, Any]) -> Verdict:
         problems.append("dataApiAccess ALLOW_DATA_API lets authorized users reach a private instance from the "
                         "internet through ExecuteSql; expected DISALLOW_DATA_API (the default)")
     mode = ip.get("sslMode")
-    if not is_unknown(mode) and mode not in TLS_MODES and ip.get("requireSsl") is not True:
+    # sslMode alone decides: "The value of sslMode has priority over the value of requireSsl"
+    # (cloud.google.com/sql/docs/postgres/admin-api/rest/v1/instances#ipconfiguration), and pulumi_gcp 8 has no
+    # require_ssl input at all (sql/_inputs.py), so `requireSsl: true` beside ALLOW_UNENCRYPTED_AND_ENCRYPTED excuses
+    # nothing.
+    if not is_unknown(mode) and mode not in TLS_MODES:
         problems.append(f"sslMode is {mode!r}, so clients may connect without TLS; expected ENCRYPTED_ONLY or "
                         "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+    problems += _unreviewed_paths(ip)
+    return problems
+
+
+# Every settings.ipConfiguration input of pulumi_gcp 8 (sql/_inputs.py: IpConfigurationArgsDict),
+# each judged: allocatedIpRange (a range of the VPC's own peering) and serverCertificateRotationMode (the server
+# certificate rotates under the same CA) are harmless; the rest are checked above or in _unreviewed_paths. A key not
+# in this list has not been reviewed and is refused (#22: deny what is not reviewed); `__defaults` is the Terraform
+# bridge's bookkeeping of applied defaults, not a setting.
+IP_KEYS = frozenset({"allocatedIpRange", "authorizedNetworks", "customSubjectAlternativeNames",
+                     "enablePrivatePathForGoogleCloudServices", "ipv4Enabled", "privateNetwork", "pscConfigs",
+                     "serverCaMode", "serverCaPool", "serverCertificateRotationMode", "sslMode"})
+# GOOGLE_MANAGED_INTERNAL_CA is "an internal CA dedicated to each Cloud SQL instance"; GOOGLE_MANAGED_CAS_CA is a
+# regional CA shared by every instance in the region and CUSTOMER_MANAGED_CAS_CA a CA pool that whoever holds it can
+# issue from (cloud.google.com/sql/docs/postgres/authorize-ssl#ca-hierarchies): with either, a certificate the engine's
+# CA check accepts no longer proves it reached this instance. Unset is the per-instance CA (the API's
+# CA_MODE_UNSPECIFIED "is effectively the same as GOOGLE_MANAGED_INTERNAL_CA").
+CA_MODES = frozenset({"GOOGLE_MANAGED_INTERNAL_CA"})
+
+
+def _unreviewed_paths(ip: Mapping[str, Any]) -> list[str]:
+    """The ways into the instance besides its private address, and the server identity the engine checks."""
+    problems = [f"ipConfiguration.{key} is not a setting this rule has reviewed; expected only "
+                f"{', '.join(sorted(IP_KEYS))}" for key in ip if key not in IP_KEYS and not key.startswith("__")]
+    # Private Service Connect: "This instance can be connected to with PSC from any network in these projects"
+    # (pulumi_gcp sql/_inputs.py, DatabaseInstanceSettingsIpConfigurationPscConfigArgsDict): another project's VPC
+    # reaches the database as authorized networks would. The platform connects over private services access only, so
+    # every PSC setting that is on (pscEnabled, allowedConsumerProjects, pscAutoConnections into other networks, an
+    # outbound networkAttachmentUri, the auto DNS and policy switches) is refused; an entry that says off passes.
+    for index, psc in enumerate(as_list(ip.get("pscConfigs"))):
+        for key, value in as_map(psc).items():
+            if not key.startswith("__") and value not in (None, False, "", []):
+                shown = "not known until apply" if is_unknown(value) else repr(value)
+                problems.append(f"ipConfiguration.pscConfigs[{index}].{key} is {shown}: Private Service Connect lets "
+                                "networks in other projects reach the instance; expected PSC off (no pscConfigs)")
+    if ip.get("enablePrivatePathForGoogleCloudServices") not in (None, False):
+        problems.append("ipConfiguration.enablePrivatePathForGoogleCloudServices lets Google Cloud services such as "
+                        "BigQuery read the data over a private connection; expected false (unset)")
+    mode = ip.get("serverCaMode")
+    if mode is not None and mode not in CA_MODES:
+        problems.append(f"ipConfiguration.serverCaMode is {mode!r}: a CA shared with other instances or held elsewhere "
+                        "signs the server certificate the engine trusts; expected GOOGLE_MANAGED_INTERNAL_CA (unset)")
+    for key in ("serverCaPool", "customSubjectAlternativeNames"):
+        if ip.get(key) not in (None, "", []):
+            problems.append(f"ipConfiguration.{key} is set: a customer-managed CA pool signs the server certificate; "
+                            "expected none (the per-instance Google CA)")
     return problems
 
 
@@ -76,7 +130,22 @@ def check_protected(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     if backup.get("pointInTimeRecoveryEnabled") is not True:
         problems.append("point-in-time recovery is off; expected backupConfiguration.pointInTimeRecoveryEnabled "
                         "true")
-    kept = as_map(backup.get("backupRetentionSettings")).get("retainedBackups")
+    retention = as_map(backup.get("backupRetentionSettings"))
+    kept = retention.get("retainedBackups")
+    unit = retention.get("retentionUnit")
+    if not is_unknown(unit) and unit not in (None, "COUNT"):
+        # The API defines COUNT as the only unit (admin-api/rest/v1/instances#backupretentionsettings).
+        problems.append(f"backupRetentionSettings.retentionUnit is {unit!r}; expected COUNT, the only unit the API "
+                        "defines")
+    # PITR replays the write-ahead log kept transactionLogRetentionDays days ("from 1-7", 7 when unset: pulumi_gcp
+    # sql/_inputs.py and cloud.google.com/sql/docs/postgres/backup-recovery/pitr): fewer days shrink the window a
+    # restore can reach below the week of backups.
+    logs = backup.get("transactionLogRetentionDays")
+    minimum_logs = int(config.get("min_log_retention_days", 7))
+    if backup.get("pointInTimeRecoveryEnabled") is True and logs is not None and not is_unknown(logs) and (
+            not isinstance(logs, int) or logs < minimum_logs):
+        problems.append(f"backupConfiguration.transactionLogRetentionDays is {logs!r}: point-in-time recovery reaches "
+                        f"back only that many days; expected at least {minimum_logs}")
     minimum = int(config.get("min_backup_days", 7))
     if not is_unknown(kept) and (not isinstance(kept, int) or kept < minimum):
         problems.append(f"keeps {kept if kept is not None else 7} backups (the API's default is 7); expected at least "
@@ -109,11 +178,17 @@ def check_replica(resources: Sequence[Resource], config: Mapping[str, Any]) -> l
 
 def check_user(resource: Resource, config: Mapping[str, Any]) -> Verdict:
     """PLAT-DATA-013."""
+    if resource.type == INSTANCE:
+        return _instance_sign_in(resource)
     if resource.type != USER:
         return NotApplicable("not a Cloud SQL user")
     kind = resource.get("type")
     if kind not in (None, "BUILT_IN"):
-        return NotApplicable(f"a {kind} user signs in with IAM, no password")
+        # CLOUD_IAM_USER / CLOUD_IAM_SERVICE_ACCOUNT / CLOUD_IAM_GROUP (pulumi_gcp sql/user.py): a Google identity
+        # signs in with an IAM token (cloud.google.com/sql/docs/postgres/iam-authentication); the platform declares
+        # no IAM database user, so one is a sign-in nobody reviewed.
+        return [f"a {kind} user signs in with a Google identity the platform does not declare; expected BUILT_IN "
+                "users with generated passwords"]
     password = resource.get("password")
     if is_unknown(password):
         return []
@@ -156,3 +231,24 @@ def check_engine_login(resources: Sequence[Resource], config: Mapping[str, Any])
                             "role created in SQL by its migration step (python -m engine migrate), NOCREATEROLE "
                             "NOCREATEDB, no membership"))
     return out
+
+
+def _instance_sign_in(resource: Resource) -> list[str]:
+    """The instance's own ways to sign in: the `postgres` user's password and IAM database authentication."""
+    problems: list[str] = []
+    # rootPassword: "Initial root password. Can be updated" (pulumi_gcp sql/database_instance.py), the password of
+    # `postgres`, a cloudsqlsuperuser member (cloud.google.com/sql/docs/postgres/users). The platform sets none (the
+    # migrator is a gcp.sql.User with a generated password; the engine's role is made in SQL), so any value, typed or
+    # not, is refused; the value is never repeated in the message.
+    for key in ("rootPassword", "rootPasswordWo"):
+        if resource.get(key) not in (None, ""):
+            problems.append(f"{key} sets the password of the `postgres` superuser in the stack; expected none (users "
+                            "are gcp.sql.User resources with generated passwords)")
+    # cloudsql.iam_authentication=on lets IAM principals sign in as CLOUD_IAM_* users
+    # (cloud.google.com/sql/docs/postgres/iam-authentication, .../flags); the platform declares no IAM database user.
+    for flag in as_list(resource.get("settings", "databaseFlags")):
+        flag = as_map(flag)
+        if flag.get("name") == "cloudsql.iam_authentication" and str(flag.get("value")).lower() != "off":
+            problems.append(f"the database flag cloudsql.iam_authentication is {flag.get('value')!r}: Google "
+                            "identities may sign in, and the platform declares none; expected it unset or off")
+    return problems

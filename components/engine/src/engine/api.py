@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import metrics
@@ -41,6 +41,24 @@ Id = Annotated[str, Field(pattern=ID)]
 Cents = Annotated[int, Field(ge=0, le=MAX_EXACT)]
 
 
+CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_controls(value: str) -> str:
+    """An admin's text holds no C0 control character (U+0000-U+001F) nor DEL. PostgreSQL's text and jsonb cannot
+    hold NUL (https://www.postgresql.org/docs/15/datatype-character.html, .../datatype-json.html) while PocketBase
+    stores it, so the two stores would answer differently (a 503 on one); the other controls have no place in a name
+    shown on a storefront or a report and break the lines of logs and exports. Refused before any store sees it."""
+    found = CONTROLS.search(value)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} at position {found.start()}; expected "
+                         "printable text")
+    return value
+
+
+Text = AfterValidator(_no_controls)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -57,19 +75,19 @@ class OrderIn(_Body):
 
 
 class ProductIn(_Body):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    category: Annotated[str, Field(max_length=64)] = ""
+    name: Annotated[str, Field(min_length=1, max_length=200), Text]
+    category: Annotated[str, Field(max_length=64), Text] = ""
     price_cents: Cents
     active: bool = True
 
 
 class AffiliateIn(_Body):
-    name: Annotated[str, Field(max_length=200)] = ""
+    name: Annotated[str, Field(max_length=200), Text] = ""
 
 
 class RulesIn(_Body):
     default_rate_bps: Annotated[int, Field(ge=0, le=10_000)] = 0
-    category_rates_bps: dict[str, Annotated[int, Field(ge=0, le=10_000)]] = {}
+    category_rates_bps: dict[Annotated[str, Text], Annotated[int, Field(ge=0, le=10_000)]] = {}
     product_rates_bps: dict[Id, Annotated[int, Field(ge=0, le=10_000)]] = {}
     order_cap_cents: Cents | None = None
     """None: no cap. 0 is a cap of 0: an affiliate earns nothing on this tenant's orders."""
