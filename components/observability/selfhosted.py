@@ -161,8 +161,8 @@ class SelfHostedObservability(pulumi.ComponentResource):
             # docker.py cgroup_parent), under /platform.slice with Docker's systemd driver, at the root with
             # cgroupfs on a host without systemd, and under /system.slice with cgroupfs on a systemd host (runc puts
             # a relative path under the parent of its own cgroup, dockerd's: opencontainers/cgroups
-            # fs2/defaultpath.go). Their `name` label, which Docker's factory used to set, is set by the scrape from the path
-            # (telemetry.cadvisor_job). Disk metrics are off.
+            # fs2/defaultpath.go). Their `name` label, which Docker's factory used to set, is set by the scrape from
+            # the path (telemetry.cadvisor_job). Disk metrics are off.
             command=["--docker_only=true", "--housekeeping_interval=15s", "--disable_root_cgroup_stats=true",
                      "--raw_cgroup_prefix_whitelist=/platform.slice/,/platform-,/system.slice/platform-",
                      "--disable_metrics=disk,diskIO,network,tcp,udp,percpu,sched,process,hugetlb,referenced_memory"],
