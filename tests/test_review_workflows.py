@@ -62,16 +62,28 @@ def pr_steps(workflow: dict[str, Any]) -> dict[str, int]:
                            "uploads the artifact"),
         "comment": _index(steps, lambda s: "-m infra comment" in _run(s) and "--full" not in _run(s),
                           "builds the comment"),
-        "post": _index(steps, lambda s: _uses(s, "actions/github-script@"), "posts the comment"),
+        "handoff": _index(steps, lambda s: _uses(s, "actions/upload-artifact@")
+                          and str((s.get("with") or {}).get("name", "")).startswith("pr-comment-"),
+                          "hands the comment to the comment job"),
     }
-    assert at["plan"] < at["full"] < at["artifact"] < at["comment"] < at["post"], at
+    assert at["plan"] < at["full"] < at["artifact"] < at["comment"] < at["handoff"], at
+    assert (steps[at["handoff"]].get("with") or {}).get("path") == "plan-comment.md"
+    # The token that writes comments is never in the job that runs the pull request's code (a step of it can write
+    # $GITHUB_ENV and run inside any later step): `comment` posts, with no checkout and no setup (outside audit).
+    assert workflow["jobs"]["plan"].get("permissions") == {"contents": "read"}
+    post_job = workflow["jobs"]["comment"]
+    assert post_job.get("needs") == "plan" and "always()" in str(post_job.get("if", ""))
+    assert post_job.get("permissions") == {"pull-requests": "write"}
+    post_steps: list[dict[str, Any]] = post_job["steps"]
+    assert not any(_uses(s, "actions/checkout@") or "run" in s for s in post_steps), post_steps
+    at["post"] = _index(post_steps, lambda s: _uses(s, "actions/github-script@"), "posts the comment")
     plan = steps[at["plan"]]
     assert plan.get("id") == "plan" and "continue-on-error" not in plan and "if" not in plan
     # The verdict is the `policy` job's (the base branch's pack over `--analyzer-inputs`), not this job's.
     assert "--analyzer-inputs analyzer-inputs.json" in _run(plan) and "--policy-pack" not in _run(plan)
     assert "> plan.json" in _run(plan) and "2> plan.stderr" in _run(plan)
     assert "trap 'code=$?; echo \"$code\" > plan-exit-code" in _run(plan) and 'exit "$code"' in _run(plan)
-    for name in ("full", "artifact", "comment", "post"):
+    for name in ("full", "artifact", "comment", "handoff"):
         condition = str(steps[at[name]].get("if", ""))
         assert "always()" in condition and "steps.plan.outcome != 'skipped'" in condition, (name, condition)
     assert '>> "$GITHUB_STEP_SUMMARY"' in _run(steps[at["full"]])
@@ -80,7 +92,7 @@ def pr_steps(workflow: dict[str, Any]) -> dict[str, int]:
     comment = _run(steps[at["comment"]])
     assert f'--artifact-url "${{{{ steps.{artifact["id"]}.outputs.artifact-url }}}}"' in comment
     assert '--exit-code "$(cat plan-exit-code)"' in comment and "> plan-comment.md" in comment
-    script = _script(steps[at["post"]])
+    script = _script(post_steps[at["post"]])
     assert "github.paginate(github.rest.issues.listComments" in script
     assert "const marker = `<!-- plan:${process.env.STACK} -->`" in script
     return at
@@ -189,7 +201,7 @@ def _github_script(tmp_path: Path, script: str, env: dict[str, str], **data: Any
 
 
 def _post_script() -> str:
-    return _script(PR["jobs"]["plan"]["steps"][pr_steps(PR)["post"]])
+    return _script(PR["jobs"]["comment"]["steps"][pr_steps(PR)["post"]])
 
 
 def _comments(count: int, marked_at: int | None, stack: str = "prod") -> list[dict[str, Any]]:
@@ -337,16 +349,19 @@ PR_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "summary step removed": _drop("plan", lambda s: "--full" in _run(s)),
     "artifact step removed": _drop("plan", lambda s: _uses(s, "actions/upload-artifact@") and s.get("id") == "artifact"),
     "comment step removed": _drop("plan", _is_comment),
-    "post step removed": _drop("plan", lambda s: _uses(s, "actions/github-script@")),
+    "post step removed": _drop("comment", lambda s: _uses(s, "actions/github-script@")),
+    "comment handoff removed": _drop("plan", lambda s: _uses(s, "actions/upload-artifact@")
+                                     and str((s.get("with") or {}).get("name", "")).startswith("pr-comment-")),
     "comment built before the artifact exists": _swap("plan", _is_comment,
                                                       lambda s: _uses(s, "actions/upload-artifact@")
                                                       and s.get("id") == "artifact"),
-    "post runs only when the plan passed": _edit("plan", lambda s: _uses(s, "actions/github-script@"), "if",
-                                                 "always() && ", ""),
+    "post runs only when the plan passed": _edit("plan", lambda s: _uses(s, "actions/upload-artifact@")
+                                                 and str((s.get("with") or {}).get("name", "")).startswith(
+                                                     "pr-comment-"), "if", "always() && ", ""),
     "the exit code is no longer kept": _edit("plan", _is_plan, "run", 'echo "$code" > plan-exit-code; ', ""),
     "the plan step no longer fails": _edit("plan", _is_plan, "run", 'exit "$code"', "exit 0"),
     "only the first page of comments is read": _edit(
-        "plan", lambda s: _uses(s, "actions/github-script@"), "script",
+        "comment", lambda s: _uses(s, "actions/github-script@"), "script",
         "await github.paginate(github.rest.issues.listComments, ", "(await github.rest.issues.listComments("),
 }
 DRIFT_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
