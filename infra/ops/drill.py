@@ -67,15 +67,10 @@ class Ack:
     """time.monotonic() when the engine answered 201."""
 
 
-@dataclass
-class DrillResult:
-    acknowledged: int = 0
-    restored: int = 0
-    lost: int = 0
-    rpo_s: float = 0.0
-    rto_s: float = 0.0
-    restore_s: float = 0.0
-    checks: list[tuple[str, bool, str]] = field(default_factory=list[tuple[str, bool, str]])
+class Checked:
+    """A drill's named checks and their tally (this drill's and the migration drill's, infra/ops/migrate_drill.py)."""
+
+    checks: list[tuple[str, bool, str]]
 
     @property
     def passed(self) -> int:
@@ -84,6 +79,17 @@ class DrillResult:
     @property
     def failed(self) -> int:
         return len(self.checks) - self.passed
+
+
+@dataclass
+class DrillResult(Checked):
+    acknowledged: int = 0
+    restored: int = 0
+    lost: int = 0
+    rpo_s: float = 0.0
+    rto_s: float = 0.0
+    restore_s: float = 0.0
+    checks: list[tuple[str, bool, str]] = field(default_factory=list[tuple[str, bool, str]])
 
     def render(self) -> str:
         lines = [f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}" for name, ok, detail in self.checks]

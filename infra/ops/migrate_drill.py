@@ -37,6 +37,7 @@ from engine.dev import LocalStack, wait_http, wait_tcp
 from engine.registry import key_hash
 
 from infra.ops import migrate_db
+from infra.ops.drill import Checked
 from infra.ops.migrate_db import Endpoints, run_step
 from infra.ops.pg_local import Postgres, apply_schema, postgres_server
 
@@ -69,7 +70,7 @@ class Ack:
 
 
 @dataclass
-class MigrateDrillResult:
+class MigrateDrillResult(Checked):
     acknowledged: int = 0
     lost: int = 0
     pause_s: float = 0.0
@@ -81,14 +82,6 @@ class MigrateDrillResult:
     lost_examples: list[str] = field(default_factory=list[str])
     checks: list[tuple[str, bool, str]] = field(default_factory=list[tuple[str, bool, str]])
     log: list[str] = field(default_factory=list[str])
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for _, ok, _ in self.checks if ok)
-
-    @property
-    def failed(self) -> int:
-        return len(self.checks) - self.passed
 
     def render(self) -> str:
         lines = [f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}" for name, ok, detail in self.checks]
