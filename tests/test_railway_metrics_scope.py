@@ -107,7 +107,8 @@ def test_stagings_exporter_holds_no_account_token(staging: Plan) -> None:
     agent_env = service_environment(staging, "telemetry-agent")
 
     assert "RAILWAY_API_TOKEN" not in exporter
-    assert exporter[cloud.RAILWAY_PROJECT_TOKEN_ENV][1] and exporter[cloud.EXPORTER_WEB_CONFIG_ENV][1]
+    # The project token is no input at all: set from the deploy job's RAILWAY_METRICS_TOKEN (below, #22 item 1).
+    assert cloud.RAILWAY_PROJECT_TOKEN_ENV not in exporter and exporter[cloud.EXPORTER_WEB_CONFIG_ENV][1]
     assert agent_env[agent.EXPORTER_PASSWORD_ENV][1]
     # The account token is Locomotive's only (its README: "Project level keys do not work"), and set from the deploy
     # job's environment when the Railway provider applies, never a plan's input (issue #22 item 1).
@@ -116,13 +117,16 @@ def test_stagings_exporter_holds_no_account_token(staging: Plan) -> None:
     assert not {name for name in names if any("RAILWAY_API" in key for key in service_environment(staging, name))}
     from_deploy = {str(r.inputs["name"]): r.inputs.get("deploy_variables") for r in staging.resources
                    if r.type == "pulumi-python:dynamic/railway:Service" and r.inputs.get("deploy_variables")}
-    assert from_deploy == {"log-drain": {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}}
+    assert from_deploy["log-drain"] == {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}
+    # The exporter's project token can write too (Railway has no read-only one): from the deploy job's environment.
+    assert from_deploy["railway-metrics"] == {cloud.RAILWAY_PROJECT_TOKEN_ENV: "RAILWAY_METRICS_TOKEN"}
 
 
-def test_a_stack_with_railways_metrics_needs_its_own_project_token(tmp_path: Path) -> None:
+def test_a_railway_exporter_refuses_a_stack_file_metrics_token(tmp_path: Path) -> None:
     document = stack_document("staging")
-    del document["config"]["platform:railwayMetricsToken"]
+    document["config"]["platform:railwayMetricsToken"] = {"secure": "v1:UmFpbHdheS1tZXRyaWNzLXRva2Vu"}
 
     with pytest.raises(ConfigError) as refused:
         plan_of(write_stack(tmp_path, document), "staging")
-    assert "platform:railwayMetricsToken: is required because" in str(refused.value)
+    assert "platform:railwayMetricsToken: is a write credential" in str(refused.value)
+    assert "RAILWAY_METRICS_TOKEN" in str(refused.value)

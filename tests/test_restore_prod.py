@@ -50,7 +50,9 @@ def test_a_key_bucket_names_its_key_variables(tmp_path: Path, monkeypatch: pytes
     assert result.code == 2, result.err
     for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY"):
         assert f"{name} is not set" in result.err
-    assert "platform:backupSecretAccessKey" in result.err and "stack output" not in result.err
+    # The key is the staging deploy environment's BACKUP_SECRET_ACCESS_KEY now, in no stack file (#22 item 1).
+    assert "BACKUP_SECRET_ACCESS_KEY" in result.err and "stack output" not in result.err
+    assert "platform:backupSecretAccessKey" not in result.err
 
 
 def test_to_is_the_point_in_time_and_is_checked_like_at(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:

@@ -11,10 +11,10 @@ that declares its buckets (prod) is read through Cloud Storage's own API as the 
 which may only read them, with the operator's short-lived application default credentials (`gcloud auth
 application-default login --impersonate-service-account=pocketbase-restore@PROJECT.iam.gserviceaccount.com`);
 a `platform:backups` bucket with LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (that config's
-`accessKeyId`, and `platform:backupSecretAccessKey`). PB_ENCRYPTION_KEY, which opens the settings PocketBase
-encrypts in the database, is read from where PocketBase's VM reads it (Secret Manager,
-`pocketbase-<env>-pb-encryption-key`; README "Restore, runbook"). Exit codes: 0 restored and verified, 1
-not, 2 usage.
+`accessKeyId`, and the deploy environment's secret BACKUP_SECRET_ACCESS_KEY: in no stack file, #22 item 1).
+PB_ENCRYPTION_KEY, which opens the settings PocketBase encrypts in the database, is read from where PocketBase's
+VM reads it (Secret Manager, `pocketbase-<env>-pb-encryption-key`; README "Restore, runbook"). Exit codes: 0 restored
+and verified, 1 not, 2 usage.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def credentials(stack: str, replica: Replica, project: str | None) -> dict[str, 
     if replica.scheme == "gs":
         return {"PB_ENCRYPTION_KEY": settings_key}
     return {"LITESTREAM_ACCESS_KEY_ID": f"the accessKeyId of platform:backups in Pulumi.{stack}.yaml",
-            "LITESTREAM_SECRET_ACCESS_KEY": f"pulumi config get platform:backupSecretAccessKey --stack {stack}",
+            # In no stack file (#22 item 1): the key the deploy job sets on PocketBase from its environment's secret
+            # BACKUP_SECRET_ACCESS_KEY (GitHub never shows a secret back: the operator holds it, as the deploy does).
+            "LITESTREAM_SECRET_ACCESS_KEY": "printenv BACKUP_SECRET_ACCESS_KEY",
             "PB_ENCRYPTION_KEY": settings_key}
 
 
