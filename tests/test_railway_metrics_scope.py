@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,6 +69,37 @@ def test_the_exporter_answers_only_the_agent_with_its_password() -> None:
     assert set(spec.secret_env) == {cloud.RAILWAY_PROJECT_TOKEN_ENV, cloud.EXPORTER_WEB_CONFIG_ENV}
     web = cloud.exporter_web_config("HASH")
     assert web == {"basic_auth_users": {cloud.EXPORTER_USER: "HASH"}}
+
+
+def test_on_railway_the_exporters_token_is_a_deploy_variable_and_in_no_input() -> None:
+    """The script still writes $RAILWAY_PROJECT_TOKEN to the file json_exporter reads: the Railway provider sets that
+    variable from the deploy job's RAILWAY_METRICS_TOKEN (#22 item 1), so the service runs as before."""
+    spec = cloud.railway_metrics_spec("railway", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", None, "agent-password-hash")
+
+    assert spec.deploy_env == {cloud.RAILWAY_PROJECT_TOKEN_ENV: "RAILWAY_METRICS_TOKEN"}
+    assert cloud.RAILWAY_PROJECT_TOKEN_ENV not in spec.secret_env and cloud.RAILWAY_PROJECT_TOKEN_ENV not in spec.env
+    assert f'"${cloud.RAILWAY_PROJECT_TOKEN_ENV}" > /tmp/railway-token' in " ".join(spec.command)
+
+
+def test_an_engine_on_cloud_run_beside_railway_still_needs_the_stack_files_metrics_token(tmp_path: Path) -> None:
+    """Its exporter is a sidecar of the Cloud Run telemetry service, which the Railway provider cannot give the deploy
+    job's variable: only there is `platform:railwayMetricsToken` read (and required)."""
+    from components.observability.stackconfig import telemetry_config_problems
+    from infra.spec import StackSpecV1
+    from stacks.registry import PROFILES
+
+    document = stack_document("staging")
+    config = {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
+    spec = StackSpecV1.model_validate({k: v for k, v in config.items() if not isinstance(v, dict) or "secure" not in v}
+                                      | {"grafanaCloudToken": "t", "slackWebhookUrl": "s", "catalogPurgeToken": "c"})
+    services = dict(PROFILES["staging"].services)
+    services["engine"] = dataclasses.replace(services["engine"], backend="cloudrun")
+
+    problems = telemetry_config_problems(spec, services, str(tmp_path / "Pulumi.x.yaml"), {}, "platform")
+    assert any(p.startswith("platform:railwayMetricsToken: is required because") for p in problems), problems
+    with_token = telemetry_config_problems(spec.model_copy(update={"railway_metrics_token": "tok"}), services,
+                                           str(tmp_path / "Pulumi.x.yaml"), {}, "platform")
+    assert not [p for p in with_token if "railwayMetricsToken" in p], with_token
 
 
 def test_on_cloud_run_the_exporter_listens_on_loopback_only() -> None:
