@@ -71,6 +71,16 @@ def credentials(stack: str, replica: Replica, project: str | None) -> dict[str, 
             "PB_ENCRYPTION_KEY": settings_key}
 
 
+def with_backup_key(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment with Litestream's secret taken from BACKUP_SECRET_ACCESS_KEY when only that is set: the name
+    the staging deploy environment holds the `platform:backups` key under (#22 item 1), so an operator exports it
+    once, under one name."""
+    merged = dict(env)
+    if not merged.get("LITESTREAM_SECRET_ACCESS_KEY") and merged.get("BACKUP_SECRET_ACCESS_KEY"):
+        merged["LITESTREAM_SECRET_ACCESS_KEY"] = merged["BACKUP_SECRET_ACCESS_KEY"]
+    return merged
+
+
 def missing_credentials(stack: str, replica: Replica, project: str | None, env: Mapping[str, str]) -> list[str]:
     missing = [f"{name} is not set: export {name}=$({source})"
                for name, source in credentials(stack, replica, project).items() if not env.get(name)]
@@ -131,18 +141,19 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
     if replica_url is None or replica.scheme == "gs":
         loaded_model = load_stack(stack)
         project = loaded_model[1].gcp.project if loaded_model is not None and loaded_model[1].gcp else None
-    missing = missing_credentials(stack, replica, project, os.environ)
+    environ = with_backup_key(os.environ)
+    missing = missing_credentials(stack, replica, project, environ)
     if missing:
         print("error: " + "\nerror: ".join(missing), file=sys.stderr)
         return EXIT_USAGE
     started = time.monotonic()
     try:
-        restore(litestream_binary(), replica, target / DB_NAME, at=when, env=os.environ)
+        restore(litestream_binary(), replica, target / DB_NAME, at=when, env=environ)
     except RestoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     restored_s = time.monotonic() - started
-    checked = verify(target, pocketbase_binary(), os.environ)
+    checked = verify(target, pocketbase_binary(), environ)
     report = {"stack": stack, "replica": f"{replica.scheme}://{replica.bucket}/{replica.path}", "at": when or "latest",
               "directory": str(target), "restore_seconds": round(restored_s, 3),
               "verify_seconds": round(time.monotonic() - started - restored_s, 3), **checked.to_json()}
