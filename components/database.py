@@ -39,6 +39,10 @@ from components.backends.targets import Targets, deploy
 from components.images import COMPONENTS_DIR, Registry, build_image
 from stacks.profile import ServiceProfile
 
+BACKUP_SECRET_ACCESS_KEY_ENV = "BACKUP_SECRET_ACCESS_KEY"
+"""The deploy job's variable holding the S3 secret of `platform:backups` (issue #22 item 1): it can write the backups,
+so it is in no stack file a preview decrypts; the Railway provider sets it on PocketBase when it applies."""
+
 IMAGE_CONTEXT = COMPONENTS_DIR / "pocketbase"
 DATA_DIR = "/pb/pb_data"
 PORT = 8090
@@ -73,7 +77,8 @@ class BackupTarget:
     endpoint: str
     region: str
     access_key_id: pulumi.Input[str]
-    secret_access_key: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str] | None
+    """None: the deploy job's BACKUP_SECRET_ACCESS_KEY holds it (`platform:backups`, Railway only, #22 item 1)."""
     force_path_style: bool = False
     grants: tuple[pulumi.Resource, ...] = ()
     """The IAM grants that let the key write the bucket, when the stack declares it: the VM's wait covers them."""
@@ -88,7 +93,8 @@ class ReplicaTarget:
     endpoint: str
     region: str
     access_key_id: pulumi.Input[str]
-    secret_access_key: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str] | None
+    """None: the deploy job's BACKUP_SECRET_ACCESS_KEY holds it (`platform:backups`, Railway only, #22 item 1)."""
     force_path_style: bool = False
     grants: tuple[pulumi.Resource, ...] = ()
     """The IAM grants that let the key write the bucket, when the stack declares it: the VM's wait covers them."""
@@ -146,20 +152,29 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
         # Encrypts the settings (S3 keys among them) inside the database.
         "PB_ENCRYPTION_KEY": encryption_key,
     }
+    # Set from the deploy job's environment by the Railway provider (deploy_env): a `platform:backups` key's secret.
+    deploy_env: dict[str, str] = {}
     if args.backups is not None:
         env |= {"PB_BACKUP_S3_BUCKET": args.backups.bucket, "PB_BACKUP_S3_ENDPOINT": args.backups.endpoint,
                 "PB_BACKUP_S3_REGION": args.backups.region,
                 "PB_BACKUP_S3_FORCE_PATH_STYLE": str(args.backups.force_path_style).lower()}
         # The key's id with its secret: a declared HMAC key's id is known only once it exists, and a plain
         # variable known at preview lets the policy pack read the rest of the environment.
-        secret_env |= {"PB_BACKUP_S3_ACCESS_KEY": args.backups.access_key_id,
-                       "PB_BACKUP_S3_SECRET": args.backups.secret_access_key}
+        secret_env["PB_BACKUP_S3_ACCESS_KEY"] = args.backups.access_key_id
+        if args.backups.secret_access_key is not None:
+            secret_env["PB_BACKUP_S3_SECRET"] = args.backups.secret_access_key
+        else:
+            deploy_env["PB_BACKUP_S3_SECRET"] = BACKUP_SECRET_ACCESS_KEY_ENV
     if args.replica is not None:
         r = args.replica
         env |= {"LITESTREAM_BUCKET": r.bucket, "LITESTREAM_PATH": r.path, "LITESTREAM_ENDPOINT": r.endpoint,
                 "LITESTREAM_REGION": r.region, "LITESTREAM_FORCE_PATH_STYLE": str(r.force_path_style).lower(),
                 "PB_RESTORE_TEST_INTERVAL_SECONDS": str(args.restore_test_interval_hours * 3600)}
-        secret_env |= {"LITESTREAM_ACCESS_KEY_ID": r.access_key_id, "LITESTREAM_SECRET_ACCESS_KEY": r.secret_access_key}
+        secret_env["LITESTREAM_ACCESS_KEY_ID"] = r.access_key_id
+        if r.secret_access_key is not None:
+            secret_env["LITESTREAM_SECRET_ACCESS_KEY"] = r.secret_access_key
+        else:
+            deploy_env["LITESTREAM_SECRET_ACCESS_KEY"] = BACKUP_SECRET_ACCESS_KEY_ENV
         if args.otlp_endpoint is not None and args.otlp_headers is not None:
             # drtool.py pushes the restore test's gauges here, as the OpenTelemetry SDK would read them.
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = args.otlp_endpoint
@@ -178,6 +193,7 @@ def pocketbase_spec(args: DatabaseArgs, image: pulumi.Input[str], superuser_pass
         health_path="/api/health",
         healthcheck_command=["wget", "-q", "--spider", f"http://127.0.0.1:{PORT}/api/health"],
         volume_path=DATA_DIR,
+        deploy_env=deploy_env,
     )
 
 

@@ -596,9 +596,6 @@ def _check_required_sections(spec: StackSpecV1, services: Mapping[ServiceName, S
         # one without names a bucket, and its key, here.
         (services["pocketbase"].backend != "docker" and spec.gcp is None and spec.backups is None, "backups",
          "PocketBase backs up daily to S3-compatible storage (C7) and the stack has no platform:gcp to declare it in"),
-        (services["pocketbase"].backend != "docker" and spec.gcp is None and spec.backup_secret_access_key is None,
-         "backupSecretAccessKey", "PocketBase backs up daily to S3-compatible storage (C7) and the stack has no "
-         "platform:gcp to declare it in"),
         (spec.slack_webhook_url is None, "slackWebhookUrl", "alerts go to Slack (L7)"),
         (spec.catalog_purge_token is None, "catalogPurgeToken",
          "the engine purges its tenants' catalogs at the edge (C5); the bootstrap creates it: "
@@ -699,9 +696,8 @@ def _to_model(spec: StackSpecV1, services: dict[ServiceName, ServiceProfile]) ->
         registry=(m.Registry(spec.registry.server, spec.registry.repository, spec.registry.username)
                   if spec.registry else None),
         backups=(m.Backups(spec.backups.bucket, spec.backups.endpoint, spec.backups.region,
-                           spec.backups.access_key_id,
-                           _secret("backupSecretAccessKey", spec.backup_secret_access_key))
-                 if spec.backups and spec.backup_secret_access_key is not None else None),
+                           spec.backups.access_key_id)
+                 if spec.backups else None),
         engine_image=spec.engine_image,
         database=(m.Database(spec.database.engine, spec.database.tier, spec.database.disk_gb,
                              spec.database.postgres_version, bool(spec.database.declare_postgres))

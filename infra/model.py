@@ -105,7 +105,8 @@ class Backups:
     endpoint: str
     region: str
     access_key_id: str
-    secret_access_key: Secret
+    # Its secret is in no stack file (#22 item 1): PocketBase on Railway gets it from the deploy job's
+    # BACKUP_SECRET_ACCESS_KEY (infra/spec.py DEPLOY_CREDENTIALS).
 
 
 @dataclass(frozen=True)

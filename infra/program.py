@@ -514,8 +514,11 @@ def cloud_telemetry_layer(model: StackModel, targets: Targets, data: Data, api: 
         environment=model.environment, layout=signals.telemetry.layout,
         engine_backend=model.services["engine"].backend, targets=targets, grafana=signals.grafana_cloud,
         redis_url=data.cache.url if model.services["redis"].backend == "railway" else None,
-        railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_ids, metrics_token.output())
-        if model.railway is not None and metrics_token is not None and railway_ids else None,
+        # On Railway the exporter's token comes from the deploy job's RAILWAY_METRICS_TOKEN (#22 item 1): None here.
+        railway=cloud_telemetry.RailwaySide(model.railway.environment_id, railway_ids,
+                                            metrics_token.output() if metrics_token is not None else None)
+        if model.railway is not None and railway_ids
+        and (metrics_token is not None or model.services["engine"].backend == "railway") else None,
         gcp_project=model.gcp.project if model.gcp else None,
         log_retention_days=model.profile.disaster_recovery.log_retention_days, image=signals.images,
         postgres=data.postgres is not None))

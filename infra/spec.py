@@ -261,14 +261,15 @@ class StackSpecV1(_Spec):
     grafana_cloud_token: str | None = None
     # A Railway project token of the stack's environment, the metrics exporter's only (#22 item 4): Railway scopes
     # it to "Single environment in a project" (docs.railway.com/reference/public-api).
+    # Only where the exporter is a Cloud Run sidecar (the engine on Cloud Run): on Railway it is a write credential
+    # the exporter's service gets from the deploy job's RAILWAY_METRICS_TOKEN (stackconfig.py, #22 item 1).
     railway_metrics_token: str | None = None
-    backup_secret_access_key: str | None = None
     # The engine's Cloudflare token (Cache Purge on this zone), created by the environment's bootstrap
     # (infra/bootstrap, output catalogPurgeToken): a stack that creates tokens needs API Tokens Write (#22.3).
     catalog_purge_token: str | None = None
 
 
-SECRET_FIELDS = ("slack_webhook_url", "backup_secret_access_key", "grafana_cloud_token", "railway_metrics_token",
+SECRET_FIELDS = ("slack_webhook_url", "grafana_cloud_token", "railway_metrics_token",
                  "catalog_purge_token")
 
 # Write credentials that were stack-file secrets and now come from the deploy job's GitHub environment (issue #22
@@ -286,6 +287,11 @@ DEPLOY_CREDENTIALS: dict[str, str] = {
                         "packages: write, valid for the job), Artifact Registry with the deployer's access token, "
                         "and Railway pulls with the `staging` GitHub environment's read-only secret "
                         "RAILWAY_REGISTRY_PASSWORD (docs/first-deploy.md)",
+    "backupSecretAccessKey": "the backup bucket's S3 secret (`platform:backups`) is set on PocketBase's Railway "
+                             "service from the deploy job's BACKUP_SECRET_ACCESS_KEY when the Railway provider "
+                             "applies: set the `staging` GitHub environment's secret BACKUP_SECRET_ACCESS_KEY "
+                             "(docs/first-deploy.md); `python -m infra restore` reads the same key from "
+                             "LITESTREAM_SECRET_ACCESS_KEY",
 }
 
 

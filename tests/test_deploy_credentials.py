@@ -34,6 +34,8 @@ MOVED = {
     "platform:railwayToken": "RAILWAY_TOKEN",
     "platform:railwayApiToken": "RAILWAY_LOG_DRAIN_TOKEN",
     "platform:registryPassword": "docker login",
+    "platform:railwayMetricsToken": "RAILWAY_METRICS_TOKEN",
+    "platform:backupSecretAccessKey": "BACKUP_SECRET_ACCESS_KEY",
 }
 TOKEN = "fake-railway-project-token-for-the-test"
 DRAIN_TOKEN = "fake-railway-account-token-for-the-drain"
@@ -209,6 +211,16 @@ def test_staging_plan_holds_no_registry_password_and_names_the_deploy_variables(
             f"{image.name} pushes with a password from the stack: {sorted(registry)}"
     drain = [s for s in services if s.inputs.get("name") == "log-drain"]
     assert drain and drain[0].inputs["deploy_variables"] == {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}
+    # The metrics exporter's project token and the backup bucket's secret can write too: set from the staging deploy
+    # job's environment, never an input a preview sees.
+    by_name = {str(s.inputs.get("name")): s for s in services}
+    assert by_name["railway-metrics"].inputs["deploy_variables"] == {"RAILWAY_PROJECT_TOKEN": "RAILWAY_METRICS_TOKEN"}
+    assert by_name["pocketbase"].inputs["deploy_variables"] == {
+        "PB_BACKUP_S3_SECRET": "BACKUP_SECRET_ACCESS_KEY", "LITESTREAM_SECRET_ACCESS_KEY": "BACKUP_SECRET_ACCESS_KEY"}
+    for service in services:
+        variables: dict[str, Any] = service.inputs.get("variables") or {}
+        assert not {"RAILWAY_PROJECT_TOKEN", "PB_BACKUP_S3_SECRET", "LITESTREAM_SECRET_ACCESS_KEY"} & set(variables), \
+            f"{service.name} gets a write credential as an input"
     for service in services:
         credentials = service.inputs.get("registry_credentials")
         if credentials:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,6 +71,37 @@ def test_the_exporter_answers_only_the_agent_with_its_password() -> None:
     assert web == {"basic_auth_users": {cloud.EXPORTER_USER: "HASH"}}
 
 
+def test_on_railway_the_exporters_token_is_a_deploy_variable_and_in_no_input() -> None:
+    """The script still writes $RAILWAY_PROJECT_TOKEN to the file json_exporter reads: the Railway provider sets that
+    variable from the deploy job's RAILWAY_METRICS_TOKEN (#22 item 1), so the service runs as before."""
+    spec = cloud.railway_metrics_spec("railway", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", None, "agent-password-hash")
+
+    assert spec.deploy_env == {cloud.RAILWAY_PROJECT_TOKEN_ENV: "RAILWAY_METRICS_TOKEN"}
+    assert cloud.RAILWAY_PROJECT_TOKEN_ENV not in spec.secret_env and cloud.RAILWAY_PROJECT_TOKEN_ENV not in spec.env
+    assert f'"${cloud.RAILWAY_PROJECT_TOKEN_ENV}" > /tmp/railway-token' in " ".join(spec.command)
+
+
+def test_an_engine_on_cloud_run_beside_railway_still_needs_the_stack_files_metrics_token(tmp_path: Path) -> None:
+    """Its exporter is a sidecar of the Cloud Run telemetry service, which the Railway provider cannot give the deploy
+    job's variable: only there is `platform:railwayMetricsToken` read (and required)."""
+    from components.observability.stackconfig import telemetry_config_problems
+    from infra.spec import StackSpecV1
+    from stacks.registry import PROFILES
+
+    document = stack_document("staging")
+    config = {k.removeprefix("platform:"): v for k, v in document["config"].items() if k.startswith("platform:")}
+    spec = StackSpecV1.model_validate({k: v for k, v in config.items() if not isinstance(v, dict) or "secure" not in v}
+                                      | {"grafanaCloudToken": "t", "slackWebhookUrl": "s", "catalogPurgeToken": "c"})
+    services = dict(PROFILES["staging"].services)
+    services["engine"] = dataclasses.replace(services["engine"], backend="cloudrun")
+
+    problems = telemetry_config_problems(spec, services, str(tmp_path / "Pulumi.x.yaml"), {}, "platform")
+    assert any(p.startswith("platform:railwayMetricsToken: is required because") for p in problems), problems
+    with_token = telemetry_config_problems(spec.model_copy(update={"railway_metrics_token": "tok"}), services,
+                                           str(tmp_path / "Pulumi.x.yaml"), {}, "platform")
+    assert not [p for p in with_token if "railwayMetricsToken" in p], with_token
+
+
 def test_on_cloud_run_the_exporter_listens_on_loopback_only() -> None:
     spec = cloud.railway_metrics_spec("cloudrun", "env", "project-token", "hash")
     assert f"--web.listen-address=127.0.0.1:{telemetry.RAILWAY_METRICS_PORT}" in " ".join(spec.command)
@@ -107,7 +139,8 @@ def test_stagings_exporter_holds_no_account_token(staging: Plan) -> None:
     agent_env = service_environment(staging, "telemetry-agent")
 
     assert "RAILWAY_API_TOKEN" not in exporter
-    assert exporter[cloud.RAILWAY_PROJECT_TOKEN_ENV][1] and exporter[cloud.EXPORTER_WEB_CONFIG_ENV][1]
+    # The project token is no input at all: set from the deploy job's RAILWAY_METRICS_TOKEN (below, #22 item 1).
+    assert cloud.RAILWAY_PROJECT_TOKEN_ENV not in exporter and exporter[cloud.EXPORTER_WEB_CONFIG_ENV][1]
     assert agent_env[agent.EXPORTER_PASSWORD_ENV][1]
     # The account token is Locomotive's only (its README: "Project level keys do not work"), and set from the deploy
     # job's environment when the Railway provider applies, never a plan's input (issue #22 item 1).
@@ -116,13 +149,16 @@ def test_stagings_exporter_holds_no_account_token(staging: Plan) -> None:
     assert not {name for name in names if any("RAILWAY_API" in key for key in service_environment(staging, name))}
     from_deploy = {str(r.inputs["name"]): r.inputs.get("deploy_variables") for r in staging.resources
                    if r.type == "pulumi-python:dynamic/railway:Service" and r.inputs.get("deploy_variables")}
-    assert from_deploy == {"log-drain": {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}}
+    assert from_deploy["log-drain"] == {"LOCOMOTIVE_RAILWAY_API_KEY": "RAILWAY_LOG_DRAIN_TOKEN"}
+    # The exporter's project token can write too (Railway has no read-only one): from the deploy job's environment.
+    assert from_deploy["railway-metrics"] == {cloud.RAILWAY_PROJECT_TOKEN_ENV: "RAILWAY_METRICS_TOKEN"}
 
 
-def test_a_stack_with_railways_metrics_needs_its_own_project_token(tmp_path: Path) -> None:
+def test_a_railway_exporter_refuses_a_stack_file_metrics_token(tmp_path: Path) -> None:
     document = stack_document("staging")
-    del document["config"]["platform:railwayMetricsToken"]
+    document["config"]["platform:railwayMetricsToken"] = {"secure": "v1:UmFpbHdheS1tZXRyaWNzLXRva2Vu"}
 
     with pytest.raises(ConfigError) as refused:
         plan_of(write_stack(tmp_path, document), "staging")
-    assert "platform:railwayMetricsToken: is required because" in str(refused.value)
+    assert "platform:railwayMetricsToken: is a write credential" in str(refused.value)
+    assert "RAILWAY_METRICS_TOKEN" in str(refused.value)

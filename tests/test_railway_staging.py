@@ -27,7 +27,8 @@ from tests.railway_server import Deployment, FakeRailway
 TOKEN = "fake-railway-token-for-the-test"
 PULL_PASSWORD = "fake-read-packages-token-for-the-test"
 # What the staging deploy job's environment holds (.github/workflows/deploy.yml), read by the provider when it applies.
-DEPLOY_ENV = {TOKEN_ENV: TOKEN, REGISTRY_PASSWORD_ENV: PULL_PASSWORD, "RAILWAY_LOG_DRAIN_TOKEN": "fake-drain-token"}
+DEPLOY_ENV = {TOKEN_ENV: TOKEN, REGISTRY_PASSWORD_ENV: PULL_PASSWORD, "RAILWAY_LOG_DRAIN_TOKEN": "fake-drain-token",
+              "RAILWAY_METRICS_TOKEN": "fake-metrics-token", "BACKUP_SECRET_ACCESS_KEY": "fake-backup-secret"}
 RAILWAY_SERVICE = "pulumi-python:dynamic/railway:Service"
 # Pulumi's wire format for a secret (infra/plan.py).
 SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
@@ -109,6 +110,10 @@ def test_each_service_is_deployed_once_with_its_image_and_its_variables(
         named: dict[str, str] = props.get("deploy_variables") or {}
         from_deploy = {k: DEPLOY_ENV[v] for k, v in named.items()}
         assert deployments[name][0].variables == {**props["variables"], **from_deploy}, name
+    # The write credentials that left the stack file (#22 item 1) reach the running services all the same.
+    assert deployments["railway-metrics"][0].variables["RAILWAY_PROJECT_TOKEN"] == "fake-metrics-token"
+    assert deployments["pocketbase"][0].variables["PB_BACKUP_S3_SECRET"] == "fake-backup-secret"
+    assert deployments["pocketbase"][0].variables["LITESTREAM_SECRET_ACCESS_KEY"] == "fake-backup-secret"
 
 
 def test_the_engine_runs_two_replicas_in_the_stack_region(

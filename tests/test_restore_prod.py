@@ -50,7 +50,24 @@ def test_a_key_bucket_names_its_key_variables(tmp_path: Path, monkeypatch: pytes
     assert result.code == 2, result.err
     for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY"):
         assert f"{name} is not set" in result.err
-    assert "platform:backupSecretAccessKey" in result.err and "stack output" not in result.err
+    # The key is the staging deploy environment's BACKUP_SECRET_ACCESS_KEY now, in no stack file (#22 item 1).
+    assert "BACKUP_SECRET_ACCESS_KEY" in result.err and "stack output" not in result.err
+    assert "platform:backupSecretAccessKey" not in result.err
+
+
+def test_a_key_bucket_reads_the_deploy_environments_backup_key_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., CliResult],
+) -> None:
+    """The operator exports the key under the name the deploy job gives it (BACKUP_SECRET_ACCESS_KEY, #22 item 1):
+    the restore takes it as Litestream's secret."""
+    for name in ("LITESTREAM_ACCESS_KEY_ID", "LITESTREAM_SECRET_ACCESS_KEY", "PB_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BACKUP_SECRET_ACCESS_KEY", "fake-backup-secret")
+    result = run_cli("restore", "--stack", "staging", "--output", str(tmp_path / "new"))
+    assert result.code == 2, result.err
+    assert "LITESTREAM_ACCESS_KEY_ID is not set" in result.err
+    assert "LITESTREAM_SECRET_ACCESS_KEY is not set" not in result.err
+    assert "fake-backup-secret" not in result.err + result.out
 
 
 def test_to_is_the_point_in_time_and_is_checked_like_at(tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:

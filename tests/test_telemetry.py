@@ -192,7 +192,6 @@ def test_prod_keeps_its_cloud_run_and_vm_logs_90_days_in_cloud_logging(committed
 
 @pytest.mark.parametrize(("stack", "delete", "missing"), [
     ("staging", "platform:grafanaCloud", "platform:grafanaCloud: is required because the engine's metrics"),
-    ("staging", "platform:railwayMetricsToken", "platform:railwayMetricsToken: is required because Railway's metrics"),
     ("prod", "platform:grafanaCloudToken", "platform:grafanaCloudToken: is required because the agents"),
 ])
 def test_a_cloud_stack_without_its_telemetry_config_is_refused(stack: str, delete: str, missing: str,

@@ -62,7 +62,8 @@ def test_only_the_gated_preview_may_ask_for_an_identity_token_on_a_pull_request(
 
 # Write credentials: what can change a provider's resources or the stack. Read-only ones are their own secrets.
 WRITE_SECRETS = ("PULUMI_ACCESS_TOKEN", "CLOUDFLARE_API_TOKEN", "VERCEL_API_TOKEN", "GRAFANA_AUTH", "RAILWAY_TOKEN",
-                 "INTEGRATION_DOCKER_SSH_KEY", "GRAFANA_QUERY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD")
+                 "INTEGRATION_DOCKER_SSH_KEY", "GRAFANA_QUERY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD",
+                 "RAILWAY_METRICS_TOKEN", "BACKUP_SECRET_ACCESS_KEY")
 READ_SECRETS = {"PULUMI_PREVIEW_ACCESS_TOKEN", "CLOUDFLARE_READ_API_TOKEN", "VERCEL_READ_API_TOKEN", "GRAFANA_READ_AUTH"}
 DEPLOY_JOBS = {"integration": "integration", "staging": "staging", "prod": "production"}
 """Deploy job -> its GitHub environment (each allows main only and holds that environment's write credentials)."""
@@ -105,7 +106,8 @@ def test_write_credentials_reach_only_the_deploy_jobs_on_main() -> None:
 
 # Credentials the Railway provider reads from its environment when it applies (components/backends/railway.py): once
 # `platform:` stack-file secrets, which every preview decrypted (#22 item 1).
-RAILWAY_DEPLOY_ENV = ("RAILWAY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD")
+RAILWAY_DEPLOY_ENV = ("RAILWAY_TOKEN", "RAILWAY_LOG_DRAIN_TOKEN", "RAILWAY_REGISTRY_PASSWORD", "RAILWAY_METRICS_TOKEN",
+                      "BACKUP_SECRET_ACCESS_KEY")
 DRIFT = _load("drift.yml")
 
 

@@ -31,6 +31,7 @@ from components.backends.targets import Targets, deploy
 from components.observability import agent, images
 from components.observability.agent import RemoteWrite, ScrapeJob
 from components.observability.logs import LogSink
+from components.observability.stackconfig import RAILWAY_METRICS_TOKEN_ENV
 from components.observability.telemetry import (
     CLOUD_MONITORING_PORT,
     RAILWAY_METRICS,
@@ -185,7 +186,10 @@ def redis_exporter_spec(backend: Backend, redis_url: pulumi.Input[str], image: I
 
 EXPORTER_USER = RAILWAY_METRICS_USER
 RAILWAY_PROJECT_TOKEN_ENV = "RAILWAY_PROJECT_TOKEN"
-"""The exporter's Railway token: a project token of the stack's environment (`platform:railwayMetricsToken`)."""
+"""The exporter's Railway token: a project token of the stack's environment."""
+# Where the exporter is a Railway service, the deploy job's RAILWAY_METRICS_TOKEN holds that token (issue #22 item 1):
+# it can write the environment, so it is in no stack file a preview decrypts; the Railway provider sets it when it
+# applies. A Cloud Run sidecar cannot be given it that way and reads `platform:railwayMetricsToken` (a Pulumi secret).
 EXPORTER_WEB_CONFIG_ENV = "EXPORTER_WEB_CONFIG"
 """exporter-toolkit's web configuration (`--web.config.file`): the agent's bcrypt-hashed password."""
 
@@ -221,7 +225,7 @@ def exporter_web_config(password_hash: str) -> dict[str, Any]:
     return {"basic_auth_users": {EXPORTER_USER: password_hash}}
 
 
-def railway_metrics_spec(backend: Backend, environment_id: str, project_token: pulumi.Input[str],
+def railway_metrics_spec(backend: Backend, environment_id: str, project_token: pulumi.Input[str] | None,
                          password_hash: pulumi.Input[str], image: Image = images.upstream) -> ContainerSpec:
     """json_exporter fetches whatever URL its caller names in `/probe?target=` with the module's token
     (prometheus-community/json_exporter v0.7.0 cmd/main.go `probeHandler`: `target :=
@@ -238,7 +242,10 @@ def railway_metrics_spec(backend: Backend, environment_id: str, project_token: p
     scopes-and-user-consent), which "expire[s] after one hour" (docs.railway.com/integrations/oauth/
     login-and-tokens) and is renewed with the OAuth app's secret and a refresh token: json_exporter sends a fixed
     header and cannot renew it, and whether `project:viewer` may read `metrics` is undocumented. docs/review.md,
-    "Railway has no read-only token"."""
+    "Railway has no read-only token".
+
+    `project_token` None: the exporter is a Railway service and the provider sets the token from the deploy job's
+    RAILWAY_METRICS_TOKEN (deploy_env), so it is in no stack file, preview or state (#22 item 1)."""
     config = yaml.safe_dump(railway_metrics_config(environment_id, "/tmp/railway-token"),  # pyright: ignore[reportUnknownMemberType]
                             sort_keys=False)
     web = pulumi.Output.secret(pulumi.Output.from_input(password_hash).apply(
@@ -254,7 +261,11 @@ def railway_metrics_spec(backend: Backend, environment_id: str, project_token: p
     ])
     return ContainerSpec(name=RAILWAY_METRICS, image=image(images.JSON_EXPORTER), port=RAILWAY_METRICS_PORT,
                          size=_small(backend, *JSON_EXPORTER), env={"JSON_EXPORTER_CONFIG": config},
-                         secret_env={RAILWAY_PROJECT_TOKEN_ENV: project_token, EXPORTER_WEB_CONFIG_ENV: web},
+                         secret_env={EXPORTER_WEB_CONFIG_ENV: web,
+                                     **({RAILWAY_PROJECT_TOKEN_ENV: project_token} if project_token is not None
+                                        else {})},
+                         deploy_env={RAILWAY_PROJECT_TOKEN_ENV: RAILWAY_METRICS_TOKEN_ENV} if project_token is None
+                         else {},
                          command=["sh", "-c", script])
 
 
@@ -332,8 +343,9 @@ class RailwaySide:
     environment_id: str
     services: Mapping[str, pulumi.Output[str]]
     """The platform's Railway services: name -> service id."""
-    metrics_token: pulumi.Input[str]
-    """The metrics exporter's: a project token of this environment only (#22 item 4)."""
+    metrics_token: pulumi.Input[str] | None
+    """The metrics exporter's: a project token of this environment only (#22 item 4). None where the exporter is a
+    Railway service: the deploy job's RAILWAY_METRICS_TOKEN (#22 item 1)."""
 
 
 @dataclass(frozen=True)
@@ -388,7 +400,11 @@ class CloudTelemetry(pulumi.ComponentResource):
                                     exporter_password=exporter[0] if exporter is not None else None))
         elif args.engine_backend == "cloudrun" and args.layout.exporter_agent:
             assert args.gcp_project is not None, "Cloud Run runs in the stack's GCP project"
-            railway = (args.railway.environment_id, args.railway.metrics_token) if args.railway else None
+            railway: tuple[str, pulumi.Input[str]] | None = None
+            if args.railway is not None:
+                # A sidecar is no Railway service: the provider cannot set it from the deploy job's environment.
+                assert args.railway.metrics_token is not None, "a Cloud Run sidecar reads platform:railwayMetricsToken"
+                railway = (args.railway.environment_id, args.railway.metrics_token)
             run("service", telemetry_service_spec(args.layout.exporter_agent, args.grafana, args.environment,
                                                   args.gcp_project, railway, args.image, exporter, args.postgres))
         if args.railway is not None and args.railway.services:

@@ -3,9 +3,10 @@
 - A stack whose engine is not on the docker backend writes metrics, traces and logs to its environment's
   Grafana Cloud stack: `platform:grafanaCloud` and the secret `platform:grafanaCloudToken`.
 - A stack with a service on Railway drains Railway's logs to that stack's Loki and reads Railway's
-  metrics API: `platform:grafanaCloud.lokiUrl`, `.lokiUser` and the secret `platform:railwayMetricsToken` (a project
-  token of the environment). Locomotive's account token is a write credential: it comes from the deploy job's
-  RAILWAY_LOG_DRAIN_TOKEN, never the stack file (infra/config.py DEPLOY_CREDENTIALS).
+  metrics API: `platform:grafanaCloud.lokiUrl`, `.lokiUser`. Locomotive's account token and, where the exporter is a
+  Railway service, its project token are write credentials: they come from the deploy job's RAILWAY_LOG_DRAIN_TOKEN
+  and RAILWAY_METRICS_TOKEN, never the stack file (infra/config.py DEPLOY_CREDENTIALS; `platform:railwayMetricsToken`
+  is refused there). Only a Cloud Run sidecar exporter (the engine on Cloud Run) reads that secret from the stack.
 - One Grafana organization per environment. Grafana keeps one notification policy tree per
   organization (grafana.com/docs/grafana/latest/alerting/fundamentals/notifications/notification-policies:
   "a notification policy tree" per organization), which each stack owns whole, so two environments on one
@@ -23,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from stacks.profile import ServiceName, ServiceProfile
+
+RAILWAY_METRICS_TOKEN_ENV = "RAILWAY_METRICS_TOKEN"
+"""Where the metrics exporter is a Railway service, the deploy job's variable holding its project token (#22 item 1)."""
 
 if TYPE_CHECKING:
     from infra.spec import StackSpecV1
@@ -58,6 +62,7 @@ def telemetry_config_problems(spec: StackSpecV1, services: Mapping[ServiceName, 
     backends = {svc.backend for svc in services.values()}
     cloud = services["engine"].backend != "docker"
     railway = "railway" in backends
+    engine_on_railway = services["engine"].backend == "railway"
     needs = [
         (cloud and spec.alerts.monthly_budget_usd is None, "alerts.monthlyBudgetUsd",
          "the cost alert (M6) projects what the stack's backends bill against it"),
@@ -69,10 +74,20 @@ def telemetry_config_problems(spec: StackSpecV1, services: Mapping[ServiceName, 
          "Railway keeps logs less than 90 days: they are drained to the stack's Loki (S5)"),
         (railway and spec.grafana_cloud is not None and spec.grafana_cloud.loki_user is None, "grafanaCloud.lokiUser",
          "Railway keeps logs less than 90 days: they are drained to the stack's Loki (S5)"),
-        (railway and spec.railway_metrics_token is None, "railwayMetricsToken",
-         "Railway's metrics are read with a project token of this environment only (Project-Access-Token)"),
+        (railway and not engine_on_railway and spec.railway_metrics_token is None, "railwayMetricsToken",
+         "Railway's metrics are read with a project token of this environment only (Project-Access-Token) by a "
+         "sidecar of the Cloud Run telemetry service, which the deploy job's environment cannot reach"),
     ]
     problems = [f"{namespace}:{key}: is required because {why}" for missing, key, why in needs if missing]
+    if engine_on_railway and spec.railway_metrics_token is not None:
+        # The exporter is a Railway service: its project token can write the environment (Railway has no read-only
+        # token), so it comes from the deploy job, like infra/spec.py DEPLOY_CREDENTIALS (#22 item 1).
+        problems.append(f"{namespace}:railwayMetricsToken: is a write credential in the stack file; write credentials "
+                        "never go in a stack file, not even as a secret (a preview decrypts the stack's config for "
+                        "the pull request's code); expected it removed: the Railway metrics exporter's project token "
+                        f"is set on its Railway service from the deploy job's {RAILWAY_METRICS_TOKEN_ENV} when the "
+                        f"Railway provider applies: set the `staging` GitHub environment's secret "
+                        f"{RAILWAY_METRICS_TOKEN_ENV} (docs/first-deploy.md)")
     ours = organization(values)
     if ours is not None:
         for name, config in _other_stacks(file):

@@ -70,9 +70,10 @@ def declare_storage(model: StackModel) -> tuple[BackupTarget | None, ReplicaTarg
     else:
         assert model.backups is not None
         b = model.backups
-        backups = BackupTarget(b.bucket, b.endpoint, b.region, b.access_key_id, b.secret_access_key.output())
-        target = ReplicaTarget(replica.bucket, replica.path, replica.endpoint, replica.region, b.access_key_id,
-                               b.secret_access_key.output())
+        # The key's secret can write the bucket: PocketBase's Railway service gets it from the deploy job's
+        # BACKUP_SECRET_ACCESS_KEY when the provider applies, never from the stack file (#22 item 1).
+        backups = BackupTarget(b.bucket, b.endpoint, b.region, b.access_key_id, None)
+        target = ReplicaTarget(replica.bucket, replica.path, replica.endpoint, replica.region, b.access_key_id, None)
     # Where the replica is, never a key to it (#22 item 6): `python -m infra restore` reads a declared bucket as the
     # `pocketbase-restore` account (components/database.py) and a `platform:backups` bucket with that config's key.
     pulumi.export("pocketbaseReplica", {"url": replica.url(), "bucket": replica.bucket, "path": replica.path})

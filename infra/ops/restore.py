@@ -11,10 +11,10 @@ that declares its buckets (prod) is read through Cloud Storage's own API as the 
 which may only read them, with the operator's short-lived application default credentials (`gcloud auth
 application-default login --impersonate-service-account=pocketbase-restore@PROJECT.iam.gserviceaccount.com`);
 a `platform:backups` bucket with LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (that config's
-`accessKeyId`, and `platform:backupSecretAccessKey`). PB_ENCRYPTION_KEY, which opens the settings PocketBase
-encrypts in the database, is read from where PocketBase's VM reads it (Secret Manager,
-`pocketbase-<env>-pb-encryption-key`; README "Restore, runbook"). Exit codes: 0 restored and verified, 1
-not, 2 usage.
+`accessKeyId`, and the deploy environment's secret BACKUP_SECRET_ACCESS_KEY: in no stack file, #22 item 1).
+PB_ENCRYPTION_KEY, which opens the settings PocketBase encrypts in the database, is read from where PocketBase's
+VM reads it (Secret Manager, `pocketbase-<env>-pb-encryption-key`; README "Restore, runbook"). Exit codes: 0 restored
+and verified, 1 not, 2 usage.
 """
 
 from __future__ import annotations
@@ -65,8 +65,20 @@ def credentials(stack: str, replica: Replica, project: str | None) -> dict[str, 
     if replica.scheme == "gs":
         return {"PB_ENCRYPTION_KEY": settings_key}
     return {"LITESTREAM_ACCESS_KEY_ID": f"the accessKeyId of platform:backups in Pulumi.{stack}.yaml",
-            "LITESTREAM_SECRET_ACCESS_KEY": f"pulumi config get platform:backupSecretAccessKey --stack {stack}",
+            # In no stack file (#22 item 1): the key the deploy job sets on PocketBase from its environment's secret
+            # BACKUP_SECRET_ACCESS_KEY (GitHub never shows a secret back: the operator holds it, as the deploy does).
+            "LITESTREAM_SECRET_ACCESS_KEY": "printenv BACKUP_SECRET_ACCESS_KEY",
             "PB_ENCRYPTION_KEY": settings_key}
+
+
+def with_backup_key(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment with Litestream's secret taken from BACKUP_SECRET_ACCESS_KEY when only that is set: the name
+    the staging deploy environment holds the `platform:backups` key under (#22 item 1), so an operator exports it
+    once, under one name."""
+    merged = dict(env)
+    if not merged.get("LITESTREAM_SECRET_ACCESS_KEY") and merged.get("BACKUP_SECRET_ACCESS_KEY"):
+        merged["LITESTREAM_SECRET_ACCESS_KEY"] = merged["BACKUP_SECRET_ACCESS_KEY"]
+    return merged
 
 
 def missing_credentials(stack: str, replica: Replica, project: str | None, env: Mapping[str, str]) -> list[str]:
@@ -129,18 +141,19 @@ def main(stack: str, at: str | None, output: Path | None, replica_url: str | Non
     if replica_url is None or replica.scheme == "gs":
         loaded_model = load_stack(stack)
         project = loaded_model[1].gcp.project if loaded_model is not None and loaded_model[1].gcp else None
-    missing = missing_credentials(stack, replica, project, os.environ)
+    environ = with_backup_key(os.environ)
+    missing = missing_credentials(stack, replica, project, environ)
     if missing:
         print("error: " + "\nerror: ".join(missing), file=sys.stderr)
         return EXIT_USAGE
     started = time.monotonic()
     try:
-        restore(litestream_binary(), replica, target / DB_NAME, at=when, env=os.environ)
+        restore(litestream_binary(), replica, target / DB_NAME, at=when, env=environ)
     except RestoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     restored_s = time.monotonic() - started
-    checked = verify(target, pocketbase_binary(), os.environ)
+    checked = verify(target, pocketbase_binary(), environ)
     report = {"stack": stack, "replica": f"{replica.scheme}://{replica.bucket}/{replica.path}", "at": when or "latest",
               "directory": str(target), "restore_seconds": round(restored_s, 3),
               "verify_seconds": round(time.monotonic() - started - restored_s, 3), **checked.to_json()}
