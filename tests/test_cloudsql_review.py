@@ -80,10 +80,10 @@ REFUSED: list[tuple[str, str, Change, str, str]] = [
      "rootPassword"),
     ("IAM authentication flag", "postgres-primary", _flags({"name": "cloudsql.iam_authentication", "value": "on"}),
      "PLAT-DATA-013", "cloudsql.iam_authentication"),
-    ("IAM user", "postgres-user-engine", _set("type", value="CLOUD_IAM_USER"), "PLAT-DATA-013", "CLOUD_IAM_USER"),
-    ("IAM service account user", "postgres-user-engine", _set("type", value="CLOUD_IAM_SERVICE_ACCOUNT"),
+    ("IAM user", "postgres-user-migrator", _set("type", value="CLOUD_IAM_USER"), "PLAT-DATA-013", "CLOUD_IAM_USER"),
+    ("IAM service account user", "postgres-user-migrator", _set("type", value="CLOUD_IAM_SERVICE_ACCOUNT"),
      "PLAT-DATA-013", "CLOUD_IAM_SERVICE_ACCOUNT"),
-    ("IAM group", "postgres-user-engine", _set("type", value="CLOUD_IAM_GROUP"), "PLAT-DATA-013", "CLOUD_IAM_GROUP"),
+    ("IAM group", "postgres-user-migrator", _set("type", value="CLOUD_IAM_GROUP"), "PLAT-DATA-013", "CLOUD_IAM_GROUP"),
     ("transaction logs kept 1 day", "postgres-primary",
      _set("settings", "backupConfiguration", "transactionLogRetentionDays", value=1), "PLAT-DATA-011",
      "transactionLogRetentionDays"),
@@ -101,7 +101,7 @@ COMPLIANT: list[tuple[str, str, Change]] = [
     ("the provider's bookkeeping key", "postgres-primary", _ip(__defaults=[])),
     ("IAM authentication flag off", "postgres-primary",
      _flags({"name": "cloudsql.iam_authentication", "value": "off"})),
-    ("a built-in user named as such", "postgres-user-engine", _set("type", value="BUILT_IN")),
+    ("a built-in user named as such", "postgres-user-migrator", _set("type", value="BUILT_IN")),
     ("transaction logs kept 7 days", "postgres-primary",
      _set("settings", "backupConfiguration", "transactionLogRetentionDays", value=7)),
     ("transaction log retention left to the default (7)", "postgres-primary",
@@ -111,7 +111,10 @@ COMPLIANT: list[tuple[str, str, Change]] = [
 
 
 def _resources(plan: Plan, name: str, change: Change) -> list[Any]:
-    return _weaken([r for r in _inputs(plan) if r.type in (SQL, USER)], name, change)
+    resources = [r for r in _inputs(plan) if r.type in (SQL, USER)]
+    # A case aimed at a resource the plan no longer declares would pass (or fail) without judging anything.
+    assert name in {r.name for r in resources}, (name, sorted(r.name for r in resources))
+    return _weaken(resources, name, change)
 
 
 @pytest.mark.parametrize(("name", "change", "rule", "says"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
