@@ -297,6 +297,12 @@ def _railway(plan: Plan, resource: PlannedResource) -> Container:
     all_secret = is_secret(raw_variables)
     secret_names = {k for k in variables if all_secret or (isinstance(raw_variables, dict)
                                                           and is_secret(raw_variables.get(k)))}
+    # Variables the Railway provider sets from the deploy job's environment when it applies (`deploy_variables`:
+    # service variable -> environment variable, components/backends/railway.py): the deploy job holds a value for
+    # each, so the service starts with one; a stand-in here, secret like the credentials they are.
+    for name, source in (inputs.get("deploy_variables") or {}).items():
+        variables = {**variables, name: f"deploy-env-{source}-{secrets.token_hex(8)}"}
+        secret_names.add(name)
     port = int(variables["PORT"]) if "PORT" in variables else None
     probes: tuple[Probe, ...] = ()
     if inputs.get("healthcheck_path"):
